@@ -1,0 +1,175 @@
+/* kv.h - the key-value storage interface every store implements.
+ *
+ * Everything above kv/ persists through this interface and never learns which
+ * store it runs on. Every operation is asynchronous: it returns at once and its
+ * callback runs later on the event loop, exactly once, never before the call
+ * returns, in the order the operations were issued. The in-memory store defers
+ * its callbacks just as the Redis store waits for replies, so one test body
+ * runs against both.
+ *
+ * Keys. A key is "table/name": its table is everything up to and including its
+ * last '/'. kv_scan(table) returns every string key of that table (and only
+ * that table, not deeper ones) in byte order of the key. Keys are NUL-free
+ * C strings; values are byte strings of any content.
+ *
+ * Two kinds of value live under keys: strings (get/set/incr) and lists
+ * (list_*). An operation on a key holding the other kind fails with KV_ETYPE.
+ * kv_del removes either kind.
+ *
+ * Ownership: callers keep their input pointers (a store copies what it keeps).
+ * Everything a kv_result points to is borrowed until the callback returns.
+ */
+#ifndef KV_H
+#define KV_H
+
+#include <stddef.h>
+
+struct event_base;
+
+typedef struct kv_store kv_store;
+
+enum {
+    KV_OK = 0,
+    KV_ENOTFOUND = -1, /* get/list_range of a missing key */
+    KV_EIO = -2,       /* the store is unreachable or failed the write */
+    KV_ENOMEM = -3,
+    KV_ETYPE = -4, /* string op on a list or the reverse */
+    KV_EINVAL = -5 /* bad argument (empty key, scan prefix not ending in '/') */
+};
+
+/* One entry of a scan (key and value) or of a list range (key NULL). */
+typedef struct kv_item {
+    const char *key;
+    size_t klen;
+    const char *val;
+    size_t vlen;
+} kv_item;
+
+/* What an operation produced. Fields an operation does not set are zero. */
+typedef struct kv_result {
+    int status;          /* KV_OK or a negative KV_E* code */
+    const char *val;     /* get: the value (not NUL-terminated) */
+    size_t len;          /* get: its length */
+    long long num;       /* incr: new value; list_push: items dropped by the
+                            bound; list_len / list_trim: length after */
+    const kv_item *items; /* scan, list_range */
+    size_t n;             /* number of items */
+} kv_result;
+
+/* 'res' and everything it points to are borrowed until the callback returns. */
+typedef void (*kv_cb)(const kv_result *res, void *arg);
+
+typedef struct kv_ops {
+    const char *name;
+    int (*get)(kv_store *kv, const char *key, kv_cb cb, void *arg);
+    int (*set)(kv_store *kv, const char *key, const char *val, size_t len, kv_cb cb,
+               void *arg);
+    int (*del)(kv_store *kv, const char *key, kv_cb cb, void *arg);
+    int (*scan)(kv_store *kv, const char *table, kv_cb cb, void *arg);
+    int (*incr)(kv_store *kv, const char *key, long long by, kv_cb cb, void *arg);
+    int (*list_push)(kv_store *kv, const char *key, const char *val, size_t len,
+                     size_t max, kv_cb cb, void *arg);
+    int (*list_range)(kv_store *kv, const char *key, size_t start, size_t count,
+                      kv_cb cb, void *arg);
+    int (*list_trim)(kv_store *kv, const char *key, size_t n, kv_cb cb, void *arg);
+    int (*list_len)(kv_store *kv, const char *key, kv_cb cb, void *arg);
+    /* Run 'cb' once every operation issued before it has completed (and, for a
+     * buffering store, been written). status is KV_EIO if any of them failed. */
+    int (*flush)(kv_store *kv, kv_cb cb, void *arg);
+    void (*free)(kv_store *kv);
+} kv_ops;
+
+/* The base every store embeds as its first member. */
+struct kv_store {
+    const kv_ops *ops;
+    struct event_base *base;
+};
+
+/* Each start function returns 0 when 'cb' will run exactly once, later; a
+ * negative KV_E* code and no callback otherwise. 'cb' may be NULL: the
+ * operation still happens and its errors are logged by the store. */
+
+/* Fetch the string at 'key'. KV_ENOTFOUND if there is none. */
+static inline int kv_get(kv_store *kv, const char *key, kv_cb cb, void *arg)
+{
+    return kv->ops->get(kv, key, cb, arg);
+}
+
+/* Create or replace the string at 'key'. */
+static inline int kv_set(kv_store *kv, const char *key, const char *val, size_t len,
+                         kv_cb cb, void *arg)
+{
+    return kv->ops->set(kv, key, val, len, cb, arg);
+}
+
+/* Remove 'key', string or list. Removing a missing key succeeds. */
+static inline int kv_del(kv_store *kv, const char *key, kv_cb cb, void *arg)
+{
+    return kv->ops->del(kv, key, cb, arg);
+}
+
+/* Every string key of 'table' (which must end in '/') with its value, in key
+ * order: res->items[0..res->n). An empty table gives n == 0 and KV_OK. */
+static inline int kv_scan(kv_store *kv, const char *table, kv_cb cb, void *arg)
+{
+    return kv->ops->scan(kv, table, cb, arg);
+}
+
+/* Add 'by' to the decimal integer at 'key' (missing counts as 0) and give the
+ * new value in res->num. */
+static inline int kv_incr(kv_store *kv, const char *key, long long by, kv_cb cb,
+                          void *arg)
+{
+    return kv->ops->incr(kv, key, by, cb, arg);
+}
+
+/* Append 'val' at the tail of the list at 'key' (created if missing); if the
+ * list then holds more than 'max' items (max > 0), drop the oldest from the
+ * head until it holds 'max', and give how many were dropped in res->num. */
+static inline int kv_list_push(kv_store *kv, const char *key, const char *val,
+                               size_t len, size_t max, kv_cb cb, void *arg)
+{
+    return kv->ops->list_push(kv, key, val, len, max, cb, arg);
+}
+
+/* Up to 'count' items from index 'start' (0 = oldest) of the list at 'key'.
+ * A missing key gives n == 0 and KV_OK. */
+static inline int kv_list_range(kv_store *kv, const char *key, size_t start,
+                                size_t count, kv_cb cb, void *arg)
+{
+    return kv->ops->list_range(kv, key, start, count, cb, arg);
+}
+
+/* Drop the 'n' oldest items of the list at 'key'; res->num is the length left. */
+static inline int kv_list_trim(kv_store *kv, const char *key, size_t n, kv_cb cb,
+                               void *arg)
+{
+    return kv->ops->list_trim(kv, key, n, cb, arg);
+}
+
+/* The length of the list at 'key' in res->num (0 if missing). */
+static inline int kv_list_len(kv_store *kv, const char *key, kv_cb cb, void *arg)
+{
+    return kv->ops->list_len(kv, key, cb, arg);
+}
+
+/* See kv_ops.flush. */
+static inline int kv_flush(kv_store *kv, kv_cb cb, void *arg)
+{
+    return kv->ops->flush(kv, cb, arg);
+}
+
+/* Free the store. Callbacks still pending are not run. kv_free(NULL) is a no-op. */
+static inline void kv_free(kv_store *kv)
+{
+    if (kv)
+        kv->ops->free(kv);
+}
+
+/* Human-readable text for a KV_E* code. Never NULL. */
+const char *kv_strerror(int code);
+
+/* The in-memory store (kv_memory.c): the embedded default. Returns NULL on OOM. */
+kv_store *kv_memory_new(struct event_base *base);
+
+#endif

@@ -1,0 +1,583 @@
+/* config.c - defaults, the JSON config file, and channel options. */
+#include "config.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_FILE_MAX (1024 * 1024) /* bytes a config file may hold */
+#define MAX_BODY_MAX 1073741824
+#define MAX_HEADERS_MIN 1024
+#define MAX_HEADERS_MAX 1048576
+#define HEARTBEAT_MAX 3600
+
+static const char *const chan_opt_names[] = {"history", "queue_limit", "retry_ms"};
+static const int chan_opt_min[] = {0, 1, 0};
+static const int chan_opt_max[] = {CHAN_HISTORY_MAX, CHAN_QUEUE_LIMIT_MAX,
+                                   CHAN_RETRY_MS_MAX};
+
+/* ---- channel options ---- */
+
+static int *chan_opt_field(chan_opts *o, int i)
+{
+    return i == 0 ? &o->history : i == 1 ? &o->queue_limit : &o->retry_ms;
+}
+
+/* Apply the object 'obj' over 'o' atomically. On error returns -1, sets
+ * '*badkey' to the offending key (borrowed from 'obj') and '*unknown' to 1 if
+ * the key is not an option, else 0 with the range index in '*which'. */
+static int chan_opts_apply(chan_opts *o, json_t *obj, const char **badkey, int *unknown,
+                           int *which)
+{
+    chan_opts tmp = *o;
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(obj, key, v)
+    {
+        int i;
+
+        for (i = 0; i < 3; i++)
+            if (strcmp(key, chan_opt_names[i]) == 0)
+                break;
+        *badkey = key;
+        if (i == 3) {
+            *unknown = 1;
+            return -1;
+        }
+        *unknown = 0;
+        *which = i;
+        if (!json_is_integer(v))
+            return -1;
+        json_int_t n = json_integer_value(v);
+        if (n < chan_opt_min[i] || n > chan_opt_max[i])
+            return -1;
+        *chan_opt_field(&tmp, i) = (int)n;
+    }
+    *o = tmp;
+    return 0;
+}
+
+int chan_opts_apply_json(chan_opts *o, json_t *obj, char *err, size_t errlen)
+{
+    const char *badkey = NULL;
+    int unknown = 0, which = 0;
+
+    if (!obj)
+        return 0;
+    if (!json_is_object(obj)) {
+        if (err && errlen)
+            snprintf(err, errlen, "options must be a JSON object");
+        return -1;
+    }
+    if (chan_opts_apply(o, obj, &badkey, &unknown, &which) == 0)
+        return 0;
+    if (err && errlen) {
+        if (unknown)
+            snprintf(err, errlen, "unknown option '%s'", badkey);
+        else
+            snprintf(err, errlen, "'%s' must be an integer from %d to %d", badkey,
+                     chan_opt_min[which], chan_opt_max[which]);
+    }
+    return -1;
+}
+
+json_t *chan_opts_to_json(const chan_opts *o)
+{
+    return json_pack("{s:i, s:i, s:i}", "history", o->history, "queue_limit",
+                     o->queue_limit, "retry_ms", o->retry_ms);
+}
+
+/* ---- listen address ---- */
+
+/* Characters a host may hold: a name or IPv4 address, or inside brackets an
+ * IPv6 address with an optional zone ("fe80::1%eth0"). */
+static int listen_host_char(char ch, int bracketed)
+{
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+        return 1;
+    if (ch == '.' || ch == '-' || ch == '_')
+        return 1;
+    return bracketed && (ch == ':' || ch == '%');
+}
+
+int config_parse_listen(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *h, *colon;
+    size_t hlen;
+    int bracketed = 0;
+
+    if (!s || !host || !port)
+        return -1;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return -1;
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+        bracketed = 1;
+        if (hlen == 0)
+            return -1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        h = s;
+        hlen = (size_t)(colon - s);
+    }
+    for (size_t i = 0; i < hlen; i++)
+        if (!listen_host_char(h[i], bracketed))
+            return -1; /* also catches an unbracketed IPv6 address */
+
+    const char *p = colon + 1;
+    long n = 0;
+    if (*p == '\0')
+        return -1;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        n = n * 10 + (*p - '0');
+        if (n > 65535)
+            return -1;
+    }
+
+    if (hlen == 0) {
+        h = "0.0.0.0";
+        hlen = strlen(h);
+    }
+    if (hlen + 1 > hostlen)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (int)n;
+    return 0;
+}
+
+/* ---- defaults ---- */
+
+int config_init(config *c)
+{
+    memset(c, 0, sizeof(*c));
+    strcpy(c->listen_host, "127.0.0.1");
+    c->listen_port = 8080;
+    c->autocreate = true;
+    c->defaults.history = 100;
+    c->defaults.queue_limit = 1000;
+    c->defaults.retry_ms = 3000;
+    c->max_body = 1048576;
+    c->max_headers = 16384;
+    c->heartbeat_s = 15;
+    c->log_level = LOG_INFO;
+    c->store_type = strdup("memory");
+    c->cors_origin = strdup("*");
+    if (!c->store_type || !c->cors_origin) {
+        config_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+void config_free(config *c)
+{
+    if (!c)
+        return;
+    free(c->path);
+    free(c->store_type);
+    free(c->store_url);
+    free(c->cors_origin);
+    c->path = c->store_type = c->store_url = c->cors_origin = NULL;
+}
+
+/* ---- locating a field in the text ----
+ *
+ * jansson reports positions only for syntax errors, so for a bad value we find
+ * the line of its key ourselves with a small scanner that knows strings and
+ * nesting. Keys are compared byte for byte, so a key written with escapes is not
+ * found; the caller then falls back to the parent's line or to line 1. */
+
+typedef struct cfg_ctx {
+    const char *name; /* the file name in messages */
+    const char *text;
+    size_t len;
+    char *err;
+    size_t errlen;
+} cfg_ctx;
+
+static size_t skip_ws(const char *t, size_t len, size_t i)
+{
+    while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* 'i' is at an opening quote; returns the offset just past the closing one. */
+static size_t skip_string(const char *t, size_t len, size_t i)
+{
+    for (i++; i < len; i++) {
+        if (t[i] == '\\')
+            i++;
+        else if (t[i] == '"')
+            return i + 1;
+    }
+    return len;
+}
+
+/* Offset of the opening quote of 'key' among the direct members of the object
+ * whose '{' is at 'open', or -1. */
+static long find_key(const char *t, size_t len, size_t open, const char *key)
+{
+    size_t klen = strlen(key), i = open + 1;
+    int depth = 0;
+
+    while (i < len) {
+        char ch = t[i];
+
+        if (ch == '"') {
+            size_t end = skip_string(t, len, i);
+            size_t after = skip_ws(t, len, end);
+            if (depth == 0 && after < len && t[after] == ':' && end - i >= 2 &&
+                end - i - 2 == klen && memcmp(t + i + 1, key, klen) == 0)
+                return (long)i;
+            i = end;
+            continue;
+        }
+        if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (depth == 0)
+                return -1;
+            depth--;
+        }
+        i++;
+    }
+    return -1;
+}
+
+static int line_of(const char *t, size_t pos)
+{
+    int line = 1;
+
+    for (size_t i = 0; i < pos; i++)
+        if (t[i] == '\n')
+            line++;
+    return line;
+}
+
+/* The line of 'key' (inside 'parent' if not NULL), else of 'parent', else 1. */
+static int cfg_line(const cfg_ctx *x, const char *parent, const char *key)
+{
+    const char *t = x->text;
+    size_t len = x->len, top = skip_ws(t, len, 0);
+    long p;
+
+    if (top >= len || t[top] != '{')
+        return 1;
+    if (!parent) {
+        p = find_key(t, len, top, key);
+        return p < 0 ? 1 : line_of(t, (size_t)p);
+    }
+    p = find_key(t, len, top, parent);
+    if (p < 0)
+        return 1;
+    int line = line_of(t, (size_t)p);
+    size_t v = skip_ws(t, len, skip_string(t, len, (size_t)p));
+    if (v >= len || t[v] != ':')
+        return line;
+    v = skip_ws(t, len, v + 1);
+    if (!key || v >= len || t[v] != '{')
+        return line;
+    long k = find_key(t, len, v, key);
+    return k < 0 ? line : line_of(t, (size_t)k);
+}
+
+/* Write "NAME:LINE: field 'parent.key': <message>" to the error buffer and
+ * return -1. 'key' may be NULL when the parent itself is at fault. */
+static int cfg_fail(const cfg_ctx *x, const char *parent, const char *key,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int cfg_fail(const cfg_ctx *x, const char *parent, const char *key,
+                    const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    if (!x->err || !x->errlen)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    int line = cfg_line(x, parent, key);
+    if (parent && key)
+        snprintf(x->err, x->errlen, "%s:%d: field '%s.%s': %s", x->name, line, parent,
+                 key, msg);
+    else
+        snprintf(x->err, x->errlen, "%s:%d: field '%s': %s", x->name, line,
+                 parent ? parent : key, msg);
+    return -1;
+}
+
+/* ---- applying the parsed file ---- */
+
+static int cfg_int(const cfg_ctx *x, const char *parent, const char *key, json_t *v,
+                   long long lo, long long hi, long long *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return cfg_fail(x, parent, key, "must be an integer from %lld to %lld", lo, hi);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* Replace the owned string '*dst' with a copy of 'src'. */
+static int cfg_set_str(const cfg_ctx *x, char **dst, const char *src)
+{
+    char *s = strdup(src);
+
+    if (!s) {
+        if (x->err && x->errlen)
+            snprintf(x->err, x->errlen, "%s: out of memory", x->name);
+        return -1;
+    }
+    free(*dst);
+    *dst = s;
+    return 0;
+}
+
+static int cfg_store(const cfg_ctx *x, config *c, json_t *obj)
+{
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(obj))
+        return cfg_fail(x, "store", NULL, "must be an object");
+    json_object_foreach(obj, key, v)
+    {
+        if (strcmp(key, "type") == 0) {
+            if (!json_is_string(v))
+                return cfg_fail(x, "store", key, "must be a string");
+            const char *type = json_string_value(v);
+            if (strcmp(type, "redis") == 0)
+                return cfg_fail(x, "store", key,
+                                "store type 'redis' is not supported yet");
+            if (strcmp(type, "memory") != 0)
+                return cfg_fail(x, "store", key, "must be \"memory\"");
+            if (cfg_set_str(x, &c->store_type, type) < 0)
+                return -1;
+        } else if (strcmp(key, "url") == 0) {
+            if (!json_is_string(v))
+                return cfg_fail(x, "store", key, "must be a string");
+            if (cfg_set_str(x, &c->store_url, json_string_value(v)) < 0)
+                return -1;
+        } else {
+            return cfg_fail(x, "store", key, "unknown key");
+        }
+    }
+    return 0;
+}
+
+static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)
+{
+    const char *key;
+    json_t *v;
+    long long n;
+
+    if (!json_is_object(obj))
+        return cfg_fail(x, "limits", NULL, "must be an object");
+    json_object_foreach(obj, key, v)
+    {
+        if (strcmp(key, "max_body") == 0) {
+            if (cfg_int(x, "limits", key, v, 1, MAX_BODY_MAX, &n) < 0)
+                return -1;
+            c->max_body = (size_t)n;
+        } else if (strcmp(key, "max_headers") == 0) {
+            if (cfg_int(x, "limits", key, v, MAX_HEADERS_MIN, MAX_HEADERS_MAX, &n) < 0)
+                return -1;
+            c->max_headers = (size_t)n;
+        } else {
+            return cfg_fail(x, "limits", key, "unknown key");
+        }
+    }
+    return 0;
+}
+
+static int cfg_channel_defaults(const cfg_ctx *x, config *c, json_t *obj)
+{
+    const char *badkey = NULL;
+    int unknown = 0, which = 0;
+
+    if (!json_is_object(obj))
+        return cfg_fail(x, "channel_defaults", NULL, "must be an object");
+    if (chan_opts_apply(&c->defaults, obj, &badkey, &unknown, &which) == 0)
+        return 0;
+    if (unknown)
+        return cfg_fail(x, "channel_defaults", badkey, "unknown key");
+    return cfg_fail(x, "channel_defaults", badkey, "must be an integer from %d to %d",
+                    chan_opt_min[which], chan_opt_max[which]);
+}
+
+static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
+{
+    const char *key;
+    json_t *v;
+    long long n;
+
+    json_object_foreach(root, key, v)
+    {
+        if (strcmp(key, "listen") == 0) {
+            if (!json_is_string(v) ||
+                config_parse_listen(json_string_value(v), c->listen_host,
+                                    sizeof(c->listen_host), &c->listen_port) < 0)
+                return cfg_fail(x, NULL, key,
+                                "must be \"HOST:PORT\", \"[IPV6]:PORT\" or \":PORT\" "
+                                "with a port from 0 to 65535");
+        } else if (strcmp(key, "store") == 0) {
+            if (cfg_store(x, c, v) < 0)
+                return -1;
+        } else if (strcmp(key, "autocreate") == 0) {
+            if (!json_is_boolean(v))
+                return cfg_fail(x, NULL, key, "must be true or false");
+            c->autocreate = json_is_true(v);
+        } else if (strcmp(key, "channel_defaults") == 0) {
+            if (cfg_channel_defaults(x, c, v) < 0)
+                return -1;
+        } else if (strcmp(key, "limits") == 0) {
+            if (cfg_limits(x, c, v) < 0)
+                return -1;
+        } else if (strcmp(key, "heartbeat_s") == 0) {
+            if (cfg_int(x, NULL, key, v, 1, HEARTBEAT_MAX, &n) < 0)
+                return -1;
+            c->heartbeat_s = (int)n;
+        } else if (strcmp(key, "cors_origin") == 0) {
+            const char *s = json_string_value(v);
+            size_t slen = json_string_length(v);
+            if (!json_is_string(v) || slen == 0 || strlen(s) != slen ||
+                strpbrk(s, "\r\n") != NULL)
+                return cfg_fail(x, NULL, key,
+                                "must be a non-empty string without CR, LF or NUL");
+            if (cfg_set_str(x, &c->cors_origin, s) < 0)
+                return -1;
+        } else if (strcmp(key, "log_level") == 0) {
+            int level = json_is_string(v) ? log_level_parse(json_string_value(v)) : -1;
+            if (level < 0)
+                return cfg_fail(x, NULL, key, "must be one of debug, info, warn, error");
+            c->log_level = level;
+        } else {
+            return cfg_fail(x, NULL, key, "unknown key");
+        }
+    }
+    return 0;
+}
+
+/* '*dst' = a copy of 'src', or NULL if 'src' is NULL. Returns 0 or -1 (OOM). */
+static int dup_or_null(char **dst, const char *src)
+{
+    *dst = src ? strdup(src) : NULL;
+    return src && !*dst ? -1 : 0;
+}
+
+/* Parse 'len' bytes of 'text' over 'c'; 'path' (may be NULL) becomes c->path. */
+static int config_load_buf(config *c, const char *text, size_t len, const char *name,
+                           const char *path, char *err, size_t errlen)
+{
+    cfg_ctx x = {.name = name, .text = text, .len = len, .err = err, .errlen = errlen};
+    json_error_t jerr;
+    config tmp = *c;
+    int rc = -1;
+
+    /* Work on a deep copy so 'c' is untouched unless everything applies. */
+    tmp.path = tmp.store_type = tmp.store_url = tmp.cors_origin = NULL;
+    if (dup_or_null(&tmp.path, path ? path : c->path) < 0 ||
+        dup_or_null(&tmp.store_type, c->store_type) < 0 ||
+        dup_or_null(&tmp.store_url, c->store_url) < 0 ||
+        dup_or_null(&tmp.cors_origin, c->cors_origin) < 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: out of memory", name);
+        config_free(&tmp);
+        return -1;
+    }
+
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s:%d: invalid JSON: %s", name,
+                     jerr.line > 0 ? jerr.line : 1, jerr.text);
+        goto out;
+    }
+    if (!json_is_object(root)) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s:%d: invalid JSON: the top level must be an object",
+                     name, line_of(text, skip_ws(text, len, 0)));
+        goto out;
+    }
+    if (cfg_apply(&x, &tmp, root) < 0)
+        goto out;
+
+    config_free(c);
+    *c = tmp;
+    rc = 0;
+out:
+    if (rc < 0)
+        config_free(&tmp);
+    json_decref(root);
+    return rc;
+}
+
+int config_load_string(config *c, const char *text, const char *name, char *err,
+                       size_t errlen)
+{
+    if (!name)
+        name = "config";
+    if (!text) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: no text", name);
+        return -1;
+    }
+    return config_load_buf(c, text, strlen(text), name, NULL, err, errlen);
+}
+
+int config_load_file(config *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f;
+    char *buf = NULL;
+    size_t len;
+    int rc = -1;
+
+    if (!path) {
+        if (err && errlen)
+            snprintf(err, errlen, "config: no file name");
+        return -1;
+    }
+    f = fopen(path, "rb");
+    if (!f) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    /* Read one byte more than allowed to tell "exactly 1 MiB" from "too big". */
+    buf = malloc(CONFIG_FILE_MAX + 1);
+    if (!buf) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: out of memory", path);
+        goto out;
+    }
+    len = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+    if (ferror(f)) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        goto out;
+    }
+    if (len > CONFIG_FILE_MAX) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: file is larger than %d bytes", path,
+                     CONFIG_FILE_MAX);
+        goto out;
+    }
+    rc = config_load_buf(c, buf, len, path, path, err, errlen);
+out:
+    free(buf);
+    fclose(f);
+    return rc;
+}

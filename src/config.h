@@ -1,0 +1,65 @@
+/* config.h - the broker's configuration: defaults, the JSON config file, and
+ * channel options (shared by the config file and PUT /channels/{name}). */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+/* Bounds on channel options, enforced wherever options are read. */
+#define CHAN_HISTORY_MAX 100000
+#define CHAN_QUEUE_LIMIT_MAX 100000
+#define CHAN_RETRY_MS_MAX 86400000
+
+/* Per-channel options. */
+typedef struct chan_opts {
+    int history;     /* messages retained for replay, 0..CHAN_HISTORY_MAX (default 100) */
+    int queue_limit; /* messages a connection queue holds, 1..CHAN_QUEUE_LIMIT_MAX (default 1000) */
+    int retry_ms;    /* the retry: sent to subscribers, 0..CHAN_RETRY_MS_MAX (default 3000) */
+} chan_opts;
+
+typedef struct config {
+    char *path;           /* the file it was loaded from, or NULL; owned */
+    char listen_host[64]; /* default "127.0.0.1" */
+    int listen_port;      /* default 8080 */
+    char *store_type;     /* "memory" (default); owned */
+    char *store_url;      /* NULL for memory; owned */
+    bool autocreate;      /* publishing to a missing channel creates it (default true) */
+    chan_opts defaults;   /* options of channels created without explicit ones */
+    size_t max_body;      /* bytes a request body may hold (default 1 MiB) */
+    size_t max_headers;   /* bytes the request line and headers may hold (default 16 KiB) */
+    int heartbeat_s;      /* seconds between ':' comments on idle streams (default 15, 1..3600) */
+    char *cors_origin;    /* Access-Control-Allow-Origin value (default "*"); owned */
+    int log_level;        /* LOG_* (default LOG_INFO) */
+} config;
+
+/* Fill 'c' with the defaults above. Allocates; release with config_free(). */
+int config_init(config *c);
+
+/* Release what 'c' owns. config_free(NULL) does nothing. */
+void config_free(config *c);
+
+/* Read the JSON file at 'path' over the values already in 'c'. On error returns
+ * -1, leaves 'c' unchanged and writes to 'err' a message naming the file, the
+ * line and the field, e.g. "ssebroker.json:4: field 'heartbeat_s': must be an
+ * integer from 1 to 3600". Unknown keys are errors. */
+int config_load_file(config *c, const char *path, char *err, size_t errlen);
+
+/* The same for JSON text; 'name' stands for the file name in messages. */
+int config_load_string(config *c, const char *text, const char *name, char *err,
+                       size_t errlen);
+
+/* Parse "HOST:PORT", "[V6]:PORT" or ":PORT" into host/port. Returns 0 or -1. */
+int config_parse_listen(const char *s, char *host, size_t hostlen, int *port);
+
+/* Apply the JSON object 'obj' (keys history, queue_limit, retry_ms, each
+ * optional) over 'o'. On error returns -1, leaves 'o' unchanged and writes a
+ * message naming the field to 'err' (e.g. "unknown option 'foo'",
+ * "'history' must be an integer from 0 to 100000"). */
+int chan_opts_apply_json(chan_opts *o, json_t *obj, char *err, size_t errlen);
+
+/* The options as a new JSON object {"history":..,"queue_limit":..,"retry_ms":..}. */
+json_t *chan_opts_to_json(const chan_opts *o);
+
+#endif

@@ -1,0 +1,45 @@
+/* publish.h - parse the body of POST .../events into the events to publish. */
+#ifndef PUBLISH_H
+#define PUBLISH_H
+
+#include <stddef.h>
+
+#define PUB_BATCH_MAX 1000  /* events one request may publish */
+#define PUB_EVENT_MAX 200   /* bytes of an event type */
+
+/* One event to publish. Strings are owned by the batch. */
+typedef struct pub_event {
+    char *event; /* NULL if none; never contains CR, LF or NUL */
+    char *data;  /* NUL-terminated for convenience; 'data_len' bytes, no NUL inside */
+    size_t data_len;
+    int retry; /* -1 if none, else 0..86400000 */
+} pub_event;
+
+typedef struct pub_batch {
+    pub_event *ev;
+    size_t n;
+    int is_array; /* the body was a JSON array: answer {"ids": [...]} */
+} pub_batch;
+
+/* Parse a publish request. 'ctype' is the Content-Type header (may be NULL);
+ * "application/json" (parameters such as "; charset=utf-8" allowed, case
+ * insensitive) means the body is {"event": "type", "data": <string or any
+ * JSON>, "retry": N} or a non-empty array of such objects (at most
+ * PUB_BATCH_MAX); every key is optional except data; unknown keys are errors;
+ * non-string data is stored as compact one-line JSON. Any other content type:
+ * the raw body is the data and 'query_event' (may be NULL) the type.
+ * Data must not contain NUL; the event type must be 1..PUB_EVENT_MAX bytes with
+ * no CR, LF or NUL.
+ *
+ * Returns 0 and fills 'out' (release with pub_batch_free), or -1 with 'out'
+ * empty, a short machine code in '*code' (a static string: "invalid_json",
+ * "invalid_event", "invalid_data", "invalid_retry", "unknown_field",
+ * "batch_too_large", "empty_batch") and a human message in 'err'. Validation
+ * is all-or-nothing: one bad event rejects the whole batch. */
+int publish_parse(const char *ctype, const char *body, size_t len, const char *query_event,
+                  pub_batch *out, const char **code, char *err, size_t errlen);
+
+/* Release what 'b' holds and zero it. NULL is fine. */
+void pub_batch_free(pub_batch *b);
+
+#endif

@@ -1,0 +1,105 @@
+/* sse.c - Server-Sent Events wire encoding: one event in, one frame out. */
+#include "sse.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Length of the line starting at 'p' (at most 'n' bytes) and, in '*eol', the
+ * length of the line end that follows it: 0 at the end of the data, 1 for CR
+ * or LF, 2 for CRLF. */
+static size_t sse_line(const char *p, size_t n, size_t *eol)
+{
+    size_t i = 0;
+
+    while (i < n && p[i] != '\r' && p[i] != '\n')
+        i++;
+    if (i == n)
+        *eol = 0;
+    else if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
+        *eol = 2;
+    else
+        *eol = 1;
+    return i;
+}
+
+/* Walk the data lines once to size the frame, once to write it ('out' NULL
+ * means count only). Returns the bytes the data: lines take. */
+static size_t sse_data_lines(const char *data, size_t len, char *out)
+{
+    size_t total = 0, pos = 0;
+
+    for (;;) {
+        size_t eol;
+        size_t n = sse_line(data + pos, len - pos, &eol);
+
+        if (out) {
+            memcpy(out + total, "data: ", 6);
+            if (n)
+                memcpy(out + total + 6, data + pos, n);
+            out[total + 6 + n] = '\n';
+        }
+        total += 6 + n + 1;
+        pos += n + eol;
+        if (eol == 0)
+            break;
+    }
+    return total;
+}
+
+char *sse_frame(const sse_event *ev, size_t *len)
+{
+    char retry[32];
+    size_t retry_len = 0, id_len = 0, event_len = 0, size = 0, off = 0;
+    const char *data = ev->data ? ev->data : "";
+    size_t data_len = ev->data ? ev->data_len : 0;
+
+    if (ev->retry >= 0) {
+        retry_len = (size_t)snprintf(retry, sizeof(retry), "retry: %d\n", ev->retry);
+        size += retry_len;
+    }
+    if (ev->id) {
+        id_len = strlen(ev->id);
+        size += 4 + id_len + 1; /* "id: " ... "\n" */
+    }
+    if (ev->event) {
+        event_len = strlen(ev->event);
+        size += 7 + event_len + 1; /* "event: " ... "\n" */
+    }
+    size += sse_data_lines(data, data_len, NULL);
+    size += 1; /* the blank line that ends the event */
+
+    char *buf = malloc(size);
+    if (!buf)
+        return NULL;
+
+    if (retry_len) {
+        memcpy(buf + off, retry, retry_len);
+        off += retry_len;
+    }
+    if (ev->id) {
+        memcpy(buf + off, "id: ", 4);
+        memcpy(buf + off + 4, ev->id, id_len);
+        buf[off + 4 + id_len] = '\n';
+        off += 4 + id_len + 1;
+    }
+    if (ev->event) {
+        memcpy(buf + off, "event: ", 7);
+        memcpy(buf + off + 7, ev->event, event_len);
+        buf[off + 7 + event_len] = '\n';
+        off += 7 + event_len + 1;
+    }
+    off += sse_data_lines(data, data_len, buf + off);
+    buf[off++] = '\n';
+
+    *len = off;
+    return buf;
+}
+
+int sse_valid_field(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+            return 0;
+    return 1;
+}

@@ -1,0 +1,132 @@
+/* test_sse.c - unit tests for the SSE frame encoder (src/sse.c). */
+#include "sse.h"
+#include "tests/tap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The data is given with an explicit length so cases can hold odd bytes. */
+struct frame_case {
+    const char *name;
+    const char *id;
+    const char *event;
+    const char *data;
+    size_t data_len;
+    int retry;
+    const char *want;
+};
+
+#define D(s) s, sizeof(s) - 1
+
+static const struct frame_case frame_cases[] = {
+    {"empty data", NULL, NULL, D(""), -1, "data: \n\n"},
+    {"NULL data", NULL, NULL, NULL, 0, -1, "data: \n\n"},
+    {"one line", NULL, NULL, D("hello"), -1, "data: hello\n\n"},
+    {"trailing LF", NULL, NULL, D("a\n"), -1, "data: a\ndata: \n\n"},
+    {"trailing CR", NULL, NULL, D("a\r"), -1, "data: a\ndata: \n\n"},
+    {"trailing CRLF", NULL, NULL, D("a\r\n"), -1, "data: a\ndata: \n\n"},
+    {"only LF", NULL, NULL, D("\n"), -1, "data: \ndata: \n\n"},
+    {"only CRLF", NULL, NULL, D("\r\n"), -1, "data: \ndata: \n\n"},
+    {"LF CR is two ends", NULL, NULL, D("\n\r"), -1, "data: \ndata: \ndata: \n\n"},
+    {"CR CR LF", NULL, NULL, D("x\r\r\ny"), -1, "data: x\ndata: \ndata: y\n\n"},
+    {"mixed line ends", NULL, NULL, D("a\r\nb\rc\nd"), -1,
+     "data: a\ndata: b\ndata: c\ndata: d\n\n"},
+    {"leading LF", NULL, NULL, D("\nz"), -1, "data: \ndata: z\n\n"},
+    {"spaces kept", NULL, NULL, D("  x  "), -1, "data:   x  \n\n"},
+    {"colon kept", NULL, NULL, D(": not a comment"), -1, "data: : not a comment\n\n"},
+    {"utf-8 bytes", NULL, NULL, D("caf\xc3\xa9"), -1, "data: caf\xc3\xa9\n\n"},
+    {"id", "42", NULL, D("x"), -1, "id: 42\ndata: x\n\n"},
+    {"event", NULL, "update", D("x"), -1, "event: update\ndata: x\n\n"},
+    {"retry 0", NULL, NULL, D("x"), 0, "retry: 0\ndata: x\n\n"},
+    {"retry big", NULL, NULL, D("x"), 86400000, "retry: 86400000\ndata: x\n\n"},
+    {"all fields", "7", "tick", D("l1\nl2"), 3000,
+     "retry: 3000\nid: 7\nevent: tick\ndata: l1\ndata: l2\n\n"},
+    {"empty id and event", "", "", D(""), -1, "id: \nevent: \ndata: \n\n"},
+};
+
+static void test_frames(void)
+{
+    size_t n = sizeof(frame_cases) / sizeof(frame_cases[0]);
+
+    for (size_t i = 0; i < n; i++) {
+        const struct frame_case *t = &frame_cases[i];
+        sse_event ev = {.id = t->id,
+                        .event = t->event,
+                        .data = t->data,
+                        .data_len = t->data_len,
+                        .retry = t->retry};
+        size_t len = 12345;
+        char *f = sse_frame(&ev, &len);
+        size_t want_len = strlen(t->want);
+
+        ok(f && len == want_len && memcmp(f, t->want, len) == 0, "frame: %s", t->name);
+        free(f);
+    }
+}
+
+/* A frame built from a long payload: every line is framed, nothing is lost. Each
+ * line costs "data: " and its LF (the data's own LFs become those), plus one LF
+ * for the last line and one for the blank line. */
+static void test_large(void)
+{
+    size_t n = 100000;
+    char *data = malloc(n);
+    size_t lines = 1, len;
+
+    for (size_t i = 0; i < n; i++) {
+        data[i] = (i % 100 == 99) ? '\n' : 'a' + (char)(i % 26);
+        if (data[i] == '\n')
+            lines++;
+    }
+    sse_event ev = {.data = data, .data_len = n, .retry = -1};
+    char *f = sse_frame(&ev, &len);
+
+    ok(f != NULL, "large frame built");
+    ok(len == n + lines * 6 + 2, "large frame has the exact length (%zu)", len);
+    ok(f && f[len - 1] == '\n' && f[len - 2] == '\n',
+       "large frame ends with a blank line");
+    free(f);
+    free(data);
+}
+
+/* Data given with a length is not read past it. */
+static void test_length_bound(void)
+{
+    size_t len;
+    sse_event ev = {.data = "abc\ndef", .data_len = 3, .retry = -1};
+    char *f = sse_frame(&ev, &len);
+
+    ok(f && len == strlen("data: abc\n\n") && memcmp(f, "data: abc\n\n", len) == 0,
+       "data_len bounds the data");
+    free(f);
+}
+
+struct field_case {
+    const char *s;
+    size_t len;
+    int want;
+};
+
+static const struct field_case field_cases[] = {
+    {D("update"), 1}, {D(""), 1},     {D("a b:c"), 1}, {D("caf\xc3\xa9"), 1},
+    {D("a\nb"), 0},   {D("a\rb"), 0}, {D("\n"), 0},    {D("a\0b"), 0},
+    {D("end\r"), 0},  {"x\ny", 1, 1}, /* the length bounds the check */
+};
+
+static void test_valid_field(void)
+{
+    size_t n = sizeof(field_cases) / sizeof(field_cases[0]);
+
+    for (size_t i = 0; i < n; i++)
+        ok(sse_valid_field(field_cases[i].s, field_cases[i].len) == field_cases[i].want,
+           "sse_valid_field case %zu -> %d", i, field_cases[i].want);
+}
+
+int main(void)
+{
+    test_frames();
+    test_large();
+    test_length_bound();
+    test_valid_field();
+    return done_testing();
+}

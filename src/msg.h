@@ -1,0 +1,39 @@
+/* msg.h - a published message: immutable once made, shared by reference count.
+ *
+ * One message fanned out to N streams and queues is encoded once (its SSE frame
+ * is built in msg_new) and referenced N times, never copied. */
+#ifndef MSG_H
+#define MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+typedef struct msg {
+    int refs;
+    uint64_t seq;     /* numeric form of the id */
+    char id[21];      /* decimal id, what clients see */
+    char *event;      /* NULL if none */
+    char *data;       /* NUL-terminated, data_len bytes */
+    size_t data_len;
+    int64_t ts_us;    /* publish time, microseconds since the epoch */
+    int retry;        /* -1 if none */
+    char *frame;      /* the SSE frame, frame_len bytes */
+    size_t frame_len;
+} msg;
+
+/* A new message with one reference; copies its inputs. NULL on OOM. */
+msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
+             int64_t ts_us, int retry);
+msg *msg_ref(msg *m);
+/* Drop a reference; the last one frees. NULL is fine. */
+void msg_unref(msg *m);
+
+/* The API and storage form: {"id", "event" (or null), "data", "timestamp"
+ * [, "retry"]}. New reference, NULL on OOM. */
+json_t *msg_to_json(const msg *m);
+
+/* Rebuild a message from msg_to_json() text. NULL if the text is not one. */
+msg *msg_from_json(const char *text, size_t len);
+
+#endif

@@ -1,0 +1,36 @@
+/* queue.h - a bounded FIFO of message references (connection queues, history).
+ *
+ * Policy when full: the oldest message is dropped to make room, and counted. */
+#ifndef QUEUE_H
+#define QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+
+typedef struct msgq {
+    msg **v;          /* ring storage, grows on demand up to 'limit' */
+    size_t cap, head, len;
+    size_t limit;     /* 0: holds nothing */
+    uint64_t dropped; /* messages dropped by the bound since creation */
+} msgq;
+
+void msgq_init(msgq *q, size_t limit);
+/* Drop every reference and the storage. */
+void msgq_free(msgq *q);
+/* Append a new reference to 'm'. Returns how many old messages the bound
+ * dropped (0 or more), or -1 on OOM (queue unchanged). */
+int msgq_push(msgq *q, msg *m);
+/* The i-th oldest message (borrowed), or NULL past the end. */
+msg *msgq_at(const msgq *q, size_t i);
+/* Remove the oldest message and hand its reference to the caller; NULL if empty. */
+msg *msgq_shift(msgq *q);
+/* Change the bound, dropping the oldest beyond it (not counted as dropped). */
+void msgq_set_limit(msgq *q, size_t limit);
+/* Index of the first message with seq > 'seq' (len if none). */
+size_t msgq_after(const msgq *q, uint64_t seq);
+/* Index of the message with exactly 'seq', or -1. */
+long msgq_find(const msgq *q, uint64_t seq);
+
+#endif

@@ -1,0 +1,200 @@
+/* repo_queue.c - connection queues as kv lists, plus the helpers every kv
+ * repository shares (list loading, load joins, id allocation). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "repo_private.h"
+
+typedef struct repo_queue_kv {
+    repo_queue base;
+    kv_store *kv;
+} repo_queue_kv;
+
+typedef struct list_load {
+    msgq *q;
+    repo_cb cb;
+    void *arg;
+} list_load;
+
+static void list_loaded(const kv_result *res, void *arg)
+{
+    list_load *ll = arg;
+    for (size_t i = 0; res->status == KV_OK && i < res->n; i++) {
+        msg *m = msg_from_json(res->items[i].val, res->items[i].vlen);
+        if (!m) {
+            log_warn("repo: skipping a stored message that does not parse");
+            continue;
+        }
+        msgq_push(ll->q, m);
+        msg_unref(m);
+    }
+    ll->cb(res->status, ll->arg);
+    free(ll);
+}
+
+int repo_load_list(kv_store *kv, const char *key, msgq *q, repo_cb cb, void *arg)
+{
+    list_load *ll = malloc(sizeof(*ll));
+    if (!ll)
+        return KV_ENOMEM;
+    *ll = (list_load){q, cb, arg};
+    int rc = kv_list_range(kv, key, 0, (size_t)-1, list_loaded, ll);
+    if (rc < 0)
+        free(ll);
+    return rc;
+}
+
+repo_join *repo_join_new(repo_cb cb, void *arg)
+{
+    repo_join *j = malloc(sizeof(*j));
+    if (j)
+        *j = (repo_join){1, 0, cb, arg};
+    return j;
+}
+
+void repo_join_done(int status, void *arg)
+{
+    repo_join *j = arg;
+    if (status < 0 && j->status == 0)
+        j->status = status;
+    if (--j->pending == 0) {
+        j->cb(j->status, j->arg);
+        free(j);
+    }
+}
+
+typedef struct seq_alloc {
+    repo_seq_cb cb;
+    void *arg;
+} seq_alloc;
+
+static void seq_done(const kv_result *res, void *arg)
+{
+    seq_alloc sa = *(seq_alloc *)arg;
+    free(arg);
+    sa.cb(res->status, res->status == KV_OK ? (unsigned long long)res->num : 0, sa.arg);
+}
+
+int repo_seq_alloc(kv_store *kv, size_t n, repo_seq_cb cb, void *arg)
+{
+    seq_alloc *sa = malloc(sizeof(*sa));
+    if (!sa)
+        return KV_ENOMEM;
+    *sa = (seq_alloc){cb, arg};
+    int rc = kv_incr(kv, "meta/seq", (long long)n, seq_done, sa);
+    if (rc < 0)
+        free(sa);
+    return rc;
+}
+
+static void queue_push(repo_queue *r, const conn *cn, const msg *m)
+{
+    repo_queue_kv *q = (repo_queue_kv *)r;
+    char key[REPO_KEY_MAX];
+    json_t *o = msg_to_json(m);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+    if (!text) {
+        log_error("repo: out of memory persisting a queued message");
+    } else {
+        kv_list_push(q->kv, repo_key(key, "q", cn->ch->name, cn->id), text, strlen(text),
+                     (size_t)cn->ch->opts.queue_limit, NULL, NULL);
+        /* A push into a full queue drops one: keep the stored count in step.
+         * (A push that merely filled it rewrites the same count.) */
+        if (cn->queue.dropped && cn->queue.len == cn->queue.limit) {
+            char num[24];
+            int len = snprintf(num, sizeof(num), "%llu", (unsigned long long)cn->queue.dropped);
+            kv_set(q->kv, repo_key(key, "d", cn->ch->name, cn->id), num, (size_t)len, NULL,
+                   NULL);
+        }
+    }
+    free(text);
+    json_decref(o);
+}
+
+static void queue_pop(repo_queue *r, const conn *cn, size_t n)
+{
+    repo_queue_kv *q = (repo_queue_kv *)r;
+    char key[REPO_KEY_MAX];
+    kv_list_trim(q->kv, repo_key(key, "q", cn->ch->name, cn->id), n, NULL, NULL);
+}
+
+static void queue_remove(repo_queue *r, const conn *cn)
+{
+    repo_queue_kv *q = (repo_queue_kv *)r;
+    char key[REPO_KEY_MAX];
+    kv_del(q->kv, repo_key(key, "q", cn->ch->name, cn->id), NULL, NULL);
+    kv_del(q->kv, repo_key(key, "d", cn->ch->name, cn->id), NULL, NULL);
+}
+
+typedef struct dropped_load {
+    conn *cn;
+    repo_cb cb;
+    void *arg;
+} dropped_load;
+
+static void dropped_loaded(const kv_result *res, void *arg)
+{
+    dropped_load dl = *(dropped_load *)arg;
+    char num[24];
+    uint64_t v = 0;
+    free(arg);
+    if (res->status == KV_OK && res->len < sizeof(num)) {
+        memcpy(num, res->val, res->len);
+        num[res->len] = '\0';
+        if (parse_u64(num, &v) == 0)
+            dl.cn->queue.dropped = v;
+    }
+    dl.cb(res->status == KV_ENOTFOUND ? KV_OK : res->status, dl.arg);
+}
+
+static int queue_load(repo_queue *r, conn *cn, repo_cb cb, void *arg)
+{
+    repo_queue_kv *q = (repo_queue_kv *)r;
+    char key[REPO_KEY_MAX];
+    repo_join *j = repo_join_new(cb, arg);
+    dropped_load *dl = malloc(sizeof(*dl));
+    int rc = KV_ENOMEM;
+
+    if (!j || !dl)
+        goto err;
+    *dl = (dropped_load){cn, repo_join_done, j};
+    if ((rc = kv_get(q->kv, repo_key(key, "d", cn->ch->name, cn->id), dropped_loaded, dl)) <
+        0)
+        goto err;
+    dl = NULL;
+    j->pending++;
+    if (repo_load_list(q->kv, repo_key(key, "q", cn->ch->name, cn->id), &cn->queue,
+                       repo_join_done, j) == 0)
+        j->pending++;
+    repo_join_done(0, j); /* the starter's share */
+    return 0;
+err:
+    free(j);
+    free(dl);
+    return rc;
+}
+
+static void queue_free(repo_queue *r)
+{
+    free(r);
+}
+
+static const repo_queue_ops repo_queue_kv_ops = {
+    .push = queue_push,
+    .pop = queue_pop,
+    .remove = queue_remove,
+    .load = queue_load,
+    .free = queue_free,
+};
+
+repo_queue *repo_queue_kv_new(kv_store *kv)
+{
+    repo_queue_kv *q = calloc(1, sizeof(*q));
+    if (!q)
+        return NULL;
+    q->base.ops = &repo_queue_kv_ops;
+    q->kv = kv;
+    return &q->base;
+}

@@ -1,0 +1,84 @@
+/* broker.h - the broker: the live channel map and every state change.
+ *
+ * Each change is applied to the in-memory domain objects (chan.h) and written
+ * through the repositories (repo/), so that a restart on a persistent store
+ * rebuilds the same state. Message ids are allocated by the store. */
+#ifndef BROKER_H
+#define BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "chan.h"
+#include "config.h"
+#include "kv/kv.h"
+#include "publish.h"
+#include "repo/repo.h"
+#include "stream.h"
+#include "util.h"
+
+struct event_base;
+struct evhttp_request;
+
+/* Unsent bytes a stream may hold before it is treated as too slow and ended
+ * (the client reconnects with Last-Event-ID and catches up from history). */
+#define STREAM_MAX_PENDING (4u << 20)
+
+typedef struct broker {
+    struct event_base *base;
+    const config *cfg;       /* borrowed */
+    kv_store *kv;            /* borrowed */
+    repo_channel *repo;      /* owned: the whole repository stack */
+    strmap chans;            /* name -> chan* (one reference each) */
+    struct stream_list all;  /* every live stream */
+    size_t nstreams;
+    struct event *heartbeat; /* one timer for every stream */
+    struct evbuffer *scratch;
+    unsigned long long slow_closed; /* streams ended for not reading */
+} broker;
+
+/* A broker over 'kv'. NULL on OOM. */
+broker *broker_new(struct event_base *base, const config *cfg, kv_store *kv);
+/* Rebuild every channel from the store. Blocks (runs the loop) until done:
+ * only for start-up. Returns 0 or -1 with the reason logged. */
+int broker_load(broker *b);
+/* End every stream cleanly (each client sees its response end). */
+void broker_close_streams(broker *b);
+/* Free everything; streams still open are ended first. NULL is fine. */
+void broker_free(broker *b);
+
+chan *broker_chan(broker *b, const char *name);
+/* Create 'name' with the defaults overlaid by 'opts' (a JSON object or NULL),
+ * or update it. Returns the channel, NULL with 'err' on bad options or OOM;
+ * '*created' tells which. Nothing changes on error. */
+chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, char *err,
+                      size_t errlen);
+/* Delete the channel: its streams end, its connections and history go. */
+void broker_chan_delete(broker *b, chan *ch);
+/* Channels sorted by name; caller frees the array (not the channels). */
+chan **broker_chan_list(broker *b, size_t *n);
+
+conn *broker_conn_create(broker *b, chan *ch);
+void broker_conn_delete(broker *b, conn *cn);
+void broker_conn_set_running(broker *b, conn *cn, bool running);
+
+/* Publish completion. status: 0, or BROKER_ENOCHAN / BROKER_ENOCONN (the
+ * target went away meanwhile), or a negative KV_E* code. 'msgs' borrowed. */
+enum { BROKER_ENOCHAN = -100, BROKER_ENOCONN = -101, BROKER_ENOMEM = -102 };
+typedef void (*broker_pub_cb)(int status, msg **msgs, size_t n, void *arg);
+
+/* Publish 'batch' (taken, freed by the broker) to the channel, or only to the
+ * connection 'conn_id' of it when not NULL. 'cb' runs exactly once, later,
+ * after the store has the messages. Returns 0, or -1 (no callback) on OOM. */
+int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
+                   broker_pub_cb cb, void *arg);
+
+/* Open a plain subscriber stream on 'ch'; 'last_id' (may be NULL) resumes
+ * after that message. */
+stream *broker_subscribe(broker *b, struct evhttp_request *req, chan *ch,
+                         const char *last_id);
+/* Attach a stream to 'cn's listener (ending any stream attached before) and
+ * drain its queue into it if the listener runs. */
+stream *broker_attach(broker *b, struct evhttp_request *req, conn *cn);
+
+#endif

@@ -1,0 +1,581 @@
+/* http.c - the HTTP API over libevent's evhttp: routing, validation, handlers. */
+#include "http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "http_util.h"
+#include "log.h"
+#include "publish.h"
+
+static const char page_html[] =
+#include "page.inc"
+    ;
+
+#define HISTORY_LIMIT_MAX 100000
+#define LAST_ID_MAX 128 /* longer Last-Event-IDs cannot be ours: replay all */
+
+struct http_server {
+    struct evhttp *http;
+    struct evhttp_bound_socket *sock;
+    broker *b;
+    const config *cfg;
+    int port;
+};
+
+enum {
+    M_GET = EVHTTP_REQ_GET,
+    M_POST = EVHTTP_REQ_POST,
+    M_PUT = EVHTTP_REQ_PUT,
+    M_DELETE = EVHTTP_REQ_DELETE,
+};
+
+/* One request being routed. */
+typedef struct http_ctx {
+    struct evhttp_request *req;
+    http_server *h;
+    broker *b;
+    const config *cfg;
+    int method;
+    char *arg[2]; /* decoded channel name and connection id, when the route has them */
+    struct evkeyvalq query;
+} http_ctx;
+
+typedef void (*route_fn)(http_ctx *c);
+
+typedef struct route {
+    const char *pattern; /* segments; '*' captures one */
+    unsigned methods;
+    route_fn fn;
+} route;
+
+/* ---- helpers ---- */
+
+static void reply_error(http_ctx *c, int status, const char *code, const char *text)
+{
+    http_error(c->req, c->cfg, status, code, "%s", text);
+}
+
+static const char *header(http_ctx *c, const char *name)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(c->req), name);
+}
+
+/* The request body as a contiguous buffer (borrowed). */
+static const char *body(http_ctx *c, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(c->req);
+    *len = evbuffer_get_length(in);
+    return *len ? (const char *)evbuffer_pullup(in, -1) : "";
+}
+
+static int wants_sse(http_ctx *c)
+{
+    const char *accept = header(c, "Accept");
+    return accept && strstr(accept, "text/event-stream") != NULL;
+}
+
+/* The channel named in the route, created first when 'create' and the config
+ * allow it. Answers 404 and returns NULL if there is none. */
+static chan *route_chan(http_ctx *c, int create)
+{
+    chan *ch = broker_chan(c->b, c->arg[0]);
+    char err[128];
+    bool created;
+    if (ch)
+        return ch;
+    if (create && c->cfg->autocreate) {
+        if ((ch = broker_chan_put(c->b, c->arg[0], NULL, &created, err, sizeof(err))))
+            return ch;
+        reply_error(c, 503, "out_of_memory", err);
+        return NULL;
+    }
+    http_error(c->req, c->cfg, 404, "channel_not_found", "channel '%s' does not exist",
+               c->arg[0]);
+    return NULL;
+}
+
+static conn *route_conn(http_ctx *c, chan *ch)
+{
+    conn *cn = ch ? chan_conn(ch, c->arg[1]) : NULL;
+    if (ch && !cn)
+        http_error(c->req, c->cfg, 404, "connection_not_found",
+                   "connection '%s' does not exist in channel '%s'", c->arg[1], ch->name);
+    return cn;
+}
+
+/* ---- publishing: the reply waits for the store ---- */
+
+/* A reply held while the store works. evhttp frees the request if the client
+ * goes away meanwhile; the close callback tells us. */
+typedef struct held {
+    struct evhttp_request *req;
+    const config *cfg;
+    int is_array;
+} held;
+
+static void held_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+    ((held *)arg)->req = NULL;
+}
+
+static void published(int status, msg **msgs, size_t n, void *arg)
+{
+    held *hd = arg;
+    json_t *ids;
+
+    if (!hd->req)
+        goto out;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(hd->req), NULL, NULL);
+    if (status == BROKER_ENOCHAN) {
+        http_error(hd->req, hd->cfg, 404, "channel_not_found", "the channel was deleted");
+    } else if (status == BROKER_ENOCONN) {
+        http_error(hd->req, hd->cfg, 404, "connection_not_found",
+                   "the connection was deleted");
+    } else if (status < 0) {
+        http_error(hd->req, hd->cfg, 503, "store_unavailable", "the store failed: %s",
+                   status == BROKER_ENOMEM ? "out of memory" : kv_strerror(status));
+    } else if (hd->is_array) {
+        ids = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(ids, json_string(msgs[i]->id));
+        http_json(hd->req, hd->cfg, 201, json_pack("{s:o}", "ids", ids));
+    } else {
+        http_json(hd->req, hd->cfg, 201,
+                  json_pack("{s:s, s:I}", "id", msgs[0]->id, "timestamp",
+                            (json_int_t)msgs[0]->ts_us));
+    }
+out:
+    free(hd);
+}
+
+static void publish(http_ctx *c, chan *ch, const char *conn_id)
+{
+    pub_batch batch;
+    const char *code;
+    char err[256];
+    size_t len;
+    const char *data = body(c, &len);
+    held *hd;
+
+    if (len > c->cfg->max_body) {
+        reply_error(c, 413, "body_too_large", "the request body is over the limit");
+        return;
+    }
+    if (publish_parse(header(c, "Content-Type"), data, len,
+                      evhttp_find_header(&c->query, "event"), &batch, &code, err,
+                      sizeof(err)) < 0) {
+        reply_error(c, 400, code, err);
+        return;
+    }
+    if (!(hd = malloc(sizeof(*hd)))) {
+        pub_batch_free(&batch);
+        reply_error(c, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    *hd = (held){c->req, c->cfg, batch.is_array};
+    if (broker_publish(c->b, ch, conn_id, &batch, published, hd) < 0) {
+        free(hd);
+        reply_error(c, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    evhttp_connection_set_closecb(evhttp_request_get_connection(c->req), held_conn_closed,
+                                  hd);
+}
+
+/* ---- handlers ---- */
+
+static void h_page(http_ctx *c)
+{
+    struct evbuffer *out = evbuffer_new();
+    if (!out) {
+        reply_error(c, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    evbuffer_add_reference(out, page_html, sizeof(page_html) - 1, NULL, NULL);
+    evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
+                      "text/html; charset=utf-8");
+    evhttp_send_reply(c->req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
+static void h_health(http_ctx *c)
+{
+    http_json(c->req, c->cfg, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void h_channels(http_ctx *c)
+{
+    size_t n;
+    chan **v = broker_chan_list(c->b, &n);
+    json_t *arr = json_array();
+    if (!v || !arr) {
+        free(v);
+        json_decref(arr);
+        reply_error(c, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, chan_to_json(v[i]));
+    free(v);
+    http_json(c->req, c->cfg, 200, json_pack("{s:o}", "channels", arr));
+}
+
+static void h_channel(http_ctx *c)
+{
+    chan *ch;
+    if (c->method == M_PUT) {
+        size_t len;
+        const char *data = body(c, &len);
+        json_t *opts = NULL;
+        json_error_t jerr;
+        char err[256];
+        bool created;
+
+        if (len && !(opts = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr))) {
+            http_error(c->req, c->cfg, 400, "invalid_json", "invalid JSON: %s", jerr.text);
+            return;
+        }
+        if (opts && !json_is_object(opts)) {
+            json_decref(opts);
+            reply_error(c, 400, "invalid_options", "the body must be a JSON object");
+            return;
+        }
+        ch = broker_chan_put(c->b, c->arg[0], opts, &created, err, sizeof(err));
+        json_decref(opts);
+        if (!ch)
+            reply_error(c, 400, "invalid_options", err);
+        else
+            http_json(c->req, c->cfg, created ? 201 : 200, chan_to_json(ch));
+        return;
+    }
+    if (!(ch = route_chan(c, 0)))
+        return;
+    if (c->method == M_DELETE) {
+        broker_chan_delete(c->b, ch);
+        http_json(c->req, c->cfg, 204, NULL);
+    } else {
+        http_json(c->req, c->cfg, 200, chan_to_json(ch));
+    }
+}
+
+/* GET .../events without text/event-stream: the retained history as JSON. */
+static void history_json(http_ctx *c, chan *ch)
+{
+    const char *after = evhttp_find_header(&c->query, "after");
+    const char *limit_s = evhttp_find_header(&c->query, "limit");
+    uint64_t seq = 0, limit = HISTORY_LIMIT_MAX;
+    size_t from = 0;
+    json_t *arr;
+
+    if (after && parse_u64(after, &seq) < 0) {
+        reply_error(c, 400, "invalid_id", "'after' must be a message id");
+        return;
+    }
+    if (limit_s && (parse_u64(limit_s, &limit) < 0 || limit < 1 || limit > HISTORY_LIMIT_MAX)) {
+        reply_error(c, 400, "invalid_id", "'limit' must be an integer from 1 to 100000");
+        return;
+    }
+    if (after) {
+        long at = msgq_find(&ch->history, seq);
+        from = at >= 0 ? (size_t)at + 1 : 0; /* unknown id: everything */
+    }
+    if (!(arr = json_array())) {
+        reply_error(c, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    for (size_t i = from; i < ch->history.len && limit > 0; i++, limit--)
+        json_array_append_new(arr, msg_to_json(msgq_at(&ch->history, i)));
+    http_json(c->req, c->cfg, 200, json_pack("{s:o}", "events", arr));
+}
+
+static void h_events(http_ctx *c)
+{
+    chan *ch;
+    if (c->method == M_POST) {
+        if ((ch = route_chan(c, 1)))
+            publish(c, ch, NULL);
+        return;
+    }
+    if (!wants_sse(c)) {
+        if ((ch = route_chan(c, 0)))
+            history_json(c, ch);
+        return;
+    }
+    if (!(ch = route_chan(c, 1)))
+        return;
+    const char *last = header(c, "Last-Event-ID");
+    if (!last)
+        last = evhttp_find_header(&c->query, "lastEventId");
+    if (last && strlen(last) > LAST_ID_MAX)
+        last = ""; /* not one of ours: replays everything retained */
+    broker_subscribe(c->b, c->req, ch, last);
+}
+
+static void h_conns(http_ctx *c)
+{
+    chan *ch = route_chan(c, c->method == M_POST);
+    conn *cn;
+    if (!ch)
+        return;
+    if (c->method == M_POST) {
+        if ((cn = broker_conn_create(c->b, ch)))
+            http_json(c->req, c->cfg, 201, conn_to_json(cn));
+        else
+            reply_error(c, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    json_t *arr = json_array();
+    TAILQ_FOREACH(cn, &ch->conns, link)
+        json_array_append_new(arr, conn_to_json(cn));
+    http_json(c->req, c->cfg, 200, json_pack("{s:o}", "connections", arr));
+}
+
+static void h_conn(http_ctx *c)
+{
+    conn *cn = route_conn(c, route_chan(c, 0));
+    if (!cn)
+        return;
+    if (c->method == M_DELETE) {
+        broker_conn_delete(c->b, cn);
+        http_json(c->req, c->cfg, 204, NULL);
+    } else {
+        http_json(c->req, c->cfg, 200, conn_to_json(cn));
+    }
+}
+
+static void h_conn_events(http_ctx *c)
+{
+    chan *ch = route_chan(c, 0);
+    conn *cn = route_conn(c, ch);
+    if (!cn)
+        return;
+    if (c->method == M_POST)
+        publish(c, ch, cn->id);
+    else
+        broker_attach(c->b, c->req, cn);
+}
+
+static void h_conn_stop(http_ctx *c)
+{
+    conn *cn = route_conn(c, route_chan(c, 0));
+    if (cn) {
+        broker_conn_set_running(c->b, cn, false);
+        http_json(c->req, c->cfg, 200, conn_to_json(cn));
+    }
+}
+
+static void h_conn_start(http_ctx *c)
+{
+    conn *cn = route_conn(c, route_chan(c, 0));
+    if (cn) {
+        broker_conn_set_running(c->b, cn, true);
+        http_json(c->req, c->cfg, 200, conn_to_json(cn));
+    }
+}
+
+static const route routes[] = {
+    {"", M_GET, h_page},
+    {"health", M_GET, h_health},
+    {"channels", M_GET, h_channels},
+    {"channels/*", M_GET | M_PUT | M_DELETE, h_channel},
+    {"channels/*/events", M_GET | M_POST, h_events},
+    {"channels/*/connections", M_GET | M_POST, h_conns},
+    {"channels/*/connections/*", M_GET | M_DELETE, h_conn},
+    {"channels/*/connections/*/events", M_GET | M_POST, h_conn_events},
+    {"channels/*/connections/*/stop", M_POST, h_conn_stop},
+    {"channels/*/connections/*/start", M_POST, h_conn_start},
+};
+
+#define MAX_SEGS 6
+
+/* Split the raw path into at most MAX_SEGS segments (in place, not decoded).
+ * Returns the count, or -1 if there are more. */
+static int split_path(char *p, char *seg[MAX_SEGS])
+{
+    int n = 0;
+    if (*p == '/')
+        p++;
+    if (!*p)
+        return 0;
+    for (;;) {
+        if (n == MAX_SEGS)
+            return -1;
+        seg[n++] = p;
+        char *slash = strchr(p, '/');
+        if (!slash)
+            return n;
+        *slash = '\0';
+        p = slash + 1;
+    }
+}
+
+/* Does 'pattern' match 'seg'? Captured segments go to 'cap' (undecoded). */
+static int route_match(const char *pattern, char **seg, int nseg, char *cap[2])
+{
+    char buf[64];
+    char *pseg[MAX_SEGS];
+    int np, ncap = 0;
+    snprintf(buf, sizeof(buf), "%s", pattern);
+    np = split_path(buf, pseg);
+    if (np != nseg)
+        return 0;
+    for (int i = 0; i < np; i++) {
+        if (strcmp(pseg[i], "*") == 0)
+            cap[ncap++] = seg[i];
+        else if (strcmp(pseg[i], seg[i]) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static void allow_header(http_ctx *c, unsigned methods)
+{
+    char allow[64] = "";
+    static const struct {
+        unsigned m;
+        const char *name;
+    } names[] = {{M_GET, "GET"}, {M_POST, "POST"}, {M_PUT, "PUT"}, {M_DELETE, "DELETE"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (methods & names[i].m) {
+            strcat(allow, names[i].name);
+            strcat(allow, ", ");
+        }
+    }
+    strcat(allow, "OPTIONS");
+    evhttp_add_header(evhttp_request_get_output_headers(c->req), "Allow", allow);
+}
+
+/* Decode the captured arguments and check them. Answers and returns -1 on bad. */
+static int route_args(http_ctx *c, char *cap[2], int ncap)
+{
+    for (int i = 0; i < ncap; i++) {
+        size_t len;
+        c->arg[i] = evhttp_uridecode(cap[i], 0, &len);
+        if (!c->arg[i]) {
+            reply_error(c, 503, "out_of_memory", "out of memory");
+            return -1;
+        }
+        /* strlen() differs from len when the name held %00. */
+        if (i == 0 && (strlen(c->arg[0]) != len || !valid_channel_name(c->arg[0], len))) {
+            reply_error(c, 400, "invalid_channel_name",
+                        "channel names are 1 to 200 characters of A-Z a-z 0-9 _ . : -");
+            return -1;
+        }
+        if (i == 1 && (strlen(c->arg[1]) != len || !valid_conn_id(c->arg[1]))) {
+            http_error(c->req, c->cfg, 404, "connection_not_found",
+                       "there is no connection with that id");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void http_gencb(struct evhttp_request *req, void *arg)
+{
+    http_server *h = arg;
+    http_ctx c = {.req = req, .h = h, .b = h->b, .cfg = h->cfg};
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    char pathbuf[512], *seg[MAX_SEGS], *cap[2] = {NULL, NULL};
+    int nseg;
+
+    TAILQ_INIT(&c.query);
+    c.method = evhttp_request_get_command(req);
+    if (!path || strlen(path) >= sizeof(pathbuf)) {
+        reply_error(&c, 404, "not_found", "no such route");
+        return;
+    }
+    if (query && evhttp_parse_query_str(query, &c.query) < 0) {
+        reply_error(&c, 400, "invalid_query", "the query string is malformed");
+        goto out;
+    }
+    snprintf(pathbuf, sizeof(pathbuf), "%s", path);
+    nseg = split_path(pathbuf, seg);
+    for (size_t i = 0; nseg >= 0 && i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const route *r = &routes[i];
+        if (!route_match(r->pattern, seg, nseg, cap))
+            continue;
+        if (c.method == EVHTTP_REQ_OPTIONS) {
+            struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+            allow_header(&c, r->methods);
+            evhttp_add_header(out, "Access-Control-Allow-Methods",
+                              evhttp_find_header(out, "Allow"));
+            evhttp_add_header(out, "Access-Control-Allow-Headers",
+                              "Content-Type, Last-Event-ID");
+            evhttp_add_header(out, "Access-Control-Max-Age", "86400");
+            http_json(req, h->cfg, 204, NULL);
+        } else if (!(c.method & r->methods)) {
+            allow_header(&c, r->methods);
+            reply_error(&c, 405, "method_not_allowed", "method not allowed on this route");
+        } else if (route_args(&c, cap, (cap[1] ? 2 : cap[0] ? 1 : 0)) == 0) {
+            r->fn(&c);
+        }
+        goto out;
+    }
+    reply_error(&c, 404, "not_found", "no such route");
+out:
+    evhttp_clear_headers(&c.query);
+    free(c.arg[0]);
+    free(c.arg[1]);
+}
+
+http_server *http_server_new(struct event_base *base, broker *b, const config *cfg,
+                             char *err, size_t errlen)
+{
+    http_server *h = calloc(1, sizeof(*h));
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+
+    if (!h || !(h->http = evhttp_new(base))) {
+        snprintf(err, errlen, "out of memory");
+        goto err;
+    }
+    h->b = b;
+    h->cfg = cfg;
+    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_max_body_size(h->http, (ev_ssize_t)cfg->max_body);
+    evhttp_set_max_headers_size(h->http, (ev_ssize_t)cfg->max_headers);
+    evhttp_set_gencb(h->http, http_gencb, h);
+    if (!(h->sock = evhttp_bind_socket_with_handle(h->http, cfg->listen_host,
+                                                   (ev_uint16_t)cfg->listen_port))) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host,
+                 cfg->listen_port, strerror(errno));
+        goto err;
+    }
+    if (getsockname(evhttp_bound_socket_get_fd(h->sock), (struct sockaddr *)&ss, &sslen) == 0)
+        h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    return h;
+err:
+    http_server_free(h);
+    return NULL;
+}
+
+int http_server_port(const http_server *h)
+{
+    return h->port;
+}
+
+void http_server_free(http_server *h)
+{
+    if (!h)
+        return;
+    if (h->http)
+        evhttp_free(h->http);
+    free(h);
+}

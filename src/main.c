@@ -1,0 +1,137 @@
+/* main.c - ssebroker: command line, start-up, signals, shutdown. */
+#include "config.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+
+#include "broker.h"
+#include "http.h"
+#include "kv/kv.h"
+#include "log.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ssebroker [--config FILE] [--listen ADDR:PORT] [--help] [--version]\n"
+               "\n"
+               "  -c, --config FILE   JSON configuration file (see README.md)\n"
+               "  -l, --listen ADDR   address to listen on, HOST:PORT (default "
+               "127.0.0.1:8080)\n"
+               "  -h, --help          show this help\n"
+               "  -v, --version       show the version\n");
+}
+
+typedef struct app {
+    struct event_base *base;
+    broker *b;
+    http_server *http;
+    int stopping;
+} app;
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    app *a = arg;
+    struct timeval grace = {0, 200000};
+    if (a->stopping++)
+        return;
+    log_info("signal %d: ending %zu stream(s) and shutting down", (int)sig, a->b->nstreams);
+    broker_close_streams(a->b);
+    /* Give the final chunks a moment to reach the clients, then stop. */
+    event_base_loopexit(a->base, &grace);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'v'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config_path = NULL, *listen = NULL;
+    config cfg;
+    app a = {0};
+    kv_store *kv = NULL;
+    struct event *sigterm = NULL, *sigint = NULL;
+    char err[512];
+    int c, rc = 1;
+
+    while ((c = getopt_long(argc, argv, "c:l:hv", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'v':
+            printf("ssebroker %s\n", PACKAGE_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ssebroker: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (config_init(&cfg) < 0) {
+        fprintf(stderr, "ssebroker: out of memory\n");
+        return 1;
+    }
+    if (config_path && config_load_file(&cfg, config_path, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ssebroker: %s\n", err);
+        goto out;
+    }
+    if (listen && config_parse_listen(listen, cfg.listen_host, sizeof(cfg.listen_host),
+                                      &cfg.listen_port) < 0) {
+        fprintf(stderr, "ssebroker: --listen '%s': expected HOST:PORT\n", listen);
+        rc = 2;
+        goto out;
+    }
+    log_set_level(cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!(a.base = event_base_new()) || !(kv = kv_memory_new(a.base)) ||
+        !(a.b = broker_new(a.base, &cfg, kv))) {
+        log_error("out of memory at start-up");
+        goto out;
+    }
+    if (broker_load(a.b) < 0)
+        goto out;
+    if (!(a.http = http_server_new(a.base, a.b, &cfg, err, sizeof(err)))) {
+        log_error("%s", err);
+        goto out;
+    }
+    sigterm = evsignal_new(a.base, SIGTERM, on_signal, &a);
+    sigint = evsignal_new(a.base, SIGINT, on_signal, &a);
+    if (!sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 ||
+        evsignal_add(sigint, NULL) < 0) {
+        log_error("cannot install signal handlers");
+        goto out;
+    }
+    log_info("ssebroker %s listening on %s:%d (store: %s)", PACKAGE_VERSION, cfg.listen_host,
+             http_server_port(a.http), kv->ops->name);
+    event_base_dispatch(a.base);
+    log_info("stopped");
+    rc = 0;
+out:
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    http_server_free(a.http);
+    broker_free(a.b);
+    kv_free(kv);
+    if (a.base)
+        event_base_free(a.base);
+    config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,121 @@
+/* stream.c - SSE responses over libevent's evhttp, frames shared by reference. */
+#include "stream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+
+#include "broker.h"
+#include "http_util.h"
+#include "log.h"
+
+/* evhttp calls this when the client's connection goes away; the request is
+ * freed by evhttp right after, so only forget it here. */
+static void stream_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+    stream *s = arg;
+    s->req = NULL;
+    stream_close(s);
+}
+
+stream *stream_open(struct broker *b, struct evhttp_request *req, chan *ch, conn *cn)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    stream *s = calloc(1, sizeof(*s));
+    if (!s) {
+        http_error(req, b->cfg, 503, "out_of_memory", "out of memory");
+        return NULL;
+    }
+    s->b = b;
+    s->req = req;
+    s->ch = chan_ref(ch);
+    s->cn = cn;
+
+    http_cors(req, b->cfg);
+    evhttp_add_header(h, "Content-Type", "text/event-stream");
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    evhttp_add_header(h, "X-Accel-Buffering", "no");
+    evhttp_send_reply_start(req, 200, "OK");
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), stream_conn_closed, s);
+
+    /* The opening comment makes browsers fire 'open' at once. */
+    evbuffer_add_printf(b->scratch, "retry: %d\n: ok\n\n", ch->opts.retry_ms);
+    evhttp_send_reply_chunk(req, b->scratch);
+
+    TAILQ_INSERT_TAIL(&b->all, s, all);
+    b->nstreams++;
+    if (cn) {
+        cn->lis.stream = s;
+        ch->nattached++;
+    } else {
+        TAILQ_INSERT_TAIL(&ch->streams, s, link);
+        ch->nstreams++;
+    }
+    return s;
+}
+
+static void frame_unref(const void *data, size_t len, void *arg)
+{
+    msg_unref(arg);
+}
+
+/* Unsent bytes in the client's socket buffer on our side. */
+static size_t stream_pending(stream *s)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(s->req);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    return evbuffer_get_length(bufferevent_get_output(bev));
+}
+
+int stream_send(stream *s, msg *m)
+{
+    if (!s->req || m->seq <= s->last_seq)
+        return 0;
+    if (stream_pending(s) > STREAM_MAX_PENDING) {
+        log_info("stream on '%s' ended: client is not reading", s->ch->name);
+        s->b->slow_closed++;
+        stream_close(s);
+        return -1;
+    }
+    s->last_seq = m->seq;
+    if (evbuffer_add_reference(s->b->scratch, m->frame, m->frame_len, frame_unref,
+                               msg_ref(m)) < 0) {
+        msg_unref(m);
+        return 0;
+    }
+    evhttp_send_reply_chunk(s->req, s->b->scratch);
+    return 0;
+}
+
+void stream_comment(stream *s, const char *text)
+{
+    if (!s->req)
+        return;
+    evbuffer_add_printf(s->b->scratch, ": %s\n\n", text);
+    evhttp_send_reply_chunk(s->req, s->b->scratch);
+}
+
+void stream_close(stream *s)
+{
+    broker *b = s->b;
+    if (s->req) {
+        /* The connection may be kept alive for another request: it must not
+         * call back into this stream any more. */
+        evhttp_connection_set_closecb(evhttp_request_get_connection(s->req), NULL, NULL);
+        evhttp_send_reply_end(s->req);
+        s->req = NULL;
+    }
+    TAILQ_REMOVE(&b->all, s, all);
+    b->nstreams--;
+    if (s->cn) {
+        s->cn->lis.stream = NULL;
+        s->ch->nattached--;
+    } else {
+        TAILQ_REMOVE(&s->ch->streams, s, link);
+        s->ch->nstreams--;
+    }
+    chan_unref(s->ch);
+    free(s);
+}

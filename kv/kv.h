@@ -17,7 +17,11 @@
  * kv_del removes either kind.
  *
  * Ownership: callers keep their input pointers (a store copies what it keeps).
- * Everything a kv_result points to is borrowed until the callback returns.
+ * Everything a kv_result points to is borrowed until the callback returns;
+ * keys and values in results are NUL-terminated one byte past their length.
+ *
+ * Type checks (KV_ETYPE) are made by stores that can make them cheaply (the
+ * memory store); callers must not rely on them and never mix kinds on a key.
  */
 #ifndef KV_H
 #define KV_H
@@ -30,7 +34,7 @@ typedef struct kv_store kv_store;
 
 enum {
     KV_OK = 0,
-    KV_ENOTFOUND = -1, /* get/list_range of a missing key */
+    KV_ENOTFOUND = -1, /* get of a missing key */
     KV_EIO = -2,       /* the store is unreachable or failed the write */
     KV_ENOMEM = -3,
     KV_ETYPE = -4, /* string op on a list or the reverse */
@@ -76,6 +80,8 @@ typedef struct kv_ops {
     /* Run 'cb' once every operation issued before it has completed (and, for a
      * buffering store, been written). status is KV_EIO if any of them failed. */
     int (*flush)(kv_store *kv, kv_cb cb, void *arg);
+    /* 0 if the store is serving now, KV_EIO if it is unreachable. */
+    int (*health)(kv_store *kv);
     void (*free)(kv_store *kv);
 } kv_ops;
 
@@ -159,6 +165,13 @@ static inline int kv_flush(kv_store *kv, kv_cb cb, void *arg)
     return kv->ops->flush(kv, cb, arg);
 }
 
+/* 0 if the store is serving, KV_EIO if it is unreachable (operations then
+ * wait a bounded time for it, then fail with KV_EIO). */
+static inline int kv_health(kv_store *kv)
+{
+    return kv->ops->health ? kv->ops->health(kv) : 0;
+}
+
 /* Free the store. Callbacks still pending are not run. kv_free(NULL) is a no-op. */
 static inline void kv_free(kv_store *kv)
 {
@@ -171,5 +184,18 @@ const char *kv_strerror(int code);
 
 /* The in-memory store (kv_memory.c): the embedded default. Returns NULL on OOM. */
 kv_store *kv_memory_new(struct event_base *base);
+
+/* The Redis store (kv_redis.c). */
+typedef struct kv_redis_opts {
+    const char *url;    /* redis://[:password@]host:port/db or unix:///path */
+    const char *prefix; /* prepended to every Redis key, e.g. "ssebroker:" */
+    size_t maxbuffer;   /* operations per batch before it is sent (default 100) */
+    int buffertime_ms;  /* longest a write waits for its batch (0: end of loop turn) */
+} kv_redis_opts;
+
+/* Connect (asynchronously, with retries) to Redis. Returns NULL with a message
+ * in 'err' on a bad URL or OOM. */
+kv_store *kv_redis_new(struct event_base *base, const kv_redis_opts *opts, char *err,
+                       size_t errlen);
 
 #endif

@@ -1,0 +1,786 @@
+/* kv_memory.c - the in-memory key-value store: a skip list of keys, deferred callbacks.
+ *
+ * Keys live in one skip list ordered by their bytes, so kv_scan() seeks to the
+ * table's prefix and walks forward only while keys still match it. A value is
+ * either a string or a list; a list is a ring buffer of owned byte strings that
+ * doubles when full.
+ *
+ * Every operation changes the data at once (a get issued after a set sees it),
+ * but its callback is deferred: the result is copied into a completion that is
+ * appended to a FIFO, and one libevent event, made active whenever that FIFO
+ * stops being empty, runs the completions in issue order. A completion owns a
+ * copy of everything its kv_result points to, so later writes to the same key
+ * cannot change what a pending callback sees. Keys and values handed to a
+ * callback are NUL-terminated one byte past their length, as hiredis replies
+ * are, though kv.h only promises the length.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+
+#include "kv/kv.h"
+#include "log.h"
+
+#define KV_SKIP_MAXLEVEL 32
+#define KV_LIST_MINCAP 4
+
+enum { KV_KIND_STRING, KV_KIND_LIST };
+
+/* One owned byte string, NUL-terminated one past 'len'. */
+typedef struct kv_buf {
+    char *p;
+    size_t len;
+} kv_buf;
+
+/* A ring buffer of byte strings: item i lives at v[(head + i) % cap]. */
+typedef struct kv_deque {
+    kv_buf *v;
+    size_t cap, head, len;
+} kv_deque;
+
+/* A skip list node. The key is stored inline after the 'next' array. */
+typedef struct kv_node {
+    const char *key;
+    size_t klen;
+    int kind;
+    union {
+        kv_buf str;
+        kv_deque list;
+    } u;
+    int level;
+    struct kv_node *next[];
+} kv_node;
+
+/* A deferred callback with its own copy of the result. 'items' and the bytes
+ * the result points to live in the same allocation, right after the struct. */
+typedef struct kv_done {
+    struct kv_done *next;
+    kv_cb cb;
+    void *arg;
+    kv_result res;
+} kv_done;
+
+typedef struct kv_memory {
+    kv_store base;
+    kv_node *head; /* sentinel with KV_SKIP_MAXLEVEL links, no key */
+    int level;     /* levels in use, at least 1 */
+    uint64_t rng;
+    struct event *ev;    /* runs the FIFO; active while it is non-empty */
+    kv_done *q, **qtail; /* completions not yet taken by a pass */
+    kv_done *running;    /* the rest of the batch the current pass is running */
+    int in_pass;
+    int freeing; /* kv_free() was called from a callback */
+} kv_memory;
+
+/* ---------------------------------------------------------------- skip list */
+
+static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c)
+        return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+/* A level for a new node: each level up with probability 1/4, as in Redis. */
+static int random_level(kv_memory *m)
+{
+    int level = 1;
+
+    for (;;) {
+        /* xorshift64: any cheap, deterministic generator will do here. */
+        m->rng ^= m->rng << 13;
+        m->rng ^= m->rng >> 7;
+        m->rng ^= m->rng << 17;
+        if ((m->rng & 3) != 0 || level == KV_SKIP_MAXLEVEL)
+            return level;
+        level++;
+    }
+}
+
+/* The first node whose key is >= 'key', or NULL. If 'update' is not NULL it
+ * receives, per level, the last node before that position. */
+static kv_node *seek(kv_memory *m, const char *key, size_t klen, kv_node **update)
+{
+    kv_node *x = m->head;
+
+    for (int i = m->level - 1; i >= 0; i--) {
+        while (x->next[i] && key_cmp(x->next[i]->key, x->next[i]->klen, key, klen) < 0)
+            x = x->next[i];
+        if (update)
+            update[i] = x;
+    }
+    return x->next[0];
+}
+
+static kv_node *lookup(kv_memory *m, const char *key)
+{
+    size_t klen = strlen(key);
+    kv_node *x = seek(m, key, klen, NULL);
+
+    return x && key_cmp(x->key, x->klen, key, klen) == 0 ? x : NULL;
+}
+
+static void deque_clear(kv_deque *d)
+{
+    for (size_t i = 0; i < d->len; i++)
+        free(d->v[(d->head + i) % d->cap].p);
+    free(d->v);
+    *d = (kv_deque){0};
+}
+
+static void node_free(kv_node *x)
+{
+    if (x->kind == KV_KIND_STRING)
+        free(x->u.str.p);
+    else
+        deque_clear(&x->u.list);
+    free(x);
+}
+
+/* Insert a new, empty node of 'kind' at 'key', which must not exist yet.
+ * Returns NULL on OOM. */
+static kv_node *insert(kv_memory *m, const char *key, int kind)
+{
+    kv_node *update[KV_SKIP_MAXLEVEL], *x;
+    size_t klen = strlen(key);
+    int level = random_level(m);
+    char *kcopy;
+
+    seek(m, key, klen, update);
+    x = calloc(1, sizeof(*x) + (size_t)level * sizeof(kv_node *) + klen + 1);
+    if (!x)
+        return NULL;
+    kcopy = (char *)&x->next[level];
+    memcpy(kcopy, key, klen + 1);
+    x->key = kcopy;
+    x->klen = klen;
+    x->kind = kind;
+    x->level = level;
+    for (int i = m->level; i < level; i++)
+        update[i] = m->head;
+    if (level > m->level)
+        m->level = level;
+    for (int i = 0; i < level; i++) {
+        x->next[i] = update[i]->next[i];
+        update[i]->next[i] = x;
+    }
+    return x;
+}
+
+/* Unlink and free the node at 'key', if any. */
+static void remove_key(kv_memory *m, const char *key)
+{
+    kv_node *update[KV_SKIP_MAXLEVEL];
+    size_t klen = strlen(key);
+    kv_node *x = seek(m, key, klen, update);
+
+    if (!x || key_cmp(x->key, x->klen, key, klen) != 0)
+        return;
+    for (int i = 0; i < x->level; i++)
+        update[i]->next[i] = x->next[i];
+    while (m->level > 1 && !m->head->next[m->level - 1])
+        m->level--;
+    node_free(x);
+}
+
+/* ------------------------------------------------------------------- lists */
+
+static kv_buf *deque_at(kv_deque *d, size_t i)
+{
+    return &d->v[(d->head + i) % d->cap];
+}
+
+/* Make room for one more item. Returns 0, or -1 on OOM (the deque unchanged). */
+static int deque_reserve(kv_deque *d)
+{
+    size_t cap;
+    kv_buf *v;
+
+    if (d->len < d->cap)
+        return 0;
+    cap = d->cap ? d->cap * 2 : KV_LIST_MINCAP;
+    if (cap > SIZE_MAX / sizeof(kv_buf) || !(v = malloc(cap * sizeof(kv_buf))))
+        return -1;
+    /* Unroll the ring so the new buffer starts at index 0. */
+    for (size_t i = 0; i < d->len; i++)
+        v[i] = *deque_at(d, i);
+    free(d->v);
+    d->v = v;
+    d->cap = cap;
+    d->head = 0;
+    return 0;
+}
+
+/* Free the 'n' oldest items (n <= len). */
+static void deque_drop(kv_deque *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(deque_at(d, 0)->p);
+        d->head = (d->head + 1) % d->cap;
+        d->len--;
+    }
+}
+
+/* ------------------------------------------------------------- completions */
+
+static void run_pass(evutil_socket_t fd, short what, void *arg);
+static void memory_destroy(kv_memory *m);
+
+/* A completion with room for 'nitems' items and 'bytes' bytes of data. The data
+ * area is returned in '*data'. Returns NULL on OOM. */
+static kv_done *done_new(kv_cb cb, void *arg, size_t nitems, size_t bytes, char **data)
+{
+    size_t isize = nitems * sizeof(kv_item);
+    kv_done *d;
+
+    if (nitems > SIZE_MAX / sizeof(kv_item) ||
+        bytes > SIZE_MAX - sizeof(kv_done) - isize ||
+        !(d = calloc(1, sizeof(kv_done) + isize + bytes)))
+        return NULL;
+    d->cb = cb;
+    d->arg = arg;
+    if (nitems)
+        d->res.items = (kv_item *)(d + 1);
+    if (data)
+        *data = (char *)(d + 1) + isize;
+    return d;
+}
+
+/* Copy 'len' bytes to '*data' followed by a NUL; advance '*data'. Returns the copy. */
+static const char *put_bytes(char **data, const char *p, size_t len)
+{
+    char *dst = *data;
+
+    if (len)
+        memcpy(dst, p, len);
+    dst[len] = '\0';
+    *data += len + 1;
+    return dst;
+}
+
+/* Queue 'd' (NULL for a callback-less operation). 'status' is the operation's
+ * result; a callback-less failure is logged here, since no one else will see it. */
+static void defer(kv_memory *m, kv_done *d, const char *op, const char *key, int status)
+{
+    if (!d) {
+        if (status < 0)
+            log_warn("kv memory: %s '%s': %s", op, key ? key : "", kv_strerror(status));
+        return;
+    }
+    d->res.status = status;
+    d->next = NULL;
+    *m->qtail = d;
+    m->qtail = &d->next;
+    /* Between passes the event is made active when the FIFO fills; during a pass
+     * the pass re-activates it itself if callbacks queued more work. */
+    if (m->q == d && !m->in_pass)
+        event_active(m->ev, 0, 0);
+}
+
+/* Run the completions queued before this pass started, in order. Ones queued by
+ * these callbacks wait for the next pass, so a callback that keeps issuing
+ * operations cannot starve the loop. */
+static void run_pass(evutil_socket_t fd, short what, void *arg)
+{
+    kv_memory *m = arg;
+
+    m->running = m->q;
+    m->q = NULL;
+    m->qtail = &m->q;
+    m->in_pass = 1;
+    while (m->running) {
+        kv_done *d = m->running;
+
+        m->running = d->next;
+        d->cb(&d->res, d->arg);
+        free(d);
+        if (m->freeing) {
+            memory_destroy(m);
+            return;
+        }
+    }
+    m->in_pass = 0;
+    if (m->q)
+        event_active(m->ev, 0, 0);
+}
+
+/* --------------------------------------------------------------- operations */
+
+static int valid_key(const char *key)
+{
+    return key && key[0] != '\0';
+}
+
+static int memory_get(kv_store *kv, const char *key, kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_done *d = NULL;
+    kv_node *x;
+    char *data;
+    int status = KV_OK;
+
+    if (!valid_key(key))
+        return KV_EINVAL;
+    x = lookup(m, key);
+    if (!x)
+        status = KV_ENOTFOUND;
+    else if (x->kind != KV_KIND_STRING)
+        status = KV_ETYPE;
+    if (cb) {
+        size_t len = status == KV_OK ? x->u.str.len : 0;
+
+        if (!(d = done_new(cb, arg, 0, status == KV_OK ? len + 1 : 0, &data)))
+            return KV_ENOMEM;
+        if (status == KV_OK) {
+            d->res.val = put_bytes(&data, x->u.str.p, len);
+            d->res.len = len;
+        }
+    }
+    defer(m, d, "get", key, status);
+    return 0;
+}
+
+static int memory_set(kv_store *kv, const char *key, const char *val, size_t len,
+                      kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_done *d = NULL;
+    kv_node *x;
+    char *copy;
+
+    if (!valid_key(key) || (!val && len) || len == SIZE_MAX)
+        return KV_EINVAL;
+    if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
+        return KV_ENOMEM;
+    x = lookup(m, key);
+    if (x && x->kind != KV_KIND_STRING) {
+        defer(m, d, "set", key, KV_ETYPE);
+        return 0;
+    }
+    if (!(copy = malloc(len + 1)))
+        goto oom;
+    if (len)
+        memcpy(copy, val, len);
+    copy[len] = '\0';
+    if (!x && !(x = insert(m, key, KV_KIND_STRING))) {
+        free(copy);
+        goto oom;
+    }
+    free(x->u.str.p);
+    x->u.str = (kv_buf){copy, len};
+    defer(m, d, "set", key, KV_OK);
+    return 0;
+
+oom:
+    free(d);
+    return KV_ENOMEM;
+}
+
+static int memory_del(kv_store *kv, const char *key, kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_done *d = NULL;
+
+    if (!valid_key(key))
+        return KV_EINVAL;
+    if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
+        return KV_ENOMEM;
+    remove_key(m, key);
+    defer(m, d, "del", key, KV_OK);
+    return 0;
+}
+
+/* Whether 'x' is a string key directly in the table 'table' (tlen bytes, ending
+ * in '/'). '*deeper' is set to the length of the deeper table's prefix when the
+ * key lives below 'table' instead, 0 otherwise. */
+static int scan_match(const kv_node *x, const char *table, size_t tlen, size_t *deeper)
+{
+    const char *slash;
+
+    *deeper = 0;
+    slash = memchr(x->key + tlen, '/', x->klen - tlen);
+    if (slash) {
+        *deeper = (size_t)(slash - x->key) + 1;
+        return 0;
+    }
+    return x->kind == KV_KIND_STRING;
+}
+
+static int has_prefix(const kv_node *x, const char *table, size_t tlen)
+{
+    return x->klen >= tlen && memcmp(x->key, table, tlen) == 0;
+}
+
+/* The first node after every key that starts with the deeper table
+ * x->key[0..plen) (whose last byte is '/'): seek to that prefix with its '/'
+ * bumped to '0', the next byte value. Skips a whole subtree in O(log n). */
+static kv_node *skip_deeper(kv_memory *m, const kv_node *x, size_t plen, char *buf)
+{
+    memcpy(buf, x->key, plen);
+    buf[plen - 1] = '/' + 1;
+    return seek(m, buf, plen, NULL);
+}
+
+static int memory_scan(kv_store *kv, const char *table, kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    size_t tlen, n = 0, bytes = 0, deeper, maxk = 0;
+    kv_done *d;
+    kv_node *x;
+    char *data, *buf;
+
+    if (!table || !(tlen = strlen(table)) || table[tlen - 1] != '/')
+        return KV_EINVAL;
+    if (!cb)
+        return 0; /* nothing to change, nothing to report */
+    for (x = seek(m, table, tlen, NULL); x && has_prefix(x, table, tlen); x = x->next[0])
+        if (x->klen > maxk)
+            maxk = x->klen;
+    if (!(buf = malloc(maxk + 1)))
+        return KV_ENOMEM;
+    /* Two walks: size the completion, then fill it. */
+    for (x = seek(m, table, tlen, NULL); x && has_prefix(x, table, tlen);) {
+        if (scan_match(x, table, tlen, &deeper)) {
+            n++;
+            bytes += x->klen + 1 + x->u.str.len + 1;
+        }
+        x = deeper ? skip_deeper(m, x, deeper, buf) : x->next[0];
+    }
+    if (!(d = done_new(cb, arg, n, bytes, &data))) {
+        free(buf);
+        return KV_ENOMEM;
+    }
+    kv_item *items = (kv_item *)d->res.items;
+    for (x = seek(m, table, tlen, NULL); x && has_prefix(x, table, tlen);) {
+        if (scan_match(x, table, tlen, &deeper)) {
+            kv_item *it = &items[d->res.n++];
+
+            it->key = put_bytes(&data, x->key, x->klen);
+            it->klen = x->klen;
+            it->val = put_bytes(&data, x->u.str.p, x->u.str.len);
+            it->vlen = x->u.str.len;
+        }
+        x = deeper ? skip_deeper(m, x, deeper, buf) : x->next[0];
+    }
+    free(buf);
+    defer(m, d, "scan", table, KV_OK);
+    return 0;
+}
+
+/* Parse all of p[0..len) as a decimal long long. Returns 0, or -1 if it is not
+ * one (empty, stray bytes, out of range). */
+static int parse_ll(const char *p, size_t len, long long *out)
+{
+    char tmp[32], *end;
+    long long v;
+
+    if (len == 0 || len >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, p, len);
+    tmp[len] = '\0';
+    /* strtoll() alone would accept leading blanks, '+' and a short read. */
+    if (!(tmp[0] == '-' || (tmp[0] >= '0' && tmp[0] <= '9')) || strlen(tmp) != len)
+        return -1;
+    errno = 0;
+    v = strtoll(tmp, &end, 10);
+    if (errno || *end != '\0' || end == tmp)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int memory_incr(kv_store *kv, const char *key, long long by, kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_done *d = NULL;
+    long long cur = 0, next;
+    char text[32], *copy;
+    kv_node *x;
+    int tlen;
+
+    if (!valid_key(key))
+        return KV_EINVAL;
+    if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
+        return KV_ENOMEM;
+    x = lookup(m, key);
+    if (x && x->kind != KV_KIND_STRING) {
+        defer(m, d, "incr", key, KV_ETYPE);
+        return 0;
+    }
+    if ((x && parse_ll(x->u.str.p, x->u.str.len, &cur) < 0) ||
+        __builtin_add_overflow(cur, by, &next)) {
+        defer(m, d, "incr", key, KV_EINVAL);
+        return 0;
+    }
+    tlen = snprintf(text, sizeof(text), "%lld", next);
+    if (!(copy = strdup(text)))
+        goto oom;
+    if (!x && !(x = insert(m, key, KV_KIND_STRING))) {
+        free(copy);
+        goto oom;
+    }
+    free(x->u.str.p);
+    x->u.str = (kv_buf){copy, (size_t)tlen};
+    if (d)
+        d->res.num = next;
+    defer(m, d, "incr", key, KV_OK);
+    return 0;
+
+oom:
+    free(d);
+    return KV_ENOMEM;
+}
+
+static int memory_list_push(kv_store *kv, const char *key, const char *val, size_t len,
+                            size_t max, kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_done *d = NULL;
+    size_t dropped = 0;
+    kv_node *x;
+    char *copy;
+
+    if (!valid_key(key) || (!val && len) || len == SIZE_MAX)
+        return KV_EINVAL;
+    if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
+        return KV_ENOMEM;
+    x = lookup(m, key);
+    if (x && x->kind != KV_KIND_LIST) {
+        defer(m, d, "list_push", key, KV_ETYPE);
+        return 0;
+    }
+    if (!(copy = malloc(len + 1)))
+        goto oom;
+    if (len)
+        memcpy(copy, val, len);
+    copy[len] = '\0';
+    if (!x && !(x = insert(m, key, KV_KIND_LIST)))
+        goto oom_copy;
+    if (deque_reserve(&x->u.list) < 0) {
+        if (x->u.list.len == 0)
+            remove_key(m, key); /* do not leave the empty list just created */
+        goto oom_copy;
+    }
+    *deque_at(&x->u.list, x->u.list.len++) = (kv_buf){copy, len};
+    if (max > 0 && x->u.list.len > max) {
+        dropped = x->u.list.len - max;
+        deque_drop(&x->u.list, dropped);
+    }
+    if (d)
+        d->res.num = (long long)dropped;
+    defer(m, d, "list_push", key, KV_OK);
+    return 0;
+
+oom_copy:
+    free(copy);
+oom:
+    free(d);
+    return KV_ENOMEM;
+}
+
+static int memory_list_range(kv_store *kv, const char *key, size_t start, size_t count,
+                             kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    size_t n = 0, bytes = 0;
+    kv_deque *l = NULL;
+    kv_done *d;
+    kv_node *x;
+    char *data;
+
+    if (!valid_key(key))
+        return KV_EINVAL;
+    if (!cb)
+        return 0;
+    x = lookup(m, key);
+    if (x && x->kind != KV_KIND_LIST) {
+        if (!(d = done_new(cb, arg, 0, 0, NULL)))
+            return KV_ENOMEM;
+        defer(m, d, "list_range", key, KV_ETYPE);
+        return 0;
+    }
+    if (x && start < x->u.list.len) {
+        l = &x->u.list;
+        n = l->len - start < count ? l->len - start : count;
+        for (size_t i = 0; i < n; i++)
+            bytes += deque_at(l, start + i)->len + 1;
+    }
+    if (!(d = done_new(cb, arg, n, bytes, &data)))
+        return KV_ENOMEM;
+    kv_item *items = (kv_item *)d->res.items;
+    for (size_t i = 0; i < n; i++) {
+        kv_buf *b = deque_at(l, start + i);
+
+        items[i].val = put_bytes(&data, b->p, b->len);
+        items[i].vlen = b->len;
+    }
+    d->res.n = n;
+    defer(m, d, "list_range", key, KV_OK);
+    return 0;
+}
+
+static int memory_list_trim(kv_store *kv, const char *key, size_t n, kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_done *d = NULL;
+    size_t left = 0;
+    kv_node *x;
+
+    if (!valid_key(key))
+        return KV_EINVAL;
+    if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
+        return KV_ENOMEM;
+    x = lookup(m, key);
+    if (x && x->kind != KV_KIND_LIST) {
+        defer(m, d, "list_trim", key, KV_ETYPE);
+        return 0;
+    }
+    if (x) {
+        deque_drop(&x->u.list, n < x->u.list.len ? n : x->u.list.len);
+        left = x->u.list.len;
+        if (left == 0)
+            remove_key(m, key); /* as in Redis, an empty list is no key at all */
+    }
+    if (d)
+        d->res.num = (long long)left;
+    defer(m, d, "list_trim", key, KV_OK);
+    return 0;
+}
+
+static int memory_list_len(kv_store *kv, const char *key, kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_done *d;
+    kv_node *x;
+
+    if (!valid_key(key))
+        return KV_EINVAL;
+    if (!cb)
+        return 0;
+    if (!(d = done_new(cb, arg, 0, 0, NULL)))
+        return KV_ENOMEM;
+    x = lookup(m, key);
+    if (x && x->kind != KV_KIND_LIST) {
+        defer(m, d, "list_len", key, KV_ETYPE);
+        return 0;
+    }
+    d->res.num = x ? (long long)x->u.list.len : 0;
+    defer(m, d, "list_len", key, KV_OK);
+    return 0;
+}
+
+/* Nothing is buffered: a flush is an ordinary completion behind the others. */
+static int memory_flush(kv_store *kv, kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_done *d;
+
+    if (!cb)
+        return 0;
+    if (!(d = done_new(cb, arg, 0, 0, NULL)))
+        return KV_ENOMEM;
+    defer(m, d, "flush", NULL, KV_OK);
+    return 0;
+}
+
+static void free_done_list(kv_done *d)
+{
+    while (d) {
+        kv_done *next = d->next;
+        free(d);
+        d = next;
+    }
+}
+
+static void memory_destroy(kv_memory *m)
+{
+    kv_node *x, *next;
+
+    if (m->ev)
+        event_free(m->ev);
+    free_done_list(m->running);
+    free_done_list(m->q);
+    if (m->head) {
+        for (x = m->head->next[0]; x; x = next) {
+            next = x->next[0];
+            node_free(x);
+        }
+        free(m->head);
+    }
+    free(m);
+}
+
+/* Pending callbacks are dropped. Called from inside one of this store's
+ * callbacks, the store is only marked and is freed once that callback returns. */
+static void memory_free(kv_store *kv)
+{
+    kv_memory *m = (kv_memory *)kv;
+
+    if (m->in_pass)
+        m->freeing = 1;
+    else
+        memory_destroy(m);
+}
+
+/* Shared by all stores; moves to kv/kv.c when a second store lands. */
+const char *kv_strerror(int code)
+{
+    switch (code) {
+    case KV_OK:
+        return "ok";
+    case KV_ENOTFOUND:
+        return "not found";
+    case KV_EIO:
+        return "store unreachable or write failed";
+    case KV_ENOMEM:
+        return "out of memory";
+    case KV_ETYPE:
+        return "wrong kind of value for this operation";
+    case KV_EINVAL:
+        return "invalid argument";
+    default:
+        return "unknown error";
+    }
+}
+
+static const kv_ops kv_memory_ops = {
+    .name = "memory",
+    .get = memory_get,
+    .set = memory_set,
+    .del = memory_del,
+    .scan = memory_scan,
+    .incr = memory_incr,
+    .list_push = memory_list_push,
+    .list_range = memory_list_range,
+    .list_trim = memory_list_trim,
+    .list_len = memory_list_len,
+    .flush = memory_flush,
+    .free = memory_free,
+};
+
+kv_store *kv_memory_new(struct event_base *base)
+{
+    kv_memory *m = calloc(1, sizeof(*m));
+
+    if (!m)
+        return NULL;
+    m->base.ops = &kv_memory_ops;
+    m->base.base = base;
+    m->level = 1;
+    m->rng = 0x9e3779b97f4a7c15ULL;
+    m->qtail = &m->q;
+    if (!(m->head = calloc(1, sizeof(kv_node) + KV_SKIP_MAXLEVEL * sizeof(kv_node *))))
+        goto err;
+    m->head->level = KV_SKIP_MAXLEVEL;
+    if (!(m->ev = event_new(base, -1, 0, run_pass, m)))
+        goto err;
+    return &m->base;
+
+err:
+    memory_destroy(m);
+    return NULL;
+}

@@ -7,6 +7,7 @@
 #include "kv/kv.h"
 #include "repo/repo.h"
 #include "tap.h"
+#include "redis_server.h"
 
 static struct event_base *base;
 
@@ -79,10 +80,8 @@ static void seq_cb(int status, unsigned long long last, void *arg)
     s->last[s->n++] = status == 0 ? last : 0;
 }
 
-int main(void)
+static void repo_suite(kv_store *kv)
 {
-    base = event_base_new();
-    kv_store *kv = kv_memory_new(base);
     repo_channel *r = repo_kv_stack_new(kv);
     repo_connection *rc = r->ops->connections(r);
     repo_queue *rq = rc->ops->queues(rc);
@@ -202,7 +201,30 @@ int main(void)
     chan_unref(news);
     chan_unref(ops);
     r->ops->free(r);
+}
+
+int main(void)
+{
+    redis_server rs;
+    char err[256];
+    kv_store *kv;
+
+    base = event_base_new();
+    diag("repositories on the memory store");
+    kv = kv_memory_new(base);
+    repo_suite(kv);
     kv_free(kv);
+
+    ok(redis_server_start(&rs) == 0, "a private redis-server starts");
+    kv_redis_opts ro = {.url = rs.url, .prefix = "t:", .maxbuffer = 100, .buffertime_ms = 5};
+    if ((kv = kv_redis_new(base, &ro, err, sizeof(err)))) {
+        diag("repositories on the redis store");
+        repo_suite(kv);
+        kv_free(kv);
+    } else {
+        ok(0, "kv_redis_new: %s", err);
+    }
+    redis_server_stop(&rs);
     event_base_free(base);
     return done_testing();
 }

@@ -1,0 +1,798 @@
+/* kv_redis.c - the Redis key-value store: hiredis' async API on the libevent loop.
+ *
+ * Layout in Redis (P is the configured prefix, e.g. "ssebroker:"):
+ *   a string key "table/name" is field 'name' of the hash P"table/", so a
+ *   scan of a table is one HGETALL that costs what it returns (no KEYS, no
+ *   SCAN over the keyspace); a list key "table/name" is the Redis list
+ *   P"table/name". Lists are native Redis lists: RPUSH + LTRIM keep the bound
+ *   in Redis itself, LRANGE reads a window, and both are O(items touched).
+ *
+ * Batching: every operation is formatted at once and appended to the pending
+ * batch. A batch goes out as MULTI ... EXEC in one write (pipelined and atomic)
+ * when it holds 'maxbuffer' operations, when 'buffertime_ms' has passed, or at
+ * the end of the current loop turn when somebody waits on a result (reads,
+ * counters, kv_flush). Redis answers batches in order, so callbacks run in
+ * issue order, and a kv_flush callback runs after everything issued before it
+ * has been applied by Redis.
+ *
+ * Failure: when the connection drops, every operation in flight fails with
+ * KV_EIO; new ones wait (at most KV_REDIS_DOWN_WAIT_MS, at most
+ * KV_REDIS_MAX_WAITING of them) for the reconnection, which is retried with a
+ * doubling backoff. A batch Redis does not answer within KV_REDIS_REPLY_TIMEOUT_MS
+ * drops the connection (hiredis 0.14 has no timeouts of its own).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+
+#include "kv/kv.h"
+#include "log.h"
+
+#define KV_REDIS_DOWN_WAIT_MS 2000      /* how long operations wait for a reconnection */
+#define KV_REDIS_MAX_WAITING 100000     /* operations held while disconnected */
+#define KV_REDIS_REPLY_TIMEOUT_MS 5000  /* a batch not answered by then: reconnect */
+#define KV_REDIS_BACKOFF_MAX_MS 5000
+
+enum { OP_GET, OP_SET, OP_DEL, OP_SCAN, OP_INCR, OP_PUSH, OP_RANGE, OP_TRIM, OP_LEN, OP_FLUSH };
+
+/* One operation: its formatted commands and what to do with their replies. */
+typedef struct rop {
+    struct rop *next;
+    int kind;
+    int ncmds;       /* replies it takes from the EXEC array */
+    char *cmds;      /* formatted commands, RESP, back to back */
+    size_t cmdslen;
+    size_t split;    /* length of the first command when there are two */
+    size_t max;      /* list_push bound */
+    char *table;     /* scan: the table, to rebuild full keys */
+    kv_cb cb;
+    void *arg;
+} rop;
+
+typedef struct batch {
+    struct batch *next;
+    struct kv_redis *r;
+    rop *ops;
+    struct timeval sent;
+} batch;
+
+typedef struct kv_redis {
+    kv_store base;
+    char *prefix;
+    char *host, *path, *password;
+    int port, db;
+    size_t maxbuffer;
+    int buffertime_ms;
+
+    redisAsyncContext *ac;
+    int connected;       /* the connection is up and authenticated */
+    int backoff_ms;
+    struct event *reconnect_ev;
+    struct event *flush_ev;   /* buffertime timer */
+    struct event *now_ev;     /* end-of-turn flush */
+    struct event *watchdog;   /* down-wait and reply timeouts */
+
+    rop *pend, **pend_tail;   /* the batch being filled */
+    size_t npend;
+    batch *inflight, **inflight_tail;
+    int failed;               /* an operation failed since the last kv_flush */
+    int freeing;
+} kv_redis;
+
+static void redis_connect(kv_redis *r);
+static void send_batch(kv_redis *r);
+static void schedule_reconnect(kv_redis *r);
+
+/* ------------------------------------------------------------- replies */
+
+static void rop_free(rop *o)
+{
+    free(o->cmds);
+    free(o->table);
+    free(o);
+}
+
+static void complete(rop *o, int status)
+{
+    kv_result res = {.status = status};
+    if (o->cb)
+        o->cb(&res, o->arg);
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+    const kv_item *x = a, *y = b;
+    size_t n = x->klen < y->klen ? x->klen : y->klen;
+    int c = memcmp(x->key, y->key, n);
+    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* Hand 'o' its replies (rep[0..o->ncmds)). */
+static void dispatch(kv_redis *r, rop *o, redisReply **rep)
+{
+    kv_result res = {0};
+    kv_item *items = NULL;
+    char *keys = NULL;
+
+    for (int i = 0; i < o->ncmds; i++) {
+        if (!rep[i] || rep[i]->type == REDIS_REPLY_ERROR) {
+            /* A counter that is not an integer is the caller's error. */
+            if (o->kind == OP_INCR && rep[i] && (strstr(rep[i]->str, "not an integer") || strstr(rep[i]->str, "overflow"))) {
+                complete(o, KV_EINVAL);
+                return;
+            }
+            log_warn("redis: %s", rep[i] ? rep[i]->str : "no reply");
+            r->failed = 1;
+            complete(o, KV_EIO);
+            return;
+        }
+    }
+    switch (o->kind) {
+    case OP_GET:
+        if (rep[0]->type == REDIS_REPLY_NIL) {
+            res.status = KV_ENOTFOUND;
+        } else {
+            res.val = rep[0]->str;
+            res.len = rep[0]->len;
+        }
+        break;
+    case OP_INCR:
+    case OP_LEN:
+        res.num = rep[0]->integer;
+        break;
+    case OP_PUSH:
+        res.num = o->max && (size_t)rep[0]->integer > o->max
+                      ? (long long)((size_t)rep[0]->integer - o->max)
+                      : 0;
+        break;
+    case OP_TRIM:
+        res.num = rep[1]->integer;
+        break;
+    case OP_RANGE:
+        if (rep[0]->elements && !(items = calloc(rep[0]->elements, sizeof(*items)))) {
+            res.status = KV_ENOMEM;
+            break;
+        }
+        for (size_t i = 0; i < rep[0]->elements; i++) {
+            items[i].val = rep[0]->element[i]->str;
+            items[i].vlen = rep[0]->element[i]->len;
+        }
+        res.items = items;
+        res.n = rep[0]->elements;
+        break;
+    case OP_SCAN: {
+        size_t n = rep[0]->elements / 2, tlen = strlen(o->table), total = 0;
+        for (size_t i = 0; i < n; i++)
+            total += tlen + rep[0]->element[2 * i]->len + 1;
+        if (n && (!(items = calloc(n, sizeof(*items))) || !(keys = malloc(total)))) {
+            res.status = KV_ENOMEM;
+            break;
+        }
+        char *k = keys;
+        for (size_t i = 0; i < n; i++) {
+            redisReply *f = rep[0]->element[2 * i], *v = rep[0]->element[2 * i + 1];
+            memcpy(k, o->table, tlen);
+            memcpy(k + tlen, f->str, f->len);
+            k[tlen + f->len] = '\0';
+            items[i] = (kv_item){k, tlen + f->len, v->str, v->len};
+            k += tlen + f->len + 1;
+        }
+        qsort(items, n, sizeof(*items), item_cmp);
+        res.items = items;
+        res.n = n;
+        break;
+    }
+    case OP_FLUSH:
+        res.status = r->failed ? KV_EIO : KV_OK;
+        r->failed = 0;
+        break;
+    default:
+        break;
+    }
+    if (o->cb)
+        o->cb(&res, o->arg);
+    free(items);
+    free(keys);
+}
+
+static void batch_free(batch *b)
+{
+    rop *o, *next;
+    for (o = b->ops; o; o = next) {
+        next = o->next;
+        rop_free(o);
+    }
+    free(b);
+}
+
+/* The EXEC reply of one batch (NULL when the connection went away). */
+static void batch_done(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    batch *b = privdata;
+    kv_redis *r = b->r;
+    redisReply *rep = reply;
+    size_t at = 0;
+
+    /* Batches complete in order: this one is the head of the in-flight list. */
+    r->inflight = b->next;
+    if (!r->inflight)
+        r->inflight_tail = &r->inflight;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        if (rep && !r->freeing)
+            log_warn("redis: batch failed: %s",
+                     rep->type == REDIS_REPLY_ERROR ? rep->str : "transaction aborted");
+        r->failed = 1;
+        for (rop *o = b->ops; o; o = o->next)
+            if (!r->freeing)
+                complete(o, KV_EIO);
+    } else {
+        for (rop *o = b->ops; o; o = o->next) {
+            if (at + (size_t)o->ncmds > rep->elements) {
+                complete(o, KV_EIO);
+                continue;
+            }
+            dispatch(r, o, rep->element + at);
+            at += (size_t)o->ncmds;
+        }
+    }
+    batch_free(b);
+}
+
+/* ------------------------------------------------------------- batching */
+
+static void fail_pending(kv_redis *r)
+{
+    rop *o = r->pend, *next;
+    r->pend = NULL;
+    r->pend_tail = &r->pend;
+    r->npend = 0;
+    r->failed = 1;
+    for (; o; o = next) {
+        next = o->next;
+        complete(o, KV_EIO);
+        rop_free(o);
+    }
+}
+
+static void send_batch(kv_redis *r)
+{
+    batch *b;
+    if (!r->pend || !r->connected)
+        return;
+    if (!(b = calloc(1, sizeof(*b)))) {
+        fail_pending(r);
+        return;
+    }
+    b->r = r;
+    b->ops = r->pend;
+    gettimeofday(&b->sent, NULL);
+    r->pend = NULL;
+    r->pend_tail = &r->pend;
+    r->npend = 0;
+    evtimer_del(r->flush_ev);
+
+    redisAsyncCommand(r->ac, NULL, NULL, "MULTI");
+    /* One call per command: hiredis pairs each reply with one call. */
+    for (rop *o = b->ops; o; o = o->next) {
+        if (o->ncmds > 0)
+            redisAsyncFormattedCommand(r->ac, NULL, NULL, o->cmds, o->split);
+        if (o->ncmds > 1)
+            redisAsyncFormattedCommand(r->ac, NULL, NULL, o->cmds + o->split,
+                                       o->cmdslen - o->split);
+    }
+    b->next = NULL;
+    *r->inflight_tail = b;
+    r->inflight_tail = &b->next;
+    redisAsyncCommand(r->ac, batch_done, b, "EXEC");
+}
+
+static void flush_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    send_batch(arg);
+}
+
+/* Queue 'o' in the pending batch; 'urgent' sends it at the end of this turn. */
+static int enqueue(kv_redis *r, rop *o, int urgent)
+{
+    if (!r->connected && r->npend >= KV_REDIS_MAX_WAITING) {
+        rop_free(o);
+        return KV_EIO;
+    }
+    *r->pend_tail = o;
+    r->pend_tail = &o->next;
+    r->npend++;
+    if (!r->connected)
+        return 0; /* sent on reconnection, or failed by the watchdog */
+    if (r->npend >= r->maxbuffer) {
+        send_batch(r);
+    } else if (urgent || r->buffertime_ms == 0) {
+        event_active(r->now_ev, EV_TIMEOUT, 0);
+    } else if (!evtimer_pending(r->flush_ev, NULL)) {
+        struct timeval tv = {r->buffertime_ms / 1000, (r->buffertime_ms % 1000) * 1000};
+        evtimer_add(r->flush_ev, &tv);
+    }
+    return 0;
+}
+
+/* Build an operation from up to two commands (argv arrays, NULL-terminated
+ * counts in argc2 == 0 when there is only one). */
+static int op(kv_redis *r, int kind, kv_cb cb, void *arg, int urgent, size_t max,
+              const char *table, int argc1, const char **argv1, const size_t *len1,
+              int argc2, const char **argv2, const size_t *len2)
+{
+    rop *o = calloc(1, sizeof(*o));
+    char *c1 = NULL, *c2 = NULL;
+    long long l1 = 0, l2 = 0;
+
+    if (!o)
+        return KV_ENOMEM;
+    if (argc1 && (l1 = redisFormatCommandArgv(&c1, argc1, argv1, len1)) < 0)
+        goto err;
+    if (argc2 && (l2 = redisFormatCommandArgv(&c2, argc2, argv2, len2)) < 0)
+        goto err;
+    if (!(o->cmds = malloc((size_t)(l1 + l2) + 1)))
+        goto err;
+    memcpy(o->cmds, c1, (size_t)l1);
+    if (l2)
+        memcpy(o->cmds + l1, c2, (size_t)l2);
+    o->cmdslen = (size_t)(l1 + l2);
+    o->split = (size_t)l1;
+    o->ncmds = (argc1 > 0) + (argc2 > 0);
+    o->kind = kind;
+    o->max = max;
+    o->cb = cb;
+    o->arg = arg;
+    if (table && !(o->table = strdup(table)))
+        goto err;
+    redisFreeCommand(c1);
+    redisFreeCommand(c2);
+    return enqueue(r, o, urgent);
+err:
+    redisFreeCommand(c1);
+    redisFreeCommand(c2);
+    if (o)
+        rop_free(o);
+    return KV_ENOMEM;
+}
+
+/* Split "table/name" into the hash P"table/" and the field "name". */
+static int split_key(kv_redis *r, const char *key, char **hash, const char **field)
+{
+    const char *slash = key ? strrchr(key, '/') : NULL;
+    size_t plen = strlen(r->prefix);
+    if (!key || !*key || !slash || !slash[1])
+        return KV_EINVAL;
+    if (!(*hash = malloc(plen + (size_t)(slash - key) + 2)))
+        return KV_ENOMEM;
+    memcpy(*hash, r->prefix, plen);
+    memcpy(*hash + plen, key, (size_t)(slash - key) + 1);
+    (*hash)[plen + (size_t)(slash - key) + 1] = '\0';
+    *field = slash + 1;
+    return 0;
+}
+
+static char *list_key(kv_redis *r, const char *key)
+{
+    char *k = NULL;
+    if (key && *key && asprintf(&k, "%s%s", r->prefix, key) < 0)
+        return NULL;
+    return k;
+}
+
+#define ARGV(...) ((const char *[]){__VA_ARGS__})
+
+static int hash_op(kv_store *kv, int kind, const char *cmd, const char *key,
+                   const char *val, size_t vlen, kv_cb cb, void *arg, int urgent)
+{
+    kv_redis *r = (kv_redis *)kv;
+    char *hash;
+    const char *field;
+    int rc = split_key(r, key, &hash, &field);
+    if (rc < 0)
+        return rc;
+    const char *argv[] = {cmd, hash, field, val};
+    size_t lens[] = {strlen(cmd), strlen(hash), strlen(field), vlen};
+    rc = op(r, kind, cb, arg, urgent, 0, NULL, val ? 4 : 3, argv, lens, 0, NULL, NULL);
+    free(hash);
+    return rc;
+}
+
+static int redis_get(kv_store *kv, const char *key, kv_cb cb, void *arg)
+{
+    return hash_op(kv, OP_GET, "HGET", key, NULL, 0, cb, arg, 1);
+}
+
+static int redis_set(kv_store *kv, const char *key, const char *val, size_t len, kv_cb cb,
+                     void *arg)
+{
+    return hash_op(kv, OP_SET, "HSET", key, val ? val : "", len, cb, arg, 0);
+}
+
+static int redis_incr(kv_store *kv, const char *key, long long by, kv_cb cb, void *arg)
+{
+    char num[24];
+    snprintf(num, sizeof(num), "%lld", by);
+    return hash_op(kv, OP_INCR, "HINCRBY", key, num, strlen(num), cb, arg, 1);
+}
+
+static int redis_del(kv_store *kv, const char *key, kv_cb cb, void *arg)
+{
+    kv_redis *r = (kv_redis *)kv;
+    char *hash, *list;
+    const char *field;
+    int rc = split_key(r, key, &hash, &field);
+    if (rc < 0)
+        return rc;
+    if (!(list = list_key(r, key))) {
+        free(hash);
+        return KV_ENOMEM;
+    }
+    /* A key is a hash field or a list: remove both, whichever it was. */
+    const char **a1 = ARGV("HDEL", hash, field), **a2 = ARGV("DEL", list);
+    size_t l1[] = {4, strlen(hash), strlen(field)}, l2[] = {3, strlen(list)};
+    rc = op(r, OP_DEL, cb, arg, 0, 0, NULL, 3, a1, l1, 2, a2, l2);
+    free(hash);
+    free(list);
+    return rc;
+}
+
+static int redis_scan(kv_store *kv, const char *table, kv_cb cb, void *arg)
+{
+    kv_redis *r = (kv_redis *)kv;
+    size_t tlen = table ? strlen(table) : 0;
+    char *hash;
+    int rc;
+    if (!tlen || table[tlen - 1] != '/')
+        return KV_EINVAL;
+    if (asprintf(&hash, "%s%s", r->prefix, table) < 0)
+        return KV_ENOMEM;
+    const char **a = ARGV("HGETALL", hash);
+    size_t l[] = {7, strlen(hash)};
+    rc = op(r, OP_SCAN, cb, arg, 1, 0, table, 2, a, l, 0, NULL, NULL);
+    free(hash);
+    return rc;
+}
+
+static int redis_list_push(kv_store *kv, const char *key, const char *val, size_t len,
+                           size_t max, kv_cb cb, void *arg)
+{
+    kv_redis *r = (kv_redis *)kv;
+    char *list = list_key(r, key), start[24];
+    int rc;
+    if (!list)
+        return key && *key ? KV_ENOMEM : KV_EINVAL;
+    snprintf(start, sizeof(start), "-%zu", max);
+    const char **a1 = ARGV("RPUSH", list, val), **a2 = ARGV("LTRIM", list, start, "-1");
+    size_t l1[] = {5, strlen(list), len}, l2[] = {5, strlen(list), strlen(start), 2};
+    rc = op(r, OP_PUSH, cb, arg, 0, max, NULL, 3, a1, l1, max ? 4 : 0, a2, l2);
+    free(list);
+    return rc;
+}
+
+static int redis_list_range(kv_store *kv, const char *key, size_t start, size_t count,
+                            kv_cb cb, void *arg)
+{
+    kv_redis *r = (kv_redis *)kv;
+    char *list = list_key(r, key), from[24], to[24];
+    int rc;
+    if (!list)
+        return key && *key ? KV_ENOMEM : KV_EINVAL;
+    snprintf(from, sizeof(from), "%zu", start);
+    if (count == 0) /* an empty window, still answered in order */
+        snprintf(to, sizeof(to), "%zu", start), snprintf(from, sizeof(from), "%zu", start + 1);
+    else if (count > (size_t)INT64_MAX - start)
+        snprintf(to, sizeof(to), "-1");
+    else
+        snprintf(to, sizeof(to), "%zu", start + count - 1);
+    const char **a = ARGV("LRANGE", list, from, to);
+    size_t l[] = {6, strlen(list), strlen(from), strlen(to)};
+    rc = op(r, OP_RANGE, cb, arg, 1, 0, NULL, 4, a, l, 0, NULL, NULL);
+    free(list);
+    return rc;
+}
+
+static int redis_list_trim(kv_store *kv, const char *key, size_t n, kv_cb cb, void *arg)
+{
+    kv_redis *r = (kv_redis *)kv;
+    char *list = list_key(r, key), from[24];
+    int rc;
+    if (!list)
+        return key && *key ? KV_ENOMEM : KV_EINVAL;
+    snprintf(from, sizeof(from), "%zu", n);
+    const char **a1 = ARGV("LTRIM", list, from, "-1"), **a2 = ARGV("LLEN", list);
+    size_t l1[] = {5, strlen(list), strlen(from), 2}, l2[] = {4, strlen(list)};
+    rc = op(r, OP_TRIM, cb, arg, cb != NULL, 0, NULL, 4, a1, l1, 2, a2, l2);
+    free(list);
+    return rc;
+}
+
+static int redis_list_len(kv_store *kv, const char *key, kv_cb cb, void *arg)
+{
+    kv_redis *r = (kv_redis *)kv;
+    char *list = list_key(r, key);
+    int rc;
+    if (!list)
+        return key && *key ? KV_ENOMEM : KV_EINVAL;
+    const char **a = ARGV("LLEN", list);
+    size_t l[] = {4, strlen(list)};
+    rc = op(r, OP_LEN, cb, arg, 1, 0, NULL, 2, a, l, 0, NULL, NULL);
+    free(list);
+    return rc;
+}
+
+static int redis_flush(kv_store *kv, kv_cb cb, void *arg)
+{
+    return op((kv_redis *)kv, OP_FLUSH, cb, arg, 1, 0, NULL, 0, NULL, NULL, 0, NULL, NULL);
+}
+
+static int redis_health(kv_store *kv)
+{
+    return ((kv_redis *)kv)->connected ? 0 : KV_EIO;
+}
+
+/* ------------------------------------------------------------- connection */
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply *rep = reply;
+    /* No reply: the connection went away, on_disconnect reports it. */
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
+        log_error("redis: AUTH/SELECT failed: %s", rep->str);
+        redisAsyncDisconnect(ac);
+    }
+}
+
+static void on_ready(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    kv_redis *r = privdata;
+    redisReply *rep = reply;
+    if (!rep || rep->type == REDIS_REPLY_ERROR)
+        return; /* on_auth already reported it */
+    r->connected = 1;
+    r->backoff_ms = 0;
+    if (r->path)
+        log_info("redis: connected to %s", r->path);
+    else
+        log_info("redis: connected to %s:%d", r->host, r->port);
+    send_batch(r);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    kv_redis *r = ac->data;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback; on_disconnect is
+         * not called for a connection that never came up. */
+        r->ac = NULL;
+        log_debug("redis: connect failed: %s", ac->errstr);
+        if (!r->freeing)
+            schedule_reconnect(r);
+    }
+}
+
+static void schedule_reconnect(kv_redis *r)
+{
+    struct timeval tv;
+    r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : 100;
+    if (r->backoff_ms > KV_REDIS_BACKOFF_MAX_MS)
+        r->backoff_ms = KV_REDIS_BACKOFF_MAX_MS;
+    tv.tv_sec = r->backoff_ms / 1000;
+    tv.tv_usec = (r->backoff_ms % 1000) * 1000;
+    evtimer_add(r->reconnect_ev, &tv);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    kv_redis *r = ac->data;
+    int was = r->connected;
+    r->ac = NULL;
+    r->connected = 0;
+    if (r->freeing)
+        return;
+    if (was)
+        log_warn("redis: connection lost%s%s; reconnecting", status == REDIS_OK ? "" : ": ",
+                 status == REDIS_OK ? "" : ac->errstr);
+    schedule_reconnect(r);
+}
+
+static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
+{
+    redis_connect(arg);
+}
+
+static void redis_connect(kv_redis *r)
+{
+    redisAsyncContext *ac = r->path ? redisAsyncConnectUnix(r->path)
+                                    : redisAsyncConnect(r->host, r->port);
+    if (!ac || ac->err) {
+        log_debug("redis: cannot connect: %s", ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_reconnect(r);
+        return;
+    }
+    ac->data = r;
+    r->ac = ac;
+    redisLibeventAttach(ac, r->base.base);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* Queued now, sent as soon as the socket connects, answered before any batch. */
+    if (r->password)
+        redisAsyncCommand(ac, on_auth, r, "AUTH %s", r->password);
+    redisAsyncCommand(ac, on_auth, r, "SELECT %d", r->db);
+    redisAsyncCommand(ac, on_ready, r, "PING");
+}
+
+/* Fail what waited too long for a reconnection; drop a connection whose
+ * oldest batch is not answered in time. */
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+    kv_redis *r = arg;
+    static struct timeval down_since;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    if (!r->connected && r->pend) {
+        if (!down_since.tv_sec)
+            down_since = now;
+        long ms = (now.tv_sec - down_since.tv_sec) * 1000 +
+                  (now.tv_usec - down_since.tv_usec) / 1000;
+        if (ms >= KV_REDIS_DOWN_WAIT_MS) {
+            log_warn("redis: unavailable for %ld ms: failing %zu waiting operation(s)", ms,
+                     r->npend);
+            fail_pending(r);
+            down_since.tv_sec = 0;
+        }
+    } else {
+        down_since.tv_sec = 0;
+    }
+    if (r->connected && r->inflight) {
+        long ms = (now.tv_sec - r->inflight->sent.tv_sec) * 1000 +
+                  (now.tv_usec - r->inflight->sent.tv_usec) / 1000;
+        if (ms >= KV_REDIS_REPLY_TIMEOUT_MS) {
+            log_warn("redis: no reply for %ld ms: dropping the connection", ms);
+            redisAsyncDisconnect(r->ac);
+        }
+    }
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+static void redis_free(kv_store *kv)
+{
+    kv_redis *r = (kv_redis *)kv;
+    rop *o, *next;
+    r->freeing = 1;
+    if (r->ac) {
+        /* Flush what is pending so a clean shutdown loses nothing, then let
+         * hiredis fail in-flight callbacks (ignored: freeing). */
+        redisAsyncFree(r->ac);
+        r->ac = NULL;
+    }
+    for (o = r->pend; o; o = next) {
+        next = o->next;
+        rop_free(o);
+    }
+    while (r->inflight) {
+        batch *b = r->inflight;
+        r->inflight = b->next;
+        batch_free(b);
+    }
+    if (r->reconnect_ev)
+        event_free(r->reconnect_ev);
+    if (r->flush_ev)
+        event_free(r->flush_ev);
+    if (r->now_ev)
+        event_free(r->now_ev);
+    if (r->watchdog)
+        event_free(r->watchdog);
+    free(r->prefix);
+    free(r->host);
+    free(r->path);
+    free(r->password);
+    free(r);
+}
+
+/* Parse "redis://[:password@]host[:port][/db]" or "unix:///path". */
+static int parse_url(kv_redis *r, const char *url, char *err, size_t errlen)
+{
+    if (strncmp(url, "unix://", 7) == 0) {
+        if (url[7] != '/') {
+            snprintf(err, errlen, "'%s': a unix URL is unix:///absolute/path", url);
+            return -1;
+        }
+        return (r->path = strdup(url + 7)) ? 0 : -1;
+    }
+    if (strncmp(url, "redis://", 8) != 0) {
+        snprintf(err, errlen, "'%s': expected redis://[:password@]host:port/db or unix:///path",
+                 url);
+        return -1;
+    }
+    const char *p = url + 8, *at = strrchr(p, '@'), *slash;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        if (!(r->password = strndup(pw, (size_t)(at - pw))))
+            return -1;
+        p = at + 1;
+    }
+    slash = strchr(p, '/');
+    size_t hlen = slash ? (size_t)(slash - p) : strlen(p);
+    const char *colon = memchr(p, ':', hlen);
+    r->port = 6379;
+    if (colon) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (end != p + hlen || port < 1 || port > 65535) {
+            snprintf(err, errlen, "'%s': bad port", url);
+            return -1;
+        }
+        r->port = (int)port;
+        hlen = (size_t)(colon - p);
+    }
+    if (!hlen) {
+        snprintf(err, errlen, "'%s': no host", url);
+        return -1;
+    }
+    if (!(r->host = strndup(p, hlen)))
+        return -1;
+    if (slash && slash[1]) {
+        char *end;
+        long db = strtol(slash + 1, &end, 10);
+        if (*end || db < 0 || db > 65535) {
+            snprintf(err, errlen, "'%s': bad database number", url);
+            return -1;
+        }
+        r->db = (int)db;
+    }
+    return 0;
+}
+
+static const kv_ops kv_redis_ops = {
+    .name = "redis",
+    .get = redis_get,
+    .set = redis_set,
+    .del = redis_del,
+    .scan = redis_scan,
+    .incr = redis_incr,
+    .list_push = redis_list_push,
+    .list_range = redis_list_range,
+    .list_trim = redis_list_trim,
+    .list_len = redis_list_len,
+    .flush = redis_flush,
+    .health = redis_health,
+    .free = redis_free,
+};
+
+kv_store *kv_redis_new(struct event_base *base, const kv_redis_opts *opts, char *err,
+                       size_t errlen)
+{
+    kv_redis *r = calloc(1, sizeof(*r));
+    struct timeval tick = {0, 100000};
+
+    snprintf(err, errlen, "out of memory");
+    if (!r)
+        return NULL;
+    r->base.ops = &kv_redis_ops;
+    r->base.base = base;
+    r->pend_tail = &r->pend;
+    r->inflight_tail = &r->inflight;
+    r->maxbuffer = opts->maxbuffer ? opts->maxbuffer : 100;
+    r->buffertime_ms = opts->buffertime_ms;
+    if (!(r->prefix = strdup(opts->prefix ? opts->prefix : "")) ||
+        parse_url(r, opts->url, err, errlen) < 0 ||
+        !(r->reconnect_ev = evtimer_new(base, reconnect_cb, r)) ||
+        !(r->flush_ev = evtimer_new(base, flush_timer_cb, r)) ||
+        !(r->now_ev = event_new(base, -1, 0, flush_timer_cb, r)) ||
+        !(r->watchdog = event_new(base, -1, EV_PERSIST, watchdog_cb, r)) ||
+        event_add(r->watchdog, &tick) < 0)
+        goto err;
+    redis_connect(r);
+    return &r->base;
+err:
+    redis_free(&r->base);
+    return NULL;
+}

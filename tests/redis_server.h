@@ -1,0 +1,94 @@
+/* redis_server.h - start a private redis-server for a test and stop it by PID.
+ *
+ * It listens on a free loopback port, keeps nothing outside a temporary
+ * directory, and is stopped (and its directory removed) by redis_server_stop.
+ * A missing redis-server is a failure, not a skip: the README's test command
+ * installs it. */
+#ifndef REDIS_SERVER_H
+#define REDIS_SERVER_H
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <hiredis/hiredis.h>
+
+typedef struct redis_server {
+    pid_t pid;
+    int port;
+    char dir[64];
+    char url[64];
+} redis_server;
+
+static int redis_free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* Returns 0 once the server answers PING (within 10 s), -1 otherwise. */
+static int redis_server_start(redis_server *rs)
+{
+    char port[16];
+    memset(rs, 0, sizeof(*rs));
+    snprintf(rs->dir, sizeof(rs->dir), "/tmp/ssebroker-redis-XXXXXX");
+    if (!mkdtemp(rs->dir) || (rs->port = redis_free_port()) < 0)
+        return -1;
+    snprintf(port, sizeof(port), "%d", rs->port);
+    snprintf(rs->url, sizeof(rs->url), "redis://127.0.0.1:%d/0", rs->port);
+    if ((rs->pid = fork()) == 0) {
+        freopen("/dev/null", "w", stdout);
+        execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", port,
+               "--save", "", "--appendonly", "no", "--dir", rs->dir, (char *)NULL);
+        _exit(127);
+    }
+    if (rs->pid < 0)
+        return -1;
+    for (int i = 0; i < 200; i++) {
+        struct timeval tv = {1, 0};
+        redisContext *c = redisConnectWithTimeout("127.0.0.1", rs->port, tv);
+        redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
+        int up = r && r->type == REDIS_REPLY_STATUS;
+        if (r)
+            freeReplyObject(r);
+        if (c)
+            redisFree(c);
+        if (up)
+            return 0;
+        if (waitpid(rs->pid, NULL, WNOHANG) == rs->pid) {
+            rs->pid = 0;
+            return -1;
+        }
+        nanosleep(&(struct timespec){0, 50000000}, NULL);
+    }
+    return -1;
+}
+
+static void redis_server_stop(redis_server *rs)
+{
+    char cmd[128];
+    if (rs->pid > 0) {
+        kill(rs->pid, SIGTERM);
+        waitpid(rs->pid, NULL, 0);
+        rs->pid = 0;
+    }
+    if (rs->dir[0]) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", rs->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", rs->dir);
+    }
+}
+
+#endif

@@ -38,20 +38,20 @@ err:
     return NULL;
 }
 
-static void chan_found(chan *ch, void *arg)
-{
-    broker *b = arg;
-    if (strmap_put(&b->chans, ch->name, ch) < 0) {
-        log_error("out of memory loading channel '%s'", ch->name);
-        chan_unref(ch);
-    }
-}
-
 typedef struct load_state {
     broker *b;
     int done;
     int status;
 } load_state;
+
+static void chan_found(chan *ch, void *arg)
+{
+    broker *b = ((load_state *)arg)->b;
+    if (strmap_put(&b->chans, ch->name, ch) < 0) {
+        log_error("out of memory loading channel '%s'", ch->name);
+        chan_unref(ch);
+    }
+}
 
 static void load_done(int status, void *arg)
 {
@@ -63,8 +63,8 @@ static void load_done(int status, void *arg)
 int broker_load(broker *b)
 {
     load_state ls = {b, 0, 0};
-    /* load_all hands each channel to chan_found with the broker as arg, and
-     * the final status to load_done: one arg serves both. */
+    /* load_all hands each channel to chan_found and the final status to
+     * load_done, both with the load state as arg. */
     if (b->repo->ops->load_all(b->repo, &b->cfg->defaults, chan_found, load_done, &ls) < 0) {
         log_error("cannot load state from the %s store", b->kv->ops->name);
         return -1;
@@ -319,6 +319,11 @@ static void pub_ids(int status, unsigned long long last, void *arg)
             conn_deliver(b, target, m);
         else
             chan_deliver(b, pc->ch, m);
+    }
+    if (pc->status == 0 && !b->cfg->store_sync) {
+        /* Asynchronous durability: the writes are queued for the store. */
+        pub_finish(pc);
+        return;
     }
     if (pc->status < 0 || kv_flush(b->kv, pub_flushed, pc) < 0) {
         if (pc->status == 0)

@@ -173,8 +173,12 @@ int config_init(config *c)
     c->heartbeat_s = 15;
     c->log_level = LOG_INFO;
     c->store_type = strdup("memory");
+    c->store_prefix = strdup("ssebroker:");
+    c->store_maxbuffer = 100;
+    c->store_buffertime_ms = 5;
+    c->store_sync = true;
     c->cors_origin = strdup("*");
-    if (!c->store_type || !c->cors_origin) {
+    if (!c->store_type || !c->store_prefix || !c->cors_origin) {
         config_free(c);
         return -1;
     }
@@ -188,8 +192,9 @@ void config_free(config *c)
     free(c->path);
     free(c->store_type);
     free(c->store_url);
+    free(c->store_prefix);
     free(c->cors_origin);
-    c->path = c->store_type = c->store_url = c->cors_origin = NULL;
+    c->path = c->store_type = c->store_url = c->store_prefix = c->cors_origin = NULL;
 }
 
 /* ---- locating a field in the text ----
@@ -346,10 +351,37 @@ static int cfg_set_str(const cfg_ctx *x, char **dst, const char *src)
     return 0;
 }
 
+static int valid_store_url(const char *url)
+{
+    return (strncmp(url, "redis://", 8) == 0 && url[8]) ||
+           (strncmp(url, "unix:///", 8) == 0 && url[8]);
+}
+
+int config_set_store_url(config *c, const char *url, char *err, size_t errlen)
+{
+    char *type, *u;
+    if (!valid_store_url(url)) {
+        snprintf(err, errlen, "'%s': expected redis://[:password@]host:port/db or unix:///path",
+                 url);
+        return -1;
+    }
+    if (!(type = strdup("redis")) || !(u = strdup(url))) {
+        free(type);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    free(c->store_type);
+    free(c->store_url);
+    c->store_type = type;
+    c->store_url = u;
+    return 0;
+}
+
 static int cfg_store(const cfg_ctx *x, config *c, json_t *obj)
 {
     const char *key;
     json_t *v;
+    long long n;
 
     if (!json_is_object(obj))
         return cfg_fail(x, "store", NULL, "must be an object");
@@ -359,22 +391,42 @@ static int cfg_store(const cfg_ctx *x, config *c, json_t *obj)
             if (!json_is_string(v))
                 return cfg_fail(x, "store", key, "must be a string");
             const char *type = json_string_value(v);
-            if (strcmp(type, "redis") == 0)
-                return cfg_fail(x, "store", key,
-                                "store type 'redis' is not supported yet");
-            if (strcmp(type, "memory") != 0)
-                return cfg_fail(x, "store", key, "must be \"memory\"");
+            if (strcmp(type, "memory") != 0 && strcmp(type, "redis") != 0)
+                return cfg_fail(x, "store", key, "must be \"memory\" or \"redis\"");
             if (cfg_set_str(x, &c->store_type, type) < 0)
                 return -1;
         } else if (strcmp(key, "url") == 0) {
-            if (!json_is_string(v))
-                return cfg_fail(x, "store", key, "must be a string");
+            if (!json_is_string(v) || !valid_store_url(json_string_value(v)))
+                return cfg_fail(x, "store", key,
+                                "must be redis://[:password@]host:port/db or unix:///path");
             if (cfg_set_str(x, &c->store_url, json_string_value(v)) < 0)
                 return -1;
+        } else if (strcmp(key, "prefix") == 0) {
+            if (!json_is_string(v) || json_string_length(v) > 64 ||
+                strchr(json_string_value(v), '/'))
+                return cfg_fail(x, "store", key,
+                                "must be a string of at most 64 bytes without '/'");
+            if (cfg_set_str(x, &c->store_prefix, json_string_value(v)) < 0)
+                return -1;
+        } else if (strcmp(key, "maxbuffer") == 0) {
+            if (cfg_int(x, "store", key, v, 1, 100000, &n) < 0)
+                return -1;
+            c->store_maxbuffer = (int)n;
+        } else if (strcmp(key, "buffertime_ms") == 0) {
+            if (cfg_int(x, "store", key, v, 0, 10000, &n) < 0)
+                return -1;
+            c->store_buffertime_ms = (int)n;
+        } else if (strcmp(key, "sync") == 0) {
+            if (!json_is_boolean(v))
+                return cfg_fail(x, "store", key, "must be true or false");
+            c->store_sync = json_is_true(v);
         } else {
             return cfg_fail(x, "store", key, "unknown key");
         }
     }
+    if (strcmp(c->store_type, "redis") == 0 && !c->store_url &&
+        cfg_set_str(x, &c->store_url, "redis://127.0.0.1:6379/0") < 0)
+        return -1;
     return 0;
 }
 
@@ -488,10 +540,11 @@ static int config_load_buf(config *c, const char *text, size_t len, const char *
     int rc = -1;
 
     /* Work on a deep copy so 'c' is untouched unless everything applies. */
-    tmp.path = tmp.store_type = tmp.store_url = tmp.cors_origin = NULL;
+    tmp.path = tmp.store_type = tmp.store_url = tmp.store_prefix = tmp.cors_origin = NULL;
     if (dup_or_null(&tmp.path, path ? path : c->path) < 0 ||
         dup_or_null(&tmp.store_type, c->store_type) < 0 ||
         dup_or_null(&tmp.store_url, c->store_url) < 0 ||
+        dup_or_null(&tmp.store_prefix, c->store_prefix) < 0 ||
         dup_or_null(&tmp.cors_origin, c->cors_origin) < 0) {
         if (err && errlen)
             snprintf(err, errlen, "%s: out of memory", name);

@@ -23,8 +23,12 @@ typedef struct config {
     char *path;           /* the file it was loaded from, or NULL; owned */
     char listen_host[64]; /* default "127.0.0.1" */
     int listen_port;      /* default 8080 */
-    char *store_type;     /* "memory" (default); owned */
-    char *store_url;      /* NULL for memory; owned */
+    char *store_type;     /* "memory" (default) or "redis"; owned */
+    char *store_url;      /* redis: redis://[:pw@]host:port/db or unix:///path; owned */
+    char *store_prefix;   /* redis: prefix of every key (default "ssebroker:"); owned */
+    int store_maxbuffer;  /* redis: writes per pipelined batch, 1..100000 (default 100) */
+    int store_buffertime_ms; /* redis: longest a write waits for its batch, 0..10000 (5) */
+    bool store_sync;      /* answer a publish only once the store has it (default true) */
     bool autocreate;      /* publishing to a missing channel creates it (default true) */
     chan_opts defaults;   /* options of channels created without explicit ones */
     size_t max_body;      /* bytes a request body may hold (default 1 MiB) */
@@ -49,6 +53,10 @@ int config_load_file(config *c, const char *path, char *err, size_t errlen);
 /* The same for JSON text; 'name' stands for the file name in messages. */
 int config_load_string(config *c, const char *text, const char *name, char *err,
                        size_t errlen);
+
+/* Use the Redis store at 'url' (the --store option). Returns 0, or -1 with a
+ * message in 'err' if the URL is not redis:// or unix://. */
+int config_set_store_url(config *c, const char *url, char *err, size_t errlen);
 
 /* Parse "HOST:PORT", "[V6]:PORT" or ":PORT" into host/port. Returns 0 or -1. */
 int config_parse_listen(const char *s, char *host, size_t hostlen, int *port);

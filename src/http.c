@@ -202,7 +202,8 @@ static void h_page(http_ctx *c)
         reply_error(c, 503, "out_of_memory", "out of memory");
         return;
     }
-    evbuffer_add_reference(out, page_html, sizeof(page_html) - 1, NULL, NULL);
+    if (c->method != EVHTTP_REQ_HEAD)
+        evbuffer_add_reference(out, page_html, sizeof(page_html) - 1, NULL, NULL);
     evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
                       "text/html; charset=utf-8");
     evhttp_send_reply(c->req, 200, "OK", out);
@@ -211,7 +212,11 @@ static void h_page(http_ctx *c)
 
 static void h_health(http_ctx *c)
 {
-    http_json(c->req, c->cfg, 200, json_pack("{s:s}", "status", "ok"));
+    kv_store *kv = c->b->kv;
+    int up = kv_health(kv) == 0;
+    http_json(c->req, c->cfg, up ? 200 : 503,
+              json_pack("{s:s, s:{s:s, s:s}}", "status", up ? "ok" : "degraded", "store",
+                        "type", kv->ops->name, "state", up ? "up" : "unreachable"));
 }
 
 static void h_channels(http_ctx *c)
@@ -307,7 +312,7 @@ static void h_events(http_ctx *c)
             publish(c, ch, NULL);
         return;
     }
-    if (!wants_sse(c)) {
+    if (!wants_sse(c) || c->method == EVHTTP_REQ_HEAD) {
         if ((ch = route_chan(c, 0)))
             history_json(c, ch);
         return;
@@ -362,6 +367,8 @@ static void h_conn_events(http_ctx *c)
         return;
     if (c->method == M_POST)
         publish(c, ch, cn->id);
+    else if (c->method == EVHTTP_REQ_HEAD)
+        http_json(c->req, c->cfg, 200, conn_to_json(cn));
     else
         broker_attach(c->b, c->req, cn);
 }
@@ -445,7 +452,7 @@ static void allow_header(http_ctx *c, unsigned methods)
     static const struct {
         unsigned m;
         const char *name;
-    } names[] = {{M_GET, "GET"}, {M_POST, "POST"}, {M_PUT, "PUT"}, {M_DELETE, "DELETE"}};
+    } names[] = {{M_GET, "GET, HEAD"}, {M_POST, "POST"}, {M_PUT, "PUT"}, {M_DELETE, "DELETE"}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (methods & names[i].m) {
             strcat(allow, names[i].name);
@@ -516,7 +523,8 @@ static void http_gencb(struct evhttp_request *req, void *arg)
                               "Content-Type, Last-Event-ID");
             evhttp_add_header(out, "Access-Control-Max-Age", "86400");
             http_json(req, h->cfg, 204, NULL);
-        } else if (!(c.method & r->methods)) {
+        } else if (!(c.method & r->methods) &&
+                   !(c.method == EVHTTP_REQ_HEAD && (r->methods & M_GET))) {
             allow_header(&c, r->methods);
             reply_error(&c, 405, "method_not_allowed", "method not allowed on this route");
         } else if (route_args(&c, cap, (cap[1] ? 2 : cap[0] ? 1 : 0)) == 0) {

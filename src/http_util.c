@@ -37,7 +37,14 @@ void http_json(struct evhttp_request *req, const config *cfg, int status, json_t
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 
     http_cors(req, cfg);
-    if (text) {
+    if (text && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        /* HEAD: the headers GET would send, no body. */
+        char len[24];
+        snprintf(len, sizeof(len), "%zu", strlen(text) + 1);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/json");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
+    } else if (text) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                           "application/json");
         out = evbuffer_new();

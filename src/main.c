@@ -15,11 +15,14 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ssebroker [--config FILE] [--listen ADDR:PORT] [--help] [--version]\n"
+    fprintf(f, "usage: ssebroker [--config FILE] [--listen ADDR:PORT] [--store URL] [--help] "
+               "[--version]\n"
                "\n"
                "  -c, --config FILE   JSON configuration file (see README.md)\n"
                "  -l, --listen ADDR   address to listen on, HOST:PORT (default "
                "127.0.0.1:8080)\n"
+               "  -s, --store URL     keep state in Redis: redis://[:password@]host:port/db\n"
+               "                      or unix:///path (default: in memory)\n"
                "  -h, --help          show this help\n"
                "  -v, --version       show the version\n");
 }
@@ -43,14 +46,29 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(a->base, &grace);
 }
 
+/* The store the config names. NULL with the reason logged. */
+static kv_store *store_new(struct event_base *base, const config *cfg)
+{
+    char err[256];
+    kv_store *kv;
+    if (strcmp(cfg->store_type, "redis") != 0)
+        return kv_memory_new(base);
+    kv_redis_opts ro = {cfg->store_url, cfg->store_prefix, (size_t)cfg->store_maxbuffer,
+                        cfg->store_buffertime_ms};
+    if (!(kv = kv_redis_new(base, &ro, err, sizeof(err))))
+        log_error("redis store: %s", err);
+    return kv;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"listen", required_argument, NULL, 'l'},
+                                         {"store", required_argument, NULL, 's'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'v'},
                                          {NULL, 0, NULL, 0}};
-    const char *config_path = NULL, *listen = NULL;
+    const char *config_path = NULL, *listen = NULL, *store = NULL;
     config cfg;
     app a = {0};
     kv_store *kv = NULL;
@@ -58,13 +76,16 @@ int main(int argc, char **argv)
     char err[512];
     int c, rc = 1;
 
-    while ((c = getopt_long(argc, argv, "c:l:hv", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:s:hv", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config_path = optarg;
             break;
         case 'l':
             listen = optarg;
+            break;
+        case 's':
+            store = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -96,12 +117,17 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    if (store && config_set_store_url(&cfg, store, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ssebroker: --store %s\n", err);
+        rc = 2;
+        goto out;
+    }
     log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
 
-    if (!(a.base = event_base_new()) || !(kv = kv_memory_new(a.base)) ||
+    if (!(a.base = event_base_new()) || !(kv = store_new(a.base, &cfg)) ||
         !(a.b = broker_new(a.base, &cfg, kv))) {
-        log_error("out of memory at start-up");
+        log_error("cannot start");
         goto out;
     }
     if (broker_load(a.b) < 0)

@@ -1,6 +1,7 @@
 /* publish.c - turn the body of a publish request into the events to publish. */
 #include "publish.h"
 #include "sse.h"
+#include "util.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -198,7 +199,12 @@ static int parse_raw(const char *body, size_t len, const char *query_event,
     if (len && memchr(body, '\0', len))
         return pub_fail(code, err, errlen, "invalid_data", -1,
                         "the data must not contain NUL bytes");
-    if (query_event && *query_event && !valid_event(query_event, strlen(query_event)))
+    /* Event streams are UTF-8: other bytes could not reach a browser intact. */
+    if (!valid_utf8(body, len))
+        return pub_fail(code, err, errlen, "invalid_data", -1, "the data must be UTF-8");
+    if (query_event && *query_event &&
+        (!valid_event(query_event, strlen(query_event)) ||
+         !valid_utf8(query_event, strlen(query_event))))
         return pub_fail(code, err, errlen, "invalid_event", -1,
                         "the event type must be 1 to 200 bytes without CR, LF or NUL");
 

@@ -17,6 +17,10 @@ int valid_conn_id(const char *s);
 /* Write a fresh random connection id (CONN_ID_LEN hex chars + NUL) to 'out'. */
 void conn_id_generate(char out[CONN_ID_LEN + 1]);
 
+/* 1 if the 'len' bytes at 's' are well-formed UTF-8 (no overlongs, no
+ * surrogates, nothing above U+10FFFF); 0 otherwise. */
+int valid_utf8(const char *s, size_t len);
+
 /* Microseconds since the Unix epoch. */
 int64_t now_us(void);
 

@@ -19,7 +19,10 @@ static int config_eq(const config *a, const config *b)
            a->defaults.queue_limit == b->defaults.queue_limit &&
            a->defaults.retry_ms == b->defaults.retry_ms && a->max_body == b->max_body &&
            a->max_headers == b->max_headers && a->heartbeat_s == b->heartbeat_s &&
-           STREQ(a->cors_origin, b->cors_origin) && a->log_level == b->log_level;
+           STREQ(a->cors_origin, b->cors_origin) && a->log_level == b->log_level &&
+           STREQ(a->store_prefix, b->store_prefix) &&
+           a->store_maxbuffer == b->store_maxbuffer &&
+           a->store_buffertime_ms == b->store_buffertime_ms && a->store_sync == b->store_sync;
 #undef STREQ
 }
 
@@ -96,6 +99,31 @@ static void test_load_ok(void)
     ok(c.heartbeat_s == 3600, "heartbeat 3600");
     ok(strcmp(c.cors_origin, "https://example.com") == 0, "cors_origin");
     ok(c.log_level == LOG_DEBUG, "log_level debug");
+    ok(config_load_string(&c,
+                          "{\"store\": {\"type\": \"redis\", \"url\": \"unix:///run/r.sock\", "
+                          "\"prefix\": \"app:\", \"maxbuffer\": 7, \"buffertime_ms\": 0, "
+                          "\"sync\": false}}",
+                          "r.json", err, sizeof(err)) == 0,
+       "a redis store loads (%s)", err);
+    ok(strcmp(c.store_type, "redis") == 0 && strcmp(c.store_url, "unix:///run/r.sock") == 0 &&
+           strcmp(c.store_prefix, "app:") == 0 && c.store_maxbuffer == 7 &&
+           c.store_buffertime_ms == 0 && !c.store_sync,
+       "redis store fields kept");
+    {
+        config d;
+        config_init(&d);
+        ok(config_load_string(&d, "{\"store\": {\"type\": \"redis\"}}", "d.json", err,
+                              sizeof(err)) == 0 &&
+               strcmp(d.store_url, "redis://127.0.0.1:6379/0") == 0,
+           "redis without a url defaults to the local server");
+        ok(config_set_store_url(&d, "http://x", err, sizeof(err)) < 0 && strstr(err, "redis://"),
+           "--store refuses a non-redis URL");
+        ok(config_set_store_url(&d, "redis://127.0.0.1:7000/2", err, sizeof(err)) == 0 &&
+               strcmp(d.store_type, "redis") == 0 &&
+               strcmp(d.store_url, "redis://127.0.0.1:7000/2") == 0,
+           "--store selects redis");
+        config_free(&d);
+    }
     ok(c.path == NULL, "load_string sets no path");
 
     /* A later file overrides only what it names. */
@@ -149,12 +177,20 @@ static const struct err_case err_cases[] = {
     {"{\"listen\": \"h:\"}", "t.json:1: field 'listen': must be *"},
     /* store */
     {"{\"store\": \"memory\"}", "t.json:1: field 'store': must be an object"},
-    {"{\"store\": {\n\"type\": \"redis\"}}",
-     "t.json:2: field 'store.type': store type 'redis' is not supported yet"},
     {"{\"store\": {\"type\": \"sqlite\"}}",
-     "t.json:1: field 'store.type': must be \"memory\""},
+     "t.json:1: field 'store.type': must be \"memory\" or \"redis\""},
     {"{\"store\": {\"type\": 1}}", "t.json:1: field 'store.type': must be a string"},
-    {"{\"store\": {\"url\": 1}}", "t.json:1: field 'store.url': must be a string"},
+    {"{\"store\": {\"url\": 1}}",
+     "t.json:1: field 'store.url': must be redis://[:password@]host:port/db or unix:///path"},
+    {"{\"store\": {\"url\": \"http://x\"}}",
+     "t.json:1: field 'store.url': must be redis://[:password@]host:port/db or unix:///path"},
+    {"{\"store\": {\"prefix\": \"a/b\"}}",
+     "t.json:1: field 'store.prefix': must be a string of at most 64 bytes without '/'"},
+    {"{\"store\": {\"maxbuffer\": 0}}",
+     "t.json:1: field 'store.maxbuffer': must be an integer from 1 to 100000"},
+    {"{\"store\": {\"buffertime_ms\": -1}}",
+     "t.json:1: field 'store.buffertime_ms': must be an integer from 0 to 10000"},
+    {"{\"store\": {\"sync\": 1}}", "t.json:1: field 'store.sync': must be true or false"},
     {"{\"store\": {\"type\": \"memory\",\n\n \"host\": \"x\"}}",
      "t.json:3: field 'store.host': unknown key"},
     /* autocreate */
@@ -216,7 +252,7 @@ static const struct err_case err_cases[] = {
      "\"limits\": {\"max_headers\": 2048,\n"
      "  \"max_body\": -5}}",
      "t.json:4: field 'limits.max_body': must be an integer from 1 to 1073741824"},
-    {"{\"store\": {\"url\": \"\\\"\\\\\"},\n\"heartbeat_s\": 0}",
+    {"{\"store\": {\"url\": \"redis://\\\"\\\\\"},\n\"heartbeat_s\": 0}",
      "t.json:2: field 'heartbeat_s': must be an integer from 1 to 3600"},
     /* a key written with escapes is not found: the parent's line, or line 1 */
     {"\n{\"limits\":\n {\"max_b\\u006fdy\": 0}}",
@@ -266,7 +302,7 @@ static void test_unchanged(void)
 {
     config c, copy;
     char err[512] = "";
-    const char *bad = "{\"listen\": \"10.0.0.1:1\", \"store\": {\"url\": \"u\"},"
+    const char *bad = "{\"listen\": \"10.0.0.1:1\", \"store\": {\"url\": \"redis://u\"},"
                       " \"cors_origin\": \"x\", \"autocreate\": false,"
                       " \"channel_defaults\": {\"history\": 7}, \"log_level\": \"debug\","
                       " \"limits\": {\"max_body\": 5}, \"heartbeat_s\": 9000}";

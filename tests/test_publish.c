@@ -190,13 +190,8 @@ static const struct ok_case ok_cases[] = {
     {"empty raw body", "text/plain", "", 0, NULL, 0, 1, {W(NULL, "", -1)}},
     {"NULL raw body", NULL, NULL, 0, NULL, 0, 1, {W(NULL, "", -1)}},
     {"empty query event is none", NULL, B("x"), "", 0, 1, {W(NULL, "x", -1)}},
-    {"raw bytes not UTF-8 pass through",
-     "application/octet-stream",
-     B("\xff\xfe\x80"),
-     NULL,
-     0,
-     1,
-     {W(NULL, "\xff\xfe\x80", -1)}},
+    {"raw UTF-8 passes through", "text/plain", B("caf\xc3\xa9 \xf0\x9f\x98\x80"), NULL, 0,
+     1, {W(NULL, "caf\xc3\xa9 \xf0\x9f\x98\x80", -1)}},
     {"query event with spaces", NULL, B("x"), "a b:c", 0, 1, {W("a b:c", "x", -1)}},
 };
 
@@ -305,6 +300,12 @@ static const struct err_case err_cases[] = {
      NULL, "invalid_retry", "events[2]: "},
     /* raw bodies */
     {"NUL in raw body", "text/plain", B("a\0b"), NULL, "invalid_data", "NUL"},
+    {"raw bytes not UTF-8", "application/octet-stream", B("\xff\xfe\x80"), NULL,
+     "invalid_data", "UTF-8"},
+    {"overlong UTF-8", "text/plain", B("\xc0\xaf"), NULL, "invalid_data", "UTF-8"},
+    {"UTF-8 surrogate", "text/plain", B("\xed\xa0\x80"), NULL, "invalid_data", "UTF-8"},
+    {"truncated UTF-8", "text/plain", B("ab\xe2\x82"), NULL, "invalid_data", "UTF-8"},
+    {"query event not UTF-8", NULL, B("x"), "\xff", "invalid_event", "event type"},
     {"query event with CR", NULL, B("x"), "a\rb", "invalid_event", "event type"},
     {"query event with LF", "text/plain", B("x"), "a\n", "invalid_event", "event type"},
     {"query event of 201 bytes", NULL, B("x"),

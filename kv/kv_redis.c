@@ -181,7 +181,8 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
             items[i] = (kv_item){k, tlen + f->len, v->str, v->len};
             k += tlen + f->len + 1;
         }
-        qsort(items, n, sizeof(*items), item_cmp);
+        if (n)
+            qsort(items, n, sizeof(*items), item_cmp);
         res.items = items;
         res.n = n;
         break;
@@ -235,7 +236,7 @@ static void batch_done(redisAsyncContext *ac, void *reply, void *privdata)
                 complete(o, KV_EIO);
                 continue;
             }
-            dispatch(r, o, rep->element + at);
+            dispatch(r, o, o->ncmds ? rep->element + at : NULL);
             at += (size_t)o->ncmds;
         }
     }
@@ -336,7 +337,8 @@ static int op(kv_redis *r, int kind, kv_cb cb, void *arg, int urgent, size_t max
         goto err;
     if (!(o->cmds = malloc((size_t)(l1 + l2) + 1)))
         goto err;
-    memcpy(o->cmds, c1, (size_t)l1);
+    if (l1)
+        memcpy(o->cmds, c1, (size_t)l1);
     if (l2)
         memcpy(o->cmds + l1, c2, (size_t)l2);
     o->cmdslen = (size_t)(l1 + l2);

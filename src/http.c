@@ -126,7 +126,9 @@ typedef struct held {
 
 static void held_conn_closed(struct evhttp_connection *evcon, void *arg)
 {
-    ((held *)arg)->req = NULL;
+    held *hd = arg;
+    http_release(hd->req);
+    hd->req = NULL;
 }
 
 static void published(int status, msg **msgs, size_t n, void *arg)

@@ -73,3 +73,10 @@ void http_error(struct evhttp_request *req, const config *cfg, int status, const
     http_json(req, cfg, status,
               json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message));
 }
+
+void http_release(struct evhttp_request *req)
+{
+    /* evhttp_send_reply_end() frees a request that has no connection. */
+    if (req && !evhttp_request_get_connection(req))
+        evhttp_send_reply_end(req);
+}

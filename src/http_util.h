@@ -17,4 +17,9 @@ void http_json(struct evhttp_request *req, const config *cfg, int status, json_t
 void http_error(struct evhttp_request *req, const config *cfg, int status, const char *code,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Called from a connection close callback for a request we have not answered:
+ * libevent detaches such a request from its dying connection and leaves it to
+ * us, so free it here; a request still attached is freed by libevent. */
+void http_release(struct evhttp_request *req);
+
 #endif

@@ -11,11 +11,11 @@
 #include "http_util.h"
 #include "log.h"
 
-/* evhttp calls this when the client's connection goes away; the request is
- * freed by evhttp right after, so only forget it here. */
+/* evhttp calls this when the client's connection goes away. */
 static void stream_conn_closed(struct evhttp_connection *evcon, void *arg)
 {
     stream *s = arg;
+    http_release(s->req);
     s->req = NULL;
     stream_close(s);
 }

@@ -49,6 +49,8 @@ void conn_id_generate(char out[CONN_ID_LEN + 1])
 
 int valid_utf8(const char *s, size_t len)
 {
+    if (!len)
+        return 1;
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
         unsigned c = *p;

@@ -1,0 +1,144 @@
+// it_browser.mjs - the example page in headless Chromium: it shows published
+// messages, publishes through its form, and after the broker ends its stream
+// the browser's EventSource reconnects by itself and shows what it missed.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startBroker, uniq, chPath, evPath, waitFor } from './lib/broker.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const SRCDIR = process.env.TEST_SRCDIR || path.dirname(fileURLToPath(import.meta.url));
+const PAGE_FILE = path.resolve(SRCDIR, '..', 'examples', 'index.html');
+
+let b, browser;
+
+before(async () => {
+    // retry_ms applies to channels (re)created by autocreate too: fast reconnects.
+    b = await startBroker({ config: { channel_defaults: { retry_ms: 500 } } });
+    browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+            '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        timeout: 30000,
+    });
+});
+
+after(async () => {
+    if (browser) await browser.close();
+    if (b) assert.equal(await b.stop(), 0, 'broker exit code after SIGTERM');
+});
+
+async function publish(ch, body, query = '') {
+    const r = await b.req('POST', evPath(ch, query), { body });
+    assert.equal(r.status, 201, `publish: ${r.status} ${r.text}`);
+    return r.json;
+}
+
+/** The page's messages as [id, event, text-of-data]. */
+const shown = (page) => page.$$eval('li.msg', (els) =>
+    els.map((el) => [el.dataset.id, el.dataset.event, el.querySelector('.data').textContent]));
+
+async function waitShown(page, n, what) {
+    await page.waitForFunction((k) => document.querySelectorAll('li.msg').length >= k, n, { timeout: 10000 })
+        .catch(async (e) => { throw new Error(`${what}: ${e.message}\nshown: ${JSON.stringify(await shown(page))}`); });
+    return shown(page);
+}
+
+async function openPage(url) {
+    const page = await browser.newPage();
+    const logs = [];
+    page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+    page.logs = logs;
+    await page.goto(url, { timeout: 10000 });
+    await page.waitForSelector('#state.open', { timeout: 10000 }).catch((e) => {
+        throw new Error(`page never reached state "open": ${e.message}\nconsole: ${logs.join('\n')}`);
+    });
+    return page;
+}
+
+test('the served example page shows messages and survives a server-side disconnect', async () => {
+    const ch = uniq('browser');
+    const page = await openPage(`${b.url}/?channel=${encodeURIComponent(ch)}&events=greet`);
+    assert.equal(await page.textContent('#channel'), ch);
+    await waitFor(async () => (await b.req('GET', chPath(ch))).json?.subscribers === 1, { what: 'the page subscribed' });
+
+    const p1 = await publish(ch, { data: 'hello browser' });
+    const p2 = await publish(ch, { event: 'greet', data: 'named <b>not bold</b>' });
+    const p3 = await publish(ch, 'raw text', '?event=ignored-type');
+    let list = await waitShown(page, 2, 'first two messages');
+    assert.deepEqual(list.slice(0, 2), [
+        [p1.id, 'message', 'hello browser'],
+        [p2.id, 'greet', 'named <b>not bold</b>'],
+    ]);
+    assert.equal(await page.$$eval('li.msg b', (x) => x.length), 0, 'data is shown as text, not HTML');
+    // A type not listed in ?events= is not delivered to the page (EventSource semantics):
+    // the next default message must come right after the greet.
+    const p4 = await publish(ch, { data: 'after raw' });
+    list = await waitShown(page, 3, 'third message');
+    assert.deepEqual(list[2], [p4.id, 'message', 'after raw']);
+    assert.ok(p3.id);
+
+    // The server ends the stream: DELETE the channel. Publish while the page is
+    // disconnected (autocreate recreates the channel), before its retry (500 ms) elapses.
+    assert.equal((await b.req('DELETE', chPath(ch))).status, 204);
+    const missed = await publish(ch, [{ data: 'missed one' }, { event: 'greet', data: 'missed two' }]);
+    const chan = await b.req('GET', chPath(ch));
+    assert.equal(chan.json.subscribers, 0, 'published while the browser was disconnected');
+
+    // EventSource reconnects by itself with an unknown Last-Event-ID: all retained replay.
+    list = await waitShown(page, 5, 'messages missed while disconnected');
+    assert.deepEqual(list.slice(3), [
+        [missed.ids[0], 'message', 'missed one'],
+        [missed.ids[1], 'greet', 'missed two'],
+    ]);
+    await page.waitForSelector('#state.open', { timeout: 10000 });
+    const live = await publish(ch, { data: 'live again' });
+    list = await waitShown(page, 6, 'live message after reconnect');
+    assert.deepEqual(list[5], [live.id, 'message', 'live again']);
+    assert.equal(list.length, 6, `no duplicates: ${JSON.stringify(list)}`);
+    assert.ok(!page.logs.some((l) => l.startsWith('pageerror')), page.logs.join('\n'));
+    await page.close();
+});
+
+test('the page publishes through its form', async () => {
+    const ch = uniq('form');
+    const page = await openPage(`${b.url}/?channel=${encodeURIComponent(ch)}&events=shout`);
+    await waitFor(async () => (await b.req('GET', chPath(ch))).json?.subscribers === 1, { what: 'the page subscribed' });
+    await page.fill('#publish input[name=data]', 'typed in the form');
+    await page.click('#publish button');
+    await page.waitForFunction(() => /published id \d+/.test(document.querySelector('#result').textContent),
+        null, { timeout: 10000 });
+    await page.fill('#publish input[name=event]', 'shout');
+    await page.fill('#publish input[name=data]', 'LOUD');
+    await page.click('#publish button');
+    const list = await waitShown(page, 2, 'form messages');
+    assert.deepEqual(list.map(([, ev, d]) => [ev, d]), [['message', 'typed in the form'], ['shout', 'LOUD']]);
+    const h = await b.req('GET', evPath(ch));
+    assert.deepEqual(h.json.events.map((e) => [e.event, e.data]), [[null, 'typed in the form'], ['shout', 'LOUD']]);
+    await page.close();
+});
+
+test('the page opened as a file talks to ?broker= (CORS)', async () => {
+    assert.ok(fs.existsSync(PAGE_FILE), `example page at ${PAGE_FILE}`);
+    const ch = uniq('file');
+    const url = `${pathToFileURL(PAGE_FILE).href}?broker=${encodeURIComponent(b.url)}&channel=${encodeURIComponent(ch)}`;
+    const page = await openPage(url);
+    assert.equal(await page.textContent('#url'), `${b.url}/channels/${ch}/events`);
+    const p = await publish(ch, { data: 'cross-origin' });
+    const list = await waitShown(page, 1, 'message on the file page');
+    assert.deepEqual(list[0], [p.id, 'message', 'cross-origin']);
+    // The form's JSON POST needs a CORS preflight (OPTIONS) to pass.
+    await page.fill('#publish input[name=data]', 'from file');
+    await page.click('#publish button');
+    await page.waitForFunction(() => /published id \d+/.test(document.querySelector('#result').textContent),
+        null, { timeout: 10000 }).catch(async (e) => {
+        throw new Error(`${e.message}\nresult: ${await page.textContent('#result')}\nconsole: ${page.logs.join('\n')}`);
+    });
+    const list2 = await waitShown(page, 2, 'form message on the file page');
+    assert.equal(list2[1][2], 'from file');
+    await page.close();
+});

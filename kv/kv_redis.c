@@ -48,6 +48,7 @@ typedef struct rop {
     size_t cmdslen;
     size_t split;    /* length of the first command when there are two */
     size_t max;      /* list_push bound */
+    unsigned long long fails_at; /* flush: r->fails when it was issued */
     char *table;     /* scan: the table, to rebuild full keys */
     kv_cb cb;
     void *arg;
@@ -79,7 +80,7 @@ typedef struct kv_redis {
     rop *pend, **pend_tail;   /* the batch being filled */
     size_t npend;
     batch *inflight, **inflight_tail;
-    int failed;               /* an operation failed since the last kv_flush */
+    unsigned long long fails; /* operations failed so far (a flush compares) */
     int freeing;
 } kv_redis;
 
@@ -96,9 +97,11 @@ static void rop_free(rop *o)
     free(o);
 }
 
-static void complete(rop *o, int status)
+static void complete(kv_redis *r, rop *o, int status)
 {
     kv_result res = {.status = status};
+    if (status == KV_EIO && o->kind != OP_FLUSH)
+        r->fails++;
     if (o->cb)
         o->cb(&res, o->arg);
 }
@@ -122,12 +125,11 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
         if (!rep[i] || rep[i]->type == REDIS_REPLY_ERROR) {
             /* A counter that is not an integer is the caller's error. */
             if (o->kind == OP_INCR && rep[i] && (strstr(rep[i]->str, "not an integer") || strstr(rep[i]->str, "overflow"))) {
-                complete(o, KV_EINVAL);
+                complete(r, o, KV_EINVAL);
                 return;
             }
             log_warn("redis: %s", rep[i] ? rep[i]->str : "no reply");
-            r->failed = 1;
-            complete(o, KV_EIO);
+            complete(r, o, KV_EIO);
             return;
         }
     }
@@ -188,8 +190,9 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
         break;
     }
     case OP_FLUSH:
-        res.status = r->failed ? KV_EIO : KV_OK;
-        r->failed = 0;
+        /* Only failures while this flush waited: those of the operations
+         * issued before it (and, conservatively, of any others in between). */
+        res.status = r->fails > o->fails_at ? KV_EIO : KV_OK;
         break;
     default:
         break;
@@ -226,14 +229,13 @@ static void batch_done(redisAsyncContext *ac, void *reply, void *privdata)
         if (rep && !r->freeing)
             log_warn("redis: batch failed: %s",
                      rep->type == REDIS_REPLY_ERROR ? rep->str : "transaction aborted");
-        r->failed = 1;
         for (rop *o = b->ops; o; o = o->next)
             if (!r->freeing)
-                complete(o, KV_EIO);
+                complete(r, o, KV_EIO);
     } else {
         for (rop *o = b->ops; o; o = o->next) {
             if (at + (size_t)o->ncmds > rep->elements) {
-                complete(o, KV_EIO);
+                complete(r, o, KV_EIO);
                 continue;
             }
             dispatch(r, o, o->ncmds ? rep->element + at : NULL);
@@ -251,10 +253,9 @@ static void fail_pending(kv_redis *r)
     r->pend = NULL;
     r->pend_tail = &r->pend;
     r->npend = 0;
-    r->failed = 1;
     for (; o; o = next) {
         next = o->next;
-        complete(o, KV_EIO);
+        complete(r, o, KV_EIO);
         rop_free(o);
     }
 }
@@ -345,6 +346,7 @@ static int op(kv_redis *r, int kind, kv_cb cb, void *arg, int urgent, size_t max
     o->split = (size_t)l1;
     o->ncmds = (argc1 > 0) + (argc2 > 0);
     o->kind = kind;
+    o->fails_at = r->fails;
     o->max = max;
     o->cb = cb;
     o->arg = arg;

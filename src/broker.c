@@ -47,6 +47,14 @@ typedef struct load_state {
 static void chan_found(chan *ch, void *arg)
 {
     broker *b = ((load_state *)arg)->b;
+    conn *cn;
+    if (ch->last_seq > b->max_seq)
+        b->max_seq = ch->last_seq;
+    TAILQ_FOREACH(cn, &ch->conns, link) {
+        msg *tail = msgq_at(&cn->queue, cn->queue.len ? cn->queue.len - 1 : 0);
+        if (tail && tail->seq > b->max_seq)
+            b->max_seq = tail->seq;
+    }
     if (strmap_put(&b->chans, ch->name, ch) < 0) {
         log_error("out of memory loading channel '%s'", ch->name);
         chan_unref(ch);
@@ -261,6 +269,7 @@ typedef struct pub_ctx {
     chan *ch; /* holds a reference */
     char conn_id[CONN_ID_LEN + 1];
     bool targeted;
+    bool realloc; /* ids were asked for again past max_seq */
     pub_batch batch;
     msg **msgs;
     size_t nmsgs;
@@ -295,6 +304,21 @@ static void pub_ids(int status, unsigned long long last, void *arg)
     conn *target = NULL;
     int64_t ts = now_us();
 
+    /* A store that lost its counter (Redis restarted empty) would hand out
+     * ids already used: move the counter past every id seen, atomically, and
+     * take the ids that gives. */
+    if (status == 0 && first <= b->max_seq && !pc->realloc) {
+        pc->realloc = true;
+        log_warn("the store's id counter (%llu) is behind the last id seen (%llu): "
+                 "moving it forward",
+                 first, (unsigned long long)b->max_seq);
+        if (repo_seq_alloc(b->kv, (size_t)(b->max_seq - first + 1) + pc->batch.n, pub_ids,
+                           pc) == 0)
+            return;
+        status = KV_EIO;
+    }
+    if (status == 0 && last > b->max_seq)
+        b->max_seq = last;
     if (status < 0)
         pc->status = status;
     else if (pc->ch->deleted)

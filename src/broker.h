@@ -35,6 +35,7 @@ typedef struct broker {
     struct event *heartbeat; /* one timer for every stream */
     struct evbuffer *scratch;
     unsigned long long slow_closed; /* streams ended for not reading */
+    uint64_t max_seq;        /* highest message id seen: ids never go back */
 } broker;
 
 /* A broker over 'kv'. NULL on OOM. */

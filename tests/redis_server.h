@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -49,6 +50,8 @@ static int redis_server_start(redis_server *rs)
     snprintf(port, sizeof(port), "%d", rs->port);
     snprintf(rs->url, sizeof(rs->url), "redis://127.0.0.1:%d/0", rs->port);
     if ((rs->pid = fork()) == 0) {
+        /* Die with the test, however it ends. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         freopen("/dev/null", "w", stdout);
         execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", port,
                "--save", "", "--appendonly", "no", "--dir", rs->dir, (char *)NULL);

@@ -1,0 +1,380 @@
+// it_redis.mjs - the Redis store: state survives a broker restart (SIGTERM and
+// kill -9), Redis lost and back under load, two brokers one after the other on
+// one Redis, the documented key layout, and bad store settings at start-up.
+//
+// Every test starts its own redis-server (tests/lib/redis.mjs) and broker(s).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import {
+    startBroker, runBroker, uniq, chPath, evPath, waitFor, checkError, tempFile,
+} from './lib/broker.mjs';
+import { startRedis, pairs } from './lib/redis.mjs';
+
+const cleanups = [];
+after(async () => {
+    // Stop everything; then report the first failure (e.g. a sanitizer report
+    // found by a broker's stop() after a test that failed before stopping it).
+    const errors = [];
+    for (const f of cleanups.reverse()) await f().catch((e) => errors.push(e));
+    if (errors.length) throw errors[0];
+});
+
+/** A private redis for one test, stopped in after(). */
+async function redis() {
+    const r = await startRedis();
+    cleanups.push(() => r.stop());
+    return r;
+}
+
+/** A broker on 'r' (config store), closed in after() if the test did not. */
+async function broker(r, { store = {}, ...config } = {}) {
+    const b = await startBroker({ config: { store: { type: 'redis', url: r.url, ...store }, ...config } });
+    cleanups.push(async () => { if (b.alive()) await b.stop(); });
+    return b;
+}
+
+const big = (id) => BigInt(id);
+const maxId = (ids) => ids.reduce((m, x) => (big(x) > m ? big(x) : m), 0n);
+
+async function publish(b, name, body) {
+    const r = await b.req('POST', evPath(name), { body });
+    assert.equal(r.status, 201, `publish to ${name}: ${r.status} ${r.text}`);
+    return r.json.id;
+}
+async function publishN(b, name, n, tag = 'm') {
+    const ids = [];
+    for (let i = 0; i < n; i++) ids.push(await publish(b, name, { data: `${tag}${i}` }));
+    return ids;
+}
+async function getJson(b, p, status = 200) {
+    const r = await b.req('GET', p);
+    assert.equal(r.status, status, `GET ${p}: ${r.status} ${r.text}`);
+    return r.json;
+}
+const history = (b, name) => getJson(b, evPath(name)).then((j) => j.events);
+const connPath = (name, id = '') => `${chPath(name)}/connections${id ? `/${id}` : ''}`;
+
+test('a. a restarted broker restores channels, options, connections, queues and history', async () => {
+    const r = await redis();
+    const name = uniq('restore');
+    let b = await startBroker({ args: ['--store', r.url] });
+
+    const put = await b.req('PUT', chPath(name), { body: { history: 5, queue_limit: 3, retry_ms: 1234 } });
+    assert.equal(put.status, 201, put.text);
+    const early = await publishN(b, name, 7, 'h');
+    assert.equal((await getJson(b, chPath(name))).messages, 5, 'only 5 retained');
+
+    const c1 = (await b.req('POST', connPath(name))).json;
+    const c2 = (await b.req('POST', connPath(name))).json;
+    assert.ok(c1?.id && c2?.id && c1.id !== c2.id, 'two connections created');
+    const st = await b.req('POST', `${connPath(name, c2.id)}/stop`);
+    assert.equal(st.status, 200, st.text);
+    assert.equal(st.json.listener, 'stopped');
+
+    // c1 attached while 5 are published (drained to its stream), c2 stopped: 3 kept, 2 dropped.
+    const s1 = await b.stream(`${connPath(name, c1.id)}/events`);
+    assert.equal(s1.status, 200);
+    await s1.waitOpen();
+    const mid = await publishN(b, name, 5, 'q');
+    await s1.waitEvents(5);
+    s1.close();
+    await waitFor(async () => (await getJson(b, connPath(name, c1.id))).attached === false,
+        { timeout: 3000, what: 'c1 detached' });
+    // One more: c1 (detached) queues it, c2 drops one more.
+    const last = await publish(b, name, { data: 'tail' });
+    const allIds = [...early, ...mid, last];
+    // c3 is attached when the broker stops: it must come back detached.
+    const c3 = (await b.req('POST', connPath(name))).json;
+    const s3 = await b.stream(`${connPath(name, c3.id)}/events`);
+    assert.equal(s3.status, 200);
+    await s3.waitOpen();
+    await waitFor(async () => (await getJson(b, connPath(name, c3.id))).attached === true,
+        { timeout: 3000, what: 'c3 attached' });
+
+    const chBefore = await getJson(b, chPath(name));
+    const connsBefore = await getJson(b, connPath(name));
+    const histBefore = await history(b, name);
+    const byId = Object.fromEntries(connsBefore.connections.map((c) => [c.id, c]));
+    assert.deepEqual({ ...byId[c1.id] }, { id: c1.id, channel: name, listener: 'running', attached: false, queue_length: 1, dropped: 0 });
+    assert.deepEqual({ ...byId[c2.id] }, { id: c2.id, channel: name, listener: 'stopped', attached: false, queue_length: 3, dropped: 3 });
+    assert.deepEqual({ ...byId[c3.id] }, { id: c3.id, channel: name, listener: 'running', attached: true, queue_length: 0, dropped: 0 });
+    assert.equal(chBefore.last_id, last);
+    assert.equal(chBefore.connections, 3);
+    assert.equal(chBefore.subscribers, 1);
+    assert.equal(histBefore.length, 5);
+
+    assert.equal(await b.stop(), 0, 'exit code after SIGTERM');
+    await s3.waitEnd(3000);
+    byId[c3.id].attached = false; // comes back detached
+    chBefore.subscribers = 0;
+    b = await startBroker({ args: ['--store', r.url] });
+    cleanups.push(async () => { if (b.alive()) await b.stop(); });
+
+    assert.deepEqual(await getJson(b, chPath(name)), chBefore, 'channel after restart');
+    const connsAfter = await getJson(b, connPath(name));
+    const sortById = (l) => [...l].sort((x, y) => (x.id < y.id ? -1 : 1));
+    assert.deepEqual(sortById(connsAfter.connections), sortById(connsBefore.connections), 'connections after restart');
+    assert.deepEqual(await history(b, name), histBefore, 'history JSON after restart');
+
+    // The stopped connection's queue really is the 3 newest messages.
+    const s2 = await b.stream(`${connPath(name, c2.id)}/events`);
+    assert.equal(s2.status, 200);
+    await s2.waitOpen();
+    const st2 = await b.req('POST', `${connPath(name, c2.id)}/start`);
+    assert.equal(st2.status, 200, st2.text);
+    const ev2 = await s2.waitEvents(3);
+    assert.deepEqual(ev2.map((e) => e.id), allIds.slice(-3), 'queued messages of c2 after restart');
+    assert.deepEqual(ev2.map((e) => e.data), ['q3', 'q4', 'tail']);
+    s2.close();
+
+    const fresh = await publish(b, name, { data: 'after restart' });
+    assert.ok(big(fresh) > maxId(allIds), `new id ${fresh} > every earlier id (max ${maxId(allIds)})`);
+    assert.equal(await b.stop(), 0);
+});
+
+test('b. kill -9 during a publish stream: every acknowledged message survives', async (t) => {
+    const r = await redis();
+    const name = uniq('kill9');
+    const b = await broker(r, { store: { sync: true } });
+    assert.equal((await b.req('PUT', chPath(name), { body: { history: 100000 } })).status, 201);
+
+    const acked = []; // ids that got 201, per worker in order
+    const perWorker = [[], [], [], []];
+    const t0 = Date.now();
+    let killed = false;
+    const worker = async (w) => {
+        for (let i = 0; i < 100000 && Date.now() - t0 < 1500; i++) {
+            let res;
+            try {
+                res = await b.req('POST', evPath(name), { body: { data: `w${w}-${i}` }, timeout: 3000 });
+            } catch {
+                if (killed) return; // connection refused/reset after the kill
+                throw new Error('publish failed before the kill');
+            }
+            if (res.status === 201) { acked.push(res.json.id); perWorker[w].push(res.json.id); }
+            else if (!killed) assert.fail(`publish before the kill: ${res.status} ${res.text}`);
+        }
+    };
+    const workers = perWorker.map((_, w) => worker(w));
+    await waitFor(() => Date.now() - t0 >= 1000 && acked.length >= 10, { timeout: 5000, what: 'publishes acknowledged for 1 s' });
+    killed = true;
+    process.kill(b.pid, 'SIGKILL');
+    const ex = await b.exited;
+    assert.equal(ex.signal, 'SIGKILL');
+    await Promise.all(workers);
+    for (const ids of perWorker) {
+        for (let i = 1; i < ids.length; i++) assert.ok(big(ids[i]) > big(ids[i - 1]), 'ids increase per sequential worker');
+    }
+    assert.ok(acked.length >= 10, `acknowledged ${acked.length}`);
+
+    const b2 = await broker(r);
+    const hist = await history(b2, name);
+    t.diagnostic(`${acked.length} publishes acknowledged before the kill, ${hist.length} in the history after it`);
+    const hids = hist.map((e) => e.id);
+    const inHist = new Set(hids);
+    const lost = acked.filter((id) => !inHist.has(id));
+    assert.deepEqual(lost, [], `acknowledged ids missing after kill -9 (${acked.length} acked, ${hids.length} in history)`);
+    for (let i = 1; i < hids.length; i++) assert.ok(big(hids[i]) > big(hids[i - 1]), `history ascending at ${i}: ${hids[i - 1]}, ${hids[i]}`);
+    assert.equal((await getJson(b2, chPath(name))).last_id, hids[hids.length - 1]);
+
+    // Resume from an early acknowledged id: every later message, in order, once.
+    const sorted = [...acked].sort((x, y) => (big(x) < big(y) ? -1 : 1));
+    const from = sorted[Math.min(2, sorted.length - 1)];
+    const expect = hids.filter((id) => big(id) > big(from));
+    const s = await b2.stream(evPath(name), { headers: { 'Last-Event-ID': from } });
+    assert.equal(s.status, 200);
+    await s.waitEvents(expect.length, 10000);
+    const got = s.events.map((e) => e.id);
+    assert.deepEqual(got, expect, 'replay after Last-Event-ID');
+    assert.equal(new Set(got).size, got.length, 'no duplicates');
+    const gotSet = new Set(got);
+    assert.deepEqual(sorted.filter((id) => big(id) > big(from) && !gotSet.has(id)), [], 'every later acked id replayed');
+
+    const fresh = await publish(b2, name, { data: 'after kill' });
+    assert.ok(big(fresh) > maxId([...acked, ...hids]), `new id ${fresh} > all earlier ids`);
+    await s.waitUntil(() => s.events.some((e) => e.id === fresh), 3000, 'the new message live');
+    s.close();
+    assert.equal(await b2.stop(), 0);
+});
+
+test('c. Redis stopped and restarted: 503 while down, streams stay open, normal service after', async () => {
+    const r = await redis();
+    const name = uniq('outage');
+    const b = await broker(r, { heartbeat_s: 1, store: { sync: true } });
+
+    const h0 = await b.req('GET', '/health');
+    assert.equal(h0.status, 200, h0.text);
+    assert.deepEqual(h0.json, { status: 'ok', store: { type: 'redis', state: 'up' } });
+
+    const s = await b.stream(evPath(name));
+    assert.equal(s.status, 200);
+    await s.waitOpen();
+    const before = await publishN(b, name, 3, 'pre');
+    await s.waitEvents(3);
+
+    await r.stop({ removeDir: false });
+
+    const hDown = await waitFor(async () => {
+        const h = await b.req('GET', '/health');
+        return h.status === 503 && h;
+    }, { timeout: 3000, what: '/health 503 after Redis stopped' });
+    assert.match(String(hDown.headers['content-type']), /^application\/json/);
+    assert.deepEqual(hDown.json, { status: 'degraded', store: { type: 'redis', state: 'unreachable' } });
+
+    // Publishes fail with 503 store_unavailable, each within ~3 s, two at once too.
+    for (const n of [1, 2]) {
+        const t = Date.now();
+        const rs = await Promise.all(Array.from({ length: n }, (_, i) =>
+            b.req('POST', evPath(name), { body: { data: `down${i}` }, timeout: 6000 })));
+        const dt = Date.now() - t;
+        for (const res of rs) checkError(assert, res, 503, 'store_unavailable', 'publish while Redis is down');
+        assert.ok(dt < 3500, `503 after ${dt} ms`);
+    }
+    // Reads are served from memory while Redis is down.
+    assert.equal((await b.req('GET', chPath(name))).status, 200);
+
+    // The stream is still open: heartbeats keep arriving.
+    const hb = s.comments.filter((c) => c === 'hb').length;
+    await s.waitUntil(() => s.comments.filter((c) => c === 'hb').length >= hb + 2, 4000, 'two heartbeats while Redis is down');
+    assert.equal(s.ended, false, 'stream still open while Redis is down');
+    assert.equal(s.events.length, 3, 'no failed publish reached the subscriber');
+
+    await r.restart(); // comes back empty (no persistence)
+    const hUp = await waitFor(async () => {
+        const h = await b.req('GET', '/health');
+        return h.status === 200 && h;
+    }, { timeout: 10000, interval: 50, what: '/health 200 after Redis restarted' });
+    assert.deepEqual(hUp.json, { status: 'ok', store: { type: 'redis', state: 'up' } });
+
+    // Publish again: every publish answers 201, ids keep increasing on the channel
+    // (the contract: strictly increasing within a channel) even though Redis came
+    // back empty, and the open subscriber receives them. Problems are collected so
+    // one run reports all of them.
+    const problems = [];
+    const post = [];
+    for (let i = 0; i < 3; i++) {
+        const res = await b.req('POST', evPath(name), { body: { data: `post${i}` } });
+        post.push({ status: res.status, id: res.json?.id, text: res.text.trim() });
+        if (res.status !== 201) problems.push(`publish post${i} after recovery: ${res.status} ${res.text.trim()}`);
+    }
+    const ok = post.filter((p) => p.status === 201);
+    for (const p of ok) {
+        if (big(p.id) <= maxId(before)) problems.push(`id ${p.id} after recovery is not above the ids before the outage (${before})`);
+    }
+    const want = post.map((p, i) => (p.status === 201 ? `post${i}` : null)).filter(Boolean);
+    try {
+        await s.waitUntil(() => want.every((d) => s.events.some((e) => e.data === d)), 3000, 'the post-recovery messages');
+    } catch {
+        problems.push(`subscriber got ${JSON.stringify(s.events.map((e) => [e.id, e.data]))}, want ${want} after ${before}`);
+    }
+    const hist = await history(b, name);
+    const retained = hist.map((e) => e.data);
+    post.forEach((p, i) => {
+        if (p.status !== 201 && retained.includes(`post${i}`))
+            problems.push(`post${i} was answered ${p.status} but is in the history: ${JSON.stringify(hist.find((e) => e.data === `post${i}`))}`);
+    });
+    const hids = hist.map((e) => e.id);
+    if (new Set(hids).size !== hids.length) problems.push(`duplicate ids in the history: ${hids}`);
+    assert.deepEqual(problems, [], 'after Redis came back');
+    assert.equal(s.ended, false);
+    s.close();
+    b.assertAlive();
+    assert.equal(await b.stop(), 0, 'exit code after SIGTERM');
+});
+
+test('d. two brokers one after the other on one Redis list the same channels', async () => {
+    const r = await redis();
+    const a = await broker(r);
+    const x = uniq('x'), y = uniq('y');
+    assert.equal((await a.req('PUT', chPath(x), { body: { history: 2, queue_limit: 7, retry_ms: 10 } })).status, 201);
+    assert.equal((await a.req('PUT', chPath(y), { body: { retry_ms: 99 } })).status, 201);
+    await publishN(a, x, 4, 'x');
+    await publishN(a, y, 1, 'y');
+    const listA = await getJson(a, '/channels');
+    assert.deepEqual(listA.channels.map((c) => c.name), [x, y]);
+    const histA = [await history(a, x), await history(a, y)];
+    assert.equal(await a.stop(), 0);
+
+    const b = await broker(r);
+    assert.deepEqual(await getJson(b, '/channels'), listA, 'GET /channels on broker B');
+    assert.deepEqual([await history(b, x), await history(b, y)], histA);
+    assert.equal(await b.stop(), 0);
+});
+
+test('e. key layout in Redis as documented, with the default and a custom prefix', async () => {
+    const r = await redis();
+    for (const prefix of ['ssebroker:', 'app:']) {
+        const b = await broker(r, prefix === 'ssebroker:' ? {} : { store: { prefix } });
+        const c = uniq('keys');
+        const opts = { history: 3, queue_limit: 4, retry_ms: 500 };
+        assert.equal((await b.req('PUT', chPath(c), { body: opts })).status, 201);
+        const conn = (await b.req('POST', connPath(c))).json;
+        assert.ok(conn?.id, 'connection created');
+
+        // LLEN of the history never exceeds the channel's history bound.
+        const ids = [];
+        for (let i = 0; i < 6; i++) {
+            ids.push(await publish(b, c, { data: `k${i}` }));
+            const len = await r.cmd('LLEN', `${prefix}h/${c}`);
+            assert.equal(len, Math.min(i + 1, 3), `LLEN ${prefix}h/${c} after ${i + 1} publishes`);
+        }
+        const batch = await b.req('POST', evPath(c), { body: Array.from({ length: 5 }, (_, i) => ({ data: `b${i}` })) });
+        assert.equal(batch.status, 201, batch.text);
+        ids.push(...batch.json.ids);
+        assert.equal(await r.cmd('LLEN', `${prefix}h/${c}`), 3, 'LLEN after a batch of 5');
+
+        const ch = await getJson(b, chPath(c));
+        const chans = pairs(await r.cmd('HGETALL', `${prefix}c/`));
+        assert.ok(c in chans, `HGETALL ${prefix}c/ has ${c}: ${JSON.stringify(chans)}`);
+        const stored = JSON.parse(chans[c]);
+        for (const [k, v] of Object.entries(opts)) assert.equal(stored[k] ?? stored.options?.[k], v, `stored option ${k}: ${chans[c]}`);
+        assert.equal(await r.cmd('LLEN', `${prefix}h/${c}`), ch.messages);
+        assert.equal(await r.cmd('HGET', `${prefix}meta/`, 'seq'), ids[ids.length - 1]);
+        assert.equal(ch.last_id, ids[ids.length - 1]);
+
+        assert.ok(conn.id in pairs(await r.cmd('HGETALL', `${prefix}n/${c}/`)), `connection record in ${prefix}n/${c}/`);
+        assert.ok(conn.id in pairs(await r.cmd('HGETALL', `${prefix}l/${c}/`)), `listener state in ${prefix}l/${c}/`);
+        const cr = await getJson(b, connPath(c, conn.id));
+        assert.equal(cr.queue_length, 4);
+        assert.equal(await r.cmd('LLEN', `${prefix}q/${c}/${conn.id}`), 4, 'queue list length');
+        const dropped = pairs(await r.cmd('HGETALL', `${prefix}d/${c}/`));
+        assert.equal(Number(dropped[conn.id]), cr.dropped, `dropped count in ${prefix}d/${c}/: ${JSON.stringify(dropped)}`);
+
+        // Every key of this channel uses the prefix.
+        const keys = await r.cmd('KEYS', `*${c}*`);
+        assert.ok(keys.length >= 5, JSON.stringify(keys));
+        for (const k of keys) assert.ok(k.startsWith(prefix), `key ${k} starts with ${prefix}`);
+        assert.equal(await b.stop(), 0);
+    }
+    // The two prefixes do not see each other's channels.
+    const keys = await r.cmd('KEYS', '*');
+    assert.ok(keys.some((k) => k.startsWith('app:')) && keys.some((k) => k.startsWith('ssebroker:')), JSON.stringify(keys));
+});
+
+test('f. bad store settings are refused at start-up', async () => {
+    const r1 = await runBroker(['--listen', '127.0.0.1:0', '--store', 'http://x']);
+    assert.equal(r1.code, 2, `--store http://x exit code; stderr: ${r1.stderr}`);
+    assert.match(r1.stderr, /--store/);
+    assert.match(r1.stderr, /http:\/\/x/);
+
+    const bad = [
+        ['{\n  "heartbeat_s": 5,\n  "store": {"type": "redis", "url": "http://x"}\n}\n', 3, /store\.url/],
+        ['{\n  "store": {\n    "type": "mongo"\n  }\n}\n', 3, /store\.type/],
+        ['{\n  "store": {\n    "type": "redis",\n    "prefix": "a/b"\n  }\n}\n', 4, /store\.prefix/],
+        ['{\n  "store": {\n    "maxbuffer": 0\n  }\n}\n', 3, /store\.maxbuffer/],
+        ['{\n  "store": {\n    "sync": "yes"\n  }\n}\n', 3, /store\.sync/],
+        ['{\n  "store": {\n    "bogus": 1\n  }\n}\n', 3, /store\.bogus/],
+        ['{\n  "store": "redis"\n}\n', 2, /'store'/],
+    ];
+    for (const [text, line, field] of bad) {
+        const file = tempFile('badstore.json', text);
+        const res = await runBroker(['--listen', '127.0.0.1:0', '--config', file]);
+        const ctx = `${JSON.stringify(text)} → code ${res.code}, stderr ${JSON.stringify(res.stderr)}`;
+        assert.equal(res.code, 1, ctx);
+        assert.ok(res.stderr.includes(path.basename(file)), `names the file: ${ctx}`);
+        assert.ok(res.stderr.includes(`:${line}:`), `names line ${line}: ${ctx}`);
+        assert.match(res.stderr, field, ctx);
+        assert.equal(res.stderr.trim().split('\n').length, 1, `one line: ${ctx}`);
+    }
+});

@@ -378,3 +378,24 @@ test('f. bad store settings are refused at start-up', async () => {
         assert.equal(res.stderr.trim().split('\n').length, 1, `one line: ${ctx}`);
     }
 });
+
+test('g. sync true answers after Redis has the message; sync false answers before', async () => {
+    const r = await redis();
+    // A long buffer time makes the difference visible: only a waiting caller
+    // (sync publish) sends a batch before it.
+    const store = { buffertime_ms: 2000, maxbuffer: 1000 };
+
+    const s = await broker(r, { store: { ...store, sync: true } });
+    const c1 = uniq('sync');
+    await publish(s, c1, { data: 'durable' });
+    assert.equal(await r.cmd('LLEN', `ssebroker:h/${c1}`), 1, 'sync: in Redis when 201 arrives');
+    assert.equal(await s.stop(), 0);
+
+    const a = await broker(r, { store: { ...store, sync: false } });
+    const c2 = uniq('async');
+    await publish(a, c2, { data: 'queued' });
+    assert.equal(await r.cmd('LLEN', `ssebroker:h/${c2}`), 0, 'async: 201 before the batch is sent');
+    await waitFor(async () => (await r.cmd('LLEN', `ssebroker:h/${c2}`)) === 1,
+        { timeout: 5000, what: 'the buffered batch reaches Redis' });
+    assert.equal(await a.stop(), 0);
+});

@@ -344,6 +344,18 @@ static int memory_get(kv_store *kv, const char *key, kv_cb cb, void *arg)
     return 0;
 }
 
+/* A NUL-terminated copy of 'len' bytes (results promise the NUL), or NULL. */
+static char *dup_bytes(const char *val, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (copy) {
+        if (len)
+            memcpy(copy, val, len);
+        copy[len] = '\0';
+    }
+    return copy;
+}
+
 static int memory_set(kv_store *kv, const char *key, const char *val, size_t len,
                       kv_cb cb, void *arg)
 {
@@ -361,11 +373,8 @@ static int memory_set(kv_store *kv, const char *key, const char *val, size_t len
         defer(m, d, "set", key, KV_ETYPE);
         return 0;
     }
-    if (!(copy = malloc(len + 1)))
+    if (!(copy = dup_bytes(val, len)))
         goto oom;
-    if (len)
-        memcpy(copy, val, len);
-    copy[len] = '\0';
     if (!x && !(x = insert(m, key, KV_KIND_STRING))) {
         free(copy);
         goto oom;
@@ -553,11 +562,8 @@ static int memory_list_push(kv_store *kv, const char *key, const char *val, size
         defer(m, d, "list_push", key, KV_ETYPE);
         return 0;
     }
-    if (!(copy = malloc(len + 1)))
+    if (!(copy = dup_bytes(val, len)))
         goto oom;
-    if (len)
-        memcpy(copy, val, len);
-    copy[len] = '\0';
     if (!x && !(x = insert(m, key, KV_KIND_LIST)))
         goto oom_copy;
     if (deque_reserve(&x->u.list) < 0) {

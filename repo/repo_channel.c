@@ -31,7 +31,7 @@ static void chan_remove(repo_channel *r, const chan *ch)
     repo_channel_kv *c = (repo_channel_kv *)r;
     char key[REPO_KEY_MAX];
     conn *cn;
-    TAILQ_FOREACH(cn, &ch->conns, link)
+    TAILQ_FOREACH (cn, &ch->conns, link)
         c->connections->ops->remove(c->connections, cn);
     kv_del(c->kv, repo_key(key, "h", ch->name, NULL), NULL, NULL);
     kv_del(c->kv, repo_key(key, "c", ch->name, NULL), NULL, NULL);
@@ -43,7 +43,8 @@ static void history_push_one(repo_channel_kv *c, const char *key, const chan *ch
     json_t *o = msg_to_json(m);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (text)
-        kv_list_push(c->kv, key, text, strlen(text), (size_t)ch->opts.history, NULL, NULL);
+        kv_list_push(c->kv, key, text, strlen(text), (size_t)ch->opts.history, NULL,
+                     NULL);
     else
         log_error("repo: out of memory persisting history of '%s'", ch->name);
     free(text);

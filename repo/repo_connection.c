@@ -48,12 +48,13 @@ static void conns_scanned(const kv_result *res, void *arg)
         const char *id = json_string_value(json_object_get(o, "id"));
         conn *cn;
         if (!id || !valid_conn_id(id) || chan_conn(cl.ch, id)) {
-            log_warn("repo: skipping a bad connection record in channel '%s'", cl.ch->name);
+            log_warn("repo: skipping a bad connection record in channel '%s'",
+                     cl.ch->name);
         } else if (!(cn = conn_new(cl.ch, id))) {
             cl.join->status = KV_ENOMEM;
         } else {
-            if (cl.c->listeners->ops->load(cl.c->listeners, cn, repo_join_done, cl.join) ==
-                0)
+            if (cl.c->listeners->ops->load(cl.c->listeners, cn, repo_join_done,
+                                           cl.join) == 0)
                 cl.join->pending++;
             if (cl.c->queues->ops->load(cl.c->queues, cn, repo_join_done, cl.join) == 0)
                 cl.join->pending++;

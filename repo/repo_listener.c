@@ -24,38 +24,20 @@ static void listener_remove(repo_listener *r, const conn *cn)
     kv_del(l->kv, repo_key(key, "l", cn->ch->name, cn->id), NULL, NULL);
 }
 
-typedef struct listener_load {
-    conn *cn;
-    repo_cb cb;
-    void *arg;
-} listener_load;
-
-static void listener_loaded(const kv_result *res, void *arg)
+static void listener_parse(conn *cn, const char *val, size_t len)
 {
-    listener_load ll = *(listener_load *)arg;
-    free(arg);
-    if (res->status == KV_OK) {
-        json_t *o = json_loadb(res->val, res->len, 0, NULL);
-        json_t *running = json_object_get(o, "running");
-        /* Streams never survive a restart: the listener comes back detached. */
-        ll.cn->lis.running = !json_is_false(running);
-        json_decref(o);
-    }
-    ll.cb(res->status == KV_ENOTFOUND ? KV_OK : res->status, ll.arg);
+    json_t *o = json_loadb(val, len, 0, NULL);
+    /* Streams never survive a restart: the listener comes back detached. */
+    cn->lis.running = !json_is_false(json_object_get(o, "running"));
+    json_decref(o);
 }
 
 static int listener_load_one(repo_listener *r, conn *cn, repo_cb cb, void *arg)
 {
     repo_listener_kv *l = (repo_listener_kv *)r;
     char key[REPO_KEY_MAX];
-    listener_load *ll = malloc(sizeof(*ll));
-    if (!ll)
-        return KV_ENOMEM;
-    *ll = (listener_load){cn, cb, arg};
-    int rc = kv_get(l->kv, repo_key(key, "l", cn->ch->name, cn->id), listener_loaded, ll);
-    if (rc < 0)
-        free(ll);
-    return rc;
+    return repo_load_value(l->kv, repo_key(key, "l", cn->ch->name, cn->id), cn,
+                           listener_parse, cb, arg);
 }
 
 static void listener_free(repo_listener *r)

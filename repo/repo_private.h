@@ -23,6 +23,12 @@ static inline const char *repo_key(char buf[REPO_KEY_MAX], const char *table,
  * 'cb'. Items that do not parse are skipped and logged. */
 int repo_load_list(kv_store *kv, const char *key, msgq *q, repo_cb cb, void *arg);
 
+/* Load the string at 'key' and hand it to 'parse' for 'cn'; a missing key is
+ * not an error (the connection keeps its defaults). Then call 'cb'. */
+typedef void (*repo_parse_fn)(conn *cn, const char *val, size_t len);
+int repo_load_value(kv_store *kv, const char *key, conn *cn, repo_parse_fn parse,
+                    repo_cb cb, void *arg);
+
 /* A countdown for loads that fan out: starts at 1 (held by the starter),
  * each sub-load adds one; the last repo_join_done() calls 'cb' with the first
  * error seen and frees the join. */

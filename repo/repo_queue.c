@@ -45,6 +45,35 @@ int repo_load_list(kv_store *kv, const char *key, msgq *q, repo_cb cb, void *arg
     return rc;
 }
 
+typedef struct value_load {
+    conn *cn;
+    repo_parse_fn parse;
+    repo_cb cb;
+    void *arg;
+} value_load;
+
+static void value_loaded(const kv_result *res, void *arg)
+{
+    value_load vl = *(value_load *)arg;
+    free(arg);
+    if (res->status == KV_OK)
+        vl.parse(vl.cn, res->val, res->len);
+    vl.cb(res->status == KV_ENOTFOUND ? KV_OK : res->status, vl.arg);
+}
+
+int repo_load_value(kv_store *kv, const char *key, conn *cn, repo_parse_fn parse,
+                    repo_cb cb, void *arg)
+{
+    value_load *vl = malloc(sizeof(*vl));
+    if (!vl)
+        return KV_ENOMEM;
+    *vl = (value_load){cn, parse, cb, arg};
+    int rc = kv_get(kv, key, value_loaded, vl);
+    if (rc < 0)
+        free(vl);
+    return rc;
+}
+
 repo_join *repo_join_new(repo_cb cb, void *arg)
 {
     repo_join *j = malloc(sizeof(*j));
@@ -104,9 +133,10 @@ static void queue_push(repo_queue *r, const conn *cn, const msg *m)
          * (A push that merely filled it rewrites the same count.) */
         if (cn->queue.dropped && cn->queue.len == cn->queue.limit) {
             char num[24];
-            int len = snprintf(num, sizeof(num), "%llu", (unsigned long long)cn->queue.dropped);
-            kv_set(q->kv, repo_key(key, "d", cn->ch->name, cn->id), num, (size_t)len, NULL,
-                   NULL);
+            int len =
+                snprintf(num, sizeof(num), "%llu", (unsigned long long)cn->queue.dropped);
+            kv_set(q->kv, repo_key(key, "d", cn->ch->name, cn->id), num, (size_t)len,
+                   NULL, NULL);
         }
     }
     free(text);
@@ -128,25 +158,16 @@ static void queue_remove(repo_queue *r, const conn *cn)
     kv_del(q->kv, repo_key(key, "d", cn->ch->name, cn->id), NULL, NULL);
 }
 
-typedef struct dropped_load {
-    conn *cn;
-    repo_cb cb;
-    void *arg;
-} dropped_load;
-
-static void dropped_loaded(const kv_result *res, void *arg)
+static void dropped_parse(conn *cn, const char *val, size_t len)
 {
-    dropped_load dl = *(dropped_load *)arg;
     char num[24];
-    uint64_t v = 0;
-    free(arg);
-    if (res->status == KV_OK && res->len < sizeof(num)) {
-        memcpy(num, res->val, res->len);
-        num[res->len] = '\0';
+    uint64_t v;
+    if (len < sizeof(num)) {
+        memcpy(num, val, len);
+        num[len] = '\0';
         if (parse_u64(num, &v) == 0)
-            dl.cn->queue.dropped = v;
+            cn->queue.dropped = v;
     }
-    dl.cb(res->status == KV_ENOTFOUND ? KV_OK : res->status, dl.arg);
 }
 
 static int queue_load(repo_queue *r, conn *cn, repo_cb cb, void *arg)
@@ -154,26 +175,22 @@ static int queue_load(repo_queue *r, conn *cn, repo_cb cb, void *arg)
     repo_queue_kv *q = (repo_queue_kv *)r;
     char key[REPO_KEY_MAX];
     repo_join *j = repo_join_new(cb, arg);
-    dropped_load *dl = malloc(sizeof(*dl));
-    int rc = KV_ENOMEM;
+    int rc;
 
-    if (!j || !dl)
-        goto err;
-    *dl = (dropped_load){cn, repo_join_done, j};
-    if ((rc = kv_get(q->kv, repo_key(key, "d", cn->ch->name, cn->id), dropped_loaded, dl)) <
-        0)
-        goto err;
-    dl = NULL;
+    if (!j)
+        return KV_ENOMEM;
+    rc = repo_load_value(q->kv, repo_key(key, "d", cn->ch->name, cn->id), cn,
+                         dropped_parse, repo_join_done, j);
+    if (rc < 0) {
+        free(j);
+        return rc;
+    }
     j->pending++;
     if (repo_load_list(q->kv, repo_key(key, "q", cn->ch->name, cn->id), &cn->queue,
                        repo_join_done, j) == 0)
         j->pending++;
     repo_join_done(0, j); /* the starter's share */
     return 0;
-err:
-    free(j);
-    free(dl);
-    return rc;
 }
 
 static void queue_free(repo_queue *r)

@@ -51,11 +51,11 @@ typedef struct kv_item {
 
 /* What an operation produced. Fields an operation does not set are zero. */
 typedef struct kv_result {
-    int status;          /* KV_OK or a negative KV_E* code */
-    const char *val;     /* get: the value (not NUL-terminated) */
-    size_t len;          /* get: its length */
-    long long num;       /* incr: new value; list_push: items dropped by the
-                            bound; list_len / list_trim: length after */
+    int status;           /* KV_OK or a negative KV_E* code */
+    const char *val;      /* get: the value (not NUL-terminated) */
+    size_t len;           /* get: its length */
+    long long num;        /* incr: new value; list_push: items dropped by the
+                             bound; list_len / list_trim: length after */
     const kv_item *items; /* scan, list_range */
     size_t n;             /* number of items */
 } kv_result;
@@ -73,8 +73,8 @@ typedef struct kv_ops {
     int (*incr)(kv_store *kv, const char *key, long long by, kv_cb cb, void *arg);
     int (*list_push)(kv_store *kv, const char *key, const char *val, size_t len,
                      size_t max, kv_cb cb, void *arg);
-    int (*list_range)(kv_store *kv, const char *key, size_t start, size_t count,
-                      kv_cb cb, void *arg);
+    int (*list_range)(kv_store *kv, const char *key, size_t start, size_t count, kv_cb cb,
+                      void *arg);
     int (*list_trim)(kv_store *kv, const char *key, size_t n, kv_cb cb, void *arg);
     int (*list_len)(kv_store *kv, const char *key, kv_cb cb, void *arg);
     /* Run 'cb' once every operation issued before it has completed (and, for a
@@ -132,16 +132,16 @@ static inline int kv_incr(kv_store *kv, const char *key, long long by, kv_cb cb,
 /* Append 'val' at the tail of the list at 'key' (created if missing); if the
  * list then holds more than 'max' items (max > 0), drop the oldest from the
  * head until it holds 'max', and give how many were dropped in res->num. */
-static inline int kv_list_push(kv_store *kv, const char *key, const char *val,
-                               size_t len, size_t max, kv_cb cb, void *arg)
+static inline int kv_list_push(kv_store *kv, const char *key, const char *val, size_t len,
+                               size_t max, kv_cb cb, void *arg)
 {
     return kv->ops->list_push(kv, key, val, len, max, cb, arg);
 }
 
 /* Up to 'count' items from index 'start' (0 = oldest) of the list at 'key'.
  * A missing key gives n == 0 and KV_OK. */
-static inline int kv_list_range(kv_store *kv, const char *key, size_t start,
-                                size_t count, kv_cb cb, void *arg)
+static inline int kv_list_range(kv_store *kv, const char *key, size_t start, size_t count,
+                                kv_cb cb, void *arg)
 {
     return kv->ops->list_range(kv, key, start, count, cb, arg);
 }

@@ -32,24 +32,35 @@
 #include "kv/kv.h"
 #include "log.h"
 
-#define KV_REDIS_DOWN_WAIT_MS 2000      /* how long operations wait for a reconnection */
-#define KV_REDIS_MAX_WAITING 100000     /* operations held while disconnected */
-#define KV_REDIS_REPLY_TIMEOUT_MS 5000  /* a batch not answered by then: reconnect */
+#define KV_REDIS_DOWN_WAIT_MS 2000     /* how long operations wait for a reconnection */
+#define KV_REDIS_MAX_WAITING 100000    /* operations held while disconnected */
+#define KV_REDIS_REPLY_TIMEOUT_MS 5000 /* a batch not answered by then: reconnect */
 #define KV_REDIS_BACKOFF_MAX_MS 5000
 
-enum { OP_GET, OP_SET, OP_DEL, OP_SCAN, OP_INCR, OP_PUSH, OP_RANGE, OP_TRIM, OP_LEN, OP_FLUSH };
+enum {
+    OP_GET,
+    OP_SET,
+    OP_DEL,
+    OP_SCAN,
+    OP_INCR,
+    OP_PUSH,
+    OP_RANGE,
+    OP_TRIM,
+    OP_LEN,
+    OP_FLUSH
+};
 
 /* One operation: its formatted commands and what to do with their replies. */
 typedef struct rop {
     struct rop *next;
     int kind;
-    int ncmds;       /* replies it takes from the EXEC array */
-    char *cmds;      /* formatted commands, RESP, back to back */
+    int ncmds;  /* replies it takes from the EXEC array */
+    char *cmds; /* formatted commands, RESP, back to back */
     size_t cmdslen;
-    size_t split;    /* length of the first command when there are two */
-    size_t max;      /* list_push bound */
+    size_t split;                /* length of the first command when there are two */
+    size_t max;                  /* list_push bound */
     unsigned long long fails_at; /* flush: r->fails when it was issued */
-    char *table;     /* scan: the table, to rebuild full keys */
+    char *table;                 /* scan: the table, to rebuild full keys */
     kv_cb cb;
     void *arg;
 } rop;
@@ -70,14 +81,14 @@ typedef struct kv_redis {
     int buffertime_ms;
 
     redisAsyncContext *ac;
-    int connected;       /* the connection is up and authenticated */
+    int connected; /* the connection is up and authenticated */
     int backoff_ms;
     struct event *reconnect_ev;
-    struct event *flush_ev;   /* buffertime timer */
-    struct event *now_ev;     /* end-of-turn flush */
-    struct event *watchdog;   /* down-wait and reply timeouts */
+    struct event *flush_ev; /* buffertime timer */
+    struct event *now_ev;   /* end-of-turn flush */
+    struct event *watchdog; /* down-wait and reply timeouts */
 
-    rop *pend, **pend_tail;   /* the batch being filled */
+    rop *pend, **pend_tail; /* the batch being filled */
     size_t npend;
     batch *inflight, **inflight_tail;
     unsigned long long fails; /* operations failed so far (a flush compares) */
@@ -124,7 +135,9 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
     for (int i = 0; i < o->ncmds; i++) {
         if (!rep[i] || rep[i]->type == REDIS_REPLY_ERROR) {
             /* A counter that is not an integer is the caller's error. */
-            if (o->kind == OP_INCR && rep[i] && (strstr(rep[i]->str, "not an integer") || strstr(rep[i]->str, "overflow"))) {
+            if (o->kind == OP_INCR && rep[i] &&
+                (strstr(rep[i]->str, "not an integer") ||
+                 strstr(rep[i]->str, "overflow"))) {
                 complete(r, o, KV_EINVAL);
                 return;
             }
@@ -487,7 +500,8 @@ static int redis_list_range(kv_store *kv, const char *key, size_t start, size_t 
         return key && *key ? KV_ENOMEM : KV_EINVAL;
     snprintf(from, sizeof(from), "%zu", start);
     if (count == 0) /* an empty window, still answered in order */
-        snprintf(to, sizeof(to), "%zu", start), snprintf(from, sizeof(from), "%zu", start + 1);
+        snprintf(to, sizeof(to), "%zu", start),
+            snprintf(from, sizeof(from), "%zu", start + 1);
     else if (count > (size_t)INT64_MAX - start)
         snprintf(to, sizeof(to), "-1");
     else
@@ -530,7 +544,8 @@ static int redis_list_len(kv_store *kv, const char *key, kv_cb cb, void *arg)
 
 static int redis_flush(kv_store *kv, kv_cb cb, void *arg)
 {
-    return op((kv_redis *)kv, OP_FLUSH, cb, arg, 1, 0, NULL, 0, NULL, NULL, 0, NULL, NULL);
+    return op((kv_redis *)kv, OP_FLUSH, cb, arg, 1, 0, NULL, 0, NULL, NULL, 0, NULL,
+              NULL);
 }
 
 static int redis_health(kv_store *kv)
@@ -598,8 +613,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (r->freeing)
         return;
     if (was)
-        log_warn("redis: connection lost%s%s; reconnecting", status == REDIS_OK ? "" : ": ",
-                 status == REDIS_OK ? "" : ac->errstr);
+        log_warn("redis: connection lost%s%s; reconnecting",
+                 status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
     schedule_reconnect(r);
 }
 
@@ -610,8 +625,8 @@ static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
 
 static void redis_connect(kv_redis *r)
 {
-    redisAsyncContext *ac = r->path ? redisAsyncConnectUnix(r->path)
-                                    : redisAsyncConnect(r->host, r->port);
+    redisAsyncContext *ac =
+        r->path ? redisAsyncConnectUnix(r->path) : redisAsyncConnect(r->host, r->port);
     if (!ac || ac->err) {
         log_debug("redis: cannot connect: %s", ac ? ac->errstr : "out of memory");
         if (ac)
@@ -645,8 +660,8 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
         long ms = (now.tv_sec - down_since.tv_sec) * 1000 +
                   (now.tv_usec - down_since.tv_usec) / 1000;
         if (ms >= KV_REDIS_DOWN_WAIT_MS) {
-            log_warn("redis: unavailable for %ld ms: failing %zu waiting operation(s)", ms,
-                     r->npend);
+            log_warn("redis: unavailable for %ld ms: failing %zu waiting operation(s)",
+                     ms, r->npend);
             fail_pending(r);
             down_since.tv_sec = 0;
         }
@@ -711,8 +726,8 @@ static int parse_url(kv_redis *r, const char *url, char *err, size_t errlen)
         return (r->path = strdup(url + 7)) ? 0 : -1;
     }
     if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen, "'%s': expected redis://[:password@]host:port/db or unix:///path",
-                 url);
+        snprintf(err, errlen,
+                 "'%s': expected redis://[:password@]host:port/db or unix:///path", url);
         return -1;
     }
     const char *p = url + 8, *at = strrchr(p, '@'), *slash;

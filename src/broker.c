@@ -13,7 +13,7 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
     broker *b = arg;
     stream *s;
-    TAILQ_FOREACH(s, &b->all, all)
+    TAILQ_FOREACH (s, &b->all, all)
         stream_comment(s, "hb");
 }
 
@@ -50,7 +50,7 @@ static void chan_found(chan *ch, void *arg)
     conn *cn;
     if (ch->last_seq > b->max_seq)
         b->max_seq = ch->last_seq;
-    TAILQ_FOREACH(cn, &ch->conns, link) {
+    TAILQ_FOREACH (cn, &ch->conns, link) {
         msg *tail = msgq_at(&cn->queue, cn->queue.len ? cn->queue.len - 1 : 0);
         if (tail && tail->seq > b->max_seq)
             b->max_seq = tail->seq;
@@ -73,7 +73,8 @@ int broker_load(broker *b)
     load_state ls = {b, 0, 0};
     /* load_all hands each channel to chan_found and the final status to
      * load_done, both with the load state as arg. */
-    if (b->repo->ops->load_all(b->repo, &b->cfg->defaults, chan_found, load_done, &ls) < 0) {
+    if (b->repo->ops->load_all(b->repo, &b->cfg->defaults, chan_found, load_done, &ls) <
+        0) {
         log_error("cannot load state from the %s store", b->kv->ops->name);
         return -1;
     }
@@ -151,7 +152,7 @@ void broker_chan_delete(broker *b, chan *ch)
     log_info("channel '%s' deleted", ch->name);
     while ((s = TAILQ_FIRST(&ch->streams)))
         stream_close(s);
-    TAILQ_FOREACH(cn, &ch->conns, link)
+    TAILQ_FOREACH (cn, &ch->conns, link)
         if (cn->lis.stream)
             stream_close(cn->lis.stream);
     b->repo->ops->remove(b->repo, ch);
@@ -259,7 +260,7 @@ static void chan_deliver(broker *b, chan *ch, msg *m)
         next = TAILQ_NEXT(s, link); /* a slow stream may close here */
         stream_send(s, m);
     }
-    TAILQ_FOREACH(cn, &ch->conns, link)
+    TAILQ_FOREACH (cn, &ch->conns, link)
         conn_deliver(b, cn, m);
 }
 

@@ -26,16 +26,16 @@ struct evhttp_request;
 
 typedef struct broker {
     struct event_base *base;
-    const config *cfg;       /* borrowed */
-    kv_store *kv;            /* borrowed */
-    repo_channel *repo;      /* owned: the whole repository stack */
-    strmap chans;            /* name -> chan* (one reference each) */
-    struct stream_list all;  /* every live stream */
+    const config *cfg;      /* borrowed */
+    kv_store *kv;           /* borrowed */
+    repo_channel *repo;     /* owned: the whole repository stack */
+    strmap chans;           /* name -> chan* (one reference each) */
+    struct stream_list all; /* every live stream */
     size_t nstreams;
     struct event *heartbeat; /* one timer for every stream */
     struct evbuffer *scratch;
     unsigned long long slow_closed; /* streams ended for not reading */
-    uint64_t max_seq;        /* highest message id seen: ids never go back */
+    uint64_t max_seq;               /* highest message id seen: ids never go back */
 } broker;
 
 /* A broker over 'kv'. NULL on OOM. */

@@ -43,7 +43,7 @@ void chan_set_opts(chan *ch, const chan_opts *opts)
     conn *cn;
     ch->opts = *opts;
     msgq_set_limit(&ch->history, (size_t)opts->history);
-    TAILQ_FOREACH(cn, &ch->conns, link)
+    TAILQ_FOREACH (cn, &ch->conns, link)
         msgq_set_limit(&cn->queue, (size_t)opts->queue_limit);
 }
 
@@ -67,7 +67,7 @@ conn *conn_new(chan *ch, const char *id)
 conn *chan_conn(const chan *ch, const char *id)
 {
     conn *cn;
-    TAILQ_FOREACH(cn, &ch->conns, link)
+    TAILQ_FOREACH (cn, &ch->conns, link)
         if (strcmp(cn->id, id) == 0)
             return cn;
     return NULL;

@@ -36,8 +36,7 @@ static int chan_opts_apply(chan_opts *o, json_t *obj, const char **badkey, int *
     const char *key;
     json_t *v;
 
-    json_object_foreach(obj, key, v)
-    {
+    json_object_foreach (obj, key, v) {
         int i;
 
         for (i = 0; i < 3; i++)
@@ -361,8 +360,8 @@ int config_set_store_url(config *c, const char *url, char *err, size_t errlen)
 {
     char *type, *u;
     if (!valid_store_url(url)) {
-        snprintf(err, errlen, "'%s': expected redis://[:password@]host:port/db or unix:///path",
-                 url);
+        snprintf(err, errlen,
+                 "'%s': expected redis://[:password@]host:port/db or unix:///path", url);
         return -1;
     }
     if (!(type = strdup("redis")) || !(u = strdup(url))) {
@@ -385,8 +384,7 @@ static int cfg_store(const cfg_ctx *x, config *c, json_t *obj)
 
     if (!json_is_object(obj))
         return cfg_fail(x, "store", NULL, "must be an object");
-    json_object_foreach(obj, key, v)
-    {
+    json_object_foreach (obj, key, v) {
         if (strcmp(key, "type") == 0) {
             if (!json_is_string(v))
                 return cfg_fail(x, "store", key, "must be a string");
@@ -397,8 +395,9 @@ static int cfg_store(const cfg_ctx *x, config *c, json_t *obj)
                 return -1;
         } else if (strcmp(key, "url") == 0) {
             if (!json_is_string(v) || !valid_store_url(json_string_value(v)))
-                return cfg_fail(x, "store", key,
-                                "must be redis://[:password@]host:port/db or unix:///path");
+                return cfg_fail(
+                    x, "store", key,
+                    "must be redis://[:password@]host:port/db or unix:///path");
             if (cfg_set_str(x, &c->store_url, json_string_value(v)) < 0)
                 return -1;
         } else if (strcmp(key, "prefix") == 0) {
@@ -438,8 +437,7 @@ static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)
 
     if (!json_is_object(obj))
         return cfg_fail(x, "limits", NULL, "must be an object");
-    json_object_foreach(obj, key, v)
-    {
+    json_object_foreach (obj, key, v) {
         if (strcmp(key, "max_body") == 0) {
             if (cfg_int(x, "limits", key, v, 1, MAX_BODY_MAX, &n) < 0)
                 return -1;
@@ -476,8 +474,7 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
     json_t *v;
     long long n;
 
-    json_object_foreach(root, key, v)
-    {
+    json_object_foreach (root, key, v) {
         if (strcmp(key, "listen") == 0) {
             if (!json_is_string(v) ||
                 config_parse_listen(json_string_value(v), c->listen_host,

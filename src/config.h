@@ -15,8 +15,10 @@
 /* Per-channel options. */
 typedef struct chan_opts {
     int history;     /* messages retained for replay, 0..CHAN_HISTORY_MAX (default 100) */
-    int queue_limit; /* messages a connection queue holds, 1..CHAN_QUEUE_LIMIT_MAX (default 1000) */
-    int retry_ms;    /* the retry: sent to subscribers, 0..CHAN_RETRY_MS_MAX (default 3000) */
+    int queue_limit; /* messages a connection queue holds, 1..CHAN_QUEUE_LIMIT_MAX
+                        (default 1000) */
+    int retry_ms; /* the retry: sent to subscribers, 0..CHAN_RETRY_MS_MAX (default 3000)
+                   */
 } chan_opts;
 
 typedef struct config {
@@ -27,15 +29,17 @@ typedef struct config {
     char *store_url;      /* redis: redis://[:pw@]host:port/db or unix:///path; owned */
     char *store_prefix;   /* redis: prefix of every key (default "ssebroker:"); owned */
     int store_maxbuffer;  /* redis: writes per pipelined batch, 1..100000 (default 100) */
-    int store_buffertime_ms; /* redis: longest a write waits for its batch, 0..10000 (5) */
-    bool store_sync;      /* answer a publish only once the store has it (default true) */
-    bool autocreate;      /* publishing to a missing channel creates it (default true) */
-    chan_opts defaults;   /* options of channels created without explicit ones */
-    size_t max_body;      /* bytes a request body may hold (default 1 MiB) */
-    size_t max_headers;   /* bytes the request line and headers may hold (default 16 KiB) */
-    int heartbeat_s;      /* seconds between ':' comments on idle streams (default 15, 1..3600) */
-    char *cors_origin;    /* Access-Control-Allow-Origin value (default "*"); owned */
-    int log_level;        /* LOG_* (default LOG_INFO) */
+    int store_buffertime_ms; /* redis: longest a write waits for its batch, 0..10000 (5)
+                              */
+    bool store_sync;    /* answer a publish only once the store has it (default true) */
+    bool autocreate;    /* publishing to a missing channel creates it (default true) */
+    chan_opts defaults; /* options of channels created without explicit ones */
+    size_t max_body;    /* bytes a request body may hold (default 1 MiB) */
+    size_t max_headers; /* bytes the request line and headers may hold (default 16 KiB) */
+    int heartbeat_s; /* seconds between ':' comments on idle streams (default 15, 1..3600)
+                      */
+    char *cors_origin; /* Access-Control-Allow-Origin value (default "*"); owned */
+    int log_level;     /* LOG_* (default LOG_INFO) */
 } config;
 
 /* Fill 'c' with the defaults above. Allocates; release with config_free(). */

@@ -250,7 +250,8 @@ static void h_channel(http_ctx *c)
         bool created;
 
         if (len && !(opts = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr))) {
-            http_error(c->req, c->cfg, 400, "invalid_json", "invalid JSON: %s", jerr.text);
+            http_error(c->req, c->cfg, 400, "invalid_json", "invalid JSON: %s",
+                       jerr.text);
             return;
         }
         if (opts && !json_is_object(opts)) {
@@ -289,7 +290,8 @@ static void history_json(http_ctx *c, chan *ch)
         reply_error(c, 400, "invalid_id", "'after' must be a message id");
         return;
     }
-    if (limit_s && (parse_u64(limit_s, &limit) < 0 || limit < 1 || limit > HISTORY_LIMIT_MAX)) {
+    if (limit_s &&
+        (parse_u64(limit_s, &limit) < 0 || limit < 1 || limit > HISTORY_LIMIT_MAX)) {
         reply_error(c, 400, "invalid_id", "'limit' must be an integer from 1 to 100000");
         return;
     }
@@ -343,7 +345,7 @@ static void h_conns(http_ctx *c)
         return;
     }
     json_t *arr = json_array();
-    TAILQ_FOREACH(cn, &ch->conns, link)
+    TAILQ_FOREACH (cn, &ch->conns, link)
         json_array_append_new(arr, conn_to_json(cn));
     http_json(c->req, c->cfg, 200, json_pack("{s:o}", "connections", arr));
 }
@@ -454,7 +456,8 @@ static void allow_header(http_ctx *c, unsigned methods)
     static const struct {
         unsigned m;
         const char *name;
-    } names[] = {{M_GET, "GET, HEAD"}, {M_POST, "POST"}, {M_PUT, "PUT"}, {M_DELETE, "DELETE"}};
+    } names[] = {
+        {M_GET, "GET, HEAD"}, {M_POST, "POST"}, {M_PUT, "PUT"}, {M_DELETE, "DELETE"}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (methods & names[i].m) {
             strcat(allow, names[i].name);
@@ -528,7 +531,8 @@ static void http_gencb(struct evhttp_request *req, void *arg)
         } else if (!(c.method & r->methods) &&
                    !(c.method == EVHTTP_REQ_HEAD && (r->methods & M_GET))) {
             allow_header(&c, r->methods);
-            reply_error(&c, 405, "method_not_allowed", "method not allowed on this route");
+            reply_error(&c, 405, "method_not_allowed",
+                        "method not allowed on this route");
         } else if (route_args(&c, cap, (cap[1] ? 2 : cap[0] ? 1 : 0)) == 0) {
             r->fn(&c);
         }
@@ -554,10 +558,10 @@ http_server *http_server_new(struct event_base *base, broker *b, const config *c
     }
     h->b = b;
     h->cfg = cfg;
-    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_allowed_methods(
+        h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                     EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                     EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_max_body_size(h->http, (ev_ssize_t)cfg->max_body);
     evhttp_set_max_headers_size(h->http, (ev_ssize_t)cfg->max_headers);
     evhttp_set_gencb(h->http, http_gencb, h);
@@ -567,7 +571,8 @@ http_server *http_server_new(struct event_base *base, broker *b, const config *c
                  cfg->listen_port, strerror(errno));
         goto err;
     }
-    if (getsockname(evhttp_bound_socket_get_fd(h->sock), (struct sockaddr *)&ss, &sslen) == 0)
+    if (getsockname(evhttp_bound_socket_get_fd(h->sock), (struct sockaddr *)&ss,
+                    &sslen) == 0)
         h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                  : ((struct sockaddr_in *)&ss)->sin_port);
     return h;

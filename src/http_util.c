@@ -11,24 +11,35 @@
 static const char *http_reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 
 void http_cors(struct evhttp_request *req, const config *cfg)
 {
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Access-Control-Allow-Origin",
-                      cfg->cors_origin);
+    evhttp_add_header(evhttp_request_get_output_headers(req),
+                      "Access-Control-Allow-Origin", cfg->cors_origin);
 }
 
 void http_json(struct evhttp_request *req, const config *cfg, int status, json_t *body)
@@ -62,8 +73,8 @@ void http_json(struct evhttp_request *req, const config *cfg, int status, json_t
     json_decref(body);
 }
 
-void http_error(struct evhttp_request *req, const config *cfg, int status, const char *code,
-                const char *fmt, ...)
+void http_error(struct evhttp_request *req, const config *cfg, int status,
+                const char *code, const char *fmt, ...)
 {
     char message[512];
     va_list ap;

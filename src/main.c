@@ -15,16 +15,17 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ssebroker [--config FILE] [--listen ADDR:PORT] [--store URL] [--help] "
-               "[--version]\n"
-               "\n"
-               "  -c, --config FILE   JSON configuration file (see README.md)\n"
-               "  -l, --listen ADDR   address to listen on, HOST:PORT (default "
-               "127.0.0.1:8080)\n"
-               "  -s, --store URL     keep state in Redis: redis://[:password@]host:port/db\n"
-               "                      or unix:///path (default: in memory)\n"
-               "  -h, --help          show this help\n"
-               "  -v, --version       show the version\n");
+    fprintf(
+        f, "usage: ssebroker [--config FILE] [--listen ADDR:PORT] [--store URL] [--help] "
+           "[--version]\n"
+           "\n"
+           "  -c, --config FILE   JSON configuration file (see README.md)\n"
+           "  -l, --listen ADDR   address to listen on, HOST:PORT (default "
+           "127.0.0.1:8080)\n"
+           "  -s, --store URL     keep state in Redis: redis://[:password@]host:port/db\n"
+           "                      or unix:///path (default: in memory)\n"
+           "  -h, --help          show this help\n"
+           "  -v, --version       show the version\n");
 }
 
 typedef struct app {
@@ -40,7 +41,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct timeval grace = {0, 200000};
     if (a->stopping++)
         return;
-    log_info("signal %d: ending %zu stream(s) and shutting down", (int)sig, a->b->nstreams);
+    log_info("signal %d: ending %zu stream(s) and shutting down", (int)sig,
+             a->b->nstreams);
     broker_close_streams(a->b);
     /* Give the final chunks a moment to reach the clients, then stop. */
     event_base_loopexit(a->base, &grace);
@@ -143,8 +145,8 @@ int main(int argc, char **argv)
         log_error("cannot install signal handlers");
         goto out;
     }
-    log_info("ssebroker %s listening on %s:%d (store: %s)", PACKAGE_VERSION, cfg.listen_host,
-             http_server_port(a.http), kv->ops->name);
+    log_info("ssebroker %s listening on %s:%d (store: %s)", PACKAGE_VERSION,
+             cfg.listen_host, http_server_port(a.http), kv->ops->name);
     event_base_dispatch(a.base);
     log_info("stopped");
     rc = 0;

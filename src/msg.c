@@ -57,8 +57,9 @@ void msg_unref(msg *m)
 
 json_t *msg_to_json(const msg *m)
 {
-    json_t *o = json_pack("{s:s, s:s?, s:s%, s:I}", "id", m->id, "event", m->event, "data",
-                          m->data, m->data_len, "timestamp", (json_int_t)m->ts_us);
+    json_t *o =
+        json_pack("{s:s, s:s?, s:s%, s:I}", "id", m->id, "event", m->event, "data",
+                  m->data, m->data_len, "timestamp", (json_int_t)m->ts_us);
     if (o && m->retry >= 0)
         json_object_set_new(o, "retry", json_integer(m->retry));
     return o;

@@ -11,14 +11,14 @@
 
 typedef struct msg {
     int refs;
-    uint64_t seq;     /* numeric form of the id */
-    char id[21];      /* decimal id, what clients see */
-    char *event;      /* NULL if none */
-    char *data;       /* NUL-terminated, data_len bytes */
+    uint64_t seq; /* numeric form of the id */
+    char id[21];  /* decimal id, what clients see */
+    char *event;  /* NULL if none */
+    char *data;   /* NUL-terminated, data_len bytes */
     size_t data_len;
-    int64_t ts_us;    /* publish time, microseconds since the epoch */
-    int retry;        /* -1 if none */
-    char *frame;      /* the SSE frame, frame_len bytes */
+    int64_t ts_us; /* publish time, microseconds since the epoch */
+    int retry;     /* -1 if none */
+    char *frame;   /* the SSE frame, frame_len bytes */
     size_t frame_len;
 } msg;
 

@@ -89,8 +89,7 @@ static int parse_one(json_t *obj, pub_event *ev, long idx, const char **code, ch
         return pub_fail(code, err, errlen, "invalid_json", idx,
                         "each event must be a JSON object");
 
-    json_object_foreach(obj, key, v)
-    {
+    json_object_foreach (obj, key, v) {
         if (strcmp(key, "data") == 0) {
             data = v;
         } else if (strcmp(key, "event") == 0) {

@@ -4,8 +4,8 @@
 
 #include <stddef.h>
 
-#define PUB_BATCH_MAX 1000  /* events one request may publish */
-#define PUB_EVENT_MAX 200   /* bytes of an event type */
+#define PUB_BATCH_MAX 1000 /* events one request may publish */
+#define PUB_EVENT_MAX 200  /* bytes of an event type */
 
 /* One event to publish. Strings are owned by the batch. */
 typedef struct pub_event {
@@ -36,8 +36,9 @@ typedef struct pub_batch {
  * "invalid_event", "invalid_data", "invalid_retry", "unknown_field",
  * "batch_too_large", "empty_batch") and a human message in 'err'. Validation
  * is all-or-nothing: one bad event rejects the whole batch. */
-int publish_parse(const char *ctype, const char *body, size_t len, const char *query_event,
-                  pub_batch *out, const char **code, char *err, size_t errlen);
+int publish_parse(const char *ctype, const char *body, size_t len,
+                  const char *query_event, pub_batch *out, const char **code, char *err,
+                  size_t errlen);
 
 /* Release what 'b' holds and zero it. NULL is fine. */
 void pub_batch_free(pub_batch *b);

@@ -10,7 +10,7 @@
 #include "msg.h"
 
 typedef struct msgq {
-    msg **v;          /* ring storage, grows on demand up to 'limit' */
+    msg **v; /* ring storage, grows on demand up to 'limit' */
     size_t cap, head, len;
     size_t limit;     /* 0: holds nothing */
     uint64_t dropped; /* messages dropped by the bound since creation */

@@ -38,7 +38,8 @@ stream *stream_open(struct broker *b, struct evhttp_request *req, chan *ch, conn
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     evhttp_send_reply_start(req, 200, "OK");
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), stream_conn_closed, s);
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), stream_conn_closed,
+                                  s);
 
     /* The opening comment makes browsers fire 'open' at once. */
     evbuffer_add_printf(b->scratch, "retry: %d\n: ok\n\n", ch->opts.retry_ms);

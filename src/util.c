@@ -13,8 +13,8 @@ int valid_channel_name(const char *s, size_t len)
         return 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == ':' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':' || c == '-'))
             return 0;
     }
     return 1;
@@ -24,7 +24,8 @@ int valid_conn_id(const char *s)
 {
     size_t i;
     for (i = 0; s[i]; i++)
-        if (i >= CONN_ID_LEN || !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+        if (i >= CONN_ID_LEN ||
+            !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
             return 0;
     return i == CONN_ID_LEN;
 }

@@ -22,7 +22,8 @@ static int config_eq(const config *a, const config *b)
            STREQ(a->cors_origin, b->cors_origin) && a->log_level == b->log_level &&
            STREQ(a->store_prefix, b->store_prefix) &&
            a->store_maxbuffer == b->store_maxbuffer &&
-           a->store_buffertime_ms == b->store_buffertime_ms && a->store_sync == b->store_sync;
+           a->store_buffertime_ms == b->store_buffertime_ms &&
+           a->store_sync == b->store_sync;
 #undef STREQ
 }
 
@@ -99,13 +100,15 @@ static void test_load_ok(void)
     ok(c.heartbeat_s == 3600, "heartbeat 3600");
     ok(strcmp(c.cors_origin, "https://example.com") == 0, "cors_origin");
     ok(c.log_level == LOG_DEBUG, "log_level debug");
-    ok(config_load_string(&c,
-                          "{\"store\": {\"type\": \"redis\", \"url\": \"unix:///run/r.sock\", "
-                          "\"prefix\": \"app:\", \"maxbuffer\": 7, \"buffertime_ms\": 0, "
-                          "\"sync\": false}}",
-                          "r.json", err, sizeof(err)) == 0,
+    ok(config_load_string(
+           &c,
+           "{\"store\": {\"type\": \"redis\", \"url\": \"unix:///run/r.sock\", "
+           "\"prefix\": \"app:\", \"maxbuffer\": 7, \"buffertime_ms\": 0, "
+           "\"sync\": false}}",
+           "r.json", err, sizeof(err)) == 0,
        "a redis store loads (%s)", err);
-    ok(strcmp(c.store_type, "redis") == 0 && strcmp(c.store_url, "unix:///run/r.sock") == 0 &&
+    ok(strcmp(c.store_type, "redis") == 0 &&
+           strcmp(c.store_url, "unix:///run/r.sock") == 0 &&
            strcmp(c.store_prefix, "app:") == 0 && c.store_maxbuffer == 7 &&
            c.store_buffertime_ms == 0 && !c.store_sync,
        "redis store fields kept");
@@ -116,7 +119,8 @@ static void test_load_ok(void)
                               sizeof(err)) == 0 &&
                strcmp(d.store_url, "redis://127.0.0.1:6379/0") == 0,
            "redis without a url defaults to the local server");
-        ok(config_set_store_url(&d, "http://x", err, sizeof(err)) < 0 && strstr(err, "redis://"),
+        ok(config_set_store_url(&d, "http://x", err, sizeof(err)) < 0 &&
+               strstr(err, "redis://"),
            "--store refuses a non-redis URL");
         ok(config_set_store_url(&d, "redis://127.0.0.1:7000/2", err, sizeof(err)) == 0 &&
                strcmp(d.store_type, "redis") == 0 &&
@@ -180,10 +184,11 @@ static const struct err_case err_cases[] = {
     {"{\"store\": {\"type\": \"sqlite\"}}",
      "t.json:1: field 'store.type': must be \"memory\" or \"redis\""},
     {"{\"store\": {\"type\": 1}}", "t.json:1: field 'store.type': must be a string"},
-    {"{\"store\": {\"url\": 1}}",
-     "t.json:1: field 'store.url': must be redis://[:password@]host:port/db or unix:///path"},
+    {"{\"store\": {\"url\": 1}}", "t.json:1: field 'store.url': must be "
+                                  "redis://[:password@]host:port/db or unix:///path"},
     {"{\"store\": {\"url\": \"http://x\"}}",
-     "t.json:1: field 'store.url': must be redis://[:password@]host:port/db or unix:///path"},
+     "t.json:1: field 'store.url': must be redis://[:password@]host:port/db or "
+     "unix:///path"},
     {"{\"store\": {\"prefix\": \"a/b\"}}",
      "t.json:1: field 'store.prefix': must be a string of at most 64 bytes without '/'"},
     {"{\"store\": {\"maxbuffer\": 0}}",

@@ -213,7 +213,8 @@ int main(void)
     } else {
         ok(0, "kv_redis_new: %s", err);
     }
-    ok(kv_redis_new(base, &(kv_redis_opts){.url = "http://x"}, err, sizeof(err)) == NULL &&
+    ok(kv_redis_new(base, &(kv_redis_opts){.url = "http://x"}, err, sizeof(err)) ==
+               NULL &&
            strstr(err, "redis://"),
        "a bad URL is refused with a clear message (%s)", err);
     redis_server_stop(&rs);

@@ -190,8 +190,13 @@ static const struct ok_case ok_cases[] = {
     {"empty raw body", "text/plain", "", 0, NULL, 0, 1, {W(NULL, "", -1)}},
     {"NULL raw body", NULL, NULL, 0, NULL, 0, 1, {W(NULL, "", -1)}},
     {"empty query event is none", NULL, B("x"), "", 0, 1, {W(NULL, "x", -1)}},
-    {"raw UTF-8 passes through", "text/plain", B("caf\xc3\xa9 \xf0\x9f\x98\x80"), NULL, 0,
-     1, {W(NULL, "caf\xc3\xa9 \xf0\x9f\x98\x80", -1)}},
+    {"raw UTF-8 passes through",
+     "text/plain",
+     B("caf\xc3\xa9 \xf0\x9f\x98\x80"),
+     NULL,
+     0,
+     1,
+     {W(NULL, "caf\xc3\xa9 \xf0\x9f\x98\x80", -1)}},
     {"query event with spaces", NULL, B("x"), "a b:c", 0, 1, {W("a b:c", "x", -1)}},
 };
 

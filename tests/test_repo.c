@@ -216,7 +216,8 @@ int main(void)
     kv_free(kv);
 
     ok(redis_server_start(&rs) == 0, "a private redis-server starts");
-    kv_redis_opts ro = {.url = rs.url, .prefix = "t:", .maxbuffer = 100, .buffertime_ms = 5};
+    kv_redis_opts ro = {
+        .url = rs.url, .prefix = "t:", .maxbuffer = 100, .buffertime_ms = 5};
     if ((kv = kv_redis_new(base, &ro, err, sizeof(err)))) {
         diag("repositories on the redis store");
         repo_suite(kv);

@@ -8,6 +8,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
 status=0
+# Formatting is part of the suite (.clang-format, as jansson checks it).
+if ! clang-format --dry-run --Werror $(git ls-files '*.c' '*.h' 2>/dev/null || ls src/*.[ch] kv/*.[ch] repo/*.[ch] tests/*.[ch]); then
+    echo "test.sh: clang-format finds unformatted code (run clang-format -i on it)" >&2
+    status=1
+fi
 run_suite() { # dir, configure args...
     local dir=$1; shift
     mkdir -p "$top/$dir"

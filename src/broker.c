@@ -6,7 +6,9 @@
 #include <string.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
 
+#include "http_util.h"
 #include "log.h"
 
 static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
@@ -119,18 +121,27 @@ chan *broker_chan(broker *b, const char *name)
     return strmap_get(&b->chans, name);
 }
 
-chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, char *err,
-                      size_t errlen)
+chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, int *why,
+                      char *err, size_t errlen)
 {
     chan *ch = broker_chan(b, name);
     chan_opts o = ch ? ch->opts : b->cfg->defaults;
 
-    if (chan_opts_apply_json(&o, opts, err, errlen) < 0)
+    if (chan_opts_apply_json(&o, opts, err, errlen) < 0) {
+        *why = BROKER_EINVAL;
         return NULL;
+    }
     *created = !ch;
+    if (!ch && b->chans.len >= (size_t)b->cfg->max_channels) {
+        *why = BROKER_ELIMIT;
+        snprintf(err, errlen, "the broker holds its limit of %d channels",
+                 b->cfg->max_channels);
+        return NULL;
+    }
     if (!ch) {
         if (!(ch = chan_new(name, &o)) || strmap_put(&b->chans, ch->name, ch) < 0) {
             chan_unref(ch);
+            *why = BROKER_ENOMEM;
             snprintf(err, errlen, "out of memory");
             return NULL;
         }
@@ -184,11 +195,17 @@ static repo_connection *conn_repo(broker *b)
     return b->repo->ops->connections(b->repo);
 }
 
-conn *broker_conn_create(broker *b, chan *ch)
+conn *broker_conn_create(broker *b, chan *ch, int *why)
 {
-    conn *cn = conn_new(ch, NULL);
-    if (!cn)
+    conn *cn;
+    if (ch->nconns >= (size_t)b->cfg->max_connections_per_channel) {
+        *why = BROKER_ELIMIT;
         return NULL;
+    }
+    if (!(cn = conn_new(ch, NULL))) {
+        *why = BROKER_ENOMEM;
+        return NULL;
+    }
     /* Ids are random; a collision within one channel is improbable but cheap
      * to rule out. */
     while (chan_conn(ch, cn->id) != cn)
@@ -379,6 +396,33 @@ int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
         free(pc);
         return -1;
     }
+    return 0;
+}
+
+void broker_refuse_stream(broker *b, struct evhttp_request *req, const char *why)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evbuffer_add_printf(b->scratch, "retry: %d\n: %s\n\n", b->cfg->backoff_ms, why);
+    http_cors(req, b->cfg);
+    evhttp_add_header(h, "Content-Type", "text/event-stream");
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    evhttp_send_reply(req, 200, "OK", b->scratch);
+    b->refused++;
+}
+
+int broker_admit_stream(broker *b, struct evhttp_request *req, chan *ch, int takeover)
+{
+    const char *why = NULL;
+    if (takeover)
+        return 1;
+    if (b->nstreams >= (size_t)b->cfg->max_streams)
+        why = "busy: the broker holds its limit of streams";
+    else if (ch->nstreams + ch->nattached >= (size_t)b->cfg->max_streams_per_channel)
+        why = "busy: the channel holds its limit of streams";
+    if (!why)
+        return 1;
+    log_debug("subscriber to '%s' sent away: %s", ch->name, why);
+    broker_refuse_stream(b, req, why);
     return 0;
 }
 

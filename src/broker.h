@@ -20,9 +20,8 @@
 struct event_base;
 struct evhttp_request;
 
-/* Unsent bytes a stream may hold before it is treated as too slow and ended
- * (the client reconnects with Last-Event-ID and catches up from history). */
-#define STREAM_MAX_PENDING (4u << 20)
+/* A stream whose socket accepts nothing for this long is closed. */
+#define STREAM_WRITE_TIMEOUT_S 60
 
 typedef struct broker {
     struct event_base *base;
@@ -35,6 +34,7 @@ typedef struct broker {
     struct event *heartbeat; /* one timer for every stream */
     struct evbuffer *scratch;
     unsigned long long slow_closed; /* streams ended for not reading */
+    unsigned long long refused;     /* subscribers sent away by a limit */
     uint64_t max_seq;               /* highest message id seen: ids never go back */
 } broker;
 
@@ -50,22 +50,31 @@ void broker_free(broker *b);
 
 chan *broker_chan(broker *b, const char *name);
 /* Create 'name' with the defaults overlaid by 'opts' (a JSON object or NULL),
- * or update it. Returns the channel, NULL with 'err' on bad options or OOM;
- * '*created' tells which. Nothing changes on error. */
-chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, char *err,
-                      size_t errlen);
+ * or update it. Returns the channel, or NULL with '*why' set (BROKER_EINVAL:
+ * bad options, BROKER_ELIMIT: limits.max_channels reached, BROKER_ENOMEM) and
+ * a message in 'err'; '*created' tells which. Nothing changes on error. */
+chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, int *why,
+                      char *err, size_t errlen);
 /* Delete the channel: its streams end, its connections and history go. */
 void broker_chan_delete(broker *b, chan *ch);
 /* Channels sorted by name; caller frees the array (not the channels). */
 chan **broker_chan_list(broker *b, size_t *n);
 
-conn *broker_conn_create(broker *b, chan *ch);
+/* A new connection, or NULL with '*why' BROKER_ELIMIT (the channel holds
+ * limits.max_connections_per_channel) or BROKER_ENOMEM. */
+conn *broker_conn_create(broker *b, chan *ch, int *why);
 void broker_conn_delete(broker *b, conn *cn);
 void broker_conn_set_running(broker *b, conn *cn, bool running);
 
 /* Publish completion. status: 0, or BROKER_ENOCHAN / BROKER_ENOCONN (the
  * target went away meanwhile), or a negative KV_E* code. 'msgs' borrowed. */
-enum { BROKER_ENOCHAN = -100, BROKER_ENOCONN = -101, BROKER_ENOMEM = -102 };
+enum {
+    BROKER_ENOCHAN = -100,
+    BROKER_ENOCONN = -101,
+    BROKER_ENOMEM = -102,
+    BROKER_EINVAL = -103,
+    BROKER_ELIMIT = -104
+};
 typedef void (*broker_pub_cb)(int status, msg **msgs, size_t n, void *arg);
 
 /* Publish 'batch' (taken, freed by the broker) to the channel, or only to the
@@ -73,6 +82,14 @@ typedef void (*broker_pub_cb)(int status, msg **msgs, size_t n, void *arg);
  * after the store has the messages. Returns 0, or -1 (no callback) on OOM. */
 int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
                    broker_pub_cb cb, void *arg);
+
+/* Whether one more stream may open (on 'ch'; 'takeover' when it replaces a
+ * stream of the same connection). If not, answers 'req' with 200, a retry:
+ * of limits.backoff_ms and an ended stream (a browser gives up for good on
+ * any other status), counts it, and returns 0. */
+int broker_admit_stream(broker *b, struct evhttp_request *req, chan *ch, int takeover);
+/* Send a subscriber away politely (as above) with 'why' as a comment. */
+void broker_refuse_stream(broker *b, struct evhttp_request *req, const char *why);
 
 /* Open a plain subscriber stream on 'ch'; 'last_id' (may be NULL) resumes
  * after that message. */

@@ -169,6 +169,13 @@ int config_init(config *c)
     c->defaults.retry_ms = 3000;
     c->max_body = 1048576;
     c->max_headers = 16384;
+    c->max_channels = 100000;
+    c->max_streams = 15000;
+    c->max_streams_per_channel = 10000;
+    c->max_connections_per_channel = 10000;
+    c->stream_buffer = 1048576;
+    c->idle_timeout_s = 30;
+    c->backoff_ms = 5000;
     c->heartbeat_s = 15;
     c->log_level = LOG_INFO;
     c->store_type = strdup("memory");
@@ -446,6 +453,34 @@ static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)
             if (cfg_int(x, "limits", key, v, MAX_HEADERS_MIN, MAX_HEADERS_MAX, &n) < 0)
                 return -1;
             c->max_headers = (size_t)n;
+        } else if (strcmp(key, "max_channels") == 0) {
+            if (cfg_int(x, "limits", key, v, 1, 10000000, &n) < 0)
+                return -1;
+            c->max_channels = (int)n;
+        } else if (strcmp(key, "max_streams") == 0) {
+            if (cfg_int(x, "limits", key, v, 1, 10000000, &n) < 0)
+                return -1;
+            c->max_streams = (int)n;
+        } else if (strcmp(key, "max_streams_per_channel") == 0) {
+            if (cfg_int(x, "limits", key, v, 1, 10000000, &n) < 0)
+                return -1;
+            c->max_streams_per_channel = (int)n;
+        } else if (strcmp(key, "max_connections_per_channel") == 0) {
+            if (cfg_int(x, "limits", key, v, 1, 10000000, &n) < 0)
+                return -1;
+            c->max_connections_per_channel = (int)n;
+        } else if (strcmp(key, "stream_buffer") == 0) {
+            if (cfg_int(x, "limits", key, v, 4096, 1073741824, &n) < 0)
+                return -1;
+            c->stream_buffer = (size_t)n;
+        } else if (strcmp(key, "idle_timeout_s") == 0) {
+            if (cfg_int(x, "limits", key, v, 1, 3600, &n) < 0)
+                return -1;
+            c->idle_timeout_s = (int)n;
+        } else if (strcmp(key, "backoff_ms") == 0) {
+            if (cfg_int(x, "limits", key, v, 0, 86400000, &n) < 0)
+                return -1;
+            c->backoff_ms = (int)n;
         } else {
             return cfg_fail(x, "limits", key, "unknown key");
         }

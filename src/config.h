@@ -36,6 +36,13 @@ typedef struct config {
     chan_opts defaults; /* options of channels created without explicit ones */
     size_t max_body;    /* bytes a request body may hold (default 1 MiB) */
     size_t max_headers; /* bytes the request line and headers may hold (default 16 KiB) */
+    int max_channels;   /* channels the broker holds (default 100000) */
+    int max_streams;    /* live SSE streams in all (default 15000) */
+    int max_streams_per_channel;     /* live SSE streams on one channel (default 10000) */
+    int max_connections_per_channel; /* persistent connections of a channel (10000) */
+    size_t stream_buffer; /* unsent bytes a stream may hold before it is cut (1 MiB) */
+    int idle_timeout_s;   /* a request not complete within this is closed (default 30) */
+    int backoff_ms;       /* retry: sent to a subscriber refused by a limit (5000) */
     int heartbeat_s; /* seconds between ':' comments on idle streams (default 15, 1..3600)
                       */
     char *cors_origin; /* Access-Control-Allow-Origin value (default "*"); owned */

@@ -85,6 +85,19 @@ static int wants_sse(http_ctx *c)
     return accept && strstr(accept, "text/event-stream") != NULL;
 }
 
+/* Answer a refused creation: a subscriber is sent away with a retry (an
+ * EventSource gives up for good on any status but 200), anyone else gets 503. */
+static void limit_error(http_ctx *c, int why, const char *err)
+{
+    if (why == BROKER_ELIMIT && wants_sse(c) && c->method == M_GET) {
+        broker_refuse_stream(c->b, c->req, "busy: limit reached");
+        return;
+    }
+    if (why == BROKER_ELIMIT)
+        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", "5");
+    reply_error(c, 503, why == BROKER_ELIMIT ? "limit_reached" : "out_of_memory", err);
+}
+
 /* The channel named in the route, created first when 'create' and the config
  * allow it. Answers 404 and returns NULL if there is none. */
 static chan *route_chan(http_ctx *c, int create)
@@ -92,12 +105,14 @@ static chan *route_chan(http_ctx *c, int create)
     chan *ch = broker_chan(c->b, c->arg[0]);
     char err[128];
     bool created;
+    int why;
     if (ch)
         return ch;
     if (create && c->cfg->autocreate) {
-        if ((ch = broker_chan_put(c->b, c->arg[0], NULL, &created, err, sizeof(err))))
+        if ((ch = broker_chan_put(c->b, c->arg[0], NULL, &created, &why, err,
+                                  sizeof(err))))
             return ch;
-        reply_error(c, 503, "out_of_memory", err);
+        limit_error(c, why, err);
         return NULL;
     }
     http_error(c->req, c->cfg, 404, "channel_not_found", "channel '%s' does not exist",
@@ -216,9 +231,14 @@ static void h_health(http_ctx *c)
 {
     kv_store *kv = c->b->kv;
     int up = kv_health(kv) == 0;
+    broker *b = c->b;
     http_json(c->req, c->cfg, up ? 200 : 503,
-              json_pack("{s:s, s:{s:s, s:s}}", "status", up ? "ok" : "degraded", "store",
-                        "type", kv->ops->name, "state", up ? "up" : "unreachable"));
+              json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I, s:I, s:I}}", "status",
+                        up ? "ok" : "degraded", "store", "type", kv->ops->name, "state",
+                        up ? "up" : "unreachable", "stats", "channels",
+                        (json_int_t)b->chans.len, "streams", (json_int_t)b->nstreams,
+                        "slow_disconnects", (json_int_t)b->slow_closed, "refused_streams",
+                        (json_int_t)b->refused));
 }
 
 static void h_channels(http_ctx *c)
@@ -259,10 +279,13 @@ static void h_channel(http_ctx *c)
             reply_error(c, 400, "invalid_options", "the body must be a JSON object");
             return;
         }
-        ch = broker_chan_put(c->b, c->arg[0], opts, &created, err, sizeof(err));
+        int why;
+        ch = broker_chan_put(c->b, c->arg[0], opts, &created, &why, err, sizeof(err));
         json_decref(opts);
-        if (!ch)
+        if (!ch && why == BROKER_EINVAL)
             reply_error(c, 400, "invalid_options", err);
+        else if (!ch)
+            limit_error(c, why, err);
         else
             http_json(c->req, c->cfg, created ? 201 : 200, chan_to_json(ch));
         return;
@@ -328,7 +351,8 @@ static void h_events(http_ctx *c)
         last = evhttp_find_header(&c->query, "lastEventId");
     if (last && strlen(last) > LAST_ID_MAX)
         last = ""; /* not one of ours: replays everything retained */
-    broker_subscribe(c->b, c->req, ch, last);
+    if (broker_admit_stream(c->b, c->req, ch, 0))
+        broker_subscribe(c->b, c->req, ch, last);
 }
 
 static void h_conns(http_ctx *c)
@@ -338,10 +362,14 @@ static void h_conns(http_ctx *c)
     if (!ch)
         return;
     if (c->method == M_POST) {
-        if ((cn = broker_conn_create(c->b, ch)))
+        int why;
+        if ((cn = broker_conn_create(c->b, ch, &why)))
             http_json(c->req, c->cfg, 201, conn_to_json(cn));
         else
-            reply_error(c, 503, "out_of_memory", "out of memory");
+            limit_error(c, why,
+                        why == BROKER_ELIMIT
+                            ? "the channel holds its limit of connections"
+                            : "out of memory");
         return;
     }
     json_t *arr = json_array();
@@ -373,7 +401,7 @@ static void h_conn_events(http_ctx *c)
         publish(c, ch, cn->id);
     else if (c->method == EVHTTP_REQ_HEAD)
         http_json(c->req, c->cfg, 200, conn_to_json(cn));
-    else
+    else if (broker_admit_stream(c->b, c->req, ch, cn->lis.stream != NULL))
         broker_attach(c->b, c->req, cn);
 }
 
@@ -565,6 +593,8 @@ http_server *http_server_new(struct event_base *base, broker *b, const config *c
     evhttp_set_max_body_size(h->http, (ev_ssize_t)cfg->max_body);
     evhttp_set_max_headers_size(h->http, (ev_ssize_t)cfg->max_headers);
     evhttp_set_gencb(h->http, http_gencb, h);
+    /* Requests that do not complete in time are closed (streams lift it). */
+    evhttp_set_timeout(h->http, cfg->idle_timeout_s);
     if (!(h->sock = evhttp_bind_socket_with_handle(h->http, cfg->listen_host,
                                                    (ev_uint16_t)cfg->listen_port))) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host,
@@ -579,6 +609,14 @@ http_server *http_server_new(struct event_base *base, broker *b, const config *c
 err:
     http_server_free(h);
     return NULL;
+}
+
+void http_server_stop_accepting(http_server *h)
+{
+    if (h->sock) {
+        evhttp_del_accept_socket(h->http, h->sock);
+        h->sock = NULL;
+    }
 }
 
 int http_server_port(const http_server *h)

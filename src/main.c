@@ -28,24 +28,42 @@ static void usage(FILE *f)
            "  -v, --version       show the version\n");
 }
 
+#define SHUTDOWN_FLUSH_S 5 /* longest wait for the store at shutdown */
+
 typedef struct app {
     struct event_base *base;
+    kv_store *kv;
     broker *b;
     http_server *http;
     int stopping;
 } app;
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* The store has everything written before the signal: stop after a grace
+ * period for the final chunks to reach the clients. */
+static void on_flushed(const kv_result *res, void *arg)
 {
     app *a = arg;
     struct timeval grace = {0, 200000};
+    if (res->status < 0)
+        log_error("shutdown: the %s store did not take every pending write: %s",
+                  a->kv->ops->name, kv_strerror(res->status));
+    event_base_loopexit(a->base, &grace);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    app *a = arg;
+    /* Bounded: a store that never answers cannot hold the process. */
+    struct timeval deadline = {SHUTDOWN_FLUSH_S, 0};
     if (a->stopping++)
         return;
-    log_info("signal %d: ending %zu stream(s) and shutting down", (int)sig,
-             a->b->nstreams);
+    log_info("signal %d: ending %zu stream(s), flushing the store, shutting down",
+             (int)sig, a->b->nstreams);
+    http_server_stop_accepting(a->http);
     broker_close_streams(a->b);
-    /* Give the final chunks a moment to reach the clients, then stop. */
-    event_base_loopexit(a->base, &grace);
+    event_base_loopexit(a->base, &deadline);
+    if (kv_flush(a->kv, on_flushed, a) < 0)
+        event_base_loopexit(a->base, NULL);
 }
 
 /* The store the config names. NULL with the reason logged. */
@@ -127,7 +145,7 @@ int main(int argc, char **argv)
     log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
 
-    if (!(a.base = event_base_new()) || !(kv = store_new(a.base, &cfg)) ||
+    if (!(a.base = event_base_new()) || !(a.kv = kv = store_new(a.base, &cfg)) ||
         !(a.b = broker_new(a.base, &cfg, kv))) {
         log_error("cannot start");
         goto out;

@@ -38,8 +38,13 @@ stream *stream_open(struct broker *b, struct evhttp_request *req, chan *ch, conn
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     evhttp_send_reply_start(req, 200, "OK");
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), stream_conn_closed,
-                                  s);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    evhttp_connection_set_closecb(evcon, stream_conn_closed, s);
+    /* evhttp's request timeouts would end a quiet stream: a subscriber sends
+     * nothing, so no read timeout; a write that cannot progress for
+     * STREAM_WRITE_TIMEOUT_S means a client that stopped reading. */
+    struct timeval wt = {STREAM_WRITE_TIMEOUT_S, 0};
+    bufferevent_set_timeouts(evhttp_connection_get_bufferevent(evcon), NULL, &wt);
 
     /* The opening comment makes browsers fire 'open' at once. */
     evbuffer_add_printf(b->scratch, "retry: %d\n: ok\n\n", ch->opts.retry_ms);
@@ -74,10 +79,10 @@ int stream_send(stream *s, msg *m)
 {
     if (!s->req || m->seq <= s->last_seq)
         return 0;
-    if (stream_pending(s) > STREAM_MAX_PENDING) {
-        log_info("stream on '%s' ended: client is not reading", s->ch->name);
+    if (stream_pending(s) > s->b->cfg->stream_buffer) {
+        log_debug("stream on '%s' cut: client is not reading", s->ch->name);
         s->b->slow_closed++;
-        stream_close(s);
+        stream_abort(s);
         return -1;
     }
     s->last_seq = m->seq;
@@ -96,6 +101,19 @@ void stream_comment(stream *s, const char *text)
         return;
     evbuffer_add_printf(s->b->scratch, ": %s\n\n", text);
     evhttp_send_reply_chunk(s->req, s->b->scratch);
+}
+
+void stream_abort(stream *s)
+{
+    if (s->req) {
+        /* Drop what the client never read instead of holding it until the
+         * write timeout: free the connection (and with it the request) now. */
+        struct evhttp_connection *evcon = evhttp_request_get_connection(s->req);
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        s->req = NULL;
+        evhttp_connection_free(evcon);
+    }
+    stream_close(s);
 }
 
 void stream_close(stream *s)

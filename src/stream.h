@@ -37,6 +37,10 @@ int stream_send(stream *s, msg *m);
 /* Write an SSE comment (heartbeat). */
 void stream_comment(stream *s, const char *text);
 
+/* Close the client's connection at once, dropping unsent output, then unlink
+ * and free the stream. */
+void stream_abort(stream *s);
+
 /* End the response cleanly, unlink and free the stream. */
 void stream_close(stream *s);
 

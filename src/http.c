@@ -521,6 +521,25 @@ static int route_args(http_ctx *c, char *cap[2], int ncap)
     return 0;
 }
 
+/* Two Content-Lengths that differ, or one with Transfer-Encoding, frame the
+ * body ambiguously (request smuggling): such a request is refused. */
+static int ambiguous_framing(struct evhttp_request *req)
+{
+    struct evkeyval *kv;
+    const char *cl = NULL;
+    int te = 0;
+    TAILQ_FOREACH (kv, evhttp_request_get_input_headers(req), next) {
+        if (strcasecmp(kv->key, "Content-Length") == 0) {
+            if (cl && strcmp(cl, kv->value) != 0)
+                return 1;
+            cl = kv->value;
+        } else if (strcasecmp(kv->key, "Transfer-Encoding") == 0) {
+            te = 1;
+        }
+    }
+    return cl && te;
+}
+
 static void http_gencb(struct evhttp_request *req, void *arg)
 {
     http_server *h = arg;
@@ -533,6 +552,13 @@ static void http_gencb(struct evhttp_request *req, void *arg)
 
     TAILQ_INIT(&c.query);
     c.method = evhttp_request_get_command(req);
+    if (ambiguous_framing(req)) {
+        /* What follows on this connection cannot be trusted: close it. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        reply_error(&c, 400, "invalid_request",
+                    "conflicting Content-Length / Transfer-Encoding headers");
+        return;
+    }
     if (!path || strlen(path) >= sizeof(pathbuf)) {
         reply_error(&c, 404, "not_found", "no such route");
         return;

@@ -296,8 +296,11 @@ typedef struct pub_ctx {
     void *arg;
 } pub_ctx;
 
+static void drain_check(broker *b);
+
 static void pub_finish(pub_ctx *pc)
 {
+    broker *b = pc->b;
     pc->cb(pc->status, pc->msgs, pc->nmsgs, pc->arg);
     for (size_t i = 0; i < pc->nmsgs; i++)
         msg_unref(pc->msgs[i]);
@@ -305,6 +308,30 @@ static void pub_finish(pub_ctx *pc)
     pub_batch_free(&pc->batch);
     chan_unref(pc->ch);
     free(pc);
+    b->publishing--;
+    drain_check(b);
+}
+
+/* Shutting down and nothing in flight: one last flush, then report. */
+static void drain_check(broker *b)
+{
+    kv_cb cb = b->drained_cb;
+    if (!b->closing || b->publishing || !cb)
+        return;
+    b->drained_cb = NULL;
+    if (kv_flush(b->kv, cb, b->drained_arg) < 0) {
+        kv_result res = {.status = KV_EIO};
+        cb(&res, b->drained_arg);
+    }
+}
+
+void broker_drain(broker *b, kv_cb cb, void *arg)
+{
+    b->closing = true;
+    b->drained_cb = cb;
+    b->drained_arg = arg;
+    broker_close_streams(b);
+    drain_check(b);
 }
 
 static void pub_flushed(const kv_result *res, void *arg)
@@ -362,7 +389,7 @@ static void pub_ids(int status, unsigned long long last, void *arg)
         else
             chan_deliver(b, pc->ch, m);
     }
-    if (pc->status == 0 && !b->cfg->store_sync) {
+    if (pc->status == 0 && !b->cfg->store_sync && !b->closing) {
         /* Asynchronous durability: the writes are queued for the store. */
         pub_finish(pc);
         return;
@@ -377,8 +404,12 @@ static void pub_ids(int status, unsigned long long last, void *arg)
 int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
                    broker_pub_cb cb, void *arg)
 {
-    pub_ctx *pc = calloc(1, sizeof(*pc));
-    if (!pc) {
+    pub_ctx *pc;
+    if (b->closing) {
+        pub_batch_free(batch);
+        return BROKER_ECLOSING;
+    }
+    if (!(pc = calloc(1, sizeof(*pc)))) {
         pub_batch_free(batch);
         return -1;
     }
@@ -396,6 +427,7 @@ int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
         free(pc);
         return -1;
     }
+    b->publishing++;
     return 0;
 }
 

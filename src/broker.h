@@ -36,6 +36,10 @@ typedef struct broker {
     unsigned long long slow_closed; /* streams ended for not reading */
     unsigned long long refused;     /* subscribers sent away by a limit */
     uint64_t max_seq;               /* highest message id seen: ids never go back */
+    size_t publishing;              /* publishes in flight */
+    bool closing;                   /* shutting down: no new publishes */
+    kv_cb drained_cb; /* broker_drain's callback, once nothing is in flight */
+    void *drained_arg;
 } broker;
 
 /* A broker over 'kv'. NULL on OOM. */
@@ -45,6 +49,10 @@ broker *broker_new(struct event_base *base, const config *cfg, kv_store *kv);
 int broker_load(broker *b);
 /* End every stream cleanly (each client sees its response end). */
 void broker_close_streams(broker *b);
+/* Shut down gracefully: refuse new publishes (BROKER_ECLOSING), end every
+ * stream, let publishes in flight finish, then flush the store and call 'cb'
+ * with the flush result. */
+void broker_drain(broker *b, kv_cb cb, void *arg);
 /* Free everything; streams still open are ended first. NULL is fine. */
 void broker_free(broker *b);
 
@@ -73,13 +81,15 @@ enum {
     BROKER_ENOCONN = -101,
     BROKER_ENOMEM = -102,
     BROKER_EINVAL = -103,
-    BROKER_ELIMIT = -104
+    BROKER_ELIMIT = -104,
+    BROKER_ECLOSING = -105
 };
 typedef void (*broker_pub_cb)(int status, msg **msgs, size_t n, void *arg);
 
 /* Publish 'batch' (taken, freed by the broker) to the channel, or only to the
  * connection 'conn_id' of it when not NULL. 'cb' runs exactly once, later,
- * after the store has the messages. Returns 0, or -1 (no callback) on OOM. */
+ * after the store has the messages. Returns 0, or BROKER_ECLOSING while
+ * shutting down, or -1 on OOM (no callback either way). */
 int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
                    broker_pub_cb cb, void *arg);
 

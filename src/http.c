@@ -201,9 +201,16 @@ static void publish(http_ctx *c, chan *ch, const char *conn_id)
         return;
     }
     *hd = (held){c->req, c->cfg, batch.is_array};
-    if (broker_publish(c->b, ch, conn_id, &batch, published, hd) < 0) {
+    int rc = broker_publish(c->b, ch, conn_id, &batch, published, hd);
+    if (rc < 0) {
         free(hd);
-        reply_error(c, 503, "out_of_memory", "out of memory");
+        if (rc == BROKER_ECLOSING) {
+            evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After",
+                              "1");
+            reply_error(c, 503, "shutting_down", "the broker is shutting down");
+        } else {
+            reply_error(c, 503, "out_of_memory", "out of memory");
+        }
         return;
     }
     evhttp_connection_set_closecb(evhttp_request_get_connection(c->req), held_conn_closed,

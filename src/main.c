@@ -60,10 +60,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     log_info("signal %d: ending %zu stream(s), flushing the store, shutting down",
              (int)sig, a->b->nstreams);
     http_server_stop_accepting(a->http);
-    broker_close_streams(a->b);
     event_base_loopexit(a->base, &deadline);
-    if (kv_flush(a->kv, on_flushed, a) < 0)
-        event_base_loopexit(a->base, NULL);
+    broker_drain(a->b, on_flushed, a);
 }
 
 /* The store the config names. NULL with the reason logged. */

@@ -23,12 +23,12 @@ static int config_eq(const config *a, const config *b)
            STREQ(a->store_prefix, b->store_prefix) &&
            a->store_maxbuffer == b->store_maxbuffer &&
            a->store_buffertime_ms == b->store_buffertime_ms &&
-           a->store_sync == b->store_sync &&
-           a->max_channels == b->max_channels && a->max_streams == b->max_streams &&
+           a->store_sync == b->store_sync && a->max_channels == b->max_channels &&
+           a->max_streams == b->max_streams &&
            a->max_streams_per_channel == b->max_streams_per_channel &&
            a->max_connections_per_channel == b->max_connections_per_channel &&
-           a->stream_buffer == b->stream_buffer && a->idle_timeout_s == b->idle_timeout_s &&
-           a->backoff_ms == b->backoff_ms;
+           a->stream_buffer == b->stream_buffer &&
+           a->idle_timeout_s == b->idle_timeout_s && a->backoff_ms == b->backoff_ms;
 #undef STREQ
 }
 
@@ -137,23 +137,26 @@ static void test_load_ok(void)
         config d;
         config_init(&d);
         ok(d.max_channels == 100000 && d.max_streams == 15000 &&
-               d.max_streams_per_channel == 10000 && d.max_connections_per_channel == 10000 &&
-               d.stream_buffer == 1048576 && d.idle_timeout_s == 30 && d.backoff_ms == 5000,
+               d.max_streams_per_channel == 10000 &&
+               d.max_connections_per_channel == 10000 && d.stream_buffer == 1048576 &&
+               d.idle_timeout_s == 30 && d.backoff_ms == 5000,
            "limit defaults");
-        ok(config_load_string(&d,
-                              "{\"limits\": {\"max_channels\": 2, \"max_streams\": 3, "
-                              "\"max_streams_per_channel\": 4, "
-                              "\"max_connections_per_channel\": 5, \"stream_buffer\": 4096, "
-                              "\"idle_timeout_s\": 1, \"backoff_ms\": 0}}",
-                              "l.json", err, sizeof(err)) == 0 &&
-               d.max_channels == 2 && d.max_streams == 3 && d.max_streams_per_channel == 4 &&
-               d.max_connections_per_channel == 5 && d.stream_buffer == 4096 &&
-               d.idle_timeout_s == 1 && d.backoff_ms == 0,
+        ok(config_load_string(
+               &d,
+               "{\"limits\": {\"max_channels\": 2, \"max_streams\": 3, "
+               "\"max_streams_per_channel\": 4, "
+               "\"max_connections_per_channel\": 5, \"stream_buffer\": 4096, "
+               "\"idle_timeout_s\": 1, \"backoff_ms\": 0}}",
+               "l.json", err, sizeof(err)) == 0 &&
+               d.max_channels == 2 && d.max_streams == 3 &&
+               d.max_streams_per_channel == 4 && d.max_connections_per_channel == 5 &&
+               d.stream_buffer == 4096 && d.idle_timeout_s == 1 && d.backoff_ms == 0,
            "every limit loads (%s)", err);
         ok(config_load_string(&d, "{\"limits\": {\"stream_buffer\": 100}}", "l.json", err,
                               sizeof(err)) < 0 &&
-               strcmp(err, "l.json:1: field 'limits.stream_buffer': must be an integer from "
-                           "4096 to 1073741824") == 0,
+               strcmp(err,
+                      "l.json:1: field 'limits.stream_buffer': must be an integer from "
+                      "4096 to 1073741824") == 0,
            "a limit out of range names its field (%s)", err);
         ok(config_load_string(&d, "{\"limits\": {\"idle_timeout_s\": 0}}", "l.json", err,
                               sizeof(err)) < 0 &&

@@ -24,8 +24,8 @@ int valid_utf8(const char *s, size_t len);
 /* Microseconds since the Unix epoch. */
 int64_t now_us(void);
 
-/* Parse a whole decimal string into 'out' (no sign, no spaces, no overflow).
- * Returns 0 or -1. */
+/* Parse a whole decimal string of at most 20 digits into 'out' (no sign, no
+ * spaces, no overflow). Returns 0, or -1 with 'out' untouched. */
 int parse_u64(const char *s, uint64_t *out);
 
 /* An open hash map from NUL-terminated keys to pointers. Keys are borrowed:

@@ -10,7 +10,7 @@ pkgs="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev l
 if [ "$what" = test ]; then
     # clang + compiler-rt for the sanitizer build, node for the integration
     # tests, chromium for the browser test, redis-server for the store tests.
-    pkgs="$pkgs clang clang-format libclang-rt-14-dev chromium redis-server curl"
+    pkgs="$pkgs clang clang-format libclang-rt-14-dev valgrind chromium redis-server curl"
     # Any Node >= 18 with npm will do (Debian's, or NodeSource's, which
     # bundles npm and conflicts with Debian's npm package).
     command -v node >/dev/null && command -v npm >/dev/null || pkgs="$pkgs nodejs npm"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test.sh - install what the tests need, then build and run the whole suite
-# twice: a plain build (build/) and an AddressSanitizer + UndefinedBehavior-
+# test.sh - install what the tests need, then check formatting and run the
+# whole suite twice: a plain build (build/, also under valgrind and with a
+# short run of every fuzz target) and an AddressSanitizer + UndefinedBehavior-
 # Sanitizer + LeakSanitizer build (build-asan/). Exits non-zero on any failure.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +21,10 @@ run_suite() { # dir, configure args...
         make -j2 check) || status=1
 }
 run_suite build
+# Memory checks the sanitizers do not make: valgrind on the plain build; then
+# every fuzz target replays its regressions and fuzzes for FUZZ_SECONDS each.
+(cd "$top/build" && make -s check-valgrind &&
+    make -s check-fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}") || status=1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite build-asan --enable-sanitizers CC=clang
 exit $status

@@ -29,8 +29,21 @@ msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
     m->data_len = data_len;
 
     sse_event ev = {m->id, m->event, m->data, data_len, retry};
-    if (!(m->frame = sse_frame(&ev, &m->frame_len)))
+    char *frame = sse_frame(&ev, &m->frame_len), head[24];
+    if (!frame)
         goto err;
+    /* "<hex length>\r\n<frame>\r\n": a chunked stream takes it as it is. */
+    int hl = snprintf(head, sizeof(head), "%zx\r\n", m->frame_len);
+    m->chunk_len = (size_t)hl + m->frame_len + 2;
+    if (!(m->chunk = malloc(m->chunk_len))) {
+        free(frame);
+        goto err;
+    }
+    memcpy(m->chunk, head, (size_t)hl);
+    memcpy(m->chunk + hl, frame, m->frame_len);
+    memcpy(m->chunk + hl + m->frame_len, "\r\n", 2);
+    m->frame = m->chunk + hl;
+    free(frame);
     return m;
 err:
     free(m->event);
@@ -51,7 +64,7 @@ void msg_unref(msg *m)
         return;
     free(m->event);
     free(m->data);
-    free(m->frame);
+    free(m->chunk);
     free(m);
 }
 

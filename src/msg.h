@@ -1,7 +1,8 @@
 /* msg.h - a published message: immutable once made, shared by reference count.
  *
- * One message fanned out to N streams and queues is encoded once (its SSE frame
- * is built in msg_new) and referenced N times, never copied. */
+ * One message fanned out to N streams and queues is encoded once (its SSE frame,
+ * already framed as an HTTP/1.1 chunk, is built in msg_new) and referenced N
+ * times, never copied. */
 #ifndef MSG_H
 #define MSG_H
 
@@ -18,8 +19,10 @@ typedef struct msg {
     size_t data_len;
     int64_t ts_us; /* publish time, microseconds since the epoch */
     int retry;     /* -1 if none */
-    char *frame;   /* the SSE frame, frame_len bytes */
+    char *frame;   /* the SSE frame, frame_len bytes (inside 'chunk') */
     size_t frame_len;
+    char *chunk; /* the frame with HTTP/1.1 chunk framing around it, owned */
+    size_t chunk_len;
 } msg;
 
 /* A new message with one reference; copies its inputs. NULL on OOM. */

@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 
 #include "broker.h"
 #include "http_util.h"
@@ -32,6 +33,8 @@ stream *stream_open(struct broker *b, struct evhttp_request *req, chan *ch, conn
     s->req = req;
     s->ch = chan_ref(ch);
     s->cn = cn;
+    /* evhttp answers HTTP/1.1 without a length in chunks, HTTP/1.0 raw. */
+    s->chunked = req->major > 1 || (req->major == 1 && req->minor >= 1);
 
     http_cors(req, b->cfg);
     evhttp_add_header(h, "Content-Type", "text/event-stream");
@@ -86,12 +89,16 @@ int stream_send(stream *s, msg *m)
         return -1;
     }
     s->last_seq = m->seq;
-    if (evbuffer_add_reference(s->b->scratch, m->frame, m->frame_len, frame_unref,
-                               msg_ref(m)) < 0) {
+    /* Straight onto the socket's buffer, by reference: the frame (already
+     * chunk-framed) is shared by every stream, so one message costs each
+     * stream one small chain, not a copy nor a chunk header of its own. */
+    struct bufferevent *bev =
+        evhttp_connection_get_bufferevent(evhttp_request_get_connection(s->req));
+    const char *p = s->chunked ? m->chunk : m->frame;
+    size_t len = s->chunked ? m->chunk_len : m->frame_len;
+    if (evbuffer_add_reference(bufferevent_get_output(bev), p, len, frame_unref,
+                               msg_ref(m)) < 0)
         msg_unref(m);
-        return 0;
-    }
-    evhttp_send_reply_chunk(s->req, s->b->scratch);
     return 0;
 }
 

@@ -21,6 +21,7 @@ typedef struct stream {
     chan *ch;                   /* holds a reference */
     conn *cn;                   /* NULL for a plain channel subscriber */
     uint64_t last_seq;          /* highest seq written: never write one twice */
+    int chunked;                /* HTTP/1.1: frames go out chunk-framed */
     TAILQ_ENTRY(stream) link;   /* in ch->streams (plain subscribers) */
     TAILQ_ENTRY(stream) all;    /* in the broker's list of every stream */
 } stream;

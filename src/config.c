@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,6 +437,26 @@ static int cfg_store(const cfg_ctx *x, config *c, json_t *obj)
     return 0;
 }
 
+/* The "limits" object: every key an integer field of the config, in bounds. */
+static const struct limit_field {
+    const char *key;
+    long long lo, hi;
+    size_t off;  /* offsetof the field in config */
+    int is_size; /* size_t field, else int */
+} limit_fields[] = {
+    {"max_body", 1, MAX_BODY_MAX, offsetof(config, max_body), 1},
+    {"max_headers", MAX_HEADERS_MIN, MAX_HEADERS_MAX, offsetof(config, max_headers), 1},
+    {"max_channels", 1, 10000000, offsetof(config, max_channels), 0},
+    {"max_streams", 1, 10000000, offsetof(config, max_streams), 0},
+    {"max_streams_per_channel", 1, 10000000, offsetof(config, max_streams_per_channel),
+     0},
+    {"max_connections_per_channel", 1, 10000000,
+     offsetof(config, max_connections_per_channel), 0},
+    {"stream_buffer", 4096, 1073741824, offsetof(config, stream_buffer), 1},
+    {"idle_timeout_s", 1, 3600, offsetof(config, idle_timeout_s), 0},
+    {"backoff_ms", 0, 86400000, offsetof(config, backoff_ms), 0},
+};
+
 static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)
 {
     const char *key;
@@ -445,45 +466,18 @@ static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)
     if (!json_is_object(obj))
         return cfg_fail(x, "limits", NULL, "must be an object");
     json_object_foreach (obj, key, v) {
-        if (strcmp(key, "max_body") == 0) {
-            if (cfg_int(x, "limits", key, v, 1, MAX_BODY_MAX, &n) < 0)
-                return -1;
-            c->max_body = (size_t)n;
-        } else if (strcmp(key, "max_headers") == 0) {
-            if (cfg_int(x, "limits", key, v, MAX_HEADERS_MIN, MAX_HEADERS_MAX, &n) < 0)
-                return -1;
-            c->max_headers = (size_t)n;
-        } else if (strcmp(key, "max_channels") == 0) {
-            if (cfg_int(x, "limits", key, v, 1, 10000000, &n) < 0)
-                return -1;
-            c->max_channels = (int)n;
-        } else if (strcmp(key, "max_streams") == 0) {
-            if (cfg_int(x, "limits", key, v, 1, 10000000, &n) < 0)
-                return -1;
-            c->max_streams = (int)n;
-        } else if (strcmp(key, "max_streams_per_channel") == 0) {
-            if (cfg_int(x, "limits", key, v, 1, 10000000, &n) < 0)
-                return -1;
-            c->max_streams_per_channel = (int)n;
-        } else if (strcmp(key, "max_connections_per_channel") == 0) {
-            if (cfg_int(x, "limits", key, v, 1, 10000000, &n) < 0)
-                return -1;
-            c->max_connections_per_channel = (int)n;
-        } else if (strcmp(key, "stream_buffer") == 0) {
-            if (cfg_int(x, "limits", key, v, 4096, 1073741824, &n) < 0)
-                return -1;
-            c->stream_buffer = (size_t)n;
-        } else if (strcmp(key, "idle_timeout_s") == 0) {
-            if (cfg_int(x, "limits", key, v, 1, 3600, &n) < 0)
-                return -1;
-            c->idle_timeout_s = (int)n;
-        } else if (strcmp(key, "backoff_ms") == 0) {
-            if (cfg_int(x, "limits", key, v, 0, 86400000, &n) < 0)
-                return -1;
-            c->backoff_ms = (int)n;
-        } else {
+        const struct limit_field *f = NULL;
+        for (size_t i = 0; i < sizeof(limit_fields) / sizeof(limit_fields[0]); i++)
+            if (strcmp(key, limit_fields[i].key) == 0)
+                f = &limit_fields[i];
+        if (!f)
             return cfg_fail(x, "limits", key, "unknown key");
-        }
+        if (cfg_int(x, "limits", key, v, f->lo, f->hi, &n) < 0)
+            return -1;
+        if (f->is_size)
+            *(size_t *)((char *)c + f->off) = (size_t)n;
+        else
+            *(int *)((char *)c + f->off) = (int)n;
     }
     return 0;
 }

@@ -23,6 +23,7 @@
 
 #include "kv/kv.h"
 #include "log.h"
+#include "util.h"
 
 #define KV_SKIP_MAXLEVEL 32
 #define KV_LIST_MINCAP 4
@@ -344,18 +345,6 @@ static int memory_get(kv_store *kv, const char *key, kv_cb cb, void *arg)
     return 0;
 }
 
-/* A NUL-terminated copy of 'len' bytes (results promise the NUL), or NULL. */
-static char *dup_bytes(const char *val, size_t len)
-{
-    char *copy = malloc(len + 1);
-    if (copy) {
-        if (len)
-            memcpy(copy, val, len);
-        copy[len] = '\0';
-    }
-    return copy;
-}
-
 static int memory_set(kv_store *kv, const char *key, const char *val, size_t len,
                       kv_cb cb, void *arg)
 {
@@ -373,7 +362,7 @@ static int memory_set(kv_store *kv, const char *key, const char *val, size_t len
         defer(m, d, "set", key, KV_ETYPE);
         return 0;
     }
-    if (!(copy = dup_bytes(val, len)))
+    if (!(copy = memdup_nul(val, len)))
         goto oom;
     if (!x && !(x = insert(m, key, KV_KIND_STRING))) {
         free(copy);
@@ -562,7 +551,7 @@ static int memory_list_push(kv_store *kv, const char *key, const char *val, size
         defer(m, d, "list_push", key, KV_ETYPE);
         return 0;
     }
-    if (!(copy = dup_bytes(val, len)))
+    if (!(copy = memdup_nul(val, len)))
         goto oom;
     if (!x && !(x = insert(m, key, KV_KIND_LIST)))
         goto oom_copy;

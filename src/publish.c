@@ -62,19 +62,6 @@ static int valid_event(const char *s, size_t len)
     return len >= 1 && len <= PUB_EVENT_MAX && sse_valid_field(s, len);
 }
 
-/* A NUL-terminated copy of 'len' bytes, or NULL on OOM. */
-static char *copy_bytes(const char *s, size_t len)
-{
-    char *p = malloc(len + 1);
-
-    if (p) {
-        if (len)
-            memcpy(p, s, len);
-        p[len] = '\0';
-    }
-    return p;
-}
-
 #define EVENT_RULE "'event' must be a string of 1 to 200 bytes without CR, LF or NUL"
 
 /* Fill 'ev' from one publish object. 'idx' is its array index or -1. */
@@ -98,7 +85,7 @@ static int parse_one(json_t *obj, pub_event *ev, long idx, const char **code, ch
             if (!json_is_string(v) ||
                 !valid_event(json_string_value(v), json_string_length(v)))
                 return pub_fail(code, err, errlen, "invalid_event", idx, EVENT_RULE);
-            ev->event = copy_bytes(json_string_value(v), json_string_length(v));
+            ev->event = memdup_nul(json_string_value(v), json_string_length(v));
             if (!ev->event)
                 goto oom;
         } else if (strcmp(key, "retry") == 0) {
@@ -121,7 +108,7 @@ static int parse_one(json_t *obj, pub_event *ev, long idx, const char **code, ch
         if (memchr(s, '\0', len))
             return pub_fail(code, err, errlen, "invalid_data", idx,
                             "'data' must not contain NUL");
-        ev->data = copy_bytes(s, len);
+        ev->data = memdup_nul(s, len);
         ev->data_len = len;
     } else {
         /* Strings inside are escaped, so the text holds no NUL. */
@@ -212,7 +199,7 @@ static int parse_raw(const char *body, size_t len, const char *query_event,
         goto oom;
     out->n = 1;
     out->ev[0].retry = -1;
-    out->ev[0].data = copy_bytes(body, len);
+    out->ev[0].data = memdup_nul(body, len);
     out->ev[0].data_len = len;
     if (!out->ev[0].data)
         goto oom;

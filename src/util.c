@@ -87,6 +87,17 @@ int valid_utf8(const char *s, size_t len)
     return 1;
 }
 
+char *memdup_nul(const char *s, size_t len)
+{
+    char *p = malloc(len + 1);
+    if (p) {
+        if (len)
+            memcpy(p, s, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
 int64_t now_us(void)
 {
     struct timespec ts;

@@ -21,6 +21,10 @@ void conn_id_generate(char out[CONN_ID_LEN + 1]);
  * surrogates, nothing above U+10FFFF); 0 otherwise. */
 int valid_utf8(const char *s, size_t len);
 
+/* A NUL-terminated copy of the 'len' bytes at 's' (caller frees), or NULL on
+ * OOM. */
+char *memdup_nul(const char *s, size_t len);
+
 /* Microseconds since the Unix epoch. */
 int64_t now_us(void);
 

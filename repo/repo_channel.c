@@ -40,15 +40,12 @@ static void chan_remove(repo_channel *r, const chan *ch)
 static void history_push_one(repo_channel_kv *c, const char *key, const chan *ch,
                              const msg *m)
 {
-    json_t *o = msg_to_json(m);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    size_t len;
+    const char *text = msg_json_text(m, &len);
     if (text)
-        kv_list_push(c->kv, key, text, strlen(text), (size_t)ch->opts.history, NULL,
-                     NULL);
+        kv_list_push(c->kv, key, text, len, (size_t)ch->opts.history, NULL, NULL);
     else
         log_error("repo: out of memory persisting history of '%s'", ch->name);
-    free(text);
-    json_decref(o);
 }
 
 static void chan_history_push(repo_channel *r, const chan *ch, const msg *m)

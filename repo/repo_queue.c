@@ -121,26 +121,24 @@ static void queue_push(repo_queue *r, const conn *cn, const msg *m)
 {
     repo_queue_kv *q = (repo_queue_kv *)r;
     char key[REPO_KEY_MAX];
-    json_t *o = msg_to_json(m);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    size_t len;
+    const char *text = msg_json_text(m, &len);
 
     if (!text) {
         log_error("repo: out of memory persisting a queued message");
     } else {
-        kv_list_push(q->kv, repo_key(key, "q", cn->ch->name, cn->id), text, strlen(text),
+        kv_list_push(q->kv, repo_key(key, "q", cn->ch->name, cn->id), text, len,
                      (size_t)cn->ch->opts.queue_limit, NULL, NULL);
         /* A push into a full queue drops one: keep the stored count in step.
          * (A push that merely filled it rewrites the same count.) */
         if (cn->queue.dropped && cn->queue.len == cn->queue.limit) {
             char num[24];
-            int len =
+            int n =
                 snprintf(num, sizeof(num), "%llu", (unsigned long long)cn->queue.dropped);
-            kv_set(q->kv, repo_key(key, "d", cn->ch->name, cn->id), num, (size_t)len,
-                   NULL, NULL);
+            kv_set(q->kv, repo_key(key, "d", cn->ch->name, cn->id), num, (size_t)n, NULL,
+                   NULL);
         }
     }
-    free(text);
-    json_decref(o);
 }
 
 static void queue_pop(repo_queue *r, const conn *cn, size_t n)

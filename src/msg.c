@@ -22,10 +22,8 @@ msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
     m->retry = retry;
     if (event && !(m->event = strdup(event)))
         goto err;
-    if (!(m->data = malloc(data_len + 1)))
+    if (!(m->data = memdup_nul(data, data_len)))
         goto err;
-    memcpy(m->data, data, data_len);
-    m->data[data_len] = '\0';
     m->data_len = data_len;
 
     sse_event ev = {m->id, m->event, m->data, data_len, retry};
@@ -65,6 +63,7 @@ void msg_unref(msg *m)
     free(m->event);
     free(m->data);
     free(m->chunk);
+    free(m->json);
     free(m);
 }
 
@@ -76,6 +75,21 @@ json_t *msg_to_json(const msg *m)
     if (o && m->retry >= 0)
         json_object_set_new(o, "retry", json_integer(m->retry));
     return o;
+}
+
+const char *msg_json_text(const msg *m, size_t *len)
+{
+    /* A memo, not a change: the message is immutable, its text is computed
+     * once for history and every queue it goes to. */
+    msg *mm = (msg *)m;
+    if (!mm->json) {
+        json_t *o = msg_to_json(m);
+        mm->json = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        mm->json_len = mm->json ? strlen(mm->json) : 0;
+        json_decref(o);
+    }
+    *len = mm->json_len;
+    return mm->json;
 }
 
 msg *msg_from_json(const char *text, size_t len)

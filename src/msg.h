@@ -23,6 +23,8 @@ typedef struct msg {
     size_t frame_len;
     char *chunk; /* the frame with HTTP/1.1 chunk framing around it, owned */
     size_t chunk_len;
+    char *json; /* msg_json_text(), made on first use; owned */
+    size_t json_len;
 } msg;
 
 /* A new message with one reference; copies its inputs. NULL on OOM. */
@@ -35,6 +37,10 @@ void msg_unref(msg *m);
 /* The API and storage form: {"id", "event" (or null), "data", "timestamp"
  * [, "retry"]}. New reference, NULL on OOM. */
 json_t *msg_to_json(const msg *m);
+
+/* msg_to_json() as compact text, made once per message and kept with it
+ * (borrowed: valid while the message is). NULL on OOM. */
+const char *msg_json_text(const msg *m, size_t *len);
 
 /* Rebuild a message from msg_to_json() text. NULL if the text is not one. */
 msg *msg_from_json(const char *text, size_t len);

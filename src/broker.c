@@ -6,7 +6,6 @@
 #include <string.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "http_util.h"
 #include "log.h"
@@ -431,18 +430,16 @@ int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
     return 0;
 }
 
-void broker_refuse_stream(broker *b, struct evhttp_request *req, const char *why)
+void broker_refuse_stream(broker *b, httpd_req *req, const char *why)
 {
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evbuffer_add_printf(b->scratch, "retry: %d\n: %s\n\n", b->cfg->backoff_ms, why);
     http_cors(req, b->cfg);
-    evhttp_add_header(h, "Content-Type", "text/event-stream");
-    evhttp_add_header(h, "Cache-Control", "no-cache");
-    evhttp_send_reply(req, 200, "OK", b->scratch);
+    httpd_add_header(req, "Cache-Control", "no-cache");
+    httpd_reply(req, 200, "text/event-stream", b->scratch);
     b->refused++;
 }
 
-int broker_admit_stream(broker *b, struct evhttp_request *req, chan *ch, int takeover)
+int broker_admit_stream(broker *b, httpd_req *req, chan *ch, int takeover)
 {
     const char *why = NULL;
     if (takeover)
@@ -458,8 +455,7 @@ int broker_admit_stream(broker *b, struct evhttp_request *req, chan *ch, int tak
     return 0;
 }
 
-stream *broker_subscribe(broker *b, struct evhttp_request *req, chan *ch,
-                         const char *last_id)
+stream *broker_subscribe(broker *b, httpd_req *req, chan *ch, const char *last_id)
 {
     stream *s = stream_open(b, req, ch, NULL);
     uint64_t seq;
@@ -478,7 +474,7 @@ stream *broker_subscribe(broker *b, struct evhttp_request *req, chan *ch,
     return s;
 }
 
-stream *broker_attach(broker *b, struct evhttp_request *req, conn *cn)
+stream *broker_attach(broker *b, httpd_req *req, conn *cn)
 {
     stream *s;
     if (cn->lis.stream) {

@@ -18,7 +18,6 @@
 #include "util.h"
 
 struct event_base;
-struct evhttp_request;
 
 /* A stream whose socket accepts nothing for this long is closed. */
 #define STREAM_WRITE_TIMEOUT_S 60
@@ -97,16 +96,15 @@ int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
  * stream of the same connection). If not, answers 'req' with 200, a retry:
  * of limits.backoff_ms and an ended stream (a browser gives up for good on
  * any other status), counts it, and returns 0. */
-int broker_admit_stream(broker *b, struct evhttp_request *req, chan *ch, int takeover);
+int broker_admit_stream(broker *b, httpd_req *req, chan *ch, int takeover);
 /* Send a subscriber away politely (as above) with 'why' as a comment. */
-void broker_refuse_stream(broker *b, struct evhttp_request *req, const char *why);
+void broker_refuse_stream(broker *b, httpd_req *req, const char *why);
 
 /* Open a plain subscriber stream on 'ch'; 'last_id' (may be NULL) resumes
  * after that message. */
-stream *broker_subscribe(broker *b, struct evhttp_request *req, chan *ch,
-                         const char *last_id);
+stream *broker_subscribe(broker *b, httpd_req *req, chan *ch, const char *last_id);
 /* Attach a stream to 'cn's listener (ending any stream attached before) and
  * drain its queue into it if the listener runs. */
-stream *broker_attach(broker *b, struct evhttp_request *req, conn *cn);
+stream *broker_attach(broker *b, httpd_req *req, conn *cn);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define CONFIG_FILE_MAX (1024 * 1024) /* bytes a config file may hold */
 #define MAX_BODY_MAX 1073741824
@@ -159,6 +160,20 @@ int config_parse_listen(const char *s, char *host, size_t hostlen, int *port)
 
 /* ---- defaults ---- */
 
+/* The open-file limit less what the broker needs for itself (listener, store,
+ * logs) and the reserve httpd keeps to refuse politely past the limit. */
+int config_default_max_connections(void)
+{
+    struct rlimit rl;
+    long long n = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        n = (long long)rl.rlim_cur;
+    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        n = 1000000;
+    n -= 400;
+    return n < 16 ? 16 : n > 10000000 ? 10000000 : (int)n;
+}
+
 int config_init(config *c)
 {
     memset(c, 0, sizeof(*c));
@@ -171,6 +186,7 @@ int config_init(config *c)
     c->max_body = 1048576;
     c->max_headers = 16384;
     c->max_channels = 100000;
+    c->max_connections = config_default_max_connections();
     c->max_streams = 15000;
     c->max_streams_per_channel = 10000;
     c->max_connections_per_channel = 10000;
@@ -447,6 +463,7 @@ static const struct limit_field {
     {"max_body", 1, MAX_BODY_MAX, offsetof(config, max_body), 1},
     {"max_headers", MAX_HEADERS_MIN, MAX_HEADERS_MAX, offsetof(config, max_headers), 1},
     {"max_channels", 1, 10000000, offsetof(config, max_channels), 0},
+    {"max_connections", 1, 10000000, offsetof(config, max_connections), 0},
     {"max_streams", 1, 10000000, offsetof(config, max_streams), 0},
     {"max_streams_per_channel", 1, 10000000, offsetof(config, max_streams_per_channel),
      0},

@@ -37,7 +37,10 @@ typedef struct config {
     size_t max_body;    /* bytes a request body may hold (default 1 MiB) */
     size_t max_headers; /* bytes the request line and headers may hold (default 16 KiB) */
     int max_channels;   /* channels the broker holds (default 100000) */
-    int max_streams;    /* live SSE streams in all (default 15000) */
+    int max_connections;             /* client sockets; beyond them requests are refused
+                                        (default: the open-file limit less a reserve) */
+    bool reuseport;                  /* SO_REUSEPORT on the listening socket (workers) */
+    int max_streams;                 /* live SSE streams in all (default 15000) */
     int max_streams_per_channel;     /* live SSE streams on one channel (default 10000) */
     int max_connections_per_channel; /* persistent connections of a channel (10000) */
     size_t stream_buffer; /* unsent bytes a stream may hold before it is cut (1 MiB) */
@@ -48,6 +51,9 @@ typedef struct config {
     char *cors_origin; /* Access-Control-Allow-Origin value (default "*"); owned */
     int log_level;     /* LOG_* (default LOG_INFO) */
 } config;
+
+/* The default max_connections: RLIMIT_NOFILE less a reserve. */
+int config_default_max_connections(void);
 
 /* Fill 'c' with the defaults above. Allocates; release with config_free(). */
 int config_init(config *c);

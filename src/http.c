@@ -1,4 +1,4 @@
-/* http.c - the HTTP API over libevent's evhttp: routing, validation, handlers. */
+/* http.c - the HTTP API: routing, validation, handlers (on httpd). */
 #include "http.h"
 
 #include <errno.h>
@@ -11,7 +11,7 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
+#include <event2/http.h> /* only its query-string and URI-decoding helpers */
 #include <event2/keyvalq_struct.h>
 
 #include "http_util.h"
@@ -26,23 +26,22 @@ static const char page_html[] =
 #define LAST_ID_MAX 128 /* longer Last-Event-IDs cannot be ours: replay all */
 
 struct http_server {
-    struct evhttp *http;
-    struct evhttp_bound_socket *sock;
+    httpd *d;
     broker *b;
     const config *cfg;
-    int port;
+    unsigned long long refused; /* requests refused for max_connections */
 };
 
 enum {
-    M_GET = EVHTTP_REQ_GET,
-    M_POST = EVHTTP_REQ_POST,
-    M_PUT = EVHTTP_REQ_PUT,
-    M_DELETE = EVHTTP_REQ_DELETE,
+    M_GET = HTTPD_GET,
+    M_POST = HTTPD_POST,
+    M_PUT = HTTPD_PUT,
+    M_DELETE = HTTPD_DELETE,
 };
 
 /* One request being routed. */
 typedef struct http_ctx {
-    struct evhttp_request *req;
+    httpd_req *req;
     http_server *h;
     broker *b;
     const config *cfg;
@@ -68,15 +67,13 @@ static void reply_error(http_ctx *c, int status, const char *code, const char *t
 
 static const char *header(http_ctx *c, const char *name)
 {
-    return evhttp_find_header(evhttp_request_get_input_headers(c->req), name);
+    return httpd_header(c->req, name);
 }
 
 /* The request body as a contiguous buffer (borrowed). */
 static const char *body(http_ctx *c, size_t *len)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(c->req);
-    *len = evbuffer_get_length(in);
-    return *len ? (const char *)evbuffer_pullup(in, -1) : "";
+    return httpd_body(c->req, len);
 }
 
 static int wants_sse(http_ctx *c)
@@ -94,7 +91,7 @@ static void limit_error(http_ctx *c, int why, const char *err)
         return;
     }
     if (why == BROKER_ELIMIT)
-        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", "5");
+        httpd_add_header(c->req, "Retry-After", "5");
     reply_error(c, 503, why == BROKER_ELIMIT ? "limit_reached" : "out_of_memory", err);
 }
 
@@ -131,18 +128,17 @@ static conn *route_conn(http_ctx *c, chan *ch)
 
 /* ---- publishing: the reply waits for the store ---- */
 
-/* A reply held while the store works. evhttp frees the request if the client
- * goes away meanwhile; the close callback tells us. */
+/* A reply held while the store works. If the client goes away meanwhile the
+ * close callback tells us, and the request is gone. */
 typedef struct held {
-    struct evhttp_request *req;
+    httpd_req *req;
     const config *cfg;
     int is_array;
 } held;
 
-static void held_conn_closed(struct evhttp_connection *evcon, void *arg)
+static void held_conn_closed(httpd_req *req, void *arg)
 {
     held *hd = arg;
-    http_release(hd->req);
     hd->req = NULL;
 }
 
@@ -153,7 +149,7 @@ static void published(int status, msg **msgs, size_t n, void *arg)
 
     if (!hd->req)
         goto out;
-    evhttp_connection_set_closecb(evhttp_request_get_connection(hd->req), NULL, NULL);
+    httpd_on_close(hd->req, NULL, NULL);
     if (status == BROKER_ENOCHAN) {
         http_error(hd->req, hd->cfg, 404, "channel_not_found", "the channel was deleted");
     } else if (status == BROKER_ENOCONN) {
@@ -205,16 +201,14 @@ static void publish(http_ctx *c, chan *ch, const char *conn_id)
     if (rc < 0) {
         free(hd);
         if (rc == BROKER_ECLOSING) {
-            evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After",
-                              "1");
+            httpd_add_header(c->req, "Retry-After", "1");
             reply_error(c, 503, "shutting_down", "the broker is shutting down");
         } else {
             reply_error(c, 503, "out_of_memory", "out of memory");
         }
         return;
     }
-    evhttp_connection_set_closecb(evhttp_request_get_connection(c->req), held_conn_closed,
-                                  hd);
+    httpd_on_close(c->req, held_conn_closed, hd);
 }
 
 /* ---- handlers ---- */
@@ -226,11 +220,8 @@ static void h_page(http_ctx *c)
         reply_error(c, 503, "out_of_memory", "out of memory");
         return;
     }
-    if (c->method != EVHTTP_REQ_HEAD)
-        evbuffer_add_reference(out, page_html, sizeof(page_html) - 1, NULL, NULL);
-    evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
-                      "text/html; charset=utf-8");
-    evhttp_send_reply(c->req, 200, "OK", out);
+    evbuffer_add_reference(out, page_html, sizeof(page_html) - 1, NULL, NULL);
+    httpd_reply(c->req, 200, "text/html; charset=utf-8", out);
     evbuffer_free(out);
 }
 
@@ -240,12 +231,14 @@ static void h_health(http_ctx *c)
     int up = kv_health(kv) == 0;
     broker *b = c->b;
     http_json(c->req, c->cfg, up ? 200 : 503,
-              json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I, s:I, s:I}}", "status",
+              json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "status",
                         up ? "ok" : "degraded", "store", "type", kv->ops->name, "state",
                         up ? "up" : "unreachable", "stats", "channels",
                         (json_int_t)b->chans.len, "streams", (json_int_t)b->nstreams,
+                        "connections", (json_int_t)httpd_connections(c->h->d),
                         "slow_disconnects", (json_int_t)b->slow_closed, "refused_streams",
-                        (json_int_t)b->refused));
+                        (json_int_t)b->refused, "refused_connections",
+                        (json_int_t)(c->h->refused + httpd_rejected(c->h->d))));
 }
 
 static void h_channels(http_ctx *c)
@@ -346,7 +339,7 @@ static void h_events(http_ctx *c)
             publish(c, ch, NULL);
         return;
     }
-    if (!wants_sse(c) || c->method == EVHTTP_REQ_HEAD) {
+    if (!wants_sse(c) || c->method == HTTPD_HEAD) {
         if ((ch = route_chan(c, 0)))
             history_json(c, ch);
         return;
@@ -406,7 +399,7 @@ static void h_conn_events(http_ctx *c)
         return;
     if (c->method == M_POST)
         publish(c, ch, cn->id);
-    else if (c->method == EVHTTP_REQ_HEAD)
+    else if (c->method == HTTPD_HEAD)
         http_json(c->req, c->cfg, 200, conn_to_json(cn));
     else if (broker_admit_stream(c->b, c->req, ch, cn->lis.stream != NULL))
         broker_attach(c->b, c->req, cn);
@@ -485,9 +478,10 @@ static int route_match(const char *pattern, char **seg, int nseg, char *cap[2])
     return 1;
 }
 
-static void allow_header(http_ctx *c, unsigned methods)
+/* The Allow header for a route taking 'methods'; returns its value. */
+static const char *allow_header(http_ctx *c, unsigned methods, char allow[64])
 {
-    char allow[64] = "";
+    allow[0] = '\0';
     static const struct {
         unsigned m;
         const char *name;
@@ -500,7 +494,8 @@ static void allow_header(http_ctx *c, unsigned methods)
         }
     }
     strcat(allow, "OPTIONS");
-    evhttp_add_header(evhttp_request_get_output_headers(c->req), "Allow", allow);
+    httpd_add_header(c->req, "Allow", allow);
+    return allow;
 }
 
 /* Decode the captured arguments and check them. Answers and returns -1 on bad. */
@@ -528,45 +523,40 @@ static int route_args(http_ctx *c, char *cap[2], int ncap)
     return 0;
 }
 
-/* Two Content-Lengths that differ, or one with Transfer-Encoding, frame the
- * body ambiguously (request smuggling): such a request is refused. */
-static int ambiguous_framing(struct evhttp_request *req)
+/* Over max_connections: a subscriber is sent away with a retry (an
+ * EventSource gives up for good on any status but 200), anyone else gets 503.
+ * /health still answers, so that operators see why. */
+static int over_limit(http_ctx *c, const char *path)
 {
-    struct evkeyval *kv;
-    const char *cl = NULL;
-    int te = 0;
-    TAILQ_FOREACH (kv, evhttp_request_get_input_headers(req), next) {
-        if (strcasecmp(kv->key, "Content-Length") == 0) {
-            if (cl && strcmp(cl, kv->value) != 0)
-                return 1;
-            cl = kv->value;
-        } else if (strcasecmp(kv->key, "Transfer-Encoding") == 0) {
-            te = 1;
-        }
+    if (!httpd_over_limit(c->req) || strcmp(path, "/health") == 0)
+        return 0;
+    c->h->refused++;
+    if (c->method == M_GET && wants_sse(c)) {
+        broker_refuse_stream(c->b, c->req,
+                             "busy: the broker holds its limit of connections");
+        return 1;
     }
-    return cl && te;
+    http_cors(c->req, c->cfg);
+    httpd_add_header(c->req, "Retry-After", "5");
+    httpd_reply_error(c->req, 503, "limit_reached",
+                      "the broker holds its limit of connections", true);
+    return 1;
 }
 
-static void http_gencb(struct evhttp_request *req, void *arg)
+static void http_handle(httpd_req *req, void *arg)
 {
     http_server *h = arg;
     http_ctx c = {.req = req, .h = h, .b = h->b, .cfg = h->cfg};
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
-    char pathbuf[512], *seg[MAX_SEGS], *cap[2] = {NULL, NULL};
+    const char *path = httpd_path(req);
+    const char *query = httpd_query(req);
+    char pathbuf[512], *seg[MAX_SEGS], *cap[2] = {NULL, NULL}, allow[64];
     int nseg;
 
     TAILQ_INIT(&c.query);
-    c.method = evhttp_request_get_command(req);
-    if (ambiguous_framing(req)) {
-        /* What follows on this connection cannot be trusted: close it. */
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        reply_error(&c, 400, "invalid_request",
-                    "conflicting Content-Length / Transfer-Encoding headers");
+    c.method = httpd_method(req);
+    if (over_limit(&c, path))
         return;
-    }
-    if (!path || strlen(path) >= sizeof(pathbuf)) {
+    if (strlen(path) >= sizeof(pathbuf)) {
         reply_error(&c, 404, "not_found", "no such route");
         return;
     }
@@ -580,18 +570,16 @@ static void http_gencb(struct evhttp_request *req, void *arg)
         const route *r = &routes[i];
         if (!route_match(r->pattern, seg, nseg, cap))
             continue;
-        if (c.method == EVHTTP_REQ_OPTIONS) {
-            struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-            allow_header(&c, r->methods);
-            evhttp_add_header(out, "Access-Control-Allow-Methods",
-                              evhttp_find_header(out, "Allow"));
-            evhttp_add_header(out, "Access-Control-Allow-Headers",
-                              "Content-Type, Last-Event-ID");
-            evhttp_add_header(out, "Access-Control-Max-Age", "86400");
+        if (c.method == HTTPD_OPTIONS) {
+            httpd_add_header(req, "Access-Control-Allow-Methods",
+                             allow_header(&c, r->methods, allow));
+            httpd_add_header(req, "Access-Control-Allow-Headers",
+                             "Content-Type, Last-Event-ID");
+            httpd_add_header(req, "Access-Control-Max-Age", "86400");
             http_json(req, h->cfg, 204, NULL);
         } else if (!(c.method & r->methods) &&
-                   !(c.method == EVHTTP_REQ_HEAD && (r->methods & M_GET))) {
-            allow_header(&c, r->methods);
+                   !(c.method == HTTPD_HEAD && (r->methods & M_GET))) {
+            allow_header(&c, r->methods, allow);
             reply_error(&c, 405, "method_not_allowed",
                         "method not allowed on this route");
         } else if (route_args(&c, cap, (cap[1] ? 2 : cap[0] ? 1 : 0)) == 0) {
@@ -610,58 +598,43 @@ http_server *http_server_new(struct event_base *base, broker *b, const config *c
                              char *err, size_t errlen)
 {
     http_server *h = calloc(1, sizeof(*h));
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
+    httpd_opts o = {
+        .host = cfg->listen_host,
+        .port = cfg->listen_port,
+        .max_headers = cfg->max_headers,
+        .max_body = cfg->max_body,
+        .idle_timeout_s = cfg->idle_timeout_s,
+        .max_connections = (size_t)cfg->max_connections,
+        .reuseport = cfg->reuseport,
+    };
 
-    if (!h || !(h->http = evhttp_new(base))) {
+    if (!h) {
         snprintf(err, errlen, "out of memory");
-        goto err;
+        return NULL;
     }
     h->b = b;
     h->cfg = cfg;
-    evhttp_set_allowed_methods(
-        h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                     EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                     EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_max_body_size(h->http, (ev_ssize_t)cfg->max_body);
-    evhttp_set_max_headers_size(h->http, (ev_ssize_t)cfg->max_headers);
-    evhttp_set_gencb(h->http, http_gencb, h);
-    /* Requests that do not complete in time are closed (streams lift it). */
-    evhttp_set_timeout(h->http, cfg->idle_timeout_s);
-    if (!(h->sock = evhttp_bind_socket_with_handle(h->http, cfg->listen_host,
-                                                   (ev_uint16_t)cfg->listen_port))) {
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host,
-                 cfg->listen_port, strerror(errno));
-        goto err;
+    if (!(h->d = httpd_new(base, &o, http_handle, h, err, errlen))) {
+        free(h);
+        return NULL;
     }
-    if (getsockname(evhttp_bound_socket_get_fd(h->sock), (struct sockaddr *)&ss,
-                    &sslen) == 0)
-        h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                 : ((struct sockaddr_in *)&ss)->sin_port);
     return h;
-err:
-    http_server_free(h);
-    return NULL;
 }
 
 void http_server_stop_accepting(http_server *h)
 {
-    if (h->sock) {
-        evhttp_del_accept_socket(h->http, h->sock);
-        h->sock = NULL;
-    }
+    httpd_stop_accepting(h->d);
 }
 
 int http_server_port(const http_server *h)
 {
-    return h->port;
+    return httpd_port(h->d);
 }
 
 void http_server_free(http_server *h)
 {
     if (!h)
         return;
-    if (h->http)
-        evhttp_free(h->http);
+    httpd_free(h->d);
     free(h);
 }

@@ -10,26 +10,26 @@
 #include <sys/queue.h>
 
 #include "chan.h"
+#include "httpd.h"
 #include "msg.h"
 
 struct broker;
-struct evhttp_request;
 
 typedef struct stream {
     struct broker *b;
-    struct evhttp_request *req; /* NULL once the client is gone */
-    chan *ch;                   /* holds a reference */
-    conn *cn;                   /* NULL for a plain channel subscriber */
-    uint64_t last_seq;          /* highest seq written: never write one twice */
-    int chunked;                /* HTTP/1.1: frames go out chunk-framed */
-    TAILQ_ENTRY(stream) link;   /* in ch->streams (plain subscribers) */
-    TAILQ_ENTRY(stream) all;    /* in the broker's list of every stream */
+    httpd_req *req;           /* NULL once the client is gone */
+    chan *ch;                 /* holds a reference */
+    conn *cn;                 /* NULL for a plain channel subscriber */
+    uint64_t last_seq;        /* highest seq written: never write one twice */
+    int chunked;              /* HTTP/1.1: frames go out chunk-framed */
+    TAILQ_ENTRY(stream) link; /* in ch->streams (plain subscribers) */
+    TAILQ_ENTRY(stream) all;  /* in the broker's list of every stream */
 } stream;
 
 /* Start the SSE response on 'req' (status 200, event-stream headers, the
  * retry: line and an opening comment) and link the stream into 'ch' (or
  * attach it to 'cn's listener). NULL on OOM, after answering 503. */
-stream *stream_open(struct broker *b, struct evhttp_request *req, chan *ch, conn *cn);
+stream *stream_open(struct broker *b, httpd_req *req, chan *ch, conn *cn);
 
 /* Write one message (skipped if its seq was already written). Returns 0, or
  * -1 if the stream was closed because the client does not keep up. */

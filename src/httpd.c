@@ -1,0 +1,1048 @@
+/* httpd.c - a small HTTP/1.1 server on libevent bufferevents (see httpd.h).
+ *
+ * Why not evhttp: its parser answers its own errors with HTML, it cannot count
+ * or refuse connections, and an idle stream keeps the whole request (headers,
+ * URI, buffers) alive. Here one httpd_req is one client connection, reused by
+ * each request on it; a stream keeps only the connection.
+ *
+ * A connection moves through these states:
+ *   S_HEAD    reading a request head (a deadline runs)
+ *   S_BODY    reading its body, Content-Length or chunked (the deadline runs on)
+ *   S_BUSY    the handler has it; further input waits (pipelined requests)
+ *   S_STREAM  a streamed response is open; input is discarded
+ *   S_FLUSH   the response is complete and being written; then S_HEAD or close
+ *   S_LINGER  after an error answered with unread input: our side is shut,
+ *             input is discarded for LINGER_S so the client reads the answer
+ *             instead of a reset
+ * Deadlines need no event each: every connection waiting in S_HEAD/S_BODY has
+ * the same timeout, so appending to a list keeps it sorted by deadline, and
+ * one timer closes what expired from its head. The same for S_LINGER. */
+#include "httpd.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "log.h"
+#include "util.h"
+
+#define LINGER_S 2
+#define SWEEP_MS 250
+#define CHUNK_LINE_MAX 1024  /* a chunk-size line with its extensions */
+#define OVERFLOW_CONNS 256   /* accepted past max_connections to be refused politely */
+#define ACCEPT_PAUSE_MS 100  /* out of descriptors: stop accepting this long */
+#define BUSY_INPUT_MAX 65536 /* input held while busy before reading pauses */
+
+enum { S_HEAD, S_BODY, S_BUSY, S_STREAM, S_FLUSH, S_LINGER };
+enum { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
+
+TAILQ_HEAD(req_list, httpd_req);
+
+struct httpd {
+    struct event_base *base;
+    httpd_opts o;
+    httpd_handler handler;
+    void *arg;
+    struct evconnlistener *lev;
+    struct event *sweep;       /* expires deadlines */
+    struct event *resume;      /* re-enables accepting after EMFILE */
+    struct req_list conns;     /* every connection */
+    struct req_list waiting;   /* S_HEAD/S_BODY, by deadline */
+    struct req_list lingering; /* S_LINGER, by deadline */
+    size_t nconns;
+    unsigned long long rejected;
+    int port;
+    time_t date_t;
+    char date[40]; /* the Date header value, rebuilt once a second */
+};
+
+struct httpd_req {
+    httpd *srv;
+    struct bufferevent *bev;
+    TAILQ_ENTRY(httpd_req) link;  /* in srv->conns */
+    TAILQ_ENTRY(httpd_req) timed; /* in srv->waiting or srv->lingering */
+    struct req_list *timer;       /* which of those, or NULL */
+    int64_t deadline_ms;
+    unsigned char state, chunk_state;
+    unsigned char depth; /* inside the handler: freeing waits */
+    bool dead;           /* aborted inside the handler: free on return */
+    bool over;           /* accepted over max_connections */
+    bool close_after;    /* close once the response is written */
+    bool unread_body;    /* answered before reading the body: linger */
+    bool eof;            /* the client half-closed: serve what it sent, then close */
+    size_t scanned;      /* input scanned for the end of the head */
+    /* The current request: freed when it ends or its stream starts. */
+    char *raw; /* the head, parsed in place, then its field array */
+    httpd_head h;
+    uint64_t body_left;
+    struct evbuffer *body; /* NUL-terminated once complete */
+    size_t body_len;
+    struct evbuffer *out_headers;
+    httpd_close_cb on_close;
+    void *on_close_arg;
+};
+
+static int64_t mono_ms(void)
+{
+    return (int64_t)(now_us() / 1000);
+}
+
+/* ---- parsing ---- */
+
+static int is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int method_of(const char *m)
+{
+    static const struct {
+        const char *name;
+        int m;
+    } names[] = {{"GET", HTTPD_GET},       {"HEAD", HTTPD_HEAD},
+                 {"POST", HTTPD_POST},     {"PUT", HTTPD_PUT},
+                 {"DELETE", HTTPD_DELETE}, {"OPTIONS", HTTPD_OPTIONS}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(m, names[i].name) == 0)
+            return names[i].m;
+    return HTTPD_OTHER;
+}
+
+/* Does the comma-separated list 'v' hold 'token' (case-insensitive)? */
+static int has_token(const char *v, const char *token)
+{
+    size_t tl = strlen(token);
+    while (*v) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        const char *e = v;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > v && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if ((size_t)(t - v) == tl && strncasecmp(v, token, tl) == 0)
+            return 1;
+        v = e;
+    }
+    return 0;
+}
+
+#define FAIL(st, c, m)                                                                   \
+    do {                                                                                 \
+        *code = (c);                                                                     \
+        *message = (m);                                                                  \
+        return (st);                                                                     \
+    } while (0)
+
+/* The request line, NUL-terminated, split in place. */
+static int parse_request_line(char *line, httpd_head *h, const char **code,
+                              const char **message)
+{
+    char *sp1 = strchr(line, ' '), *sp2, *target, *q;
+    if (!sp1 || sp1 == line || sp1 - line > 32)
+        FAIL(400, "invalid_request", "the request line must be METHOD TARGET HTTP/1.x");
+    *sp1 = '\0';
+    for (char *p = line; *p; p++)
+        if (!is_tchar((unsigned char)*p))
+            FAIL(400, "invalid_request", "the method is not a token");
+    h->method = method_of(line);
+    target = sp1 + 1;
+    if (!(sp2 = strchr(target, ' ')) || sp2 == target)
+        FAIL(400, "invalid_request", "the request line must be METHOD TARGET HTTP/1.x");
+    *sp2 = '\0';
+    const char *v = sp2 + 1;
+    if (strncmp(v, "HTTP/", 5) != 0 || !(v[5] >= '0' && v[5] <= '9') || v[6] != '.' ||
+        !(v[7] >= '0' && v[7] <= '9') || v[8])
+        FAIL(400, "invalid_request", "the request line must be METHOD TARGET HTTP/1.x");
+    if (v[5] != '1')
+        FAIL(505, "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are served");
+    h->minor = v[7] == '0' ? 0 : 1; /* 1.x, x > 1: served as 1.1 (RFC 9110 2.5) */
+    for (char *p = target; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            FAIL(400, "invalid_request", "the request target holds a bad character");
+    /* absolute-form: keep the path; authority-form and others are refused. */
+    if (strncasecmp(target, "http://", 7) == 0 ||
+        strncasecmp(target, "https://", 8) == 0) {
+        char *slash = strchr(strchr(target, ':') + 3, '/');
+        target = slash ? slash : (char *)"/";
+    }
+    if (*target != '/' && !(h->method == HTTPD_OPTIONS && strcmp(target, "*") == 0))
+        FAIL(400, "invalid_request", "the request target must be a path");
+    if ((q = strchr(target, '?'))) {
+        *q = '\0';
+        h->query = q + 1;
+    }
+    h->path = target;
+    return 0;
+}
+
+static int parse_field(httpd_head *h, const char *name, const char *value,
+                       const char **code, const char **message)
+{
+    if (strcasecmp(name, "Content-Length") == 0) {
+        uint64_t n;
+        if (parse_u64(value, &n) < 0 || n > INT64_MAX)
+            FAIL(400, "invalid_request", "Content-Length must be a decimal number");
+        if (h->content_length >= 0 && (uint64_t)h->content_length != n)
+            FAIL(400, "invalid_request", "conflicting Content-Length headers");
+        h->content_length = (int64_t)n;
+    } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+        if (strcasecmp(value, "chunked") != 0 || h->chunked)
+            FAIL(501, "not_implemented", "only the chunked transfer coding is served");
+        h->chunked = true;
+    } else if (strcasecmp(name, "Connection") == 0) {
+        if (has_token(value, "close"))
+            h->keepalive = false;
+        else if (has_token(value, "keep-alive"))
+            h->keepalive = true;
+    } else if (strcasecmp(name, "Expect") == 0) {
+        if (strcasecmp(value, "100-continue") != 0)
+            FAIL(417, "expectation_failed", "only Expect: 100-continue is understood");
+        h->expect_continue = h->minor >= 1;
+    }
+    return 0;
+}
+
+int httpd_parse_head(char *buf, size_t len, httpd_head *h, const char **code,
+                     const char **message)
+{
+    httpd_field *fields = h->fields;
+    char *line = buf, *end = buf + len;
+    int first = 1, done = 0, rc;
+
+    memset(h, 0, sizeof(*h));
+    h->fields = fields;
+    h->content_length = -1;
+    while (line < end) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        char *e = nl;
+        if (!nl)
+            break; /* a line without its end: the head is incomplete */
+        if (e > line && e[-1] == '\r')
+            e--;
+        *e = '\0';
+        for (char *p = line; p < e; p++) {
+            unsigned char c = (unsigned char)*p;
+            if ((c < 0x20 && c != '\t') || c == 0x7f)
+                FAIL(400, "invalid_request", "a control character in the request head");
+        }
+        if (first) {
+            if ((rc = parse_request_line(line, h, code, message)))
+                return rc;
+            h->keepalive = h->minor >= 1;
+            first = 0;
+        } else if (e == line) {
+            done = 1; /* the empty line: end of the head */
+            break;
+        } else {
+            char *colon = strchr(line, ':'), *v, *ve;
+            if (*line == ' ' || *line == '\t')
+                FAIL(400, "invalid_request", "folded header lines are not accepted");
+            if (!colon || colon == line)
+                FAIL(400, "invalid_request", "a header line without a name and a colon");
+            *colon = '\0';
+            for (char *p = line; *p; p++)
+                if (!is_tchar((unsigned char)*p))
+                    FAIL(400, "invalid_request", "a header name holds a bad character");
+            for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+                ;
+            for (ve = e; ve > v && (ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+                ;
+            *ve = '\0';
+            if (h->nfields == HTTPD_MAX_HEADER_LINES)
+                FAIL(431, "headers_too_large", "too many header lines");
+            h->fields[h->nfields++] = (httpd_field){line, v};
+            if ((rc = parse_field(h, line, v, code, message)))
+                return rc;
+        }
+        line = nl + 1;
+    }
+    if (!done)
+        FAIL(400, "invalid_request", "the request head does not end with an empty line");
+    if (h->chunked && h->content_length >= 0)
+        FAIL(400, "invalid_request", "both Content-Length and Transfer-Encoding");
+    return 0;
+}
+
+#undef FAIL
+
+/* ---- connections ---- */
+
+static void timed_off(httpd_req *r)
+{
+    if (r->timer) {
+        TAILQ_REMOVE(r->timer, r, timed);
+        r->timer = NULL;
+    }
+}
+
+static void timed_on(httpd_req *r, struct req_list *list, int seconds)
+{
+    timed_off(r);
+    r->deadline_ms = mono_ms() + (int64_t)seconds * 1000;
+    r->timer = list;
+    TAILQ_INSERT_TAIL(list, r, timed);
+}
+
+/* Forget the current request (keep the connection). */
+static void req_reset(httpd_req *r)
+{
+    free(r->raw);
+    r->raw = NULL;
+    memset(&r->h, 0, sizeof(r->h));
+    if (r->body) {
+        evbuffer_free(r->body);
+        r->body = NULL;
+    }
+    if (r->out_headers) {
+        evbuffer_free(r->out_headers);
+        r->out_headers = NULL;
+    }
+    r->on_close = NULL;
+    r->on_close_arg = NULL;
+    r->scanned = 0;
+    r->body_len = 0;
+    r->unread_body = false;
+}
+
+static void conn_free(httpd_req *r)
+{
+    httpd *h = r->srv;
+    if (r->depth) {
+        /* Inside the handler: the caller's stack still uses 'r'. */
+        r->dead = true;
+        bufferevent_disable(r->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    timed_off(r);
+    req_reset(r);
+    TAILQ_REMOVE(&h->conns, r, link);
+    h->nconns--;
+    bufferevent_free(r->bev);
+    free(r);
+}
+
+/* The client is gone: tell whoever holds the response, then free. */
+static void conn_lost(httpd_req *r)
+{
+    httpd_close_cb cb = r->on_close;
+    if (cb && (r->state == S_BUSY || r->state == S_STREAM)) {
+        r->on_close = NULL;
+        r->depth++;
+        cb(r, r->on_close_arg);
+        r->depth--;
+    }
+    conn_free(r);
+}
+
+static void conn_process(httpd_req *r);
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Status";
+    }
+}
+
+static const char *http_date(httpd *h)
+{
+    time_t t = time(NULL);
+    if (t != h->date_t) {
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(h->date, sizeof(h->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        h->date_t = t;
+    }
+    return h->date;
+}
+
+/* The status line and headers. 'clen' < 0: no Content-Length. */
+static void write_head(httpd_req *r, int status, const char *ctype, int64_t clen,
+                       bool chunked)
+{
+    struct evbuffer *out = bufferevent_get_output(r->bev);
+    bool keep = r->h.keepalive && !r->close_after;
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, reason(status),
+                        http_date(r->srv));
+    if (ctype)
+        evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+    if (clen >= 0)
+        evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)clen);
+    if (chunked)
+        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+    if (!keep)
+        evbuffer_add(out, "Connection: close\r\n", 19);
+    else if (r->h.minor == 0)
+        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+    if (r->out_headers)
+        evbuffer_add_buffer(out, r->out_headers);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* The response is in the output buffer: once written, serve on or close. */
+static void finish(httpd_req *r)
+{
+    if (!r->h.keepalive)
+        r->close_after = true;
+    r->state = S_FLUSH;
+    r->on_close = NULL;
+    if (r->close_after)
+        bufferevent_disable(r->bev, EV_READ);
+    /* Already written out: no write will call back, so ask for one (later). */
+    if (!evbuffer_get_length(bufferevent_get_output(r->bev)))
+        bufferevent_trigger(r->bev, EV_WRITE,
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void httpd_reply(httpd_req *r, int status, const char *ctype, struct evbuffer *body)
+{
+    size_t len = body ? evbuffer_get_length(body) : 0;
+    bool nobody = status == 204 || status == 304 || status < 200;
+    if (r->state != S_BUSY) {
+        log_error("http: a reply to a request that is not waiting for one");
+        return;
+    }
+    write_head(r, status, nobody ? NULL : ctype, nobody ? -1 : (int64_t)len, false);
+    if (body && !nobody && r->h.method != HTTPD_HEAD)
+        evbuffer_add_buffer(bufferevent_get_output(r->bev), body);
+    finish(r);
+}
+
+void httpd_reply_error(httpd_req *r, int status, const char *code, const char *message,
+                       bool close)
+{
+    struct evbuffer *body = evbuffer_new();
+    char *esc = NULL;
+    if (close)
+        r->close_after = true;
+    if (body) {
+        /* The message is ours; code is an identifier: escape only '"' and '\'. */
+        size_t n = strlen(message);
+        if ((esc = malloc(2 * n + 1))) {
+            char *p = esc;
+            for (size_t i = 0; i < n; i++) {
+                if (message[i] == '"' || message[i] == '\\')
+                    *p++ = '\\';
+                *p++ = message[i];
+            }
+            *p = '\0';
+        }
+        evbuffer_add_printf(body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
+                            code, esc ? esc : "");
+    }
+    free(esc);
+    httpd_reply(r, status, "application/json", body);
+    if (body)
+        evbuffer_free(body);
+}
+
+struct evbuffer *httpd_stream_start(httpd_req *r, int status, const char *ctype)
+{
+    bool chunked = r->h.minor >= 1;
+    if (!chunked)
+        r->close_after = true; /* HTTP/1.0: the end of the body is the close */
+    write_head(r, status, ctype, -1, chunked);
+    r->state = S_STREAM;
+    return bufferevent_get_output(r->bev);
+}
+
+struct evbuffer *httpd_stream_output(httpd_req *r)
+{
+    return bufferevent_get_output(r->bev);
+}
+
+size_t httpd_pending(const httpd_req *r)
+{
+    return evbuffer_get_length(bufferevent_get_output(r->bev));
+}
+
+void httpd_stream_end(httpd_req *r)
+{
+    if (r->state != S_STREAM)
+        return;
+    if (r->h.minor >= 1)
+        evbuffer_add(bufferevent_get_output(r->bev), "0\r\n\r\n", 5);
+    finish(r);
+}
+
+void httpd_abort(httpd_req *r)
+{
+    r->on_close = NULL;
+    conn_free(r);
+}
+
+void httpd_on_close(httpd_req *r, httpd_close_cb cb, void *arg)
+{
+    r->on_close = cb;
+    r->on_close_arg = arg;
+}
+
+void httpd_add_header(httpd_req *r, const char *name, const char *value)
+{
+    if (!r->out_headers && !(r->out_headers = evbuffer_new()))
+        return;
+    evbuffer_add_printf(r->out_headers, "%s: %s\r\n", name, value);
+}
+
+int httpd_method(const httpd_req *r)
+{
+    return r->h.method;
+}
+
+const char *httpd_path(const httpd_req *r)
+{
+    return r->h.path;
+}
+
+const char *httpd_query(const httpd_req *r)
+{
+    return r->h.query;
+}
+
+bool httpd_is_http11(const httpd_req *r)
+{
+    return r->h.minor >= 1;
+}
+
+bool httpd_over_limit(const httpd_req *r)
+{
+    return r->over;
+}
+
+const char *httpd_header(const httpd_req *r, const char *name)
+{
+    for (size_t i = 0; i < r->h.nfields; i++)
+        if (strcasecmp(r->h.fields[i].name, name) == 0)
+            return r->h.fields[i].value;
+    return NULL;
+}
+
+const char *httpd_body(httpd_req *r, size_t *len)
+{
+    *len = r->body_len;
+    return r->body_len ? (const char *)evbuffer_pullup(r->body, -1) : "";
+}
+
+/* Answer an error found before the handler, and close. */
+static void early_error(httpd_req *r, int status, const char *code, const char *message)
+{
+    r->state = S_BUSY;
+    timed_off(r);
+    r->unread_body = true;
+    httpd_reply_error(r, status, code, message, true);
+}
+
+/* The complete request goes to the handler. */
+static void dispatch(httpd_req *r)
+{
+    timed_off(r);
+    r->state = S_BUSY;
+    if (r->body) {
+        r->body_len = evbuffer_get_length(r->body);
+        evbuffer_add(r->body, "", 1); /* the NUL one past the end */
+    }
+    r->depth++;
+    r->srv->handler(r, r->srv->arg);
+    r->depth--;
+    if (r->dead) {
+        conn_free(r);
+        return;
+    }
+    if (r->state == S_STREAM) {
+        /* A stream keeps only the connection: what the request held goes. */
+        httpd_close_cb cb = r->on_close;
+        void *arg = r->on_close_arg;
+        int method = r->h.method, minor = r->h.minor;
+        bool keep = r->h.keepalive;
+        req_reset(r);
+        r->on_close = cb;
+        r->on_close_arg = arg;
+        r->h.method = method;
+        r->h.minor = minor;
+        r->h.keepalive = keep;
+    }
+}
+
+/* The head is in 'in': copy it out, parse it, then read the body or dispatch.
+ * Returns 1 to go on processing input, 0 to stop. */
+static int read_head(httpd_req *r)
+{
+    struct evbuffer *in = bufferevent_get_input(r->bev);
+    size_t len = evbuffer_get_length(in), max = r->srv->o.max_headers, n, end = 0;
+    const char *code, *message;
+    unsigned char *p;
+
+    /* Empty lines before a request are ignored (RFC 9112 2.2). */
+    while (len && (p = evbuffer_pullup(in, 1)) && (*p == '\r' || *p == '\n')) {
+        evbuffer_drain(in, 1);
+        len--;
+    }
+    if (!len)
+        return 0;
+    n = len < max ? len : max;
+    p = evbuffer_pullup(in, (ev_ssize_t)n);
+    for (size_t i = r->scanned; i < n; i++) {
+        if (p[i] != '\n')
+            continue;
+        if (i + 1 < n && p[i + 1] == '\n') {
+            end = i + 2;
+            break;
+        }
+        if (i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n') {
+            end = i + 3;
+            break;
+        }
+    }
+    if (!end) {
+        r->scanned = n > 2 ? n - 2 : 0; /* a newline there may end the head yet */
+        if (len < max)
+            return 0;
+        if (!memchr(p, '\n', n))
+            early_error(r, 414, "uri_too_long", "the request line is over the limit");
+        else
+            early_error(r, 431, "headers_too_large",
+                        "the request headers are over the limit");
+        return 0;
+    }
+    /* One allocation: the text, then room for a field per line. */
+    size_t lines = 0, text = (end + 1 + 15) & ~(size_t)15;
+    for (size_t i = 0; i < end; i++)
+        lines += p[i] == '\n';
+    if (lines > HTTPD_MAX_HEADER_LINES)
+        lines = HTTPD_MAX_HEADER_LINES;
+    if (!(r->raw = malloc(text + lines * sizeof(httpd_field)))) {
+        early_error(r, 503, "out_of_memory", "out of memory");
+        return 0;
+    }
+    evbuffer_remove(in, r->raw, end);
+    r->raw[end] = '\0';
+    r->scanned = 0;
+    r->h.fields = (httpd_field *)(void *)(r->raw + text);
+    int status = httpd_parse_head(r->raw, end, &r->h, &code, &message);
+    if (status) {
+        early_error(r, status, code, message);
+        return 0;
+    }
+    if (r->h.content_length > 0 && (uint64_t)r->h.content_length > r->srv->o.max_body) {
+        early_error(r, 413, "body_too_large", "the request body is over the limit");
+        return 0;
+    }
+    if (r->h.chunked || r->h.content_length > 0) {
+        if (!(r->body = evbuffer_new())) {
+            early_error(r, 503, "out_of_memory", "out of memory");
+            return 0;
+        }
+        r->state = S_BODY;
+        r->chunk_state = CH_SIZE;
+        r->body_left = r->h.chunked ? 0 : (uint64_t)r->h.content_length;
+        if (r->h.expect_continue)
+            evbuffer_add(bufferevent_get_output(r->bev), "HTTP/1.1 100 Continue\r\n\r\n",
+                         25);
+        return 1;
+    }
+    dispatch(r);
+    return 0;
+}
+
+/* One line of input ending in LF, NUL-terminated in 'line' (CR dropped).
+ * Returns 1, 0 if incomplete, -1 if longer than 'max'. */
+static int take_line(struct evbuffer *in, char *line, size_t max)
+{
+    size_t eol_len;
+    struct evbuffer_ptr e = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+    if (e.pos < 0)
+        return evbuffer_get_length(in) > max ? -1 : 0;
+    if ((size_t)e.pos >= max)
+        return -1;
+    evbuffer_remove(in, line, (size_t)e.pos);
+    evbuffer_drain(in, eol_len);
+    line[e.pos] = '\0';
+    if (e.pos && line[e.pos - 1] == '\r')
+        line[e.pos - 1] = '\0';
+    return 1;
+}
+
+/* Read the body. Returns 1 to go on processing input, 0 to stop. */
+static int read_body(httpd_req *r)
+{
+    struct evbuffer *in = bufferevent_get_input(r->bev);
+    char line[CHUNK_LINE_MAX + 1];
+    int rc;
+
+    for (;;) {
+        size_t avail = evbuffer_get_length(in);
+        if (!r->h.chunked || r->chunk_state == CH_DATA) {
+            size_t n = avail < r->body_left ? avail : (size_t)r->body_left;
+            if (n)
+                evbuffer_remove_buffer(in, r->body, n);
+            r->body_left -= n;
+            if (r->body_left)
+                return 0;
+            if (!r->h.chunked)
+                break;
+            r->chunk_state = CH_DATA_END;
+            continue;
+        }
+        if (r->chunk_state == CH_DATA_END) {
+            if ((rc = take_line(in, line, 2)) == 0)
+                return 0;
+            if (rc < 0 || line[0]) {
+                early_error(r, 400, "invalid_request", "a chunk does not end in CRLF");
+                return 0;
+            }
+            r->chunk_state = CH_SIZE;
+            continue;
+        }
+        if ((rc = take_line(in, line, CHUNK_LINE_MAX)) == 0)
+            return 0;
+        if (rc < 0) {
+            early_error(r, 400, "invalid_request", "a chunk-size line is too long");
+            return 0;
+        }
+        if (r->chunk_state == CH_TRAILER) {
+            if (!line[0])
+                break; /* the end of the trailer: the body is complete */
+            continue;  /* trailer fields are ignored */
+        }
+        /* chunk-size [ext]: hex digits, then optional whitespace and ;ext */
+        uint64_t size = 0;
+        int digits = 0;
+        char *p = line;
+        for (; *p && digits <= 15; p++, digits++) {
+            int d = *p >= '0' && *p <= '9'   ? *p - '0'
+                    : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10
+                    : *p >= 'A' && *p <= 'F' ? *p - 'A' + 10
+                                             : -1;
+            if (d < 0)
+                break;
+            size = size * 16 + (uint64_t)d;
+        }
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!digits || digits > 15 || (*p && *p != ';')) {
+            early_error(r, 400, "invalid_request", "a chunk size is not a hex number");
+            return 0;
+        }
+        if (size > r->srv->o.max_body - evbuffer_get_length(r->body)) {
+            early_error(r, 413, "body_too_large", "the request body is over the limit");
+            return 0;
+        }
+        r->body_left = size;
+        r->chunk_state = size ? CH_DATA : CH_TRAILER;
+    }
+    dispatch(r);
+    return 0;
+}
+
+/* Act on buffered input as the state allows. */
+static void conn_process(httpd_req *r)
+{
+    struct evbuffer *in = bufferevent_get_input(r->bev);
+    for (;;) {
+        switch (r->state) {
+        case S_HEAD:
+            if (!read_head(r))
+                return;
+            break;
+        case S_BODY:
+            if (!read_body(r))
+                return;
+            break;
+        case S_STREAM:
+        case S_LINGER:
+            evbuffer_drain(in, evbuffer_get_length(in));
+            return;
+        default:
+            /* S_BUSY, S_FLUSH: a pipelined request waits its turn; past a
+             * bound, stop reading until then. */
+            if (evbuffer_get_length(in) > BUSY_INPUT_MAX)
+                bufferevent_disable(r->bev, EV_READ);
+            return;
+        }
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    conn_process(arg);
+}
+
+/* Serve the next request on a kept-alive connection. */
+static void next_request(httpd_req *r)
+{
+    req_reset(r);
+    r->state = S_HEAD;
+    timed_on(r, &r->srv->waiting, r->srv->o.idle_timeout_s);
+    bufferevent_enable(r->bev, EV_READ);
+    r->depth++; /* a handler may abort the connection: free on the way out */
+    conn_process(r);
+    r->depth--;
+    /* Half-closed and no whole request left: nothing more will come. */
+    if (r->dead || (r->eof && (r->state == S_HEAD || r->state == S_BODY)))
+        conn_free(r);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    httpd_req *r = arg;
+    if (r->state != S_FLUSH || evbuffer_get_length(bufferevent_get_output(bev)))
+        return;
+    if (!r->close_after) {
+        next_request(r);
+    } else if (r->unread_body) {
+        /* Shut our side and drain theirs for a while, so that the client reads
+         * the answer rather than a reset caused by its unread bytes. */
+        r->state = S_LINGER;
+        shutdown(bufferevent_getfd(bev), SHUT_WR);
+        bufferevent_enable(bev, EV_READ);
+        timed_on(r, &r->srv->lingering, LINGER_S);
+        conn_process(r);
+    } else {
+        conn_free(r);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    httpd_req *r = arg;
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+        (r->state == S_BUSY || r->state == S_FLUSH)) {
+        /* Half-closed: the client sent all it will and waits for the answers. */
+        r->eof = true;
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && r->state == S_STREAM && httpd_pending(r)) {
+        /* The subscriber half-closed: its stream ends, what it was sent goes. */
+        httpd_close_cb cb = r->on_close;
+        r->on_close = NULL;
+        r->close_after = true;
+        r->state = S_FLUSH;
+        if (cb)
+            cb(r, r->on_close_arg);
+        return;
+    }
+    conn_lost(r);
+}
+
+/* ---- deadlines and accepting ---- */
+
+static void sweep_list(struct req_list *list, int64_t now, int timeout_answer)
+{
+    httpd_req *r;
+    while ((r = TAILQ_FIRST(list)) && r->deadline_ms <= now) {
+        timed_off(r);
+        if (timeout_answer &&
+            (r->state == S_BODY || evbuffer_get_length(bufferevent_get_input(r->bev)))) {
+            r->state = S_BUSY;
+            httpd_reply_error(r, 408, "request_timeout",
+                              "the request was not received in time", true);
+        } else {
+            conn_free(r);
+        }
+    }
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    httpd *h = arg;
+    int64_t now = mono_ms();
+    sweep_list(&h->waiting, now, 1);
+    sweep_list(&h->lingering, now, 0);
+}
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    httpd *h = arg;
+    httpd_req *r;
+    struct timeval wt = {HTTPD_WRITE_TIMEOUT_S, 0};
+    int one = 1;
+
+    if (h->nconns >= h->o.max_connections + OVERFLOW_CONNS ||
+        !(r = calloc(1, sizeof(*r)))) {
+        h->rejected++;
+        evutil_closesocket(fd);
+        return;
+    }
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!(r->bev = bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
+        free(r);
+        h->rejected++;
+        evutil_closesocket(fd);
+        return;
+    }
+    r->srv = h;
+    r->over = h->nconns >= h->o.max_connections;
+    r->state = S_HEAD;
+    TAILQ_INSERT_TAIL(&h->conns, r, link);
+    h->nconns++;
+    timed_on(r, &h->waiting, h->o.idle_timeout_s);
+    bufferevent_setcb(r->bev, on_read, on_write, on_event, r);
+    bufferevent_set_timeouts(r->bev, NULL, &wt);
+    bufferevent_enable(r->bev, EV_READ);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    httpd *h = arg;
+    if (h->lev)
+        evconnlistener_enable(h->lev);
+}
+
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    httpd *h = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval pause = {0, ACCEPT_PAUSE_MS * 1000};
+    /* Out of descriptors (or memory): pause instead of spinning on accept. */
+    log_warn("accept: %s; pausing for %d ms (%zu connections open)", strerror(err),
+             ACCEPT_PAUSE_MS, h->nconns);
+    evconnlistener_disable(lev);
+    evtimer_add(h->resume, &pause);
+}
+
+httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler handler,
+                 void *arg, char *err, size_t errlen)
+{
+    httpd *h = calloc(1, sizeof(*h));
+    struct addrinfo hints = {0}, *ai = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    struct timeval sweep = {0, SWEEP_MS * 1000};
+    char port[16];
+    int rc;
+
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->base = base;
+    h->o = *opts;
+    h->handler = handler;
+    h->arg = arg;
+    TAILQ_INIT(&h->conns);
+    TAILQ_INIT(&h->waiting);
+    TAILQ_INIT(&h->lingering);
+    if (!(h->sweep = event_new(base, -1, EV_PERSIST, on_sweep, h)) ||
+        !(h->resume = evtimer_new(base, on_resume, h)) ||
+        event_add(h->sweep, &sweep) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(port, sizeof(port), "%d", opts->port);
+    if ((rc = getaddrinfo(opts->host, port, &hints, &ai)) != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", opts->host, opts->port,
+                 gai_strerror(rc));
+        goto fail;
+    }
+    h->lev = evconnlistener_new_bind(base, on_accept, h,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+                                         LEV_OPT_REUSEABLE |
+                                         (opts->reuseport ? LEV_OPT_REUSEABLE_PORT : 0),
+                                     4096, ai->ai_addr, (int)ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (!h->lev) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", opts->host, opts->port,
+                 strerror(errno));
+        goto fail;
+    }
+    evconnlistener_set_error_cb(h->lev, on_accept_error);
+    if (getsockname(evconnlistener_get_fd(h->lev), (struct sockaddr *)&ss, &sslen) == 0)
+        h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    return h;
+fail:
+    httpd_free(h);
+    return NULL;
+}
+
+void httpd_stop_accepting(httpd *h)
+{
+    if (h && h->lev) {
+        evconnlistener_free(h->lev);
+        h->lev = NULL;
+    }
+}
+
+void httpd_free(httpd *h)
+{
+    httpd_req *r;
+    if (!h)
+        return;
+    httpd_stop_accepting(h);
+    while ((r = TAILQ_FIRST(&h->conns)))
+        conn_lost(r);
+    if (h->sweep)
+        event_free(h->sweep);
+    if (h->resume)
+        event_free(h->resume);
+    free(h);
+}
+
+int httpd_port(const httpd *h)
+{
+    return h->port;
+}
+
+size_t httpd_connections(const httpd *h)
+{
+    return h->nconns;
+}
+
+unsigned long long httpd_rejected(const httpd *h)
+{
+    return h->rejected;
+}

@@ -1,0 +1,130 @@
+/* httpd.h - a small HTTP/1.1 server on libevent bufferevents.
+ *
+ * It reads requests (keep-alive and pipelining, Content-Length and chunked
+ * bodies, Expect: 100-continue), enforces the size and time limits, and hands
+ * each complete request to one handler. Every error it finds itself is
+ * answered the way the API answers its own: a 4xx/5xx with a JSON body
+ * {"error": {"code", "message"}}. A response is either complete
+ * (httpd_reply) or a stream (httpd_stream_start ... httpd_stream_end) whose
+ * body the caller writes straight into the connection's output buffer.
+ *
+ * Ownership: the server owns every httpd_req. A request stays valid until its
+ * response is complete, the caller aborts it, or, when the client goes away
+ * first, until the close callback set with httpd_on_close() returns. */
+#ifndef HTTPD_H
+#define HTTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct evbuffer;
+
+typedef struct httpd httpd;
+typedef struct httpd_req httpd_req;
+
+/* Methods, as bits so that a route can list the ones it takes. */
+enum {
+    HTTPD_GET = 1,
+    HTTPD_HEAD = 2,
+    HTTPD_POST = 4,
+    HTTPD_PUT = 8,
+    HTTPD_DELETE = 16,
+    HTTPD_OPTIONS = 32,
+    HTTPD_OTHER = 64 /* any other token: routes answer 405 */
+};
+
+#define HTTPD_MAX_HEADER_LINES 100 /* header fields in one request */
+#define HTTPD_WRITE_TIMEOUT_S 60   /* a socket that takes nothing this long is closed */
+
+typedef struct httpd_opts {
+    const char *host;       /* address to bind (numeric or a name) */
+    int port;               /* 0 picks a free one: see httpd_port() */
+    size_t max_headers;     /* bytes of the request line and headers: 414 / 431 */
+    size_t max_body;        /* bytes of a body: 413 */
+    int idle_timeout_s;     /* a request not read in full within this: 408 and close;
+                               also how long a keep-alive connection may sit idle */
+    size_t max_connections; /* client sockets beyond it are flagged over the limit */
+    bool reuseport;         /* SO_REUSEPORT: several processes share the port */
+} httpd_opts;
+
+/* Called for every complete request; it must answer 'req' now or later. */
+typedef void (*httpd_handler)(httpd_req *req, void *arg);
+/* Called when the client went away before the response was complete. */
+typedef void (*httpd_close_cb)(httpd_req *req, void *arg);
+
+/* Bind and listen. NULL with a message in 'err' if that fails. */
+httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler handler,
+                 void *arg, char *err, size_t errlen);
+/* Close the listening socket; open connections are served on. */
+void httpd_stop_accepting(httpd *h);
+/* Close every connection (close callbacks run) and free the server. NULL ok. */
+void httpd_free(httpd *h);
+int httpd_port(const httpd *h);
+size_t httpd_connections(const httpd *h);
+/* Connections closed at accept because even the over-limit reserve was full. */
+unsigned long long httpd_rejected(const httpd *h);
+
+/* ---- the request ---- */
+int httpd_method(const httpd_req *r);
+const char *httpd_path(const httpd_req *r);  /* raw (undecoded), without the query */
+const char *httpd_query(const httpd_req *r); /* raw query string, or NULL */
+/* The first header field named 'name' (case-insensitive), or NULL. */
+const char *httpd_header(const httpd_req *r, const char *name);
+/* The body, contiguous and NUL-terminated one past 'len'; "" when none. */
+const char *httpd_body(httpd_req *r, size_t *len);
+/* HTTP/1.1 or later (a response may be chunked). */
+bool httpd_is_http11(const httpd_req *r);
+/* The connection arrived while max_connections were open: refuse politely. */
+bool httpd_over_limit(const httpd_req *r);
+
+/* ---- the response ---- */
+/* Add a header line to the response ('value' is copied). */
+void httpd_add_header(httpd_req *r, const char *name, const char *value);
+/* Answer with 'status' and 'body' (its contents are moved out; NULL for none),
+ * typed 'ctype' (may be NULL). HEAD gets the headers only. */
+void httpd_reply(httpd_req *r, int status, const char *ctype, struct evbuffer *body);
+/* Answer {"error": {"code": code, "message": message}} and close the
+ * connection afterwards when 'close' is set. */
+void httpd_reply_error(httpd_req *r, int status, const char *code, const char *message,
+                       bool close);
+/* Start a streamed response: headers now, then the caller writes the body into
+ * the returned buffer (chunk-framed if httpd_is_http11(); otherwise raw, and
+ * the connection closes at the end). The request's head and body are freed
+ * once the handler returns: keep nothing that points into them. */
+struct evbuffer *httpd_stream_start(httpd_req *r, int status, const char *ctype);
+/* The buffer a started stream writes into (the socket's output). */
+struct evbuffer *httpd_stream_output(httpd_req *r);
+/* Bytes written to the stream and not yet taken by the socket. */
+size_t httpd_pending(const httpd_req *r);
+/* End the stream (the last chunk when chunked); the connection serves on. */
+void httpd_stream_end(httpd_req *r);
+/* Close the connection now, dropping unsent output. No close callback. */
+void httpd_abort(httpd_req *r);
+/* Set (or clear with NULL) the callback for a client that leaves first. */
+void httpd_on_close(httpd_req *r, httpd_close_cb cb, void *arg);
+
+/* ---- the parser, exposed for tests and fuzzing ---- */
+typedef struct httpd_field {
+    const char *name, *value;
+} httpd_field;
+
+typedef struct httpd_head {
+    int method;
+    int minor;           /* HTTP/1.<minor> */
+    const char *path;    /* raw, NUL-terminated, inside the parsed buffer */
+    const char *query;   /* or NULL */
+    httpd_field *fields; /* caller's: room for HTTPD_MAX_HEADER_LINES or one
+                            per line of the head, whichever is fewer */
+    size_t nfields;
+    int64_t content_length; /* -1: none */
+    bool chunked, keepalive, expect_continue;
+} httpd_head;
+
+/* Parse the request head buf[0..len) (request line, fields, the empty line),
+ * in place. Returns 0, or an HTTP status with '*code' and '*message' set. */
+int httpd_parse_head(char *buf, size_t len, httpd_head *h, const char **code,
+                     const char **message);
+
+#endif

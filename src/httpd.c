@@ -505,6 +505,20 @@ size_t httpd_pending(const httpd_req *r)
     return evbuffer_get_length(bufferevent_get_output(r->bev));
 }
 
+size_t httpd_push(httpd_req *r)
+{
+    struct evbuffer *out = bufferevent_get_output(r->bev);
+    /* A socket bufferevent keeps the start of its output frozen so that only
+     * it drains it: thaw it for this one write, as its own write callback
+     * does. Errors are left for the bufferevent to find on its next write. */
+    if (evbuffer_get_length(out)) {
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, bufferevent_getfd(r->bev));
+        evbuffer_freeze(out, 1);
+    }
+    return evbuffer_get_length(out);
+}
+
 void httpd_stream_end(httpd_req *r)
 {
     if (r->state != S_STREAM)

@@ -98,6 +98,9 @@ struct evbuffer *httpd_stream_start(httpd_req *r, int status, const char *ctype)
 struct evbuffer *httpd_stream_output(httpd_req *r);
 /* Bytes written to the stream and not yet taken by the socket. */
 size_t httpd_pending(const httpd_req *r);
+/* Write what the socket takes now, without waiting for the loop. Returns the
+ * bytes still pending. */
+size_t httpd_push(httpd_req *r);
 /* End the stream (the last chunk when chunked); the connection serves on. */
 void httpd_stream_end(httpd_req *r);
 /* Close the connection now, dropping unsent output. No close callback. */

@@ -65,7 +65,11 @@ int stream_send(stream *s, msg *m)
 {
     if (!s->req || m->seq <= s->last_seq)
         return 0;
-    if (httpd_pending(s->req) > s->b->cfg->stream_buffer) {
+    /* Over the bound: first hand the socket what it takes now (a burst may
+     * simply not have been written yet), and cut only a client that still
+     * leaves too much unread. */
+    if (httpd_pending(s->req) > s->b->cfg->stream_buffer &&
+        httpd_push(s->req) > s->b->cfg->stream_buffer) {
         log_debug("stream on '%s' cut: client is not reading", s->ch->name);
         s->b->slow_closed++;
         stream_abort(s);

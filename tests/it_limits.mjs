@@ -217,3 +217,22 @@ test('idle timeout closes a stalled request but never a quiet stream', async () 
     assert.equal(s.events[0].id, id);
     s.close();
 });
+
+test('a burst bigger than stream_buffer does not cut a subscriber that reads', async () => {
+    // 4 KiB bound, a 60-message batch of ~1 KiB each published at once: the
+    // frames are queued in one loop turn, far past the bound, yet the socket
+    // takes them as fast as they come; only a client that leaves them unread
+    // may be cut.
+    const b = await broker({ stream_buffer: 4096 });
+    const name = uniq('burst');
+    const s = await b.stream(evPath(name));
+    await s.waitOpen();
+    const batch = Array.from({ length: 60 }, (_, i) => ({ data: `${i}:${'b'.repeat(1000)}` }));
+    const r = await b.req('POST', evPath(name), { body: batch });
+    assert.equal(r.status, 201);
+    await s.waitEvents(60, 10000);
+    assert.deepEqual(s.events.map((e) => e.id), r.json.ids);
+    assert.equal(s.ended, false, 'still open');
+    assert.equal((await health(b)).slow_disconnects, 0);
+    s.close();
+});

@@ -22,6 +22,15 @@
  *
  * Type checks (KV_ETYPE) are made by stores that can make them cheaply (the
  * memory store); callers must not rely on them and never mix kinds on a key.
+ *
+ * Several nodes. Processes sharing one Redis store share its data, and two more
+ * primitives let them act as one: kv_append() allocates an id from a counter and
+ * appends a value carrying it to lists, all in one atomic step, so the order of
+ * ids is the order of every list and of every notification on every node; and
+ * kv_subscribe()/kv_notify() carry notifications between nodes over topics. A
+ * topic is a NUL-free, non-empty string, named like a key ("table/name"), and
+ * lives under the store's key prefix, so stores with different prefixes do not
+ * hear each other. The in-memory store is a cluster of one node.
  */
 #ifndef KV_H
 #define KV_H
@@ -55,13 +64,37 @@ typedef struct kv_result {
     const char *val;      /* get: the value (not NUL-terminated) */
     size_t len;           /* get: its length */
     long long num;        /* incr: new value; list_push: items dropped by the
-                             bound; list_len / list_trim: length after */
+                             bound; list_len / list_trim: length after;
+                             append: the id */
     const kv_item *items; /* scan, list_range */
     size_t n;             /* number of items */
 } kv_result;
 
 /* 'res' and everything it points to are borrowed until the callback returns. */
 typedef void (*kv_cb)(const kv_result *res, void *arg);
+
+/* What kv_append() does, in one atomic step (see there). Every pointer is the
+ * caller's and is only read during the call. */
+typedef struct kv_append_args {
+    const char *counter; /* string key holding a decimal counter (as kv_incr uses) */
+    long long floor;     /* the id is at least floor+1: a counter below floor jumps
+                            to floor first (floor < LLONG_MAX) */
+    const char *head;    /* the stored value is head + decimal id + tail */
+    size_t head_len;
+    const char *tail;
+    size_t tail_len;
+    const char *const *lists; /* push the value onto each of these lists ... */
+    size_t nlists;
+    const size_t *max; /* ... each bounded to max[i] items (0: unbounded), oldest
+                          dropped; NULL: all unbounded */
+    const char *topic; /* if not NULL, notify this topic with the same value */
+} kv_append_args;
+
+/* One notification: 'topic' (without the store's key prefix) and 'data', both
+ * borrowed until the callback returns; 'data' is NUL-terminated one byte past
+ * 'len'. topic == NULL (data NULL, len 0) means the subscription was lost and
+ * is live again: notifications published meanwhile may have been missed. */
+typedef void (*kv_notify_cb)(const char *topic, const char *data, size_t len, void *arg);
 
 typedef struct kv_ops {
     const char *name;
@@ -80,6 +113,12 @@ typedef struct kv_ops {
     /* Run 'cb' once every operation issued before it has completed (and, for a
      * buffering store, been written). status is KV_EIO if any of them failed. */
     int (*flush)(kv_store *kv, kv_cb cb, void *arg);
+    int (*append)(kv_store *kv, const kv_append_args *a, kv_cb cb, void *arg);
+    int (*subscribe)(kv_store *kv, const char *prefix, kv_notify_cb cb, void *arg);
+    int (*notify)(kv_store *kv, const char *topic, const char *data, size_t len, kv_cb cb,
+                  void *arg);
+    /* 1 while the subscription receives notifications, 0 otherwise. */
+    int (*subscribed)(kv_store *kv);
     /* 0 if the store is serving now, KV_EIO if it is unreachable. */
     int (*health)(kv_store *kv);
     void (*free)(kv_store *kv);
@@ -165,6 +204,60 @@ static inline int kv_flush(kv_store *kv, kv_cb cb, void *arg)
     return kv->ops->flush(kv, cb, arg);
 }
 
+/* Allocate the next id from the counter at a->counter (raised to a->floor
+ * first if it is below it, so the id is at least floor + 1), build the value
+ * head + id in decimal + tail, push it at the tail of each of a->lists (dropping
+ * the oldest items beyond a->max[i] when that is not 0; a list named twice gets
+ * the value twice), and, if a->topic is not NULL, notify that topic with the
+ * value. res->num is the id.
+ *
+ * All of it is one atomic step of the store, and one order holds for every node
+ * sharing it: if an append got a smaller id than another, its value precedes the
+ * other's in every list both touched, and its notification reaches every
+ * subscriber first. Nothing is changed when it fails: KV_EINVAL if the counter
+ * is not an integer or would overflow, KV_ETYPE (stores that check, see above)
+ * if a list key holds a string, KV_EIO if the store failed. Refused at once with
+ * KV_EINVAL: an empty counter, list or topic name, a NULL head/tail with a
+ * length, floor == LLONG_MAX. */
+static inline int kv_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *arg)
+{
+    return kv->ops->append(kv, a, cb, arg);
+}
+
+/* Receive, through 'cb', every notification on a topic starting with 'prefix'
+ * ("" for all) published by any node sharing the store, this one included, in
+ * publish order; a node's notifications come after its writes issued before
+ * them are visible. Only notifications published once the subscription is live
+ * (kv_subscribed()) are received. When the store loses the subscription (its
+ * connection) and restores it, 'cb' is called once with topic == NULL as soon as
+ * it is live again (not when it first becomes live), so the caller can catch up
+ * from lists. 'cb' runs until kv_free(). One subscription per store: a second
+ * one, a NULL prefix or a NULL 'cb' is refused with KV_EINVAL. Returns 0 once
+ * the subscription is set up (it becomes live later). */
+static inline int kv_subscribe(kv_store *kv, const char *prefix, kv_notify_cb cb,
+                               void *arg)
+{
+    return kv->ops->subscribe(kv, prefix, cb, arg);
+}
+
+/* Publish 'data' (len bytes, any content) on 'topic' to the subscriptions of
+ * every node. It is ordered with this store's other operations: whoever
+ * receives it can already see the writes issued before it. 'cb' reports that
+ * the store took it (not who received it). KV_EINVAL for a NULL or empty topic. */
+static inline int kv_notify(kv_store *kv, const char *topic, const char *data, size_t len,
+                            kv_cb cb, void *arg)
+{
+    return kv->ops->notify(kv, topic, data, len, cb, arg);
+}
+
+/* 1 while this store's subscription is live (receives what is published now),
+ * 0 before it first is, while it is being restored after a loss, or without a
+ * subscription. */
+static inline int kv_subscribed(kv_store *kv)
+{
+    return kv->ops->subscribed ? kv->ops->subscribed(kv) : 0;
+}
+
 /* 0 if the store is serving, KV_EIO if it is unreachable (operations then
  * wait a bounded time for it, then fail with KV_EIO). */
 static inline int kv_health(kv_store *kv)
@@ -172,7 +265,9 @@ static inline int kv_health(kv_store *kv)
     return kv->ops->health ? kv->ops->health(kv) : 0;
 }
 
-/* Free the store. Callbacks still pending are not run. kv_free(NULL) is a no-op. */
+/* Free the store and its subscription. Callbacks still pending are not run, nor
+ * is the notify callback once this is called. It may be called from inside one
+ * of the store's callbacks. kv_free(NULL) is a no-op. */
 static inline void kv_free(kv_store *kv)
 {
     if (kv)
@@ -188,7 +283,10 @@ kv_store *kv_memory_new(struct event_base *base);
 /* The Redis store (kv_redis.c). */
 typedef struct kv_redis_opts {
     const char *url;    /* redis://[:password@]host:port/db or unix:///path */
-    const char *prefix; /* prepended to every Redis key, e.g. "ssebroker:" */
+    const char *prefix; /* prepended to every Redis key, e.g. "ssebroker:", and to
+                           every pub/sub channel: stores on one Redis hear each
+                           other's notifications unless their prefixes differ,
+                           whatever their database numbers */
     size_t maxbuffer;   /* operations per batch before it is sent (default 100) */
     int buffertime_ms;  /* longest a write waits for its batch (0: end of loop turn) */
 } kv_redis_opts;

@@ -13,8 +13,14 @@
  * cannot change what a pending callback sees. Keys and values handed to a
  * callback are NUL-terminated one byte past their length, as hiredis replies
  * are, though kv.h only promises the length.
+ *
+ * The store is a cluster of one node: kv_append() does its whole step at once
+ * in the data, and a notification for the one subscription is a completion like
+ * any other, queued where it was published, so it reaches the subscriber in
+ * order with every other callback. The subscription never breaks.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,10 +62,14 @@ typedef struct kv_node {
 } kv_node;
 
 /* A deferred callback with its own copy of the result. 'items' and the bytes
- * the result points to live in the same allocation, right after the struct. */
+ * the result points to live in the same allocation, right after the struct. A
+ * notification is a kv_done with 'ncb' set: its topic is in 'topic', its data
+ * in res.val and res.len. */
 typedef struct kv_done {
     struct kv_done *next;
     kv_cb cb;
+    kv_notify_cb ncb;
+    const char *topic;
     void *arg;
     kv_result res;
 } kv_done;
@@ -73,7 +83,11 @@ typedef struct kv_memory {
     kv_done *q, **qtail; /* completions not yet taken by a pass */
     kv_done *running;    /* the rest of the batch the current pass is running */
     int in_pass;
-    int freeing; /* kv_free() was called from a callback */
+    int freeing;      /* kv_free() was called from a callback */
+    char *sub_prefix; /* the subscription, if any: its prefix and callback */
+    size_t sub_plen;
+    kv_notify_cb sub_cb;
+    void *sub_arg;
 } kv_memory;
 
 /* ---------------------------------------------------------------- skip list */
@@ -297,7 +311,10 @@ static void run_pass(evutil_socket_t fd, short what, void *arg)
         kv_done *d = m->running;
 
         m->running = d->next;
-        d->cb(&d->res, d->arg);
+        if (d->ncb)
+            d->ncb(d->topic, d->res.val, d->res.len, d->arg);
+        else
+            d->cb(&d->res, d->arg);
         free(d);
         if (m->freeing) {
             memory_destroy(m);
@@ -682,6 +699,227 @@ static int memory_flush(kv_store *kv, kv_cb cb, void *arg)
     return 0;
 }
 
+/* ----------------------------------------------------- notifications, append */
+
+static int valid_topic(const char *topic)
+{
+    return topic && topic[0] != '\0';
+}
+
+/* A completion delivering 'data' on 'topic' to the subscription, or NULL when
+ * there is none for this topic. '*oom' is set when it could not be allocated. */
+static kv_done *note_new(kv_memory *m, const char *topic, const char *data, size_t len,
+                         int *oom)
+{
+    size_t tlen = strlen(topic);
+    kv_done *d;
+    char *p;
+
+    *oom = 0;
+    if (!m->sub_cb || tlen < m->sub_plen || memcmp(topic, m->sub_prefix, m->sub_plen))
+        return NULL;
+    if (len > SIZE_MAX - tlen - 2 ||
+        !(d = done_new(NULL, m->sub_arg, 0, tlen + len + 2, &p))) {
+        *oom = 1;
+        return NULL;
+    }
+    d->ncb = m->sub_cb;
+    d->topic = put_bytes(&p, topic, tlen);
+    d->res.val = put_bytes(&p, data, len);
+    d->res.len = len;
+    return d;
+}
+
+static int memory_subscribe(kv_store *kv, const char *prefix, kv_notify_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+
+    if (!prefix || !cb || m->sub_cb)
+        return KV_EINVAL;
+    if (!(m->sub_prefix = strdup(prefix)))
+        return KV_ENOMEM;
+    m->sub_plen = strlen(prefix);
+    m->sub_cb = cb;
+    m->sub_arg = arg;
+    return 0;
+}
+
+static int memory_subscribed(kv_store *kv)
+{
+    return ((kv_memory *)kv)->sub_cb != NULL;
+}
+
+static int memory_notify(kv_store *kv, const char *topic, const char *data, size_t len,
+                         kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_done *d = NULL, *note;
+    int oom;
+
+    if (!valid_topic(topic) || (!data && len))
+        return KV_EINVAL;
+    note = note_new(m, topic, data ? data : "", len, &oom);
+    if (oom || (cb && !(d = done_new(cb, arg, 0, 0, NULL)))) {
+        free(note);
+        return KV_ENOMEM;
+    }
+    if (note)
+        defer(m, note, "notify", topic, KV_OK);
+    defer(m, d, "notify", topic, KV_OK);
+    return 0;
+}
+
+/* How many times lists[i] is named in lists[0..n). */
+static size_t times_named(const char *const *lists, size_t n, size_t i)
+{
+    size_t k = 0;
+
+    for (size_t j = 0; j < n; j++)
+        k += strcmp(lists[j], lists[i]) == 0;
+    return k;
+}
+
+/* Make room for 'k' more items. Returns 0, or -1 on OOM (the deque unchanged). */
+static int deque_reserve_n(kv_deque *d, size_t k)
+{
+    size_t cap = d->cap ? d->cap : KV_LIST_MINCAP;
+    kv_buf *v;
+
+    if (d->len + k <= d->cap)
+        return 0;
+    while (cap < d->len + k) {
+        if (cap > SIZE_MAX / 2 / sizeof(kv_buf))
+            return -1;
+        cap *= 2;
+    }
+    if (!(v = malloc(cap * sizeof(kv_buf))))
+        return -1;
+    for (size_t i = 0; i < d->len; i++)
+        v[i] = *deque_at(d, i);
+    free(d->v);
+    d->v = v;
+    d->cap = cap;
+    d->head = 0;
+    return 0;
+}
+
+/* Validate everything, then allocate everything (undoing it on OOM), then
+ * change the data, which can no longer fail: an append is all or nothing. */
+static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_done *d = NULL, *note = NULL;
+    kv_node *ctr, **nodes = NULL;
+    char **copies = NULL, *text = NULL, *val = NULL, idtext[32];
+    unsigned char *created = NULL;
+    long long cur = 0, id;
+    size_t n, vlen;
+    int status = KV_OK, idlen, oom;
+
+    if (!a || !valid_key(a->counter) || (!a->head && a->head_len) ||
+        (!a->tail && a->tail_len) || (a->nlists && !a->lists) ||
+        (a->topic && !valid_topic(a->topic)) || a->floor == LLONG_MAX)
+        return KV_EINVAL;
+    n = a->nlists;
+    for (size_t i = 0; i < n; i++)
+        if (!valid_key(a->lists[i]))
+            return KV_EINVAL;
+    if (a->head_len > SIZE_MAX / 2 - 64 || a->tail_len > SIZE_MAX / 2 - 64)
+        return KV_EINVAL;
+    if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
+        return KV_ENOMEM;
+
+    /* Validate: the counter and the lists. */
+    ctr = lookup(m, a->counter);
+    if (ctr && ctr->kind != KV_KIND_STRING)
+        status = KV_ETYPE;
+    else if (ctr && parse_ll(ctr->u.str.p, ctr->u.str.len, &cur) < 0)
+        status = KV_EINVAL;
+    else if (cur < a->floor)
+        cur = a->floor;
+    if (status == KV_OK && __builtin_add_overflow(cur, 1, &id))
+        status = KV_EINVAL;
+    for (size_t i = 0; status == KV_OK && i < n; i++) {
+        kv_node *x = lookup(m, a->lists[i]);
+
+        /* The counter is a string: naming it as a list too mixes kinds. */
+        if ((x && x->kind != KV_KIND_LIST) || strcmp(a->lists[i], a->counter) == 0)
+            status = KV_ETYPE;
+    }
+    if (status != KV_OK) {
+        defer(m, d, "append", a->counter, status);
+        return 0;
+    }
+
+    /* Allocate: the value, one copy per list, the counter's text, the lists. */
+    idlen = snprintf(idtext, sizeof(idtext), "%lld", id);
+    vlen = a->head_len + (size_t)idlen + a->tail_len;
+    if (!(val = malloc(vlen + 1)) || !(text = strdup(idtext)))
+        goto oom;
+    if (a->head_len)
+        memcpy(val, a->head, a->head_len);
+    memcpy(val + a->head_len, idtext, (size_t)idlen);
+    if (a->tail_len)
+        memcpy(val + a->head_len + idlen, a->tail, a->tail_len);
+    val[vlen] = '\0';
+    if (n && (!(copies = calloc(n, sizeof(*copies))) ||
+              !(nodes = calloc(n, sizeof(*nodes))) || !(created = calloc(n, 1))))
+        goto oom;
+    for (size_t i = 0; i < n; i++)
+        if (!(copies[i] = memdup_nul(val, vlen)))
+            goto oom;
+    for (size_t i = 0; i < n; i++) {
+        if (!(nodes[i] = lookup(m, a->lists[i]))) {
+            if (!(nodes[i] = insert(m, a->lists[i], KV_KIND_LIST)))
+                goto oom;
+            created[i] = 1;
+        }
+        if (deque_reserve_n(&nodes[i]->u.list, times_named(a->lists, n, i)) < 0)
+            goto oom;
+    }
+    if (a->topic && (note = note_new(m, a->topic, val, vlen, &oom), oom))
+        goto oom;
+
+    /* Apply. */
+    if (!ctr && !(ctr = insert(m, a->counter, KV_KIND_STRING)))
+        goto oom;
+    free(ctr->u.str.p);
+    ctr->u.str = (kv_buf){text, (size_t)idlen};
+    for (size_t i = 0; i < n; i++) {
+        kv_deque *l = &nodes[i]->u.list;
+        size_t max = a->max ? a->max[i] : 0;
+
+        *deque_at(l, l->len++) = (kv_buf){copies[i], vlen};
+        if (max > 0 && l->len > max)
+            deque_drop(l, l->len - max);
+    }
+    if (note)
+        defer(m, note, "append", a->topic, KV_OK);
+    if (d)
+        d->res.num = id;
+    defer(m, d, "append", a->counter, KV_OK);
+    free(copies);
+    free(nodes);
+    free(created);
+    free(val);
+    return 0;
+
+oom:
+    for (size_t i = 0; nodes && i < n; i++)
+        if (created[i] && nodes[i] && nodes[i]->u.list.len == 0)
+            remove_key(m, a->lists[i]); /* do not leave the empty lists created */
+    for (size_t i = 0; copies && i < n; i++)
+        free(copies[i]);
+    free(copies);
+    free(nodes);
+    free(created);
+    free(val);
+    free(text);
+    free(note);
+    free(d);
+    return KV_ENOMEM;
+}
+
 static void free_done_list(kv_done *d)
 {
     while (d) {
@@ -706,6 +944,7 @@ static void memory_destroy(kv_memory *m)
         }
         free(m->head);
     }
+    free(m->sub_prefix);
     free(m);
 }
 
@@ -754,6 +993,10 @@ static const kv_ops kv_memory_ops = {
     .list_trim = memory_list_trim,
     .list_len = memory_list_len,
     .flush = memory_flush,
+    .append = memory_append,
+    .subscribe = memory_subscribe,
+    .notify = memory_notify,
+    .subscribed = memory_subscribed,
     .free = memory_free,
 };
 

@@ -20,7 +20,29 @@
  * KV_REDIS_MAX_WAITING of them) for the reconnection, which is retried with a
  * doubling backoff. A batch Redis does not answer within KV_REDIS_REPLY_TIMEOUT_MS
  * drops the connection (hiredis 0.14 has no timeouts of its own).
+ *
+ * Append: one Lua script (APPEND_LUA) does the whole of kv_append() inside
+ * Redis, which runs a script atomically: check the lists' types, HINCRBY the
+ * counter's field (raised to the floor first), RPUSH + LTRIM the value built
+ * with the id onto each list, PUBLISH it. Every (re)connection sends SCRIPT LOAD
+ * before anything else, so the batches that follow call it by its SHA1 with
+ * EVALSHA (one command per append, inside the MULTI like any write); a command
+ * is formatted with a placeholder SHA that send_batch() fills in. If Redis lost
+ * the script while connected (SCRIPT FLUSH), the EVALSHA fails with NOSCRIPT
+ * having changed nothing: that append fails with KV_EIO and the script is loaded
+ * again ahead of the next batch. (Retrying it would reorder it after operations
+ * issued later that already ran.)
+ *
+ * Notifications: kv_notify() is a PUBLISH of P"topic" inside the batch, so it
+ * follows the writes issued before it; the subscription lives on a connection
+ * of its own (kv_redis_sub.c) with PSUBSCRIBE P"prefix"* (glob characters of
+ * the prefixes escaped).
+ *
+ * kv_free() from inside a callback: the store is marked and freed once the
+ * callbacks on the stack have returned and hiredis has let go of the context
+ * (its disconnect callback), so nothing runs on freed memory.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,12 +52,46 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "kv/kv.h"
+#include "kv/kv_private.h"
 #include "log.h"
 
 #define KV_REDIS_DOWN_WAIT_MS 2000     /* how long operations wait for a reconnection */
 #define KV_REDIS_MAX_WAITING 100000    /* operations held while disconnected */
 #define KV_REDIS_REPLY_TIMEOUT_MS 5000 /* a batch not answered by then: reconnect */
-#define KV_REDIS_BACKOFF_MAX_MS 5000
+#define KV_REDIS_SHA_LEN 40
+
+/* kv_append() in one atomic step. KEYS[1]: the counter's hash; KEYS[2..]: the
+ * lists. ARGV: the counter's field, the floor, head, tail, the channel to
+ * PUBLISH on ('' for none), then per list its LTRIM start ('-max', '0' for no
+ * bound). Returns the id as a string. Types are checked before anything is
+ * written; HINCRBY 0 fails, writing nothing, on a counter that is no integer.
+ * Ids are compared as decimal strings, exact where Lua's doubles are not. */
+#define APPEND_LUA                                                                       \
+    "local function lt(a, b)\n"                                                          \
+    "  local na, nb = a:sub(1, 1) == '-', b:sub(1, 1) == '-'\n"                          \
+    "  if na ~= nb then return na end\n"                                                 \
+    "  if #a ~= #b then return (#a < #b) ~= na end\n"                                    \
+    "  return a ~= b and ((a < b) ~= na)\n"                                              \
+    "end\n"                                                                              \
+    "for i = 2, #KEYS do\n"                                                              \
+    "  local t = redis.call('TYPE', KEYS[i]).ok\n"                                       \
+    "  if t ~= 'none' and t ~= 'list' then\n"                                            \
+    "    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds no list')\n"        \
+    "  end\n"                                                                            \
+    "end\n"                                                                              \
+    "local h, f = KEYS[1], ARGV[1]\n"                                                    \
+    "redis.call('HINCRBY', h, f, 0)\n"                                                   \
+    "if lt(redis.call('HGET', h, f), ARGV[2]) then redis.call('HSET', h, f, ARGV[2]) "   \
+    "end\n"                                                                              \
+    "redis.call('HINCRBY', h, f, 1)\n"                                                   \
+    "local id = redis.call('HGET', h, f)\n"                                              \
+    "local v = ARGV[3] .. id .. ARGV[4]\n"                                               \
+    "for i = 2, #KEYS do\n"                                                              \
+    "  redis.call('RPUSH', KEYS[i], v)\n"                                                \
+    "  if ARGV[4 + i] ~= '0' then redis.call('LTRIM', KEYS[i], ARGV[4 + i], -1) end\n"   \
+    "end\n"                                                                              \
+    "if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], v) end\n"                      \
+    "return id\n"
 
 enum {
     OP_GET,
@@ -47,7 +103,9 @@ enum {
     OP_RANGE,
     OP_TRIM,
     OP_LEN,
-    OP_FLUSH
+    OP_FLUSH,
+    OP_APPEND,
+    OP_NOTIFY
 };
 
 /* One operation: its formatted commands and what to do with their replies. */
@@ -59,6 +117,7 @@ typedef struct rop {
     size_t cmdslen;
     size_t split;                /* length of the first command when there are two */
     size_t max;                  /* list_push bound */
+    size_t sha_at;               /* append: where the script's SHA goes in 'cmds' */
     unsigned long long fails_at; /* flush: r->fails when it was issued */
     char *table;                 /* scan: the table, to rebuild full keys */
     kv_cb cb;
@@ -83,6 +142,10 @@ typedef struct kv_redis {
     redisAsyncContext *ac;
     int connected; /* the connection is up and authenticated */
     int backoff_ms;
+    struct timeval down_since;      /* operations started waiting for a connection */
+    char sha[KV_REDIS_SHA_LEN + 1]; /* of APPEND_LUA, from SCRIPT LOAD */
+    int need_load;                  /* NOSCRIPT seen: load it before the next batch */
+    kv_redis_sub *sub;
     struct event *reconnect_ev;
     struct event *flush_ev; /* buffertime timer */
     struct event *now_ev;   /* end-of-turn flush */
@@ -93,11 +156,31 @@ typedef struct kv_redis {
     batch *inflight, **inflight_tail;
     unsigned long long fails; /* operations failed so far (a flush compares) */
     int freeing;
+    int depth;           /* frames running callers' callbacks */
+    int destroy_pending; /* kv_free() from a callback: destroy when unwound */
 } kv_redis;
 
 static void redis_connect(kv_redis *r);
-static void send_batch(kv_redis *r);
+static int send_batch(kv_redis *r);
 static void schedule_reconnect(kv_redis *r);
+static void redis_destroy(kv_redis *r);
+
+/* Callers' callbacks run between enter() and leave(). When one of them called
+ * kv_free(), the last frame out destroys the store, once hiredis has let go of
+ * the connection too. leave() returns 1 if the store is gone. */
+static void enter(kv_redis *r)
+{
+    r->depth++;
+}
+
+static int leave(kv_redis *r)
+{
+    if (--r->depth == 0 && r->destroy_pending && !r->ac) {
+        redis_destroy(r);
+        return 1;
+    }
+    return 0;
+}
 
 /* ------------------------------------------------------------- replies */
 
@@ -113,8 +196,27 @@ static void complete(kv_redis *r, rop *o, int status)
     kv_result res = {.status = status};
     if (status == KV_EIO && o->kind != OP_FLUSH)
         r->fails++;
-    if (o->cb)
+    if (o->cb && !r->freeing)
         o->cb(&res, o->arg);
+}
+
+/* The status an append's error reply stands for. Nothing was changed by it:
+ * the script checks before it writes, and NOSCRIPT runs nothing. */
+static int append_error(kv_redis *r, const char *err)
+{
+    if (strncmp(err, "NOSCRIPT", 8) == 0) {
+        if (!r->need_load)
+            log_warn("redis: the append script is gone (SCRIPT FLUSH?): loading it "
+                     "again");
+        r->need_load = 1;
+        return KV_EIO;
+    }
+    if (strncmp(err, "WRONGTYPE", 9) == 0)
+        return KV_ETYPE;
+    if (strstr(err, "not an integer") || strstr(err, "overflow"))
+        return KV_EINVAL;
+    log_warn("redis: append: %s", err);
+    return KV_EIO;
 }
 
 static int item_cmp(const void *a, const void *b)
@@ -139,6 +241,10 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
                 (strstr(rep[i]->str, "not an integer") ||
                  strstr(rep[i]->str, "overflow"))) {
                 complete(r, o, KV_EINVAL);
+                return;
+            }
+            if (o->kind == OP_APPEND && rep[i]) {
+                complete(r, o, append_error(r, rep[i]->str));
                 return;
             }
             log_warn("redis: %s", rep[i] ? rep[i]->str : "no reply");
@@ -207,10 +313,18 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
          * issued before it (and, conservatively, of any others in between). */
         res.status = r->fails > o->fails_at ? KV_EIO : KV_OK;
         break;
+    case OP_APPEND:
+        if (rep[0]->type == REDIS_REPLY_STRING) {
+            res.num = strtoll(rep[0]->str, NULL, 10);
+        } else {
+            complete(r, o, KV_EIO);
+            return;
+        }
+        break;
     default:
         break;
     }
-    if (o->cb)
+    if (o->cb && !r->freeing)
         o->cb(&res, o->arg);
     free(items);
     free(keys);
@@ -234,6 +348,7 @@ static void batch_done(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *rep = reply;
     size_t at = 0;
 
+    enter(r);
     /* Batches complete in order: this one is the head of the in-flight list. */
     r->inflight = b->next;
     if (!r->inflight)
@@ -256,32 +371,55 @@ static void batch_done(redisAsyncContext *ac, void *reply, void *privdata)
         }
     }
     batch_free(b);
+    leave(r);
 }
 
 /* ------------------------------------------------------------- batching */
 
-static void fail_pending(kv_redis *r)
+/* Fail every waiting operation. Returns 1 if a callback freed the store. */
+static int fail_pending(kv_redis *r)
 {
     rop *o = r->pend, *next;
     r->pend = NULL;
     r->pend_tail = &r->pend;
     r->npend = 0;
+    enter(r);
     for (; o; o = next) {
         next = o->next;
         complete(r, o, KV_EIO);
         rop_free(o);
     }
+    return leave(r);
 }
 
-static void send_batch(kv_redis *r)
+static void on_script(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    kv_redis *r = privdata;
+    redisReply *rep = reply;
+
+    if (!rep)
+        return;
+    if (rep->type == REDIS_REPLY_STRING && rep->len == KV_REDIS_SHA_LEN)
+        memcpy(r->sha, rep->str, KV_REDIS_SHA_LEN);
+    else
+        log_error("redis: SCRIPT LOAD failed (appends will fail): %s",
+                  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+}
+
+static void load_script(kv_redis *r)
+{
+    redisAsyncCommand(r->ac, on_script, r, "SCRIPT LOAD %s", APPEND_LUA);
+    r->need_load = 0;
+}
+
+/* Send the pending batch. Returns 1 if a callback freed the store. */
+static int send_batch(kv_redis *r)
 {
     batch *b;
     if (!r->pend || !r->connected)
-        return;
-    if (!(b = calloc(1, sizeof(*b)))) {
-        fail_pending(r);
-        return;
-    }
+        return 0;
+    if (!(b = calloc(1, sizeof(*b))))
+        return fail_pending(r);
     b->r = r;
     b->ops = r->pend;
     gettimeofday(&b->sent, NULL);
@@ -290,9 +428,13 @@ static void send_batch(kv_redis *r)
     r->npend = 0;
     evtimer_del(r->flush_ev);
 
+    if (r->need_load)
+        load_script(r); /* answered before the EXEC below */
     redisAsyncCommand(r->ac, NULL, NULL, "MULTI");
     /* One call per command: hiredis pairs each reply with one call. */
     for (rop *o = b->ops; o; o = o->next) {
+        if (o->kind == OP_APPEND)
+            memcpy(o->cmds + o->sha_at, r->sha, KV_REDIS_SHA_LEN);
         if (o->ncmds > 0)
             redisAsyncFormattedCommand(r->ac, NULL, NULL, o->cmds, o->split);
         if (o->ncmds > 1)
@@ -303,6 +445,7 @@ static void send_batch(kv_redis *r)
     *r->inflight_tail = b;
     r->inflight_tail = &b->next;
     redisAsyncCommand(r->ac, batch_done, b, "EXEC");
+    return 0;
 }
 
 static void flush_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -357,6 +500,9 @@ static int op(kv_redis *r, int kind, kv_cb cb, void *arg, int urgent, size_t max
         memcpy(o->cmds + l1, c2, (size_t)l2);
     o->cmdslen = (size_t)(l1 + l2);
     o->split = (size_t)l1;
+    if (kind == OP_APPEND) /* "*<argc>\r\n$7\r\nEVALSHA\r\n$40\r\n" then the SHA */
+        o->sha_at = (size_t)((char *)memchr(c1, '\n', (size_t)l1) - c1) + 1 +
+                    strlen("$7\r\nEVALSHA\r\n$40\r\n");
     o->ncmds = (argc1 > 0) + (argc2 > 0);
     o->kind = kind;
     o->fails_at = r->fails;
@@ -553,6 +699,138 @@ static int redis_health(kv_store *kv)
     return ((kv_redis *)kv)->connected ? 0 : KV_EIO;
 }
 
+static int valid_name(const char *s)
+{
+    return s && *s;
+}
+
+static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *arg)
+{
+    kv_redis *r = (kv_redis *)kv;
+    char *hash = NULL, *channel = NULL, *trims = NULL, **keys = NULL;
+    char nkeys[24], floortxt[24], sha[KV_REDIS_SHA_LEN + 1];
+    const char *field, **argv = NULL;
+    size_t n, argc, k = 0, *lens = NULL;
+    int rc;
+
+    if (!a || (!a->head && a->head_len) || (!a->tail && a->tail_len) ||
+        (a->nlists && !a->lists) || (a->topic && !valid_name(a->topic)) ||
+        a->floor == LLONG_MAX)
+        return KV_EINVAL;
+    n = a->nlists;
+    for (size_t i = 0; i < n; i++)
+        if (!valid_name(a->lists[i]))
+            return KV_EINVAL;
+    if ((rc = split_key(r, a->counter, &hash, &field)) < 0)
+        return rc;
+    rc = KV_ENOMEM;
+    argc = 4 + n + 5 + n; /* EVALSHA sha numkeys hash lists... 5 ARGV + trims */
+    if (n > ((size_t)INT_MAX - 9) / 2 || !(argv = calloc(argc, sizeof(*argv))) ||
+        !(lens = calloc(argc, sizeof(*lens))) ||
+        (n && (!(keys = calloc(n, sizeof(*keys))) || !(trims = malloc(n * 24)))) ||
+        (a->topic && !(channel = list_key(r, a->topic))))
+        goto out;
+    /* The SHA is a placeholder until send_batch(): a script loaded after this
+     * call (a reconnection) is the one that runs. */
+    memset(sha, '0', KV_REDIS_SHA_LEN);
+    sha[KV_REDIS_SHA_LEN] = '\0';
+    snprintf(nkeys, sizeof(nkeys), "%zu", n + 1);
+    snprintf(floortxt, sizeof(floortxt), "%lld", a->floor);
+#define PUT(s_, len_) (argv[k] = (s_), lens[k] = (len_), k++)
+    PUT("EVALSHA", 7);
+    PUT(sha, KV_REDIS_SHA_LEN);
+    PUT(nkeys, strlen(nkeys));
+    PUT(hash, strlen(hash));
+    for (size_t i = 0; i < n; i++) {
+        if (!(keys[i] = list_key(r, a->lists[i])))
+            goto out;
+        PUT(keys[i], strlen(keys[i]));
+    }
+    PUT(field, strlen(field));
+    PUT(floortxt, strlen(floortxt));
+    PUT(a->head ? a->head : "", a->head_len); /* may hold NULs */
+    PUT(a->tail ? a->tail : "", a->tail_len);
+    PUT(channel ? channel : "", channel ? strlen(channel) : 0);
+    for (size_t i = 0; i < n; i++) {
+        size_t max = a->max ? a->max[i] : 0;
+        char *t = trims + 24 * i;
+        snprintf(t, 24, max ? "-%zu" : "0", max);
+        PUT(t, strlen(t));
+    }
+#undef PUT
+    rc = op(r, OP_APPEND, cb, arg, cb != NULL, 0, NULL, (int)argc, argv, lens, 0, NULL,
+            NULL);
+out:
+    for (size_t i = 0; keys && i < n; i++)
+        free(keys[i]);
+    free(keys);
+    free(trims);
+    free(channel);
+    free(argv);
+    free(lens);
+    free(hash);
+    return rc;
+}
+
+static int redis_notify(kv_store *kv, const char *topic, const char *data, size_t len,
+                        kv_cb cb, void *arg)
+{
+    kv_redis *r = (kv_redis *)kv;
+    char *channel;
+    int rc;
+
+    if (!valid_name(topic) || (!data && len))
+        return KV_EINVAL;
+    if (!(channel = list_key(r, topic)))
+        return KV_ENOMEM;
+    const char **a = ARGV("PUBLISH", channel, data ? data : "");
+    size_t l[] = {7, strlen(channel), len};
+    rc = op(r, OP_NOTIFY, cb, arg, 0, 0, NULL, 3, a, l, 0, NULL, NULL);
+    free(channel);
+    return rc;
+}
+
+/* 'p' with Redis' glob characters escaped, then "*". NULL on OOM. */
+static char *glob_prefix(const char *p)
+{
+    char *g = malloc(2 * strlen(p) + 2), *q = g;
+
+    if (!g)
+        return NULL;
+    for (; *p; p++) {
+        if (strchr("*?[]\\", *p))
+            *q++ = '\\';
+        *q++ = *p;
+    }
+    *q++ = '*';
+    *q = '\0';
+    return g;
+}
+
+static int redis_subscribe(kv_store *kv, const char *prefix, kv_notify_cb cb, void *arg)
+{
+    kv_redis *r = (kv_redis *)kv;
+    kv_redis_addr addr = {r->host, r->port, r->path, r->password};
+    char *full, *pattern;
+
+    if (!prefix || !cb || r->sub)
+        return KV_EINVAL;
+    if (asprintf(&full, "%s%s", r->prefix, prefix) < 0)
+        return KV_ENOMEM;
+    pattern = glob_prefix(full);
+    free(full);
+    if (pattern)
+        r->sub =
+            kv_redis_sub_new(r->base.base, &addr, pattern, strlen(r->prefix), cb, arg);
+    free(pattern);
+    return r->sub ? 0 : KV_ENOMEM;
+}
+
+static int redis_subscribed(kv_store *kv)
+{
+    return kv_redis_sub_live(((kv_redis *)kv)->sub);
+}
+
 /* ------------------------------------------------------------- connection */
 
 static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
@@ -573,6 +851,7 @@ static void on_ready(redisAsyncContext *ac, void *reply, void *privdata)
         return; /* on_auth already reported it */
     r->connected = 1;
     r->backoff_ms = 0;
+    r->need_load = 0; /* loaded just before this PING */
     if (r->path)
         log_info("redis: connected to %s", r->path);
     else
@@ -593,15 +872,20 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
 }
 
-static void schedule_reconnect(kv_redis *r)
+void kv_redis_backoff(int *ms, struct event *ev)
 {
     struct timeval tv;
-    r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : 100;
-    if (r->backoff_ms > KV_REDIS_BACKOFF_MAX_MS)
-        r->backoff_ms = KV_REDIS_BACKOFF_MAX_MS;
-    tv.tv_sec = r->backoff_ms / 1000;
-    tv.tv_usec = (r->backoff_ms % 1000) * 1000;
-    evtimer_add(r->reconnect_ev, &tv);
+    *ms = *ms ? *ms * 2 : KV_REDIS_BACKOFF_MIN_MS;
+    if (*ms > KV_REDIS_BACKOFF_MAX_MS)
+        *ms = KV_REDIS_BACKOFF_MAX_MS;
+    tv.tv_sec = *ms / 1000;
+    tv.tv_usec = (*ms % 1000) * 1000;
+    evtimer_add(ev, &tv);
+}
+
+static void schedule_reconnect(kv_redis *r)
+{
+    kv_redis_backoff(&r->backoff_ms, r->reconnect_ev);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -610,8 +894,12 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     int was = r->connected;
     r->ac = NULL;
     r->connected = 0;
-    if (r->freeing)
+    if (r->freeing) {
+        /* The last word of a context kv_free() had to leave to hiredis. */
+        if (r->destroy_pending && r->depth == 0)
+            redis_destroy(r);
         return;
+    }
     if (was)
         log_warn("redis: connection lost%s%s; reconnecting",
                  status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
@@ -623,26 +911,42 @@ static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
     redis_connect(arg);
 }
 
-static void redis_connect(kv_redis *r)
+redisAsyncContext *kv_redis_dial(const kv_redis_addr *addr, struct event_base *base,
+                                 void *data)
 {
-    redisAsyncContext *ac =
-        r->path ? redisAsyncConnectUnix(r->path) : redisAsyncConnect(r->host, r->port);
+    redisAsyncContext *ac = addr->path ? redisAsyncConnectUnix(addr->path)
+                                       : redisAsyncConnect(addr->host, addr->port);
     if (!ac || ac->err) {
         log_debug("redis: cannot connect: %s", ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = data;
+    if (redisLibeventAttach(ac, base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    return ac;
+}
+
+static void redis_connect(kv_redis *r)
+{
+    kv_redis_addr addr = {r->host, r->port, r->path, r->password};
+    redisAsyncContext *ac = kv_redis_dial(&addr, r->base.base, r);
+    if (!ac) {
         schedule_reconnect(r);
         return;
     }
-    ac->data = r;
     r->ac = ac;
-    redisLibeventAttach(ac, r->base.base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    /* Queued now, sent as soon as the socket connects, answered before any batch. */
+    /* Queued now, sent as soon as the socket connects, answered before any batch:
+     * a restarted Redis has lost its scripts, so the script goes first. */
     if (r->password)
         redisAsyncCommand(ac, on_auth, r, "AUTH %s", r->password);
     redisAsyncCommand(ac, on_auth, r, "SELECT %d", r->db);
+    load_script(r);
     redisAsyncCommand(ac, on_ready, r, "PING");
 }
 
@@ -651,22 +955,22 @@ static void redis_connect(kv_redis *r)
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
     kv_redis *r = arg;
-    static struct timeval down_since;
     struct timeval now;
     gettimeofday(&now, NULL);
     if (!r->connected && r->pend) {
-        if (!down_since.tv_sec)
-            down_since = now;
-        long ms = (now.tv_sec - down_since.tv_sec) * 1000 +
-                  (now.tv_usec - down_since.tv_usec) / 1000;
+        if (!r->down_since.tv_sec)
+            r->down_since = now;
+        long ms = (now.tv_sec - r->down_since.tv_sec) * 1000 +
+                  (now.tv_usec - r->down_since.tv_usec) / 1000;
         if (ms >= KV_REDIS_DOWN_WAIT_MS) {
             log_warn("redis: unavailable for %ld ms: failing %zu waiting operation(s)",
                      ms, r->npend);
-            fail_pending(r);
-            down_since.tv_sec = 0;
+            r->down_since.tv_sec = 0;
+            if (fail_pending(r))
+                return;
         }
     } else {
-        down_since.tv_sec = 0;
+        r->down_since.tv_sec = 0;
     }
     if (r->connected && r->inflight) {
         long ms = (now.tv_sec - r->inflight->sent.tv_sec) * 1000 +
@@ -680,17 +984,9 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------- lifecycle */
 
-static void redis_free(kv_store *kv)
+static void redis_destroy(kv_redis *r)
 {
-    kv_redis *r = (kv_redis *)kv;
     rop *o, *next;
-    r->freeing = 1;
-    if (r->ac) {
-        /* Flush what is pending so a clean shutdown loses nothing, then let
-         * hiredis fail in-flight callbacks (ignored: freeing). */
-        redisAsyncFree(r->ac);
-        r->ac = NULL;
-    }
     for (o = r->pend; o; o = next) {
         next = o->next;
         rop_free(o);
@@ -713,6 +1009,34 @@ static void redis_free(kv_store *kv)
     free(r->path);
     free(r->password);
     free(r);
+}
+
+static void redis_free(kv_store *kv)
+{
+    kv_redis *r = (kv_redis *)kv;
+    if (r->freeing)
+        return;
+    r->freeing = 1; /* from now on no caller's callback runs */
+    kv_redis_sub_free(r->sub);
+    r->sub = NULL;
+    if (r->ac && (r->ac->c.flags & REDIS_IN_CALLBACK)) {
+        /* Inside one of its callbacks hiredis only marks the context; once the
+         * callback returns it fails the rest (batch_done still needs 'r') and
+         * calls on_disconnect, which destroys the store. */
+        redisAsyncFree(r->ac);
+        r->destroy_pending = 1;
+        return;
+    }
+    if (r->ac) {
+        /* Flush what is pending so a clean shutdown loses nothing, then let
+         * hiredis fail in-flight callbacks (ignored: freeing). */
+        redisAsyncFree(r->ac);
+        r->ac = NULL;
+    }
+    if (r->depth > 0)
+        r->destroy_pending = 1; /* leave() destroys it */
+    else
+        redis_destroy(r);
 }
 
 /* Parse "redis://[:password@]host[:port][/db]" or "unix:///path". */
@@ -782,6 +1106,10 @@ static const kv_ops kv_redis_ops = {
     .list_trim = redis_list_trim,
     .list_len = redis_list_len,
     .flush = redis_flush,
+    .append = redis_append,
+    .subscribe = redis_subscribe,
+    .notify = redis_notify,
+    .subscribed = redis_subscribed,
     .health = redis_health,
     .free = redis_free,
 };
@@ -812,6 +1140,7 @@ kv_store *kv_redis_new(struct event_base *base, const kv_redis_opts *opts, char 
     redis_connect(r);
     return &r->base;
 err:
-    redis_free(&r->base);
+    r->freeing = 1;
+    redis_destroy(r);
     return NULL;
 }

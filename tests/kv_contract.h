@@ -1,13 +1,22 @@
 /* kv_contract.h - the behaviour every kv store must show, as one TAP test body.
  *
  * kv_contract_run() drives a store only through the kv.h wrappers, so the same
- * tests run against the in-memory store and, later, the Redis store. It uses
- * the tables "c/", "n/", "n/a/", "e/", "l/", "t/" and "o/" and deletes its keys
- * when done. Include it once, after tap.h, in a test program.
+ * tests run against the in-memory store and the Redis store. It uses the tables
+ * "c/", "n/", "n/a/", "e/", "l/", "t/" and "o/" and deletes its keys when done.
+ *
+ * kv_contract_nodes(a, b) checks what several nodes sharing a store need:
+ * kv_append(), kv_subscribe() and kv_notify(). 'a' and 'b' are two stores on the
+ * same data (two Redis stores on one Redis: two nodes), or the same store twice
+ * (the memory store, a cluster of one). It subscribes each to "x/", with
+ * kvc_sub_a and kvc_sub_b recording what they get (both kvc_sub_a when a == b),
+ * leaves the subscriptions in place for later tests and deletes its keys in the
+ * table "x/". Include it once, after tap.h, in a test program.
  */
 #ifndef KV_CONTRACT_H
 #define KV_CONTRACT_H
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
 
@@ -75,6 +84,51 @@ static int kvc_issuing_rc;
 static void kvc_timeout(evutil_socket_t fd, short what, void *arg)
 {
     kvc_timed_out = 1;
+}
+
+/* Run the loop until pred(arg) holds, for at most 5 seconds. */
+static void kvc_until(struct event_base *base, int (*pred)(const void *), const void *arg)
+{
+    struct timeval tv = {5, 0};
+    struct event *timer = evtimer_new(base, kvc_timeout, NULL);
+
+    kvc_timed_out = 0;
+    if (timer)
+        evtimer_add(timer, &tv);
+    for (int i = 0; i < 1000000 && !pred(arg) && !kvc_timed_out; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    if (timer)
+        event_free(timer);
+}
+
+typedef struct kvc_count {
+    const int *counter;
+    int want;
+} kvc_count;
+
+static int kvc_reached(const void *arg)
+{
+    const kvc_count *c = arg;
+
+    return *c->counter >= c->want;
+}
+
+/* Run the loop until '*counter' reaches 'want', for at most 5 seconds. */
+static void kvc_wait_count(struct event_base *base, const int *counter, int want)
+{
+    kvc_count c = {counter, want};
+
+    kvc_until(base, kvc_reached, &c);
+}
+
+static int kvc_live(const void *kv)
+{
+    return kv_subscribed((kv_store *)kv);
+}
+
+static int kvc_down(const void *kv)
+{
+    return !kv_subscribed((kv_store *)kv);
 }
 
 /* Run the loop until 'kvc_completed' reaches 'want', for at most 5 seconds. */
@@ -354,6 +408,26 @@ static void kvc_types(kv_store *kv, struct event_base *base)
     KVC_RUN(base, &r, kv_list_len(kv, "t/s", kvc_record, &r));
     ok(kvc_is(&r, KV_ETYPE), "list_len of a string: KV_ETYPE (%d)", r.status);
 
+    {
+        static const char *const onto_string[] = {"t/l", "t/s"}, *const onto_ctr[] = {
+                                                                     "t/c"};
+        kv_append_args ap = {.counter = "t/c", .lists = onto_string, .nlists = 2};
+
+        KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+        ok(kvc_is(&r, KV_ETYPE), "append onto a string: KV_ETYPE (%d)", r.status);
+        ap.counter = "t/l";
+        ap.nlists = 1;
+        KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+        ok(kvc_is(&r, KV_ETYPE), "append with a list as counter: KV_ETYPE (%d)",
+           r.status);
+        ap.counter = "t/c";
+        ap.lists = onto_ctr;
+        KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+        ok(kvc_is(&r, KV_ETYPE), "append onto its own counter: KV_ETYPE (%d)", r.status);
+        KVC_RUN(base, &r, kv_get(kv, "t/c", kvc_record, &r));
+        ok(kvc_is(&r, KV_ENOTFOUND), "a failed append creates no counter");
+    }
+
     KVC_RUN(base, &r, kv_get(kv, "t/s", kvc_record, &r));
     ok(kvc_is(&r, KV_OK) && r.len == 1 && r.val[0] == '1', "the string is untouched");
     KVC_RUN(base, &r, kv_list_len(kv, "t/l", kvc_record, &r));
@@ -451,6 +525,501 @@ static void kvc_ordering(kv_store *kv, struct event_base *base)
        "the nested get sees the latest value");
 
     KVC_RUN(base, &fl, kv_del(kv, "o/k", kvc_record, &fl));
+}
+
+/* ------------------------------------------------- nodes: append and notify */
+
+#define KVC_MAXNOTES 1024 /* kept, the oldest overwritten */
+#define KVC_NROUNDS 20    /* rounds of interleaved appends on two nodes */
+#define KVC_PERROUND 3    /* appends per node per round */
+#define KVC_NAPPEND (2 * KVC_NROUNDS * KVC_PERROUND)
+
+typedef struct kvc_note {
+    char topic[KVC_MAXVAL];
+    char data[KVC_MAXVAL];
+    size_t len;
+    int seen; /* kvc_completed when it arrived */
+} kvc_note;
+
+/* What one store's subscription received. */
+typedef struct kvc_sub {
+    int n;      /* notifications (topic != NULL) */
+    int resets; /* calls with topic == NULL */
+    int early;  /* one ran while a kv_* call was on the stack */
+    int bad;    /* a NULL topic with data, or data not NUL-terminated */
+    kvc_note note[KVC_MAXNOTES];
+    /* On a notification on 'probe_topic', get "x/k" from 'probe_kv'. */
+    const char *probe_topic;
+    kv_store *probe_kv;
+    kvc_rec probe;
+} kvc_sub;
+
+static kvc_sub kvc_sub_a, kvc_sub_b;
+
+/* The i-th notification 's' received (0 = first). */
+static kvc_note *kvc_note_at(kvc_sub *s, int i)
+{
+    return &s->note[i % KVC_MAXNOTES];
+}
+
+static void kvc_notified(const char *topic, const char *data, size_t len, void *arg)
+{
+    kvc_sub *s = arg;
+    kvc_note *nt;
+
+    s->early |= kvc_issuing;
+    if (!topic) {
+        s->resets++;
+        s->bad |= data != NULL || len != 0;
+        return;
+    }
+    s->bad |= data == NULL || data[len] != '\0';
+    nt = kvc_note_at(s, s->n++);
+    memset(nt, 0, sizeof(*nt));
+    snprintf(nt->topic, sizeof(nt->topic), "%s", topic);
+    kvc_copy(nt->data, data, len);
+    nt->len = len;
+    nt->seen = kvc_completed;
+    if (s->probe_topic && strcmp(topic, s->probe_topic) == 0)
+        kv_get(s->probe_kv, "x/k", kvc_record, &s->probe);
+}
+
+/* Whether notification 'i' of 's' is 'data' on 'topic'. */
+static int kvc_note_is(kvc_sub *s, int i, const char *topic, const char *data, size_t len)
+{
+    kvc_note *nt = kvc_note_at(s, i);
+
+    return i < s->n && strcmp(nt->topic, topic) == 0 && nt->len == len &&
+           memcmp(nt->data, data, len) == 0;
+}
+
+/* Publish a marker on 'kv' and wait until 's' has it: everything 'kv'
+ * published before it has arrived by then. Returns how many notifications
+ * other than markers 's' got from its 'from'-th on, or -1 on a timeout. */
+static int kvc_mark(kv_store *kv, kvc_sub *s, int from, struct event_base *base)
+{
+    int seen = s->n, count = 0;
+
+    kv_notify(kv, "x/mark", "mark", 4, NULL, NULL);
+    for (;;) {
+        kvc_wait_count(base, &s->n, seen + 1);
+        if (s->n <= seen)
+            return -1;
+        for (; seen < s->n; seen++)
+            if (strcmp(kvc_note_at(s, seen)->topic, "x/mark") == 0)
+                goto found; /* the first one since the call: ours */
+    }
+found:
+    for (int i = from; i < seen; i++)
+        count += strcmp(kvc_note_at(s, i)->topic, "x/mark") != 0;
+    return count;
+}
+
+static void kvc_subscribe(kv_store *kv, kvc_sub *s, struct event_base *base)
+{
+    ok(kv_subscribed(kv) == 0, "no subscription yet: kv_subscribed is 0");
+    ok(kv_subscribe(kv, NULL, kvc_notified, s) == KV_EINVAL,
+       "subscribe with a NULL prefix: KV_EINVAL");
+    ok(kv_subscribe(kv, "x/", NULL, s) == KV_EINVAL,
+       "subscribe with a NULL callback: KV_EINVAL");
+    ok(KVC_CALL(kv_subscribe(kv, "x/", kvc_notified, s)) == 0, "subscribe to x/");
+    ok(kv_subscribe(kv, "y/", kvc_notified, s) == KV_EINVAL,
+       "a second subscription on one store: KV_EINVAL");
+    kvc_until(base, kvc_live, kv);
+    ok(kv_subscribed(kv) == 1, "the subscription goes live");
+}
+
+static void kvc_notify_basics(kv_store *a, kv_store *b, kvc_sub *sa, kvc_sub *sb,
+                              struct event_base *base)
+{
+    static const char bin[] = {'b', '\0', 'n'};
+    kvc_rec r[5];
+    int start = kvc_completed, na = sa->n, nb = sb->n, in_order = 1, all_ok = 1;
+
+    memset(r, 0, sizeof(r));
+    ok(KVC_CALL(kv_notify(a, "y/t", "no", 2, kvc_record, &r[0])) == 0,
+       "notify y/t (another prefix)");
+    ok(KVC_CALL(kv_notify(a, "x/t", "hello", 5, kvc_record, &r[1])) == 0, "notify x/t");
+    ok(KVC_CALL(kv_notify(a, "x", "no", 2, kvc_record, &r[2])) == 0,
+       "notify x (shorter than the prefix)");
+    ok(KVC_CALL(kv_notify(a, "xy/t", "no", 2, NULL, NULL)) == 0,
+       "notify xy/t without a callback");
+    ok(KVC_CALL(kv_notify(a, "x/u", bin, sizeof(bin), kvc_record, &r[3])) == 0,
+       "notify x/u with binary data");
+    ok(KVC_CALL(kv_notify(a, "x/e", NULL, 0, kvc_record, &r[4])) == 0,
+       "notify x/e with no data");
+    kvc_wait(base, start + 5);
+    for (int i = 0; i < 5; i++) {
+        in_order &= r[i].order == start + 1 + i;
+        all_ok &= kvc_is(&r[i], KV_OK);
+    }
+    ok(all_ok && in_order, "each notify called back once, in order, with KV_OK");
+
+    kvc_wait_count(base, &sa->n, na + 3);
+    kvc_wait_count(base, &sb->n, nb + 3);
+    for (int k = 0; k < (a == b ? 1 : 2); k++) {
+        kvc_sub *s = k ? sb : sa;
+        int from = k ? nb : na;
+        const char *who = k ? "the other node" : "the publishing node";
+
+        ok(kvc_note_is(s, from, "x/t", "hello", 5), "%s gets x/t", who);
+        ok(kvc_note_is(s, from + 1, "x/u", bin, sizeof(bin)),
+           "%s gets x/u next, binary data intact", who);
+        ok(kvc_note_is(s, from + 2, "x/e", "", 0), "%s gets x/e next, empty", who);
+        ok(kvc_mark(a, s, from + 3, base) == 0,
+           "%s gets nothing outside its prefix (y/t, x, xy/t)", who);
+    }
+
+    memset(r, 0, sizeof(r));
+    ok(kv_notify(a, "", "v", 1, kvc_record, &r[0]) == KV_EINVAL,
+       "notify of an empty topic: KV_EINVAL");
+    ok(kv_notify(a, NULL, "v", 1, kvc_record, &r[0]) == KV_EINVAL,
+       "notify of a NULL topic: KV_EINVAL");
+    ok(kv_notify(a, "x/t", NULL, 3, kvc_record, &r[0]) == KV_EINVAL,
+       "notify of NULL data with a length: KV_EINVAL");
+    na = sa->n;
+    ok(kvc_mark(a, sa, na, base) == 0 && r[0].calls == 0,
+       "refused notifies run no callback and publish nothing");
+
+    /* The other way round: the second node publishes, both hear it. */
+    na = sa->n;
+    nb = sb->n;
+    ok(kv_notify(b, "x/from-b", "hi", 2, NULL, NULL) == 0, "notify from the other node");
+    kvc_wait_count(base, &sa->n, na + 1);
+    kvc_wait_count(base, &sb->n, nb + 1);
+    ok(kvc_note_is(sa, na, "x/from-b", "hi", 2) &&
+           kvc_note_is(sb, nb, "x/from-b", "hi", 2),
+       "every node hears it, the publisher included");
+    ok(!sa->early && !sb->early, "no notification ran while a call was being issued");
+    ok(!sa->bad && !sb->bad, "notifications are well formed (data NUL-terminated)");
+    ok(sa->resets == 0 && sb->resets == 0,
+       "going live the first time is not reported as a loss");
+}
+
+/* A notification issued after a set reaches the other node after the set is
+ * visible there: its subscriber reads the key as soon as it is told. */
+static void kvc_notify_after_set(kv_store *a, kv_store *b, kvc_sub *sb,
+                                 struct event_base *base)
+{
+    for (int i = 0; i < 3; i++) {
+        char v[16];
+        int len = snprintf(v, sizeof(v), "value %d", i);
+
+        memset(&sb->probe, 0, sizeof(sb->probe));
+        sb->probe_topic = "x/go";
+        sb->probe_kv = b;
+        kv_set(a, "x/k", v, (size_t)len, NULL, NULL);
+        kv_notify(a, "x/go", v, (size_t)len, NULL, NULL);
+        kvc_wait_count(base, &sb->probe.calls, 1);
+        ok(kvc_is(&sb->probe, KV_OK) && sb->probe.len == (size_t)len &&
+               memcmp(sb->probe.val, v, (size_t)len) == 0,
+           "told by a notify issued after a set, the other node reads '%s' (%.*s)", v,
+           (int)sb->probe.len, sb->probe.val);
+    }
+    sb->probe_topic = NULL;
+    kvc_drain(b, base);
+    kv_del(a, "x/k", NULL, NULL);
+}
+
+static void kvc_append_basics(kv_store *kv, kvc_sub *s, struct event_base *base)
+{
+    static const char *const lists[] = {"x/l1", "x/l2"}, *const l3[] = {"x/l3"},
+                             *const last3[] = {"m3;", "m4;", "m5;"},
+                             *const all5[] = {"m1;", "m2;", "m3;", "m4;", "m5;"},
+                             *const floors[] = {"m101;", "m102;", "m103;"},
+                             *const empty[] = {""};
+    static const size_t max[] = {3, 0};
+    static const char bhead[] = {'\0', 'h'}, btail[] = {'t', '\0'};
+    static const char bwant[] = {'\0', 'h', '1', '0', '4', 't', '\0'};
+    static const char *const want_notes[] = {"m1;",   "m2;",   "m3;",   "m4;",   "m5;",
+                                             "m101;", "m102;", "m103;", "m106;", "m107;"};
+    kv_append_args ap = {.counter = "x/ctr",
+                         .head = "m",
+                         .head_len = 1,
+                         .tail = ";",
+                         .tail_len = 1,
+                         .lists = lists,
+                         .nlists = 2,
+                         .max = max,
+                         .topic = "x/app"};
+    kv_append_args bad;
+    kvc_rec r;
+    int from = s->n, good = 1;
+
+    for (long long i = 1; i <= 5; i++) {
+        KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+        ok(kvc_is(&r, KV_OK) && r.num == i, "append %lld onto a new counter: id %lld", i,
+           r.num);
+    }
+    KVC_RUN(base, &r, kv_list_range(kv, "x/l1", 0, 10, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && kvc_items(&r, last3, 3),
+       "a list bounded to 3 holds the 3 newest, value = head + id + tail");
+    KVC_RUN(base, &r, kv_list_range(kv, "x/l2", 0, 10, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && kvc_items(&r, all5, 5), "an unbounded list holds all 5");
+    KVC_RUN(base, &r, kv_get(kv, "x/ctr", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.len == 1 && r.val[0] == '5',
+       "the counter is a decimal string holding the last id");
+
+    ap.floor = 100;
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 101, "floor 100 makes the counter jump: id %lld",
+       r.num);
+    ap.floor = 50;
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 102,
+       "a floor below the counter changes nothing: %lld", r.num);
+    ap.floor = -5;
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 103, "a negative floor changes nothing: %lld",
+       r.num);
+    KVC_RUN(base, &r, kv_list_range(kv, "x/l1", 0, 10, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && kvc_items(&r, floors, 3),
+       "the bounded list: m101; m102; m103;");
+
+    ap.floor = 0;
+    ap.head = bhead;
+    ap.head_len = sizeof(bhead);
+    ap.tail = btail;
+    ap.tail_len = sizeof(btail);
+    ap.lists = l3;
+    ap.nlists = 1;
+    ap.max = NULL;
+    ap.topic = NULL;
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 104, "append with binary head and tail, no topic");
+    KVC_RUN(base, &r, kv_list_range(kv, "x/l3", 0, 10, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.n == 1 && r.ilen[0] == sizeof(bwant) &&
+           memcmp(r.item[0], bwant, sizeof(bwant)) == 0,
+       "the value keeps the NULs of head and tail");
+    ap.head = ap.tail = NULL;
+    ap.head_len = ap.tail_len = 0;
+    ap.nlists = 0;
+    ap.lists = NULL;
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 105, "append to no list, no topic: only an id");
+    ap.head = "m";
+    ap.head_len = 1;
+    ap.tail = ";";
+    ap.tail_len = 1;
+    ap.topic = "x/app";
+    ok(kv_append(kv, &ap, NULL, NULL) == 0, "append without a callback starts");
+    ap.lists = empty; /* an empty list name */
+    ap.nlists = 1;
+    memset(&r, 0, sizeof(r));
+    ok(kv_append(kv, &ap, kvc_record, &r) == KV_EINVAL, "append to an empty list name");
+    ap.lists = l3;
+    ap.topic = "";
+    ok(kv_append(kv, &ap, kvc_record, &r) == KV_EINVAL, "append to an empty topic");
+    ap.topic = "x/app";
+    bad = ap;
+    bad.counter = "";
+    ok(kv_append(kv, &bad, kvc_record, &r) == KV_EINVAL, "append with an empty counter");
+    bad.counter = NULL;
+    ok(kv_append(kv, &bad, kvc_record, &r) == KV_EINVAL, "append with a NULL counter");
+    bad = ap;
+    bad.head = NULL;
+    ok(kv_append(kv, &bad, kvc_record, &r) == KV_EINVAL,
+       "append with a NULL head of length 1");
+    bad = ap;
+    bad.floor = 0x7fffffffffffffffLL;
+    ok(kv_append(kv, &bad, kvc_record, &r) == KV_EINVAL, "append with floor LLONG_MAX");
+    bad = ap;
+    bad.lists = NULL;
+    ok(kv_append(kv, &bad, kvc_record, &r) == KV_EINVAL,
+       "append with 1 list and no array");
+    ok(kv_append(kv, NULL, kvc_record, &r) == KV_EINVAL, "append of NULL");
+    kvc_drain(kv, base);
+    ok(r.calls == 0, "refused appends run no callback");
+    KVC_RUN(base, &r, kv_get(kv, "x/ctr", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.len == 3 && memcmp(r.val, "106", 3) == 0,
+       "the append without a callback was applied, the refused ones were not");
+
+    KVC_RUN(base, &r, kv_set(kv, "x/bad", "abc", 3, kvc_record, &r));
+    bad = ap;
+    bad.counter = "x/bad";
+    KVC_RUN(base, &r, kv_append(kv, &bad, kvc_record, &r));
+    ok(kvc_is(&r, KV_EINVAL),
+       "append with a counter that is not an integer: KV_EINVAL (%d)", r.status);
+    KVC_RUN(base, &r, kv_list_len(kv, "x/l3", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 1, "... and it pushed nothing (%lld)", r.num);
+    KVC_RUN(base, &r, kv_set(kv, "x/bad", "9223372036854775807", 19, kvc_record, &r));
+    KVC_RUN(base, &r, kv_append(kv, &bad, kvc_record, &r));
+    ok(kvc_is(&r, KV_EINVAL), "append with a counter at LLONG_MAX: KV_EINVAL (%d)",
+       r.status);
+    KVC_RUN(base, &r, kv_get(kv, "x/bad", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.len == 19, "... and the counter is left alone");
+
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 107, "a later append goes on: id %lld", r.num);
+    ok(kvc_mark(kv, s, from, base) == 10,
+       "the appends with a topic notified it, no other");
+    for (int i = 0; i < 10; i++)
+        good &= kvc_note_is(s, from + i, "x/app", want_notes[i], strlen(want_notes[i]));
+    ok(good, "each notification carries the value pushed, in id order");
+
+    static const char *const keys[] = {"x/l1", "x/l2", "x/l3", "x/ctr", "x/bad"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        kv_del(kv, keys[i], NULL, NULL);
+    kvc_drain(kv, base);
+}
+
+/* The ids a node got, in the order its appends were issued. */
+typedef struct kvc_ids {
+    long long id[KVC_NAPPEND];
+    int n, failed;
+} kvc_ids;
+
+static void kvc_got_id(const kv_result *res, void *arg)
+{
+    kvc_ids *ids = arg;
+
+    kvc_completed++;
+    if (res->status != KV_OK)
+        ids->failed++;
+    else if (ids->n < KVC_NAPPEND)
+        ids->id[ids->n++] = res->num;
+}
+
+/* The id in a value "{\"id\":<id>}", or -1. */
+static long long kvc_value_id(const char *v, size_t len)
+{
+    char buf[32];
+    long long id;
+    char end;
+
+    if (len < 7 || len >= sizeof(buf) || memcmp(v, "{\"id\":", 6) != 0 ||
+        v[len - 1] != '}')
+        return -1;
+    memcpy(buf, v + 6, len - 6);
+    buf[len - 6] = '\0';
+    return sscanf(buf, "%lld%c", &id, &end) == 2 && end == '}' ? id : -1;
+}
+
+/* A list range of values "{\"id\":<id>}": how many, and whether in id order. */
+typedef struct kvc_order {
+    size_t n;
+    int sorted;
+    long long first, last;
+} kvc_order;
+
+static void kvc_check_order(const kv_result *res, void *arg)
+{
+    kvc_order *o = arg;
+    long long prev = -1;
+
+    kvc_completed++;
+    o->n = res->n;
+    o->sorted = res->status == KV_OK;
+    for (size_t i = 0; i < res->n; i++) {
+        long long id = kvc_value_id(res->items[i].val, res->items[i].vlen);
+
+        o->sorted &= id > prev;
+        prev = id;
+        if (i == 0)
+            o->first = id;
+    }
+    o->last = prev;
+}
+
+static int kvc_cmp_ll(const void *x, const void *y)
+{
+    long long a = *(const long long *)x, b = *(const long long *)y;
+
+    return (a > b) - (a < b);
+}
+
+/* Two nodes append, interleaved, to the same lists under one counter. */
+static void kvc_append_nodes(kv_store *a, kv_store *b, kvc_sub *sa, kvc_sub *sb,
+                             struct event_base *base)
+{
+    static const char *const lists[] = {"x/o1", "x/o2"};
+    static const size_t max[] = {0, 1000};
+    static kvc_ids ia, ib;
+    static long long all[KVC_NAPPEND];
+    kv_append_args ap = {.counter = "x/seq",
+                         .head = "{\"id\":",
+                         .head_len = 6,
+                         .tail = "}",
+                         .tail_len = 1,
+                         .lists = lists,
+                         .nlists = 2,
+                         .max = max,
+                         .topic = "x/seq"};
+    int na = sa->n, nb = sb->n, start = kvc_completed, issued = 0, sorted = 1;
+    int contiguous = 1;
+    kvc_order lo[2];
+
+    memset(&ia, 0, sizeof(ia));
+    memset(&ib, 0, sizeof(ib));
+    for (int round = 0; round < KVC_NROUNDS; round++) {
+        for (int i = 0; i < KVC_PERROUND; i++, issued += 2) {
+            kv_append(a, &ap, kvc_got_id, &ia);
+            kv_append(b, &ap, kvc_got_id, &ib);
+        }
+        /* Let some batches go out while more are issued. */
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    kvc_wait(base, start + issued);
+    ok(ia.failed + ib.failed == 0 && ia.n + ib.n == issued,
+       "%d interleaved appends on two nodes all succeed", issued);
+    for (int i = 1; i < ia.n; i++)
+        sorted &= ia.id[i] > ia.id[i - 1];
+    for (int i = 1; i < ib.n; i++)
+        sorted &= ib.id[i] > ib.id[i - 1];
+    ok(sorted, "each node's ids increase in the order it issued its appends");
+    memcpy(all, ia.id, sizeof(long long) * (size_t)ia.n);
+    memcpy(all + ia.n, ib.id, sizeof(long long) * (size_t)ib.n);
+    qsort(all, (size_t)issued, sizeof(all[0]), kvc_cmp_ll);
+    for (int i = 1; i < issued; i++)
+        contiguous &= all[i] == all[i - 1] + 1;
+    ok(contiguous && all[0] == 1, "together the ids are 1..%d, each given once", issued);
+
+    memset(lo, 0, sizeof(lo));
+    for (int i = 0; i < 2; i++)
+        kv_list_range(a, lists[i], 0, 10 * KVC_NAPPEND, kvc_check_order, &lo[i]);
+    kvc_wait(base, kvc_completed + 2);
+    for (int i = 0; i < 2; i++)
+        ok(lo[i].n == (size_t)issued && lo[i].sorted && lo[i].first == 1 &&
+               lo[i].last == issued,
+           "list %s holds all %d values in id order (n=%zu)", lists[i], issued, lo[i].n);
+
+    for (int k = 0; k < (a == b ? 1 : 2); k++) {
+        kvc_sub *s = k ? sb : sa;
+        int from = k ? nb : na, in_order = 1, got;
+        long long prev = 0;
+
+        got = kvc_mark(k ? b : a, s, from, base);
+        for (int i = 0; i < got && i < issued; i++) {
+            kvc_note *nt = kvc_note_at(s, from + i);
+            long long id = kvc_value_id(nt->data, nt->len);
+
+            in_order &= strcmp(nt->topic, "x/seq") == 0 && id == prev + 1;
+            prev = id;
+        }
+        ok(got == issued && in_order,
+           "node %c's subscriber got the %d notifications once each, in id order (%d)",
+           k ? 'b' : 'a', issued, got);
+    }
+    kv_del(a, "x/o1", NULL, NULL);
+    kv_del(a, "x/o2", NULL, NULL);
+    kv_del(a, "x/seq", NULL, NULL);
+    kvc_drain(a, base);
+}
+
+static void kv_contract_nodes(kv_store *a, kv_store *b, struct event_base *base)
+{
+    kvc_sub *sa = &kvc_sub_a, *sb = a == b ? &kvc_sub_a : &kvc_sub_b;
+
+    memset(&kvc_sub_a, 0, sizeof(kvc_sub_a));
+    memset(&kvc_sub_b, 0, sizeof(kvc_sub_b));
+    kvc_subscribe(a, sa, base);
+    if (b != a)
+        kvc_subscribe(b, sb, base);
+    kvc_notify_basics(a, b, sa, sb, base);
+    kvc_notify_after_set(a, b, sb, base);
+    kvc_append_basics(a, sa, base);
+    kvc_append_nodes(a, b, sa, sb, base);
+    ok(!kvc_timed_out, "no wait timed out");
 }
 
 static void kv_contract_run(kv_store *kv, struct event_base *base)

@@ -40,16 +40,12 @@ static int redis_free_port(void)
     return port;
 }
 
-/* Returns 0 once the server answers PING (within 10 s), -1 otherwise. */
-static int redis_server_start(redis_server *rs)
+/* Start redis-server on rs->port and rs->dir. Returns 0 once it answers PING
+ * (within 10 s), -1 otherwise. */
+static int redis_server_spawn(redis_server *rs)
 {
     char port[16];
-    memset(rs, 0, sizeof(*rs));
-    snprintf(rs->dir, sizeof(rs->dir), "/tmp/ssebroker-redis-XXXXXX");
-    if (!mkdtemp(rs->dir) || (rs->port = redis_free_port()) < 0)
-        return -1;
     snprintf(port, sizeof(port), "%d", rs->port);
-    snprintf(rs->url, sizeof(rs->url), "redis://127.0.0.1:%d/0", rs->port);
     if ((rs->pid = fork()) == 0) {
         /* Die with the test, however it ends. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -78,6 +74,45 @@ static int redis_server_start(redis_server *rs)
         nanosleep(&(struct timespec){0, 50000000}, NULL);
     }
     return -1;
+}
+
+/* Returns 0 once the server answers PING (within 10 s), -1 otherwise. */
+static int redis_server_start(redis_server *rs)
+{
+    memset(rs, 0, sizeof(rs[0]));
+    snprintf(rs->dir, sizeof(rs->dir), "/tmp/ssebroker-redis-XXXXXX");
+    if (!mkdtemp(rs->dir) || (rs->port = redis_free_port()) < 0)
+        return -1;
+    snprintf(rs->url, sizeof(rs->url), "redis://127.0.0.1:%d/0", rs->port);
+    return redis_server_spawn(rs);
+}
+
+/* Stop the server and start a new one on the same port: what clients see when
+ * Redis restarts (it saves nothing, so its data and scripts are gone). Returns
+ * 0 once the new one answers PING. */
+static inline int redis_server_restart(redis_server *rs)
+{
+    if (rs->pid > 0) {
+        kill(rs->pid, SIGTERM);
+        waitpid(rs->pid, NULL, 0);
+        rs->pid = 0;
+    }
+    return redis_server_spawn(rs);
+}
+
+/* Run one command on a connection of its own. Returns 0 unless it failed or
+ * answered an error. */
+static inline int redis_server_cmd(const redis_server *rs, const char *cmd)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", rs->port, tv);
+    redisReply *r = c && !c->err ? redisCommand(c, cmd) : NULL;
+    int rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    return rc;
 }
 
 static void redis_server_stop(redis_server *rs)

@@ -1,4 +1,9 @@
-/* test_kv.c - the in-memory store: the shared kv contract, then its own scale checks. */
+/* test_kv.c - both stores: the shared kv contract, scale checks, then each store's own.
+ *
+ * The memory store runs the contract alone (a cluster of one node); the Redis
+ * store runs it as two nodes, two stores on one private redis-server, then goes
+ * through losing its subscription, a Redis restart, a SCRIPT FLUSH and being
+ * freed at awkward moments. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +160,44 @@ static void free_inside(const kv_result *res, void *arg)
     kv_free(kv); /* freed after this callback returns; the rest never run */
 }
 
+static int late_calls; /* callbacks of a store after it was freed */
+
+static void late_cb(const kv_result *res, void *arg)
+{
+    late_calls++;
+}
+
+static void late_note(const char *topic, const char *data, size_t len, void *arg)
+{
+    late_calls++;
+}
+
+static int freed_in_note;
+
+/* Frees the store *arg from inside its own notification callback. */
+static void free_in_note(const char *topic, const char *data, size_t len, void *arg)
+{
+    kv_store **kv = arg;
+
+    freed_in_note++;
+    kv_free(*kv);
+    *kv = NULL;
+}
+
+/* Run the loop for 'ms' milliseconds. */
+static void spin(struct event_base *base, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+}
+
+static int is_null(const void *p)
+{
+    return *(void *const *)p == NULL;
+}
+
 static void free_checks(struct event_base *base)
 {
     kv_store *kv = kv_memory_new(base);
@@ -174,8 +217,259 @@ static void free_checks(struct event_base *base)
     kv_get(kv, "f/a", free_inside, kv);
     settle(kv, base);
     ok(freed_inside == 1, "kv_free inside a callback: later callbacks do not run");
+
+    /* A subscription with notifications on their way. */
+    kv = kv_memory_new(base);
+    late_calls = 0;
+    ok(kv_subscribe(kv, "f/", late_note, NULL) == 0, "subscribe, then free at once");
+    kv_notify(kv, "f/t", "1", 1, late_cb, NULL);
+    kv_append(kv,
+              &(kv_append_args){.counter = "f/c",
+                                .lists = (const char *const[]){"f/l"},
+                                .nlists = 1,
+                                .topic = "f/t"},
+              late_cb, NULL);
+    kv_free(kv);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    ok(late_calls == 0, "kv_free drops pending notifications too");
+
+    kv = kv_memory_new(base);
+    freed_in_note = 0;
+    kv_subscribe(kv, "f/", free_in_note, &kv);
+    for (int i = 0; i < 3; i++)
+        kv_notify(kv, "f/t", "x", 1, NULL, NULL);
+    for (int i = 0; i < 10; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ok(freed_in_note == 1 && kv == NULL,
+       "kv_free inside a notification: no later notification runs");
     kv_free(NULL);
     ok(1, "kv_free(NULL) is a no-op");
+}
+
+/* The memory store queues a notification where it was published, so its
+ * subscriber hears it in order with the callbacks around it. */
+static void memory_note_order(kv_store *kv, struct event_base *base)
+{
+    kvc_sub *s = &kvc_sub_a;
+    kvc_rec r[3];
+    int start = kvc_completed, n = s->n;
+
+    memset(r, 0, sizeof(r));
+    kv_get(kv, "x/none", kvc_record, &r[0]);
+    kv_notify(kv, "x/t", "1", 1, kvc_record, &r[1]);
+    kv_get(kv, "x/none", kvc_record, &r[2]);
+    kvc_wait(base, start + 3);
+    ok(s->n == n + 1 && kvc_note_at(s, n)->seen == start + 1 && r[1].order == start + 2 &&
+           r[2].order == start + 3,
+       "a notification runs between the callbacks of the operations around it");
+}
+
+/* ------------------------------------------------------------- Redis only */
+
+/* Kill the subscribers' connections; publish while they are down; they come
+ * back and say so once. */
+static void redis_sub_loss(kv_store *a, kv_store *b, redis_server *rs,
+                           struct event_base *base)
+{
+    kvc_sub *sa = &kvc_sub_a, *sb = &kvc_sub_b;
+    int ra = sa->resets, rb = sb->resets, na, nb;
+    kvc_rec r;
+
+    ok(redis_server_cmd(rs, "CLIENT KILL TYPE pubsub") == 0,
+       "CLIENT KILL TYPE pubsub: both nodes' subscriber connections are closed");
+    kvc_until(base, kvc_down, a);
+    kvc_until(base, kvc_down, b);
+    ok(!kv_subscribed(a) && !kv_subscribed(b), "both nodes see their subscription drop");
+    ok(kv_health(a) == 0 && kv_health(b) == 0, "their main connections are untouched");
+    na = sa->n;
+    nb = sb->n;
+    KVC_RUN(base, &r, kv_notify(b, "x/missed", "m", 1, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && !kv_subscribed(a) && !kv_subscribed(b),
+       "node b publishes while neither subscription is live");
+    kvc_wait_count(base, &sa->resets, ra + 1);
+    kvc_wait_count(base, &sb->resets, rb + 1);
+    ok(kv_subscribed(a) && kv_subscribed(b), "both subscriptions are live again");
+    spin(base, 50);
+    ok(sa->resets == ra + 1 && sb->resets == rb + 1 && !sa->bad && !sb->bad,
+       "each node was told once (topic NULL) that it may have missed notifications");
+    ok(kv_notify(b, "x/after", "a", 1, NULL, NULL) == 0, "node b publishes again");
+    kvc_wait_count(base, &sa->n, na + 1);
+    kvc_wait_count(base, &sb->n, nb + 1);
+    ok(kvc_note_is(sa, na, "x/after", "a", 1) && kvc_note_is(sb, nb, "x/after", "a", 1),
+       "both nodes receive it (and not the one published while they were down)");
+}
+
+/* Redis restarts, empty: both connections of both nodes come back, the script
+ * is loaded again, and 'floor' carries the ids on past the lost counter. */
+static void redis_restart(kv_store *a, kv_store *b, redis_server *rs,
+                          struct event_base *base)
+{
+    static const char *const lists[] = {"x/r"};
+    kv_append_args ap = {.counter = "x/rseq",
+                         .head = "r",
+                         .head_len = 1,
+                         .lists = lists,
+                         .nlists = 1,
+                         .topic = "x/r"};
+    kvc_sub *sa = &kvc_sub_a, *sb = &kvc_sub_b;
+    int ra = sa->resets, rb = sb->resets, na, nb;
+    long long last;
+    kvc_rec r;
+
+    for (int i = 0; i < 3; i++)
+        KVC_RUN(base, &r, kv_append(a, &ap, kvc_record, &r));
+    last = r.num;
+    ok(kvc_is(&r, KV_OK) && last == 3, "three appends before the restart (last id %lld)",
+       last);
+    ok(redis_server_restart(rs) == 0, "redis-server restarts on its port, empty");
+    kvc_wait_count(base, &sa->resets, ra + 1);
+    kvc_wait_count(base, &sb->resets, rb + 1);
+    ok(sa->resets == ra + 1 && sb->resets == rb + 1,
+       "both nodes resubscribe and are told once they may have missed notifications");
+    na = sa->n;
+    nb = sb->n;
+    ap.floor = last;
+    KVC_RUN(base, &r, kv_append(b, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == last + 1,
+       "node b appends after the restart (script loaded again); floor gives id %lld",
+       r.num);
+    KVC_RUN(base, &r, kv_append(a, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == last + 2, "node a too: id %lld", r.num);
+    kvc_wait_count(base, &sa->n, na + 2);
+    kvc_wait_count(base, &sb->n, nb + 2);
+    ok(kvc_note_is(sa, na, "x/r", "r4", 2) && kvc_note_is(sa, na + 1, "x/r", "r5", 2) &&
+           kvc_note_is(sb, nb, "x/r", "r4", 2) && kvc_note_is(sb, nb + 1, "x/r", "r5", 2),
+       "both nodes hear both appends, in id order");
+    KVC_RUN(base, &r, kv_list_len(a, "x/r", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 2, "the list holds the two appended since");
+    kv_del(a, "x/r", NULL, NULL);
+    kv_del(a, "x/rseq", NULL, NULL);
+    kvc_drain(a, base);
+}
+
+/* Redis forgets the script while connected: one append fails, changing
+ * nothing, and the store loads the script again. */
+static void redis_noscript(kv_store *kv, redis_server *rs, struct event_base *base)
+{
+    static const char *const lists[] = {"x/s"};
+    kv_append_args ap = {.counter = "x/sseq", .lists = lists, .nlists = 1};
+    kvc_rec r;
+
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 1, "append before SCRIPT FLUSH");
+    ok(redis_server_cmd(rs, "SCRIPT FLUSH") == 0, "SCRIPT FLUSH");
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_EIO), "the next append fails with KV_EIO (NOSCRIPT) (%d)", r.status);
+    KVC_RUN(base, &r, kv_list_len(kv, "x/s", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 1, "... having pushed nothing");
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 2,
+       "the script was loaded again: the one after succeeds with the next id (%lld)",
+       r.num);
+    kv_del(kv, "x/s", NULL, NULL);
+    kv_del(kv, "x/sseq", NULL, NULL);
+    kvc_drain(kv, base);
+}
+
+/* Free a Redis store at awkward moments: ASan/LSan and the counters check. */
+static void redis_free_checks(redis_server *rs, struct event_base *base)
+{
+    static const char *const lists[] = {"x/f"};
+    kv_append_args ap = {.counter = "x/fseq",
+                         .head = "f",
+                         .head_len = 1,
+                         .lists = lists,
+                         .nlists = 1,
+                         .topic = "x/f"};
+    kv_redis_opts ro = {.url = rs->url, .prefix = "test:", .buffertime_ms = 5};
+    char err[256];
+    kv_store *kv;
+
+    late_calls = 0;
+    kv = kv_redis_new(base, &ro, err, sizeof(err));
+    ok(kv && kv_subscribe(kv, "x/", late_note, NULL) == 0,
+       "a new store subscribes and issues operations");
+    kv_append(kv, &ap, late_cb, NULL);
+    kv_notify(kv, "x/f", "1", 1, late_cb, NULL);
+    kv_free(kv);
+    ok(1, "freed while still connecting");
+
+    kv = kv_redis_new(base, &ro, err, sizeof(err));
+    kv_subscribe(kv, "x/", late_note, NULL);
+    kvc_until(base, kvc_live, kv);
+    ok(kv_subscribed(kv), "another store's subscription is live");
+    /* Redis holds every client's commands for a while: what is sent now stays
+     * in flight. */
+    ok(redis_server_cmd(rs, "CLIENT PAUSE 400 ALL") == 0, "CLIENT PAUSE 400 ALL");
+    for (int i = 0; i < 10; i++) {
+        kv_append(kv, &ap, late_cb, NULL);
+        kv_notify(kv, "x/f", "2", 1, late_cb, NULL);
+        kv_get(kv, "x/fseq", late_cb, NULL);
+    }
+    spin(base, 50);
+    ok(late_calls == 0, "30 operations sent, unanswered");
+    kv_append(kv, &ap, late_cb, NULL); /* and more not sent yet */
+    kv_set(kv, "x/fk", "v", 1, late_cb, NULL);
+    kv_free(kv);
+    spin(base, 600);
+    ok(late_calls == 0,
+       "freed with a live subscription, operations in flight and pending: no callback "
+       "after kv_free");
+
+    kv = kv_redis_new(base, &ro, err, sizeof(err));
+    freed_in_note = 0;
+    kv_subscribe(kv, "x/", free_in_note, &kv);
+    kvc_until(base, kvc_live, kv);
+    for (int i = 0; i < 3; i++)
+        kv_notify(kv, "x/f", "3", 1, NULL, NULL);
+    kv_append(kv, &ap, NULL, NULL);
+    kvc_until(base, is_null, &kv);
+    spin(base, 200);
+    ok(freed_in_note == 1 && kv == NULL,
+       "kv_free inside a notification: none runs after it");
+
+    /* One operation per batch: several batches in flight when a callback frees. */
+    ro.maxbuffer = 1;
+    kv = kv_redis_new(base, &ro, err, sizeof(err));
+    freed_inside = 0;
+    kv_subscribe(kv, "z/", late_note, NULL); /* hears none of them */
+    late_calls = 0;
+    kvc_until(base, kvc_live, kv);
+    kv_set(kv, "x/fi", "1", 1, free_inside, kv);
+    kv_append(kv, &ap, free_inside, kv);
+    kv_get(kv, "x/fi", free_inside, kv);
+    kv_set(kv, "x/fi", "2", 1, free_inside, kv);
+    kvc_wait_count(base, &freed_inside, 1);
+    spin(base, 200);
+    ok(freed_inside == 1 && late_calls == 0,
+       "kv_free inside an operation's callback, batches in flight: no callback after it "
+       "(%d, %d)",
+       freed_inside, late_calls);
+
+    /* Nothing listens there: the operations fail after waiting, from a timer. */
+    char url[64];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", redis_free_port());
+    ro.url = url;
+    kv = kv_redis_new(base, &ro, err, sizeof(err));
+    freed_inside = 0;
+    late_calls = 0;
+    kv_subscribe(kv, "x/", late_note, NULL);
+    kv_set(kv, "x/fi", "1", 1, free_inside, kv);
+    kv_append(kv, &ap, free_inside, kv);
+    kv_notify(kv, "x/f", "1", 1, free_inside, kv);
+    kvc_wait_count(base, &freed_inside, 1);
+    spin(base, 300);
+    ok(freed_inside == 1 && late_calls == 0,
+       "kv_free inside the callback of an operation failed for want of Redis");
+    ro.url = rs->url;
+
+    kv = kv_redis_new(base, &ro, err, sizeof(err));
+    kv_del(kv, "x/f", NULL, NULL);
+    kv_del(kv, "x/fseq", NULL, NULL);
+    kv_del(kv, "x/fi", NULL, NULL);
+    kv_del(kv, "x/fk", NULL, NULL);
+    settle(kv, base);
+    kv_free(kv);
 }
 
 int main(void)
@@ -192,6 +486,8 @@ int main(void)
        "kv_strerror");
     kv_contract_run(kv, base);
     kvc_types(kv, base);
+    kv_contract_nodes(kv, kv, base);
+    memory_note_order(kv, base);
     big_scan(kv, base);
     big_list(kv, base);
     kv_free(kv);
@@ -200,18 +496,31 @@ int main(void)
     /* The same contract against a real Redis. */
     redis_server rs;
     char err[256];
+    kv_store *kv2;
     kv_redis_opts ro = {.prefix = "test:", .maxbuffer = 100, .buffertime_ms = 5};
+    /* The second node batches differently, so their batches interleave. */
+    kv_redis_opts ro2 = {.prefix = "test:", .maxbuffer = 3, .buffertime_ms = 0};
     ok(redis_server_start(&rs) == 0, "a private redis-server starts");
-    ro.url = rs.url;
-    if ((kv = kv_redis_new(base, &ro, err, sizeof(err)))) {
+    ro.url = ro2.url = rs.url;
+    if ((kv = kv_redis_new(base, &ro, err, sizeof(err))) &&
+        (kv2 = kv_redis_new(base, &ro2, err, sizeof(err)))) {
         diag("contract against %s", rs.url);
         ok(strcmp(kv->ops->name, "redis") == 0, "the store is named redis");
         kv_contract_run(kv, base);
         big_scan(kv, base);
         big_list(kv, base);
+        diag("two nodes on %s", rs.url);
+        kv_contract_nodes(kv, kv2, base);
+        redis_noscript(kv, &rs, base);
+        redis_sub_loss(kv, kv2, &rs, base);
+        redis_restart(kv, kv2, &rs, base);
+        redis_free_checks(&rs, base);
+        ok(!kvc_timed_out, "no wait timed out");
+        kv_free(kv2);
         kv_free(kv);
     } else {
         ok(0, "kv_redis_new: %s", err);
+        kv_free(kv);
     }
     ok(kv_redis_new(base, &(kv_redis_opts){.url = "http://x"}, err, sizeof(err)) ==
                NULL &&

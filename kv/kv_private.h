@@ -1,0 +1,51 @@
+/* kv_private.h - what the files of the Redis store share; not for callers of kv.h. */
+#ifndef KV_PRIVATE_H
+#define KV_PRIVATE_H
+
+#include <stddef.h>
+
+#include "kv/kv.h"
+
+struct event;
+struct redisAsyncContext;
+
+#define KV_REDIS_BACKOFF_MIN_MS 100
+#define KV_REDIS_BACKOFF_MAX_MS 5000
+
+/* Where Redis is: a TCP host and port, or a unix socket path when 'path' is not
+ * NULL; 'password' is sent with AUTH when not NULL. */
+typedef struct kv_redis_addr {
+    const char *host;
+    int port;
+    const char *path;
+    const char *password;
+} kv_redis_addr;
+
+/* Start connecting to 'addr' on 'base', with ac->data = 'data'. Returns the
+ * context, or NULL (logged) if it could not even be started. */
+struct redisAsyncContext *kv_redis_dial(const kv_redis_addr *addr,
+                                        struct event_base *base, void *data);
+
+/* Arm 'ev' for the next connection attempt: 100 ms after the first failure,
+ * doubling up to 5 s. '*ms' holds the last delay; set it to 0 after a success. */
+void kv_redis_backoff(int *ms, struct event *ev);
+
+/* kv_redis_sub.c: a subscription on its own connection. */
+typedef struct kv_redis_sub kv_redis_sub;
+
+/* Subscribe (PSUBSCRIBE 'pattern', a Redis glob) on a new connection to 'addr',
+ * reconnecting whenever it drops. 'cb' gets each message with the first 'strip'
+ * bytes of its channel removed, and topic == NULL once the subscription is live
+ * again after a loss. Copies what it keeps. Returns NULL on OOM. */
+kv_redis_sub *kv_redis_sub_new(struct event_base *base, const kv_redis_addr *addr,
+                               const char *pattern, size_t strip, kv_notify_cb cb,
+                               void *arg);
+
+/* 1 while the subscription is confirmed by Redis and its connection is up. */
+int kv_redis_sub_live(const kv_redis_sub *s);
+
+/* Close the connection; 'cb' is never called again. Safe from inside 'cb'.
+ * kv_redis_sub_free(NULL) does nothing. */
+void kv_redis_sub_free(kv_redis_sub *s);
+
+#endif

@@ -1,0 +1,229 @@
+/* kv_redis_sub.c - the Redis store's subscription: PSUBSCRIBE on a connection of its own.
+ *
+ * A connection that has sent PSUBSCRIBE can carry nothing else, so notifications
+ * come in on a second hiredis connection on the same loop, which reconnects with
+ * the main connection's policy (100 ms doubling to 5 s). It sends AUTH (if there
+ * is a password) and one PSUBSCRIBE; the subscription is live once Redis
+ * confirms it. Pub/sub ignores the database number, so no SELECT: the key prefix
+ * is what separates brokers. When a live subscription drops, the next
+ * confirmation is reported to the caller as a notification with topic NULL.
+ *
+ * No command follows the PSUBSCRIBE: hiredis 0.14 cannot pair the reply of a
+ * PING in subscribed mode with its callback. A peer that vanished is found by
+ * TCP keepalive instead (about 25 s); a Redis that stops answering but keeps the
+ * socket open loses nothing, its messages arrive late.
+ *
+ * Lifetime. The caller's callback may free the store, and so this subscription.
+ * hiredis then defers freeing the context until the callback returns, and calls
+ * this file's callbacks once more (the message callback with no reply, then the
+ * disconnect callback); so a subscription freed from inside its own callback is
+ * only marked 'orphan' and freed by the disconnect callback.
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "kv/kv_private.h"
+#include "log.h"
+
+struct kv_redis_sub {
+    struct event_base *base;
+    char *host, *path, *password;
+    int port;
+    char *pattern;
+    size_t plen, strip;
+    kv_notify_cb cb;
+    void *arg;
+
+    redisAsyncContext *ac;
+    struct event *reconnect_ev;
+    int backoff_ms;
+    int live;    /* Redis confirmed the PSUBSCRIBE on the current connection */
+    int lost;    /* a live subscription dropped: tell the caller when it is back */
+    int in_cb;   /* the caller's callback is running */
+    int freeing; /* kv_redis_sub_free() was called */
+    int orphan;  /* ... from inside the callback: the disconnect callback frees */
+};
+
+static void sub_connect(kv_redis_sub *s);
+
+static void sub_destroy(kv_redis_sub *s)
+{
+    if (s->reconnect_ev)
+        event_free(s->reconnect_ev);
+    free(s->host);
+    free(s->path);
+    free(s->password);
+    free(s->pattern);
+    free(s);
+}
+
+static void deliver(kv_redis_sub *s, const char *topic, const char *data, size_t len)
+{
+    s->in_cb = 1;
+    s->cb(topic, data, len, s->arg);
+    s->in_cb = 0;
+}
+
+/* Every reply of the subscription: Redis' confirmation, then the messages.
+ * Called with no reply when the connection goes away. */
+static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    kv_redis_sub *s = privdata;
+    redisReply *rep = reply, **e;
+
+    if (!rep || s->freeing || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
+        return;
+    e = rep->element;
+    if (e[0]->type != REDIS_REPLY_STRING)
+        return;
+    if (strcmp(e[0]->str, "psubscribe") == 0) {
+        s->live = 1;
+        s->backoff_ms = 0;
+        log_info("redis: subscribed to %s", s->pattern);
+        if (s->lost) {
+            s->lost = 0;
+            deliver(s, NULL, NULL, 0);
+        }
+    } else if (strcmp(e[0]->str, "pmessage") == 0 && rep->elements == 4 &&
+               e[2]->type == REDIS_REPLY_STRING && e[3]->type == REDIS_REPLY_STRING &&
+               e[2]->len >= s->strip) {
+        deliver(s, e[2]->str + s->strip, e[3]->str, e[3]->len);
+    }
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply *rep = reply;
+
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
+        log_error("redis: AUTH failed on the subscription: %s", rep->str);
+        redisAsyncDisconnect(ac);
+    }
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    kv_redis_sub *s = ac->data;
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this; no disconnect callback follows. */
+        s->ac = NULL;
+        log_debug("redis: subscription connect failed: %s", ac->errstr);
+        if (!s->freeing)
+            kv_redis_backoff(&s->backoff_ms, s->reconnect_ev);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    kv_redis_sub *s = ac->data;
+
+    s->ac = NULL;
+    if (s->freeing) {
+        if (s->orphan)
+            sub_destroy(s);
+        return;
+    }
+    if (s->live) {
+        log_warn("redis: subscription lost%s%s; resubscribing",
+                 status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
+        s->lost = 1;
+    }
+    s->live = 0;
+    kv_redis_backoff(&s->backoff_ms, s->reconnect_ev);
+}
+
+static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sub_connect(arg);
+}
+
+/* Probe an idle connection after 10 s, then every 5 s, and give up after 3
+ * unanswered probes. Best effort: a failure leaves the defaults. */
+static void keepalive(int fd)
+{
+    int on = 1, idle = 10, intvl = 5, cnt = 3;
+
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0)
+        log_debug("redis: no TCP keepalive on the subscription");
+}
+
+static void sub_connect(kv_redis_sub *s)
+{
+    kv_redis_addr addr = {s->host, s->port, s->path, s->password};
+    redisAsyncContext *ac = kv_redis_dial(&addr, s->base, s);
+
+    if (!ac) {
+        kv_redis_backoff(&s->backoff_ms, s->reconnect_ev);
+        return;
+    }
+    s->ac = ac;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (!s->path)
+        keepalive(ac->c.fd);
+    if (s->password)
+        redisAsyncCommand(ac, on_auth, s, "AUTH %s", s->password);
+    redisAsyncCommand(ac, on_message, s, "PSUBSCRIBE %b", s->pattern, s->plen);
+}
+
+kv_redis_sub *kv_redis_sub_new(struct event_base *base, const kv_redis_addr *addr,
+                               const char *pattern, size_t strip, kv_notify_cb cb,
+                               void *arg)
+{
+    kv_redis_sub *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    s->base = base;
+    s->port = addr->port;
+    s->plen = strlen(pattern);
+    s->strip = strip;
+    s->cb = cb;
+    s->arg = arg;
+    if ((addr->host && !(s->host = strdup(addr->host))) ||
+        (addr->path && !(s->path = strdup(addr->path))) ||
+        (addr->password && !(s->password = strdup(addr->password))) ||
+        !(s->pattern = strdup(pattern)) ||
+        !(s->reconnect_ev = evtimer_new(base, reconnect_cb, s)))
+        goto err;
+    sub_connect(s);
+    return s;
+err:
+    sub_destroy(s);
+    return NULL;
+}
+
+int kv_redis_sub_live(const kv_redis_sub *s)
+{
+    return s && s->live;
+}
+
+void kv_redis_sub_free(kv_redis_sub *s)
+{
+    if (!s)
+        return;
+    s->freeing = 1;
+    if (s->ac && s->in_cb) {
+        /* hiredis frees the context once our callback returns, then calls
+         * on_disconnect, which frees 's'. */
+        s->orphan = 1;
+        evtimer_del(s->reconnect_ev);
+        redisAsyncFree(s->ac);
+        return;
+    }
+    if (s->ac) {
+        redisAsyncFree(s->ac); /* runs on_message(NULL) and on_disconnect now */
+        s->ac = NULL;
+    }
+    sub_destroy(s);
+}

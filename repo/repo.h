@@ -24,6 +24,10 @@
 #ifndef REPO_H
 #define REPO_H
 
+/* Notification topics (kv_notify) between the nodes sharing a store. */
+#define REPO_TOPIC_MSG "m"      /* m/{chan}: a message (its stored JSON) */
+#define REPO_TOPIC_TARGETED "t" /* t/{chan}/{conn}: a message for one connection */
+
 #include <stddef.h>
 
 #include "kv/kv.h"
@@ -38,7 +42,11 @@ typedef struct repo_queue repo_queue;
 typedef struct repo_queue_ops {
     void (*push)(repo_queue *r, const conn *cn, const msg *m);
     void (*pop)(repo_queue *r, const conn *cn, size_t n);
+    /* Store cn->queue.dropped. */
+    void (*dropped)(repo_queue *r, const conn *cn);
     void (*remove)(repo_queue *r, const conn *cn);
+    /* Append the stored queue of 'cn' to 'q' (which keeps its own bound). */
+    int (*load_into)(repo_queue *r, const conn *cn, msgq *q, repo_cb cb, void *arg);
     /* Fill cn->queue (and its dropped count) from the store. */
     int (*load)(repo_queue *r, conn *cn, repo_cb cb, void *arg);
     void (*free)(repo_queue *r);
@@ -86,6 +94,16 @@ typedef struct repo_channel_ops {
     /* Remove the channel, its history and every connection. */
     void (*remove)(repo_channel *r, const chan *ch);
     void (*history_push)(repo_channel *r, const chan *ch, const msg *m);
+    /* Publish one message to the channel, or only to its connection 'target'
+     * (not NULL): in one atomic step of the store, take the next id (at least
+     * floor + 1), store {"id":"<id>"<tail> in the history (channel publish)
+     * and the queue of every connection (or of 'target'), and notify
+     * REPO_TOPIC_MSG/{chan} (or REPO_TOPIC_TARGETED/{chan}/{conn}) with it.
+     * 'tail' is msg_json_tail() text. res->num is the id. */
+    int (*publish)(repo_channel *r, const chan *ch, const conn *target, const char *tail,
+                   size_t tail_len, uint64_t floor, kv_cb cb, void *arg);
+    /* Append the stored history of 'ch' to 'q' (which keeps its own bound). */
+    int (*history_load)(repo_channel *r, const chan *ch, msgq *q, repo_cb cb, void *arg);
     /* Bring the stored history down to the channel's current bound. */
     void (*history_trim)(repo_channel *r, const chan *ch);
     /* Build every stored channel (options, history, connections) and hand each

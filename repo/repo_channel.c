@@ -55,6 +55,64 @@ static void chan_history_push(repo_channel *r, const chan *ch, const msg *m)
         history_push_one((repo_channel_kv *)r, repo_key(key, "h", ch->name, NULL), ch, m);
 }
 
+static int chan_publish(repo_channel *r, const chan *ch, const conn *target,
+                        const char *tail, size_t tail_len, uint64_t floor, kv_cb cb,
+                        void *arg)
+{
+    repo_channel_kv *c = (repo_channel_kv *)r;
+    size_t n = target ? 1 : ch->nconns + (ch->opts.history > 0);
+    char(*keys)[REPO_KEY_MAX] = malloc((n ? n : 1) * sizeof(*keys));
+    const char **lists = malloc((n ? n : 1) * sizeof(*lists));
+    size_t *max = malloc((n ? n : 1) * sizeof(*max)), i = 0;
+    char topic[REPO_KEY_MAX];
+    const conn *cn;
+    int rc = KV_ENOMEM;
+
+    if (!keys || !lists || !max)
+        goto out;
+    if (target) {
+        repo_key(keys[i], "q", ch->name, target->id);
+        max[i++] = (size_t)ch->opts.queue_limit;
+        repo_key(topic, REPO_TOPIC_TARGETED, ch->name, target->id);
+    } else {
+        if (ch->opts.history > 0) {
+            repo_key(keys[i], "h", ch->name, NULL);
+            max[i++] = (size_t)ch->opts.history;
+        }
+        TAILQ_FOREACH (cn, &ch->conns, link) {
+            repo_key(keys[i], "q", ch->name, cn->id);
+            max[i++] = (size_t)ch->opts.queue_limit;
+        }
+        repo_key(topic, REPO_TOPIC_MSG, ch->name, NULL);
+    }
+    for (size_t k = 0; k < i; k++)
+        lists[k] = keys[k];
+    kv_append_args a = {.counter = "meta/seq",
+                        .floor = (long long)floor,
+                        .head = "{\"id\":\"",
+                        .head_len = 7,
+                        .tail = tail,
+                        .tail_len = tail_len,
+                        .lists = lists,
+                        .nlists = i,
+                        .max = max,
+                        .topic = topic};
+    rc = kv_append(c->kv, &a, cb, arg);
+out:
+    free(keys);
+    free(lists);
+    free(max);
+    return rc;
+}
+
+static int chan_history_load(repo_channel *r, const chan *ch, msgq *q, repo_cb cb,
+                             void *arg)
+{
+    char key[REPO_KEY_MAX];
+    return repo_load_list(((repo_channel_kv *)r)->kv, repo_key(key, "h", ch->name, NULL),
+                          q, cb, arg);
+}
+
 static void chan_history_trim(repo_channel *r, const chan *ch)
 {
     /* Bounds change rarely: rewrite the stored list from the channel's own
@@ -176,6 +234,8 @@ static const repo_channel_ops repo_channel_kv_ops = {
     .remove = chan_remove,
     .history_push = chan_history_push,
     .history_trim = chan_history_trim,
+    .history_load = chan_history_load,
+    .publish = chan_publish,
     .load_all = chan_load_all,
     .connections = chan_connections,
     .free = chan_repo_free,

@@ -131,14 +131,17 @@ static void queue_push(repo_queue *r, const conn *cn, const msg *m)
                      (size_t)cn->ch->opts.queue_limit, NULL, NULL);
         /* A push into a full queue drops one: keep the stored count in step.
          * (A push that merely filled it rewrites the same count.) */
-        if (cn->queue.dropped && cn->queue.len == cn->queue.limit) {
-            char num[24];
-            int n =
-                snprintf(num, sizeof(num), "%llu", (unsigned long long)cn->queue.dropped);
-            kv_set(q->kv, repo_key(key, "d", cn->ch->name, cn->id), num, (size_t)n, NULL,
-                   NULL);
-        }
+        if (cn->queue.dropped && cn->queue.len == cn->queue.limit)
+            r->ops->dropped(r, cn);
     }
+}
+
+static void queue_dropped(repo_queue *r, const conn *cn)
+{
+    repo_queue_kv *q = (repo_queue_kv *)r;
+    char key[REPO_KEY_MAX], num[24];
+    int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)cn->queue.dropped);
+    kv_set(q->kv, repo_key(key, "d", cn->ch->name, cn->id), num, (size_t)n, NULL, NULL);
 }
 
 static void queue_pop(repo_queue *r, const conn *cn, size_t n)
@@ -166,6 +169,13 @@ static void dropped_parse(conn *cn, const char *val, size_t len)
         if (parse_u64(num, &v) == 0)
             cn->queue.dropped = v;
     }
+}
+
+static int queue_load_into(repo_queue *r, const conn *cn, msgq *mq, repo_cb cb, void *arg)
+{
+    char key[REPO_KEY_MAX];
+    return repo_load_list(((repo_queue_kv *)r)->kv,
+                          repo_key(key, "q", cn->ch->name, cn->id), mq, cb, arg);
 }
 
 static int queue_load(repo_queue *r, conn *cn, repo_cb cb, void *arg)
@@ -199,8 +209,10 @@ static void queue_free(repo_queue *r)
 static const repo_queue_ops repo_queue_kv_ops = {
     .push = queue_push,
     .pop = queue_pop,
+    .dropped = queue_dropped,
     .remove = queue_remove,
     .load = queue_load,
+    .load_into = queue_load_into,
     .free = queue_free,
 };
 

@@ -22,6 +22,9 @@ struct event_base;
 /* A stream whose socket accepts nothing for this long is closed. */
 #define STREAM_WRITE_TIMEOUT_S 60
 
+typedef struct pub_ctx pub_ctx;
+TAILQ_HEAD(pub_list, pub_ctx);
+
 typedef struct broker {
     struct event_base *base;
     const config *cfg;      /* borrowed */
@@ -30,7 +33,11 @@ typedef struct broker {
     strmap chans;           /* name -> chan* (one reference each) */
     struct stream_list all; /* every live stream */
     size_t nstreams;
-    struct event *heartbeat; /* one timer for every stream */
+    struct event *heartbeat;       /* one timer for every stream */
+    struct event *tick;            /* answers publishes that waited too long */
+    char node_id[CONN_ID_LEN + 1]; /* this process among the nodes of the store */
+    uint64_t seen_seq;             /* highest message id delivered here */
+    struct pub_list waiting;       /* publishes stored, not yet delivered here */
     struct evbuffer *scratch;
     unsigned long long slow_closed; /* streams ended for not reading */
     unsigned long long refused;     /* subscribers sent away by a limit */
@@ -83,12 +90,16 @@ enum {
     BROKER_ELIMIT = -104,
     BROKER_ECLOSING = -105
 };
-typedef void (*broker_pub_cb)(int status, msg **msgs, size_t n, void *arg);
+typedef void (*broker_pub_cb)(int status, const uint64_t *ids, size_t n, int64_t ts_us,
+                              void *arg);
 
 /* Publish 'batch' (taken, freed by the broker) to the channel, or only to the
- * connection 'conn_id' of it when not NULL. 'cb' runs exactly once, later,
- * after the store has the messages. Returns 0, or BROKER_ECLOSING while
- * shutting down, or -1 on OOM (no callback either way). */
+ * connection 'conn_id' of it when not NULL. Each message is appended to the
+ * store, which numbers it and tells every node (this one too) to deliver it;
+ * 'cb' runs exactly once, later, with the ids once the store has every
+ * message and this node has delivered them. Returns 0, or BROKER_ECLOSING
+ * while shutting down, BROKER_ENOCONN if there is no such connection, or -1
+ * on OOM (no callback in those cases). */
 int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
                    broker_pub_cb cb, void *arg);
 
@@ -106,5 +117,10 @@ stream *broker_subscribe(broker *b, httpd_req *req, chan *ch, const char *last_i
 /* Attach a stream to 'cn's listener (ending any stream attached before) and
  * drain its queue into it if the listener runs. */
 stream *broker_attach(broker *b, httpd_req *req, conn *cn);
+
+/* Tell the other nodes that 'kind' ("c" channel, "n" connection, "l"
+ * listener, "a" attached here) of 'chan_name' ('conn_id') changed to 'what'. */
+void broker_announce(broker *b, const char *kind, const char *chan_name,
+                     const char *conn_id, const char *what);
 
 #endif

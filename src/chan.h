@@ -28,7 +28,8 @@ typedef struct conn {
     char id[CONN_ID_LEN + 1];
     struct chan *ch; /* owning channel */
     listener lis;
-    msgq queue;
+    msgq queue;   /* mirror of the stored queue */
+    bool loading; /* the stored queue is being read back: no draining */
     TAILQ_ENTRY(conn) link;
 } conn;
 

@@ -142,7 +142,8 @@ static void held_conn_closed(httpd_req *req, void *arg)
     hd->req = NULL;
 }
 
-static void published(int status, msg **msgs, size_t n, void *arg)
+static void published(int status, const uint64_t *ids_, size_t n, int64_t ts_us,
+                      void *arg)
 {
     held *hd = arg;
     json_t *ids;
@@ -161,12 +162,13 @@ static void published(int status, msg **msgs, size_t n, void *arg)
     } else if (hd->is_array) {
         ids = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(ids, json_string(msgs[i]->id));
+            json_array_append_new(ids, json_sprintf("%llu", (unsigned long long)ids_[i]));
         http_json(hd->req, hd->cfg, 201, json_pack("{s:o}", "ids", ids));
     } else {
         http_json(hd->req, hd->cfg, 201,
-                  json_pack("{s:s, s:I}", "id", msgs[0]->id, "timestamp",
-                            (json_int_t)msgs[0]->ts_us));
+                  json_pack("{s:o, s:I}", "id",
+                            json_sprintf("%llu", (unsigned long long)ids_[0]),
+                            "timestamp", (json_int_t)ts_us));
     }
 out:
     free(hd);
@@ -197,9 +199,16 @@ static void publish(http_ctx *c, chan *ch, const char *conn_id)
         return;
     }
     *hd = (held){c->req, c->cfg, batch.is_array};
+    /* Set first: the answer may come before broker_publish returns. */
+    httpd_on_close(c->req, held_conn_closed, hd);
     int rc = broker_publish(c->b, ch, conn_id, &batch, published, hd);
     if (rc < 0) {
+        httpd_on_close(c->req, NULL, NULL);
         free(hd);
+        if (rc == BROKER_ENOCONN) {
+            reply_error(c, 404, "connection_not_found", "the connection was deleted");
+            return;
+        }
         if (rc == BROKER_ECLOSING) {
             httpd_add_header(c->req, "Retry-After", "1");
             reply_error(c, 503, "shutting_down", "the broker is shutting down");
@@ -208,7 +217,6 @@ static void publish(http_ctx *c, chan *ch, const char *conn_id)
         }
         return;
     }
-    httpd_on_close(c->req, held_conn_closed, hd);
 }
 
 /* ---- handlers ---- */

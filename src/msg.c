@@ -92,6 +92,25 @@ const char *msg_json_text(const msg *m, size_t *len)
     return mm->json;
 }
 
+char *msg_json_tail(const char *event, const char *data, size_t data_len, int64_t ts_us,
+                    int retry, size_t *len)
+{
+    /* The same object as msg_to_json() with an empty id, which json_dumps
+     * writes first (jansson keeps insertion order): drop its 7 bytes {"id":" */
+    json_t *o = json_pack("{s:s, s:s?, s:s%, s:I}", "id", "", "event", event, "data",
+                          data, data_len, "timestamp", (json_int_t)ts_us);
+    char *text;
+    if (o && retry >= 0)
+        json_object_set_new(o, "retry", json_integer(retry));
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return NULL;
+    *len = strlen(text) - 7;
+    memmove(text, text + 7, *len + 1);
+    return text;
+}
+
 msg *msg_from_json(const char *text, size_t len)
 {
     json_t *o = json_loadb(text, len, JSON_ALLOW_NUL, NULL), *event = NULL;

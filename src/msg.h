@@ -42,6 +42,12 @@ json_t *msg_to_json(const msg *m);
  * (borrowed: valid while the message is). NULL on OOM. */
 const char *msg_json_text(const msg *m, size_t *len);
 
+/* The msg_to_json() text of a message not numbered yet, from just past its id
+ * on: '{"id":"' + id + the result is the whole text. Caller frees; NULL on
+ * OOM. */
+char *msg_json_tail(const char *event, const char *data, size_t data_len, int64_t ts_us,
+                    int retry, size_t *len);
+
 /* Rebuild a message from msg_to_json() text. NULL if the text is not one. */
 msg *msg_from_json(const char *text, size_t len);
 

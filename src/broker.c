@@ -13,6 +13,8 @@
 static void tick_cb(evutil_socket_t fd, short what, void *arg);
 static void on_notify(const char *topic, const char *data, size_t len, void *arg);
 static void pubs_release(broker *b, bool all);
+static void catchup_step(broker *b);
+static void held_free(broker *b);
 
 static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -35,6 +37,7 @@ broker *broker_new(struct event_base *base, const config *cfg, kv_store *kv)
     strmap_init(&b->chans);
     TAILQ_INIT(&b->all);
     TAILQ_INIT(&b->waiting);
+    b->held_tail = &b->held;
     conn_id_generate(b->node_id);
     if (!(b->repo = repo_kv_stack_new(kv)) || !(b->scratch = evbuffer_new()) ||
         !(b->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, b)) ||
@@ -90,6 +93,7 @@ int broker_load(broker *b)
     }
     while (!kv_subscribed(b->kv) && now_us() < deadline)
         event_base_loop(b->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    b->catching_up++; /* what is published while loading waits for the load */
     if (!kv_subscribed(b->kv))
         log_warn("the %s store's notifications are not live yet: going on",
                  b->kv->ops->name);
@@ -108,6 +112,7 @@ int broker_load(broker *b)
         return -1;
     }
     log_info("loaded %zu channel(s) from the %s store", b->chans.len, b->kv->ops->name);
+    catchup_step(b);
     return 0;
 }
 
@@ -128,6 +133,7 @@ void broker_free(broker *b)
         chan_unref(e->val);
     strmap_free(&b->chans);
     pubs_release(b, true);
+    held_free(b);
     if (b->heartbeat)
         event_free(b->heartbeat);
     if (b->tick)
@@ -274,8 +280,12 @@ static void conn_drain(broker *b, conn *cn)
         msg_unref(m);
         n++;
     }
-    if (n)
+    if (n) {
         rq->ops->pop(rq, cn, n);
+        /* Now, not on the batch timer: a node the listener moves to reads the
+         * stored queue, and must not find what was delivered here. */
+        kv_flush(b->kv, NULL, NULL);
+    }
 }
 
 void broker_conn_set_running(broker *b, conn *cn, bool running)
@@ -525,6 +535,7 @@ typedef struct reload {
     broker *b;
     chan *ch; /* holds a reference */
     char conn_id[CONN_ID_LEN + 1];
+    uint64_t seen; /* b->seen_seq when the read was issued */
     msgq q;
 } reload;
 
@@ -533,11 +544,13 @@ static void queue_reloaded(int status, void *arg)
     reload *rl = arg;
     conn *cn = rl->ch->deleted ? NULL : chan_conn(rl->ch, rl->conn_id);
     if (cn && status == 0) {
-        /* The store's queue, then what arrived since that is newer. */
+        /* The store's queue is right about every message this node had seen
+         * when it asked (the read ran after them); then what arrived since,
+         * unless the read already had it. */
         msg *last = rl->q.len ? msgq_at(&rl->q, rl->q.len - 1) : NULL;
         msg *m;
         while ((m = msgq_shift(&cn->queue))) {
-            if (!last || m->seq > last->seq)
+            if (m->seq > rl->seen && (!last || m->seq > last->seq))
                 msgq_push(&rl->q, m);
             msg_unref(m);
         }
@@ -567,6 +580,7 @@ static void conn_reload(broker *b, conn *cn)
     rl->b = b;
     rl->ch = chan_ref(cn->ch);
     snprintf(rl->conn_id, sizeof(rl->conn_id), "%s", cn->id);
+    rl->seen = b->seen_seq;
     msgq_init(&rl->q, (size_t)cn->ch->opts.queue_limit);
     cn->loading = true;
     if (rq->ops->load_into(rq, cn, &rl->q, queue_reloaded, rl) < 0)
@@ -581,6 +595,63 @@ typedef struct catchup {
     msgq q;
 } catchup;
 
+/* Notifications that arrive while the state is read back wait here, so that
+ * nothing is delivered ahead of older messages still being read (a stream
+ * never goes back in ids). Bounded: past it, the newest are dropped and logged. */
+#define HELD_NOTES_MAX 100000
+
+typedef struct held_note {
+    struct held_note *next;
+    size_t len;
+    char *topic; /* and the data after it, in the same allocation */
+} held_note;
+
+static void hold_note(broker *b, const char *topic, const char *data, size_t len)
+{
+    size_t tl = strlen(topic);
+    held_note *h = malloc(sizeof(*h) + tl + 1 + len + 1);
+    if (!h || b->nheld >= HELD_NOTES_MAX) {
+        free(h);
+        log_warn("cluster: a notification on '%s' dropped while catching up", topic);
+        return;
+    }
+    h->next = NULL;
+    h->len = len;
+    h->topic = (char *)(h + 1);
+    memcpy(h->topic, topic, tl + 1);
+    memcpy(h->topic + tl + 1, data, len);
+    h->topic[tl + 1 + len] = '\0';
+    *b->held_tail = h;
+    b->held_tail = &h->next;
+    b->nheld++;
+}
+
+static void held_free(broker *b)
+{
+    held_note *h;
+    while ((h = b->held)) {
+        b->held = h->next;
+        free(h);
+    }
+}
+
+/* One read-back is over: after the last, deliver what waited. */
+static void catchup_step(broker *b)
+{
+    held_note *h;
+    if (--b->catching_up)
+        return;
+    while ((h = b->held)) {
+        b->held = h->next;
+        if (!b->held)
+            b->held_tail = &b->held;
+        b->nheld--;
+        on_notify(h->topic, h->topic + strlen(h->topic) + 1, h->len, b);
+        free(h);
+    }
+    pubs_release(b, false);
+}
+
 static void history_caught_up(int status, void *arg)
 {
     catchup *cu = arg;
@@ -588,6 +659,7 @@ static void history_caught_up(int status, void *arg)
         chan_deliver(cu->b, cu->ch, msgq_at(&cu->q, i));
     msgq_free(&cu->q);
     chan_unref(cu->ch);
+    catchup_step(cu->b);
     free(cu);
 }
 
@@ -596,6 +668,7 @@ static void catch_up(broker *b)
     strmap_entry *e;
     conn *cn;
     log_info("cluster: the subscription is back; catching up from the store");
+    b->catching_up++; /* held while issuing */
     for (size_t i = 0; strmap_next(&b->chans, &i, &e);) {
         chan *ch = e->val;
         catchup *cu = calloc(1, sizeof(*cu));
@@ -603,6 +676,7 @@ static void catch_up(broker *b)
             cu->b = b;
             cu->ch = chan_ref(ch);
             msgq_init(&cu->q, (size_t)ch->opts.history);
+            b->catching_up++;
             if (b->repo->ops->history_load(b->repo, ch, &cu->q, history_caught_up, cu) <
                 0)
                 history_caught_up(KV_ENOMEM, cu);
@@ -611,7 +685,7 @@ static void catch_up(broker *b)
             if (cn->lis.stream && !cn->loading)
                 conn_reload(b, cn);
     }
-    pubs_release(b, true);
+    catchup_step(b);
 }
 
 /* A channel, connection or listener changed on another node: apply it here
@@ -665,6 +739,10 @@ static void on_notify(const char *topic, const char *data, size_t len, void *arg
     const char *slash;
     if (!topic) {
         catch_up(b);
+        return;
+    }
+    if (b->catching_up) {
+        hold_note(b, topic, data, len);
         return;
     }
     if (!(slash = strchr(topic, '/')) || slash == topic || slash - topic > 1)

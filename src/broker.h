@@ -33,11 +33,14 @@ typedef struct broker {
     strmap chans;           /* name -> chan* (one reference each) */
     struct stream_list all; /* every live stream */
     size_t nstreams;
-    struct event *heartbeat;       /* one timer for every stream */
-    struct event *tick;            /* answers publishes that waited too long */
-    char node_id[CONN_ID_LEN + 1]; /* this process among the nodes of the store */
-    uint64_t seen_seq;             /* highest message id delivered here */
-    struct pub_list waiting;       /* publishes stored, not yet delivered here */
+    struct event *heartbeat;             /* one timer for every stream */
+    struct event *tick;                  /* answers publishes that waited too long */
+    char node_id[CONN_ID_LEN + 1];       /* this process among the nodes of the store */
+    uint64_t seen_seq;                   /* highest message id delivered here */
+    struct pub_list waiting;             /* publishes stored, not yet delivered here */
+    int catching_up;                     /* reads of stored state under way */
+    struct held_note *held, **held_tail; /* notifications waiting for them */
+    size_t nheld;
     struct evbuffer *scratch;
     unsigned long long slow_closed; /* streams ended for not reading */
     unsigned long long refused;     /* subscribers sent away by a limit */

@@ -16,6 +16,7 @@
 
 #include "http_util.h"
 #include "log.h"
+#include "node.h"
 #include "publish.h"
 
 static const char page_html[] =
@@ -27,6 +28,7 @@ static const char page_html[] =
 
 struct http_server {
     httpd *d;
+    node_reg *node; /* NULL once stopping */
     broker *b;
     const config *cfg;
     unsigned long long refused; /* requests refused for max_connections */
@@ -249,6 +251,86 @@ static void h_health(http_ctx *c)
                         (json_int_t)(c->h->refused + httpd_rejected(c->h->d))));
 }
 
+/* GET /nodes and /status: the list comes from the store. */
+typedef struct held_nodes {
+    httpd_req *req;
+    http_server *h;
+    bool status; /* /status: this node and a summary */
+} held_nodes;
+
+static void nodes_closed(httpd_req *req, void *arg)
+{
+    ((held_nodes *)arg)->req = NULL;
+}
+
+static void nodes_listed(int status, json_t *nodes, void *arg)
+{
+    held_nodes *hn = arg;
+    http_server *h = hn->h;
+    json_t *n;
+    size_t i, online = 0, streams = 0, conns = 0;
+
+    if (!hn->req)
+        goto out;
+    httpd_on_close(hn->req, NULL, NULL);
+    if (status < 0) {
+        http_error(hn->req, h->cfg, 503, "store_unavailable", "the store failed: %s",
+                   kv_strerror(status));
+        goto out;
+    }
+    if (!hn->status) {
+        http_json(hn->req, h->cfg, 200, json_pack("{s:O}", "nodes", nodes));
+        goto out;
+    }
+    json_array_foreach (nodes, i, n) {
+        if (strcmp(json_string_value(json_object_get(n, "status")), "online") != 0)
+            continue;
+        online++;
+        streams += (size_t)json_integer_value(json_object_get(n, "streams"));
+        conns += (size_t)json_integer_value(json_object_get(n, "connections"));
+    }
+    json_t *self = h->node ? node_reg_self(h->node) : json_object();
+    json_object_set_new(self, "status", json_string(h->node ? "online" : "stopping"));
+    json_object_set_new(self, "store", json_string(h->b->kv->ops->name));
+    json_object_set_new(self, "store_state",
+                        json_string(kv_health(h->b->kv) == 0 ? "up" : "unreachable"));
+    http_json(hn->req, h->cfg, 200,
+              json_pack("{s:o, s:{s:I, s:I, s:I, s:I}}", "node", self, "cluster", "nodes",
+                        (json_int_t)json_array_size(nodes), "online", (json_int_t)online,
+                        "streams", (json_int_t)streams, "connections",
+                        (json_int_t)conns));
+out:
+    free(hn);
+}
+
+static void h_nodes(http_ctx *c, bool status)
+{
+    held_nodes *hn = malloc(sizeof(*hn));
+    if (!hn || !c->h->node) {
+        free(hn);
+        reply_error(c, 503, hn ? "shutting_down" : "out_of_memory",
+                    hn ? "the broker is shutting down" : "out of memory");
+        return;
+    }
+    *hn = (held_nodes){c->req, c->h, status};
+    httpd_on_close(c->req, nodes_closed, hn);
+    if (node_reg_list(c->h->node, nodes_listed, hn) < 0) {
+        httpd_on_close(c->req, NULL, NULL);
+        free(hn);
+        reply_error(c, 503, "store_unavailable", "the store failed");
+    }
+}
+
+static void h_node_list(http_ctx *c)
+{
+    h_nodes(c, false);
+}
+
+static void h_status(http_ctx *c)
+{
+    h_nodes(c, true);
+}
+
 static void h_channels(http_ctx *c)
 {
     size_t n;
@@ -434,6 +516,8 @@ static void h_conn_start(http_ctx *c)
 static const route routes[] = {
     {"", M_GET, h_page},
     {"health", M_GET, h_health},
+    {"nodes", M_GET, h_node_list},
+    {"status", M_GET, h_status},
     {"channels", M_GET, h_channels},
     {"channels/*", M_GET | M_PUT | M_DELETE, h_channel},
     {"channels/*/events", M_GET | M_POST, h_events},
@@ -602,6 +686,11 @@ out:
     free(c.arg[1]);
 }
 
+static size_t http_conns(void *arg)
+{
+    return httpd_connections(((http_server *)arg)->d);
+}
+
 http_server *http_server_new(struct event_base *base, broker *b, const config *cfg,
                              char *err, size_t errlen)
 {
@@ -626,11 +715,23 @@ http_server *http_server_new(struct event_base *base, broker *b, const config *c
         free(h);
         return NULL;
     }
+    char address[96];
+    snprintf(address, sizeof(address),
+             strchr(cfg->listen_host, ':') ? "[%s]:%d" : "%s:%d", cfg->listen_host,
+             httpd_port(h->d));
+    if (!(h->node = node_reg_new(base, b, address, http_conns, h))) {
+        snprintf(err, errlen, "out of memory");
+        http_server_free(h);
+        return NULL;
+    }
     return h;
 }
 
 void http_server_stop_accepting(http_server *h)
 {
+    /* The node says it stopped now, so that the shutdown flush carries it. */
+    node_reg_free(h->node);
+    h->node = NULL;
     httpd_stop_accepting(h->d);
 }
 
@@ -643,6 +744,7 @@ void http_server_free(http_server *h)
 {
     if (!h)
         return;
+    node_reg_free(h->node);
     httpd_free(h->d);
     free(h);
 }

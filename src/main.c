@@ -1,31 +1,39 @@
 /* main.c - ssebroker: command line, start-up, signals, shutdown. */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <event2/event.h>
 
 #include "broker.h"
 #include "http.h"
 #include "kv/kv.h"
 #include "log.h"
+#include "workers.h"
 
 static void usage(FILE *f)
 {
     fprintf(
-        f, "usage: ssebroker [--config FILE] [--listen ADDR:PORT] [--store URL] [--help] "
-           "[--version]\n"
-           "\n"
-           "  -c, --config FILE   JSON configuration file (see README.md)\n"
-           "  -l, --listen ADDR   address to listen on, HOST:PORT (default "
-           "127.0.0.1:8080)\n"
-           "  -s, --store URL     keep state in Redis: redis://[:password@]host:port/db\n"
-           "                      or unix:///path (default: in memory)\n"
-           "  -h, --help          show this help\n"
-           "  -v, --version       show the version\n");
+        f,
+        "usage: ssebroker [--config FILE] [--listen ADDR:PORT] [--store URL]\n"
+        "                 [--workers N] [--help] [--version]\n"
+        "\n"
+        "  -c, --config FILE   JSON configuration file (see README.md)\n"
+        "  -l, --listen ADDR   address to listen on, HOST:PORT (default "
+        "127.0.0.1:8080)\n"
+        "  -s, --store URL     keep state in Redis: redis://[:password@]host:port/db\n"
+        "                      or unix:///path (default: in memory)\n"
+        "  -w, --workers N     run N worker processes (1..64) sharing the listening\n"
+        "                      port (SO_REUSEPORT), each a node of the cluster, under\n"
+        "                      a parent that restarts a worker that dies and passes\n"
+        "                      SIGTERM on to all; needs the Redis store\n"
+        "  -h, --help          show this help\n"
+        "  -v, --version       show the version\n");
 }
 
 #define SHUTDOWN_FLUSH_S 5 /* longest wait for the store at shutdown */
@@ -83,10 +91,13 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"listen", required_argument, NULL, 'l'},
                                          {"store", required_argument, NULL, 's'},
+                                         {"workers", required_argument, NULL, 'w'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'v'},
                                          {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *listen = NULL, *store = NULL;
+    long nworkers = 0;
+    char *end;
     config cfg;
     app a = {0};
     kv_store *kv = NULL;
@@ -94,7 +105,7 @@ int main(int argc, char **argv)
     char err[512];
     int c, rc = 1;
 
-    while ((c = getopt_long(argc, argv, "c:l:s:hv", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:s:w:hv", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config_path = optarg;
@@ -104,6 +115,17 @@ int main(int argc, char **argv)
             break;
         case 's':
             store = optarg;
+            break;
+        case 'w':
+            errno = 0;
+            nworkers = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || nworkers < 1 ||
+                nworkers > WORKERS_MAX) {
+                fprintf(stderr,
+                        "ssebroker: --workers '%s': expected a number from 1 to %d\n",
+                        optarg, WORKERS_MAX);
+                return 2;
+            }
             break;
         case 'h':
             usage(stdout);
@@ -140,8 +162,21 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    if (nworkers && strcmp(cfg.store_type, "redis") != 0) {
+        fprintf(stderr,
+                "ssebroker: --workers needs the Redis store (--store URL, or store.type "
+                "\"redis\" in the config): with the %s store every worker would be a "
+                "separate broker\n",
+                cfg.store_type);
+        rc = 2;
+        goto out;
+    }
     log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    /* Before any event base or store connection: every worker continues below,
+     * the parent returns here only when supervision is over. */
+    if (nworkers && workers_start(&cfg, (int)nworkers, &rc) != 0)
+        goto out;
 
     if (!(a.base = event_base_new()) || !(a.kv = kv = store_new(a.base, &cfg)) ||
         !(a.b = broker_new(a.base, &cfg, kv))) {
@@ -161,10 +196,21 @@ int main(int argc, char **argv)
         log_error("cannot install signal handlers");
         goto out;
     }
-    log_info("ssebroker %s listening on %s:%d (store: %s)", PACKAGE_VERSION,
-             cfg.listen_host, http_server_port(a.http), kv->ops->name);
+    workers_ready();
+    /* A worker's line must not read "listening on": the parent logs that one,
+     * once all workers are up (tests and scripts wait for it). */
+    if (workers_index())
+        log_info("ssebroker %s worker %d of %d (pid %d) accepting on %s:%d (store: %s)",
+                 PACKAGE_VERSION, workers_index(), workers_count(), (int)getpid(),
+                 cfg.listen_host, http_server_port(a.http), kv->ops->name);
+    else
+        log_info("ssebroker %s listening on %s:%d (store: %s)", PACKAGE_VERSION,
+                 cfg.listen_host, http_server_port(a.http), kv->ops->name);
     event_base_dispatch(a.base);
-    log_info("stopped");
+    if (workers_index())
+        log_info("worker %d stopped", workers_index());
+    else
+        log_info("stopped");
     rc = 0;
 out:
     if (sigterm)

@@ -1,0 +1,226 @@
+// it_cluster.mjs - several ssebroker processes on one Redis behave as one
+// broker: every message reaches every subscriber on every node once, in one
+// order, with one id; resume, channel/connection/listener changes and queues
+// work across nodes; /nodes and /status show the cluster, a killed node goes
+// offline after its heartbeat expires; a Redis restart leaves no subscriber
+// deaf.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { startBroker, uniq, chPath, evPath, waitFor, sleep } from './lib/broker.mjs';
+import { startRedis } from './lib/redis.mjs';
+
+const cleanups = [];
+after(async () => {
+    for (const f of cleanups.reverse()) await f();
+});
+
+async function cluster(n, extra = {}) {
+    const r = await startRedis();
+    cleanups.push(() => r.stop());
+    const nodes = [];
+    for (let i = 0; i < n; i++) {
+        const b = await startBroker({ config: { store: { type: 'redis', url: r.url }, ...extra } });
+        cleanups.push(async () => { if (b.alive()) assert.equal(await b.stop(), 0); });
+        nodes.push(b);
+    }
+    return { r, nodes };
+}
+
+async function publish(b, name, data) {
+    const res = await b.req('POST', evPath(name), { body: data, headers: { 'Content-Type': 'text/plain' } });
+    assert.equal(res.status, 201, `publish on :${b.port}: ${res.text}`);
+    return res.json.id;
+}
+
+const connPath = (name, id) => `${chPath(name)}/connections/${id}`;
+
+test('three nodes: every subscriber gets every message once, in one order, with the same ids', async () => {
+    const { nodes } = await cluster(3);
+    const name = uniq('fan');
+    assert.equal((await nodes[0].req('PUT', chPath(name), { body: { history: 1000 } })).status, 201);
+    const subs = [];
+    for (const b of nodes) {
+        for (let k = 0; k < 2; k++) {
+            const s = await b.stream(evPath(name));
+            await s.waitOpen();
+            subs.push(s);
+        }
+    }
+    // 20 rounds of three concurrent publishes, one on each node.
+    const acked = [];
+    for (let round = 0; round < 20; round++) {
+        const ids = await Promise.all(nodes.map((b, i) => publish(b, name, `r${round}n${i}`)));
+        acked.push(...ids);
+    }
+    const want = [...acked].sort((a, b) => Number(a) - Number(b));
+    assert.equal(new Set(want).size, 60, 'ids are unique');
+    for (const s of subs) await s.waitEvents(60, 10000);
+    const first = subs[0].events.map((e) => `${e.id}:${e.data}`);
+    for (const [i, s] of subs.entries()) {
+        assert.deepEqual(s.events.map((e) => e.id), want, `subscriber ${i}: every id once, in id order`);
+        assert.deepEqual(s.events.map((e) => `${e.id}:${e.data}`), first, `subscriber ${i}: same ids and data as subscriber 0`);
+    }
+    // The history is the same on every node.
+    const hist = await Promise.all(nodes.map(async (b) => (await b.req('GET', evPath(name))).json.events.map((e) => e.id)));
+    for (const h of hist) assert.deepEqual(h, want);
+    for (const s of subs) s.close();
+});
+
+test('a subscriber that moves to another node with Last-Event-ID misses nothing', async () => {
+    const { nodes } = await cluster(3);
+    const name = uniq('move');
+    const s1 = await nodes[0].stream(evPath(name));
+    await s1.waitOpen();
+    const early = [];
+    for (let i = 0; i < 3; i++) early.push(await publish(nodes[i], name, `early${i}`));
+    await s1.waitEvents(3);
+    const last = s1.events[2].id;
+    s1.close();
+    const missed = [];
+    for (let i = 0; i < 4; i++) missed.push(await publish(nodes[2], name, `missed${i}`));
+    const s2 = await nodes[1].stream(evPath(name), { headers: { 'Last-Event-ID': last } });
+    await s2.waitEvents(4);
+    assert.deepEqual(s2.events.map((e) => e.id), missed, 'exactly what it missed');
+    const live = await publish(nodes[0], name, 'live');
+    await s2.waitEvents(5);
+    assert.equal(s2.events[4].id, live);
+    s2.close();
+});
+
+test('channel, connection and listener changes on one node take effect on all', async () => {
+    const { nodes } = await cluster(3);
+    const [n1, n2, n3] = nodes;
+    const name = uniq('changes');
+
+    assert.equal((await n1.req('PUT', chPath(name), { body: { history: 5, retry_ms: 1234 } })).status, 201);
+    const seen = await waitFor(async () => {
+        const r = await n2.req('GET', chPath(name));
+        return r.status === 200 && r.json;
+    }, { what: 'the channel on node 2' });
+    assert.equal(seen.options.history, 5);
+    assert.equal(seen.options.retry_ms, 1234);
+
+    // A connection created on node 1, messages published on node 2 while no
+    // one is attached, attached on node 3: its queue drains there.
+    const cr = await n1.req('POST', `${chPath(name)}/connections`);
+    assert.equal(cr.status, 201);
+    const id = cr.json.id;
+    await waitFor(async () => (await n3.req('GET', connPath(name, id))).status === 200, { what: 'the connection on node 3' });
+    const queued = [];
+    for (let i = 0; i < 3; i++) queued.push(await publish(n2, name, `q${i}`));
+    const a3 = await n3.stream(`${connPath(name, id)}/events`);
+    await a3.waitEvents(3);
+    assert.deepEqual(a3.events.map((e) => e.id), queued, 'the queue drained on node 3, in order');
+
+    // Stopped on node 1: node 3's stream gets nothing until started again.
+    assert.equal((await n1.req('POST', `${connPath(name, id)}/stop`)).status, 200);
+    await waitFor(async () => (await n3.req('GET', connPath(name, id))).json.listener === 'stopped', { what: 'stopped on node 3' });
+    const held = await publish(n2, name, 'held');
+    await sleep(300);
+    assert.equal(a3.events.length, 3, 'nothing while stopped');
+    assert.equal((await n1.req('POST', `${connPath(name, id)}/start`)).status, 200);
+    await a3.waitEvents(4);
+    assert.equal(a3.events[3].id, held);
+
+    // Attached again on node 1: the stream on node 3 is taken over (ends).
+    const a1 = await n1.stream(`${connPath(name, id)}/events`);
+    await a1.waitOpen();
+    await waitFor(() => a3.ended, { what: 'node 3 stream taken over' });
+    const next = await publish(n3, name, 'next');
+    await a1.waitEvents(1);
+    assert.equal(a1.events[0].id, next);
+    a1.close();
+
+    // Deleted on node 2: gone everywhere.
+    assert.equal((await n2.req('DELETE', chPath(name))).status, 204);
+    for (const b of [n1, n3])
+        await waitFor(async () => (await b.req('GET', chPath(name))).status === 404, { what: 'deleted everywhere' });
+});
+
+test('/nodes and /status; kill -9 of a node: offline after the TTL, the others serve, its listener re-attaches', async () => {
+    const { nodes } = await cluster(3);
+    const [n1, n2, n3] = nodes;
+    const list = await waitFor(async () => {
+        const r = await n1.req('GET', '/nodes');
+        return r.status === 200 && r.json.nodes.filter((n) => n.status === 'online').length === 3 && r.json.nodes;
+    }, { what: 'three nodes online' });
+    for (const n of list) {
+        assert.match(n.id, /^[0-9a-f]{16}$/);
+        assert.match(n.address, /^127\.0\.0\.1:\d+$/);
+        assert.ok(n.started > 0 && n.heartbeat >= n.started && typeof n.version === 'string');
+    }
+    assert.deepEqual(list.map((n) => Number(n.address.split(':')[1])).sort(), nodes.map((b) => b.port).sort());
+    const st = await n2.req('GET', '/status');
+    assert.equal(st.status, 200);
+    assert.equal(st.json.node.address, `127.0.0.1:${n2.port}`);
+    assert.equal(st.json.cluster.online, 3);
+
+    const name = uniq('dies');
+    const id = (await n1.req('POST', `${chPath(name)}/connections`)).json.id;
+    await waitFor(async () => (await n3.req('GET', connPath(name, id))).status === 200, { what: 'connection on node 3' });
+    const s3 = await n3.stream(`${connPath(name, id)}/events`);
+    await s3.waitOpen();
+    const n3id = (await n3.req('GET', '/status')).json.node.id;
+
+    n3.proc.kill('SIGKILL');
+    await waitFor(() => !n3.alive(), { what: 'node 3 gone' });
+    const after9 = [];
+    for (let i = 0; i < 3; i++) after9.push(await publish(n2, name, `after${i}`));
+    const t0 = Date.now();
+    await waitFor(async () => {
+        const r = await n1.req('GET', '/nodes');
+        const me = r.json.nodes.find((n) => n.id === n3id);
+        return me && me.status === 'offline';
+    }, { timeout: 12000, interval: 200, what: 'node 3 offline in /nodes' });
+    assert.ok(Date.now() - t0 < 12000);
+    assert.equal((await n2.req('GET', '/status')).json.cluster.online, 2);
+    // Its listener attaches on node 1 and drains what was published since.
+    const s1 = await n1.stream(`${connPath(name, id)}/events`);
+    await s1.waitEvents(3);
+    assert.deepEqual(s1.events.map((e) => e.id), after9);
+    s1.close();
+});
+
+test('Redis restarted under load: every subscriber on every node has every acknowledged message', async () => {
+    const { r, nodes } = await cluster(3, { heartbeat_s: 1 });
+    const name = uniq('outage');
+    assert.equal((await nodes[0].req('PUT', chPath(name), { body: { history: 10000 } })).status, 201);
+    const subs = [];
+    for (const b of nodes) {
+        const s = await b.stream(evPath(name));
+        await s.waitOpen();
+        subs.push(s);
+    }
+    const acked = [];
+    let stop = false;
+    const load = nodes.map(async (b, i) => {
+        for (let k = 0; !stop && k < 2000; k++) {
+            const res = await b.req('POST', evPath(name), { body: `n${i}k${k}`, headers: { 'Content-Type': 'text/plain' }, timeout: 8000 }).catch(() => null);
+            if (res && res.status === 201) acked.push(res.json.id);
+            else await sleep(50);
+        }
+    });
+    await sleep(500);
+    await r.stop({ removeDir: false });
+    await sleep(1000);
+    await r.restart();
+    // Publishing succeeds again on every node, then a little more load.
+    for (const b of nodes)
+        await waitFor(async () => (await b.req('POST', evPath(name), { body: 'probe', headers: { 'Content-Type': 'text/plain' } })).status === 201,
+            { timeout: 10000, interval: 100, what: `publishing again on :${b.port}` });
+    await sleep(1000);
+    stop = true;
+    await Promise.all(load);
+    assert.ok(acked.length > 20, `${acked.length} acknowledged`);
+    for (const [i, s] of subs.entries()) {
+        await waitFor(() => {
+            const got = new Set(s.events.map((e) => e.id));
+            return acked.every((id) => got.has(id));
+        }, { timeout: 10000, what: `subscriber on node ${i} has all ${acked.length} acknowledged messages` });
+        const ids = s.events.map((e) => Number(e.id));
+        assert.equal(new Set(ids).size, ids.length, `subscriber on node ${i}: no duplicates`);
+        assert.ok(!s.ended, `subscriber on node ${i} stayed connected`);
+    }
+    for (const s of subs) s.close();
+});

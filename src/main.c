@@ -196,9 +196,9 @@ int main(int argc, char **argv)
         log_error("cannot install signal handlers");
         goto out;
     }
-    workers_ready();
     /* A worker's line must not read "listening on": the parent logs that one,
-     * once all workers are up (tests and scripts wait for it). */
+     * once all workers are up (tests and scripts wait for it), so the worker's
+     * own line comes first and the ready report after it. */
     if (workers_index())
         log_info("ssebroker %s worker %d of %d (pid %d) accepting on %s:%d (store: %s)",
                  PACKAGE_VERSION, workers_index(), workers_count(), (int)getpid(),
@@ -206,6 +206,7 @@ int main(int argc, char **argv)
     else
         log_info("ssebroker %s listening on %s:%d (store: %s)", PACKAGE_VERSION,
                  cfg.listen_host, http_server_port(a.http), kv->ops->name);
+    workers_ready();
     event_base_dispatch(a.base);
     if (workers_index())
         log_info("worker %d stopped", workers_index());

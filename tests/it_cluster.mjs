@@ -202,7 +202,7 @@ test('Redis restarted under load: every subscriber on every node has every ackno
         }
     });
     await sleep(500);
-    await r.stop({ removeDir: false });
+    await r.kill9();
     await sleep(1000);
     await r.restart();
     // Publishing succeeds again on every node, then a little more load.

@@ -141,6 +141,38 @@ test('a. --workers 2: one "listening on" line, two workers, both accept connecti
     assert.equal(await b.stop({ timeout: 15000 }), 0, 'exit code');
 });
 
+test('a2. the workers are one broker: subscribers on both get every publish, once, in order', async (t) => {
+    const r = await redis();
+    const b = await workers(r, 2);
+    const kids = children(b.pid);
+    const name = uniq('one');
+    // 30 subscribers of one channel: the kernel spreads them over both workers.
+    const subs = [];
+    for (let i = 0; i < 30; i++) {
+        const s = await b.stream(evPath(name));
+        await s.waitOpen();
+        subs.push(s);
+    }
+    const socks = serverSockets(b.port);
+    const inodes = new Map(kids.map((pid) => [pid, socketInodes(pid)]));
+    const owners = new Set(subs.map((s) => kids.find((pid) => inodes.get(pid).has(socks.get(s.req.socket.localPort)))));
+    assert.equal(owners.size, 2, 'subscribers on both workers');
+    // Publishes, each on a new connection (so on either worker).
+    const ids = [];
+    for (let i = 0; i < 20; i++) {
+        const p = await b.req('POST', evPath(name), { body: `m${i}`, headers: { 'Content-Type': 'text/plain' } });
+        assert.equal(p.status, 201, p.text);
+        ids.push(p.json.id);
+    }
+    for (const s of subs) {
+        await s.waitEvents(20);
+        assert.deepEqual(s.events.map((e) => e.id), ids);
+        s.close();
+    }
+    t.diagnostic('30 subscribers over 2 workers each got all 20 messages in order');
+    assert.equal(await b.stop({ timeout: 15000 }), 0, 'exit code');
+});
+
 test('b. a worker killed with SIGKILL is restarted and the service goes on', async (t) => {
     const r = await redis();
     const b = await workers(r, 2);

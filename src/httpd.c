@@ -14,6 +14,12 @@
  *   S_LINGER  after an error answered with unread input: our side is shut,
  *             input is discarded for LINGER_S so the client reads the answer
  *             instead of a reset
+ * Streams are written by us, not by the bufferevent: what a turn of the
+ * loop adds to a stream's output is written with one writev at its end
+ * (httpd_stream_dirty), and only a socket that cannot take it all gets a
+ * write event until it drains. One message to N idle subscribers then costs N
+ * writes and no epoll changes, and messages published in one turn share them.
+ *
  * Deadlines need no event each: every connection waiting in S_HEAD/S_BODY has
  * the same timeout, so appending to a list keeps it sorted by deadline, and
  * one timer closes what expired from its head. The same for S_LINGER. */
@@ -61,6 +67,8 @@ struct httpd {
     struct req_list conns;     /* every connection */
     struct req_list waiting;   /* S_HEAD/S_BODY, by deadline */
     struct req_list lingering; /* S_LINGER, by deadline */
+    struct req_list dirty;     /* streams with output to write this turn */
+    struct event *flush;       /* writes them, at the end of the turn */
     size_t nconns;
     unsigned long long rejected;
     int port;
@@ -73,7 +81,9 @@ struct httpd_req {
     struct bufferevent *bev;
     TAILQ_ENTRY(httpd_req) link;  /* in srv->conns */
     TAILQ_ENTRY(httpd_req) timed; /* in srv->waiting or srv->lingering */
-    struct req_list *timer;       /* which of those, or NULL */
+    TAILQ_ENTRY(httpd_req) dirt;  /* in srv->dirty */
+    bool is_dirty;
+    struct req_list *timer; /* which of those, or NULL */
     int64_t deadline_ms;
     unsigned char state, chunk_state;
     unsigned char depth; /* inside the handler: freeing waits */
@@ -330,6 +340,8 @@ static void conn_free(httpd_req *r)
     }
     timed_off(r);
     req_reset(r);
+    if (r->is_dirty)
+        TAILQ_REMOVE(&h->dirty, r, dirt);
     TAILQ_REMOVE(&h->conns, r, link);
     h->nconns--;
     bufferevent_free(r->bev);
@@ -428,6 +440,24 @@ static void write_head(httpd_req *r, int status, const char *ctype, int64_t clen
     evbuffer_add(out, "\r\n", 2);
 }
 
+/* Write what the output holds now, straight to the socket; only what it
+ * does not take waits for a write event (and its timeout). Most answers go
+ * out here without touching epoll. A socket error is left for the
+ * bufferevent to find on that write. */
+static void out_kick(httpd_req *r)
+{
+    struct evbuffer *out = bufferevent_get_output(r->bev);
+    if (evbuffer_get_length(out)) {
+        /* A socket bufferevent keeps its output's start frozen so that only it
+         * drains it: thaw it for this write, as its own write callback does. */
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, bufferevent_getfd(r->bev));
+        evbuffer_freeze(out, 1);
+    }
+    if (evbuffer_get_length(out))
+        bufferevent_enable(r->bev, EV_WRITE);
+}
+
 /* The response is in the output buffer: once written, serve on or close. */
 static void finish(httpd_req *r)
 {
@@ -437,7 +467,9 @@ static void finish(httpd_req *r)
     r->on_close = NULL;
     if (r->close_after)
         bufferevent_disable(r->bev, EV_READ);
-    /* Already written out: no write will call back, so ask for one (later). */
+    out_kick(r);
+    /* All written: no write will call back, so ask for the callback (later,
+     * from the loop: the handler's stack may still use 'r'). */
     if (!evbuffer_get_length(bufferevent_get_output(r->bev)))
         bufferevent_trigger(r->bev, EV_WRITE,
                             BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
@@ -492,6 +524,8 @@ struct evbuffer *httpd_stream_start(httpd_req *r, int status, const char *ctype)
         r->close_after = true; /* HTTP/1.0: the end of the body is the close */
     write_head(r, status, ctype, -1, chunked);
     r->state = S_STREAM;
+    bufferevent_disable(r->bev, EV_WRITE); /* written by flush_streams */
+    httpd_stream_dirty(r);
     return bufferevent_get_output(r->bev);
 }
 
@@ -505,18 +539,38 @@ size_t httpd_pending(const httpd_req *r)
     return evbuffer_get_length(bufferevent_get_output(r->bev));
 }
 
+void httpd_stream_dirty(httpd_req *r)
+{
+    httpd *h = r->srv;
+    if (r->is_dirty || r->state != S_STREAM)
+        return;
+    r->is_dirty = true;
+    TAILQ_INSERT_TAIL(&h->dirty, r, dirt);
+    if (TAILQ_FIRST(&h->dirty) == r) {
+        /* A zero timeout, not an activation: it runs after everything this
+         * turn set off (a publish answers before its fan-out is written). */
+        struct timeval now = {0, 0};
+        evtimer_add(h->flush, &now);
+    }
+}
+
+/* The end of the turn: write every stream that got output. */
+static void flush_streams(evutil_socket_t fd, short what, void *arg)
+{
+    httpd *h = arg;
+    httpd_req *r;
+    while ((r = TAILQ_FIRST(&h->dirty))) {
+        TAILQ_REMOVE(&h->dirty, r, dirt);
+        r->is_dirty = false;
+        if (r->state == S_STREAM)
+            out_kick(r);
+    }
+}
+
 size_t httpd_push(httpd_req *r)
 {
-    struct evbuffer *out = bufferevent_get_output(r->bev);
-    /* A socket bufferevent keeps the start of its output frozen so that only
-     * it drains it: thaw it for this one write, as its own write callback
-     * does. Errors are left for the bufferevent to find on its next write. */
-    if (evbuffer_get_length(out)) {
-        evbuffer_unfreeze(out, 1);
-        evbuffer_write(out, bufferevent_getfd(r->bev));
-        evbuffer_freeze(out, 1);
-    }
-    return evbuffer_get_length(out);
+    out_kick(r);
+    return evbuffer_get_length(bufferevent_get_output(r->bev));
 }
 
 void httpd_stream_end(httpd_req *r)
@@ -698,9 +752,11 @@ static int read_head(httpd_req *r)
         r->state = S_BODY;
         r->chunk_state = CH_SIZE;
         r->body_left = r->h.chunked ? 0 : (uint64_t)r->h.content_length;
-        if (r->h.expect_continue)
+        if (r->h.expect_continue) {
             evbuffer_add(bufferevent_get_output(r->bev), "HTTP/1.1 100 Continue\r\n\r\n",
                          25);
+            out_kick(r);
+        }
         return 1;
     }
     dispatch(r);
@@ -836,6 +892,7 @@ static void next_request(httpd_req *r)
     req_reset(r);
     r->state = S_HEAD;
     timed_on(r, &r->srv->waiting, r->srv->o.idle_timeout_s);
+    bufferevent_disable(r->bev, EV_WRITE); /* answers are written by out_kick */
     bufferevent_enable(r->bev, EV_READ);
     r->depth++; /* a handler may abort the connection: free on the way out */
     conn_process(r);
@@ -848,6 +905,10 @@ static void next_request(httpd_req *r)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     httpd_req *r = arg;
+    if (r->state == S_STREAM && !evbuffer_get_length(bufferevent_get_output(bev))) {
+        bufferevent_disable(bev, EV_WRITE); /* drained: back to out_kick */
+        return;
+    }
     if (r->state != S_FLUSH || evbuffer_get_length(bufferevent_get_output(bev)))
         return;
     if (!r->close_after) {
@@ -880,6 +941,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         r->on_close = NULL;
         r->close_after = true;
         r->state = S_FLUSH;
+        bufferevent_enable(bev, EV_WRITE);
         if (cb)
             cb(r, r->on_close_arg);
         return;
@@ -943,6 +1005,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     timed_on(r, &h->waiting, h->o.idle_timeout_s);
     bufferevent_setcb(r->bev, on_read, on_write, on_event, r);
     bufferevent_set_timeouts(r->bev, NULL, &wt);
+    bufferevent_disable(r->bev, EV_WRITE); /* answers are written by out_kick */
     bufferevent_enable(r->bev, EV_READ);
 }
 
@@ -987,7 +1050,9 @@ httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler 
     TAILQ_INIT(&h->conns);
     TAILQ_INIT(&h->waiting);
     TAILQ_INIT(&h->lingering);
-    if (!(h->sweep = event_new(base, -1, EV_PERSIST, on_sweep, h)) ||
+    TAILQ_INIT(&h->dirty);
+    if (!(h->flush = evtimer_new(base, flush_streams, h)) ||
+        !(h->sweep = event_new(base, -1, EV_PERSIST, on_sweep, h)) ||
         !(h->resume = evtimer_new(base, on_resume, h)) ||
         event_add(h->sweep, &sweep) < 0) {
         snprintf(err, errlen, "out of memory");
@@ -1041,6 +1106,8 @@ void httpd_free(httpd *h)
         conn_lost(r);
     if (h->sweep)
         event_free(h->sweep);
+    if (h->flush)
+        event_free(h->flush);
     if (h->resume)
         event_free(h->resume);
     free(h);

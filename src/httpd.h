@@ -96,6 +96,9 @@ void httpd_reply_error(httpd_req *r, int status, const char *code, const char *m
 struct evbuffer *httpd_stream_start(httpd_req *r, int status, const char *ctype);
 /* The buffer a started stream writes into (the socket's output). */
 struct evbuffer *httpd_stream_output(httpd_req *r);
+/* Say the stream's output grew: it is written at the end of this turn of
+ * the loop, together with whatever else the turn adds. */
+void httpd_stream_dirty(httpd_req *r);
 /* Bytes written to the stream and not yet taken by the socket. */
 size_t httpd_pending(const httpd_req *r);
 /* Write what the socket takes now, without waiting for the loop. Returns the

@@ -84,6 +84,7 @@ int stream_send(stream *s, msg *m)
     if (evbuffer_add_reference(httpd_stream_output(s->req), p, len, frame_unref,
                                msg_ref(m)) < 0)
         msg_unref(m);
+    httpd_stream_dirty(s->req);
     return 0;
 }
 
@@ -97,6 +98,7 @@ void stream_comment(stream *s, const char *text)
         evbuffer_add_printf(out, "%zx\r\n: %s\n\n\r\n", n, text);
     else
         evbuffer_add_printf(out, ": %s\n\n", text);
+    httpd_stream_dirty(s->req);
 }
 
 void stream_abort(stream *s)

@@ -25,6 +25,8 @@ run_suite build
 # every fuzz target replays its regressions and fuzzes for FUZZ_SECONDS each.
 (cd "$top/build" && make -s check-valgrind &&
     make -s check-fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}") || status=1
+# The benchmark end to end, tiny and bounded (< 30 s): it keeps working.
+"$top/bench/run.sh" --smoke || status=1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite build-asan --enable-sanitizers CC=clang
 exit $status

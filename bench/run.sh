@@ -1,0 +1,521 @@
+#!/usr/bin/env bash
+# run.sh - the benchmark of issue 6 in one command: installs what it needs
+# (Debian), builds ssebroker (-O2, out of tree in build-bench/) and
+# bench/ssebench, runs every workload against ssebroker (memory store; Redis
+# store for publishing) and against Nchan (nginx, 2 workers), and prints one
+# table with the medians of --runs runs and the ratio ssebroker/Nchan.
+#
+#   bench/run.sh                 full run with Nchan, 3 runs per workload
+#   bench/run.sh --quick         smaller counts, shorter runs, 1 run
+#   bench/run.sh --smoke         tiny counts, ssebroker only, < 30 s; exits 1 on any failure
+#   options: --runs N, --no-nchan, --only w1,w2 (idle,pub,fan1k,fan100,fan10k,chan10k),
+#            --out FILE (also write the table there), --keep (keep the temp dir)
+#
+# Loopback only; every process it starts is stopped by PID on exit; every
+# client run is bounded in count and time (and by timeout(1) as well).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+runs=3 mode=full nchan=1 only="" out="" keep=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --runs) runs=$2; shift ;;
+    --quick) mode=quick ;;
+    --smoke) mode=smoke ;;
+    --nchan) nchan=1 ;;
+    --no-nchan) nchan=0 ;;
+    --only) only=$2; shift ;;
+    --out) out=$2; shift ;;
+    --keep) keep=1 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+case "$mode" in
+quick) [ "$runs" = 3 ] && runs=1 ;;
+smoke) runs=1 nchan=0 ;;
+esac
+
+# ---- sizes per mode -------------------------------------------------------
+if [ "$mode" = full ]; then
+    IDLE_N=10000 PUB_S=10 FAN1K_N=1000 FAN1K_M=1000 FAN100_S=10 FAN10K_N=10000
+    FAN10K_S=10 CHAN_N=10000 QUIET_MS=5000
+elif [ "$mode" = quick ]; then
+    IDLE_N=2000 PUB_S=3 FAN1K_N=1000 FAN1K_M=200 FAN100_S=3 FAN10K_N=2000
+    FAN10K_S=3 CHAN_N=2000 QUIET_MS=3000
+else
+    IDLE_N=200 PUB_S=1 FAN1K_N=50 FAN1K_M=100 FAN100_S=1 FAN10K_N=200
+    FAN10K_S=1 CHAN_N=200 QUIET_MS=1000
+fi
+FAN_CONNS=4      # publisher connections for the fan-out workloads
+FAN10K_RATE=100  # messages per second asked of the 10k fan-out
+
+# ---- dependencies ---------------------------------------------------------
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+pkgs="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev
+      libjansson-dev redis-server curl procps"
+[ "$nchan" = 1 ] && pkgs="$pkgs nginx libnginx-mod-nchan"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "run.sh: installing$missing" >&2
+    # Installing nginx would start the system's nginx on port 80: a temporary
+    # policy-rc.d keeps services from starting, unless one is already there.
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee $policy >/dev/null
+        $SUDO chmod 755 $policy
+    fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null || {
+        [ -n "$policy" ] && $SUDO rm -f $policy
+        echo "run.sh: apt-get install failed" >&2
+        exit 1
+    }
+    [ -n "$policy" ] && $SUDO rm -f $policy
+fi
+
+# ---- build ----------------------------------------------------------------
+(
+    cd "$top"
+    if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
+        autoreconf -fi >/dev/null 2>&1
+    fi
+    mkdir -p build-bench && cd build-bench
+    [ -f Makefile ] || ../configure -q CFLAGS="-O2 -g" >/dev/null
+    make -s -j2 >/dev/null 2>&1 || make -j2 >&2
+) || { echo "run.sh: building ssebroker failed" >&2; exit 1; }
+make -s -C "$here" ssebench >/dev/null || { echo "run.sh: building ssebench failed" >&2; exit 1; }
+BROKER=$top/build-bench/ssebroker
+SSEBENCH=$here/ssebench
+"$SSEBENCH" selftest >/dev/null || { echo "run.sh: ssebench selftest failed" >&2; exit 1; }
+
+# ---- processes ------------------------------------------------------------
+WORK=$(mktemp -d /tmp/ssebench-run.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    [ "$keep" = 1 ] && echo "run.sh: kept $WORK" >&2 || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "run.sh: $*" >&2; }
+
+# A free loopback port below the kernel's ephemeral range (so no client
+# connection holds it): nothing answers a connect on it.
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+free_port() {
+    local p
+    while :; do
+        p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    done
+}
+
+# Stop one process we started, by PID: TERM, then KILL after 10 s.
+stop_pid() {
+    local p=$1
+    kill -TERM "$p" 2>/dev/null || return 0
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+}
+
+# Wait (at most $2 s) until http://127.0.0.1:$1/ answers anything.
+wait_http() {
+    for _ in $(seq $(($2 * 10))); do
+        curl -s -o /dev/null -m 1 "http://127.0.0.1:$1/" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+REDIS_PORT=""
+REDIS_PID=""
+start_redis() {
+    [ -n "$REDIS_PID" ] && return 0
+    REDIS_PORT=$(free_port)
+    mkdir -p "$WORK/redis"
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+        --dir "$WORK/redis" --logfile "$WORK/redis/redis.log" &
+    REDIS_PID=$!
+    PIDS+=("$REDIS_PID")
+    for _ in $(seq 50); do
+        [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
+        sleep 0.1
+    done
+    log "redis-server did not start"; return 1
+}
+
+# Start a server: sse-mem, sse-redis, nchan-mem or nchan-redis. Sets SRV_PID,
+# SRV_PORT, SUB_PATH, PUB_PATH. Tries three ports; returns 1 if none works.
+start_server() {
+    local try
+    for try in 1 2 3; do
+        start_server_once "$1" && return 0
+        stop_pid "$SRV_PID"
+        log "$1 did not start on port $SRV_PORT (try $try)"
+    done
+    echo "$1: the server did not start (see the logs with --keep)" >>"$WORK/notes"
+    return 1
+}
+
+start_server_once() {
+    local target=$1
+    SRV_PORT=$(free_port)
+    case "$target" in
+    sse-*)
+        local store='{"type": "memory"}'
+        if [ "$target" = sse-redis ]; then
+            start_redis; redis-cli -p "$REDIS_PORT" flushall >/dev/null
+            store="{\"type\": \"redis\", \"url\": \"redis://127.0.0.1:$REDIS_PORT/0\"}"
+        fi
+        cat >"$WORK/broker.json" <<EOF
+{
+  "listen": "127.0.0.1:$SRV_PORT",
+  "store": $store,
+  "log_level": "warn",
+  "limits": {"max_streams": 19500, "max_streams_per_channel": 19500,
+             "max_channels": 1000000, "stream_buffer": 4194304}
+}
+EOF
+        "$BROKER" --config "$WORK/broker.json" 2>>"$WORK/broker.log" &
+        SRV_PID=$!
+        SUB_PATH='/channels/%s/events' PUB_PATH='/channels/%s/events'
+        ;;
+    nchan-*)
+        local prefix=$WORK/nginx storecf="" user=""
+        rm -rf "$prefix"; mkdir -p "$prefix"
+        if [ "$target" = nchan-redis ]; then
+            start_redis; redis-cli -p "$REDIS_PORT" flushall >/dev/null
+            storecf="nchan_redis_url \"redis://127.0.0.1:$REDIS_PORT\"; nchan_use_redis on;"
+        fi
+        [ "$(id -u)" -eq 0 ] && user="user root;"
+        sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$SRV_PORT|g" -e "s|@USER@|$user|" \
+            -e "s|@STORE@|$storecf|" "$here/nchan.conf" >"$prefix/nginx.conf"
+        nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" 2>>"$WORK/nginx.log" &
+        SRV_PID=$!
+        SUB_PATH='/sub/%s' PUB_PATH='/pub?id=%s'
+        ;;
+    esac
+    PIDS+=("$SRV_PID")
+    wait_http "$SRV_PORT" 10 && kill -0 "$SRV_PID" 2>/dev/null || return 1
+    sleep 0.3 # nginx workers
+}
+
+# Resident memory (kB) of the server: the broker, or nginx's master + workers.
+server_rss() {
+    local total=0 p kb
+    for p in $SRV_PID $(ps -o pid= --ppid "$SRV_PID" 2>/dev/null); do
+        kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+        total=$((total + ${kb:-0}))
+    done
+    echo "$total"
+}
+
+# Notes from the broker's /health after a run (slow disconnects, refusals).
+broker_notes() {
+    local h
+    h=$(curl -s -m 2 "http://127.0.0.1:$SRV_PORT/health" || true)
+    case "$h" in *'"slow_disconnects":0,'*'"refused_streams":0'*) ;;
+    *) echo "$1: broker /health: $(echo "$h" | grep -o '"stats":{[^}]*}')" >>"$WORK/notes" ;;
+    esac
+}
+
+stop_server() {
+    # Why subscribers failed or were closed, as the client told it.
+    grep -h '^ssebench: subscriber' "$WORK/client.log" 2>/dev/null |
+        sed "s/^ssebench: subscriber [0-9]* /$2 [$1]: a subscriber /" >>"$WORK/notes"
+    : >"$WORK/client.log"
+    if ! kill -0 "$SRV_PID" 2>/dev/null; then
+        wait "$SRV_PID"
+        echo "$2 [$1]: the server exited before the end of the run (status $?)" >>"$WORK/notes"
+        return
+    fi
+    [[ "$1" = sse-* ]] && broker_notes "$2"
+    stop_pid "$SRV_PID"
+}
+
+# key=value from a client's output line.
+kv() { tr ' ' '\n' <"$1" | awk -F= -v k="$2" '$1 == k {print $2; exit}'; }
+
+# Start the subscriber swarm in the background, wait (bounded) for every
+# subscriber to be connected. Output in $WORK/sub.out.
+SUB_PID=""
+start_subs() { # N CHANNELS CHANNEL EXPECT DURATION
+    local n=$1 procs=1
+    [ "$n" -ge 4000 ] && procs=2
+    rm -f "$WORK/ready" "$WORK/sub.out"
+    # timeout(1) itself is the child, so $! is its PID and TERM reaches ssebench.
+    timeout -k 5 $(($5 + 30)) "$SSEBENCH" sub --port "$SRV_PORT" --path "$SUB_PATH" -n "$n" --procs $procs \
+        --channels "$2" --channel "$3" --expect "$4" --quiet-ms "$QUIET_MS" --duration "$5" \
+        --ready "$WORK/ready" >"$WORK/sub.out" 2>>"$WORK/client.log" &
+    SUB_PID=$!
+    PIDS+=("$SUB_PID")
+    for _ in $(seq 1200); do
+        [ -e "$WORK/ready" ] && break
+        kill -0 "$SUB_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -e "$WORK/ready" ] || { log "subscribers did not get ready"; return 1; }
+    sleep 1 # let the servers finish registering them
+}
+
+wait_subs() { wait "$SUB_PID" || true; }
+
+publish() { # COUNT CHANNELS CHANNEL CONNS RATE DURATION [PROCS]
+    timeout -k 5 $(($6 + 30)) "$SSEBENCH" pub --port "$SRV_PORT" --path "$PUB_PATH" --count "$1" \
+        --channels "$2" --channel "$3" --conns "$4" --rate "$5" --duration "$6" \
+        --procs "${7:-1}" >"$WORK/pub.out" 2>>"$WORK/client.log" || true
+}
+
+# Record one figure: row, target (sse|nchan), value (none when empty).
+rec() { [ -z "$3" ] || printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$WORK/results.tsv"; }
+# Note a failed expectation: check TEXT TARGET ROW (a file, as callers may be
+# subshells).
+check() { echo "$3 [$2]: $1" >>"$WORK/notes"; }
+
+# Check the swarm's output: all connected, none closed, no loss or duplicate.
+check_subs() { # ROW TARGET N EXPECTED_UNIQUE
+    local f=$WORK/sub.out c u d cl
+    c=$(kv "$f" connected) u=$(kv "$f" unique) d=$(kv "$f" dups) cl=$(kv "$f" closed)
+    [ "${c:-0}" = "$3" ] || check "connected ${c:-?} of $3" "$2" "$1"
+    [ "${cl:-0}" = 0 ] || check "$cl streams closed by the server" "$2" "$1"
+    [ "${d:-0}" = 0 ] || check "$d duplicate deliveries" "$2" "$1"
+    if [ -n "$4" ] && [ "${u:-0}" != "$4" ]; then
+        check "lost $(($4 - ${u:-0})) of $4 deliveries" "$2" "$1"
+    fi
+    echo $(( ${4:-${u:-0}} - ${u:-0} ))
+}
+
+tag() { echo "b$(date +%s%N)"; } # a fresh channel name per run
+
+# ---- workloads ------------------------------------------------------------
+# Each takes a target (sse-mem, sse-redis, nchan-mem, nchan-redis), the table
+# column (sse|nchan), and records its figures.
+
+w_idle() {
+    start_server "$1" || return
+    local before after c ch
+    ch=$(tag)
+    before=$(server_rss)
+    start_subs "$IDLE_N" 1 "$ch" 0 300 || { stop_server "$1" idle; return; }
+    sleep 2
+    after=$(server_rss)
+    kill -TERM "$SUB_PID" 2>/dev/null || true
+    wait_subs
+    c=$(kv "$WORK/sub.out" connected)
+    check_subs idle "$2" "$IDLE_N" "" >/dev/null
+    if [ "${c:-0}" -gt 0 ]; then
+        rec idle.kb "$2" "$(awk -v a="$after" -v b="$before" -v c="$c" \
+            'BEGIN {printf "%.2f", (a - b) / c}')"
+    fi
+    stop_server "$1" idle
+}
+
+w_pub() { # publishing, 64 connections, no subscribers
+    local row=pub_mem
+    [[ "$1" = *redis ]] && row=pub_redis
+    start_server "$1" || return
+    publish 100000000 1 "$(tag)" 64 0 "$PUB_S" 2
+    local ok bad err
+    ok=$(kv "$WORK/pub.out" ok) bad=$(kv "$WORK/pub.out" non2xx) err=$(kv "$WORK/pub.out" errors)
+    [ "${bad:-1}" = 0 ] && [ "${err:-1}" = 0 ] && [ "${ok:-0}" -gt 0 ] ||
+        check "ok=${ok:-?} non2xx=${bad:-?} errors=${err:-?}" "$2" "$row"
+    rec "$row.rps" "$2" "$(kv "$WORK/pub.out" req_s)"
+    stop_server "$1" "$row"
+}
+
+w_fan1k() { # 1,000 subscribers, 1,000 messages as fast as possible
+    local ch lost
+    ch=$(tag)
+    start_server "$1" || return
+    if start_subs "$FAN1K_N" 1 "$ch" "$FAN1K_M" 120; then
+        publish "$FAN1K_M" 1 "$ch" "$FAN_CONNS" 0 60
+        wait_subs
+        lost=$(check_subs fan1k "$2" "$FAN1K_N" $((FAN1K_N * $(kv "$WORK/pub.out" ok))))
+        rec fan1k.dps "$2" "$(kv "$WORK/sub.out" deliveries_s)"
+        rec fan1k.p99 "$2" "$(kv "$WORK/sub.out" p99_ms)"
+        rec fan1k.lost "$2" "$lost"
+    fi
+    stop_server "$1" fan1k
+}
+
+w_fan100() { # 100 subscribers, publishing as fast as possible for FAN100_S s
+    local ch lost
+    ch=$(tag)
+    start_server "$1" || return
+    if start_subs 100 1 "$ch" 0 $((FAN100_S + 120)); then
+        publish 100000000 1 "$ch" "$FAN_CONNS" 0 "$FAN100_S"
+        wait_subs
+        lost=$(check_subs fan100 "$2" 100 $((100 * $(kv "$WORK/pub.out" ok))))
+        rec fan100.dps "$2" "$(kv "$WORK/sub.out" deliveries_s)"
+        rec fan100.p99 "$2" "$(kv "$WORK/sub.out" p99_ms)"
+        rec fan100.lost "$2" "$lost"
+    fi
+    stop_server "$1" fan100
+}
+
+w_fan10k() { # 10,000 subscribers, 100 messages/s asked, one publisher connection
+    local ch lost
+    ch=$(tag)
+    start_server "$1" || return
+    if start_subs "$FAN10K_N" 1 "$ch" 0 $((FAN10K_S + 120)); then
+        publish $((FAN10K_RATE * FAN10K_S)) 1 "$ch" 1 "$FAN10K_RATE" "$FAN10K_S"
+        wait_subs
+        lost=$(check_subs fan10k "$2" "$FAN10K_N" $((FAN10K_N * $(kv "$WORK/pub.out" ok))))
+        rec fan10k.rate "$2" "$(awk -v ok="$(kv "$WORK/pub.out" ok)" -v s="$FAN10K_S" \
+            'BEGIN {printf "%.1f", ok / s}')"
+        rec fan10k.dps "$2" "$(kv "$WORK/sub.out" deliveries_s)"
+        rec fan10k.p50 "$2" "$(kv "$WORK/sub.out" p50_ms)"
+        rec fan10k.p99 "$2" "$(kv "$WORK/sub.out" p99_ms)"
+        rec fan10k.lost "$2" "$lost"
+    fi
+    stop_server "$1" fan10k
+}
+
+w_chan10k() { # 10,000 channels with one subscriber each, one message each
+    local ch lost
+    ch=$(tag)
+    start_server "$1" || return
+    if start_subs "$CHAN_N" "$CHAN_N" "$ch" 1 120; then
+        publish "$CHAN_N" "$CHAN_N" "$ch" "$FAN_CONNS" 0 60
+        wait_subs
+        lost=$(check_subs chan10k "$2" "$CHAN_N" "$(kv "$WORK/pub.out" ok)")
+        rec chan10k.dps "$2" "$(kv "$WORK/sub.out" deliveries_s)"
+        rec chan10k.p99 "$2" "$(kv "$WORK/sub.out" p99_ms)"
+        rec chan10k.lost "$2" "$lost"
+    fi
+    stop_server "$1" chan10k
+}
+
+# ---- run ------------------------------------------------------------------
+wanted() { [ -z "$only" ] || [[ ",$only," = *",$1,"* ]]; }
+: >"$WORK/results.tsv"
+: >"$WORK/notes"
+started=$(date +%s)
+case "$mode" in full) budget=5400 ;; quick) budget=900 ;; *) budget=60 ;; esac
+set +e # from here on a failure is noted, not fatal
+# Interleave the servers run by run so drift on a shared machine hits both.
+for r in $(seq "$runs"); do
+    for w in idle pub fan1k fan100 fan10k chan10k; do
+        wanted "$w" || continue
+        targets="sse-mem"
+        [ "$w" = pub ] && targets="$targets sse-redis"
+        if [ "$nchan" = 1 ]; then
+            targets="$targets nchan-mem"
+            [ "$w" = pub ] && targets="$targets nchan-redis"
+        fi
+        for t in $targets; do
+            if [ $(($(date +%s) - started)) -gt "$budget" ]; then
+                echo "time budget of $budget s spent: $w $t run $r skipped" >>"$WORK/notes"
+                continue
+            fi
+            log "run $r/$runs: $w on $t"
+            col=sse
+            [[ "$t" = nchan-* ]] && col=nchan
+            "w_$w" "$t" "$col"
+            [ "$mode" = smoke ] || sed "s/^/  /" "$WORK/sub.out" "$WORK/pub.out" 2>/dev/null |
+                grep -v '^  $' >&2 || true
+            rm -f "$WORK/sub.out" "$WORK/pub.out"
+        done
+    done
+done
+
+# ---- table ----------------------------------------------------------------
+# Medians per row and column, then one line per row:
+# workload | figure | ssebroker | Nchan | ssebroker/Nchan | target
+table() {
+    awk -F'\t' -v idle="$IDLE_N" -v f1n="$FAN1K_N" -v f1m="$FAN1K_M" -v f100s="$FAN100_S" \
+        -v f10n="$FAN10K_N" -v f10r="$FAN10K_RATE" -v f10s="$FAN10K_S" -v chn="$CHAN_N" '
+    function median(key,    n, i, j, t, a) {
+        n = split(vals[key], a, " ")
+        for (i = 2; i <= n; i++)       # insertion sort, n is small
+            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        if (n == 0) return ""
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function fmt(v, unit) {
+        if (v == "") return "-"
+        if (unit == "n") return sprintf("%.0f", v)
+        if (unit == "k") return v >= 10000 ? sprintf("%.1fk", v / 1000) : sprintf("%.0f", v)
+        if (unit == "ms") return v >= 1000 ? sprintf("%.2f s", v / 1000) : sprintf("%.1f ms", v)
+        if (unit == "kb") return sprintf("%.1f KB", v)
+        return sprintf("%.1f", v)
+    }
+    {
+        key = $1 SUBSEP $2
+        vals[key] = (key in vals) ? vals[key] " " $3 : $3
+    }
+    function num(v) { # 10000 -> 10,000
+        v = sprintf("%d", v)
+        while (v ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", v)
+        return v
+    }
+    END {
+        w_idle = sprintf("%s idle subscribers", num(idle))
+        w_f1 = sprintf("fan-out %s subs, %s msgs", num(f1n), num(f1m))
+        w_f100 = sprintf("fan-out 100 subs, as fast as possible, %d s", f100s)
+        w_f10 = sprintf("fan-out %s subs, %d msg/s asked, %d s", num(f10n), f10r, f10s)
+        w_ch = sprintf("%s channels x 1 sub, 1 msg each", num(chn))
+        nrows = split("idle.kb pub_mem.rps pub_redis.rps fan1k.dps fan1k.p99 fan1k.lost fan100.dps fan100.p99 fan100.lost fan10k.rate fan10k.dps fan10k.p50 fan10k.p99 fan10k.lost chan10k.dps chan10k.p99 chan10k.lost", rows, " ")
+        name["idle.kb"] = w_idle "|memory per subscriber|kb|<= 0.3x"
+        name["pub_mem.rps"] = "publish, 64 conns, 100 B, memory store|req/s|k|>= 1.5x"
+        name["pub_redis.rps"] = "publish, 64 conns, 100 B, Redis store|req/s|k|>= 2x"
+        name["fan1k.dps"] = w_f1 "|deliveries/s|k|>= 1.5x"
+        name["fan1k.p99"] = w_f1 "|p99 latency|ms|"
+        name["fan1k.lost"] = w_f1 "|lost deliveries|n|0"
+        name["fan100.dps"] = w_f100 "|deliveries/s|k|>= 1.5x"
+        name["fan100.p99"] = w_f100 "|p99 latency|ms|"
+        name["fan100.lost"] = w_f100 "|lost deliveries|n|0"
+        name["fan10k.rate"] = w_f10 "|publish rate (msg/s)|x|" f10r
+        name["fan10k.dps"] = w_f10 "|deliveries/s|k|"
+        name["fan10k.p50"] = w_f10 "|p50 latency|ms|"
+        name["fan10k.p99"] = w_f10 "|p99 latency|ms|<= 100 ms"
+        name["fan10k.lost"] = w_f10 "|lost deliveries|n|0"
+        name["chan10k.dps"] = w_ch "|deliveries/s|k|>= 1.5x"
+        name["chan10k.p99"] = w_ch "|p99 latency|ms|"
+        name["chan10k.lost"] = w_ch "|lost deliveries|n|0"
+        print "| workload | figure | ssebroker | Nchan | ssebroker/Nchan | target |"
+        print "|---|---|---:|---:|---:|---|"
+        for (i = 1; i <= nrows; i++) {
+            r = rows[i]
+            if (!((r SUBSEP "sse") in vals) && !((r SUBSEP "nchan") in vals)) continue
+            split(name[r], f, "|")
+            s = median(r SUBSEP "sse"); n = median(r SUBSEP "nchan")
+            ratio = (s != "" && n != "" && n + 0 != 0) ? sprintf("%.2f", s / n) : "-"
+            printf "| %s | %s | %s | %s | %s | %s |\n", f[1], f[2], fmt(s, f[3]), fmt(n, f[3]), ratio, f[4]
+        }
+    }' "$WORK/results.tsv"
+}
+
+{
+    echo "ssebench $(date -u '+%Y-%m-%d %H:%M UTC'), mode $mode, medians of $runs run(s)"
+    echo
+    table
+    if [ -s "$WORK/notes" ]; then
+        echo
+        echo "Notes:"
+        sort "$WORK/notes" | uniq -c | sed 's/^ *\([0-9]*\) /- (x\1) /'
+    fi
+} | tee "${out:-/dev/null}"
+
+if [ "$mode" = smoke ] && [ -s "$WORK/notes" ]; then
+    echo "run.sh: smoke run FAILED" >&2
+    exit 1
+fi
+[ "$mode" = smoke ] && echo "run.sh: smoke run passed" >&2
+exit 0

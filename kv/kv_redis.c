@@ -64,15 +64,11 @@
  * lists. ARGV: the counter's field, the floor, head, tail, the channel to
  * PUBLISH on ('' for none), then per list its LTRIM start ('-max', '0' for no
  * bound). Returns the id as a string. Types are checked before anything is
- * written; HINCRBY 0 fails, writing nothing, on a counter that is no integer.
- * Ids are compared as decimal strings, exact where Lua's doubles are not. */
+ * written; HINCRBY fails, writing nothing, on a counter that is no integer.
+ * One HINCRBY takes the id (an HSET only when the floor lifts it). Lua
+ * numbers are doubles: ids are exact up to 2^53 (9e15: 285 years at a
+ * million messages a second). */
 #define APPEND_LUA                                                                       \
-    "local function lt(a, b)\n"                                                          \
-    "  local na, nb = a:sub(1, 1) == '-', b:sub(1, 1) == '-'\n"                          \
-    "  if na ~= nb then return na end\n"                                                 \
-    "  if #a ~= #b then return (#a < #b) ~= na end\n"                                    \
-    "  return a ~= b and ((a < b) ~= na)\n"                                              \
-    "end\n"                                                                              \
     "for i = 2, #KEYS do\n"                                                              \
     "  local t = redis.call('TYPE', KEYS[i]).ok\n"                                       \
     "  if t ~= 'none' and t ~= 'list' then\n"                                            \
@@ -80,11 +76,12 @@
     "  end\n"                                                                            \
     "end\n"                                                                              \
     "local h, f = KEYS[1], ARGV[1]\n"                                                    \
-    "redis.call('HINCRBY', h, f, 0)\n"                                                   \
-    "if lt(redis.call('HGET', h, f), ARGV[2]) then redis.call('HSET', h, f, ARGV[2]) "   \
+    "local id = redis.call('HINCRBY', h, f, 1)\n"                                        \
+    "if id <= tonumber(ARGV[2]) then\n"                                                  \
+    "  id = tonumber(ARGV[2]) + 1\n"                                                     \
+    "  redis.call('HSET', h, f, string.format('%.0f', id))\n"                            \
     "end\n"                                                                              \
-    "redis.call('HINCRBY', h, f, 1)\n"                                                   \
-    "local id = redis.call('HGET', h, f)\n"                                              \
+    "id = string.format('%.0f', id)\n"                                                   \
     "local v = ARGV[3] .. id .. ARGV[4]\n"                                               \
     "for i = 2, #KEYS do\n"                                                              \
     "  redis.call('RPUSH', KEYS[i], v)\n"                                                \

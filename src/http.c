@@ -167,10 +167,17 @@ static void published(int status, const uint64_t *ids_, size_t n, int64_t ts_us,
             json_array_append_new(ids, json_sprintf("%llu", (unsigned long long)ids_[i]));
         http_json(hd->req, hd->cfg, 201, json_pack("{s:o}", "ids", ids));
     } else {
-        http_json(hd->req, hd->cfg, 201,
-                  json_pack("{s:o, s:I}", "id",
-                            json_sprintf("%llu", (unsigned long long)ids_[0]),
-                            "timestamp", (json_int_t)ts_us));
+        /* The common answer, written without building a JSON object. */
+        struct evbuffer *out = evbuffer_new();
+        if (!out) {
+            http_error(hd->req, hd->cfg, 503, "out_of_memory", "out of memory");
+            goto out;
+        }
+        evbuffer_add_printf(out, "{\"id\":\"%llu\",\"timestamp\":%lld}\n",
+                            (unsigned long long)ids_[0], (long long)ts_us);
+        http_cors(hd->req, hd->cfg);
+        httpd_reply(hd->req, 201, "application/json", out);
+        evbuffer_free(out);
     }
 out:
     free(hd);

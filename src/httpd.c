@@ -418,23 +418,48 @@ static const char *http_date(httpd *h)
 }
 
 /* The status line and headers. 'clen' < 0: no Content-Length. */
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+#define PUT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
 static void write_head(httpd_req *r, int status, const char *ctype, int64_t clen,
                        bool chunked)
 {
+    /* Built by hand: this runs for every answer. */
     struct evbuffer *out = bufferevent_get_output(r->bev);
     bool keep = r->h.keepalive && !r->close_after;
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, reason(status),
-                        http_date(r->srv));
-    if (ctype)
-        evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
-    if (clen >= 0)
-        evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)clen);
+    const char *why = reason(status), *date = http_date(r->srv);
+    size_t ctl = ctype ? strlen(ctype) : 0;
+    char head[320 + 128], *p = head;
+    if (ctl > 128)
+        ctl = 0, ctype = NULL; /* ours are short; never overflow */
+    p = PUT(p, "HTTP/1.1 ");
+    p = fmt_u64(p, (uint64_t)status);
+    *p++ = ' ';
+    p = put(p, why, strlen(why));
+    p = PUT(p, "\r\nDate: ");
+    p = put(p, date, strlen(date));
+    p = PUT(p, "\r\n");
+    if (ctype) {
+        p = PUT(p, "Content-Type: ");
+        p = put(p, ctype, ctl);
+        p = PUT(p, "\r\n");
+    }
+    if (clen >= 0) {
+        p = PUT(p, "Content-Length: ");
+        p = fmt_u64(p, (uint64_t)clen);
+        p = PUT(p, "\r\n");
+    }
     if (chunked)
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+        p = PUT(p, "Transfer-Encoding: chunked\r\n");
     if (!keep)
-        evbuffer_add(out, "Connection: close\r\n", 19);
+        p = PUT(p, "Connection: close\r\n");
     else if (r->h.minor == 0)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+        p = PUT(p, "Connection: keep-alive\r\n");
+    evbuffer_add(out, head, (size_t)(p - head));
     if (r->out_headers)
         evbuffer_add_buffer(out, r->out_headers);
     evbuffer_add(out, "\r\n", 2);
@@ -598,7 +623,10 @@ void httpd_add_header(httpd_req *r, const char *name, const char *value)
 {
     if (!r->out_headers && !(r->out_headers = evbuffer_new()))
         return;
-    evbuffer_add_printf(r->out_headers, "%s: %s\r\n", name, value);
+    evbuffer_add(r->out_headers, name, strlen(name));
+    evbuffer_add(r->out_headers, ": ", 2);
+    evbuffer_add(r->out_headers, value, strlen(value));
+    evbuffer_add(r->out_headers, "\r\n", 2);
 }
 
 int httpd_method(const httpd_req *r)

@@ -17,7 +17,7 @@ msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
         return NULL;
     m->refs = 1;
     m->seq = seq;
-    snprintf(m->id, sizeof(m->id), "%" PRIu64, seq);
+    *fmt_u64(m->id, seq) = '\0';
     m->ts_us = ts_us;
     m->retry = retry;
     if (event && !(m->event = strdup(event)))
@@ -31,7 +31,12 @@ msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
     if (!frame)
         goto err;
     /* "<hex length>\r\n<frame>\r\n": a chunked stream takes it as it is. */
-    int hl = snprintf(head, sizeof(head), "%zx\r\n", m->frame_len);
+    int hl = 0;
+    for (int shift = 60; shift >= 0; shift -= 4)
+        if ((m->frame_len >> shift) || hl || !shift)
+            head[hl++] = "0123456789abcdef"[(m->frame_len >> shift) & 15];
+    head[hl++] = '\r';
+    head[hl++] = '\n';
     m->chunk_len = (size_t)hl + m->frame_len + 2;
     if (!(m->chunk = malloc(m->chunk_len))) {
         free(frame);
@@ -92,26 +97,237 @@ const char *msg_json_text(const msg *m, size_t *len)
     return mm->json;
 }
 
+/* 's' as a JSON string literal at 'p' (room: 6 * len + 2); returns the end.
+ * Escapes as jansson does by default: '"', '\\', and control characters. */
+static char *json_quote(char *p, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    *p++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *p++ = (char)c;
+            continue;
+        }
+        *p++ = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
+            *p++ = (char)c;
+            break;
+        case '\b':
+            *p++ = 'b';
+            break;
+        case '\f':
+            *p++ = 'f';
+            break;
+        case '\n':
+            *p++ = 'n';
+            break;
+        case '\r':
+            *p++ = 'r';
+            break;
+        case '\t':
+            *p++ = 't';
+            break;
+        default:
+            *p++ = 'u';
+            *p++ = '0';
+            *p++ = '0';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 15];
+        }
+    }
+    *p++ = '"';
+    return p;
+}
+
 char *msg_json_tail(const char *event, const char *data, size_t data_len, int64_t ts_us,
                     int retry, size_t *len)
 {
-    /* The same object as msg_to_json() with an empty id, which json_dumps
-     * writes first (jansson keeps insertion order): drop its 7 bytes {"id":" */
-    json_t *o = json_pack("{s:s, s:s?, s:s%, s:I}", "id", "", "event", event, "data",
-                          data, data_len, "timestamp", (json_int_t)ts_us);
-    char *text;
-    if (o && retry >= 0)
-        json_object_set_new(o, "retry", json_integer(retry));
-    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
+    /* Written by hand (the publish hot path): the same text as json_dumps of
+     * msg_to_json(), from just past the id's opening quote. */
+    size_t elen = event ? strlen(event) : 0;
+    char *text = malloc(64 + 6 * (elen + data_len) + 64), *p = text;
     if (!text)
         return NULL;
-    *len = strlen(text) - 7;
-    memmove(text, text + 7, *len + 1);
+    memcpy(p, "\",\"event\":", 10);
+    p += 10;
+    if (event) {
+        p = json_quote(p, event, elen);
+    } else {
+        memcpy(p, "null", 4);
+        p += 4;
+    }
+    memcpy(p, ",\"data\":", 8);
+    p = json_quote(p + 8, data, data_len);
+    memcpy(p, ",\"timestamp\":", 13);
+    p += 13;
+    if (ts_us < 0)
+        *p++ = '-';
+    p = fmt_u64(p, ts_us < 0 ? (uint64_t)0 - (uint64_t)ts_us : (uint64_t)ts_us);
+    if (retry >= 0) {
+        memcpy(p, ",\"retry\":", 9);
+        p = fmt_u64(p + 9, (uint64_t)retry);
+    }
+    *p++ = '}';
+    *p = '\0';
+    *len = (size_t)(p - text);
     return text;
 }
 
-msg *msg_from_json(const char *text, size_t len)
+/* ---- reading our own text back, fast (falls back to jansson) ---- */
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* A JSON string at *pp (at its opening quote), unescaped into 'out' (room:
+ * its length); NUL-terminated. Returns the length, or -1 for anything this
+ * fast path does not take (NUL, surrogates: jansson handles those). */
+static long json_unquote(const char **pp, const char *end, char *out)
+{
+    const char *p = *pp;
+    char *o = out;
+    if (p >= end || *p++ != '"')
+        return -1;
+    while (p < end && *p != '"') {
+        unsigned char c = (unsigned char)*p++;
+        if (c < 0x20)
+            return -1;
+        if (c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        if (p >= end)
+            return -1;
+        switch (*p++) {
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '/':
+            *o++ = '/';
+            break;
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case 'u': {
+            int v = 0;
+            for (int k = 0; k < 4; k++) {
+                int h = p < end ? hexval(*p++) : -1;
+                if (h < 0)
+                    return -1;
+                v = v * 16 + h;
+            }
+            if (v == 0 || (v >= 0xd800 && v <= 0xdfff))
+                return -1;
+            if (v < 0x80) {
+                *o++ = (char)v;
+            } else if (v < 0x800) {
+                *o++ = (char)(0xc0 | (v >> 6));
+                *o++ = (char)(0x80 | (v & 0x3f));
+            } else {
+                *o++ = (char)(0xe0 | (v >> 12));
+                *o++ = (char)(0x80 | ((v >> 6) & 0x3f));
+                *o++ = (char)(0x80 | (v & 0x3f));
+            }
+            break;
+        }
+        default:
+            return -1;
+        }
+    }
+    if (p >= end)
+        return -1;
+    *pp = p + 1;
+    *o = '\0';
+    return (long)(o - out);
+}
+
+static int take(const char **pp, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(end - *pp) < n || memcmp(*pp, lit, n) != 0)
+        return 0;
+    *pp += n;
+    return 1;
+}
+
+static int take_int(const char **pp, const char *end, long long *v)
+{
+    const char *p = *pp;
+    int neg = p < end && *p == '-';
+    unsigned long long n = 0;
+    int digits = 0;
+    p += neg;
+    while (p < end && *p >= '0' && *p <= '9' && digits < 18) {
+        n = n * 10 + (unsigned long long)(*p++ - '0');
+        digits++;
+    }
+    if (!digits || (p < end && *p >= '0' && *p <= '9'))
+        return 0;
+    *v = neg ? -(long long)n : (long long)n;
+    *pp = p;
+    return 1;
+}
+
+/* The exact layout msg_json_tail() writes, or NULL. */
+static msg *msg_from_own_json(const char *text, size_t len)
+{
+    const char *p = text, *end = text + len;
+    char *buf = malloc(len + 1), *event = NULL, *data;
+    long long ts, retry = -1;
+    long n, dn;
+    uint64_t seq;
+    msg *m = NULL;
+
+    /* The id, event and data are unescaped into one buffer, one after the
+     * other: together they are no longer than the text. */
+    if (!buf || !take(&p, end, "{\"id\":") || (n = json_unquote(&p, end, buf)) < 0 ||
+        parse_u64(buf, &seq) < 0 || !take(&p, end, ",\"event\":"))
+        goto out;
+    if (take(&p, end, "null")) {
+        data = buf + n + 1;
+    } else {
+        event = buf + n + 1;
+        if ((n = json_unquote(&p, end, event)) < 0)
+            goto out;
+        data = event + n + 1;
+    }
+    if (!take(&p, end, ",\"data\":") || (dn = json_unquote(&p, end, data)) < 0 ||
+        !take(&p, end, ",\"timestamp\":") || !take_int(&p, end, &ts))
+        goto out;
+    if (take(&p, end, ",\"retry\":") &&
+        (!take_int(&p, end, &retry) || retry < 0 || retry > INT32_MAX))
+        goto out;
+    if (!take(&p, end, "}") || p != end)
+        goto out;
+    m = msg_new(seq, event, data, (size_t)dn, ts, (int)retry);
+out:
+    free(buf);
+    return m;
+}
+
+static msg *msg_from_json_slow(const char *text, size_t len)
 {
     json_t *o = json_loadb(text, len, JSON_ALLOW_NUL, NULL), *event = NULL;
     const char *id, *data;
@@ -130,4 +346,10 @@ msg *msg_from_json(const char *text, size_t len)
         m = msg_new(seq, json_string_value(event), data, data_len, ts, (int)retry);
     json_decref(o);
     return m;
+}
+
+msg *msg_from_json(const char *text, size_t len)
+{
+    msg *m = msg_from_own_json(text, len);
+    return m ? m : msg_from_json_slow(text, len);
 }

@@ -214,3 +214,16 @@ int strmap_next(const strmap *m, size_t *i, strmap_entry **e)
     }
     return 0;
 }
+
+char *fmt_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}

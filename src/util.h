@@ -54,4 +54,7 @@ void *strmap_del(strmap *m, const char *key);
 /* Iterate: for (size_t i = 0; strmap_next(m, &i, &e);) ... */
 int strmap_next(const strmap *m, size_t *i, strmap_entry **e);
 
+/* Write 'v' in decimal at 'p' (room for 20 digits); returns the end (no NUL). */
+char *fmt_u64(char *p, uint64_t v);
+
 #endif

@@ -1,7 +1,11 @@
-/* test_sse.c - unit tests for the SSE frame encoder (src/sse.c). */
+/* test_sse.c - unit tests for the SSE frame encoder (src/sse.c) and the
+ * stored JSON form of messages (src/msg.c: the hand-written fast paths must
+ * agree with jansson). */
+#include "msg.h"
 #include "sse.h"
 #include "tests/tap.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,8 +126,70 @@ static void test_valid_field(void)
            "sse_valid_field case %zu -> %d", i, field_cases[i].want);
 }
 
+/* msg_json_tail() + its head is what jansson writes for msg_to_json(), and
+ * msg_from_json() reads it back, for awkward events and data. */
+static void test_msg_json(void)
+{
+    static const struct {
+        const char *event, *data;
+        int retry;
+    } cases[] = {
+        {NULL, "plain", -1},
+        {"ev", "quote \" backslash \\ slash /", 5},
+        {"tab\there", "lines\nand\r\nreturns\x01\x1f\x7f", -1},
+        {NULL, "unicode \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 0},
+        {"", "", 2147483647},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t dl = strlen(cases[i].data), tl;
+        char *tail = msg_json_tail(cases[i].event, cases[i].data, dl, 1795454128748758LL,
+                                   cases[i].retry, &tl);
+        char text[512];
+        snprintf(text, sizeof(text), "{\"id\":\"42%s", tail ? tail : "");
+        msg *ref = msg_new(42, cases[i].event, cases[i].data, dl, 1795454128748758LL,
+                           cases[i].retry);
+        size_t rl;
+        const char *want = ref ? msg_json_text(ref, &rl) : NULL;
+        ok(tail && want && strcmp(text, want) == 0, "json tail %zu is jansson's text: %s",
+           i, text);
+        msg *back = msg_from_json(text, strlen(text));
+        ok(back && back->seq == 42 && back->data_len == dl &&
+               memcmp(back->data, cases[i].data, dl) == 0 &&
+               (cases[i].event ? back->event && strcmp(back->event, cases[i].event) == 0
+                               : back->event == NULL) &&
+               back->retry == cases[i].retry && back->ts_us == 1795454128748758LL,
+           "json %zu reads back", i);
+        msg_unref(back);
+        msg_unref(ref);
+        free(tail);
+    }
+    /* Text jansson would write differently (key order, spacing, \u escapes,
+     * NUL) still reads back, through jansson. */
+    static const char *other[] = {
+        "{\"data\":\"d\",\"id\":\"7\",\"event\":null,\"timestamp\":1}",
+        "{ \"id\": \"7\", \"event\": null, \"data\": \"d\", \"timestamp\": 1 }",
+        "{\"id\":\"7\",\"event\":\"\\u00e9\",\"data\":\"\\ud83d\\ude00\",\"timestamp\":"
+        "1}",
+    };
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+        msg *m = msg_from_json(other[i], strlen(other[i]));
+        ok(m && m->seq == 7, "other JSON %zu reads back", i);
+        msg_unref(m);
+    }
+    static const char *bad[] = {
+        "", "{}", "{\"id\":\"x\",\"event\":null,\"data\":\"d\",\"timestamp\":1}",
+        "{\"id\":\"7\",\"event\":null,\"data\":\"d\",\"timestamp\":1",
+        "{\"id\":\"7\",\"event\":null,\"data\":\"\\u0000\",\"timestamp\":1}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        msg *m = msg_from_json(bad[i], strlen(bad[i]));
+        ok(m == NULL, "bad JSON %zu is refused", i);
+        msg_unref(m);
+    }
+}
+
 int main(void)
 {
+    test_msg_json();
     test_frames();
     test_large();
     test_length_bound();

@@ -256,8 +256,8 @@ static long json_unquote(const char **pp, const char *end, char *out)
             return -1;
         }
     }
-    if (p >= end)
-        return -1;
+    if (p >= end || !valid_utf8(out, (size_t)(o - out)))
+        return -1; /* jansson refuses invalid UTF-8: so do we */
     *pp = p + 1;
     *o = '\0';
     return (long)(o - out);
@@ -279,6 +279,8 @@ static int take_int(const char **pp, const char *end, long long *v)
     unsigned long long n = 0;
     int digits = 0;
     p += neg;
+    if (p + 1 < end && p[0] == '0' && p[1] >= '0' && p[1] <= '9')
+        return 0; /* no leading zeros in JSON */
     while (p < end && *p >= '0' && *p <= '9' && digits < 18) {
         n = n * 10 + (unsigned long long)(*p++ - '0');
         digits++;
@@ -291,7 +293,7 @@ static int take_int(const char **pp, const char *end, long long *v)
 }
 
 /* The exact layout msg_json_tail() writes, or NULL. */
-static msg *msg_from_own_json(const char *text, size_t len)
+msg *msg_from_json_fast(const char *text, size_t len)
 {
     const char *p = text, *end = text + len;
     char *buf = malloc(len + 1), *event = NULL, *data;
@@ -327,7 +329,7 @@ out:
     return m;
 }
 
-static msg *msg_from_json_slow(const char *text, size_t len)
+msg *msg_from_json_jansson(const char *text, size_t len)
 {
     json_t *o = json_loadb(text, len, JSON_ALLOW_NUL, NULL), *event = NULL;
     const char *id, *data;
@@ -350,6 +352,6 @@ static msg *msg_from_json_slow(const char *text, size_t len)
 
 msg *msg_from_json(const char *text, size_t len)
 {
-    msg *m = msg_from_own_json(text, len);
-    return m ? m : msg_from_json_slow(text, len);
+    msg *m = msg_from_json_fast(text, len);
+    return m ? m : msg_from_json_jansson(text, len);
 }

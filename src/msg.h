@@ -50,5 +50,9 @@ char *msg_json_tail(const char *event, const char *data, size_t data_len, int64_
 
 /* Rebuild a message from msg_to_json() text. NULL if the text is not one. */
 msg *msg_from_json(const char *text, size_t len);
+/* Its two halves, for tests: the fast reader of exactly the layout
+ * msg_json_tail() and jansson write (NULL for anything else), and jansson. */
+msg *msg_from_json_fast(const char *text, size_t len);
+msg *msg_from_json_jansson(const char *text, size_t len);
 
 #endif

@@ -168,8 +168,8 @@ static void test_msg_json(void)
     static const char *other[] = {
         "{\"data\":\"d\",\"id\":\"7\",\"event\":null,\"timestamp\":1}",
         "{ \"id\": \"7\", \"event\": null, \"data\": \"d\", \"timestamp\": 1 }",
-        "{\"id\":\"7\",\"event\":\"\\u00e9\",\"data\":\"\\ud83d\\ude00\",\"timestamp\":"
-        "1}",
+        ("{\"id\":\"7\",\"event\":\"\\u00e9\",\"data\":\"\\ud83d\\ude00\","
+         "\"timestamp\":1}"),
     };
     for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
         msg *m = msg_from_json(other[i], strlen(other[i]));

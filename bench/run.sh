@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # run.sh - the benchmark of issue 6 in one command: installs what it needs
 # (Debian), builds ssebroker (-O2, out of tree in build-bench/) and
-# bench/ssebench, runs every workload against ssebroker (memory store; Redis
-# store for publishing) and against Nchan (nginx, 2 workers), and prints one
-# table with the medians of --runs runs and the ratio ssebroker/Nchan.
+# bench/ssebench, runs every workload against ssebroker (one process on the
+# memory store; Redis store for publishing; and --workers 2 on the Redis store,
+# every core) and against Nchan (nginx, 2 workers), and prints one table with
+# the medians of --runs runs and the ratios to Nchan.
 #
 #   bench/run.sh                 full run with Nchan, 3 runs per workload
 #   bench/run.sh --quick         smaller counts, shorter runs, 1 run
 #   bench/run.sh --smoke         tiny counts, ssebroker only, < 30 s; exits 1 on any failure
-#   options: --runs N, --no-nchan, --only w1,w2 (idle,pub,fan1k,fan100,fan10k,chan10k),
+#   options: --runs N, --no-nchan, --no-workers (skip the 2-worker column),
+#            --only w1,w2 (idle,pub,fan1k,fan100,fan10k,chan10k),
 #            --out FILE (also write the table there), --keep (keep the temp dir)
 #
 # Loopback only; every process it starts is stopped by PID on exit; every
@@ -17,7 +19,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-runs=3 mode=full nchan=1 only="" out="" keep=0
+runs=3 mode=full nchan=1 workers=1 only="" out="" keep=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --runs) runs=$2; shift ;;
@@ -25,6 +27,7 @@ while [ $# -gt 0 ]; do
     --smoke) mode=smoke ;;
     --nchan) nchan=1 ;;
     --no-nchan) nchan=0 ;;
+    --no-workers) workers=0 ;;
     --only) only=$2; shift ;;
     --out) out=$2; shift ;;
     --keep) keep=1 ;;
@@ -178,8 +181,9 @@ start_server_once() {
     SRV_PORT=$(free_port)
     case "$target" in
     sse-*)
-        local store='{"type": "memory"}'
-        if [ "$target" = sse-redis ]; then
+        local store='{"type": "memory"}' args=()
+        [ "$target" = sse-w2 ] && args=(--workers 2)
+        if [ "$target" = sse-redis ] || [ "$target" = sse-w2 ]; then
             start_redis; redis-cli -p "$REDIS_PORT" flushall >/dev/null
             store="{\"type\": \"redis\", \"url\": \"redis://127.0.0.1:$REDIS_PORT/0\"}"
         fi
@@ -192,7 +196,7 @@ start_server_once() {
              "max_channels": 1000000, "stream_buffer": 4194304}
 }
 EOF
-        "$BROKER" --config "$WORK/broker.json" 2>>"$WORK/broker.log" &
+        "$BROKER" --config "$WORK/broker.json" "${args[@]}" 2>>"$WORK/broker.log" &
         SRV_PID=$!
         SUB_PATH='/channels/%s/events' PUB_PATH='/channels/%s/events'
         ;;
@@ -328,7 +332,7 @@ w_idle() {
 
 w_pub() { # publishing, 64 connections, no subscribers
     local row=pub_mem
-    [[ "$1" = *redis ]] && row=pub_redis
+    [[ "$1" = *redis || "$1" = sse-w2 ]] && row=pub_redis
     start_server "$1" || return
     publish 100000000 1 "$(tag)" 64 0 "$PUB_S" 2
     local ok bad err
@@ -415,6 +419,9 @@ for r in $(seq "$runs"); do
         wanted "$w" || continue
         targets="sse-mem"
         [ "$w" = pub ] && targets="$targets sse-redis"
+        # Every core: two worker processes on the Redis store (not for the
+        # idle row, which the single process answers).
+        [ "$workers" = 1 ] && [ "$w" != idle ] && targets="$targets sse-w2"
         if [ "$nchan" = 1 ]; then
             targets="$targets nchan-mem"
             [ "$w" = pub ] && targets="$targets nchan-redis"
@@ -427,6 +434,7 @@ for r in $(seq "$runs"); do
             log "run $r/$runs: $w on $t"
             col=sse
             [[ "$t" = nchan-* ]] && col=nchan
+            [ "$t" = sse-w2 ] && col=w2
             "w_$w" "$t" "$col"
             [ "$mode" = smoke ] || sed "s/^/  /" "$WORK/sub.out" "$WORK/pub.out" 2>/dev/null |
                 grep -v '^  $' >&2 || true
@@ -489,15 +497,28 @@ table() {
         name["chan10k.dps"] = w_ch "|deliveries/s|k|>= 1.5x"
         name["chan10k.p99"] = w_ch "|p99 latency|ms|"
         name["chan10k.lost"] = w_ch "|lost deliveries|n|0"
-        print "| workload | figure | ssebroker | Nchan | ssebroker/Nchan | target |"
-        print "|---|---|---:|---:|---:|---|"
+        # A column for two worker processes (Redis store) when they ran.
+        w2 = 0
+        for (k in vals) if (k ~ (SUBSEP "w2$")) w2 = 1
+        if (w2) {
+            print "| workload | figure | ssebroker | ssebroker, 2 workers | Nchan | ssebroker/Nchan | 2 workers/Nchan | target |"
+            print "|---|---|---:|---:|---:|---:|---:|---|"
+        } else {
+            print "| workload | figure | ssebroker | Nchan | ssebroker/Nchan | target |"
+            print "|---|---|---:|---:|---:|---|"
+        }
         for (i = 1; i <= nrows; i++) {
             r = rows[i]
             if (!((r SUBSEP "sse") in vals) && !((r SUBSEP "nchan") in vals)) continue
             split(name[r], f, "|")
-            s = median(r SUBSEP "sse"); n = median(r SUBSEP "nchan")
+            s = median(r SUBSEP "sse"); n = median(r SUBSEP "nchan"); t = median(r SUBSEP "w2")
             ratio = (s != "" && n != "" && n + 0 != 0) ? sprintf("%.2f", s / n) : "-"
-            printf "| %s | %s | %s | %s | %s | %s |\n", f[1], f[2], fmt(s, f[3]), fmt(n, f[3]), ratio, f[4]
+            ratio2 = (t != "" && n != "" && n + 0 != 0) ? sprintf("%.2f", t / n) : "-"
+            if (w2)
+                printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f[1], f[2], fmt(s, f[3]),
+                    fmt(t, f[3]), fmt(n, f[3]), ratio, ratio2, f[4]
+            else
+                printf "| %s | %s | %s | %s | %s | %s |\n", f[1], f[2], fmt(s, f[3]), fmt(n, f[3]), ratio, f[4]
         }
     }' "$WORK/results.tsv"
 }

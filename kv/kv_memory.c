@@ -209,16 +209,20 @@ static kv_buf *deque_at(kv_deque *d, size_t i)
     return &d->v[(d->head + i) % d->cap];
 }
 
-/* Make room for one more item. Returns 0, or -1 on OOM (the deque unchanged). */
-static int deque_reserve(kv_deque *d)
+/* Make room for 'k' more items. Returns 0, or -1 on OOM (the deque unchanged). */
+static int deque_reserve_n(kv_deque *d, size_t k)
 {
-    size_t cap;
+    size_t cap = d->cap ? d->cap : KV_LIST_MINCAP;
     kv_buf *v;
 
-    if (d->len < d->cap)
+    if (d->len + k <= d->cap)
         return 0;
-    cap = d->cap ? d->cap * 2 : KV_LIST_MINCAP;
-    if (cap > SIZE_MAX / sizeof(kv_buf) || !(v = malloc(cap * sizeof(kv_buf))))
+    while (cap < d->len + k) {
+        if (cap > SIZE_MAX / 2 / sizeof(kv_buf))
+            return -1;
+        cap *= 2;
+    }
+    if (!(v = malloc(cap * sizeof(kv_buf))))
         return -1;
     /* Unroll the ring so the new buffer starts at index 0. */
     for (size_t i = 0; i < d->len; i++)
@@ -228,6 +232,12 @@ static int deque_reserve(kv_deque *d)
     d->cap = cap;
     d->head = 0;
     return 0;
+}
+
+/* Make room for one more item. Returns 0, or -1 on OOM (the deque unchanged). */
+static int deque_reserve(kv_deque *d)
+{
+    return deque_reserve_n(d, 1);
 }
 
 /* Free the 'n' oldest items (n <= len). */
@@ -777,30 +787,6 @@ static size_t times_named(const char *const *lists, size_t n, size_t i)
     for (size_t j = 0; j < n; j++)
         k += strcmp(lists[j], lists[i]) == 0;
     return k;
-}
-
-/* Make room for 'k' more items. Returns 0, or -1 on OOM (the deque unchanged). */
-static int deque_reserve_n(kv_deque *d, size_t k)
-{
-    size_t cap = d->cap ? d->cap : KV_LIST_MINCAP;
-    kv_buf *v;
-
-    if (d->len + k <= d->cap)
-        return 0;
-    while (cap < d->len + k) {
-        if (cap > SIZE_MAX / 2 / sizeof(kv_buf))
-            return -1;
-        cap *= 2;
-    }
-    if (!(v = malloc(cap * sizeof(kv_buf))))
-        return -1;
-    for (size_t i = 0; i < d->len; i++)
-        v[i] = *deque_at(d, i);
-    free(d->v);
-    d->v = v;
-    d->cap = cap;
-    d->head = 0;
-    return 0;
 }
 
 /* Validate everything, then allocate everything (undoing it on OOM), then

@@ -12,6 +12,8 @@
 #   options: --runs N, --no-nchan, --no-workers (skip the 2-worker column),
 #            --only w1,w2 (idle,pub,fan1k,fan100,fan10k,chan10k),
 #            --out FILE (also write the table there), --keep (keep the temp dir)
+#   environment: SSEB_THREADS=N sets ssebroker's "threads" (default 0: a
+#            writer per CPU); compare 1 and 2 to see what they bring
 #
 # Loopback only; every process it starts is stopped by PID on exit; every
 # client run is bounded in count and time (and by timeout(1) as well).
@@ -31,7 +33,7 @@ while [ $# -gt 0 ]; do
     --only) only=$2; shift ;;
     --out) out=$2; shift ;;
     --keep) keep=1 ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -192,6 +194,7 @@ start_server_once() {
   "listen": "127.0.0.1:$SRV_PORT",
   "store": $store,
   "log_level": "warn",
+  "threads": ${SSEB_THREADS:-0},
   "limits": {"max_streams": 19500, "max_streams_per_channel": 19500,
              "max_channels": 1000000, "stream_buffer": 4194304}
 }

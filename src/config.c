@@ -541,6 +541,10 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
         } else if (strcmp(key, "limits") == 0) {
             if (cfg_limits(x, c, v) < 0)
                 return -1;
+        } else if (strcmp(key, "threads") == 0) {
+            if (cfg_int(x, NULL, key, v, 0, THREADS_MAX, &n) < 0)
+                return -1;
+            c->threads = (int)n;
         } else if (strcmp(key, "heartbeat_s") == 0) {
             if (cfg_int(x, NULL, key, v, 1, HEARTBEAT_MAX, &n) < 0)
                 return -1;

@@ -11,6 +11,7 @@
 #define CHAN_HISTORY_MAX 100000
 #define CHAN_QUEUE_LIMIT_MAX 100000
 #define CHAN_RETRY_MS_MAX 86400000
+#define THREADS_MAX 17 /* the 'threads' key: the loop and 16 writer threads */
 
 /* Per-channel options. */
 typedef struct chan_opts {
@@ -46,6 +47,9 @@ typedef struct config {
     size_t stream_buffer; /* unsent bytes a stream may hold before it is cut (1 MiB) */
     int idle_timeout_s;   /* a request not complete within this is closed (default 30) */
     int backoff_ms;       /* retry: sent to a subscriber refused by a limit (5000) */
+    int threads;          /* threads that write streams, the event loop's included, 1..17;
+                             0 (default): one per CPU this process may run on, or 1 under
+                             --workers */
     int heartbeat_s; /* seconds between ':' comments on idle streams (default 15, 1..3600)
                       */
     char *cors_origin; /* Access-Control-Allow-Origin value (default "*"); owned */

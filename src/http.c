@@ -710,6 +710,7 @@ http_server *http_server_new(struct event_base *base, broker *b, const config *c
         .idle_timeout_s = cfg->idle_timeout_s,
         .max_connections = (size_t)cfg->max_connections,
         .reuseport = cfg->reuseport,
+        .threads = cfg->threads,
     };
 
     if (!h) {

@@ -35,6 +35,7 @@
 #include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -42,6 +43,7 @@
 #include <event2/listener.h>
 
 #include "log.h"
+#include "pfor.h"
 #include "util.h"
 
 #define LINGER_S 2
@@ -51,6 +53,9 @@
 #define ACCEPT_PAUSE_MS 100    /* out of descriptors: stop accepting this long */
 #define BUSY_INPUT_MAX 65536   /* input held while busy before reading pauses */
 #define FLUSH_INTERVAL_US 1000 /* streams are written at most this often */
+#define FLUSH_SLICE 256        /* streams written per loop turn, at most */
+#define FLUSH_PAR_MIN 16       /* streams in a flush worth waking the writers for */
+#define FLUSH_IOV 64           /* buffers per writev in a parallel flush */
 
 enum { S_HEAD, S_BODY, S_BUSY, S_STREAM, S_FLUSH, S_LINGER };
 enum { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
@@ -71,6 +76,8 @@ struct httpd {
     struct req_list dirty;     /* streams with output to write this turn */
     struct event *flush;       /* writes them, at the end of the turn */
     int64_t last_flush_us;
+    pfor *writers;            /* write a flush on every core; NULL: inline */
+    struct flush_item *batch; /* a slice of a flush, for the writers */
     size_t nconns;
     unsigned long long rejected;
     int port;
@@ -587,17 +594,69 @@ void httpd_stream_dirty(httpd_req *r)
     }
 }
 
+/* A stream to write in a parallel flush. The writer threads only read the
+ * output buffer (evbuffer_peek) and write to the socket; what was written is
+ * drained here, on the loop's thread, afterwards: no evbuffer, message or
+ * event is touched by two threads. */
+struct flush_item {
+    httpd_req *r;
+    ssize_t wrote;
+};
+
+/* Write one stream's output as one writev: on any writer thread. */
+static void flush_one(size_t i, void *arg)
+{
+    struct flush_item *it = &((struct flush_item *)arg)[i];
+    struct bufferevent *bev = it->r->bev;
+    struct evbuffer_iovec v[FLUSH_IOV];
+    int n = evbuffer_peek(bufferevent_get_output(bev), -1, NULL, v, FLUSH_IOV);
+    it->wrote = n <= 0 ? 0
+                       : writev(bufferevent_getfd(bev), (struct iovec *)v,
+                                n < FLUSH_IOV ? n : FLUSH_IOV);
+}
+
 /* The end of the turn: write every stream that got output. */
 static void flush_streams(evutil_socket_t fd, short what, void *arg)
 {
     httpd *h = arg;
     httpd_req *r;
+    size_t n = 0;
     h->last_flush_us = now_us();
-    while ((r = TAILQ_FIRST(&h->dirty))) {
+    for (size_t k = 0; k < FLUSH_SLICE && (r = TAILQ_FIRST(&h->dirty)); k++) {
         TAILQ_REMOVE(&h->dirty, r, dirt);
         r->is_dirty = false;
-        if (r->state == S_STREAM)
+        if (r->state != S_STREAM)
+            continue;
+        if (h->writers)
+            h->batch[n++].r = r;
+        else
             out_kick(r);
+    }
+    /* More than a slice: the rest after the loop has had a turn, so that a
+     * fan-out to many thousands of streams does not hold up requests (a
+     * publish is answered within a slice), and what is published meanwhile
+     * joins the writes of the streams not reached yet. */
+    if (TAILQ_FIRST(&h->dirty)) {
+        static const struct timeval now = {0, 0};
+        evtimer_add(h->flush, &now);
+    }
+    if (n < FLUSH_PAR_MIN) {
+        for (size_t i = 0; i < n; i++)
+            out_kick(h->batch[i].r);
+        return;
+    }
+    pfor_run(h->writers, n, flush_one, h->batch);
+    for (size_t i = 0; i < n; i++) {
+        struct evbuffer *out = bufferevent_get_output(h->batch[i].r->bev);
+        if (h->batch[i].wrote > 0) {
+            evbuffer_unfreeze(out, 1);
+            evbuffer_drain(out, (size_t)h->batch[i].wrote);
+            evbuffer_freeze(out, 1);
+        }
+        /* Left over (a full socket, or an error): the bufferevent writes on,
+         * or reports the error and the connection closes. */
+        if (evbuffer_get_length(out))
+            bufferevent_enable(h->batch[i].r->bev, EV_WRITE);
     }
 }
 
@@ -1095,6 +1154,11 @@ httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler 
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    if (opts->threads > 1 && (!(h->batch = calloc(FLUSH_SLICE, sizeof(*h->batch))) ||
+                              !(h->writers = pfor_new(opts->threads - 1)))) {
+        snprintf(err, errlen, "cannot start %d writer threads", opts->threads - 1);
+        goto fail;
+    }
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
@@ -1147,6 +1211,8 @@ void httpd_free(httpd *h)
         event_free(h->flush);
     if (h->resume)
         event_free(h->resume);
+    pfor_free(h->writers);
+    free(h->batch);
     free(h);
 }
 

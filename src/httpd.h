@@ -47,6 +47,7 @@ typedef struct httpd_opts {
                                also how long a keep-alive connection may sit idle */
     size_t max_connections; /* client sockets beyond it are flagged over the limit */
     bool reuseport;         /* SO_REUSEPORT: several processes share the port */
+    int threads;            /* threads that write streams, the loop's included (>= 1) */
 } httpd_opts;
 
 /* Called for every complete request; it must answer 'req' now or later. */

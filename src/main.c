@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,14 @@ static kv_store *store_new(struct event_base *base, const config *cfg)
     if (!(kv = kv_redis_new(base, &ro, err, sizeof(err))))
         log_error("redis store: %s", err);
     return kv;
+}
+
+/* The CPUs this process may run on, at most 'max'. */
+static int cpus_usable(int max)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+    return n < 1 ? 1 : n > max ? max : n;
 }
 
 int main(int argc, char **argv)
@@ -173,6 +182,8 @@ int main(int argc, char **argv)
     }
     log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    if (!cfg.threads)
+        cfg.threads = nworkers ? 1 : cpus_usable(THREADS_MAX);
     /* Before any event base or store connection: every worker continues below,
      * the parent returns here only when supervision is over. */
     if (nworkers && workers_start(&cfg, (int)nworkers, &rc) != 0)

@@ -382,3 +382,45 @@ describe('npm eventsource client', () => {
         c.es.close();
     });
 });
+
+describe('fan-out written by several threads', () => {
+    // threads: 3 - the event loop and two writer threads share each flush of
+    // 16 or more streams; a burst of 200 messages is more than one writev
+    // takes, so the rest goes out when the sockets ask for it.
+    let tb;
+    before(async () => { tb = await startBroker({ config: { threads: 3 } }); });
+    after(async () => { if (tb) assert.equal(await tb.stop(), 0, 'exit code after SIGTERM'); });
+
+    test('40 subscribers get every message of bursts and a 100 KB message, in order', async () => {
+        const name = uniq('threads');
+        const N = 40;
+        const subs = [];
+        for (let i = 0; i < N; i++) {
+            const s = await tb.stream(evPath(name));
+            open.add(s);
+            assert.equal(s.status, 200);
+            await s.waitOpen();
+            subs.push(s);
+        }
+        const ids = [];
+        for (let round = 0; round < 4; round++) {
+            const body = Array.from({ length: 50 }, (_, i) => ({ data: `r${round}-${i}` }));
+            const r = await tb.req('POST', evPath(name), { body });
+            assert.equal(r.status, 201, r.text);
+            ids.push(...r.json.ids);
+        }
+        const big = 'y'.repeat(100 * 1024);
+        const r = await tb.req('POST', evPath(name), { body: { data: big } });
+        assert.equal(r.status, 201);
+        ids.push(r.json.id);
+        for (const s of subs) {
+            const ev = await s.waitEvents(ids.length, 15000);
+            assert.deepEqual(ev.map((e) => e.id), ids);
+            assert.equal(ev[0].data, 'r0-0');
+            assert.equal(ev[ids.length - 1].data, big);
+            s.close();
+        }
+        const h = await tb.req('GET', '/health');
+        assert.equal(h.status, 200);
+    });
+});

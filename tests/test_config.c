@@ -19,8 +19,8 @@ static int config_eq(const config *a, const config *b)
            a->defaults.queue_limit == b->defaults.queue_limit &&
            a->defaults.retry_ms == b->defaults.retry_ms && a->max_body == b->max_body &&
            a->max_headers == b->max_headers && a->heartbeat_s == b->heartbeat_s &&
-           STREQ(a->cors_origin, b->cors_origin) && a->log_level == b->log_level &&
-           STREQ(a->store_prefix, b->store_prefix) &&
+           a->threads == b->threads && STREQ(a->cors_origin, b->cors_origin) &&
+           a->log_level == b->log_level && STREQ(a->store_prefix, b->store_prefix) &&
            a->store_maxbuffer == b->store_maxbuffer &&
            a->store_buffertime_ms == b->store_buffertime_ms &&
            a->store_sync == b->store_sync && a->max_channels == b->max_channels &&
@@ -78,7 +78,7 @@ static void test_load_ok(void)
         "\"url\": \"redis://x\"}, \"autocreate\": false, "
         "\"channel_defaults\": {\"history\": 0, \"queue_limit\": 1, "
         "\"retry_ms\": 86400000}, \"limits\": {\"max_body\": 1073741824, "
-        "\"max_headers\": 1024}, \"heartbeat_s\": 3600, "
+        "\"max_headers\": 1024}, \"heartbeat_s\": 3600, \"threads\": 17, "
         "\"cors_origin\": \"https://example.com\", \"log_level\": \"debug\"}";
 
     config c_ref, *ref = &c_ref;
@@ -103,6 +103,7 @@ static void test_load_ok(void)
        "channel defaults at their bounds");
     ok(c.max_body == 1073741824 && c.max_headers == 1024, "limits at their bounds");
     ok(c.heartbeat_s == 3600, "heartbeat 3600");
+    ok(c.threads == 17, "threads 17");
     ok(strcmp(c.cors_origin, "https://example.com") == 0, "cors_origin");
     ok(c.log_level == LOG_DEBUG, "log_level debug");
     ok(config_load_string(
@@ -209,6 +210,10 @@ static const struct err_case err_cases[] = {
      "t.json:1: field 'heartbeat_s': must be an integer from 1 to 3600"},
     {"{\"heartbeat_s\": 99999999999999999}",
      "t.json:1: field 'heartbeat_s': must be an integer from 1 to 3600"},
+    {"{\"threads\": -1}", "t.json:1: field 'threads': must be an integer from 0 to 17"},
+    {"{\"threads\": 18}", "t.json:1: field 'threads': must be an integer from 0 to 17"},
+    {"{\"threads\": \"2\"}",
+     "t.json:1: field 'threads': must be an integer from 0 to 17"},
     /* listen */
     {"{\"listen\": \"1.2.3.4\"}", "t.json:1: field 'listen': must be *"},
     {"{\"listen\": \"h:65536\"}", "t.json:1: field 'listen': must be *"},

@@ -31,6 +31,17 @@
 #include "log.h"
 #include "util.h"
 
+/* 'v' in decimal, NUL-terminated, at 'p' (room for 21 bytes); its length. */
+static int fmt_ll(char *p, long long v)
+{
+    char *e = p;
+    if (v < 0)
+        *e++ = '-';
+    e = fmt_u64(e, v < 0 ? -(unsigned long long)v : (unsigned long long)v);
+    *e = '\0';
+    return (int)(e - p);
+}
+
 #define KV_SKIP_MAXLEVEL 32
 #define KV_LIST_MINCAP 4
 
@@ -541,7 +552,7 @@ static int memory_incr(kv_store *kv, const char *key, long long by, kv_cb cb, vo
         defer(m, d, "incr", key, KV_EINVAL);
         return 0;
     }
-    tlen = snprintf(text, sizeof(text), "%lld", next);
+    tlen = fmt_ll(text, next);
     if (!(copy = strdup(text)))
         goto oom;
     if (!x && !(x = insert(m, key, KV_KIND_STRING))) {
@@ -838,7 +849,7 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
     }
 
     /* Allocate: the value, one copy per list, the counter's text, the lists. */
-    idlen = snprintf(idtext, sizeof(idtext), "%lld", id);
+    idlen = fmt_ll(idtext, id);
     vlen = a->head_len + (size_t)idlen + a->tail_len;
     if (!(val = malloc(vlen + 1)) || !(text = strdup(idtext)))
         goto oom;

@@ -173,8 +173,13 @@ static void published(int status, const uint64_t *ids_, size_t n, int64_t ts_us,
             http_error(hd->req, hd->cfg, 503, "out_of_memory", "out of memory");
             goto out;
         }
-        evbuffer_add_printf(out, "{\"id\":\"%llu\",\"timestamp\":%lld}\n",
-                            (unsigned long long)ids_[0], (long long)ts_us);
+        char text[80], *e = text;
+        e = fmt_u64(stpcpy(e, "{\"id\":\""), ids_[0]);
+        e = stpcpy(e, "\",\"timestamp\":");
+        if (ts_us < 0)
+            *e++ = '-';
+        e = stpcpy(fmt_u64(e, ts_us < 0 ? -(uint64_t)ts_us : (uint64_t)ts_us), "}\n");
+        evbuffer_add(out, text, (size_t)(e - text));
         http_cors(hd->req, hd->cfg);
         httpd_reply(hd->req, 201, "application/json", out);
         evbuffer_free(out);
@@ -558,23 +563,28 @@ static int split_path(char *p, char *seg[MAX_SEGS])
     }
 }
 
-/* Does 'pattern' match 'seg'? Captured segments go to 'cap' (undecoded). */
+/* Does 'pattern' (segments separated by '/', a '*' capturing one) match
+ * 'seg'? Captures go to 'cap' (undecoded). Walks the pattern in place:
+ * routing runs on every request. */
 static int route_match(const char *pattern, char **seg, int nseg, char *cap[2])
 {
-    char buf[64];
-    char *pseg[MAX_SEGS];
-    int np, ncap = 0;
-    snprintf(buf, sizeof(buf), "%s", pattern);
-    np = split_path(buf, pseg);
-    if (np != nseg)
-        return 0;
-    for (int i = 0; i < np; i++) {
-        if (strcmp(pseg[i], "*") == 0)
-            cap[ncap++] = seg[i];
-        else if (strcmp(pseg[i], seg[i]) != 0)
+    const char *p = pattern + (*pattern == '/');
+    int i = 0, ncap = 0;
+    while (*p) {
+        size_t len = strcspn(p, "/");
+        if (i == nseg)
             return 0;
+        if (len == 1 && *p == '*') {
+            if (ncap == 2)
+                return 0;
+            cap[ncap++] = seg[i];
+        } else if (strncmp(p, seg[i], len) != 0 || seg[i][len] != '\0') {
+            return 0;
+        }
+        i++;
+        p += len + (p[len] == '/');
     }
-    return 1;
+    return i == nseg;
 }
 
 /* The Allow header for a route taking 'methods'; returns its value. */
@@ -663,7 +673,7 @@ static void http_handle(httpd_req *req, void *arg)
         reply_error(&c, 400, "invalid_query", "the query string is malformed");
         goto out;
     }
-    snprintf(pathbuf, sizeof(pathbuf), "%s", path);
+    memcpy(pathbuf, path, strlen(path) + 1); /* fits: checked above */
     nseg = split_path(pathbuf, seg);
     for (size_t i = 0; nseg >= 0 && i < sizeof(routes) / sizeof(routes[0]); i++) {
         const route *r = &routes[i];

@@ -54,6 +54,12 @@ int valid_utf8(const char *s, size_t len)
         return 1;
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
+        /* ASCII, eight bytes at a time: most payloads are only that. */
+        uint64_t w;
+        while (end - p >= 8 && (memcpy(&w, p, 8), !(w & 0x8080808080808080ull)))
+            p += 8;
+        if (p == end)
+            break;
         unsigned c = *p;
         size_t n;
         unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */

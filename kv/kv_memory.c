@@ -31,17 +31,6 @@
 #include "log.h"
 #include "util.h"
 
-/* 'v' in decimal, NUL-terminated, at 'p' (room for 21 bytes); its length. */
-static int fmt_ll(char *p, long long v)
-{
-    char *e = p;
-    if (v < 0)
-        *e++ = '-';
-    e = fmt_u64(e, v < 0 ? -(unsigned long long)v : (unsigned long long)v);
-    *e = '\0';
-    return (int)(e - p);
-}
-
 #define KV_SKIP_MAXLEVEL 32
 #define KV_LIST_MINCAP 4
 
@@ -552,7 +541,8 @@ static int memory_incr(kv_store *kv, const char *key, long long by, kv_cb cb, vo
         defer(m, d, "incr", key, KV_EINVAL);
         return 0;
     }
-    tlen = fmt_ll(text, next);
+    tlen = (int)(fmt_i64(text, next) - text);
+    text[tlen] = '\0';
     if (!(copy = strdup(text)))
         goto oom;
     if (!x && !(x = insert(m, key, KV_KIND_STRING))) {
@@ -849,7 +839,8 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
     }
 
     /* Allocate: the value, one copy per list, the counter's text, the lists. */
-    idlen = fmt_ll(idtext, id);
+    idlen = (int)(fmt_i64(idtext, id) - idtext);
+    idtext[idlen] = '\0';
     vlen = a->head_len + (size_t)idlen + a->tail_len;
     if (!(val = malloc(vlen + 1)) || !(text = strdup(idtext)))
         goto oom;

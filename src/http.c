@@ -175,10 +175,7 @@ static void published(int status, const uint64_t *ids_, size_t n, int64_t ts_us,
         }
         char text[80], *e = text;
         e = fmt_u64(stpcpy(e, "{\"id\":\""), ids_[0]);
-        e = stpcpy(e, "\",\"timestamp\":");
-        if (ts_us < 0)
-            *e++ = '-';
-        e = stpcpy(fmt_u64(e, ts_us < 0 ? -(uint64_t)ts_us : (uint64_t)ts_us), "}\n");
+        e = stpcpy(fmt_i64(stpcpy(e, "\",\"timestamp\":"), ts_us), "}\n");
         evbuffer_add(out, text, (size_t)(e - text));
         http_cors(hd->req, hd->cfg);
         httpd_reply(hd->req, 201, "application/json", out);

@@ -233,3 +233,10 @@ char *fmt_u64(char *p, uint64_t v)
         *p++ = tmp[--n];
     return p;
 }
+
+char *fmt_i64(char *p, int64_t v)
+{
+    if (v < 0)
+        *p++ = '-';
+    return fmt_u64(p, v < 0 ? -(uint64_t)v : (uint64_t)v);
+}

@@ -56,5 +56,7 @@ int strmap_next(const strmap *m, size_t *i, strmap_entry **e);
 
 /* Write 'v' in decimal at 'p' (room for 20 digits); returns the end (no NUL). */
 char *fmt_u64(char *p, uint64_t v);
+/* The same for a signed value (room for a '-' and 20 digits). */
+char *fmt_i64(char *p, int64_t v);
 
 #endif

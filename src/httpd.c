@@ -55,7 +55,7 @@
 #define FLUSH_INTERVAL_US 1000 /* streams are written at most this often */
 #define FLUSH_SLICE 256        /* streams written per loop turn, at most */
 #define FLUSH_PAR_MIN 16       /* streams in a flush worth waking the writers for */
-#define FLUSH_IOV 64           /* buffers per writev in a parallel flush */
+#define FLUSH_IOV 128          /* buffers per writev of a stream, as libevent's */
 
 enum { S_HEAD, S_BODY, S_BUSY, S_STREAM, S_FLUSH, S_LINGER };
 enum { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
@@ -77,7 +77,7 @@ struct httpd {
     struct event *flush;       /* writes them, at the end of the turn */
     int64_t last_flush_us;
     pfor *writers;            /* write a flush on every core; NULL: inline */
-    struct flush_item *batch; /* a slice of a flush, for the writers */
+    struct flush_item *batch; /* a slice of a flush */
     size_t nconns;
     unsigned long long rejected;
     int port;
@@ -594,10 +594,10 @@ void httpd_stream_dirty(httpd_req *r)
     }
 }
 
-/* A stream to write in a parallel flush. The writer threads only read the
- * output buffer (evbuffer_peek) and write to the socket; what was written is
- * drained here, on the loop's thread, afterwards: no evbuffer, message or
- * event is touched by two threads. */
+/* A stream to write in a flush. Writing only reads the output buffer
+ * (evbuffer_peek) and writes to the socket, so writer threads may do it;
+ * what was written is drained on the loop's thread afterwards: no evbuffer,
+ * message or event is touched by two threads. */
 struct flush_item {
     httpd_req *r;
     ssize_t wrote;
@@ -625,12 +625,8 @@ static void flush_streams(evutil_socket_t fd, short what, void *arg)
     for (size_t k = 0; k < FLUSH_SLICE && (r = TAILQ_FIRST(&h->dirty)); k++) {
         TAILQ_REMOVE(&h->dirty, r, dirt);
         r->is_dirty = false;
-        if (r->state != S_STREAM)
-            continue;
-        if (h->writers)
+        if (r->state == S_STREAM)
             h->batch[n++].r = r;
-        else
-            out_kick(r);
     }
     /* More than a slice: the rest after the loop has had a turn, so that a
      * fan-out to many thousands of streams does not hold up requests (a
@@ -640,12 +636,11 @@ static void flush_streams(evutil_socket_t fd, short what, void *arg)
         static const struct timeval now = {0, 0};
         evtimer_add(h->flush, &now);
     }
-    if (n < FLUSH_PAR_MIN) {
+    if (h->writers && n >= FLUSH_PAR_MIN)
+        pfor_run(h->writers, n, flush_one, h->batch);
+    else
         for (size_t i = 0; i < n; i++)
-            out_kick(h->batch[i].r);
-        return;
-    }
-    pfor_run(h->writers, n, flush_one, h->batch);
+            flush_one(i, h->batch);
     for (size_t i = 0; i < n; i++) {
         struct evbuffer *out = bufferevent_get_output(h->batch[i].r->bev);
         if (h->batch[i].wrote > 0) {
@@ -1154,8 +1149,11 @@ httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler 
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (opts->threads > 1 && (!(h->batch = calloc(FLUSH_SLICE, sizeof(*h->batch))) ||
-                              !(h->writers = pfor_new(opts->threads - 1)))) {
+    if (!(h->batch = calloc(FLUSH_SLICE, sizeof(*h->batch)))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (opts->threads > 1 && !(h->writers = pfor_new(opts->threads - 1))) {
         snprintf(err, errlen, "cannot start %d writer threads", opts->threads - 1);
         goto fail;
     }

@@ -37,6 +37,17 @@ struct pfor {
     pthread_t tid[PFOR_HELPERS_MAX];
 };
 
+/* A helper is done with an index (or with claiming): wake the caller if it
+ * sleeps and this was the last call running. */
+static void helper_done(pfor *p)
+{
+    if (atomic_fetch_sub(&p->inflight, 1) == 1 && atomic_load(&p->waiting)) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_signal(&p->idle);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
 /* Take and run indices of run 'gen' until there are none left. */
 static void work(pfor *p, uint32_t gen, size_t n, pfor_fn fn, void *arg, bool helper)
 {
@@ -45,22 +56,15 @@ static void work(pfor *p, uint32_t gen, size_t n, pfor_fn fn, void *arg, bool he
             atomic_fetch_add(&p->inflight, 1);
         uint64_t w = atomic_load(&p->next);
         do {
-            if ((uint32_t)(w >> 32) != gen || (w & 0xffffffffu) >= n)
-                goto out;
+            if ((uint32_t)(w >> 32) != gen || (w & 0xffffffffu) >= n) {
+                if (helper)
+                    helper_done(p);
+                return;
+            }
         } while (!atomic_compare_exchange_weak(&p->next, &w, w + 1));
         fn((size_t)(w & 0xffffffffu), arg);
-        if (helper && atomic_fetch_sub(&p->inflight, 1) == 1 &&
-            atomic_load(&p->waiting)) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->idle);
-            pthread_mutex_unlock(&p->mu);
-        }
-    }
-out:
-    if (helper && atomic_fetch_sub(&p->inflight, 1) == 1 && atomic_load(&p->waiting)) {
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_signal(&p->idle);
-        pthread_mutex_unlock(&p->mu);
+        if (helper)
+            helper_done(p);
     }
 }
 

@@ -385,8 +385,8 @@ describe('npm eventsource client', () => {
 
 describe('fan-out written by several threads', () => {
     // threads: 3 - the event loop and two writer threads share each flush of
-    // 16 or more streams; a burst of 200 messages is more than one writev
-    // takes, so the rest goes out when the sockets ask for it.
+    // 16 or more streams; a 100 KB message to 40 sockets is more than one
+    // writev may take, so the rest goes out when the sockets ask for it.
     let tb;
     before(async () => { tb = await startBroker({ config: { threads: 3 } }); });
     after(async () => { if (tb) assert.equal(await tb.stop(), 0, 'exit code after SIGTERM'); });

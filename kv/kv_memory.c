@@ -28,8 +28,8 @@
 #include <event2/event.h>
 
 #include "kv/kv.h"
-#include "log.h"
-#include "util.h"
+#include "src/base/log.h"
+#include "src/base/util.h"
 
 #define KV_SKIP_MAXLEVEL 32
 #define KV_LIST_MINCAP 4

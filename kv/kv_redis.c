@@ -53,7 +53,7 @@
 
 #include "kv/kv.h"
 #include "kv/kv_private.h"
-#include "log.h"
+#include "src/base/log.h"
 
 #define KV_REDIS_DOWN_WAIT_MS 2000     /* how long operations wait for a reconnection */
 #define KV_REDIS_MAX_WAITING 100000    /* operations held while disconnected */

@@ -29,7 +29,7 @@
 #include <hiredis/async.h>
 
 #include "kv/kv_private.h"
-#include "log.h"
+#include "src/base/log.h"
 
 struct kv_redis_sub {
     struct event_base *base;

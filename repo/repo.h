@@ -31,8 +31,8 @@
 #include <stddef.h>
 
 #include "kv/kv.h"
-#include "chan.h"
-#include "msg.h"
+#include "src/domain/chan.h"
+#include "src/domain/msg.h"
 
 /* Load completion: status 0 or a negative KV_E* code. */
 typedef void (*repo_cb)(int status, void *arg);

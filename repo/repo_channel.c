@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "repo_private.h"
+#include "src/base/log.h"
+#include "repo/repo_private.h"
 
 typedef struct repo_channel_kv {
     repo_channel base;

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "repo_private.h"
+#include "repo/repo_private.h"
 
 typedef struct repo_listener_kv {
     repo_listener base;

@@ -4,7 +4,7 @@
 
 #include <stdio.h>
 
-#include "repo.h"
+#include "repo/repo.h"
 
 #define REPO_KEY_MAX 256 /* "x/" + 200-byte channel + "/" + connection id */
 

@@ -1,6 +1,6 @@
 /* config.c - defaults, the JSON config file, and channel options. */
-#include "config.h"
-#include "log.h"
+#include "src/config.h"
+#include "src/base/log.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* main.c - ssebroker: command line, start-up, signals, shutdown. */
-#include "config.h"
+#include "src/config.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -11,11 +11,11 @@
 #include <unistd.h>
 #include <event2/event.h>
 
-#include "broker.h"
-#include "http.h"
+#include "src/broker/broker.h"
+#include "src/http/http.h"
 #include "kv/kv.h"
-#include "log.h"
-#include "workers.h"
+#include "src/base/log.h"
+#include "src/workers.h"
 
 static void usage(FILE *f)
 {

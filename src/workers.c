@@ -4,7 +4,7 @@
  * (a libevent base would be inherited by every fork): it waits in ppoll() on a
  * pipe the workers report readiness on, with its signals blocked everywhere else,
  * so a signal can never slip in between a check and the wait. */
-#include "workers.h"
+#include "src/workers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "src/base/log.h"
 
 #define WORKERS_STOP_S 10     /* a worker's time to exit after SIGTERM, then SIGKILL */
 #define WORKERS_KILL_WAIT_S 5 /* after SIGKILL, before the parent gives up waiting */

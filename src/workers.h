@@ -4,7 +4,7 @@
 #ifndef WORKERS_H
 #define WORKERS_H
 
-#include "config.h"
+#include "src/config.h"
 
 #define WORKERS_MAX 64
 

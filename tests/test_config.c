@@ -1,6 +1,6 @@
 /* test_config.c - unit tests for defaults, the config file and channel options. */
-#include "config.h"
-#include "log.h"
+#include "src/config.h"
+#include "src/base/log.h"
 #include "tests/tap.h"
 
 #include <stdlib.h>

@@ -10,9 +10,9 @@
 #include <event2/event.h>
 
 #include "kv/kv.h"
-#include "tap.h"
-#include "redis_server.h"
-#include "kv_contract.h"
+#include "tests/tap.h"
+#include "tests/redis_server.h"
+#include "tests/kv_contract.h"
 
 #define NKEYS 10000
 #define NLIST 5000

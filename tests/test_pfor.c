@@ -2,7 +2,7 @@
  * exactly once, on more than one thread when there are helpers, over many
  * runs back to back (a helper that wakes late must not take an index of the
  * next run), and pfor_run() returns only when every call has returned. */
-#include "pfor.h"
+#include "src/base/pfor.h"
 #include "tests/tap.h"
 
 #include <pthread.h>

@@ -1,5 +1,5 @@
 /* test_publish.c - unit tests for parsing publish request bodies (src/publish.c). */
-#include "publish.h"
+#include "src/domain/publish.h"
 #include "tests/tap.h"
 
 #include <stdlib.h>

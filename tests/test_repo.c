@@ -6,8 +6,8 @@
 
 #include "kv/kv.h"
 #include "repo/repo.h"
-#include "tap.h"
-#include "redis_server.h"
+#include "tests/tap.h"
+#include "tests/redis_server.h"
 
 static struct event_base *base;
 

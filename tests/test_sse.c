@@ -1,8 +1,8 @@
 /* test_sse.c - unit tests for the SSE frame encoder (src/sse.c) and the
  * stored JSON form of messages (src/msg.c: the hand-written fast paths must
  * agree with jansson). */
-#include "msg.h"
-#include "sse.h"
+#include "src/domain/msg.h"
+#include "src/domain/sse.h"
 #include "tests/tap.h"
 
 #include <stdio.h>

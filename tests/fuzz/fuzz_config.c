@@ -6,8 +6,8 @@
  * must leave the config byte for byte as it was and name the file first; a
  * successful one must hold only values inside the documented bounds. Any
  * broken promise aborts; leaks are LeakSanitizer's. */
-#include "config.h"
-#include "log.h"
+#include "src/config.h"
+#include "src/base/log.h"
 
 #include <stdint.h>
 #include <stdio.h>

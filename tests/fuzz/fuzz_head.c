@@ -8,7 +8,7 @@
  * no value holds CR, LF or NUL, the version is 1.0 or 1.1, the field count is
  * bounded, and Content-Length and chunked never come together. On failure the
  * status is a 4xx/5xx with a code and message. Any violation aborts. */
-#include "httpd.h"
+#include "src/http/httpd.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -10,11 +10,11 @@
  * so LeakSanitizer sees only real leaks. With FUZZ_HTTP_VERBOSE set in the
  * environment the answers are copied to stderr (to check a seed does what it
  * should). */
-#include "broker.h"
-#include "config.h"
-#include "http.h"
+#include "src/broker/broker.h"
+#include "src/config.h"
+#include "src/http/http.h"
 #include "kv/kv.h"
-#include "log.h"
+#include "src/base/log.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -8,8 +8,8 @@
  *    its head must be byte for byte the text jansson writes for the message,
  *    and must read back through the fast path to the same message.
  * Any disagreement aborts. */
-#include "msg.h"
-#include "util.h"
+#include "src/domain/msg.h"
+#include "src/base/util.h"
 
 #include <stdint.h>
 #include <stdio.h>

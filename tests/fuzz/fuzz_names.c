@@ -3,7 +3,7 @@
  * valid_channel_name, valid_conn_id, valid_utf8 and parse_u64 are each
  * compared with a plain reference written from the contract in util.h, on the
  * whole input and on the input as a C string. Any disagreement aborts. */
-#include "util.h"
+#include "src/base/util.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * query parameter event= is given and runs up to the next NUL; the rest is
  * the body. The result must keep the promises of publish.h; any broken one
  * aborts. */
-#include "publish.h"
+#include "src/domain/publish.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * decimal text (empty or negative: no retry line). Bytes an id or event may
  * not hold are replaced so that every input yields a frame. The frame must be
  * exactly what sse.h describes; any difference aborts. */
-#include "sse.h"
+#include "src/domain/sse.h"
 
 #include <limits.h>
 #include <stdint.h>

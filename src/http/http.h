@@ -4,8 +4,8 @@
 
 #include <stddef.h>
 
-#include "broker.h"
-#include "config.h"
+#include "src/broker/broker.h"
+#include "src/config.h"
 
 struct event_base;
 typedef struct http_server http_server;

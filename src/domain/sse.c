@@ -1,5 +1,5 @@
 /* sse.c - Server-Sent Events wire encoding: one event in, one frame out. */
-#include "sse.h"
+#include "src/domain/sse.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,13 +1,13 @@
-/* queue.h - a bounded FIFO of message references (connection queues, history).
+/* msgq.h - a bounded FIFO of message references (connection queues, history).
  *
  * Policy when full: the oldest message is dropped to make room, and counted. */
-#ifndef QUEUE_H
-#define QUEUE_H
+#ifndef MSGQ_H
+#define MSGQ_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "msg.h"
+#include "src/domain/msg.h"
 
 typedef struct msgq {
     msg **v; /* ring storage, grows on demand up to 'limit' */

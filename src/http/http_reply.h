@@ -1,12 +1,12 @@
-/* http_util.h - JSON responses and errors for the HTTP API. */
-#ifndef HTTP_UTIL_H
-#define HTTP_UTIL_H
+/* http_reply.h - JSON responses and errors for the HTTP API. */
+#ifndef HTTP_REPLY_H
+#define HTTP_REPLY_H
 
 #include <stddef.h>
 #include <jansson.h>
 
-#include "config.h"
-#include "httpd.h"
+#include "src/config.h"
+#include "src/http/httpd.h"
 
 /* Add Access-Control-Allow-Origin per config. */
 void http_cors(httpd_req *req, const config *cfg);

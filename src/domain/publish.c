@@ -1,7 +1,7 @@
 /* publish.c - turn the body of a publish request into the events to publish. */
-#include "publish.h"
-#include "sse.h"
-#include "util.h"
+#include "src/domain/publish.h"
+#include "src/domain/sse.h"
+#include "src/base/util.h"
 
 #include <jansson.h>
 #include <stdarg.h>

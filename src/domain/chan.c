@@ -1,5 +1,5 @@
 /* chan.c - channels and connections as plain objects. */
-#include "chan.h"
+#include "src/domain/chan.h"
 
 #include <stdio.h>
 #include <stdlib.h>

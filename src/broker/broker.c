@@ -1,14 +1,14 @@
 /* broker.c - channels, connections and publishing: every state change the
  * broker makes, applied to the domain and written through the repositories. */
-#include "broker.h"
+#include "src/broker/broker.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "http_util.h"
-#include "log.h"
+#include "src/http/http_reply.h"
+#include "src/base/log.h"
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg);
 static void on_notify(const char *topic, const char *data, size_t len, void *arg);

@@ -9,9 +9,9 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include "chan.h"
-#include "httpd.h"
-#include "msg.h"
+#include "src/domain/chan.h"
+#include "src/http/httpd.h"
+#include "src/domain/msg.h"
 
 struct broker;
 

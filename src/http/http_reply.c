@@ -1,5 +1,5 @@
-/* http_util.c - JSON responses and errors. */
-#include "http_util.h"
+/* http_reply.c - JSON responses and errors. */
+#include "src/http/http_reply.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,14 +1,14 @@
 /* stream.c - SSE responses on httpd, frames shared by reference. */
-#include "stream.h"
+#include "src/broker/stream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/buffer.h>
 
-#include "broker.h"
-#include "http_util.h"
-#include "log.h"
+#include "src/broker/broker.h"
+#include "src/http/http_reply.h"
+#include "src/base/log.h"
 
 /* httpd calls this when the client's connection goes away. */
 static void stream_conn_closed(httpd_req *req, void *arg)

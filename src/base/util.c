@@ -1,5 +1,5 @@
 /* util.c - name checks, clocks, ids and an open-addressing string map. */
-#include "util.h"
+#include "src/base/util.h"
 
 #include <fcntl.h>
 #include <stdlib.h>

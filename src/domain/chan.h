@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <sys/queue.h>
 
-#include "config.h"
-#include "queue.h"
-#include "util.h"
+#include "src/config.h"
+#include "src/domain/msgq.h"
+#include "src/base/util.h"
 
 struct stream;
 

@@ -8,7 +8,7 @@
  * between "about to claim" and "done with the index claimed": once every
  * index is claimed, the caller waits for it to reach zero (spinning briefly,
  * then on a condition variable), and that is all it ever waits for. */
-#include "pfor.h"
+#include "src/base/pfor.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "src/base/log.h"
 
 #define SPINS 2000 /* polls of 'inflight' before sleeping on it */
 

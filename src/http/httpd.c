@@ -23,7 +23,7 @@
  * Deadlines need no event each: every connection waiting in S_HEAD/S_BODY has
  * the same timeout, so appending to a list keeps it sorted by deadline, and
  * one timer closes what expired from its head. The same for S_LINGER. */
-#include "httpd.h"
+#include "src/http/httpd.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -42,9 +42,9 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "log.h"
-#include "pfor.h"
-#include "util.h"
+#include "src/base/log.h"
+#include "src/base/pfor.h"
+#include "src/base/util.h"
 
 #define LINGER_S 2
 #define SWEEP_MS 250

@@ -1,5 +1,5 @@
-/* queue.c - bounded ring of message references. */
-#include "queue.h"
+/* msgq.c - bounded ring of message references. */
+#include "src/domain/msgq.h"
 
 #include <stdlib.h>
 

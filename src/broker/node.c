@@ -1,5 +1,5 @@
 /* node.c - the node registry and heartbeat (see node.h). */
-#include "node.h"
+#include "src/broker/node.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,8 +7,8 @@
 #include <unistd.h>
 #include <event2/event.h>
 
-#include "log.h"
-#include "util.h"
+#include "src/base/log.h"
+#include "src/base/util.h"
 
 struct node_reg {
     broker *b;

@@ -1,5 +1,5 @@
 /* http.c - the HTTP API: routing, validation, handlers (on httpd). */
-#include "http.h"
+#include "src/http/http.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,13 +14,13 @@
 #include <event2/http.h> /* only its query-string and URI-decoding helpers */
 #include <event2/keyvalq_struct.h>
 
-#include "http_util.h"
-#include "log.h"
-#include "node.h"
-#include "publish.h"
+#include "src/http/http_reply.h"
+#include "src/base/log.h"
+#include "src/broker/node.h"
+#include "src/domain/publish.h"
 
 static const char page_html[] =
-#include "page.inc"
+#include "src/http/page.inc"
     ;
 
 #define HISTORY_LIMIT_MAX 100000

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <jansson.h>
 
-#include "broker.h"
+#include "src/broker/broker.h"
 
 #define NODE_HEARTBEAT_S 2
 #define NODE_TTL_S 6

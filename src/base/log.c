@@ -1,5 +1,5 @@
 /* log.c - leveled, timestamped log lines on stderr. */
-#include "log.h"
+#include "src/base/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

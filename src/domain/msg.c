@@ -1,13 +1,13 @@
 /* msg.c - messages: creation, reference counting, JSON form. */
-#include "msg.h"
+#include "src/domain/msg.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sse.h"
-#include "util.h"
+#include "src/domain/sse.h"
+#include "src/base/util.h"
 
 msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
              int64_t ts_us, int retry)

@@ -9,13 +9,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "chan.h"
-#include "config.h"
+#include "src/domain/chan.h"
+#include "src/config.h"
 #include "kv/kv.h"
-#include "publish.h"
+#include "src/domain/publish.h"
 #include "repo/repo.h"
-#include "stream.h"
-#include "util.h"
+#include "src/broker/stream.h"
+#include "src/base/util.h"
 
 struct event_base;
 

@@ -124,15 +124,43 @@ typedef struct kv_ops {
     void (*free)(kv_store *kv);
 } kv_ops;
 
+/* What a store reports about itself. A store never logs: it tells whoever set
+ * kv_set_report(), which logs once, at the boundary (as hiredis hands its
+ * errors back instead of printing them). 'detail' is a short human text,
+ * borrowed for the call. */
+enum {
+    KV_EV_CONNECTED,  /* the store is reachable (again); detail: where */
+    KV_EV_LOST,       /* the connection dropped: operations wait, then fail */
+    KV_EV_SUBSCRIBED, /* the subscription is live (again) */
+    KV_EV_SUB_LOST,   /* the subscription dropped: resubscribing */
+    KV_EV_FAILED,     /* operations failed and no callback will say so, or a
+                         batch or the store's wait for a connection failed */
+    KV_EV_ERROR,      /* a set-up step was refused (AUTH, SELECT, SCRIPT LOAD):
+                         the store will not work until that is fixed */
+    KV_EV_RETRY       /* a connection attempt failed; it is retried (frequent) */
+};
+typedef void (*kv_report_cb)(int event, const char *detail, void *arg);
+
 /* The base every store embeds as its first member. */
 struct kv_store {
     const kv_ops *ops;
     struct event_base *base;
+    kv_report_cb report; /* kv_set_report(), or NULL */
+    void *report_arg;
 };
+
+/* Tell 'cb' (NULL: nobody) what the store reports from now on. */
+void kv_set_report(kv_store *kv, kv_report_cb cb, void *arg);
+
+/* The store's name: "memory" or "redis". */
+static inline const char *kv_name(const kv_store *kv)
+{
+    return kv->ops->name;
+}
 
 /* Each start function returns 0 when 'cb' will run exactly once, later; a
  * negative KV_E* code and no callback otherwise. 'cb' may be NULL: the
- * operation still happens and its errors are logged by the store. */
+ * operation still happens, and a failure is reported (KV_EV_FAILED). */
 
 /* Fetch the string at 'key'. KV_ENOTFOUND if there is none. */
 static inline int kv_get(kv_store *kv, const char *key, kv_cb cb, void *arg)
@@ -276,6 +304,9 @@ static inline void kv_free(kv_store *kv)
 
 /* Human-readable text for a KV_E* code. Never NULL. */
 const char *kv_strerror(int code);
+
+/* The name of a KV_EV_* event ("connected", "lost", ...). Never NULL. */
+const char *kv_event_name(int event);
 
 /* The in-memory store (kv_memory.c): the embedded default. Returns NULL on OOM. */
 kv_store *kv_memory_new(struct event_base *base);

@@ -28,7 +28,8 @@
 #include <event2/event.h>
 
 #include "kv/kv.h"
-#include "src/base/log.h"
+#include "kv/kv_private.h"
+#include "src/base/guard.h"
 #include "src/base/util.h"
 
 #define KV_SKIP_MAXLEVEL 32
@@ -83,7 +84,7 @@ typedef struct kv_memory {
     kv_done *q, **qtail; /* completions not yet taken by a pass */
     kv_done *running;    /* the rest of the batch the current pass is running */
     int in_pass;
-    int freeing;      /* kv_free() was called from a callback */
+    guard guard;      /* held by a pass: kv_free() from a callback waits for it */
     char *sub_prefix; /* the subscription, if any: its prefix and callback */
     size_t sub_plen;
     kv_notify_cb sub_cb;
@@ -288,12 +289,13 @@ static const char *put_bytes(char **data, const char *p, size_t len)
 }
 
 /* Queue 'd' (NULL for a callback-less operation). 'status' is the operation's
- * result; a callback-less failure is logged here, since no one else will see it. */
+ * result; a callback-less failure is reported here, since no one else will see it. */
 static void defer(kv_memory *m, kv_done *d, const char *op, const char *key, int status)
 {
     if (!d) {
         if (status < 0)
-            log_warn("kv memory: %s '%s': %s", op, key ? key : "", kv_strerror(status));
+            kv_report(&m->base, KV_EV_FAILED, "memory: %s '%s': %s", op, key ? key : "",
+                      kv_strerror(status));
         return;
     }
     d->res.status = status;
@@ -317,7 +319,8 @@ static void run_pass(evutil_socket_t fd, short what, void *arg)
     m->q = NULL;
     m->qtail = &m->q;
     m->in_pass = 1;
-    while (m->running) {
+    guard_enter(&m->guard);
+    while (m->running && !guard_doomed(&m->guard)) {
         kv_done *d = m->running;
 
         m->running = d->next;
@@ -326,12 +329,12 @@ static void run_pass(evutil_socket_t fd, short what, void *arg)
         else
             d->cb(&d->res, d->arg);
         free(d);
-        if (m->freeing) {
-            memory_destroy(m);
-            return;
-        }
     }
     m->in_pass = 0;
+    if (guard_leave(&m->guard)) {
+        memory_destroy(m);
+        return;
+    }
     if (m->q)
         event_active(m->ev, 0, 0);
 }
@@ -942,31 +945,8 @@ static void memory_free(kv_store *kv)
 {
     kv_memory *m = (kv_memory *)kv;
 
-    if (m->in_pass)
-        m->freeing = 1;
-    else
+    if (guard_free(&m->guard))
         memory_destroy(m);
-}
-
-/* Shared by all stores; moves to kv/kv.c when a second store lands. */
-const char *kv_strerror(int code)
-{
-    switch (code) {
-    case KV_OK:
-        return "ok";
-    case KV_ENOTFOUND:
-        return "not found";
-    case KV_EIO:
-        return "store unreachable or write failed";
-    case KV_ENOMEM:
-        return "out of memory";
-    case KV_ETYPE:
-        return "wrong kind of value for this operation";
-    case KV_EINVAL:
-        return "invalid argument";
-    default:
-        return "unknown error";
-    }
 }
 
 static const kv_ops kv_memory_ops = {

@@ -1,4 +1,4 @@
-/* kv_private.h - what the files of the Redis store share; not for callers of kv.h. */
+/* kv_private.h - what the stores' files share; not for callers of kv.h. */
 #ifndef KV_PRIVATE_H
 #define KV_PRIVATE_H
 
@@ -8,6 +8,11 @@
 
 struct event;
 struct redisAsyncContext;
+
+/* Tell the store's report hook (kv_set_report) about 'event', with a detail
+ * formatted like printf. Does nothing when no hook is set. */
+void kv_report(kv_store *kv, int event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #define KV_REDIS_BACKOFF_MIN_MS 100
 #define KV_REDIS_BACKOFF_MAX_MS 5000
@@ -21,10 +26,11 @@ typedef struct kv_redis_addr {
     const char *password;
 } kv_redis_addr;
 
-/* Start connecting to 'addr' on 'base', with ac->data = 'data'. Returns the
- * context, or NULL (logged) if it could not even be started. */
-struct redisAsyncContext *kv_redis_dial(const kv_redis_addr *addr,
-                                        struct event_base *base, void *data);
+/* Start connecting to 'addr' on the loop of 'kv', with ac->data = 'data'.
+ * Returns the context, or NULL (reported as KV_EV_RETRY) if it could not even
+ * be started. */
+struct redisAsyncContext *kv_redis_dial(kv_store *kv, const kv_redis_addr *addr,
+                                        void *data);
 
 /* Arm 'ev' for the next connection attempt: 100 ms after the first failure,
  * doubling up to 5 s. '*ms' holds the last delay; set it to 0 after a success. */
@@ -34,10 +40,11 @@ void kv_redis_backoff(int *ms, struct event *ev);
 typedef struct kv_redis_sub kv_redis_sub;
 
 /* Subscribe (PSUBSCRIBE 'pattern', a Redis glob) on a new connection to 'addr',
- * reconnecting whenever it drops. 'cb' gets each message with the first 'strip'
- * bytes of its channel removed, and topic == NULL once the subscription is live
- * again after a loss. Copies what it keeps. Returns NULL on OOM. */
-kv_redis_sub *kv_redis_sub_new(struct event_base *base, const kv_redis_addr *addr,
+ * reconnecting whenever it drops, on the loop of 'kv', which it reports
+ * through. 'cb' gets each message with the first 'strip' bytes of its channel
+ * removed, and topic == NULL once the subscription is live again after a loss.
+ * Copies what it keeps. Returns NULL on OOM. */
+kv_redis_sub *kv_redis_sub_new(kv_store *kv, const kv_redis_addr *addr,
                                const char *pattern, size_t strip, kv_notify_cb cb,
                                void *arg);
 

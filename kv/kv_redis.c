@@ -38,9 +38,13 @@
  * of its own (kv_redis_sub.c) with PSUBSCRIBE P"prefix"* (glob characters of
  * the prefixes escaped).
  *
- * kv_free() from inside a callback: the store is marked and freed once the
- * callbacks on the stack have returned and hiredis has let go of the context
- * (its disconnect callback), so nothing runs on freed memory.
+ * kv_free() from inside a callback: the store's guard (src/base/guard.h) is
+ * held by every frame running callers' callbacks and, when hiredis was in a
+ * callback of its own and so only marked the context, by hiredis until its
+ * disconnect callback; the last one out frees the store, so nothing runs on
+ * freed memory.
+ *
+ * The store never logs: what is worth knowing goes to kv_report().
  */
 #include <limits.h>
 #include <stdio.h>
@@ -53,7 +57,7 @@
 
 #include "kv/kv.h"
 #include "kv/kv_private.h"
-#include "src/base/log.h"
+#include "src/base/guard.h"
 
 #define KV_REDIS_DOWN_WAIT_MS 2000     /* how long operations wait for a reconnection */
 #define KV_REDIS_MAX_WAITING 100000    /* operations held while disconnected */
@@ -152,9 +156,9 @@ typedef struct kv_redis {
     size_t npend;
     batch *inflight, **inflight_tail;
     unsigned long long fails; /* operations failed so far (a flush compares) */
-    int freeing;
-    int depth;           /* frames running callers' callbacks */
-    int destroy_pending; /* kv_free() from a callback: destroy when unwound */
+    int freeing;              /* kv_free() was called: no caller's callback runs */
+    int hiredis_holds;        /* ... inside a hiredis callback: it holds the guard */
+    guard guard;              /* frames running callers' callbacks, and hiredis */
 } kv_redis;
 
 static void redis_connect(kv_redis *r);
@@ -163,16 +167,16 @@ static void schedule_reconnect(kv_redis *r);
 static void redis_destroy(kv_redis *r);
 
 /* Callers' callbacks run between enter() and leave(). When one of them called
- * kv_free(), the last frame out destroys the store, once hiredis has let go of
- * the connection too. leave() returns 1 if the store is gone. */
+ * kv_free(), the last one out (a frame, or hiredis letting go of the
+ * connection) destroys the store. leave() returns 1 if the store is gone. */
 static void enter(kv_redis *r)
 {
-    r->depth++;
+    guard_enter(&r->guard);
 }
 
 static int leave(kv_redis *r)
 {
-    if (--r->depth == 0 && r->destroy_pending && !r->ac) {
+    if (guard_leave(&r->guard)) {
         redis_destroy(r);
         return 1;
     }
@@ -203,8 +207,9 @@ static int append_error(kv_redis *r, const char *err)
 {
     if (strncmp(err, "NOSCRIPT", 8) == 0) {
         if (!r->need_load)
-            log_warn("redis: the append script is gone (SCRIPT FLUSH?): loading it "
-                     "again");
+            kv_report(
+                &r->base, KV_EV_FAILED,
+                "redis: the append script is gone (SCRIPT FLUSH?): loading it again");
         r->need_load = 1;
         return KV_EIO;
     }
@@ -212,7 +217,7 @@ static int append_error(kv_redis *r, const char *err)
         return KV_ETYPE;
     if (strstr(err, "not an integer") || strstr(err, "overflow"))
         return KV_EINVAL;
-    log_warn("redis: append: %s", err);
+    kv_report(&r->base, KV_EV_FAILED, "redis: append: %s", err);
     return KV_EIO;
 }
 
@@ -244,7 +249,8 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
                 complete(r, o, append_error(r, rep[i]->str));
                 return;
             }
-            log_warn("redis: %s", rep[i] ? rep[i]->str : "no reply");
+            kv_report(&r->base, KV_EV_FAILED, "redis: %s",
+                      rep[i] ? rep[i]->str : "no reply");
             complete(r, o, KV_EIO);
             return;
         }
@@ -352,8 +358,8 @@ static void batch_done(redisAsyncContext *ac, void *reply, void *privdata)
         r->inflight_tail = &r->inflight;
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         if (rep && !r->freeing)
-            log_warn("redis: batch failed: %s",
-                     rep->type == REDIS_REPLY_ERROR ? rep->str : "transaction aborted");
+            kv_report(&r->base, KV_EV_FAILED, "redis: batch failed: %s",
+                      rep->type == REDIS_REPLY_ERROR ? rep->str : "transaction aborted");
         for (rop *o = b->ops; o; o = o->next)
             if (!r->freeing)
                 complete(r, o, KV_EIO);
@@ -399,7 +405,8 @@ static void on_script(redisAsyncContext *ac, void *reply, void *privdata)
     if (rep->type == REDIS_REPLY_STRING && rep->len == KV_REDIS_SHA_LEN)
         memcpy(r->sha, rep->str, KV_REDIS_SHA_LEN);
     else
-        log_error("redis: SCRIPT LOAD failed (appends will fail): %s",
+        kv_report(&r->base, KV_EV_ERROR,
+                  "redis: SCRIPT LOAD failed (appends will fail): %s",
                   rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
 }
 
@@ -817,8 +824,7 @@ static int redis_subscribe(kv_store *kv, const char *prefix, kv_notify_cb cb, vo
     pattern = glob_prefix(full);
     free(full);
     if (pattern)
-        r->sub =
-            kv_redis_sub_new(r->base.base, &addr, pattern, strlen(r->prefix), cb, arg);
+        r->sub = kv_redis_sub_new(&r->base, &addr, pattern, strlen(r->prefix), cb, arg);
     free(pattern);
     return r->sub ? 0 : KV_ENOMEM;
 }
@@ -832,10 +838,11 @@ static int redis_subscribed(kv_store *kv)
 
 static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
 {
+    kv_redis *r = privdata;
     redisReply *rep = reply;
     /* No reply: the connection went away, on_disconnect reports it. */
     if (rep && rep->type == REDIS_REPLY_ERROR) {
-        log_error("redis: AUTH/SELECT failed: %s", rep->str);
+        kv_report(&r->base, KV_EV_ERROR, "redis: AUTH/SELECT failed: %s", rep->str);
         redisAsyncDisconnect(ac);
     }
 }
@@ -850,9 +857,10 @@ static void on_ready(redisAsyncContext *ac, void *reply, void *privdata)
     r->backoff_ms = 0;
     r->need_load = 0; /* loaded just before this PING */
     if (r->path)
-        log_info("redis: connected to %s", r->path);
+        kv_report(&r->base, KV_EV_CONNECTED, "redis: connected to %s", r->path);
     else
-        log_info("redis: connected to %s:%d", r->host, r->port);
+        kv_report(&r->base, KV_EV_CONNECTED, "redis: connected to %s:%d", r->host,
+                  r->port);
     send_batch(r);
 }
 
@@ -863,7 +871,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         /* hiredis frees the context after this callback; on_disconnect is
          * not called for a connection that never came up. */
         r->ac = NULL;
-        log_debug("redis: connect failed: %s", ac->errstr);
+        kv_report(&r->base, KV_EV_RETRY, "redis: connect failed: %s", ac->errstr);
         if (!r->freeing)
             schedule_reconnect(r);
     }
@@ -893,13 +901,15 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     r->connected = 0;
     if (r->freeing) {
         /* The last word of a context kv_free() had to leave to hiredis. */
-        if (r->destroy_pending && r->depth == 0)
-            redis_destroy(r);
+        if (r->hiredis_holds) {
+            r->hiredis_holds = 0;
+            leave(r);
+        }
         return;
     }
     if (was)
-        log_warn("redis: connection lost%s%s; reconnecting",
-                 status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
+        kv_report(&r->base, KV_EV_LOST, "redis: connection lost%s%s; reconnecting",
+                  status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
     schedule_reconnect(r);
 }
 
@@ -908,19 +918,19 @@ static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
     redis_connect(arg);
 }
 
-redisAsyncContext *kv_redis_dial(const kv_redis_addr *addr, struct event_base *base,
-                                 void *data)
+redisAsyncContext *kv_redis_dial(kv_store *kv, const kv_redis_addr *addr, void *data)
 {
     redisAsyncContext *ac = addr->path ? redisAsyncConnectUnix(addr->path)
                                        : redisAsyncConnect(addr->host, addr->port);
     if (!ac || ac->err) {
-        log_debug("redis: cannot connect: %s", ac ? ac->errstr : "out of memory");
+        kv_report(kv, KV_EV_RETRY, "redis: cannot connect: %s",
+                  ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
         return NULL;
     }
     ac->data = data;
-    if (redisLibeventAttach(ac, base) != REDIS_OK) {
+    if (redisLibeventAttach(ac, kv->base) != REDIS_OK) {
         redisAsyncFree(ac);
         return NULL;
     }
@@ -930,7 +940,7 @@ redisAsyncContext *kv_redis_dial(const kv_redis_addr *addr, struct event_base *b
 static void redis_connect(kv_redis *r)
 {
     kv_redis_addr addr = {r->host, r->port, r->path, r->password};
-    redisAsyncContext *ac = kv_redis_dial(&addr, r->base.base, r);
+    redisAsyncContext *ac = kv_redis_dial(&r->base, &addr, r);
     if (!ac) {
         schedule_reconnect(r);
         return;
@@ -960,8 +970,9 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
         long ms = (now.tv_sec - r->down_since.tv_sec) * 1000 +
                   (now.tv_usec - r->down_since.tv_usec) / 1000;
         if (ms >= KV_REDIS_DOWN_WAIT_MS) {
-            log_warn("redis: unavailable for %ld ms: failing %zu waiting operation(s)",
-                     ms, r->npend);
+            kv_report(&r->base, KV_EV_FAILED,
+                      "redis: unavailable for %ld ms: failing %zu waiting operation(s)",
+                      ms, r->npend);
             r->down_since.tv_sec = 0;
             if (fail_pending(r))
                 return;
@@ -973,7 +984,8 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
         long ms = (now.tv_sec - r->inflight->sent.tv_sec) * 1000 +
                   (now.tv_usec - r->inflight->sent.tv_usec) / 1000;
         if (ms >= KV_REDIS_REPLY_TIMEOUT_MS) {
-            log_warn("redis: no reply for %ld ms: dropping the connection", ms);
+            kv_report(&r->base, KV_EV_FAILED,
+                      "redis: no reply for %ld ms: dropping the connection", ms);
             redisAsyncDisconnect(r->ac);
         }
     }
@@ -1019,20 +1031,17 @@ static void redis_free(kv_store *kv)
     if (r->ac && (r->ac->c.flags & REDIS_IN_CALLBACK)) {
         /* Inside one of its callbacks hiredis only marks the context; once the
          * callback returns it fails the rest (batch_done still needs 'r') and
-         * calls on_disconnect, which destroys the store. */
+         * calls on_disconnect, which lets go of the store. */
+        r->hiredis_holds = 1;
+        enter(r);
         redisAsyncFree(r->ac);
-        r->destroy_pending = 1;
-        return;
-    }
-    if (r->ac) {
+    } else if (r->ac) {
         /* Flush what is pending so a clean shutdown loses nothing, then let
          * hiredis fail in-flight callbacks (ignored: freeing). */
         redisAsyncFree(r->ac);
         r->ac = NULL;
     }
-    if (r->depth > 0)
-        r->destroy_pending = 1; /* leave() destroys it */
-    else
+    if (guard_free(&r->guard))
         redis_destroy(r);
 }
 

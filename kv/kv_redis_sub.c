@@ -16,8 +16,8 @@
  * Lifetime. The caller's callback may free the store, and so this subscription.
  * hiredis then defers freeing the context until the callback returns, and calls
  * this file's callbacks once more (the message callback with no reply, then the
- * disconnect callback); so a subscription freed from inside its own callback is
- * only marked 'orphan' and freed by the disconnect callback.
+ * disconnect callback); so hiredis holds the subscription's guard
+ * (src/base/guard.h) until its disconnect callback, which frees it.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -29,10 +29,10 @@
 #include <hiredis/async.h>
 
 #include "kv/kv_private.h"
-#include "src/base/log.h"
+#include "src/base/guard.h"
 
 struct kv_redis_sub {
-    struct event_base *base;
+    kv_store *kv; /* the store it belongs to: its loop and its reports */
     char *host, *path, *password;
     int port;
     char *pattern;
@@ -43,11 +43,11 @@ struct kv_redis_sub {
     redisAsyncContext *ac;
     struct event *reconnect_ev;
     int backoff_ms;
-    int live;    /* Redis confirmed the PSUBSCRIBE on the current connection */
-    int lost;    /* a live subscription dropped: tell the caller when it is back */
-    int in_cb;   /* the caller's callback is running */
-    int freeing; /* kv_redis_sub_free() was called */
-    int orphan;  /* ... from inside the callback: the disconnect callback frees */
+    int live;          /* Redis confirmed the PSUBSCRIBE on the current connection */
+    int lost;          /* a live subscription dropped: tell the caller when it is back */
+    int freeing;       /* kv_redis_sub_free() was called */
+    int hiredis_holds; /* ... from inside the callback: hiredis holds the guard */
+    guard guard;       /* the caller's callback, and hiredis */
 };
 
 static void sub_connect(kv_redis_sub *s);
@@ -65,9 +65,10 @@ static void sub_destroy(kv_redis_sub *s)
 
 static void deliver(kv_redis_sub *s, const char *topic, const char *data, size_t len)
 {
-    s->in_cb = 1;
+    guard_enter(&s->guard);
     s->cb(topic, data, len, s->arg);
-    s->in_cb = 0;
+    /* Freed meanwhile, hiredis still holds it: its disconnect callback frees. */
+    guard_leave(&s->guard);
 }
 
 /* Every reply of the subscription: Redis' confirmation, then the messages.
@@ -85,7 +86,7 @@ static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
     if (strcmp(e[0]->str, "psubscribe") == 0) {
         s->live = 1;
         s->backoff_ms = 0;
-        log_info("redis: subscribed to %s", s->pattern);
+        kv_report(s->kv, KV_EV_SUBSCRIBED, "redis: subscribed to %s", s->pattern);
         if (s->lost) {
             s->lost = 0;
             deliver(s, NULL, NULL, 0);
@@ -99,10 +100,12 @@ static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
 
 static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
 {
+    kv_redis_sub *s = privdata;
     redisReply *rep = reply;
 
     if (rep && rep->type == REDIS_REPLY_ERROR) {
-        log_error("redis: AUTH failed on the subscription: %s", rep->str);
+        kv_report(s->kv, KV_EV_ERROR, "redis: AUTH failed on the subscription: %s",
+                  rep->str);
         redisAsyncDisconnect(ac);
     }
 }
@@ -114,7 +117,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK) {
         /* hiredis frees the context after this; no disconnect callback follows. */
         s->ac = NULL;
-        log_debug("redis: subscription connect failed: %s", ac->errstr);
+        kv_report(s->kv, KV_EV_RETRY, "redis: subscription connect failed: %s",
+                  ac->errstr);
         if (!s->freeing)
             kv_redis_backoff(&s->backoff_ms, s->reconnect_ev);
     }
@@ -126,13 +130,13 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
     s->ac = NULL;
     if (s->freeing) {
-        if (s->orphan)
+        if (s->hiredis_holds && guard_leave(&s->guard))
             sub_destroy(s);
         return;
     }
     if (s->live) {
-        log_warn("redis: subscription lost%s%s; resubscribing",
-                 status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
+        kv_report(s->kv, KV_EV_SUB_LOST, "redis: subscription lost%s%s; resubscribing",
+                  status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
         s->lost = 1;
     }
     s->live = 0;
@@ -150,17 +154,16 @@ static void keepalive(int fd)
 {
     int on = 1, idle = 10, intvl = 5, cnt = 3;
 
-    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0)
-        log_debug("redis: no TCP keepalive on the subscription");
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == 0 &&
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) == 0 &&
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) == 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
 static void sub_connect(kv_redis_sub *s)
 {
     kv_redis_addr addr = {s->host, s->port, s->path, s->password};
-    redisAsyncContext *ac = kv_redis_dial(&addr, s->base, s);
+    redisAsyncContext *ac = kv_redis_dial(s->kv, &addr, s);
 
     if (!ac) {
         kv_redis_backoff(&s->backoff_ms, s->reconnect_ev);
@@ -176,7 +179,7 @@ static void sub_connect(kv_redis_sub *s)
     redisAsyncCommand(ac, on_message, s, "PSUBSCRIBE %b", s->pattern, s->plen);
 }
 
-kv_redis_sub *kv_redis_sub_new(struct event_base *base, const kv_redis_addr *addr,
+kv_redis_sub *kv_redis_sub_new(kv_store *kv, const kv_redis_addr *addr,
                                const char *pattern, size_t strip, kv_notify_cb cb,
                                void *arg)
 {
@@ -184,7 +187,7 @@ kv_redis_sub *kv_redis_sub_new(struct event_base *base, const kv_redis_addr *add
 
     if (!s)
         return NULL;
-    s->base = base;
+    s->kv = kv;
     s->port = addr->port;
     s->plen = strlen(pattern);
     s->strip = strip;
@@ -194,7 +197,7 @@ kv_redis_sub *kv_redis_sub_new(struct event_base *base, const kv_redis_addr *add
         (addr->path && !(s->path = strdup(addr->path))) ||
         (addr->password && !(s->password = strdup(addr->password))) ||
         !(s->pattern = strdup(pattern)) ||
-        !(s->reconnect_ev = evtimer_new(base, reconnect_cb, s)))
+        !(s->reconnect_ev = evtimer_new(kv->base, reconnect_cb, s)))
         goto err;
     sub_connect(s);
     return s;
@@ -213,17 +216,17 @@ void kv_redis_sub_free(kv_redis_sub *s)
     if (!s)
         return;
     s->freeing = 1;
-    if (s->ac && s->in_cb) {
+    evtimer_del(s->reconnect_ev);
+    if (s->ac && (s->ac->c.flags & REDIS_IN_CALLBACK)) {
         /* hiredis frees the context once our callback returns, then calls
-         * on_disconnect, which frees 's'. */
-        s->orphan = 1;
-        evtimer_del(s->reconnect_ev);
+         * on_disconnect, which lets go of 's'. */
+        s->hiredis_holds = 1;
+        guard_enter(&s->guard);
         redisAsyncFree(s->ac);
-        return;
-    }
-    if (s->ac) {
+    } else if (s->ac) {
         redisAsyncFree(s->ac); /* runs on_message(NULL) and on_disconnect now */
         s->ac = NULL;
     }
-    sub_destroy(s);
+    if (guard_free(&s->guard))
+        sub_destroy(s);
 }

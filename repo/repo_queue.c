@@ -5,6 +5,7 @@
 
 #include "src/base/log.h"
 #include "repo/repo_private.h"
+#include "src/base/util.h"
 
 typedef struct repo_queue_kv {
     repo_queue base;

@@ -73,17 +73,34 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     broker_drain(a->b, on_flushed, a);
 }
 
+/* What the store reports, logged once here: a store never logs. */
+static void store_report(int event, const char *detail, void *arg)
+{
+    static const int level[] = {
+        [KV_EV_CONNECTED] = LOG_INFO,  [KV_EV_LOST] = LOG_WARN,
+        [KV_EV_SUBSCRIBED] = LOG_INFO, [KV_EV_SUB_LOST] = LOG_WARN,
+        [KV_EV_FAILED] = LOG_WARN,     [KV_EV_ERROR] = LOG_ERROR,
+        [KV_EV_RETRY] = LOG_DEBUG,
+    };
+    int n = (int)(sizeof(level) / sizeof(level[0]));
+    log_msg(event >= 0 && event < n ? level[event] : LOG_WARN, "%s", detail);
+}
+
 /* The store the config names. NULL with the reason logged. */
 static kv_store *store_new(struct event_base *base, const config *cfg)
 {
     char err[256];
     kv_store *kv;
-    if (strcmp(cfg->store_type, "redis") != 0)
-        return kv_memory_new(base);
-    kv_redis_opts ro = {cfg->store_url, cfg->store_prefix, (size_t)cfg->store_maxbuffer,
-                        cfg->store_buffertime_ms};
-    if (!(kv = kv_redis_new(base, &ro, err, sizeof(err))))
-        log_error("redis store: %s", err);
+    if (strcmp(cfg->store_type, "redis") != 0) {
+        kv = kv_memory_new(base);
+    } else {
+        kv_redis_opts ro = {cfg->store_url, cfg->store_prefix,
+                            (size_t)cfg->store_maxbuffer, cfg->store_buffertime_ms};
+        if (!(kv = kv_redis_new(base, &ro, err, sizeof(err))))
+            log_error("redis store: %s", err);
+    }
+    if (kv)
+        kv_set_report(kv, store_report, NULL);
     return kv;
 }
 

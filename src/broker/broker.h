@@ -15,6 +15,7 @@
 #include "src/domain/publish.h"
 #include "repo/repo.h"
 #include "src/broker/stream.h"
+#include "src/base/strmap.h"
 #include "src/base/util.h"
 
 struct event_base;

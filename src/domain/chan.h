@@ -15,7 +15,7 @@
 
 #include "src/config.h"
 #include "src/domain/msgq.h"
-#include "src/base/util.h"
+#include "src/domain/names.h"
 
 struct stream;
 

@@ -42,6 +42,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "src/base/guard.h"
 #include "src/base/log.h"
 #include "src/base/pfor.h"
 #include "src/base/util.h"
@@ -95,13 +96,12 @@ struct httpd_req {
     struct req_list *timer; /* which of those, or NULL */
     int64_t deadline_ms;
     unsigned char state, chunk_state;
-    unsigned char depth; /* inside the handler: freeing waits */
-    bool dead;           /* aborted inside the handler: free on return */
-    bool over;           /* accepted over max_connections */
-    bool close_after;    /* close once the response is written */
-    bool unread_body;    /* answered before reading the body: linger */
-    bool eof;            /* the client half-closed: serve what it sent, then close */
-    size_t scanned;      /* input scanned for the end of the head */
+    guard guard;      /* held while the handler or a close callback runs */
+    bool over;        /* accepted over max_connections */
+    bool close_after; /* close once the response is written */
+    bool unread_body; /* answered before reading the body: linger */
+    bool eof;         /* the client half-closed: serve what it sent, then close */
+    size_t scanned;   /* input scanned for the end of the head */
     /* The current request: freed when it ends or its stream starts. */
     char *raw; /* the head, parsed in place, then its field array */
     httpd_head h;
@@ -338,15 +338,9 @@ static void req_reset(httpd_req *r)
     r->unread_body = false;
 }
 
-static void conn_free(httpd_req *r)
+static void conn_destroy(httpd_req *r)
 {
     httpd *h = r->srv;
-    if (r->depth) {
-        /* Inside the handler: the caller's stack still uses 'r'. */
-        r->dead = true;
-        bufferevent_disable(r->bev, EV_READ | EV_WRITE);
-        return;
-    }
     timed_off(r);
     req_reset(r);
     if (r->is_dirty)
@@ -357,15 +351,37 @@ static void conn_free(httpd_req *r)
     free(r);
 }
 
+/* Close and free the connection; from inside the handler (or a close
+ * callback), once it returns: the caller's stack still uses 'r'. */
+static void conn_free(httpd_req *r)
+{
+    if (guard_free(&r->guard))
+        conn_destroy(r);
+    else
+        bufferevent_disable(r->bev, EV_READ | EV_WRITE);
+}
+
+/* Leave a frame entered with guard_enter(). Returns 1 if 'r' is gone or
+ * going: the caller must not touch it again. */
+static int conn_leave(httpd_req *r)
+{
+    if (guard_leave(&r->guard)) {
+        conn_destroy(r);
+        return 1;
+    }
+    return guard_doomed(&r->guard);
+}
+
 /* The client is gone: tell whoever holds the response, then free. */
 static void conn_lost(httpd_req *r)
 {
     httpd_close_cb cb = r->on_close;
     if (cb && (r->state == S_BUSY || r->state == S_STREAM)) {
         r->on_close = NULL;
-        r->depth++;
+        guard_enter(&r->guard);
         cb(r, r->on_close_arg);
-        r->depth--;
+        if (conn_leave(r))
+            return;
     }
     conn_free(r);
 }
@@ -749,13 +765,10 @@ static void dispatch(httpd_req *r)
         r->body_len = evbuffer_get_length(r->body);
         evbuffer_add(r->body, "", 1); /* the NUL one past the end */
     }
-    r->depth++;
+    guard_enter(&r->guard);
     r->srv->handler(r, r->srv->arg);
-    r->depth--;
-    if (r->dead) {
-        conn_free(r);
+    if (conn_leave(r))
         return;
-    }
     if (r->state == S_STREAM) {
         /* A stream keeps only the connection: what the request held goes. */
         httpd_close_cb cb = r->on_close;
@@ -985,11 +998,12 @@ static void next_request(httpd_req *r)
     timed_on(r, &r->srv->waiting, r->srv->o.idle_timeout_s);
     bufferevent_disable(r->bev, EV_WRITE); /* answers are written by out_kick */
     bufferevent_enable(r->bev, EV_READ);
-    r->depth++; /* a handler may abort the connection: free on the way out */
+    guard_enter(&r->guard); /* a handler may abort the connection: free on the way out */
     conn_process(r);
-    r->depth--;
+    if (conn_leave(r))
+        return;
     /* Half-closed and no whole request left: nothing more will come. */
-    if (r->dead || (r->eof && (r->state == S_HEAD || r->state == S_BODY)))
+    if (r->eof && (r->state == S_HEAD || r->state == S_BODY))
         conn_free(r);
 }
 

@@ -4,6 +4,7 @@
  * compared with a plain reference written from the contract in util.h, on the
  * whole input and on the input as a C string. Any disagreement aborts. */
 #include "src/base/util.h"
+#include "src/domain/names.h"
 
 #include <stdint.h>
 #include <stdio.h>

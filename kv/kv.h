@@ -137,7 +137,9 @@ enum {
                          batch or the store's wait for a connection failed */
     KV_EV_ERROR,      /* a set-up step was refused (AUTH, SELECT, SCRIPT LOAD):
                          the store will not work until that is fixed */
-    KV_EV_RETRY       /* a connection attempt failed; it is retried (frequent) */
+    KV_EV_RETRY,      /* a connection attempt failed; it is retried (frequent) */
+    KV_EV_BAD_RECORD  /* a stored value did not parse and was skipped (reported by
+                         the layer that parses it, through kv_report) */
 };
 typedef void (*kv_report_cb)(int event, const char *detail, void *arg);
 
@@ -151,6 +153,12 @@ struct kv_store {
 
 /* Tell 'cb' (NULL: nobody) what the store reports from now on. */
 void kv_set_report(kv_store *kv, kv_report_cb cb, void *arg);
+
+/* Report 'event' with a detail formatted like printf to the hook set with
+ * kv_set_report(), if any. For the stores, and for the layers that build on a
+ * store and find something wrong in what it holds. */
+void kv_report(kv_store *kv, int event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* The store's name: "memory" or "redis". */
 static inline const char *kv_name(const kv_store *kv)

@@ -9,11 +9,6 @@
 struct event;
 struct redisAsyncContext;
 
-/* Tell the store's report hook (kv_set_report) about 'event', with a detail
- * formatted like printf. Does nothing when no hook is set. */
-void kv_report(kv_store *kv, int event, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 #define KV_REDIS_BACKOFF_MIN_MS 100
 #define KV_REDIS_BACKOFF_MAX_MS 5000
 

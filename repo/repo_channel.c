@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "src/base/log.h"
 #include "repo/repo_private.h"
 
 typedef struct repo_channel_kv {
@@ -12,7 +11,7 @@ typedef struct repo_channel_kv {
     repo_connection *connections; /* owned */
 } repo_channel_kv;
 
-static void chan_persist(repo_channel *r, const chan *ch)
+static void channel_kv_persist(repo_channel *r, const chan *ch)
 {
     repo_channel_kv *c = (repo_channel_kv *)r;
     char key[REPO_KEY_MAX];
@@ -21,18 +20,19 @@ static void chan_persist(repo_channel *r, const chan *ch)
     if (text)
         kv_set(c->kv, repo_key(key, "c", ch->name, NULL), text, strlen(text), NULL, NULL);
     else
-        log_error("repo: out of memory persisting channel '%s'", ch->name);
+        kv_report(c->kv, KV_EV_FAILED, "repo: out of memory persisting channel '%s'",
+                  ch->name);
     free(text);
     json_decref(o);
 }
 
-static void chan_remove(repo_channel *r, const chan *ch)
+static void channel_kv_remove(repo_channel *r, const chan *ch)
 {
     repo_channel_kv *c = (repo_channel_kv *)r;
     char key[REPO_KEY_MAX];
     conn *cn;
     TAILQ_FOREACH (cn, &ch->conns, link)
-        c->connections->ops->remove(c->connections, cn);
+        repo_connection_remove(c->connections, cn);
     kv_del(c->kv, repo_key(key, "h", ch->name, NULL), NULL, NULL);
     kv_del(c->kv, repo_key(key, "c", ch->name, NULL), NULL, NULL);
 }
@@ -45,19 +45,13 @@ static void history_push_one(repo_channel_kv *c, const char *key, const chan *ch
     if (text)
         kv_list_push(c->kv, key, text, len, (size_t)ch->opts.history, NULL, NULL);
     else
-        log_error("repo: out of memory persisting history of '%s'", ch->name);
+        kv_report(c->kv, KV_EV_FAILED, "repo: out of memory persisting history of '%s'",
+                  ch->name);
 }
 
-static void chan_history_push(repo_channel *r, const chan *ch, const msg *m)
-{
-    char key[REPO_KEY_MAX];
-    if (ch->opts.history > 0)
-        history_push_one((repo_channel_kv *)r, repo_key(key, "h", ch->name, NULL), ch, m);
-}
-
-static int chan_publish(repo_channel *r, const chan *ch, const conn *target,
-                        const char *tail, size_t tail_len, uint64_t floor, kv_cb cb,
-                        void *arg)
+static int channel_kv_publish(repo_channel *r, const chan *ch, const conn *target,
+                              const char *tail, size_t tail_len, uint64_t floor, kv_cb cb,
+                              void *arg)
 {
     repo_channel_kv *c = (repo_channel_kv *)r;
     size_t n = target ? 1 : ch->nconns + (ch->opts.history > 0);
@@ -105,15 +99,15 @@ out:
     return rc;
 }
 
-static int chan_history_load(repo_channel *r, const chan *ch, msgq *q, repo_cb cb,
-                             void *arg)
+static int channel_kv_history_load(repo_channel *r, const chan *ch, msgq *q, repo_cb cb,
+                                   void *arg)
 {
     char key[REPO_KEY_MAX];
     return repo_load_list(((repo_channel_kv *)r)->kv, repo_key(key, "h", ch->name, NULL),
                           q, cb, arg);
 }
 
-static void chan_history_trim(repo_channel *r, const chan *ch)
+static void channel_kv_history_trim(repo_channel *r, const chan *ch)
 {
     /* Bounds change rarely: rewrite the stored list from the channel's own
      * (already trimmed) history rather than read its length first. */
@@ -126,7 +120,7 @@ static void chan_history_trim(repo_channel *r, const chan *ch)
 }
 
 /* One load_all in progress. */
-typedef struct chans_load {
+typedef struct channels_load {
     repo_channel_kv *c;
     chan_opts defaults;
     chan **v;
@@ -135,11 +129,11 @@ typedef struct chans_load {
     repo_join *join;
     repo_cb cb;
     void *arg;
-} chans_load;
+} channels_load;
 
-static void chans_loaded(int status, void *arg)
+static void channels_loaded(int status, void *arg)
 {
-    chans_load *cl = arg;
+    channels_load *cl = arg;
     for (size_t i = 0; i < cl->n; i++) {
         chan *ch = cl->v[i];
         msg *last = msgq_at(&ch->history, ch->history.len ? ch->history.len - 1 : 0);
@@ -155,9 +149,9 @@ static void chans_loaded(int status, void *arg)
     free(cl);
 }
 
-static void chans_scanned(const kv_result *res, void *arg)
+static void channels_scanned(const kv_result *res, void *arg)
 {
-    chans_load *cl = arg;
+    channels_load *cl = arg;
     repo_join *j = cl->join;
     char key[REPO_KEY_MAX];
 
@@ -174,7 +168,8 @@ static void chans_scanned(const kv_result *res, void *arg)
 
         if (!valid_channel_name(name, strlen(name)) ||
             chan_opts_apply_json(&opts, o, err, sizeof(err)) < 0) {
-            log_warn("repo: skipping a bad channel record '%s'", res->items[i].key);
+            kv_report(cl->c->kv, KV_EV_BAD_RECORD,
+                      "repo: skipping a bad channel record '%s'", res->items[i].key);
         } else if (!(ch = chan_new(name, &opts))) {
             j->status = KV_ENOMEM;
         } else {
@@ -182,8 +177,7 @@ static void chans_scanned(const kv_result *res, void *arg)
             if (repo_load_list(cl->c->kv, repo_key(key, "h", name, NULL), &ch->history,
                                repo_join_done, j) == 0)
                 j->pending++;
-            if (cl->c->connections->ops->load_all(cl->c->connections, ch, repo_join_done,
-                                                  j) == 0)
+            if (repo_connection_load_all(cl->c->connections, ch, repo_join_done, j) == 0)
                 j->pending++;
         }
         json_decref(o);
@@ -191,20 +185,20 @@ static void chans_scanned(const kv_result *res, void *arg)
     repo_join_done(0, j); /* the scan's share */
 }
 
-static int chan_load_all(repo_channel *r, const chan_opts *defaults,
-                         repo_chan_found_cb found, repo_cb cb, void *arg)
+static int channel_kv_load_all(repo_channel *r, const chan_opts *defaults,
+                               repo_chan_found_cb found, repo_cb cb, void *arg)
 {
     repo_channel_kv *c = (repo_channel_kv *)r;
-    chans_load *cl = calloc(1, sizeof(*cl));
+    channels_load *cl = calloc(1, sizeof(*cl));
     int rc = KV_ENOMEM;
 
     if (!cl)
         return KV_ENOMEM;
-    *cl = (chans_load){c, *defaults, NULL, 0, found, NULL, cb, arg};
-    if (!(cl->join = repo_join_new(chans_loaded, cl)))
+    *cl = (channels_load){c, *defaults, NULL, 0, found, NULL, cb, arg};
+    if (!(cl->join = repo_join_new(channels_loaded, cl)))
         goto err;
     cl->join->pending++; /* held by the scan */
-    if ((rc = kv_scan(c->kv, "c/", chans_scanned, cl)) < 0)
+    if ((rc = kv_scan(c->kv, "c/", channels_scanned, cl)) < 0)
         goto err;
     repo_join_done(0, cl->join); /* the starter's share */
     return 0;
@@ -214,39 +208,36 @@ err:
     return rc;
 }
 
-static repo_connection *chan_connections(repo_channel *r)
+static repo_connection *channel_kv_connections(repo_channel *r)
 {
     return ((repo_channel_kv *)r)->connections;
 }
 
-static void chan_repo_free(repo_channel *r)
+static void channel_kv_free(repo_channel *r)
 {
     repo_channel_kv *c = (repo_channel_kv *)r;
     if (!c)
         return;
-    if (c->connections)
-        c->connections->ops->free(c->connections);
+    repo_connection_free(c->connections);
     free(c);
 }
 
 static const repo_channel_ops repo_channel_kv_ops = {
-    .persist = chan_persist,
-    .remove = chan_remove,
-    .history_push = chan_history_push,
-    .history_trim = chan_history_trim,
-    .history_load = chan_history_load,
-    .publish = chan_publish,
-    .load_all = chan_load_all,
-    .connections = chan_connections,
-    .free = chan_repo_free,
+    .persist = channel_kv_persist,
+    .remove = channel_kv_remove,
+    .history_trim = channel_kv_history_trim,
+    .history_load = channel_kv_history_load,
+    .publish = channel_kv_publish,
+    .load_all = channel_kv_load_all,
+    .connections = channel_kv_connections,
+    .free = channel_kv_free,
 };
 
 repo_channel *repo_channel_kv_new(kv_store *kv, repo_connection *connections)
 {
     repo_channel_kv *c = calloc(1, sizeof(*c));
     if (!c || !connections) {
-        if (connections)
-            connections->ops->free(connections);
+        repo_connection_free(connections);
         free(c);
         return NULL;
     }

@@ -9,7 +9,7 @@ typedef struct repo_listener_kv {
     kv_store *kv;
 } repo_listener_kv;
 
-static void listener_persist(repo_listener *r, const conn *cn)
+static void listener_kv_persist(repo_listener *r, const conn *cn)
 {
     repo_listener_kv *l = (repo_listener_kv *)r;
     char key[REPO_KEY_MAX];
@@ -17,14 +17,14 @@ static void listener_persist(repo_listener *r, const conn *cn)
     kv_set(l->kv, repo_key(key, "l", cn->ch->name, cn->id), v, strlen(v), NULL, NULL);
 }
 
-static void listener_remove(repo_listener *r, const conn *cn)
+static void listener_kv_remove(repo_listener *r, const conn *cn)
 {
     repo_listener_kv *l = (repo_listener_kv *)r;
     char key[REPO_KEY_MAX];
     kv_del(l->kv, repo_key(key, "l", cn->ch->name, cn->id), NULL, NULL);
 }
 
-static void listener_parse(conn *cn, const char *val, size_t len)
+static void listener_kv_parse(conn *cn, const char *val, size_t len)
 {
     json_t *o = json_loadb(val, len, 0, NULL);
     /* Streams never survive a restart: the listener comes back detached. */
@@ -32,24 +32,24 @@ static void listener_parse(conn *cn, const char *val, size_t len)
     json_decref(o);
 }
 
-static int listener_load_one(repo_listener *r, conn *cn, repo_cb cb, void *arg)
+static int listener_kv_load(repo_listener *r, conn *cn, repo_cb cb, void *arg)
 {
     repo_listener_kv *l = (repo_listener_kv *)r;
     char key[REPO_KEY_MAX];
     return repo_load_value(l->kv, repo_key(key, "l", cn->ch->name, cn->id), cn,
-                           listener_parse, cb, arg);
+                           listener_kv_parse, cb, arg);
 }
 
-static void listener_free(repo_listener *r)
+static void listener_kv_free(repo_listener *r)
 {
     free(r);
 }
 
 static const repo_listener_ops repo_listener_kv_ops = {
-    .persist = listener_persist,
-    .remove = listener_remove,
-    .load = listener_load_one,
-    .free = listener_free,
+    .persist = listener_kv_persist,
+    .remove = listener_kv_remove,
+    .load = listener_kv_load,
+    .free = listener_kv_free,
 };
 
 repo_listener *repo_listener_kv_new(kv_store *kv)

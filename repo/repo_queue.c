@@ -1,9 +1,8 @@
 /* repo_queue.c - connection queues as kv lists, plus the helpers every kv
- * repository shares (list loading, load joins, id allocation). */
+ * repository shares (list loading, load joins). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "src/base/log.h"
 #include "repo/repo_private.h"
 #include "src/base/util.h"
 
@@ -13,6 +12,7 @@ typedef struct repo_queue_kv {
 } repo_queue_kv;
 
 typedef struct list_load {
+    kv_store *kv;
     msgq *q;
     repo_cb cb;
     void *arg;
@@ -24,7 +24,8 @@ static void list_loaded(const kv_result *res, void *arg)
     for (size_t i = 0; res->status == KV_OK && i < res->n; i++) {
         msg *m = msg_from_json(res->items[i].val, res->items[i].vlen);
         if (!m) {
-            log_warn("repo: skipping a stored message that does not parse");
+            kv_report(ll->kv, KV_EV_BAD_RECORD,
+                      "repo: skipping a stored message that does not parse");
             continue;
         }
         msgq_push(ll->q, m);
@@ -39,7 +40,7 @@ int repo_load_list(kv_store *kv, const char *key, msgq *q, repo_cb cb, void *arg
     list_load *ll = malloc(sizeof(*ll));
     if (!ll)
         return KV_ENOMEM;
-    *ll = (list_load){q, cb, arg};
+    *ll = (list_load){kv, q, cb, arg};
     int rc = kv_list_range(kv, key, 0, (size_t)-1, list_loaded, ll);
     if (rc < 0)
         free(ll);
@@ -94,50 +95,7 @@ void repo_join_done(int status, void *arg)
     }
 }
 
-typedef struct seq_alloc {
-    repo_seq_cb cb;
-    void *arg;
-} seq_alloc;
-
-static void seq_done(const kv_result *res, void *arg)
-{
-    seq_alloc sa = *(seq_alloc *)arg;
-    free(arg);
-    sa.cb(res->status, res->status == KV_OK ? (unsigned long long)res->num : 0, sa.arg);
-}
-
-int repo_seq_alloc(kv_store *kv, size_t n, repo_seq_cb cb, void *arg)
-{
-    seq_alloc *sa = malloc(sizeof(*sa));
-    if (!sa)
-        return KV_ENOMEM;
-    *sa = (seq_alloc){cb, arg};
-    int rc = kv_incr(kv, "meta/seq", (long long)n, seq_done, sa);
-    if (rc < 0)
-        free(sa);
-    return rc;
-}
-
-static void queue_push(repo_queue *r, const conn *cn, const msg *m)
-{
-    repo_queue_kv *q = (repo_queue_kv *)r;
-    char key[REPO_KEY_MAX];
-    size_t len;
-    const char *text = msg_json_text(m, &len);
-
-    if (!text) {
-        log_error("repo: out of memory persisting a queued message");
-    } else {
-        kv_list_push(q->kv, repo_key(key, "q", cn->ch->name, cn->id), text, len,
-                     (size_t)cn->ch->opts.queue_limit, NULL, NULL);
-        /* A push into a full queue drops one: keep the stored count in step.
-         * (A push that merely filled it rewrites the same count.) */
-        if (cn->queue.dropped && cn->queue.len == cn->queue.limit)
-            r->ops->dropped(r, cn);
-    }
-}
-
-static void queue_dropped(repo_queue *r, const conn *cn)
+static void queue_kv_dropped(repo_queue *r, const conn *cn)
 {
     repo_queue_kv *q = (repo_queue_kv *)r;
     char key[REPO_KEY_MAX], num[24];
@@ -145,14 +103,14 @@ static void queue_dropped(repo_queue *r, const conn *cn)
     kv_set(q->kv, repo_key(key, "d", cn->ch->name, cn->id), num, (size_t)n, NULL, NULL);
 }
 
-static void queue_pop(repo_queue *r, const conn *cn, size_t n)
+static void queue_kv_pop(repo_queue *r, const conn *cn, size_t n)
 {
     repo_queue_kv *q = (repo_queue_kv *)r;
     char key[REPO_KEY_MAX];
     kv_list_trim(q->kv, repo_key(key, "q", cn->ch->name, cn->id), n, NULL, NULL);
 }
 
-static void queue_remove(repo_queue *r, const conn *cn)
+static void queue_kv_remove(repo_queue *r, const conn *cn)
 {
     repo_queue_kv *q = (repo_queue_kv *)r;
     char key[REPO_KEY_MAX];
@@ -160,7 +118,7 @@ static void queue_remove(repo_queue *r, const conn *cn)
     kv_del(q->kv, repo_key(key, "d", cn->ch->name, cn->id), NULL, NULL);
 }
 
-static void dropped_parse(conn *cn, const char *val, size_t len)
+static void queue_kv_dropped_parse(conn *cn, const char *val, size_t len)
 {
     char num[24];
     uint64_t v;
@@ -172,14 +130,15 @@ static void dropped_parse(conn *cn, const char *val, size_t len)
     }
 }
 
-static int queue_load_into(repo_queue *r, const conn *cn, msgq *mq, repo_cb cb, void *arg)
+static int queue_kv_load_into(repo_queue *r, const conn *cn, msgq *mq, repo_cb cb,
+                              void *arg)
 {
     char key[REPO_KEY_MAX];
     return repo_load_list(((repo_queue_kv *)r)->kv,
                           repo_key(key, "q", cn->ch->name, cn->id), mq, cb, arg);
 }
 
-static int queue_load(repo_queue *r, conn *cn, repo_cb cb, void *arg)
+static int queue_kv_load(repo_queue *r, conn *cn, repo_cb cb, void *arg)
 {
     repo_queue_kv *q = (repo_queue_kv *)r;
     char key[REPO_KEY_MAX];
@@ -189,7 +148,7 @@ static int queue_load(repo_queue *r, conn *cn, repo_cb cb, void *arg)
     if (!j)
         return KV_ENOMEM;
     rc = repo_load_value(q->kv, repo_key(key, "d", cn->ch->name, cn->id), cn,
-                         dropped_parse, repo_join_done, j);
+                         queue_kv_dropped_parse, repo_join_done, j);
     if (rc < 0) {
         free(j);
         return rc;
@@ -202,19 +161,18 @@ static int queue_load(repo_queue *r, conn *cn, repo_cb cb, void *arg)
     return 0;
 }
 
-static void queue_free(repo_queue *r)
+static void queue_kv_free(repo_queue *r)
 {
     free(r);
 }
 
 static const repo_queue_ops repo_queue_kv_ops = {
-    .push = queue_push,
-    .pop = queue_pop,
-    .dropped = queue_dropped,
-    .remove = queue_remove,
-    .load = queue_load,
-    .load_into = queue_load_into,
-    .free = queue_free,
+    .pop = queue_kv_pop,
+    .dropped = queue_kv_dropped,
+    .remove = queue_kv_remove,
+    .load = queue_kv_load,
+    .load_into = queue_kv_load_into,
+    .free = queue_kv_free,
 };
 
 repo_queue *repo_queue_kv_new(kv_store *kv)

@@ -1,4 +1,4 @@
-/* config.c - defaults, the JSON config file, and channel options. */
+/* config.c - defaults and the JSON config file. */
 #include "src/config.h"
 #include "src/base/log.h"
 
@@ -15,82 +15,6 @@
 #define MAX_HEADERS_MIN 1024
 #define MAX_HEADERS_MAX 1048576
 #define HEARTBEAT_MAX 3600
-
-static const char *const chan_opt_names[] = {"history", "queue_limit", "retry_ms"};
-static const int chan_opt_min[] = {0, 1, 0};
-static const int chan_opt_max[] = {CHAN_HISTORY_MAX, CHAN_QUEUE_LIMIT_MAX,
-                                   CHAN_RETRY_MS_MAX};
-
-/* ---- channel options ---- */
-
-static int *chan_opt_field(chan_opts *o, int i)
-{
-    return i == 0 ? &o->history : i == 1 ? &o->queue_limit : &o->retry_ms;
-}
-
-/* Apply the object 'obj' over 'o' atomically. On error returns -1, sets
- * '*badkey' to the offending key (borrowed from 'obj') and '*unknown' to 1 if
- * the key is not an option, else 0 with the range index in '*which'. */
-static int chan_opts_apply(chan_opts *o, json_t *obj, const char **badkey, int *unknown,
-                           int *which)
-{
-    chan_opts tmp = *o;
-    const char *key;
-    json_t *v;
-
-    json_object_foreach (obj, key, v) {
-        int i;
-
-        for (i = 0; i < 3; i++)
-            if (strcmp(key, chan_opt_names[i]) == 0)
-                break;
-        *badkey = key;
-        if (i == 3) {
-            *unknown = 1;
-            return -1;
-        }
-        *unknown = 0;
-        *which = i;
-        if (!json_is_integer(v))
-            return -1;
-        json_int_t n = json_integer_value(v);
-        if (n < chan_opt_min[i] || n > chan_opt_max[i])
-            return -1;
-        *chan_opt_field(&tmp, i) = (int)n;
-    }
-    *o = tmp;
-    return 0;
-}
-
-int chan_opts_apply_json(chan_opts *o, json_t *obj, char *err, size_t errlen)
-{
-    const char *badkey = NULL;
-    int unknown = 0, which = 0;
-
-    if (!obj)
-        return 0;
-    if (!json_is_object(obj)) {
-        if (err && errlen)
-            snprintf(err, errlen, "options must be a JSON object");
-        return -1;
-    }
-    if (chan_opts_apply(o, obj, &badkey, &unknown, &which) == 0)
-        return 0;
-    if (err && errlen) {
-        if (unknown)
-            snprintf(err, errlen, "unknown option '%s'", badkey);
-        else
-            snprintf(err, errlen, "'%s' must be an integer from %d to %d", badkey,
-                     chan_opt_min[which], chan_opt_max[which]);
-    }
-    return -1;
-}
-
-json_t *chan_opts_to_json(const chan_opts *o)
-{
-    return json_pack("{s:i, s:i, s:i}", "history", o->history, "queue_limit",
-                     o->queue_limit, "retry_ms", o->retry_ms);
-}
 
 /* ---- listen address ---- */
 
@@ -180,9 +104,7 @@ int config_init(config *c)
     strcpy(c->listen_host, "127.0.0.1");
     c->listen_port = 8080;
     c->autocreate = true;
-    c->defaults.history = 100;
-    c->defaults.queue_limit = 1000;
-    c->defaults.retry_ms = 3000;
+    chan_opts_default(&c->defaults);
     c->max_body = 1048576;
     c->max_headers = 16384;
     c->max_channels = 100000;
@@ -501,17 +423,16 @@ static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)
 
 static int cfg_channel_defaults(const cfg_ctx *x, config *c, json_t *obj)
 {
-    const char *badkey = NULL;
-    int unknown = 0, which = 0;
+    chan_opts_error e;
 
     if (!json_is_object(obj))
         return cfg_fail(x, "channel_defaults", NULL, "must be an object");
-    if (chan_opts_apply(&c->defaults, obj, &badkey, &unknown, &which) == 0)
+    if (chan_opts_apply(&c->defaults, obj, &e) == 0)
         return 0;
-    if (unknown)
-        return cfg_fail(x, "channel_defaults", badkey, "unknown key");
-    return cfg_fail(x, "channel_defaults", badkey, "must be an integer from %d to %d",
-                    chan_opt_min[which], chan_opt_max[which]);
+    if (e.unknown)
+        return cfg_fail(x, "channel_defaults", e.key, "unknown key");
+    return cfg_fail(x, "channel_defaults", e.key, "must be an integer from %d to %d",
+                    e.min, e.max);
 }
 
 static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)

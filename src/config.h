@@ -1,5 +1,4 @@
-/* config.h - the broker's configuration: defaults, the JSON config file, and
- * channel options (shared by the config file and PUT /channels/{name}). */
+/* config.h - the broker's configuration: defaults and the JSON config file. */
 #ifndef CONFIG_H
 #define CONFIG_H
 
@@ -7,20 +6,9 @@
 #include <stddef.h>
 #include <jansson.h>
 
-/* Bounds on channel options, enforced wherever options are read. */
-#define CHAN_HISTORY_MAX 100000
-#define CHAN_QUEUE_LIMIT_MAX 100000
-#define CHAN_RETRY_MS_MAX 86400000
-#define THREADS_MAX 17 /* the 'threads' key: the loop and 16 writer threads */
+#include "src/domain/chan_opts.h"
 
-/* Per-channel options. */
-typedef struct chan_opts {
-    int history;     /* messages retained for replay, 0..CHAN_HISTORY_MAX (default 100) */
-    int queue_limit; /* messages a connection queue holds, 1..CHAN_QUEUE_LIMIT_MAX
-                        (default 1000) */
-    int retry_ms; /* the retry: sent to subscribers, 0..CHAN_RETRY_MS_MAX (default 3000)
-                   */
-} chan_opts;
+#define THREADS_MAX 17 /* the 'threads' key: the loop and 16 writer threads */
 
 typedef struct config {
     char *path;           /* the file it was loaded from, or NULL; owned */
@@ -81,14 +69,5 @@ int config_set_store_url(config *c, const char *url, char *err, size_t errlen);
 
 /* Parse "HOST:PORT", "[V6]:PORT" or ":PORT" into host/port. Returns 0 or -1. */
 int config_parse_listen(const char *s, char *host, size_t hostlen, int *port);
-
-/* Apply the JSON object 'obj' (keys history, queue_limit, retry_ms, each
- * optional) over 'o'. On error returns -1, leaves 'o' unchanged and writes a
- * message naming the field to 'err' (e.g. "unknown option 'foo'",
- * "'history' must be an integer from 0 to 100000"). */
-int chan_opts_apply_json(chan_opts *o, json_t *obj, char *err, size_t errlen);
-
-/* The options as a new JSON object {"history":..,"queue_limit":..,"retry_ms":..}. */
-json_t *chan_opts_to_json(const chan_opts *o);
 
 #endif

@@ -80,7 +80,7 @@ static void store_report(int event, const char *detail, void *arg)
         [KV_EV_CONNECTED] = LOG_INFO,  [KV_EV_LOST] = LOG_WARN,
         [KV_EV_SUBSCRIBED] = LOG_INFO, [KV_EV_SUB_LOST] = LOG_WARN,
         [KV_EV_FAILED] = LOG_WARN,     [KV_EV_ERROR] = LOG_ERROR,
-        [KV_EV_RETRY] = LOG_DEBUG,
+        [KV_EV_RETRY] = LOG_DEBUG,     [KV_EV_BAD_RECORD] = LOG_WARN,
     };
     int n = (int)(sizeof(level) / sizeof(level[0]));
     log_msg(event >= 0 && event < n ? level[event] : LOG_WARN, "%s", detail);

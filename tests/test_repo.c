@@ -49,7 +49,7 @@ static void wait_flush(kv_store *kv)
 static void load(repo_channel *r, loaded *l, const chan_opts *defaults)
 {
     memset(l, 0, sizeof(*l));
-    ok(r->ops->load_all(r, defaults, found, done, l) == 0, "load_all starts");
+    ok(repo_channel_load_all(r, defaults, found, done, l) == 0, "load_all starts");
     ok(!l->done, "load_all does not call back before it returns");
     for (int i = 0; !l->done && i < 1000; i++)
         event_base_loop(base, EVLOOP_ONCE);
@@ -64,32 +64,45 @@ static chan *by_name(loaded *l, const char *name)
     return NULL;
 }
 
-static msg *mk(uint64_t seq, const char *event, const char *data)
+typedef struct pubs {
+    int n, failed;
+    long long id[16];
+} pubs;
+
+static void published(const kv_result *res, void *arg)
 {
-    return msg_new(seq, event, data, strlen(data), 1700000000000000LL + (int64_t)seq, -1);
+    pubs *p = arg;
+    if (res->status < 0)
+        p->failed++;
+    else if (p->n < 16)
+        p->id[p->n++] = res->num;
 }
 
-typedef struct seqs {
-    int n;
-    unsigned long long last[4];
-} seqs;
-
-static void seq_cb(int status, unsigned long long last, void *arg)
+/* Publish through the repository, as the broker does: to the channel (its
+ * history and every connection's queue) or to one connection. */
+static void publish(repo_channel *r, const chan *ch, const conn *target,
+                    const char *event, const char *data, pubs *p)
 {
-    seqs *s = arg;
-    s->last[s->n++] = status == 0 ? last : 0;
+    size_t len;
+    char *tail = msg_json_tail(event, data, strlen(data), 1700000000000000LL, -1, &len);
+    ok(tail && repo_channel_publish(r, ch, target, tail, len, 0, published, p) == 0,
+       "publish '%s' to %s starts", data, target ? "a connection" : "the channel");
+    free(tail);
 }
 
 static void repo_suite(kv_store *kv)
 {
     repo_channel *r = repo_kv_stack_new(kv);
-    repo_connection *rc = r->ops->connections(r);
-    repo_queue *rq = rc->ops->queues(rc);
-    repo_listener *rl = rc->ops->listeners(rc);
+    repo_connection *rc = r ? repo_channel_connections(r) : NULL;
+    repo_queue *rq = rc ? repo_connection_queues(rc) : NULL;
+    repo_listener *rl = rc ? repo_connection_listeners(rc) : NULL;
     chan_opts defaults = {100, 1000, 3000}, small = {2, 3, 500};
+    pubs p = {0};
     loaded l;
 
     ok(kv && r && rc && rq && rl, "the kv repository stack builds");
+    if (!r)
+        return;
 
     /* An empty store loads nothing. */
     load(r, &l, &defaults);
@@ -97,27 +110,23 @@ static void repo_suite(kv_store *kv)
 
     /* Build state through the repositories. */
     chan *news = chan_new("news", &small), *ops = chan_new("ops:eu-1", &defaults);
-    r->ops->persist(r, news);
-    r->ops->persist(r, ops);
-    for (uint64_t s = 1; s <= 3; s++) {
-        msg *m = mk(s, s == 2 ? "alert" : NULL, s == 3 ? "multi\nline" : "hello");
-        msgq_push(&news->history, m);
-        news->last_seq = s;
-        r->ops->history_push(r, news, m);
-        msg_unref(m);
-    }
+    repo_channel_persist(r, news);
+    repo_channel_persist(r, ops);
     conn *c1 = conn_new(news, NULL), *c2 = conn_new(news, NULL);
-    rc->ops->persist(rc, c1);
+    repo_connection_persist(rc, c1);
     c2->lis.running = false;
-    rc->ops->persist(rc, c2);
-    for (uint64_t s = 10; s < 15; s++) { /* 5 into a queue bounded at 3 */
-        msg *m = mk(s, NULL, "queued");
-        msgq_push(&c2->queue, m);
-        rq->ops->push(rq, c2, m);
-        msg_unref(m);
-    }
-    ok(c2->queue.len == 3 && c2->queue.dropped == 2, "the domain queue drops the oldest");
+    repo_connection_persist(rc, c2);
+    publish(r, news, NULL, NULL, "hello", &p);
+    publish(r, news, NULL, "alert", "hello", &p);
+    publish(r, news, NULL, NULL, "multi\nline", &p);
+    for (int i = 0; i < 5; i++) /* 5 more into c2's queue, bounded at 3 */
+        publish(r, news, c2, NULL, "queued", &p);
+    c2->queue.dropped = 5; /* as the broker counts it */
+    repo_queue_dropped(rq, c2);
     wait_flush(kv);
+    ok(p.n == 8 && !p.failed, "every publish is stored (%d, %d failed)", p.n, p.failed);
+    ok(p.n == 8 && p.id[0] == 1 && p.id[7] == 8,
+       "the store numbers them 1 to 8, in issue order");
 
     load(r, &l, &defaults);
     ok(l.n == 2, "both channels come back (%zu)", l.n);
@@ -140,32 +149,41 @@ static void repo_suite(kv_store *kv)
             ok(l1->lis.running && !l2->lis.running, "listener state comes back");
             ok(l1->lis.stream == NULL && l2->lis.stream == NULL,
                "listeners come back detached");
-            ok(l2->queue.len == 3 && msgq_at(&l2->queue, 0)->seq == 12,
-               "queued messages come back, oldest dropped");
-            ok(l2->queue.dropped == 2, "the dropped count comes back (%llu)",
+            ok(l1->queue.len == 3 && msgq_at(&l1->queue, 0)->seq == 1,
+               "a channel publish is queued for every connection");
+            ok(l2->queue.len == 3 && msgq_at(&l2->queue, 0)->seq == 6 &&
+                   msgq_at(&l2->queue, 2)->seq == 8,
+               "queued messages come back, the oldest dropped by the bound");
+            ok(l2->queue.dropped == 5, "the dropped count comes back (%llu)",
                (unsigned long long)l2->queue.dropped);
-            ok(l1->queue.len == 0, "an empty queue stays empty");
         }
     }
     for (size_t i = 0; i < l.n; i++)
         chan_unref(l.v[i]);
 
     /* Draining and stopping go through the repositories too. */
-    rq->ops->pop(rq, c2, 2);
+    repo_queue_pop(rq, c2, 2);
     c1->lis.running = false;
-    rl->ops->persist(rl, c1);
-    /* Shrinking history rewrites the stored list. */
+    repo_listener_persist(rl, c1);
+    /* Shrinking history rewrites the stored list (from the domain's own). */
     chan_opts one = small;
     one.history = 1;
+    const char *text = "{\"id\":\"3\",\"event\":null,\"data\":\"x\",\"timestamp\":1}";
+    msg *m3 = msg_from_json(text, strlen(text));
+    ok(m3 != NULL, "a message to keep");
+    if (m3)
+        msgq_push(&news->history, m3);
+    msg_unref(m3);
     chan_set_opts(news, &one);
-    r->ops->persist(r, news);
-    r->ops->history_trim(r, news);
+    repo_channel_persist(r, news);
+    repo_channel_history_trim(r, news);
     wait_flush(kv);
     load(r, &l, &defaults);
     n2 = by_name(&l, "news");
     ok(n2 && n2->history.len == 1 && msgq_at(&n2->history, 0)->seq == 3,
        "a trimmed history stays trimmed");
-    ok(n2 && chan_conn(n2, c2->id) && chan_conn(n2, c2->id)->queue.len == 1,
+    ok(n2 && chan_conn(n2, c2->id) && chan_conn(n2, c2->id)->queue.len == 1 &&
+           msgq_at(&chan_conn(n2, c2->id)->queue, 0)->seq == 8,
        "a drained queue stays drained");
     ok(n2 && chan_conn(n2, c1->id) && !chan_conn(n2, c1->id)->lis.running,
        "a stopped listener stays stopped");
@@ -173,34 +191,33 @@ static void repo_suite(kv_store *kv)
         chan_unref(l.v[i]);
 
     /* Removing a connection, then a channel, removes what they own. */
-    rc->ops->remove(rc, c1);
+    repo_connection_remove(rc, c1);
     conn_free(c1);
-    r->ops->remove(r, ops);
+    repo_channel_remove(r, ops);
     wait_flush(kv);
     load(r, &l, &defaults);
     n2 = by_name(&l, "news");
     ok(l.n == 1 && n2 && n2->nconns == 1, "removed channel and connection stay removed");
     for (size_t i = 0; i < l.n; i++)
         chan_unref(l.v[i]);
-    r->ops->remove(r, news);
+    repo_channel_remove(r, news);
     wait_flush(kv);
     load(r, &l, &defaults);
     ok(l.n == 0, "removing the last channel empties the store");
 
-    /* Ids come from the store, in order, without gaps or repeats. */
-    seqs s = {0};
-    repo_seq_alloc(kv, 1, seq_cb, &s);
-    repo_seq_alloc(kv, 3, seq_cb, &s);
-    repo_seq_alloc(kv, 1, seq_cb, &s);
-    for (int i = 0; s.n < 3 && i < 1000; i++)
-        event_base_loop(base, EVLOOP_ONCE);
-    ok(s.n == 3 && s.last[0] == 1 && s.last[1] == 4 && s.last[2] == 5,
-       "id allocation is ordered and contiguous (%llu %llu %llu)", s.last[0], s.last[1],
-       s.last[2]);
+    /* Ids keep increasing after everything is gone. */
+    chan *again = chan_new("news", &small);
+    p.n = 0;
+    publish(r, again, NULL, NULL, "again", &p);
+    wait_flush(kv);
+    ok(p.n == 1 && p.id[0] == 9, "ids never go back (%lld)", p.n ? p.id[0] : 0);
+    repo_channel_remove(r, again);
+    wait_flush(kv);
 
+    chan_unref(again);
     chan_unref(news);
     chan_unref(ops);
-    r->ops->free(r);
+    repo_channel_free(r);
 }
 
 int main(void)

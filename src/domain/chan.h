@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <sys/queue.h>
 
-#include "src/config.h"
+#include "src/domain/chan_opts.h"
 #include "src/domain/msgq.h"
 #include "src/domain/names.h"
 

@@ -28,7 +28,7 @@ const char *kv_strerror(int code)
 const char *kv_event_name(int event)
 {
     static const char *const names[] = {"connected", "lost",  "subscribed", "sub_lost",
-                                        "failed",    "error", "retry"};
+                                        "failed",    "error", "retry",      "bad_record"};
     return event >= 0 && event < (int)(sizeof(names) / sizeof(names[0])) ? names[event]
                                                                          : "unknown";
 }

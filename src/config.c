@@ -101,29 +101,29 @@ int config_default_max_connections(void)
 int config_init(config *c)
 {
     memset(c, 0, sizeof(*c));
-    strcpy(c->listen_host, "127.0.0.1");
-    c->listen_port = 8080;
-    c->autocreate = true;
-    chan_opts_default(&c->defaults);
-    c->max_body = 1048576;
-    c->max_headers = 16384;
-    c->max_channels = 100000;
-    c->max_connections = config_default_max_connections();
-    c->max_streams = 15000;
-    c->max_streams_per_channel = 10000;
-    c->max_connections_per_channel = 10000;
-    c->stream_buffer = 1048576;
-    c->idle_timeout_s = 30;
-    c->backoff_ms = 5000;
-    c->heartbeat_s = 15;
+    strcpy(c->http.host, "127.0.0.1");
+    c->http.port = 8080;
+    c->broker.autocreate = true;
+    chan_opts_default(&c->broker.defaults);
+    c->http.max_body = 1048576;
+    c->http.max_headers = 16384;
+    c->broker.max_channels = 100000;
+    c->http.max_connections = config_default_max_connections();
+    c->broker.max_streams = 15000;
+    c->broker.max_streams_per_channel = 10000;
+    c->broker.max_connections_per_channel = 10000;
+    c->http.stream_buffer = 1048576;
+    c->http.idle_timeout_s = 30;
+    c->http.backoff_ms = 5000;
+    c->broker.heartbeat_s = 15;
     c->log_level = LOG_INFO;
     c->store_type = strdup("memory");
     c->store_prefix = strdup("ssebroker:");
     c->store_maxbuffer = 100;
     c->store_buffertime_ms = 5;
-    c->store_sync = true;
-    c->cors_origin = strdup("*");
-    if (!c->store_type || !c->store_prefix || !c->cors_origin) {
+    c->broker.sync = true;
+    c->http.cors_origin = strdup("*");
+    if (!c->store_type || !c->store_prefix || !c->http.cors_origin) {
         config_free(c);
         return -1;
     }
@@ -138,8 +138,8 @@ void config_free(config *c)
     free(c->store_type);
     free(c->store_url);
     free(c->store_prefix);
-    free(c->cors_origin);
-    c->path = c->store_type = c->store_url = c->store_prefix = c->cors_origin = NULL;
+    free(c->http.cors_origin);
+    c->path = c->store_type = c->store_url = c->store_prefix = c->http.cors_origin = NULL;
 }
 
 /* ---- locating a field in the text ----
@@ -252,21 +252,21 @@ static int cfg_fail(const cfg_ctx *x, const char *parent, const char *key,
 static int cfg_fail(const cfg_ctx *x, const char *parent, const char *key,
                     const char *fmt, ...)
 {
-    char msg[256];
+    char text[256];
     va_list ap;
 
     if (!x->err || !x->errlen)
         return -1;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     int line = cfg_line(x, parent, key);
     if (parent && key)
         snprintf(x->err, x->errlen, "%s:%d: field '%s.%s': %s", x->name, line, parent,
-                 key, msg);
+                 key, text);
     else
         snprintf(x->err, x->errlen, "%s:%d: field '%s': %s", x->name, line,
-                 parent ? parent : key, msg);
+                 parent ? parent : key, text);
     return -1;
 }
 
@@ -364,7 +364,7 @@ static int cfg_store(const cfg_ctx *x, config *c, json_t *obj)
         } else if (strcmp(key, "sync") == 0) {
             if (!json_is_boolean(v))
                 return cfg_fail(x, "store", key, "must be true or false");
-            c->store_sync = json_is_true(v);
+            c->broker.sync = json_is_true(v);
         } else {
             return cfg_fail(x, "store", key, "unknown key");
         }
@@ -382,18 +382,19 @@ static const struct limit_field {
     size_t off;  /* offsetof the field in config */
     int is_size; /* size_t field, else int */
 } limit_fields[] = {
-    {"max_body", 1, MAX_BODY_MAX, offsetof(config, max_body), 1},
-    {"max_headers", MAX_HEADERS_MIN, MAX_HEADERS_MAX, offsetof(config, max_headers), 1},
-    {"max_channels", 1, 10000000, offsetof(config, max_channels), 0},
-    {"max_connections", 1, 10000000, offsetof(config, max_connections), 0},
-    {"max_streams", 1, 10000000, offsetof(config, max_streams), 0},
-    {"max_streams_per_channel", 1, 10000000, offsetof(config, max_streams_per_channel),
-     0},
+    {"max_body", 1, MAX_BODY_MAX, offsetof(config, http.max_body), 1},
+    {"max_headers", MAX_HEADERS_MIN, MAX_HEADERS_MAX, offsetof(config, http.max_headers),
+     1},
+    {"max_channels", 1, 10000000, offsetof(config, broker.max_channels), 0},
+    {"max_connections", 1, 10000000, offsetof(config, http.max_connections), 0},
+    {"max_streams", 1, 10000000, offsetof(config, broker.max_streams), 0},
+    {"max_streams_per_channel", 1, 10000000,
+     offsetof(config, broker.max_streams_per_channel), 0},
     {"max_connections_per_channel", 1, 10000000,
-     offsetof(config, max_connections_per_channel), 0},
-    {"stream_buffer", 4096, 1073741824, offsetof(config, stream_buffer), 1},
-    {"idle_timeout_s", 1, 3600, offsetof(config, idle_timeout_s), 0},
-    {"backoff_ms", 0, 86400000, offsetof(config, backoff_ms), 0},
+     offsetof(config, broker.max_connections_per_channel), 0},
+    {"stream_buffer", 4096, 1073741824, offsetof(config, http.stream_buffer), 1},
+    {"idle_timeout_s", 1, 3600, offsetof(config, http.idle_timeout_s), 0},
+    {"backoff_ms", 0, 86400000, offsetof(config, http.backoff_ms), 0},
 };
 
 static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)
@@ -427,7 +428,7 @@ static int cfg_channel_defaults(const cfg_ctx *x, config *c, json_t *obj)
 
     if (!json_is_object(obj))
         return cfg_fail(x, "channel_defaults", NULL, "must be an object");
-    if (chan_opts_apply(&c->defaults, obj, &e) == 0)
+    if (chan_opts_apply(&c->broker.defaults, obj, &e) == 0)
         return 0;
     if (e.unknown)
         return cfg_fail(x, "channel_defaults", e.key, "unknown key");
@@ -444,8 +445,8 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
     json_object_foreach (root, key, v) {
         if (strcmp(key, "listen") == 0) {
             if (!json_is_string(v) ||
-                config_parse_listen(json_string_value(v), c->listen_host,
-                                    sizeof(c->listen_host), &c->listen_port) < 0)
+                config_parse_listen(json_string_value(v), c->http.host,
+                                    sizeof(c->http.host), &c->http.port) < 0)
                 return cfg_fail(x, NULL, key,
                                 "must be \"HOST:PORT\", \"[IPV6]:PORT\" or \":PORT\" "
                                 "with a port from 0 to 65535");
@@ -455,7 +456,7 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
         } else if (strcmp(key, "autocreate") == 0) {
             if (!json_is_boolean(v))
                 return cfg_fail(x, NULL, key, "must be true or false");
-            c->autocreate = json_is_true(v);
+            c->broker.autocreate = json_is_true(v);
         } else if (strcmp(key, "channel_defaults") == 0) {
             if (cfg_channel_defaults(x, c, v) < 0)
                 return -1;
@@ -465,11 +466,11 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
         } else if (strcmp(key, "threads") == 0) {
             if (cfg_int(x, NULL, key, v, 0, THREADS_MAX, &n) < 0)
                 return -1;
-            c->threads = (int)n;
+            c->http.threads = (int)n;
         } else if (strcmp(key, "heartbeat_s") == 0) {
             if (cfg_int(x, NULL, key, v, 1, HEARTBEAT_MAX, &n) < 0)
                 return -1;
-            c->heartbeat_s = (int)n;
+            c->broker.heartbeat_s = (int)n;
         } else if (strcmp(key, "cors_origin") == 0) {
             const char *s = json_string_value(v);
             size_t slen = json_string_length(v);
@@ -477,7 +478,7 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
                 strpbrk(s, "\r\n") != NULL)
                 return cfg_fail(x, NULL, key,
                                 "must be a non-empty string without CR, LF or NUL");
-            if (cfg_set_str(x, &c->cors_origin, s) < 0)
+            if (cfg_set_str(x, &c->http.cors_origin, s) < 0)
                 return -1;
         } else if (strcmp(key, "log_level") == 0) {
             int level = json_is_string(v) ? log_level_parse(json_string_value(v)) : -1;
@@ -508,12 +509,13 @@ static int config_load_buf(config *c, const char *text, size_t len, const char *
     int rc = -1;
 
     /* Work on a deep copy so 'c' is untouched unless everything applies. */
-    tmp.path = tmp.store_type = tmp.store_url = tmp.store_prefix = tmp.cors_origin = NULL;
+    tmp.path = tmp.store_type = tmp.store_url = tmp.store_prefix = tmp.http.cors_origin =
+        NULL;
     if (dup_or_null(&tmp.path, path ? path : c->path) < 0 ||
         dup_or_null(&tmp.store_type, c->store_type) < 0 ||
         dup_or_null(&tmp.store_url, c->store_url) < 0 ||
         dup_or_null(&tmp.store_prefix, c->store_prefix) < 0 ||
-        dup_or_null(&tmp.cors_origin, c->cors_origin) < 0) {
+        dup_or_null(&tmp.http.cors_origin, c->http.cors_origin) < 0) {
         if (err && errlen)
             snprintf(err, errlen, "%s: out of memory", name);
         config_free(&tmp);

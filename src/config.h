@@ -6,42 +6,30 @@
 #include <stddef.h>
 #include <jansson.h>
 
-#include "src/domain/chan_opts.h"
+#include "src/broker/broker.h"
+#include "src/http/http.h"
 
 #define THREADS_MAX 17 /* the 'threads' key: the loop and 16 writer threads */
 
 typedef struct config {
-    char *path;           /* the file it was loaded from, or NULL; owned */
-    char listen_host[64]; /* default "127.0.0.1" */
-    int listen_port;      /* default 8080 */
-    char *store_type;     /* "memory" (default) or "redis"; owned */
-    char *store_url;      /* redis: redis://[:pw@]host:port/db or unix:///path; owned */
-    char *store_prefix;   /* redis: prefix of every key (default "ssebroker:"); owned */
-    int store_maxbuffer;  /* redis: writes per pipelined batch, 1..100000 (default 100) */
+    char *path;          /* the file it was loaded from, or NULL; owned */
+    char *store_type;    /* "memory" (default) or "redis"; owned */
+    char *store_url;     /* redis: redis://[:pw@]host:port/db or unix:///path; owned */
+    char *store_prefix;  /* redis: prefix of every key (default "ssebroker:"); owned */
+    int store_maxbuffer; /* redis: writes per pipelined batch, 1..100000 (default 100) */
     int store_buffertime_ms; /* redis: longest a write waits for its batch, 0..10000 (5)
                               */
-    bool store_sync;    /* answer a publish only once the store has it (default true) */
-    bool autocreate;    /* publishing to a missing channel creates it (default true) */
-    chan_opts defaults; /* options of channels created without explicit ones */
-    size_t max_body;    /* bytes a request body may hold (default 1 MiB) */
-    size_t max_headers; /* bytes the request line and headers may hold (default 16 KiB) */
-    int max_channels;   /* channels the broker holds (default 100000) */
-    int max_connections;             /* client sockets; beyond them requests are refused
-                                        (default: the open-file limit less a reserve) */
-    bool reuseport;                  /* SO_REUSEPORT on the listening socket (workers) */
-    int max_streams;                 /* live SSE streams in all (default 15000) */
-    int max_streams_per_channel;     /* live SSE streams on one channel (default 10000) */
-    int max_connections_per_channel; /* persistent connections of a channel (10000) */
-    size_t stream_buffer; /* unsent bytes a stream may hold before it is cut (1 MiB) */
-    int idle_timeout_s;   /* a request not complete within this is closed (default 30) */
-    int backoff_ms;       /* retry: sent to a subscriber refused by a limit (5000) */
-    int threads;          /* threads that write streams, the event loop's included, 1..17;
-                             0 (default): one per CPU this process may run on, or 1 under
-                             --workers */
-    int heartbeat_s; /* seconds between ':' comments on idle streams (default 15, 1..3600)
-                      */
-    char *cors_origin; /* Access-Control-Allow-Origin value (default "*"); owned */
-    int log_level;     /* LOG_* (default LOG_INFO) */
+    int log_level;           /* LOG_* (default LOG_INFO) */
+    /* The broker's part. Defaults: autocreate and sync (store.sync) true,
+     * max_channels 100000, max_streams 15000, max_streams_per_channel and
+     * max_connections_per_channel 10000, heartbeat_s 15 (1..3600). */
+    broker_opts broker;
+    /* The HTTP layer's part; http.cors_origin is owned here. Defaults: listen
+     * 127.0.0.1:8080, max_body 1 MiB, max_headers 16 KiB, max_connections the
+     * open-file limit less a reserve, idle_timeout_s 30, stream_buffer 1 MiB,
+     * backoff_ms 5000, cors_origin "*", threads 0: one per CPU this process may
+     * run on, or 1 under --workers (1..17 when set). */
+    http_opts http;
 } config;
 
 /* The default max_connections: RLIMIT_NOFILE less a reserve. */

@@ -49,13 +49,13 @@ typedef struct app {
 
 /* The store has everything written before the signal: stop after a grace
  * period for the final chunks to reach the clients. */
-static void on_flushed(const kv_result *res, void *arg)
+static void on_drained(int status, void *arg)
 {
     app *a = arg;
     struct timeval grace = {0, 200000};
-    if (res->status < 0)
+    if (status < 0)
         log_error("shutdown: the %s store did not take every pending write: %s",
-                  a->kv->ops->name, kv_strerror(res->status));
+                  kv_name(a->kv), kv_strerror(status));
     event_base_loopexit(a->base, &grace);
 }
 
@@ -66,11 +66,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct timeval deadline = {SHUTDOWN_FLUSH_S, 0};
     if (a->stopping++)
         return;
+    broker_stats st;
+    broker_stats_get(a->b, &st);
     log_info("signal %d: ending %zu stream(s), flushing the store, shutting down",
-             (int)sig, a->b->nstreams);
+             (int)sig, st.streams);
     http_server_stop_accepting(a->http);
     event_base_loopexit(a->base, &deadline);
-    broker_drain(a->b, on_flushed, a);
+    broker_drain(a->b, on_drained, a);
 }
 
 /* What the store reports, logged once here: a store never logs. */
@@ -177,8 +179,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ssebroker: %s\n", err);
         goto out;
     }
-    if (listen && config_parse_listen(listen, cfg.listen_host, sizeof(cfg.listen_host),
-                                      &cfg.listen_port) < 0) {
+    if (listen && config_parse_listen(listen, cfg.http.host, sizeof(cfg.http.host),
+                                      &cfg.http.port) < 0) {
         fprintf(stderr, "ssebroker: --listen '%s': expected HOST:PORT\n", listen);
         rc = 2;
         goto out;
@@ -199,21 +201,21 @@ int main(int argc, char **argv)
     }
     log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
-    if (!cfg.threads)
-        cfg.threads = nworkers ? 1 : cpus_usable(THREADS_MAX);
+    if (!cfg.http.threads)
+        cfg.http.threads = nworkers ? 1 : cpus_usable(THREADS_MAX);
     /* Before any event base or store connection: every worker continues below,
      * the parent returns here only when supervision is over. */
     if (nworkers && workers_start(&cfg, (int)nworkers, &rc) != 0)
         goto out;
 
     if (!(a.base = event_base_new()) || !(a.kv = kv = store_new(a.base, &cfg)) ||
-        !(a.b = broker_new(a.base, &cfg, kv))) {
+        !(a.b = broker_new(a.base, &cfg.broker, kv))) {
         log_error("cannot start");
         goto out;
     }
     if (broker_load(a.b) < 0)
         goto out;
-    if (!(a.http = http_server_new(a.base, a.b, &cfg, err, sizeof(err)))) {
+    if (!(a.http = http_server_new(a.base, a.b, &cfg.http, err, sizeof(err)))) {
         log_error("%s", err);
         goto out;
     }
@@ -230,10 +232,10 @@ int main(int argc, char **argv)
     if (workers_index())
         log_info("ssebroker %s worker %d of %d (pid %d) accepting on %s:%d (store: %s)",
                  PACKAGE_VERSION, workers_index(), workers_count(), (int)getpid(),
-                 cfg.listen_host, http_server_port(a.http), kv->ops->name);
+                 cfg.http.host, http_server_port(a.http), kv_name(kv));
     else
         log_info("ssebroker %s listening on %s:%d (store: %s)", PACKAGE_VERSION,
-                 cfg.listen_host, http_server_port(a.http), kv->ops->name);
+                 cfg.http.host, http_server_port(a.http), kv_name(kv));
     workers_ready();
     event_base_dispatch(a.base);
     if (workers_index())

@@ -107,10 +107,10 @@ static int workers_reserve(supervisor *s)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
-    snprintf(port, sizeof(port), "%d", s->cfg->listen_port);
+    snprintf(port, sizeof(port), "%d", s->cfg->http.port);
     /* The same lookup httpd does, so both pick the same address. */
-    if ((rc = getaddrinfo(s->cfg->listen_host, port, &hints, &ai)) != 0) {
-        log_error("cannot listen on %s:%d: %s", s->cfg->listen_host, s->cfg->listen_port,
+    if ((rc = getaddrinfo(s->cfg->http.host, port, &hints, &ai)) != 0) {
+        log_error("cannot listen on %s:%d: %s", s->cfg->http.host, s->cfg->http.port,
                   gai_strerror(rc));
         return -1;
     }
@@ -118,7 +118,7 @@ static int workers_reserve(supervisor *s)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
         bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
         getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
-        log_error("cannot listen on %s:%d: %s", s->cfg->listen_host, s->cfg->listen_port,
+        log_error("cannot listen on %s:%d: %s", s->cfg->http.host, s->cfg->http.port,
                   strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -154,8 +154,8 @@ static void workers_child_init(supervisor *s, int i)
     workers_self = i + 1;
     workers_n = s->n;
     workers_ready_fd = s->pipe_wr;
-    s->cfg->listen_port = s->port;
-    s->cfg->reuseport = true;
+    s->cfg->http.port = s->port;
+    s->cfg->http.reuseport = true;
 }
 
 /* Fork worker 'i'. Returns 1 in the new worker, 0 in the parent, -1 if fork()
@@ -288,7 +288,7 @@ static void workers_read_ready(supervisor *s)
     s->all_up = true;
     log_info(
         "ssebroker %s listening on %s:%d (store: %s, %d worker(s), supervisor pid %d)",
-        PACKAGE_VERSION, s->cfg->listen_host, s->port, s->cfg->store_type, s->n,
+        PACKAGE_VERSION, s->cfg->http.host, s->port, s->cfg->store_type, s->n,
         (int)s->self);
 }
 
@@ -406,7 +406,7 @@ int workers_start(config *cfg, int n, int *status)
     }
 
     log_info("supervisor (pid %d): starting %d worker(s) on %s:%d", (int)s->self, n,
-             cfg->listen_host, s->port);
+             cfg->http.host, s->port);
     for (int i = 0; i < n; i++) {
         int r = workers_spawn(s, i);
         if (r > 0)

@@ -12,23 +12,30 @@
 static int config_eq(const config *a, const config *b)
 {
 #define STREQ(x, y) ((!(x) && !(y)) || ((x) && (y) && strcmp((x), (y)) == 0))
-    return STREQ(a->path, b->path) && strcmp(a->listen_host, b->listen_host) == 0 &&
-           a->listen_port == b->listen_port && STREQ(a->store_type, b->store_type) &&
-           STREQ(a->store_url, b->store_url) && a->autocreate == b->autocreate &&
-           a->defaults.history == b->defaults.history &&
-           a->defaults.queue_limit == b->defaults.queue_limit &&
-           a->defaults.retry_ms == b->defaults.retry_ms && a->max_body == b->max_body &&
-           a->max_headers == b->max_headers && a->heartbeat_s == b->heartbeat_s &&
-           a->threads == b->threads && STREQ(a->cors_origin, b->cors_origin) &&
+    return STREQ(a->path, b->path) && strcmp(a->http.host, b->http.host) == 0 &&
+           a->http.port == b->http.port && STREQ(a->store_type, b->store_type) &&
+           STREQ(a->store_url, b->store_url) &&
+           a->broker.autocreate == b->broker.autocreate &&
+           a->broker.defaults.history == b->broker.defaults.history &&
+           a->broker.defaults.queue_limit == b->broker.defaults.queue_limit &&
+           a->broker.defaults.retry_ms == b->broker.defaults.retry_ms &&
+           a->http.max_body == b->http.max_body &&
+           a->http.max_headers == b->http.max_headers &&
+           a->broker.heartbeat_s == b->broker.heartbeat_s &&
+           a->http.threads == b->http.threads &&
+           STREQ(a->http.cors_origin, b->http.cors_origin) &&
            a->log_level == b->log_level && STREQ(a->store_prefix, b->store_prefix) &&
            a->store_maxbuffer == b->store_maxbuffer &&
            a->store_buffertime_ms == b->store_buffertime_ms &&
-           a->store_sync == b->store_sync && a->max_channels == b->max_channels &&
-           a->max_streams == b->max_streams &&
-           a->max_streams_per_channel == b->max_streams_per_channel &&
-           a->max_connections_per_channel == b->max_connections_per_channel &&
-           a->stream_buffer == b->stream_buffer &&
-           a->idle_timeout_s == b->idle_timeout_s && a->backoff_ms == b->backoff_ms;
+           a->broker.sync == b->broker.sync &&
+           a->broker.max_channels == b->broker.max_channels &&
+           a->broker.max_streams == b->broker.max_streams &&
+           a->broker.max_streams_per_channel == b->broker.max_streams_per_channel &&
+           a->broker.max_connections_per_channel ==
+               b->broker.max_connections_per_channel &&
+           a->http.stream_buffer == b->http.stream_buffer &&
+           a->http.idle_timeout_s == b->http.idle_timeout_s &&
+           a->http.backoff_ms == b->http.backoff_ms;
 #undef STREQ
 }
 
@@ -38,17 +45,17 @@ static void test_defaults(void)
 
     ok(config_init(&c) == 0, "config_init");
     ok(c.path == NULL, "default path NULL");
-    ok(strcmp(c.listen_host, "127.0.0.1") == 0 && c.listen_port == 8080,
+    ok(strcmp(c.http.host, "127.0.0.1") == 0 && c.http.port == 8080,
        "default listen 127.0.0.1:8080");
     ok(c.store_type && strcmp(c.store_type, "memory") == 0, "default store memory");
     ok(c.store_url == NULL, "default store_url NULL");
-    ok(c.autocreate, "default autocreate");
-    ok(c.defaults.history == 100 && c.defaults.queue_limit == 1000 &&
-           c.defaults.retry_ms == 3000,
+    ok(c.broker.autocreate, "default autocreate");
+    ok(c.broker.defaults.history == 100 && c.broker.defaults.queue_limit == 1000 &&
+           c.broker.defaults.retry_ms == 3000,
        "default channel options");
-    ok(c.max_body == 1048576 && c.max_headers == 16384, "default limits");
-    ok(c.heartbeat_s == 15, "default heartbeat");
-    ok(c.cors_origin && strcmp(c.cors_origin, "*") == 0, "default cors_origin");
+    ok(c.http.max_body == 1048576 && c.http.max_headers == 16384, "default limits");
+    ok(c.broker.heartbeat_s == 15, "default heartbeat");
+    ok(c.http.cors_origin && strcmp(c.http.cors_origin, "*") == 0, "default cors_origin");
     ok(c.log_level == LOG_INFO, "default log level");
     config_free(&c);
     config_free(&c); /* pointers were cleared: a second free is harmless */
@@ -93,18 +100,19 @@ static void test_load_ok(void)
        "empty object loads");
     ok(config_load_string(&c, all, "all.json", err, sizeof(err)) == 0,
        "all fields load (%s)", err);
-    ok(strcmp(c.listen_host, "::1") == 0 && c.listen_port == 9000, "listen [::1]:9000");
+    ok(strcmp(c.http.host, "::1") == 0 && c.http.port == 9000, "listen [::1]:9000");
     ok(strcmp(c.store_type, "memory") == 0 && c.store_url &&
            strcmp(c.store_url, "redis://x") == 0,
        "store url kept");
-    ok(!c.autocreate, "autocreate false");
-    ok(c.defaults.history == 0 && c.defaults.queue_limit == 1 &&
-           c.defaults.retry_ms == 86400000,
+    ok(!c.broker.autocreate, "autocreate false");
+    ok(c.broker.defaults.history == 0 && c.broker.defaults.queue_limit == 1 &&
+           c.broker.defaults.retry_ms == 86400000,
        "channel defaults at their bounds");
-    ok(c.max_body == 1073741824 && c.max_headers == 1024, "limits at their bounds");
-    ok(c.heartbeat_s == 3600, "heartbeat 3600");
-    ok(c.threads == 17, "threads 17");
-    ok(strcmp(c.cors_origin, "https://example.com") == 0, "cors_origin");
+    ok(c.http.max_body == 1073741824 && c.http.max_headers == 1024,
+       "limits at their bounds");
+    ok(c.broker.heartbeat_s == 3600, "heartbeat 3600");
+    ok(c.http.threads == 17, "threads 17");
+    ok(strcmp(c.http.cors_origin, "https://example.com") == 0, "cors_origin");
     ok(c.log_level == LOG_DEBUG, "log_level debug");
     ok(config_load_string(
            &c,
@@ -116,7 +124,7 @@ static void test_load_ok(void)
     ok(strcmp(c.store_type, "redis") == 0 &&
            strcmp(c.store_url, "unix:///run/r.sock") == 0 &&
            strcmp(c.store_prefix, "app:") == 0 && c.store_maxbuffer == 7 &&
-           c.store_buffertime_ms == 0 && !c.store_sync,
+           c.store_buffertime_ms == 0 && !c.broker.sync,
        "redis store fields kept");
     {
         config d;
@@ -137,10 +145,11 @@ static void test_load_ok(void)
     {
         config d;
         config_init(&d);
-        ok(d.max_channels == 100000 && d.max_streams == 15000 &&
-               d.max_streams_per_channel == 10000 &&
-               d.max_connections_per_channel == 10000 && d.stream_buffer == 1048576 &&
-               d.idle_timeout_s == 30 && d.backoff_ms == 5000,
+        ok(d.broker.max_channels == 100000 && d.broker.max_streams == 15000 &&
+               d.broker.max_streams_per_channel == 10000 &&
+               d.broker.max_connections_per_channel == 10000 &&
+               d.http.stream_buffer == 1048576 && d.http.idle_timeout_s == 30 &&
+               d.http.backoff_ms == 5000,
            "limit defaults");
         ok(config_load_string(
                &d,
@@ -149,9 +158,11 @@ static void test_load_ok(void)
                "\"max_connections_per_channel\": 5, \"stream_buffer\": 4096, "
                "\"idle_timeout_s\": 1, \"backoff_ms\": 0}}",
                "l.json", err, sizeof(err)) == 0 &&
-               d.max_channels == 2 && d.max_streams == 3 &&
-               d.max_streams_per_channel == 4 && d.max_connections_per_channel == 5 &&
-               d.stream_buffer == 4096 && d.idle_timeout_s == 1 && d.backoff_ms == 0,
+               d.broker.max_channels == 2 && d.broker.max_streams == 3 &&
+               d.broker.max_streams_per_channel == 4 &&
+               d.broker.max_connections_per_channel == 5 &&
+               d.http.stream_buffer == 4096 && d.http.idle_timeout_s == 1 &&
+               d.http.backoff_ms == 0,
            "every limit loads (%s)", err);
         ok(config_load_string(&d, "{\"limits\": {\"stream_buffer\": 100}}", "l.json", err,
                               sizeof(err)) < 0 &&
@@ -172,15 +183,14 @@ static void test_load_ok(void)
                           "{\"channel_defaults\": {\"history\": 5}, \"listen\": \":0\"}",
                           "p.json", err, sizeof(err)) == 0,
        "partial override loads");
-    ok(c.defaults.history == 5 && c.defaults.queue_limit == 1 &&
-           c.defaults.retry_ms == 86400000,
+    ok(c.broker.defaults.history == 5 && c.broker.defaults.queue_limit == 1 &&
+           c.broker.defaults.retry_ms == 86400000,
        "partial channel_defaults keep the other options");
-    ok(strcmp(c.listen_host, "0.0.0.0") == 0 && c.listen_port == 0,
-       "listen :0 is 0.0.0.0:0");
-    ok(c.heartbeat_s == 3600 && !c.autocreate, "fields not named are kept");
+    ok(strcmp(c.http.host, "0.0.0.0") == 0 && c.http.port == 0, "listen :0 is 0.0.0.0:0");
+    ok(c.broker.heartbeat_s == 3600 && !c.broker.autocreate, "fields not named are kept");
     ok(config_load_string(&c, "{\"log_level\": \"error\", \"heartbeat_s\": 1}", "p.json",
                           err, sizeof(err)) == 0 &&
-           c.log_level == LOG_ERROR && c.heartbeat_s == 1,
+           c.log_level == LOG_ERROR && c.broker.heartbeat_s == 1,
        "log_level error, heartbeat 1");
     ok(config_load_string(&c, "{\"log_level\": \"warn\"}", "p.json", err, sizeof(err)) ==
                0 &&
@@ -412,7 +422,7 @@ static void test_load_file(void)
 
     path = write_temp(good, strlen(good));
     ok(path && config_load_file(&c, path, err, sizeof(err)) == 0, "file loads (%s)", err);
-    ok(c.listen_port == 9090 && c.heartbeat_s == 5, "file values applied");
+    ok(c.http.port == 9090 && c.broker.heartbeat_s == 5, "file values applied");
     ok(c.path && path && strcmp(c.path, path) == 0, "path recorded");
     unlink(path);
     free(path);

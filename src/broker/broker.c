@@ -1,20 +1,16 @@
-/* broker.c - channels, connections and publishing: every state change the
- * broker makes, applied to the domain and written through the repositories. */
+/* broker.c - the channel map and every change the broker makes to it, applied
+ * to the domain and written through the repositories; delivery into live
+ * streams and connection queues; loading at start-up. */
 #include "src/broker/broker.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "src/http/http_reply.h"
 #include "src/base/log.h"
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg);
-static void on_notify(const char *topic, const char *data, size_t len, void *arg);
-static void pubs_release(broker *b, bool all);
-static void catchup_step(broker *b);
-static void held_free(broker *b);
+#include "src/base/util.h"
+#include "src/broker/broker_private.h"
 
 static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -24,27 +20,27 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
         stream_comment(s, "hb");
 }
 
-broker *broker_new(struct event_base *base, const config *cfg, kv_store *kv)
+broker *broker_new(struct event_base *base, const broker_opts *opts, kv_store *kv)
 {
     broker *b = calloc(1, sizeof(*b));
-    struct timeval hb = {cfg->heartbeat_s, 0};
+    struct timeval hb = {opts->heartbeat_s, 0};
     if (!b)
         return NULL;
     b->base = base;
-    b->cfg = cfg;
+    b->opts = *opts;
     b->kv = kv;
-    struct timeval tick = {0, 250000};
     strmap_init(&b->chans);
     TAILQ_INIT(&b->all);
     TAILQ_INIT(&b->waiting);
     b->held_tail = &b->held;
     conn_id_generate(b->node_id);
-    if (!(b->repo = repo_kv_stack_new(kv)) || !(b->scratch = evbuffer_new()) ||
+    if (!(b->repo = repo_kv_stack_new(kv)) ||
         !(b->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, b)) ||
-        event_add(b->heartbeat, &hb) < 0 ||
-        !(b->tick = event_new(base, -1, EV_PERSIST, tick_cb, b)) ||
-        event_add(b->tick, &tick) < 0)
+        event_add(b->heartbeat, &hb) < 0 || broker_publish_init(b) < 0)
         goto err;
+    b->rconns = repo_channel_connections(b->repo);
+    b->rlisteners = repo_connection_listeners(b->rconns);
+    b->rqueues = repo_connection_queues(b->rconns);
     return b;
 err:
     broker_free(b);
@@ -87,8 +83,8 @@ int broker_load(broker *b)
     int64_t deadline = now_us() + 5000000;
     /* Listen to the other nodes first, so that nothing published while the
      * state loads is missed (a message seen twice is dropped by its id). */
-    if (kv_subscribe(b->kv, "", on_notify, b) < 0) {
-        log_error("cannot subscribe to the %s store", b->kv->ops->name);
+    if (kv_subscribe(b->kv, "", broker_on_notify, b) < 0) {
+        log_error("cannot subscribe to the %s store", kv_name(b->kv));
         return -1;
     }
     while (!kv_subscribed(b->kv) && now_us() < deadline)
@@ -96,23 +92,23 @@ int broker_load(broker *b)
     b->catching_up++; /* what is published while loading waits for the load */
     if (!kv_subscribed(b->kv))
         log_warn("the %s store's notifications are not live yet: going on",
-                 b->kv->ops->name);
+                 kv_name(b->kv));
     /* load_all hands each channel to chan_found and the final status to
      * load_done, both with the load state as arg. */
-    if (b->repo->ops->load_all(b->repo, &b->cfg->defaults, chan_found, load_done, &ls) <
+    if (repo_channel_load_all(b->repo, &b->opts.defaults, chan_found, load_done, &ls) <
         0) {
-        log_error("cannot load state from the %s store", b->kv->ops->name);
+        log_error("cannot load state from the %s store", kv_name(b->kv));
         return -1;
     }
     while (!ls.done)
         event_base_loop(b->base, EVLOOP_ONCE);
     if (ls.status < 0) {
-        log_error("loading state from the %s store failed: %s", b->kv->ops->name,
+        log_error("loading state from the %s store failed: %s", kv_name(b->kv),
                   kv_strerror(ls.status));
         return -1;
     }
-    log_info("loaded %zu channel(s) from the %s store", b->chans.len, b->kv->ops->name);
-    catchup_step(b);
+    log_info("loaded %zu channel(s) from the %s store", b->chans.len, kv_name(b->kv));
+    broker_catchup_step(b);
     return 0;
 }
 
@@ -132,44 +128,102 @@ void broker_free(broker *b)
     for (size_t i = 0; strmap_next(&b->chans, &i, &e);)
         chan_unref(e->val);
     strmap_free(&b->chans);
-    pubs_release(b, true);
-    held_free(b);
+    broker_publish_free(b);
+    broker_held_free(b);
     if (b->heartbeat)
         event_free(b->heartbeat);
-    if (b->tick)
-        event_free(b->tick);
-    if (b->scratch)
-        evbuffer_free(b->scratch);
-    if (b->repo)
-        b->repo->ops->free(b->repo);
+    repo_channel_free(b->repo);
     free(b);
 }
+
+kv_store *broker_store(broker *b)
+{
+    return b->kv;
+}
+
+const char *broker_node_id(const broker *b)
+{
+    return b->node_id;
+}
+
+void broker_stats_get(const broker *b, broker_stats *st)
+{
+    st->channels = b->chans.len;
+    st->streams = b->nstreams;
+    st->slow_closed = b->slow_closed;
+    st->refused = b->refused;
+}
+
+const char *broker_strerror(int code)
+{
+    switch (code) {
+    case BROKER_ENOCHAN:
+        return "no such channel";
+    case BROKER_ENOCONN:
+        return "no such connection";
+    case BROKER_ENOMEM:
+        return "out of memory";
+    case BROKER_EINVAL:
+        return "invalid argument";
+    case BROKER_ELIMIT:
+        return "a limit is reached";
+    case BROKER_ECLOSING:
+        return "shutting down";
+    default:
+        return kv_strerror(code);
+    }
+}
+
+/* ---- channels ---- */
 
 chan *broker_chan(broker *b, const char *name)
 {
     return strmap_get(&b->chans, name);
 }
 
+chan *broker_chan_add(broker *b, const char *name, const chan_opts *opts)
+{
+    chan *ch = chan_new(name, opts);
+    if (ch && strmap_put(&b->chans, ch->name, ch) < 0) {
+        chan_unref(ch);
+        ch = NULL;
+    }
+    return ch;
+}
+
+chan *broker_chan_open(broker *b, const char *name, bool create, int *why, char *err,
+                       size_t errlen)
+{
+    chan *ch = broker_chan(b, name);
+    bool created;
+    if (ch)
+        return ch;
+    if (!create || !b->opts.autocreate) {
+        *why = BROKER_ENOCHAN;
+        return NULL;
+    }
+    return broker_chan_put(b, name, NULL, &created, why, err, errlen);
+}
+
 chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, int *why,
                       char *err, size_t errlen)
 {
     chan *ch = broker_chan(b, name);
-    chan_opts o = ch ? ch->opts : b->cfg->defaults;
+    chan_opts o = ch ? ch->opts : b->opts.defaults;
 
     if (chan_opts_apply_json(&o, opts, err, errlen) < 0) {
         *why = BROKER_EINVAL;
         return NULL;
     }
     *created = !ch;
-    if (!ch && b->chans.len >= (size_t)b->cfg->max_channels) {
+    if (!ch && b->chans.len >= (size_t)b->opts.max_channels) {
         *why = BROKER_ELIMIT;
         snprintf(err, errlen, "the broker holds its limit of %d channels",
-                 b->cfg->max_channels);
+                 b->opts.max_channels);
         return NULL;
     }
     if (!ch) {
-        if (!(ch = chan_new(name, &o)) || strmap_put(&b->chans, ch->name, ch) < 0) {
-            chan_unref(ch);
+        if (!(ch = broker_chan_add(b, name, &o))) {
             *why = BROKER_ENOMEM;
             snprintf(err, errlen, "out of memory");
             return NULL;
@@ -179,9 +233,9 @@ chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, 
         bool shrink = o.history < ch->opts.history;
         chan_set_opts(ch, &o);
         if (shrink)
-            b->repo->ops->history_trim(b->repo, ch);
+            repo_channel_history_trim(b->repo, ch);
     }
-    b->repo->ops->persist(b->repo, ch);
+    repo_channel_persist(b->repo, ch);
     json_t *oj = chan_opts_to_json(&ch->opts);
     char *text = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
     if (text)
@@ -191,8 +245,7 @@ chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, 
     return ch;
 }
 
-/* Forget a channel here: its streams end. The store is not touched. */
-static void broker_chan_drop(broker *b, chan *ch)
+void broker_chan_drop(broker *b, chan *ch)
 {
     stream *s;
     conn *cn;
@@ -209,7 +262,7 @@ static void broker_chan_drop(broker *b, chan *ch)
 void broker_chan_delete(broker *b, chan *ch)
 {
     log_info("channel '%s' deleted", ch->name);
-    b->repo->ops->remove(b->repo, ch);
+    repo_channel_remove(b->repo, ch);
     broker_announce(b, "c", ch->name, NULL, "deleted");
     broker_chan_drop(b, ch);
 }
@@ -232,15 +285,12 @@ chan **broker_chan_list(broker *b, size_t *n)
     return v;
 }
 
-static repo_connection *conn_repo(broker *b)
-{
-    return b->repo->ops->connections(b->repo);
-}
+/* ---- connections ---- */
 
 conn *broker_conn_create(broker *b, chan *ch, int *why)
 {
     conn *cn;
-    if (ch->nconns >= (size_t)b->cfg->max_connections_per_channel) {
+    if (ch->nconns >= (size_t)b->opts.max_connections_per_channel) {
         *why = BROKER_ELIMIT;
         return NULL;
     }
@@ -252,7 +302,7 @@ conn *broker_conn_create(broker *b, chan *ch, int *why)
      * to rule out. */
     while (chan_conn(ch, cn->id) != cn)
         conn_id_generate(cn->id);
-    conn_repo(b)->ops->persist(conn_repo(b), cn);
+    repo_connection_persist(b->rconns, cn);
     broker_announce(b, "n", ch->name, cn->id, "created");
     log_info("connection %s created on '%s'", cn->id, ch->name);
     return cn;
@@ -262,16 +312,13 @@ void broker_conn_delete(broker *b, conn *cn)
 {
     if (cn->lis.stream)
         stream_close(cn->lis.stream);
-    conn_repo(b)->ops->remove(conn_repo(b), cn);
+    repo_connection_remove(b->rconns, cn);
     broker_announce(b, "n", cn->ch->name, cn->id, "deleted");
     conn_free(cn);
 }
 
-/* Move what waits in a running, attached listener's queue into its stream,
- * and take it off the stored queue. */
-static void conn_drain(broker *b, conn *cn)
+void broker_conn_drain(broker *b, conn *cn)
 {
-    repo_queue *rq = conn_repo(b)->ops->queues(conn_repo(b));
     size_t n = 0;
     msg *m;
     while (cn->lis.running && cn->lis.stream && !cn->loading &&
@@ -281,7 +328,7 @@ static void conn_drain(broker *b, conn *cn)
         n++;
     }
     if (n) {
-        rq->ops->pop(rq, cn, n);
+        repo_queue_pop(b->rqueues, cn, n);
         /* Now, not on the batch timer: a node the listener moves to reads the
          * stored queue, and must not find what was delivered here. */
         kv_flush(b->kv, NULL, NULL);
@@ -290,19 +337,17 @@ static void conn_drain(broker *b, conn *cn)
 
 void broker_conn_set_running(broker *b, conn *cn, bool running)
 {
-    repo_listener *rl = conn_repo(b)->ops->listeners(conn_repo(b));
     if (cn->lis.running != running) {
         cn->lis.running = running;
-        rl->ops->persist(rl, cn);
+        repo_listener_persist(b->rlisteners, cn);
         broker_announce(b, "l", cn->ch->name, cn->id, running ? "running" : "stopped");
     }
-    conn_drain(b, cn);
+    broker_conn_drain(b, cn);
 }
 
-/* A message reached this node for one connection (already in its stored
- * queue): into the stream if it can take it now, else into the queue's
- * in-memory mirror. Only the node holding the stream takes it off the store. */
-static void conn_deliver(broker *b, conn *cn, msg *m)
+/* ---- delivery ---- */
+
+void broker_conn_deliver(broker *b, conn *cn, msg *m)
 {
     msg *last = cn->queue.len ? msgq_at(&cn->queue, cn->queue.len - 1) : NULL;
     if (last && m->seq <= last->seq)
@@ -313,15 +358,12 @@ static void conn_deliver(broker *b, conn *cn, msg *m)
     } else if (dropped > 0) {
         /* The store's list dropped the same (same bound, same messages); its
          * count is this node's view (see README, multi-node). */
-        repo_queue *rq = conn_repo(b)->ops->queues(conn_repo(b));
-        rq->ops->dropped(rq, cn);
+        repo_queue_dropped(b->rqueues, cn);
     }
-    conn_drain(b, cn);
+    broker_conn_drain(b, cn);
 }
 
-/* A message reached this node for a channel: history, live streams, and the
- * mirror of every connection queue. The store has it already. */
-static void chan_deliver(broker *b, chan *ch, msg *m)
+void broker_chan_deliver(broker *b, chan *ch, msg *m)
 {
     stream *s, *next;
     conn *cn;
@@ -336,196 +378,7 @@ static void chan_deliver(broker *b, chan *ch, msg *m)
         stream_send(s, m);
     }
     TAILQ_FOREACH (cn, &ch->conns, link)
-        conn_deliver(b, cn, m);
-}
-
-/* One publish in flight: its messages are appended one by one (the store
- * gives each its id); it is answered once every id is stored and this node
- * has delivered it, so that a client reads its own writes here. */
-struct pub_ctx {
-    broker *b;
-    chan *ch; /* holds a reference */
-    conn *target;
-    pub_batch batch;
-    uint64_t *ids;
-    size_t nids, pending;
-    int64_t ts;
-    int64_t waiting_since; /* in b->waiting since (us), else 0 */
-    int status;
-    broker_pub_cb cb;
-    void *arg;
-    TAILQ_ENTRY(pub_ctx) link;
-};
-
-#define PUB_WAIT_US 1000000 /* longest wait for our own notification */
-
-static void drain_check(broker *b);
-
-static void pub_finish(pub_ctx *pc)
-{
-    broker *b = pc->b;
-    if (pc->waiting_since)
-        TAILQ_REMOVE(&b->waiting, pc, link);
-    if (pc->status == 0 && pc->ch->deleted)
-        pc->status = BROKER_ENOCHAN;
-    pc->cb(pc->status, pc->ids, pc->nids, pc->ts, pc->arg);
-    free(pc->ids);
-    pub_batch_free(&pc->batch);
-    chan_unref(pc->ch);
-    free(pc);
-    b->publishing--;
-    drain_check(b);
-}
-
-static void pub_flushed(const kv_result *res, void *arg)
-{
-    pub_ctx *pc = arg;
-    if (res->status < 0 && pc->status == 0)
-        pc->status = res->status;
-    pub_finish(pc);
-}
-
-/* Stored (and delivered here, or waited for long enough): with store.sync,
- * wait for what delivering wrote (queue counts) too, then answer. */
-static void pub_settle(pub_ctx *pc)
-{
-    if (pc->waiting_since) {
-        TAILQ_REMOVE(&pc->b->waiting, pc, link);
-        pc->waiting_since = 0;
-    }
-    if (pc->status == 0 && pc->b->cfg->store_sync &&
-        kv_flush(pc->b->kv, pub_flushed, pc) == 0)
-        return;
-    pub_finish(pc);
-}
-
-/* Answer the publishes this node has now delivered (or waited long enough
- * for: the subscription may be down, the catch-up will deliver). */
-static void pubs_release(broker *b, bool all)
-{
-    pub_ctx *pc, *next;
-    int64_t now = now_us();
-    for (pc = TAILQ_FIRST(&b->waiting); pc; pc = next) {
-        next = TAILQ_NEXT(pc, link);
-        if (all || pc->ids[pc->nids - 1] <= b->seen_seq ||
-            now - pc->waiting_since > PUB_WAIT_US)
-            pub_settle(pc);
-    }
-}
-
-/* Shutting down and nothing in flight: one last flush, then report. */
-static void drain_check(broker *b)
-{
-    kv_cb cb = b->drained_cb;
-    if (!b->closing || b->publishing || !cb)
-        return;
-    b->drained_cb = NULL;
-    if (kv_flush(b->kv, cb, b->drained_arg) < 0) {
-        kv_result res = {.status = KV_EIO};
-        cb(&res, b->drained_arg);
-    }
-}
-
-void broker_drain(broker *b, kv_cb cb, void *arg)
-{
-    b->closing = true;
-    b->drained_cb = cb;
-    b->drained_arg = arg;
-    broker_close_streams(b);
-    pubs_release(b, true);
-    drain_check(b);
-}
-
-/* One append (or the hold the issuer keeps) is over: answer after the last. */
-static void pub_step(pub_ctx *pc)
-{
-    broker *b = pc->b;
-    if (--pc->pending)
-        return;
-    /* store.sync: also wait until this node delivered them (read your writes). */
-    if (pc->status < 0 || !pc->nids || pc->ids[pc->nids - 1] <= b->seen_seq ||
-        !kv_subscribed(b->kv) || !b->cfg->store_sync) {
-        pub_settle(pc);
-        return;
-    }
-    pc->waiting_since = now_us();
-    TAILQ_INSERT_TAIL(&b->waiting, pc, link);
-}
-
-static void pub_appended(const kv_result *res, void *arg)
-{
-    pub_ctx *pc = arg;
-    broker *b = pc->b;
-    if (res->status < 0 && pc->status == 0)
-        pc->status = res->status;
-    if (res->status == 0) {
-        pc->ids[pc->nids++] = (uint64_t)res->num;
-        if ((uint64_t)res->num > b->max_seq)
-            b->max_seq = (uint64_t)res->num;
-    }
-    pub_step(pc);
-}
-
-int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
-                   broker_pub_cb cb, void *arg)
-{
-    pub_ctx *pc;
-    conn *target = NULL;
-    if (b->closing) {
-        pub_batch_free(batch);
-        return BROKER_ECLOSING;
-    }
-    if (conn_id && !(target = chan_conn(ch, conn_id))) {
-        pub_batch_free(batch);
-        return BROKER_ENOCONN;
-    }
-    if (!(pc = calloc(1, sizeof(*pc))) ||
-        !(pc->ids = calloc(batch->n, sizeof(uint64_t)))) {
-        free(pc);
-        pub_batch_free(batch);
-        return -1;
-    }
-    pc->b = b;
-    pc->ch = chan_ref(ch);
-    pc->target = target;
-    pc->batch = *batch;
-    memset(batch, 0, sizeof(*batch));
-    pc->cb = cb;
-    pc->arg = arg;
-    pc->ts = now_us();
-    b->publishing++;
-    pc->pending = 1; /* held while issuing */
-    for (size_t i = 0; i < pc->batch.n; i++) {
-        pub_event *ev = &pc->batch.ev[i];
-        size_t len;
-        char *tail =
-            msg_json_tail(ev->event, ev->data, ev->data_len, pc->ts, ev->retry, &len);
-        int rc = tail ? b->repo->ops->publish(b->repo, ch, target, tail, len, b->max_seq,
-                                              pub_appended, pc)
-                      : BROKER_ENOMEM;
-        free(tail);
-        if (rc < 0) {
-            pc->status = rc == KV_ENOMEM ? BROKER_ENOMEM : rc;
-            break;
-        }
-        pc->pending++;
-    }
-    pub_step(pc); /* drops the hold: finishes if nothing was issued */
-    return 0;
-}
-
-/* ---- the cluster: what other nodes (and this one) announce ---- */
-
-void broker_announce(broker *b, const char *kind, const char *chan_name,
-                     const char *conn_id, const char *what)
-{
-    char topic[300], data[160];
-    int n = snprintf(data, sizeof(data), "%s %s", b->node_id, what);
-    if (conn_id)
-        snprintf(topic, sizeof(topic), "%s/%s/%s", kind, chan_name, conn_id);
-    else
-        snprintf(topic, sizeof(topic), "%s/%s", kind, chan_name);
-    kv_notify(b->kv, topic, data, (size_t)n, NULL, NULL);
+        broker_conn_deliver(b, cn, m);
 }
 
 /* Load what a connection's stored queue holds, then drain it into the stream
@@ -562,19 +415,18 @@ static void queue_reloaded(int status, void *arg)
     }
     if (cn) {
         cn->loading = false;
-        conn_drain(rl->b, cn);
+        broker_conn_drain(rl->b, cn);
     }
     msgq_free(&rl->q);
     chan_unref(rl->ch);
     free(rl);
 }
 
-static void conn_reload(broker *b, conn *cn)
+void broker_conn_reload(broker *b, conn *cn)
 {
-    repo_queue *rq = conn_repo(b)->ops->queues(conn_repo(b));
     reload *rl = calloc(1, sizeof(*rl));
     if (!rl) {
-        conn_drain(b, cn);
+        broker_conn_drain(b, cn);
         return;
     }
     rl->b = b;
@@ -583,261 +435,63 @@ static void conn_reload(broker *b, conn *cn)
     rl->seen = b->seen_seq;
     msgq_init(&rl->q, (size_t)cn->ch->opts.queue_limit);
     cn->loading = true;
-    if (rq->ops->load_into(rq, cn, &rl->q, queue_reloaded, rl) < 0)
+    if (repo_queue_load_into(b->rqueues, cn, &rl->q, queue_reloaded, rl) < 0)
         queue_reloaded(KV_ENOMEM, rl);
 }
 
-/* After the subscription was lost: deliver from the stored history what was
- * published meanwhile, and reload the queues of attached connections. */
-typedef struct catchup {
-    broker *b;
-    chan *ch; /* holds a reference */
-    msgq q;
-} catchup;
+/* ---- live streams ---- */
 
-/* Notifications that arrive while the state is read back wait here, so that
- * nothing is delivered ahead of older messages still being read (a stream
- * never goes back in ids). Bounded: past it, the newest are dropped and logged. */
-#define HELD_NOTES_MAX 100000
-
-typedef struct held_note {
-    struct held_note *next;
-    size_t len;
-    char *topic; /* and the data after it, in the same allocation */
-} held_note;
-
-static void hold_note(broker *b, const char *topic, const char *data, size_t len)
-{
-    size_t tl = strlen(topic);
-    held_note *h = malloc(sizeof(*h) + tl + 1 + len + 1);
-    if (!h || b->nheld >= HELD_NOTES_MAX) {
-        free(h);
-        log_warn("cluster: a notification on '%s' dropped while catching up", topic);
-        return;
-    }
-    h->next = NULL;
-    h->len = len;
-    h->topic = (char *)(h + 1);
-    memcpy(h->topic, topic, tl + 1);
-    memcpy(h->topic + tl + 1, data, len);
-    h->topic[tl + 1 + len] = '\0';
-    *b->held_tail = h;
-    b->held_tail = &h->next;
-    b->nheld++;
-}
-
-static void held_free(broker *b)
-{
-    held_note *h;
-    while ((h = b->held)) {
-        b->held = h->next;
-        free(h);
-    }
-}
-
-/* One read-back is over: after the last, deliver what waited. */
-static void catchup_step(broker *b)
-{
-    held_note *h;
-    if (--b->catching_up)
-        return;
-    while ((h = b->held)) {
-        b->held = h->next;
-        if (!b->held)
-            b->held_tail = &b->held;
-        b->nheld--;
-        on_notify(h->topic, h->topic + strlen(h->topic) + 1, h->len, b);
-        free(h);
-    }
-    pubs_release(b, false);
-}
-
-static void history_caught_up(int status, void *arg)
-{
-    catchup *cu = arg;
-    for (size_t i = 0; status == 0 && !cu->ch->deleted && i < cu->q.len; i++)
-        chan_deliver(cu->b, cu->ch, msgq_at(&cu->q, i));
-    msgq_free(&cu->q);
-    chan_unref(cu->ch);
-    catchup_step(cu->b);
-    free(cu);
-}
-
-static void catch_up(broker *b)
-{
-    strmap_entry *e;
-    conn *cn;
-    log_info("cluster: the subscription is back; catching up from the store");
-    b->catching_up++; /* held while issuing */
-    for (size_t i = 0; strmap_next(&b->chans, &i, &e);) {
-        chan *ch = e->val;
-        catchup *cu = calloc(1, sizeof(*cu));
-        if (cu) {
-            cu->b = b;
-            cu->ch = chan_ref(ch);
-            msgq_init(&cu->q, (size_t)ch->opts.history);
-            b->catching_up++;
-            if (b->repo->ops->history_load(b->repo, ch, &cu->q, history_caught_up, cu) <
-                0)
-                history_caught_up(KV_ENOMEM, cu);
-        }
-        TAILQ_FOREACH (cn, &ch->conns, link)
-            if (cn->lis.stream && !cn->loading)
-                conn_reload(b, cn);
-    }
-    catchup_step(b);
-}
-
-/* A channel, connection or listener changed on another node: apply it here
- * without writing (that node wrote it). */
-static void apply_remote(broker *b, const char *kind, const char *chan_name,
-                         const char *conn_id, const char *what)
-{
-    chan *ch = broker_chan(b, chan_name);
-    conn *cn = ch && conn_id ? chan_conn(ch, conn_id) : NULL;
-    chan_opts o = b->cfg->defaults;
-    char err[128];
-
-    if (strcmp(kind, "c") == 0 && strcmp(what, "deleted") == 0) {
-        if (ch)
-            broker_chan_drop(b, ch);
-    } else if (strcmp(kind, "c") == 0) {
-        json_t *opts = json_loads(what, 0, NULL);
-        if (ch)
-            o = ch->opts;
-        if (chan_opts_apply_json(&o, opts, err, sizeof(err)) == 0) {
-            if (ch)
-                chan_set_opts(ch, &o);
-            else if ((ch = chan_new(chan_name, &o)) &&
-                     strmap_put(&b->chans, ch->name, ch) < 0)
-                chan_unref(ch);
-        }
-        json_decref(opts);
-    } else if (strcmp(kind, "n") == 0 && strcmp(what, "deleted") == 0) {
-        if (cn) {
-            if (cn->lis.stream)
-                stream_close(cn->lis.stream);
-            conn_free(cn);
-        }
-    } else if (strcmp(kind, "n") == 0) {
-        if (ch && !cn && valid_conn_id(conn_id))
-            conn_new(ch, conn_id);
-    } else if (strcmp(kind, "l") == 0 && cn) {
-        cn->lis.running = strcmp(what, "running") == 0;
-        conn_drain(b, cn);
-    } else if (strcmp(kind, "a") == 0 && cn && cn->lis.stream) {
-        log_info("connection %s: a stream on another node takes over", cn->id);
-        stream_close(cn->lis.stream);
-    }
-}
-
-/* Every notification of the store, this node's own included. */
-static void on_notify(const char *topic, const char *data, size_t len, void *arg)
-{
-    broker *b = arg;
-    char name[CHAN_NAME_MAX + 1], *conn_id = NULL;
-    const char *slash;
-    if (!topic) {
-        catch_up(b);
-        return;
-    }
-    if (b->catching_up) {
-        hold_note(b, topic, data, len);
-        return;
-    }
-    if (!(slash = strchr(topic, '/')) || slash == topic || slash - topic > 1)
-        return;
-    snprintf(name, sizeof(name), "%s", slash + 1);
-    if ((conn_id = strchr(name, '/')))
-        *conn_id++ = '\0';
-    if (topic[0] == REPO_TOPIC_MSG[0] || topic[0] == REPO_TOPIC_TARGETED[0]) {
-        msg *m = msg_from_json(data, len);
-        chan *ch = broker_chan(b, name);
-        conn *cn;
-        if (!m) {
-            log_warn("cluster: a message on '%s' does not parse", topic);
-            return;
-        }
-        if (m->seq > b->seen_seq)
-            b->seen_seq = m->seq;
-        if (m->seq > b->max_seq)
-            b->max_seq = m->seq;
-        if (ch && !conn_id)
-            chan_deliver(b, ch, m);
-        else if (ch && (cn = chan_conn(ch, conn_id)))
-            conn_deliver(b, cn, m);
-        msg_unref(m);
-        pubs_release(b, false);
-        return;
-    }
-    /* "<node> <what>": our own announcements are already applied. */
-    const char *sp = memchr(data, ' ', len);
-    if (!sp || (size_t)(sp - data) != strlen(b->node_id) ||
-        memcmp(data, b->node_id, (size_t)(sp - data)) == 0)
-        return;
-    char kind[2] = {topic[0], '\0'};
-    apply_remote(b, kind, name, conn_id, sp + 1);
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    pubs_release(arg, false);
-}
-
-void broker_refuse_stream(broker *b, httpd_req *req, const char *why)
-{
-    evbuffer_add_printf(b->scratch, "retry: %d\n: %s\n\n", b->cfg->backoff_ms, why);
-    http_cors(req, b->cfg);
-    httpd_add_header(req, "Cache-Control", "no-cache");
-    httpd_reply(req, 200, "text/event-stream", b->scratch);
-    b->refused++;
-}
-
-int broker_admit_stream(broker *b, httpd_req *req, chan *ch, int takeover)
+/* Whether one more stream may open on 'ch' ('takeover' when it replaces a
+ * stream of the same connection): NULL, or why not. */
+static const char *admit(broker *b, chan *ch, bool takeover)
 {
     const char *why = NULL;
     if (takeover)
-        return 1;
-    if (b->nstreams >= (size_t)b->cfg->max_streams)
+        return NULL;
+    if (b->nstreams >= (size_t)b->opts.max_streams)
         why = "busy: the broker holds its limit of streams";
-    else if (ch->nstreams + ch->nattached >= (size_t)b->cfg->max_streams_per_channel)
+    else if (ch->nstreams + ch->nattached >= (size_t)b->opts.max_streams_per_channel)
         why = "busy: the channel holds its limit of streams";
-    if (!why)
-        return 1;
-    log_debug("subscriber to '%s' sent away: %s", ch->name, why);
-    broker_refuse_stream(b, req, why);
-    return 0;
+    if (why) {
+        log_debug("subscriber to '%s' sent away: %s", ch->name, why);
+        b->refused++;
+    }
+    return why;
 }
 
-stream *broker_subscribe(broker *b, httpd_req *req, chan *ch, const char *last_id)
+int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id, const char **why)
 {
-    stream *s = stream_open(b, req, ch, NULL);
+    stream *s;
     uint64_t seq;
     size_t from = ch->history.len; /* no resume: live messages only */
 
-    if (!s)
-        return NULL;
+    if ((*why = admit(b, ch, false)))
+        return BROKER_ELIMIT;
+    if (!(s = stream_open(b, sk, ch, NULL)))
+        return BROKER_ENOMEM;
     if (last_id) {
         long at = parse_u64(last_id, &seq) == 0 ? msgq_find(&ch->history, seq) : -1;
         /* An unknown or expired id replays everything retained. */
         from = at >= 0 ? (size_t)at + 1 : 0;
     }
-    for (size_t i = from; i < ch->history.len && s->req; i++)
+    for (size_t i = from; i < ch->history.len; i++)
         if (stream_send(s, msgq_at(&ch->history, i)) < 0)
-            return NULL;
-    return s;
+            break; /* too slow even for the replay: aborted */
+    return 0;
 }
 
-stream *broker_attach(broker *b, httpd_req *req, conn *cn)
+int broker_attach(broker *b, sink *sk, conn *cn, const char **why)
 {
     stream *s;
+    if ((*why = admit(b, cn->ch, cn->lis.stream != NULL)))
+        return BROKER_ELIMIT;
     if (cn->lis.stream) {
         log_info("connection %s: a new stream takes over", cn->id);
         stream_close(cn->lis.stream);
     }
-    if (!(s = stream_open(b, req, cn->ch, cn)))
-        return NULL;
+    if (!(s = stream_open(b, sk, cn->ch, cn)))
+        return BROKER_ENOMEM;
     broker_announce(b, "a", cn->ch->name, cn->id, "attached");
-    conn_reload(b, cn);
-    return s;
+    broker_conn_reload(b, cn);
+    return 0;
 }

@@ -27,13 +27,15 @@ static int64_t wall_ms(void)
 
 json_t *node_reg_self(node_reg *n)
 {
-    broker *b = n->b;
+    broker_stats st;
+    broker_stats_get(n->b, &st);
     return json_pack(
-        "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "id", b->node_id, "address",
-        n->address, "version", PACKAGE_VERSION, "pid", (json_int_t)getpid(), "started",
-        (json_int_t)n->started_ms, "heartbeat", (json_int_t)wall_ms(), "channels",
-        (json_int_t)b->chans.len, "streams", (json_int_t)b->nstreams, "connections",
-        (json_int_t)(n->conns ? n->conns(n->conns_arg) : 0), "stopped", n->stopped);
+        "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "id", broker_node_id(n->b),
+        "address", n->address, "version", PACKAGE_VERSION, "pid", (json_int_t)getpid(),
+        "started", (json_int_t)n->started_ms, "heartbeat", (json_int_t)wall_ms(),
+        "channels", (json_int_t)st.channels, "streams", (json_int_t)st.streams,
+        "connections", (json_int_t)(n->conns ? n->conns(n->conns_arg) : 0), "stopped",
+        n->stopped);
 }
 
 static void node_write(node_reg *n)
@@ -41,9 +43,9 @@ static void node_write(node_reg *n)
     char key[64];
     json_t *o = node_reg_self(n);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    snprintf(key, sizeof(key), "node/%s", n->b->node_id);
+    snprintf(key, sizeof(key), "node/%s", broker_node_id(n->b));
     if (text)
-        kv_set(n->b->kv, key, text, strlen(text), NULL, NULL);
+        kv_set(broker_store(n->b), key, text, strlen(text), NULL, NULL);
     free(text);
     json_decref(o);
 }
@@ -69,7 +71,7 @@ node_reg *node_reg_new(struct event_base *base, broker *b, const char *address,
     n->conns = conns;
     n->conns_arg = conns_arg;
     node_write(n);
-    log_info("node %s registered (%s)", b->node_id, address);
+    log_info("node %s registered (%s)", broker_node_id(b), address);
     return n;
 }
 
@@ -111,7 +113,7 @@ static void listed(const kv_result *res, void *arg)
         int64_t age = now - (int64_t)beat;
         bool online = !stopped && age <= NODE_TTL_S * 1000;
         if (!online && age > NODE_FORGET_S * 1000) {
-            kv_del(lr->n->b->kv, res->items[i].key, NULL, NULL);
+            kv_del(broker_store(lr->n->b), res->items[i].key, NULL, NULL);
             json_decref(o);
             continue;
         }
@@ -130,7 +132,7 @@ int node_reg_list(node_reg *n, node_list_cb cb, void *arg)
     if (!lr)
         return KV_ENOMEM;
     *lr = (list_req){n, cb, arg};
-    int rc = kv_scan(n->b->kv, "node/", listed, lr);
+    int rc = kv_scan(broker_store(n->b), "node/", listed, lr);
     if (rc < 0)
         free(lr);
     return rc;

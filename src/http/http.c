@@ -14,10 +14,12 @@
 #include <event2/http.h> /* only its query-string and URI-decoding helpers */
 #include <event2/keyvalq_struct.h>
 
-#include "src/http/http_reply.h"
 #include "src/base/log.h"
+#include "src/base/util.h"
 #include "src/broker/node.h"
 #include "src/domain/publish.h"
+#include "src/http/http_reply.h"
+#include "src/http/http_stream.h"
 
 static const char page_html[] =
 #include "src/http/page.inc"
@@ -30,8 +32,10 @@ struct http_server {
     httpd *d;
     node_reg *node; /* NULL once stopping */
     broker *b;
-    const config *cfg;
+    http_opts o;
     unsigned long long refused; /* requests refused for max_connections */
+    unsigned long long
+        refused_streams; /* subscribers sent away here (not by the broker) */
 };
 
 enum {
@@ -46,7 +50,7 @@ typedef struct http_ctx {
     httpd_req *req;
     http_server *h;
     broker *b;
-    const config *cfg;
+    const http_opts *o;
     int method;
     char *arg[2]; /* decoded channel name and connection id, when the route has them */
     struct evkeyvalq query;
@@ -64,7 +68,7 @@ typedef struct route {
 
 static void reply_error(http_ctx *c, int status, const char *code, const char *text)
 {
-    http_error(c->req, c->cfg, status, code, "%s", text);
+    http_error(c->req, c->o, status, code, "%s", text);
 }
 
 static const char *header(http_ctx *c, const char *name)
@@ -84,12 +88,20 @@ static int wants_sse(http_ctx *c)
     return accept && strstr(accept, "text/event-stream") != NULL;
 }
 
-/* Answer a refused creation: a subscriber is sent away with a retry (an
- * EventSource gives up for good on any status but 200), anyone else gets 503. */
+/* Send a subscriber away to retry later (an EventSource gives up for good
+ * on any status but 200). */
+static void refuse_stream(http_ctx *c, const char *why)
+{
+    c->h->refused_streams++;
+    http_refuse_stream(c->req, c->o, why);
+}
+
+/* Answer a refused creation: a subscriber is sent away with a retry, anyone
+ * else gets 503. */
 static void limit_error(http_ctx *c, int why, const char *err)
 {
     if (why == BROKER_ELIMIT && wants_sse(c) && c->method == M_GET) {
-        broker_refuse_stream(c->b, c->req, "busy: limit reached");
+        refuse_stream(c, "busy: limit reached");
         return;
     }
     if (why == BROKER_ELIMIT)
@@ -101,21 +113,16 @@ static void limit_error(http_ctx *c, int why, const char *err)
  * allow it. Answers 404 and returns NULL if there is none. */
 static chan *route_chan(http_ctx *c, int create)
 {
-    chan *ch = broker_chan(c->b, c->arg[0]);
     char err[128];
-    bool created;
     int why;
+    chan *ch = broker_chan_open(c->b, c->arg[0], create, &why, err, sizeof(err));
     if (ch)
         return ch;
-    if (create && c->cfg->autocreate) {
-        if ((ch = broker_chan_put(c->b, c->arg[0], NULL, &created, &why, err,
-                                  sizeof(err))))
-            return ch;
+    if (why != BROKER_ENOCHAN)
         limit_error(c, why, err);
-        return NULL;
-    }
-    http_error(c->req, c->cfg, 404, "channel_not_found", "channel '%s' does not exist",
-               c->arg[0]);
+    else
+        http_error(c->req, c->o, 404, "channel_not_found", "channel '%s' does not exist",
+                   c->arg[0]);
     return NULL;
 }
 
@@ -123,7 +130,7 @@ static conn *route_conn(http_ctx *c, chan *ch)
 {
     conn *cn = ch ? chan_conn(ch, c->arg[1]) : NULL;
     if (ch && !cn)
-        http_error(c->req, c->cfg, 404, "connection_not_found",
+        http_error(c->req, c->o, 404, "connection_not_found",
                    "connection '%s' does not exist in channel '%s'", c->arg[1], ch->name);
     return cn;
 }
@@ -134,7 +141,7 @@ static conn *route_conn(http_ctx *c, chan *ch)
  * close callback tells us, and the request is gone. */
 typedef struct held {
     httpd_req *req;
-    const config *cfg;
+    const http_opts *o;
     int is_array;
 } held;
 
@@ -154,30 +161,30 @@ static void published(int status, const uint64_t *ids_, size_t n, int64_t ts_us,
         goto out;
     httpd_on_close(hd->req, NULL, NULL);
     if (status == BROKER_ENOCHAN) {
-        http_error(hd->req, hd->cfg, 404, "channel_not_found", "the channel was deleted");
+        http_error(hd->req, hd->o, 404, "channel_not_found", "the channel was deleted");
     } else if (status == BROKER_ENOCONN) {
-        http_error(hd->req, hd->cfg, 404, "connection_not_found",
+        http_error(hd->req, hd->o, 404, "connection_not_found",
                    "the connection was deleted");
     } else if (status < 0) {
-        http_error(hd->req, hd->cfg, 503, "store_unavailable", "the store failed: %s",
-                   status == BROKER_ENOMEM ? "out of memory" : kv_strerror(status));
+        http_error(hd->req, hd->o, 503, "store_unavailable", "the store failed: %s",
+                   broker_strerror(status));
     } else if (hd->is_array) {
         ids = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(ids, json_sprintf("%llu", (unsigned long long)ids_[i]));
-        http_json(hd->req, hd->cfg, 201, json_pack("{s:o}", "ids", ids));
+        http_json(hd->req, hd->o, 201, json_pack("{s:o}", "ids", ids));
     } else {
         /* The common answer, written without building a JSON object. */
         struct evbuffer *out = evbuffer_new();
         if (!out) {
-            http_error(hd->req, hd->cfg, 503, "out_of_memory", "out of memory");
+            http_error(hd->req, hd->o, 503, "out_of_memory", "out of memory");
             goto out;
         }
         char text[80], *e = text;
         e = fmt_u64(stpcpy(e, "{\"id\":\""), ids_[0]);
         e = stpcpy(fmt_i64(stpcpy(e, "\",\"timestamp\":"), ts_us), "}\n");
         evbuffer_add(out, text, (size_t)(e - text));
-        http_cors(hd->req, hd->cfg);
+        http_cors(hd->req, hd->o);
         httpd_reply(hd->req, 201, "application/json", out);
         evbuffer_free(out);
     }
@@ -194,7 +201,7 @@ static void publish(http_ctx *c, chan *ch, const char *conn_id)
     const char *data = body(c, &len);
     held *hd;
 
-    if (len > c->cfg->max_body) {
+    if (len > c->o->max_body) {
         reply_error(c, 413, "body_too_large", "the request body is over the limit");
         return;
     }
@@ -209,24 +216,24 @@ static void publish(http_ctx *c, chan *ch, const char *conn_id)
         reply_error(c, 503, "out_of_memory", "out of memory");
         return;
     }
-    *hd = (held){c->req, c->cfg, batch.is_array};
-    /* Set first: the answer may come before broker_publish returns. */
-    httpd_on_close(c->req, held_conn_closed, hd);
+    *hd = (held){c->req, c->o, batch.is_array};
+    /* The answer always comes later, from published(). */
     int rc = broker_publish(c->b, ch, conn_id, &batch, published, hd);
-    if (rc < 0) {
-        httpd_on_close(c->req, NULL, NULL);
-        free(hd);
-        if (rc == BROKER_ENOCONN) {
-            reply_error(c, 404, "connection_not_found", "the connection was deleted");
-            return;
-        }
-        if (rc == BROKER_ECLOSING) {
-            httpd_add_header(c->req, "Retry-After", "1");
-            reply_error(c, 503, "shutting_down", "the broker is shutting down");
-        } else {
-            reply_error(c, 503, "out_of_memory", "out of memory");
-        }
+    if (rc == 0) {
+        httpd_on_close(c->req, held_conn_closed, hd);
         return;
+    }
+    free(hd);
+    if (rc == BROKER_ENOCONN) {
+        reply_error(c, 404, "connection_not_found", "the connection was deleted");
+    } else if (rc == BROKER_ECLOSING) {
+        httpd_add_header(c->req, "Retry-After", "1");
+        reply_error(c, 503, "shutting_down", "the broker is shutting down");
+    } else if (rc == BROKER_ENOMEM) {
+        reply_error(c, 503, "out_of_memory", "out of memory");
+    } else {
+        http_error(c->req, c->o, 503, "store_unavailable", "the store failed: %s",
+                   broker_strerror(rc));
     }
 }
 
@@ -246,17 +253,19 @@ static void h_page(http_ctx *c)
 
 static void h_health(http_ctx *c)
 {
-    kv_store *kv = c->b->kv;
+    kv_store *kv = broker_store(c->b);
     int up = kv_health(kv) == 0;
-    broker *b = c->b;
-    http_json(c->req, c->cfg, up ? 200 : 503,
+    broker_stats st;
+    broker_stats_get(c->b, &st);
+    http_json(c->req, c->o, up ? 200 : 503,
               json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "status",
-                        up ? "ok" : "degraded", "store", "type", kv->ops->name, "state",
+                        up ? "ok" : "degraded", "store", "type", kv_name(kv), "state",
                         up ? "up" : "unreachable", "stats", "channels",
-                        (json_int_t)b->chans.len, "streams", (json_int_t)b->nstreams,
+                        (json_int_t)st.channels, "streams", (json_int_t)st.streams,
                         "connections", (json_int_t)httpd_connections(c->h->d),
-                        "slow_disconnects", (json_int_t)b->slow_closed, "refused_streams",
-                        (json_int_t)b->refused, "refused_connections",
+                        "slow_disconnects", (json_int_t)st.slow_closed, "refused_streams",
+                        (json_int_t)(st.refused + c->h->refused_streams),
+                        "refused_connections",
                         (json_int_t)(c->h->refused + httpd_rejected(c->h->d))));
 }
 
@@ -283,12 +292,12 @@ static void nodes_listed(int status, json_t *nodes, void *arg)
         goto out;
     httpd_on_close(hn->req, NULL, NULL);
     if (status < 0) {
-        http_error(hn->req, h->cfg, 503, "store_unavailable", "the store failed: %s",
-                   kv_strerror(status));
+        http_error(hn->req, &h->o, 503, "store_unavailable", "the store failed: %s",
+                   broker_strerror(status));
         goto out;
     }
     if (!hn->status) {
-        http_json(hn->req, h->cfg, 200, json_pack("{s:O}", "nodes", nodes));
+        http_json(hn->req, &h->o, 200, json_pack("{s:O}", "nodes", nodes));
         goto out;
     }
     json_array_foreach (nodes, i, n) {
@@ -300,10 +309,11 @@ static void nodes_listed(int status, json_t *nodes, void *arg)
     }
     json_t *self = h->node ? node_reg_self(h->node) : json_object();
     json_object_set_new(self, "status", json_string(h->node ? "online" : "stopping"));
-    json_object_set_new(self, "store", json_string(h->b->kv->ops->name));
+    kv_store *kv = broker_store(h->b);
+    json_object_set_new(self, "store", json_string(kv_name(kv)));
     json_object_set_new(self, "store_state",
-                        json_string(kv_health(h->b->kv) == 0 ? "up" : "unreachable"));
-    http_json(hn->req, h->cfg, 200,
+                        json_string(kv_health(kv) == 0 ? "up" : "unreachable"));
+    http_json(hn->req, &h->o, 200,
               json_pack("{s:o, s:{s:I, s:I, s:I, s:I}}", "node", self, "cluster", "nodes",
                         (json_int_t)json_array_size(nodes), "online", (json_int_t)online,
                         "streams", (json_int_t)streams, "connections",
@@ -354,7 +364,7 @@ static void h_channels(http_ctx *c)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, chan_to_json(v[i]));
     free(v);
-    http_json(c->req, c->cfg, 200, json_pack("{s:o}", "channels", arr));
+    http_json(c->req, c->o, 200, json_pack("{s:o}", "channels", arr));
 }
 
 static void h_channel(http_ctx *c)
@@ -369,8 +379,7 @@ static void h_channel(http_ctx *c)
         bool created;
 
         if (len && !(opts = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr))) {
-            http_error(c->req, c->cfg, 400, "invalid_json", "invalid JSON: %s",
-                       jerr.text);
+            http_error(c->req, c->o, 400, "invalid_json", "invalid JSON: %s", jerr.text);
             return;
         }
         if (opts && !json_is_object(opts)) {
@@ -386,17 +395,36 @@ static void h_channel(http_ctx *c)
         else if (!ch)
             limit_error(c, why, err);
         else
-            http_json(c->req, c->cfg, created ? 201 : 200, chan_to_json(ch));
+            http_json(c->req, c->o, created ? 201 : 200, chan_to_json(ch));
         return;
     }
     if (!(ch = route_chan(c, 0)))
         return;
     if (c->method == M_DELETE) {
         broker_chan_delete(c->b, ch);
-        http_json(c->req, c->cfg, 204, NULL);
+        http_json(c->req, c->o, 204, NULL);
     } else {
-        http_json(c->req, c->cfg, 200, chan_to_json(ch));
+        http_json(c->req, c->o, 200, chan_to_json(ch));
     }
+}
+
+/* A live stream for the request: on the channel, or attached to the listener
+ * of 'cn'. The broker decides whether it may open; refused, the subscriber is
+ * sent away to retry later. */
+static void open_stream(http_ctx *c, chan *ch, conn *cn, const char *last_id)
+{
+    sink *sk = http_stream_new(c->req, c->o);
+    const char *why = NULL;
+    int rc = !sk  ? BROKER_ENOMEM
+             : cn ? broker_attach(c->b, sk, cn, &why)
+                  : broker_subscribe(c->b, sk, ch, last_id, &why);
+    if (rc == 0)
+        return;
+    http_stream_free(sk);
+    if (rc == BROKER_ELIMIT)
+        http_refuse_stream(c->req, c->o, why);
+    else
+        reply_error(c, 503, "out_of_memory", "out of memory");
 }
 
 /* GET .../events without text/event-stream: the retained history as JSON. */
@@ -427,7 +455,7 @@ static void history_json(http_ctx *c, chan *ch)
     }
     for (size_t i = from; i < ch->history.len && limit > 0; i++, limit--)
         json_array_append_new(arr, msg_to_json(msgq_at(&ch->history, i)));
-    http_json(c->req, c->cfg, 200, json_pack("{s:o}", "events", arr));
+    http_json(c->req, c->o, 200, json_pack("{s:o}", "events", arr));
 }
 
 static void h_events(http_ctx *c)
@@ -450,8 +478,7 @@ static void h_events(http_ctx *c)
         last = evhttp_find_header(&c->query, "lastEventId");
     if (last && strlen(last) > LAST_ID_MAX)
         last = ""; /* not one of ours: replays everything retained */
-    if (broker_admit_stream(c->b, c->req, ch, 0))
-        broker_subscribe(c->b, c->req, ch, last);
+    open_stream(c, ch, NULL, last);
 }
 
 static void h_conns(http_ctx *c)
@@ -463,7 +490,7 @@ static void h_conns(http_ctx *c)
     if (c->method == M_POST) {
         int why;
         if ((cn = broker_conn_create(c->b, ch, &why)))
-            http_json(c->req, c->cfg, 201, conn_to_json(cn));
+            http_json(c->req, c->o, 201, conn_to_json(cn));
         else
             limit_error(c, why,
                         why == BROKER_ELIMIT
@@ -474,7 +501,7 @@ static void h_conns(http_ctx *c)
     json_t *arr = json_array();
     TAILQ_FOREACH (cn, &ch->conns, link)
         json_array_append_new(arr, conn_to_json(cn));
-    http_json(c->req, c->cfg, 200, json_pack("{s:o}", "connections", arr));
+    http_json(c->req, c->o, 200, json_pack("{s:o}", "connections", arr));
 }
 
 static void h_conn(http_ctx *c)
@@ -484,9 +511,9 @@ static void h_conn(http_ctx *c)
         return;
     if (c->method == M_DELETE) {
         broker_conn_delete(c->b, cn);
-        http_json(c->req, c->cfg, 204, NULL);
+        http_json(c->req, c->o, 204, NULL);
     } else {
-        http_json(c->req, c->cfg, 200, conn_to_json(cn));
+        http_json(c->req, c->o, 200, conn_to_json(cn));
     }
 }
 
@@ -499,9 +526,9 @@ static void h_conn_events(http_ctx *c)
     if (c->method == M_POST)
         publish(c, ch, cn->id);
     else if (c->method == HTTPD_HEAD)
-        http_json(c->req, c->cfg, 200, conn_to_json(cn));
-    else if (broker_admit_stream(c->b, c->req, ch, cn->lis.stream != NULL))
-        broker_attach(c->b, c->req, cn);
+        http_json(c->req, c->o, 200, conn_to_json(cn));
+    else
+        open_stream(c, ch, cn, NULL);
 }
 
 static void h_conn_stop(http_ctx *c)
@@ -509,7 +536,7 @@ static void h_conn_stop(http_ctx *c)
     conn *cn = route_conn(c, route_chan(c, 0));
     if (cn) {
         broker_conn_set_running(c->b, cn, false);
-        http_json(c->req, c->cfg, 200, conn_to_json(cn));
+        http_json(c->req, c->o, 200, conn_to_json(cn));
     }
 }
 
@@ -518,7 +545,7 @@ static void h_conn_start(http_ctx *c)
     conn *cn = route_conn(c, route_chan(c, 0));
     if (cn) {
         broker_conn_set_running(c->b, cn, true);
-        http_json(c->req, c->cfg, 200, conn_to_json(cn));
+        http_json(c->req, c->o, 200, conn_to_json(cn));
     }
 }
 
@@ -621,7 +648,7 @@ static int route_args(http_ctx *c, char *cap[2], int ncap)
             return -1;
         }
         if (i == 1 && (strlen(c->arg[1]) != len || !valid_conn_id(c->arg[1]))) {
-            http_error(c->req, c->cfg, 404, "connection_not_found",
+            http_error(c->req, c->o, 404, "connection_not_found",
                        "there is no connection with that id");
             return -1;
         }
@@ -638,11 +665,10 @@ static int over_limit(http_ctx *c, const char *path)
         return 0;
     c->h->refused++;
     if (c->method == M_GET && wants_sse(c)) {
-        broker_refuse_stream(c->b, c->req,
-                             "busy: the broker holds its limit of connections");
+        refuse_stream(c, "busy: the broker holds its limit of connections");
         return 1;
     }
-    http_cors(c->req, c->cfg);
+    http_cors(c->req, c->o);
     httpd_add_header(c->req, "Retry-After", "5");
     httpd_reply_error(c->req, 503, "limit_reached",
                       "the broker holds its limit of connections", true);
@@ -652,7 +678,7 @@ static int over_limit(http_ctx *c, const char *path)
 static void http_handle(httpd_req *req, void *arg)
 {
     http_server *h = arg;
-    http_ctx c = {.req = req, .h = h, .b = h->b, .cfg = h->cfg};
+    http_ctx c = {.req = req, .h = h, .b = h->b, .o = &h->o};
     const char *path = httpd_path(req);
     const char *query = httpd_query(req);
     char pathbuf[512], *seg[MAX_SEGS], *cap[2] = {NULL, NULL}, allow[64];
@@ -682,7 +708,7 @@ static void http_handle(httpd_req *req, void *arg)
             httpd_add_header(req, "Access-Control-Allow-Headers",
                              "Content-Type, Last-Event-ID");
             httpd_add_header(req, "Access-Control-Max-Age", "86400");
-            http_json(req, h->cfg, 204, NULL);
+            http_json(req, &h->o, 204, NULL);
         } else if (!(c.method & r->methods) &&
                    !(c.method == HTTPD_HEAD && (r->methods & M_GET))) {
             allow_header(&c, r->methods, allow);
@@ -705,19 +731,19 @@ static size_t http_conns(void *arg)
     return httpd_connections(((http_server *)arg)->d);
 }
 
-http_server *http_server_new(struct event_base *base, broker *b, const config *cfg,
+http_server *http_server_new(struct event_base *base, broker *b, const http_opts *o,
                              char *err, size_t errlen)
 {
     http_server *h = calloc(1, sizeof(*h));
-    httpd_opts o = {
-        .host = cfg->listen_host,
-        .port = cfg->listen_port,
-        .max_headers = cfg->max_headers,
-        .max_body = cfg->max_body,
-        .idle_timeout_s = cfg->idle_timeout_s,
-        .max_connections = (size_t)cfg->max_connections,
-        .reuseport = cfg->reuseport,
-        .threads = cfg->threads,
+    httpd_opts ho = {
+        .host = o->host,
+        .port = o->port,
+        .max_headers = o->max_headers,
+        .max_body = o->max_body,
+        .idle_timeout_s = o->idle_timeout_s,
+        .max_connections = (size_t)o->max_connections,
+        .reuseport = o->reuseport,
+        .threads = o->threads,
     };
 
     if (!h) {
@@ -725,15 +751,14 @@ http_server *http_server_new(struct event_base *base, broker *b, const config *c
         return NULL;
     }
     h->b = b;
-    h->cfg = cfg;
-    if (!(h->d = httpd_new(base, &o, http_handle, h, err, errlen))) {
+    h->o = *o;
+    if (!(h->d = httpd_new(base, &ho, http_handle, h, err, errlen))) {
         free(h);
         return NULL;
     }
     char address[96];
-    snprintf(address, sizeof(address),
-             strchr(cfg->listen_host, ':') ? "[%s]:%d" : "%s:%d", cfg->listen_host,
-             httpd_port(h->d));
+    snprintf(address, sizeof(address), strchr(o->host, ':') ? "[%s]:%d" : "%s:%d",
+             o->host, httpd_port(h->d));
     if (!(h->node = node_reg_new(base, b, address, http_conns, h))) {
         snprintf(err, errlen, "out of memory");
         http_server_free(h);

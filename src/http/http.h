@@ -2,17 +2,34 @@
 #ifndef HTTP_H
 #define HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "src/broker/broker.h"
-#include "src/config.h"
 
 struct event_base;
 typedef struct http_server http_server;
 
-/* Bind cfg->listen_host:listen_port and serve the API for 'b'. Returns NULL
- * with a message in 'err' if the address cannot be bound. */
-http_server *http_server_new(struct event_base *base, broker *b, const config *cfg,
+/* What the HTTP layer needs to know of the configuration. */
+typedef struct http_opts {
+    char host[64];        /* address to listen on (default "127.0.0.1") */
+    int port;             /* default 8080; 0 picks a free one */
+    bool reuseport;       /* SO_REUSEPORT: several processes share the port */
+    size_t max_body;      /* bytes a request body may hold (default 1 MiB) */
+    size_t max_headers;   /* bytes of the request line and headers (16 KiB) */
+    int max_connections;  /* client sockets; beyond them requests are refused */
+    int idle_timeout_s;   /* a request not complete within this is closed (30) */
+    size_t stream_buffer; /* unsent bytes a stream may hold before it is cut (1 MiB) */
+    int backoff_ms;       /* retry: sent to a subscriber refused by a limit (5000) */
+    int threads;          /* threads that write streams, the loop's included (>= 1) */
+    char *cors_origin;    /* Access-Control-Allow-Origin (default "*"); the config
+                             that filled it owns it, the server borrows it */
+} http_opts;
+
+/* Bind o->host:o->port and serve the API for 'b'. Copies 'o' (not the strings
+ * it points to, which must outlive the server). Returns NULL with a message in
+ * 'err' if the address cannot be bound. */
+http_server *http_server_new(struct event_base *base, broker *b, const http_opts *o,
                              char *err, size_t errlen);
 /* Stop accepting new connections; open ones are served on. */
 void http_server_stop_accepting(http_server *h);

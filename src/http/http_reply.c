@@ -1,4 +1,4 @@
-/* http_reply.c - JSON responses and errors. */
+/* http_reply.c - JSON answers and errors. */
 #include "src/http/http_reply.h"
 
 #include <stdarg.h>
@@ -7,9 +7,9 @@
 #include <string.h>
 #include <event2/buffer.h>
 
-void http_cors(httpd_req *req, const config *cfg)
+void http_cors(httpd_req *req, const http_opts *o)
 {
-    httpd_add_header(req, "Access-Control-Allow-Origin", cfg->cors_origin);
+    httpd_add_header(req, "Access-Control-Allow-Origin", o->cors_origin);
 }
 
 static void free_text(const void *data, size_t len, void *arg)
@@ -17,13 +17,13 @@ static void free_text(const void *data, size_t len, void *arg)
     free(arg);
 }
 
-void http_json(httpd_req *req, const config *cfg, int status, json_t *body)
+void http_json(httpd_req *req, const http_opts *o, int status, json_t *body)
 {
     struct evbuffer *out = NULL;
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 
     json_decref(body);
-    http_cors(req, cfg);
+    http_cors(req, o);
     if (body && (!text || !(out = evbuffer_new()))) {
         free(text);
         httpd_reply_error(req, 503, "out_of_memory", "out of memory", false);
@@ -41,7 +41,7 @@ void http_json(httpd_req *req, const config *cfg, int status, json_t *body)
         evbuffer_free(out);
 }
 
-void http_error(httpd_req *req, const config *cfg, int status, const char *code,
+void http_error(httpd_req *req, const http_opts *o, int status, const char *code,
                 const char *fmt, ...)
 {
     char message[512];
@@ -49,6 +49,20 @@ void http_error(httpd_req *req, const config *cfg, int status, const char *code,
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
-    http_json(req, cfg, status,
+    http_json(req, o, status,
               json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message));
+}
+
+void http_refuse_stream(httpd_req *req, const http_opts *o, const char *why)
+{
+    struct evbuffer *out = evbuffer_new();
+    if (!out) {
+        httpd_reply_error(req, 503, "out_of_memory", "out of memory", false);
+        return;
+    }
+    evbuffer_add_printf(out, "retry: %d\n: %s\n\n", o->backoff_ms, why);
+    http_cors(req, o);
+    httpd_add_header(req, "Cache-Control", "no-cache");
+    httpd_reply(req, 200, "text/event-stream", out);
+    evbuffer_free(out);
 }

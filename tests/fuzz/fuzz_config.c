@@ -39,7 +39,7 @@ typedef struct snapshot {
 static char **owned(config *c, int i)
 {
     char **v[] = {&c->path, &c->store_type, &c->store_url, &c->store_prefix,
-                  &c->cors_origin};
+                  &c->http.cors_origin};
     return v[i];
 }
 
@@ -81,13 +81,15 @@ static void check_host(const char *host, size_t hostlen)
 
 static void check_bounds(const config *c)
 {
-    CHECK(c->heartbeat_s >= 1 && c->heartbeat_s <= 3600);
-    CHECK(c->defaults.history >= 0 && c->defaults.history <= CHAN_HISTORY_MAX);
-    CHECK(c->defaults.queue_limit >= 1 &&
-          c->defaults.queue_limit <= CHAN_QUEUE_LIMIT_MAX);
-    CHECK(c->defaults.retry_ms >= 0 && c->defaults.retry_ms <= CHAN_RETRY_MS_MAX);
-    CHECK(c->listen_port >= 0 && c->listen_port <= 65535);
-    check_host(c->listen_host, sizeof(c->listen_host));
+    CHECK(c->broker.heartbeat_s >= 1 && c->broker.heartbeat_s <= 3600);
+    CHECK(c->broker.defaults.history >= 0 &&
+          c->broker.defaults.history <= CHAN_HISTORY_MAX);
+    CHECK(c->broker.defaults.queue_limit >= 1 &&
+          c->broker.defaults.queue_limit <= CHAN_QUEUE_LIMIT_MAX);
+    CHECK(c->broker.defaults.retry_ms >= 0 &&
+          c->broker.defaults.retry_ms <= CHAN_RETRY_MS_MAX);
+    CHECK(c->http.port >= 0 && c->http.port <= 65535);
+    check_host(c->http.host, sizeof(c->http.host));
     CHECK(c->store_type &&
           (!strcmp(c->store_type, "memory") || !strcmp(c->store_type, "redis")));
     if (!strcmp(c->store_type, "redis"))
@@ -99,9 +101,10 @@ static void check_bounds(const config *c)
           !strchr(c->store_prefix, '/'));
     CHECK(c->store_maxbuffer >= 1 && c->store_maxbuffer <= 100000);
     CHECK(c->store_buffertime_ms >= 0 && c->store_buffertime_ms <= 10000);
-    CHECK(c->max_body >= 1 && c->max_body <= 1073741824);
-    CHECK(c->max_headers >= 1024 && c->max_headers <= 1048576);
-    CHECK(c->cors_origin && c->cors_origin[0] && !strpbrk(c->cors_origin, "\r\n"));
+    CHECK(c->http.max_body >= 1 && c->http.max_body <= 1073741824);
+    CHECK(c->http.max_headers >= 1024 && c->http.max_headers <= 1048576);
+    CHECK(c->http.cors_origin && c->http.cors_origin[0] &&
+          !strpbrk(c->http.cors_origin, "\r\n"));
     CHECK(c->log_level >= LOG_DEBUG && c->log_level <= LOG_ERROR);
     CHECK(c->path == NULL); /* a string has no file */
 }

@@ -114,18 +114,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (config_init(&fz.cfg) < 0)
         fail("config_init failed");
     fz.cfg_ok = 1;
-    snprintf(fz.cfg.listen_host, sizeof(fz.cfg.listen_host), "127.0.0.1");
-    fz.cfg.listen_port = 0;
+    snprintf(fz.cfg.http.host, sizeof(fz.cfg.http.host), "127.0.0.1");
+    fz.cfg.http.port = 0;
     /* Small limits so that inputs of a few KiB reach them. */
-    fz.cfg.max_body = 2048;
-    fz.cfg.max_headers = 1024;
-    fz.cfg.heartbeat_s = 1;
+    fz.cfg.http.max_body = 2048;
+    fz.cfg.http.max_headers = 1024;
+    fz.cfg.broker.heartbeat_s = 1;
     if (!(fz.kv = kv_memory_new(fz.base)) ||
-        !(fz.b = broker_new(fz.base, &fz.cfg, fz.kv)))
+        !(fz.b = broker_new(fz.base, &fz.cfg.broker, fz.kv)))
         fail("cannot create the broker");
     if (broker_load(fz.b) < 0)
         fail("broker_load failed");
-    if (!(fz.http = http_server_new(fz.base, fz.b, &fz.cfg, err, sizeof(err))))
+    if (!(fz.http = http_server_new(fz.base, fz.b, &fz.cfg.http, err, sizeof(err))))
         fail(err);
     fz.addr.sin_family = AF_INET;
     fz.addr.sin_port = htons((uint16_t)http_server_port(fz.http));

@@ -1,0 +1,99 @@
+/* broker_private.h - what the broker's files share: the broker itself and the
+ * calls between its three parts. Not for anything outside src/broker.
+ *
+ *   broker.c          the channel map and every change to it; delivery into
+ *                     live streams and connection queues; loading at start-up
+ *   broker_publish.c  publishes in flight: appends, answers, draining
+ *   broker_cluster.c  what nodes sharing the store tell each other: messages,
+ *                     changes, catching up after a lost subscription
+ */
+#ifndef BROKER_PRIVATE_H
+#define BROKER_PRIVATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "repo/repo.h"
+#include "src/base/strmap.h"
+#include "src/broker/broker.h"
+#include "src/broker/stream.h"
+
+typedef struct pub_ctx pub_ctx;
+TAILQ_HEAD(pub_list, pub_ctx);
+typedef struct held_note held_note;
+
+struct broker {
+    struct event_base *base;
+    broker_opts opts;
+    kv_store *kv;            /* borrowed */
+    repo_channel *repo;      /* owned: the whole repository stack */
+    repo_connection *rconns; /* ... and its parts, borrowed from it */
+    repo_listener *rlisteners;
+    repo_queue *rqueues;
+    strmap chans;           /* name -> chan* (one reference each) */
+    struct stream_list all; /* every live stream */
+    size_t nstreams;
+    struct event *heartbeat;        /* one timer for every stream */
+    struct event *tick;             /* answers publishes that waited too long */
+    char node_id[CONN_ID_LEN + 1];  /* this process among the nodes of the store */
+    unsigned long long slow_closed; /* streams ended for not reading */
+    unsigned long long refused;     /* subscribers sent away by a limit */
+
+    /* broker_publish.c */
+    uint64_t max_seq;          /* highest message id seen: ids never go back */
+    size_t publishing;         /* publishes in flight */
+    struct pub_list waiting;   /* publishes stored, not yet delivered here */
+    bool closing;              /* shutting down: no new publishes */
+    broker_done_cb drained_cb; /* broker_drain's callback, once nothing is in flight */
+    void *drained_arg;
+
+    /* broker_cluster.c */
+    uint64_t seen_seq;            /* highest message id delivered here */
+    int catching_up;              /* reads of stored state under way */
+    held_note *held, **held_tail; /* notifications waiting for them */
+    size_t nheld;
+};
+
+/* ---- broker.c ---- */
+
+/* Forget a channel here: its streams end. The store is not touched. */
+void broker_chan_drop(broker *b, chan *ch);
+/* A channel new to this node, with 'opts', into the map. NULL on OOM. */
+chan *broker_chan_add(broker *b, const char *name, const chan_opts *opts);
+/* A message reached this node for a channel (the store has it): history, live
+ * streams, and every connection's queue. Seen ids are skipped. */
+void broker_chan_deliver(broker *b, chan *ch, msg *m);
+/* ... for one connection (already in its stored queue). */
+void broker_conn_deliver(broker *b, conn *cn, msg *m);
+/* Move what waits in a running, attached listener's queue into its stream. */
+void broker_conn_drain(broker *b, conn *cn);
+/* Read the stored queue of 'cn' back (it may have been drained elsewhere),
+ * then drain it into the stream attached here. */
+void broker_conn_reload(broker *b, conn *cn);
+
+/* ---- broker_publish.c ---- */
+
+/* Answer the publishes this node has now delivered, or waited long enough
+ * for; 'all': every one, whatever it waits for. */
+void broker_pubs_release(broker *b, bool all);
+/* Start and stop the timer that answers publishes waiting too long. */
+int broker_publish_init(broker *b);
+void broker_publish_free(broker *b);
+
+/* ---- broker_cluster.c ---- */
+
+/* Tell the other nodes that 'kind' ("c" channel, "n" connection, "l"
+ * listener, "a" attached here) of 'chan_name' ('conn_id') changed to 'what'. */
+void broker_announce(broker *b, const char *kind, const char *chan_name,
+                     const char *conn_id, const char *what);
+/* Every notification of the store (kv_notify_cb), this node's own included. */
+void broker_on_notify(const char *topic, const char *data, size_t len, void *arg);
+/* Notifications that arrive while stored state is read back wait until it is
+ * (b->catching_up counts the reads); one read is over: after the last, deliver
+ * what waited. */
+void broker_catchup_step(broker *b);
+/* Drop what is held (at exit). */
+void broker_held_free(broker *b);
+
+#endif

@@ -1,0 +1,75 @@
+/* sink.h - where the broker writes a live stream: a small interface the
+ * transport implements (src/http/http_stream.c), in the way Redis'
+ * ConnectionType hides sockets and TLS from the rest of the server.
+ *
+ * The broker decides (may this stream open, what it carries, when it ends);
+ * the sink only writes. Life of a sink:
+ *   - the transport makes it and hands it to broker_subscribe() or
+ *     broker_attach(), which open it (sink_open) or refuse it (then the
+ *     transport still owns it and answers the client itself);
+ *   - while the broker holds it, the broker writes to it and ends it
+ *     (sink_end, sink_abort), which frees it; or the client goes away first,
+ *     and the transport calls broker_sink_closed() before freeing it.
+ * A sink is never used by the broker after either of those. */
+#ifndef SINK_H
+#define SINK_H
+
+#include <stddef.h>
+
+#include "src/domain/msg.h"
+
+struct stream;
+typedef struct sink sink;
+
+enum {
+    SINK_EFULL = -1 /* the client leaves more than its bound unread */
+};
+
+typedef struct sink_ops {
+    /* Start the stream: the client sees it open, with 'retry_ms' as its
+     * reconnection delay. */
+    void (*open)(sink *s, int retry_ms);
+    /* Write one message's frame, shared by reference (the sink takes a msg
+     * reference for as long as it keeps it). Returns 0, or SINK_EFULL when the
+     * client does not keep up: nothing was written, and the broker aborts it. */
+    int (*send)(sink *s, msg *m);
+    /* Write an SSE comment line (": text"). */
+    void (*comment)(sink *s, const char *text);
+    /* End the stream cleanly (the client sees its response end); frees 's'. */
+    void (*end)(sink *s);
+    /* Drop the client at once, unsent output and all; frees 's'. */
+    void (*abort)(sink *s);
+} sink_ops;
+
+/* The base every sink embeds as its first member. */
+struct sink {
+    const sink_ops *ops;
+    struct stream *stream; /* the broker's stream while it holds the sink, else NULL */
+};
+
+static inline void sink_open(sink *s, int retry_ms)
+{
+    s->ops->open(s, retry_ms);
+}
+
+static inline int sink_send(sink *s, msg *m)
+{
+    return s->ops->send(s, m);
+}
+
+static inline void sink_comment(sink *s, const char *text)
+{
+    s->ops->comment(s, text);
+}
+
+static inline void sink_end(sink *s)
+{
+    s->ops->end(s);
+}
+
+static inline void sink_abort(sink *s)
+{
+    s->ops->abort(s);
+}
+
+#endif

@@ -1,0 +1,22 @@
+/* http_stream.h - a live SSE response: the HTTP side of a broker sink.
+ *
+ * The broker writes shared, already-encoded message frames through the sink
+ * (src/broker/sink.h); this file puts them on the connection's output by
+ * reference (never copied), chunk-framed on HTTP/1.1, and ends or aborts the
+ * response when the broker says so. When the client goes away first it tells
+ * the broker (broker_sink_closed) and frees itself. */
+#ifndef HTTP_STREAM_H
+#define HTTP_STREAM_H
+
+#include "src/broker/sink.h"
+#include "src/http/http.h"
+#include "src/http/httpd.h"
+
+/* A sink answering 'req', not started yet: hand it to broker_subscribe() or
+ * broker_attach(), which open it. 'o' (borrowed) must outlive it. NULL on OOM. */
+sink *http_stream_new(httpd_req *req, const http_opts *o);
+
+/* Free a sink the broker did not take (it refused the stream). */
+void http_stream_free(sink *sk);
+
+#endif

@@ -481,7 +481,7 @@ int main(void)
         printf("Bail out! no event base or store\n");
         return 1;
     }
-    ok(strcmp(kv->ops->name, "memory") == 0, "the store is named memory");
+    ok(strcmp(kv_name(kv), "memory") == 0, "the store is named memory");
     ok(strcmp(kv_strerror(KV_ENOTFOUND), "not found") == 0 && kv_strerror(12345),
        "kv_strerror");
     kv_contract_run(kv, base);
@@ -505,7 +505,7 @@ int main(void)
     if ((kv = kv_redis_new(base, &ro, err, sizeof(err))) &&
         (kv2 = kv_redis_new(base, &ro2, err, sizeof(err)))) {
         diag("contract against %s", rs.url);
-        ok(strcmp(kv->ops->name, "redis") == 0, "the store is named redis");
+        ok(strcmp(kv_name(kv), "redis") == 0, "the store is named redis");
         kv_contract_run(kv, base);
         big_scan(kv, base);
         big_list(kv, base);

@@ -1,0 +1,100 @@
+#!/bin/sh
+# check_layers.sh - the tree's shape, checked on every `make check` (TAP).
+#
+# Layers, bottom first (docs/ARCHITECTURE.md); a file may include its own
+# layer and the ones this table lets it:
+#   src/base    basics        libc, libevent
+#   kv          storage       basics
+#   src/domain  domain model  basics
+#   repo        repositories  basics, kv, domain
+#   src/broker  broker        basics, kv, domain, repo
+#   src/http    HTTP          basics, kv, domain, repo, broker
+#   src/*       main          everything
+# Also: every quoted include names its folder from the top of the tree; a
+# *_private.h is included only from its own folder; and no file outside the
+# headers that define the inline wrappers reaches through an ops table
+# (->ops->). The linker enforces calls (each layer is its own library); this
+# enforces what a header can drag in without a call.
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+
+layer_of() { # path -> layer number, or empty for files outside the layers
+    case $1 in
+    src/base/*) echo 0 ;;
+    kv/*) echo 1 ;;
+    src/domain/*) echo 2 ;;
+    repo/*) echo 3 ;;
+    src/broker/*) echo 4 ;;
+    src/http/*) echo 5 ;;
+    src/*/*) echo ;;
+    src/*) echo 6 ;;
+    *) echo ;;
+    esac
+}
+
+# may FROM include TO? (layer numbers)
+allowed() {
+    [ "$1" = "$2" ] && return 0
+    case "$1:$2" in
+    1:0 | 2:0 | 3:0 | 3:1 | 3:2) return 0 ;;
+    4:[0-3] | 5:[0-4] | 6:[0-5]) return 0 ;;
+    esac
+    return 1
+}
+
+n=0
+fail=0
+ok() { # status, description
+    n=$((n + 1))
+    if [ "$1" -eq 0 ]; then
+        echo "ok $n - $2"
+    else
+        echo "not ok $n - $2"
+        fail=1
+    fi
+}
+
+files=$(find src kv repo tests bench -name '*.[ch]' -not -path '*/node_modules/*' | sort)
+[ -n "$files" ] || { echo "Bail out! no sources under $top"; exit 1; }
+
+bad_folder=""
+bad_layer=""
+bad_private=""
+for f in $files; do
+    from=$(layer_of "$f")
+    for inc in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$f"); do
+        case $inc in
+        src/* | kv/* | repo/* | tests/*) ;;
+        *) bad_folder="$bad_folder $f:$inc" ;;
+        esac
+        case $inc in
+        *_private.h)
+            [ "$(dirname "$inc")" = "$(dirname "$f")" ] || bad_private="$bad_private $f:$inc" ;;
+        esac
+        [ -n "$from" ] || continue
+        to=$(layer_of "$inc")
+        [ -n "$to" ] || continue
+        allowed "$from" "$to" || bad_layer="$bad_layer $f:$inc"
+    done
+done
+ok "$([ -z "$bad_folder" ]; echo $?)" "every quoted include names its folder${bad_folder:+:$bad_folder}"
+ok "$([ -z "$bad_layer" ]; echo $?)" "no include runs up the layers${bad_layer:+:$bad_layer}"
+ok "$([ -z "$bad_private" ]; echo $?)" "private headers stay in their folder${bad_private:+:$bad_private}"
+
+# ->ops-> only where the wrappers are defined.
+reach=$(grep -ln -- '->ops->' $files | grep -v -x -e kv/kv.h -e repo/repo.h -e src/broker/sink.h)
+ok "$([ -z "$reach" ]; echo $?)" "no ->ops-> outside the wrapper headers${reach:+: $(echo $reach)}"
+
+# The storage layer reports, it does not log.
+logs=$(grep -ln 'src/base/log.h' kv/*.[ch] repo/*.[ch] 2>/dev/null)
+ok "$([ -z "$logs" ]; echo $?)" "kv/ and repo/ do not log${logs:+: $(echo $logs)}"
+
+# Every source file says what it is for in its first line.
+nohead=""
+for f in $files; do
+    head -n 1 "$f" | grep -q '^/\* [A-Za-z0-9_.]* - ' || nohead="$nohead $f"
+done
+ok "$([ -z "$nohead" ]; echo $?)" "every file starts with a line saying what it is for${nohead:+:$nohead}"
+
+echo "1..$n"
+exit $fail

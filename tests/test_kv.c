@@ -472,6 +472,83 @@ static void redis_free_checks(redis_server *rs, struct event_base *base)
     kv_free(kv);
 }
 
+static void ignore_note(const char *topic, const char *data, size_t len, void *arg)
+{
+}
+
+/* What a store reports through kv_set_report(), counted per event. */
+typedef struct reports {
+    int n[KV_EV_BAD_RECORD + 1];
+    char last[KV_EV_BAD_RECORD + 1][160];
+} reports;
+
+static void on_report(int event, const char *detail, void *arg)
+{
+    reports *r = arg;
+    if (event < 0 || event > KV_EV_BAD_RECORD)
+        return;
+    r->n[event]++;
+    snprintf(r->last[event], sizeof(r->last[event]), "%s", detail);
+}
+
+/* A store never logs: a write without a callback that fails is reported. */
+static void memory_reports(kv_store *kv, struct event_base *base)
+{
+    reports r = {0};
+    kv_set_report(kv, on_report, &r);
+    kv_set(kv, "rp/s", "x", 1, NULL, NULL);
+    kv_list_push(kv, "rp/s", "y", 1, 0, NULL, NULL); /* a list op on a string */
+    kvc_drain(kv, base);
+    ok(r.n[KV_EV_FAILED] == 1 && strstr(r.last[KV_EV_FAILED], "list_push 'rp/s'"),
+       "a failed write without a callback is reported (%s)", r.last[KV_EV_FAILED]);
+    kv_set_report(kv, NULL, NULL);
+    kv_list_push(kv, "rp/s", "y", 1, 0, NULL, NULL);
+    kvc_drain(kv, base);
+    ok(r.n[KV_EV_FAILED] == 1, "with no hook set, nothing is reported");
+    kv_del(kv, "rp/s", NULL, NULL);
+    kvc_drain(kv, base);
+    ok(strcmp(kv_event_name(KV_EV_CONNECTED), "connected") == 0 &&
+           strcmp(kv_event_name(KV_EV_BAD_RECORD), "bad_record") == 0 &&
+           strcmp(kv_event_name(-1), "unknown") == 0 &&
+           strcmp(kv_event_name(KV_EV_BAD_RECORD + 1), "unknown") == 0,
+       "every event has a name");
+}
+
+/* The Redis store reports its connection and subscription coming up, and
+ * failed attempts where nothing listens. */
+static void redis_reports(const char *url, struct event_base *base)
+{
+    char err[256], down[64];
+    reports r = {0}, rd = {0};
+    kv_redis_opts ro = {.url = url, .prefix = "rep:", .maxbuffer = 100};
+    kv_store *kv = kv_redis_new(base, &ro, err, sizeof(err));
+
+    ok(kv != NULL, "a store to watch (%s)", kv ? "" : err);
+    if (!kv)
+        return;
+    kv_set_report(kv, on_report, &r);
+    kv_subscribe(kv, "rp/", ignore_note, NULL);
+    kvc_wait_count(base, &r.n[KV_EV_SUBSCRIBED], 1);
+    kvc_wait_count(base, &r.n[KV_EV_CONNECTED], 1);
+    ok(r.n[KV_EV_CONNECTED] == 1 && strstr(r.last[KV_EV_CONNECTED], "connected to"),
+       "the connection is reported (%s)", r.last[KV_EV_CONNECTED]);
+    ok(r.n[KV_EV_SUBSCRIBED] == 1, "the subscription is reported (%s)",
+       r.last[KV_EV_SUBSCRIBED]);
+    ok(r.n[KV_EV_LOST] == 0 && r.n[KV_EV_FAILED] == 0 && r.n[KV_EV_ERROR] == 0,
+       "nothing went wrong");
+    kv_free(kv);
+
+    snprintf(down, sizeof(down), "redis://127.0.0.1:%d/0", redis_free_port());
+    ro.url = down;
+    kv = kv_redis_new(base, &ro, err, sizeof(err));
+    kv_set_report(kv, on_report, &rd);
+    kvc_wait_count(base, &rd.n[KV_EV_RETRY], 1);
+    ok(rd.n[KV_EV_RETRY] >= 1 && rd.n[KV_EV_CONNECTED] == 0,
+       "attempts where nothing listens are reported as retries (%s)",
+       rd.last[KV_EV_RETRY]);
+    kv_free(kv);
+}
+
 int main(void)
 {
     struct event_base *base = event_base_new();
@@ -490,6 +567,7 @@ int main(void)
     memory_note_order(kv, base);
     big_scan(kv, base);
     big_list(kv, base);
+    memory_reports(kv, base);
     kv_free(kv);
     free_checks(base);
 
@@ -515,6 +593,7 @@ int main(void)
         redis_sub_loss(kv, kv2, &rs, base);
         redis_restart(kv, kv2, &rs, base);
         redis_free_checks(&rs, base);
+        redis_reports(rs.url, base);
         ok(!kvc_timed_out, "no wait timed out");
         kv_free(kv2);
         kv_free(kv);

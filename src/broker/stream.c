@@ -1,6 +1,7 @@
 /* stream.c - live streams: the broker's side of a sink. */
 #include "src/broker/stream.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "src/base/log.h"
@@ -66,26 +67,30 @@ static void stream_free(stream *s)
     free(s);
 }
 
-void stream_abort(stream *s)
+/* Take the sink away from the stream and end it (cleanly, or dropping what
+ * the client never read), then free the stream. */
+static void stream_finish(stream *s, bool abort)
 {
     sink *sk = s->sk;
     s->sk = NULL;
     if (sk) {
         sk->stream = NULL;
-        sink_abort(sk);
+        if (abort)
+            sink_abort(sk);
+        else
+            sink_end(sk);
     }
     stream_free(s);
 }
 
+void stream_abort(stream *s)
+{
+    stream_finish(s, true);
+}
+
 void stream_close(stream *s)
 {
-    sink *sk = s->sk;
-    s->sk = NULL;
-    if (sk) {
-        sk->stream = NULL;
-        sink_end(sk);
-    }
-    stream_free(s);
+    stream_finish(s, false);
 }
 
 void broker_sink_closed(sink *sk)

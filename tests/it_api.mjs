@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startBroker, uniq, chPath, evPath, checkError, waitFor } from './lib/broker.mjs';
+import { startBroker, uniq, chPath, evPath, checkError, waitFor, STORE } from './lib/broker.mjs';
 
 const SRCDIR = process.env.TEST_SRCDIR || path.dirname(fileURLToPath(import.meta.url));
 const PAGE_FILE = path.resolve(SRCDIR, '..', 'examples', 'index.html');
@@ -46,6 +46,8 @@ describe('service routes', () => {
         assertJsonResponse(r, 200, 'GET /health');
         // The contract shows {"status":"ok"}; extra fields (the store's state) are allowed.
         assert.equal(r.json.status, 'ok', r.text);
+        // The store is the one this run asked for (SSEB_STORE), and up.
+        assert.deepEqual(r.json.store, { type: STORE, state: 'up' }, r.text);
     });
 
     test('GET / serves the HTML example page using EventSource', async () => {

@@ -3,6 +3,11 @@
 // that parses the event stream itself so tests can assert the exact framing.
 //
 // Every wait is bounded; every process we start is tracked and stopped by PID.
+//
+// SSEB_STORE picks the store startBroker() runs a broker on when the test does
+// not choose one itself: unset or "memory", the in-memory store; "redis", the
+// Redis store (one private redis-server per test process, a fresh key prefix
+// per broker, so every broker starts on an empty store like a memory one).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -10,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { fileURLToPath } from 'node:url';
+import { startRedis } from './redis.mjs';
 
 // SSEBROKER_BIN (set by `make check`), else an in-tree or build/ binary next to tests/.
 const TOP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -17,6 +23,17 @@ export const BIN = process.env.SSEBROKER_BIN ||
     [path.join(TOP, 'ssebroker'), path.join(TOP, 'build', 'ssebroker')].find((p) => fs.existsSync(p)) ||
     path.join(TOP, 'ssebroker');
 export const HOST = '127.0.0.1';
+
+/**
+ * The store of this run, from SSEB_STORE: 'memory' (unset, empty or "memory")
+ * or 'redis'. A case that only concerns one store skips on the other with
+ * { skip: STORE === 'redis' && 'reason' }.
+ */
+export const STORE = (() => {
+    const v = process.env.SSEB_STORE || 'memory';
+    if (v !== 'memory' && v !== 'redis') throw new Error(`SSEB_STORE=${JSON.stringify(v)}: expected "memory" or "redis"`);
+    return v;
+})();
 
 // Sanitizer reports in stderr fail the test even if the exit code is 0.
 const SANITIZER_RE = /ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer/;
@@ -111,13 +128,40 @@ export async function runBroker(args, { timeout = 5000 } = {}) {
     }
 }
 
+let storeRedis = null; // promise of the redis-server shared by this process's brokers (SSEB_STORE=redis)
+let prefixSeq = 0;
+
+/**
+ * The store settings startBroker() adds for SSEB_STORE, or null when it adds
+ * none: the memory store, or a test that chose its store itself (a config
+ * with a "store" key, --store, --workers or --config in args, or a config that
+ * is not an object, e.g. the raw text of a bad config file). On Redis: the
+ * redis-server of this process (started on first use, not keeping the process
+ * alive, killed by PID at exit) and a key prefix no other broker used.
+ */
+async function autoStore(config, args) {
+    if (STORE !== 'redis') return null;
+    if (config !== undefined && (config === null || typeof config !== 'object' || Array.isArray(config) ||
+        'store' in config)) return null;
+    const own = /^(--store|--workers|--config|-[swc])(=|$)|^-[swc]./;
+    if (args.some((a) => own.test(a))) return null;
+    if (!storeRedis) storeRedis = startRedis({ unref: true });
+    const r = await storeRedis;
+    return { type: 'redis', url: r.url, prefix: `it${process.pid}-${++prefixSeq}:` };
+}
+
 /**
  * Start a broker on 127.0.0.1:0.
- *   config: object written to a temp JSON file and passed with --config
+ *   config: object written to a temp JSON file and passed with --config (a
+ *           string is written as is); with SSEB_STORE=redis and no store of
+ *           the test's own, "store" is set to a fresh prefix on this process's
+ *           redis-server (see autoStore)
  *   args:   extra command-line arguments
  * Returns {port, url, proc, stderr(), stop(), alive(), assertAlive(), req(), stream()}.
  */
 export async function startBroker({ config, args = [], readyTimeout = 10000 } = {}) {
+    const store = await autoStore(config, args);
+    if (store) config = { ...config, store };
     const argv = ['--listen', `${HOST}:0`];
     if (config !== undefined) argv.push('--config', tempFile('config.json', config));
     argv.push(...args);

@@ -153,14 +153,18 @@ function ping(port) {
 }
 
 /**
- * Start a private redis-server. Returns
+ * Start a private redis-server.
+ *   unref: true - the server does not keep this Node process alive (a server
+ *          shared by a whole test file that no test stops: the exit handler
+ *          above kills it by PID when the file is done)
+ * Returns
  *   {port, url, dir, pid, log(),
  *    stop({removeDir = true}) - SIGTERM by PID, await the exit (SIGKILL after 5 s), remove the dir,
  *    kill9()                  - SIGKILL by PID, await the exit,
  *    restart()                - start again on the same port and dir (recreated if removed),
  *    cmd(...args)             - redisCmd on this server}
  */
-export async function startRedis({ readyTimeout = 10000 } = {}) {
+export async function startRedis({ readyTimeout = 10000, unref = false } = {}) {
     const port = await freePort();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssebroker-it-redis-'));
     dirs.add(dir);
@@ -177,6 +181,11 @@ export async function startRedis({ readyTimeout = 10000 } = {}) {
         live.add(p);
         p.stdout.setEncoding('utf8').on('data', (d) => (log += d));
         p.stderr.setEncoding('utf8').on('data', (d) => (log += d));
+        if (unref) {
+            p.unref();
+            p.stdout.unref();
+            p.stderr.unref();
+        }
         let exit = null;
         let spawnError = null;
         exited = new Promise((resolve) => {

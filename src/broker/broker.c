@@ -53,7 +53,7 @@ typedef struct load_state {
     int status;
 } load_state;
 
-static void chan_found(chan *ch, void *arg)
+static void loaded_chan(chan *ch, void *arg)
 {
     broker *b = ((load_state *)arg)->b;
     conn *cn;
@@ -93,9 +93,9 @@ int broker_load(broker *b)
     if (!kv_subscribed(b->kv))
         log_warn("the %s store's notifications are not live yet: going on",
                  kv_name(b->kv));
-    /* load_all hands each channel to chan_found and the final status to
+    /* load_all hands each channel to loaded_chan and the final status to
      * load_done, both with the load state as arg. */
-    if (repo_channel_load_all(b->repo, &b->opts.defaults, chan_found, load_done, &ls) <
+    if (repo_channel_load_all(b->repo, &b->opts.defaults, loaded_chan, load_done, &ls) <
         0) {
         log_error("cannot load state from the %s store", kv_name(b->kv));
         return -1;
@@ -267,7 +267,7 @@ void broker_chan_delete(broker *b, chan *ch)
     broker_chan_drop(b, ch);
 }
 
-static int chan_cmp(const void *a, const void *b)
+static int by_name(const void *a, const void *b)
 {
     return strcmp((*(chan *const *)a)->name, (*(chan *const *)b)->name);
 }
@@ -281,7 +281,7 @@ chan **broker_chan_list(broker *b, size_t *n)
         return NULL;
     for (size_t i = 0; strmap_next(&b->chans, &i, &e);)
         v[(*n)++] = e->val;
-    qsort(v, *n, sizeof(*v), chan_cmp);
+    qsort(v, *n, sizeof(*v), by_name);
     return v;
 }
 

@@ -157,7 +157,7 @@ static void req_reset(httpd_req *r)
     r->unread_body = false;
 }
 
-static void conn_destroy(httpd_req *r)
+static void client_destroy(httpd_req *r)
 {
     httpd *h = r->srv;
     timed_off(r);
@@ -172,40 +172,40 @@ static void conn_destroy(httpd_req *r)
 
 /* Close and free the connection; from inside the handler (or a close
  * callback), once it returns: the caller's stack still uses 'r'. */
-static void conn_free(httpd_req *r)
+static void client_free(httpd_req *r)
 {
     if (guard_free(&r->guard))
-        conn_destroy(r);
+        client_destroy(r);
     else
         bufferevent_disable(r->bev, EV_READ | EV_WRITE);
 }
 
 /* Leave a frame entered with guard_enter(). Returns 1 if 'r' is gone or
  * going: the caller must not touch it again. */
-static int conn_leave(httpd_req *r)
+static int client_leave(httpd_req *r)
 {
     if (guard_leave(&r->guard)) {
-        conn_destroy(r);
+        client_destroy(r);
         return 1;
     }
     return guard_doomed(&r->guard);
 }
 
 /* The client is gone: tell whoever holds the response, then free. */
-static void conn_lost(httpd_req *r)
+static void client_lost(httpd_req *r)
 {
     httpd_close_cb cb = r->on_close;
     if (cb && (r->state == S_BUSY || r->state == S_STREAM)) {
         r->on_close = NULL;
         guard_enter(&r->guard);
         cb(r, r->on_close_arg);
-        if (conn_leave(r))
+        if (client_leave(r))
             return;
     }
-    conn_free(r);
+    client_free(r);
 }
 
-static void conn_process(httpd_req *r);
+static void client_process(httpd_req *r);
 
 static const char *reason(int status)
 {
@@ -508,7 +508,7 @@ void httpd_stream_end(httpd_req *r)
 void httpd_abort(httpd_req *r)
 {
     r->on_close = NULL;
-    conn_free(r);
+    client_free(r);
 }
 
 void httpd_on_close(httpd_req *r, httpd_close_cb cb, void *arg)
@@ -586,7 +586,7 @@ static void dispatch(httpd_req *r)
     }
     guard_enter(&r->guard);
     r->srv->handler(r, r->srv->arg);
-    if (conn_leave(r))
+    if (client_leave(r))
         return;
     if (r->state == S_STREAM) {
         /* A stream keeps only the connection: what the request held goes. */
@@ -777,7 +777,7 @@ static int read_body(httpd_req *r)
 }
 
 /* Act on buffered input as the state allows. */
-static void conn_process(httpd_req *r)
+static void client_process(httpd_req *r)
 {
     struct evbuffer *in = bufferevent_get_input(r->bev);
     for (;;) {
@@ -806,7 +806,7 @@ static void conn_process(httpd_req *r)
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
-    conn_process(arg);
+    client_process(arg);
 }
 
 /* Serve the next request on a kept-alive connection. */
@@ -818,12 +818,12 @@ static void next_request(httpd_req *r)
     bufferevent_disable(r->bev, EV_WRITE); /* answers are written by out_kick */
     bufferevent_enable(r->bev, EV_READ);
     guard_enter(&r->guard); /* a handler may abort the connection: free on the way out */
-    conn_process(r);
-    if (conn_leave(r))
+    client_process(r);
+    if (client_leave(r))
         return;
     /* Half-closed and no whole request left: nothing more will come. */
     if (r->eof && (r->state == S_HEAD || r->state == S_BODY))
-        conn_free(r);
+        client_free(r);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -844,9 +844,9 @@ static void on_write(struct bufferevent *bev, void *arg)
         shutdown(bufferevent_getfd(bev), SHUT_WR);
         bufferevent_enable(bev, EV_READ);
         timed_on(r, &r->srv->lingering, LINGER_S);
-        conn_process(r);
+        client_process(r);
     } else {
-        conn_free(r);
+        client_free(r);
     }
 }
 
@@ -870,7 +870,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             cb(r, r->on_close_arg);
         return;
     }
-    conn_lost(r);
+    client_lost(r);
 }
 
 /* ---- deadlines and accepting ---- */
@@ -886,7 +886,7 @@ static void sweep_list(struct req_list *list, int64_t now, int timeout_answer)
             httpd_reply_error(r, 408, "request_timeout",
                               "the request was not received in time", true);
         } else {
-            conn_free(r);
+            client_free(r);
         }
     }
 }
@@ -1035,7 +1035,7 @@ void httpd_free(httpd *h)
         return;
     httpd_stop_accepting(h);
     while ((r = TAILQ_FIRST(&h->conns)))
-        conn_lost(r);
+        client_lost(r);
     if (h->sweep)
         event_free(h->sweep);
     if (h->flush)

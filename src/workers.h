@@ -18,8 +18,8 @@
  * get WORKERS_STOP_S seconds to exit before SIGKILL. Once every worker is up
  * the parent logs "ssebroker VERSION listening on HOST:PORT ...", once.
  *
- * Returns 0 in a worker, with cfg->listen_port set to the shared port and
- * cfg->reuseport on; the worker must call workers_ready() once it listens and
+ * Returns 0 in a worker, with cfg->http.port set to the shared port and
+ * cfg->http.reuseport on; the worker must call workers_ready() once it listens and
  * has its signal handlers in place. Returns 1 in the parent once supervision
  * is over, with '*status' set to the parent's exit code (0 if every worker
  * exited 0 at shutdown, 1 otherwise). Returns -1 in the parent if the workers

@@ -2,7 +2,7 @@
  * helper threads, and return when every call has returned.
  *
  * The broker uses it for one thing: writing a flush's worth of streams to
- * their sockets on every core (src/httpd.c). The calls must be independent of
+ * their sockets on every core (src/http/httpd.c). The calls must be independent of
  * one another and of anything the event loop does meanwhile - the event loop
  * is the caller, and it waits.
  *

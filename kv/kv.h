@@ -12,9 +12,17 @@
  * that table, not deeper ones) in byte order of the key. Keys are NUL-free
  * C strings; values are byte strings of any content.
  *
- * Two kinds of value live under keys: strings (get/set/incr) and lists
- * (list_*). An operation on a key holding the other kind fails with KV_ETYPE.
- * kv_del removes either kind.
+ * Three kinds of value live under keys: strings (get/set/incr), lists
+ * (list_*) and logs (log_*, and kv_append). An operation on a key holding
+ * another kind fails with KV_ETYPE. kv_del removes any kind.
+ *
+ * A log is an ordered, bounded sequence of entries, each with the id kv_append
+ * gave it (increasing along the log) and its position: 1 for the first entry
+ * ever appended to the log, then one more for each. Trimming drops the oldest
+ * entries but not the count: a log remembers its end (the id and position of
+ * its newest entry) until it is deleted. Many readers can each keep their own
+ * place in one log (a position), which is what makes a log cheaper than a list
+ * per reader.
  *
  * Ownership: callers keep their input pointers (a store copies what it keeps).
  * Everything a kv_result points to is borrowed until the callback returns;
@@ -50,12 +58,14 @@ enum {
     KV_EINVAL = -5 /* bad argument (empty key, scan prefix not ending in '/') */
 };
 
-/* One entry of a scan (key and value) or of a list range (key NULL). */
+/* One entry of a scan (key and value), of a list range (key NULL), or of a
+ * log range (key NULL; id and pos set). */
 typedef struct kv_item {
     const char *key;
     size_t klen;
     const char *val;
     size_t vlen;
+    long long id, pos; /* log entries: the entry's id and position */
 } kv_item;
 
 /* What an operation produced. Fields an operation does not set are zero. */
@@ -65,7 +75,10 @@ typedef struct kv_result {
     size_t len;           /* get: its length */
     long long num;        /* incr: new value; list_push: items dropped by the
                              bound; list_len / list_trim: length after;
-                             append: the id */
+                             append: the id; log_end, log_mark: the end's
+                             position (0: nothing was ever appended) */
+    long long id;         /* append: the id; log_end, log_mark: the end's id */
+    long long pos;        /* append: the position of the entry in a->log */
     const kv_item *items; /* scan, list_range */
     size_t n;             /* number of items */
 } kv_result;
@@ -87,6 +100,9 @@ typedef struct kv_append_args {
     size_t nlists;
     const size_t *max; /* ... each bounded to max[i] items (0: unbounded), oldest
                           dropped; NULL: all unbounded */
+    const char *log;   /* if not NULL, append the value to this log too ... */
+    size_t log_max;    /* ... keeping at least this many of its newest entries
+                          (0: unbounded); a store may keep a few more */
     const char *topic; /* if not NULL, notify this topic with the same value */
 } kv_append_args;
 
@@ -114,6 +130,13 @@ typedef struct kv_ops {
      * buffering store, been written). status is KV_EIO if any of them failed. */
     int (*flush)(kv_store *kv, kv_cb cb, void *arg);
     int (*append)(kv_store *kv, const kv_append_args *a, kv_cb cb, void *arg);
+    int (*log_range)(kv_store *kv, const char *key, long long after, size_t count,
+                     int newest, kv_cb cb, void *arg);
+    int (*log_end)(kv_store *kv, const char *key, kv_cb cb, void *arg);
+    int (*log_trim)(kv_store *kv, const char *key, size_t keep, kv_cb cb, void *arg);
+    int (*log_mark)(kv_store *kv, const char *log, const char *key, kv_cb cb, void *arg);
+    int (*del_if)(kv_store *kv, const char *key, const char *val, size_t len, kv_cb cb,
+                  void *arg);
     int (*subscribe)(kv_store *kv, const char *prefix, kv_notify_cb cb, void *arg);
     int (*notify)(kv_store *kv, const char *topic, const char *data, size_t len, kv_cb cb,
                   void *arg);
@@ -244,8 +267,10 @@ static inline int kv_flush(kv_store *kv, kv_cb cb, void *arg)
  * first if it is below it, so the id is at least floor + 1), build the value
  * head + id in decimal + tail, push it at the tail of each of a->lists (dropping
  * the oldest items beyond a->max[i] when that is not 0; a list named twice gets
- * the value twice), and, if a->topic is not NULL, notify that topic with the
- * value. res->num is the id.
+ * the value twice), append it to a->log as the entry (id, the log's end
+ * position + 1), trimming the log to about a->log_max entries,
+ * and, if a->topic is not NULL, notify that topic with the value. res->num and
+ * res->id are the id, res->pos the entry's position in the log.
  *
  * All of it is one atomic step of the store, and one order holds for every node
  * sharing it: if an append got a smaller id than another, its value precedes the
@@ -274,6 +299,49 @@ static inline int kv_subscribe(kv_store *kv, const char *prefix, kv_notify_cb cb
                                void *arg)
 {
     return kv->ops->subscribe(kv, prefix, cb, arg);
+}
+
+/* The entries of the log at 'key' with an id above 'after' (0: all of them), at
+ * most 'count': the oldest ones, or with 'newest' the newest ones; either way
+ * in res->items oldest first, each with its id and pos. A missing key gives
+ * n == 0 and KV_OK. */
+static inline int kv_log_range(kv_store *kv, const char *key, long long after,
+                               size_t count, int newest, kv_cb cb, void *arg)
+{
+    return kv->ops->log_range(kv, key, after, count, newest, cb, arg);
+}
+
+/* The end of the log at 'key': res->id and res->num (its position) of the
+ * newest entry ever appended, kept when entries are trimmed; 0 and 0 for a
+ * missing key. */
+static inline int kv_log_end(kv_store *kv, const char *key, kv_cb cb, void *arg)
+{
+    return kv->ops->log_end(kv, key, cb, arg);
+}
+
+/* Keep only the 'keep' newest entries of the log at 'key' (its end is kept). */
+static inline int kv_log_trim(kv_store *kv, const char *key, size_t keep, kv_cb cb,
+                              void *arg)
+{
+    return kv->ops->log_trim(kv, key, keep, cb, arg);
+}
+
+/* Write the end of the log 'log' into the string 'key' as "<id> <pos>" ("0 0"
+ * for a missing log), in one step with respect to every kv_append(): an entry
+ * appended after the mark has a position above the mark's. res->id and
+ * res->num are the end written. */
+static inline int kv_log_mark(kv_store *kv, const char *log, const char *key, kv_cb cb,
+                              void *arg)
+{
+    return kv->ops->log_mark(kv, log, key, cb, arg);
+}
+
+/* Remove the string at 'key' if it holds exactly 'val' (len bytes), in one
+ * step; res->num is 1 if it was removed, 0 if not. */
+static inline int kv_del_if(kv_store *kv, const char *key, const char *val, size_t len,
+                            kv_cb cb, void *arg)
+{
+    return kv->ops->del_if(kv, key, val, len, cb, arg);
 }
 
 /* Publish 'data' (len bytes, any content) on 'topic' to the subscriptions of

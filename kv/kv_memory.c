@@ -2,8 +2,9 @@
  *
  * Keys live in one skip list ordered by their bytes, so kv_scan() seeks to the
  * table's prefix and walks forward only while keys still match it. A value is
- * either a string or a list; a list is a ring buffer of owned byte strings that
- * doubles when full.
+ * a string, a list or a log; a list is a ring buffer of owned byte strings that
+ * doubles when full, and a log is the same ring whose entries carry their id
+ * and position, with the log's end kept beside it.
  *
  * Every operation changes the data at once (a get issued after a set sees it),
  * but its callback is deferred: the result is copied into a completion that is
@@ -35,7 +36,7 @@
 #define KV_SKIP_MAXLEVEL 32
 #define KV_LIST_MINCAP 4
 
-enum { KV_KIND_STRING, KV_KIND_LIST };
+enum { KV_KIND_STRING, KV_KIND_LIST, KV_KIND_LOG };
 
 /* One owned byte string, NUL-terminated one past 'len'. */
 typedef struct kv_buf {
@@ -43,10 +44,19 @@ typedef struct kv_buf {
     size_t len;
 } kv_buf;
 
-/* A ring buffer of byte strings: item i lives at v[(head + i) % cap]. */
+/* An item of a list or an entry of a log (with its id and position). */
+typedef struct kv_ent {
+    char *p; /* NUL-terminated one past 'len' */
+    size_t len;
+    long long id, pos;
+} kv_ent;
+
+/* A ring buffer of items: item i lives at v[(head + i) % cap]. A log keeps the
+ * id and position of the newest entry ever appended, trimmed or not. */
 typedef struct kv_deque {
-    kv_buf *v;
+    kv_ent *v;
     size_t cap, head, len;
+    long long end_id, end_pos;
 } kv_deque;
 
 /* A skip list node. The key is stored inline after the 'next' array. */
@@ -205,7 +215,7 @@ static void remove_key(kv_memory *m, const char *key)
 
 /* ------------------------------------------------------------------- lists */
 
-static kv_buf *deque_at(kv_deque *d, size_t i)
+static kv_ent *deque_at(kv_deque *d, size_t i)
 {
     return &d->v[(d->head + i) % d->cap];
 }
@@ -214,16 +224,16 @@ static kv_buf *deque_at(kv_deque *d, size_t i)
 static int deque_reserve_n(kv_deque *d, size_t k)
 {
     size_t cap = d->cap ? d->cap : KV_LIST_MINCAP;
-    kv_buf *v;
+    kv_ent *v;
 
     if (d->len + k <= d->cap)
         return 0;
     while (cap < d->len + k) {
-        if (cap > SIZE_MAX / 2 / sizeof(kv_buf))
+        if (cap > SIZE_MAX / 2 / sizeof(kv_ent))
             return -1;
         cap *= 2;
     }
-    if (!(v = malloc(cap * sizeof(kv_buf))))
+    if (!(v = malloc(cap * sizeof(kv_ent))))
         return -1;
     /* Unroll the ring so the new buffer starts at index 0. */
     for (size_t i = 0; i < d->len; i++)
@@ -591,7 +601,7 @@ static int memory_list_push(kv_store *kv, const char *key, const char *val, size
             remove_key(m, key); /* do not leave the empty list just created */
         goto oom_copy;
     }
-    *deque_at(&x->u.list, x->u.list.len++) = (kv_buf){copy, len};
+    *deque_at(&x->u.list, x->u.list.len++) = (kv_ent){copy, len, 0, 0};
     if (max > 0 && x->u.list.len > max) {
         dropped = x->u.list.len - max;
         deque_drop(&x->u.list, dropped);
@@ -639,7 +649,7 @@ static int memory_list_range(kv_store *kv, const char *key, size_t start, size_t
         return KV_ENOMEM;
     kv_item *items = (kv_item *)d->res.items;
     for (size_t i = 0; i < n; i++) {
-        kv_buf *b = deque_at(l, start + i);
+        kv_ent *b = deque_at(l, start + i);
 
         items[i].val = put_bytes(&data, b->p, b->len);
         items[i].vlen = b->len;
@@ -799,16 +809,17 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
 {
     kv_memory *m = (kv_memory *)kv;
     kv_done *d = NULL, *note = NULL;
-    kv_node *ctr, **nodes = NULL;
-    char **copies = NULL, *text = NULL, *val = NULL, idtext[32];
+    kv_node *ctr, **nodes = NULL, *lg = NULL;
+    char **copies = NULL, *text = NULL, *val = NULL, *logcopy = NULL, idtext[32];
     unsigned char *created = NULL;
     long long cur = 0, id;
     size_t n, vlen;
-    int status = KV_OK, idlen, oom;
+    int status = KV_OK, idlen, oom, log_created = 0;
 
     if (!a || !valid_key(a->counter) || (!a->head && a->head_len) ||
         (!a->tail && a->tail_len) || (a->nlists && !a->lists) ||
-        (a->topic && !valid_topic(a->topic)) || a->floor == LLONG_MAX)
+        (a->topic && !valid_topic(a->topic)) || (a->log && !valid_key(a->log)) ||
+        a->floor == LLONG_MAX)
         return KV_EINVAL;
     n = a->nlists;
     for (size_t i = 0; i < n; i++)
@@ -833,7 +844,13 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
         kv_node *x = lookup(m, a->lists[i]);
 
         /* The counter is a string: naming it as a list too mixes kinds. */
-        if ((x && x->kind != KV_KIND_LIST) || strcmp(a->lists[i], a->counter) == 0)
+        if ((x && x->kind != KV_KIND_LIST) || strcmp(a->lists[i], a->counter) == 0 ||
+            (a->log && strcmp(a->lists[i], a->log) == 0))
+            status = KV_ETYPE;
+    }
+    if (status == KV_OK && a->log) {
+        lg = lookup(m, a->log);
+        if ((lg && lg->kind != KV_KIND_LOG) || strcmp(a->log, a->counter) == 0)
             status = KV_ETYPE;
     }
     if (status != KV_OK) {
@@ -868,6 +885,17 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
         if (deque_reserve_n(&nodes[i]->u.list, times_named(a->lists, n, i)) < 0)
             goto oom;
     }
+    if (a->log) {
+        if (!(logcopy = memdup_nul(val, vlen)))
+            goto oom;
+        if (!lg) {
+            if (!(lg = insert(m, a->log, KV_KIND_LOG)))
+                goto oom;
+            log_created = 1;
+        }
+        if (deque_reserve(&lg->u.list) < 0)
+            goto oom;
+    }
     if (a->topic && (note = note_new(m, a->topic, val, vlen, &oom), oom))
         goto oom;
 
@@ -880,14 +908,25 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
         kv_deque *l = &nodes[i]->u.list;
         size_t max = a->max ? a->max[i] : 0;
 
-        *deque_at(l, l->len++) = (kv_buf){copies[i], vlen};
+        *deque_at(l, l->len++) = (kv_ent){copies[i], vlen, 0, 0};
         if (max > 0 && l->len > max)
             deque_drop(l, l->len - max);
     }
+    if (lg) {
+        kv_deque *l = &lg->u.list;
+
+        l->end_id = id;
+        l->end_pos++;
+        *deque_at(l, l->len++) = (kv_ent){logcopy, vlen, id, l->end_pos};
+        if (a->log_max > 0 && l->len > a->log_max)
+            deque_drop(l, l->len - a->log_max);
+    }
     if (note)
         defer(m, note, "append", a->topic, KV_OK);
-    if (d)
-        d->res.num = id;
+    if (d) {
+        d->res.num = d->res.id = id;
+        d->res.pos = lg ? lg->u.list.end_pos : 0;
+    }
     defer(m, d, "append", a->counter, KV_OK);
     free(copies);
     free(nodes);
@@ -899,6 +938,9 @@ oom:
     for (size_t i = 0; nodes && i < n; i++)
         if (created[i] && nodes[i] && nodes[i]->u.list.len == 0)
             remove_key(m, a->lists[i]); /* do not leave the empty lists created */
+    if (log_created)
+        remove_key(m, a->log);
+    free(logcopy);
     for (size_t i = 0; copies && i < n; i++)
         free(copies[i]);
     free(copies);
@@ -909,6 +951,181 @@ oom:
     free(note);
     free(d);
     return KV_ENOMEM;
+}
+
+/* ------------------------------------------------------------------- logs */
+
+/* The log at 'key' in '*l' (NULL if missing). KV_ETYPE if 'key' holds another
+ * kind. */
+static int find_log(kv_memory *m, const char *key, kv_deque **l)
+{
+    kv_node *x = lookup(m, key);
+
+    *l = NULL;
+    if (x && x->kind != KV_KIND_LOG)
+        return KV_ETYPE;
+    if (x)
+        *l = &x->u.list;
+    return KV_OK;
+}
+
+/* Index of the first entry with an id above 'after' (len if none): ids
+ * increase along a log. */
+static size_t log_after(kv_deque *l, long long after)
+{
+    size_t lo = 0, hi = l->len;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (deque_at(l, mid)->id <= after)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int memory_log_range(kv_store *kv, const char *key, long long after, size_t count,
+                            int newest, kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    size_t from = 0, n = 0, bytes = 0;
+    kv_deque *l;
+    kv_done *d;
+    char *data;
+    int status;
+
+    if (!valid_key(key))
+        return KV_EINVAL;
+    if (!cb)
+        return 0;
+    status = find_log(m, key, &l);
+    if (l) {
+        from = log_after(l, after);
+        n = l->len - from < count ? l->len - from : count;
+        if (newest)
+            from = l->len - n;
+        for (size_t i = 0; i < n; i++)
+            bytes += deque_at(l, from + i)->len + 1;
+    }
+    if (!(d = done_new(cb, arg, n, bytes, &data)))
+        return KV_ENOMEM;
+    kv_item *items = (kv_item *)d->res.items;
+    for (size_t i = 0; i < n; i++) {
+        kv_ent *e = deque_at(l, from + i);
+
+        items[i].val = put_bytes(&data, e->p, e->len);
+        items[i].vlen = e->len;
+        items[i].id = e->id;
+        items[i].pos = e->pos;
+    }
+    d->res.n = n;
+    defer(m, d, "log_range", key, status);
+    return 0;
+}
+
+static int memory_log_end(kv_store *kv, const char *key, kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_deque *l;
+    kv_done *d;
+    int status;
+
+    if (!valid_key(key))
+        return KV_EINVAL;
+    if (!cb)
+        return 0;
+    if (!(d = done_new(cb, arg, 0, 0, NULL)))
+        return KV_ENOMEM;
+    status = find_log(m, key, &l);
+    if (l) {
+        d->res.id = l->end_id;
+        d->res.num = l->end_pos;
+    }
+    defer(m, d, "log_end", key, status);
+    return 0;
+}
+
+static int memory_log_trim(kv_store *kv, const char *key, size_t keep, kv_cb cb,
+                           void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_done *d = NULL;
+    kv_deque *l;
+    int status;
+
+    if (!valid_key(key))
+        return KV_EINVAL;
+    if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
+        return KV_ENOMEM;
+    status = find_log(m, key, &l);
+    if (l && l->len > keep)
+        deque_drop(l, l->len - keep); /* the end stays: the node stays */
+    defer(m, d, "log_trim", key, status);
+    return 0;
+}
+
+static int memory_log_mark(kv_store *kv, const char *log, const char *key, kv_cb cb,
+                           void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_done *d = NULL;
+    kv_deque *l;
+    kv_node *x;
+    char text[48], *copy;
+    int status, len;
+
+    if (!valid_key(log) || !valid_key(key) || strcmp(log, key) == 0)
+        return KV_EINVAL;
+    if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
+        return KV_ENOMEM;
+    x = lookup(m, key);
+    if ((status = find_log(m, log, &l)) < 0 || (x && x->kind != KV_KIND_STRING)) {
+        defer(m, d, "log_mark", key, status < 0 ? status : KV_ETYPE);
+        return 0;
+    }
+    char *p = fmt_i64(text, l ? l->end_id : 0);
+    *p++ = ' ';
+    p = fmt_i64(p, l ? l->end_pos : 0);
+    len = (int)(p - text);
+    if (!(copy = memdup_nul(text, (size_t)len)) ||
+        (!x && !(x = insert(m, key, KV_KIND_STRING)))) {
+        free(copy);
+        free(d);
+        return KV_ENOMEM;
+    }
+    free(x->u.str.p);
+    x->u.str = (kv_buf){copy, (size_t)len};
+    if (d) {
+        d->res.id = l ? l->end_id : 0;
+        d->res.num = l ? l->end_pos : 0;
+    }
+    defer(m, d, "log_mark", key, KV_OK);
+    return 0;
+}
+
+static int memory_del_if(kv_store *kv, const char *key, const char *val, size_t len,
+                         kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_done *d = NULL;
+    kv_node *x;
+    int status = KV_OK;
+
+    if (!valid_key(key) || (!val && len))
+        return KV_EINVAL;
+    if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
+        return KV_ENOMEM;
+    x = lookup(m, key);
+    if (x && x->kind != KV_KIND_STRING) {
+        status = KV_ETYPE;
+    } else if (x && x->u.str.len == len && (!len || memcmp(x->u.str.p, val, len) == 0)) {
+        remove_key(m, key);
+        if (d)
+            d->res.num = 1;
+    }
+    defer(m, d, "del_if", key, status);
+    return 0;
 }
 
 static void free_done_list(kv_done *d)
@@ -962,6 +1179,11 @@ static const kv_ops kv_memory_ops = {
     .list_len = memory_list_len,
     .flush = memory_flush,
     .append = memory_append,
+    .log_range = memory_log_range,
+    .log_end = memory_log_end,
+    .log_trim = memory_log_trim,
+    .log_mark = memory_log_mark,
+    .del_if = memory_del_if,
     .subscribe = memory_subscribe,
     .notify = memory_notify,
     .subscribed = memory_subscribed,

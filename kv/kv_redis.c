@@ -64,35 +64,89 @@
 #define KV_REDIS_REPLY_TIMEOUT_MS 5000 /* a batch not answered by then: reconnect */
 #define KV_REDIS_SHA_LEN 40
 
-/* kv_append() in one atomic step. KEYS[1]: the counter's hash; KEYS[2..]: the
- * lists. ARGV: the counter's field, the floor, head, tail, the channel to
- * PUBLISH on ('' for none), then per list its LTRIM start ('-max', '0' for no
- * bound). Returns the id as a string. Types are checked before anything is
- * written; HINCRBY fails, writing nothing, on a counter that is no integer.
- * One HINCRBY takes the id (an HSET only when the floor lifts it). Lua
- * numbers are doubles: ids are exact up to 2^53 (9e15: 285 years at a
+/* The store's one script, loaded at every connection and called by its SHA1
+ * with EVALSHA (one command per call, inside the MULTI like any write). ARGV[1]
+ * picks what it does; each is one atomic step of Redis:
+ *
+ * 'append' - kv_append(). KEYS[1]: the counter's hash; KEYS[2..1+n]: the
+ * lists; then, with a log, the log's stream and the hash of its table (which
+ * holds the log's end, "id pos", under the log's name). ARGV: the counter's
+ * field, the floor, head, tail, the channel to PUBLISH on ('' for none), n,
+ * per list its LTRIM start ('-max', '0' for no bound), then with a log its
+ * field in its table hash and its bound ('0' for none). Returns {id, pos}.
+ * Types are checked before anything is written; HINCRBY fails, writing
+ * nothing, on a counter that is no integer. One HINCRBY takes the id (an HSET
+ * only when the floor lifts it). A log is a Redis Stream: entry id
+ * "<id>-0" (ids increase, as XADD wants), fields p (position) and v (value),
+ * trimmed with MAXLEN ~ (whole nodes at a time, so it keeps at least the
+ * bound). A stream rather than a list because readers ask for "the entries
+ * after id X" (XRANGE with an exclusive start) and "the newest N"
+ * (XREVRANGE ... COUNT), both O(log n + N) by id, which is what connection
+ * cursors and history queries need; a list could only be indexed by offset.
+ *
+ * 'mark' - kv_log_mark(): KEYS[1], KEYS[2]: the hashes of the log's and the
+ * target's tables; ARGV[2], ARGV[3]: the two fields. Copies the log's end.
+ *
+ * 'delif' - kv_del_if(): KEYS[1]: the hash; ARGV[2]: the field, ARGV[3]: the
+ * value it must hold. Returns 1 if it removed it.
+ *
+ * Lua numbers are doubles: ids are exact up to 2^53 (9e15: 285 years at a
  * million messages a second). */
 #define APPEND_LUA                                                                       \
-    "for i = 2, #KEYS do\n"                                                              \
+    "local mode = ARGV[1]\n"                                                             \
+    "if mode == 'mark' then\n"                                                           \
+    "  local e = redis.call('HGET', KEYS[1], ARGV[2]) or '0 0'\n"                        \
+    "  redis.call('HSET', KEYS[2], ARGV[3], e)\n"                                        \
+    "  return e\n"                                                                       \
+    "end\n"                                                                              \
+    "if mode == 'delif' then\n"                                                          \
+    "  if redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[3] then\n"                        \
+    "    return redis.call('HDEL', KEYS[1], ARGV[2])\n"                                  \
+    "  end\n"                                                                            \
+    "  return 0\n"                                                                       \
+    "end\n"                                                                              \
+    "local n = tonumber(ARGV[7])\n"                                                      \
+    "local log = #KEYS > 1 + n\n"                                                        \
+    "for i = 2, 1 + n do\n"                                                              \
     "  local t = redis.call('TYPE', KEYS[i]).ok\n"                                       \
     "  if t ~= 'none' and t ~= 'list' then\n"                                            \
     "    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds no list')\n"        \
     "  end\n"                                                                            \
     "end\n"                                                                              \
-    "local h, f = KEYS[1], ARGV[1]\n"                                                    \
+    "if log then\n"                                                                      \
+    "  local t = redis.call('TYPE', KEYS[2 + n]).ok\n"                                   \
+    "  if t ~= 'none' and t ~= 'stream' then\n"                                          \
+    "    return redis.error_reply('WRONGTYPE ' .. KEYS[2 + n] .. ' holds no log')\n"     \
+    "  end\n"                                                                            \
+    "end\n"                                                                              \
+    "local h, f = KEYS[1], ARGV[2]\n"                                                    \
     "local id = redis.call('HINCRBY', h, f, 1)\n"                                        \
-    "if id <= tonumber(ARGV[2]) then\n"                                                  \
-    "  id = tonumber(ARGV[2]) + 1\n"                                                     \
+    "if id <= tonumber(ARGV[3]) then\n"                                                  \
+    "  id = tonumber(ARGV[3]) + 1\n"                                                     \
     "  redis.call('HSET', h, f, string.format('%.0f', id))\n"                            \
     "end\n"                                                                              \
     "id = string.format('%.0f', id)\n"                                                   \
-    "local v = ARGV[3] .. id .. ARGV[4]\n"                                               \
-    "for i = 2, #KEYS do\n"                                                              \
-    "  redis.call('RPUSH', KEYS[i], v)\n"                                                \
-    "  if ARGV[4 + i] ~= '0' then redis.call('LTRIM', KEYS[i], ARGV[4 + i], -1) end\n"   \
+    "local v = ARGV[4] .. id .. ARGV[5]\n"                                               \
+    "for i = 1, n do\n"                                                                  \
+    "  redis.call('RPUSH', KEYS[1 + i], v)\n"                                            \
+    "  if ARGV[7 + i] ~= '0' then redis.call('LTRIM', KEYS[1 + i], ARGV[7 + i], -1) "    \
     "end\n"                                                                              \
-    "if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], v) end\n"                      \
-    "return id\n"
+    "end\n"                                                                              \
+    "local pos = '0'\n"                                                                  \
+    "if log then\n"                                                                      \
+    "  local e = redis.call('HGET', KEYS[3 + n], ARGV[8 + n])\n"                         \
+    "  local last = e and tonumber(string.match(e, ' (%d+)$')) or 0\n"                   \
+    "  pos = string.format('%.0f', last + 1)\n"                                          \
+    "  if ARGV[9 + n] ~= '0' then\n"                                                     \
+    "    redis.call('XADD', KEYS[2 + n], 'MAXLEN', '~', ARGV[9 + n], id .. '-0',\n"      \
+    "                'p', pos, 'v', v)\n"                                                \
+    "  else\n"                                                                           \
+    "    redis.call('XADD', KEYS[2 + n], id .. '-0', 'p', pos, 'v', v)\n"                \
+    "  end\n"                                                                            \
+    "  redis.call('HSET', KEYS[3 + n], ARGV[8 + n], id .. ' ' .. pos)\n"                 \
+    "end\n"                                                                              \
+    "if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], v) end\n"                      \
+    "return {id, pos}\n"
 
 enum {
     OP_GET,
@@ -106,7 +160,13 @@ enum {
     OP_LEN,
     OP_FLUSH,
     OP_APPEND,
-    OP_NOTIFY
+    OP_NOTIFY,
+    OP_XRANGE, /* log_range, oldest first */
+    OP_XREV,   /* log_range, newest first: reversed for the caller */
+    OP_LOGEND, /* log_end */
+    OP_MARK,   /* log_mark (the script) */
+    OP_DELIF,  /* del_if (the script) */
+    OP_EMPTY   /* no command: an empty answer, in order */
 };
 
 /* One operation: its formatted commands and what to do with their replies. */
@@ -116,9 +176,9 @@ typedef struct rop {
     int ncmds;  /* replies it takes from the EXEC array */
     char *cmds; /* formatted commands, RESP, back to back */
     size_t cmdslen;
-    size_t split;                /* length of the first command when there are two */
-    size_t max;                  /* list_push bound */
-    size_t sha_at;               /* append: where the script's SHA goes in 'cmds' */
+    size_t split;  /* length of the first command when there are two */
+    size_t max;    /* list_push bound */
+    size_t sha_at; /* script calls: where its SHA goes in 'cmds' (0: none) */
     unsigned long long fails_at; /* flush: r->fails when it was issued */
     char *table;                 /* scan: the table, to rebuild full keys */
     kv_cb cb;
@@ -229,6 +289,49 @@ static int item_cmp(const void *a, const void *b)
     return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
 }
 
+/* The entries of an XRANGE/XREVRANGE reply, oldest first, into '*items'
+ * (caller frees; values borrowed from the reply). Returns 0, KV_ENOMEM, or
+ * KV_EIO for a reply that is not a log's. */
+static int log_entries(redisReply *rep, int reversed, kv_item **items, size_t *n)
+{
+    size_t k = rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
+    kv_item *v;
+
+    *items = NULL;
+    *n = 0;
+    if (rep->type != REDIS_REPLY_ARRAY)
+        return KV_EIO;
+    if (k && !(v = calloc(k, sizeof(*v))))
+        return KV_ENOMEM;
+    for (size_t i = 0; i < k; i++) {
+        redisReply *e = rep->element[i], *f;
+        kv_item *it = &v[reversed ? k - 1 - i : i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING ||
+            (f = e->element[1])->type != REDIS_REPLY_ARRAY) {
+            free(v);
+            return KV_EIO;
+        }
+        it->id = strtoll(e->element[0]->str, NULL, 10); /* "<id>-0" */
+        for (size_t j = 0; j + 1 < f->elements; j += 2) {
+            const redisReply *name = f->element[j], *val = f->element[j + 1];
+            if (name->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING)
+                continue;
+            if (name->len == 1 && name->str[0] == 'p')
+                it->pos = strtoll(val->str, NULL, 10);
+            else if (name->len == 1 && name->str[0] == 'v')
+                it->val = val->str, it->vlen = val->len;
+        }
+        if (!it->val) {
+            free(v);
+            return KV_EIO;
+        }
+    }
+    *items = k ? v : NULL;
+    *n = k;
+    return 0;
+}
+
 /* Hand 'o' its replies (rep[0..o->ncmds)). */
 static void dispatch(kv_redis *r, rop *o, redisReply **rep)
 {
@@ -245,7 +348,7 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
                 complete(r, o, KV_EINVAL);
                 return;
             }
-            if (o->kind == OP_APPEND && rep[i]) {
+            if (o->sha_at && rep[i]) {
                 complete(r, o, append_error(r, rep[i]->str));
                 return;
             }
@@ -302,7 +405,7 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
             memcpy(k, o->table, tlen);
             memcpy(k + tlen, f->str, f->len);
             k[tlen + f->len] = '\0';
-            items[i] = (kv_item){k, tlen + f->len, v->str, v->len};
+            items[i] = (kv_item){k, tlen + f->len, v->str, v->len, 0, 0};
             k += tlen + f->len + 1;
         }
         if (n)
@@ -317,12 +420,28 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
         res.status = r->fails > o->fails_at ? KV_EIO : KV_OK;
         break;
     case OP_APPEND:
-        if (rep[0]->type == REDIS_REPLY_STRING) {
-            res.num = strtoll(rep[0]->str, NULL, 10);
-        } else {
+        if (rep[0]->type != REDIS_REPLY_ARRAY || rep[0]->elements != 2 ||
+            rep[0]->element[0]->type != REDIS_REPLY_STRING ||
+            rep[0]->element[1]->type != REDIS_REPLY_STRING) {
             complete(r, o, KV_EIO);
             return;
         }
+        res.num = res.id = strtoll(rep[0]->element[0]->str, NULL, 10);
+        res.pos = strtoll(rep[0]->element[1]->str, NULL, 10);
+        break;
+    case OP_XRANGE:
+    case OP_XREV:
+        if ((res.status = log_entries(rep[0], o->kind == OP_XREV, &items, &res.n)) == 0)
+            res.items = items;
+        break;
+    case OP_LOGEND:
+    case OP_MARK:
+        /* "id pos", or nil for a log never appended to */
+        if (rep[0]->type == REDIS_REPLY_STRING)
+            sscanf(rep[0]->str, "%lld %lld", &res.id, &res.num);
+        break;
+    case OP_DELIF:
+        res.num = rep[0]->integer;
         break;
     default:
         break;
@@ -437,7 +556,7 @@ static int send_batch(kv_redis *r)
     redisAsyncCommand(r->ac, NULL, NULL, "MULTI");
     /* One call per command: hiredis pairs each reply with one call. */
     for (rop *o = b->ops; o; o = o->next) {
-        if (o->kind == OP_APPEND)
+        if (o->sha_at)
             memcpy(o->cmds + o->sha_at, r->sha, KV_REDIS_SHA_LEN);
         if (o->ncmds > 0)
             redisAsyncFormattedCommand(r->ac, NULL, NULL, o->cmds, o->split);
@@ -504,7 +623,8 @@ static int op(kv_redis *r, int kind, kv_cb cb, void *arg, int urgent, size_t max
         memcpy(o->cmds + l1, c2, (size_t)l2);
     o->cmdslen = (size_t)(l1 + l2);
     o->split = (size_t)l1;
-    if (kind == OP_APPEND) /* "*<argc>\r\n$7\r\nEVALSHA\r\n$40\r\n" then the SHA */
+    if (kind == OP_APPEND || kind == OP_MARK || kind == OP_DELIF)
+        /* "*<argc>\r\n$7\r\nEVALSHA\r\n$40\r\n" then the SHA */
         o->sha_at = (size_t)((char *)memchr(c1, '\n', (size_t)l1) - c1) + 1 +
                     strlen("$7\r\nEVALSHA\r\n$40\r\n");
     o->ncmds = (argc1 > 0) + (argc2 > 0);
@@ -708,12 +828,21 @@ static int valid_name(const char *s)
     return s && *s;
 }
 
+/* 'sha' set to the placeholder that send_batch() replaces with the script's
+ * SHA1: a script loaded after this call (a reconnection) is the one that runs. */
+static void sha_placeholder(char sha[KV_REDIS_SHA_LEN + 1])
+{
+    memset(sha, '0', KV_REDIS_SHA_LEN);
+    sha[KV_REDIS_SHA_LEN] = '\0';
+}
+
 static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *arg)
 {
     kv_redis *r = (kv_redis *)kv;
-    char *hash = NULL, *channel = NULL, *trims = NULL, **keys = NULL;
-    char nkeys[24], floortxt[24], sha[KV_REDIS_SHA_LEN + 1];
-    const char *field, **argv = NULL;
+    char *hash = NULL, *channel = NULL, *trims = NULL, **keys = NULL, *stream = NULL,
+         *loghash = NULL;
+    char nkeys[24], floortxt[24], ntxt[24], maxtxt[24], sha[KV_REDIS_SHA_LEN + 1];
+    const char *field, *logfield = NULL, **argv = NULL;
     size_t n, argc, k = 0, *lens = NULL;
     int rc;
 
@@ -727,19 +856,25 @@ static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *a
             return KV_EINVAL;
     if ((rc = split_key(r, a->counter, &hash, &field)) < 0)
         return rc;
+    if (a->log && (rc = split_key(r, a->log, &loghash, &logfield)) < 0) {
+        free(hash);
+        return rc;
+    }
     rc = KV_ENOMEM;
-    argc = 4 + n + 5 + n; /* EVALSHA sha numkeys hash lists... 5 ARGV + trims */
-    if (n > ((size_t)INT_MAX - 9) / 2 || !(argv = calloc(argc, sizeof(*argv))) ||
+    /* EVALSHA sha numkeys hash lists... [stream loghash] + 7 ARGV + trims
+     * [+ logfield max] */
+    argc = 4 + n + (a->log ? 2 : 0) + 7 + n + (a->log ? 2 : 0);
+    if (n > ((size_t)INT_MAX - 20) / 2 || !(argv = calloc(argc, sizeof(*argv))) ||
         !(lens = calloc(argc, sizeof(*lens))) ||
         (n && (!(keys = calloc(n, sizeof(*keys))) || !(trims = malloc(n * 24)))) ||
-        (a->topic && !(channel = list_key(r, a->topic))))
+        (a->topic && !(channel = list_key(r, a->topic))) ||
+        (a->log && !(stream = list_key(r, a->log))))
         goto out;
-    /* The SHA is a placeholder until send_batch(): a script loaded after this
-     * call (a reconnection) is the one that runs. */
-    memset(sha, '0', KV_REDIS_SHA_LEN);
-    sha[KV_REDIS_SHA_LEN] = '\0';
-    snprintf(nkeys, sizeof(nkeys), "%zu", n + 1);
+    sha_placeholder(sha);
+    snprintf(nkeys, sizeof(nkeys), "%zu", n + 1 + (a->log ? 2 : 0));
     snprintf(floortxt, sizeof(floortxt), "%lld", a->floor);
+    snprintf(ntxt, sizeof(ntxt), "%zu", n);
+    snprintf(maxtxt, sizeof(maxtxt), "%zu", a->log_max);
 #define PUT(s_, len_) (argv[k] = (s_), lens[k] = (len_), k++)
     PUT("EVALSHA", 7);
     PUT(sha, KV_REDIS_SHA_LEN);
@@ -750,16 +885,26 @@ static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *a
             goto out;
         PUT(keys[i], strlen(keys[i]));
     }
+    if (a->log) {
+        PUT(stream, strlen(stream));
+        PUT(loghash, strlen(loghash));
+    }
+    PUT("append", 6);
     PUT(field, strlen(field));
     PUT(floortxt, strlen(floortxt));
     PUT(a->head ? a->head : "", a->head_len); /* may hold NULs */
     PUT(a->tail ? a->tail : "", a->tail_len);
     PUT(channel ? channel : "", channel ? strlen(channel) : 0);
+    PUT(ntxt, strlen(ntxt));
     for (size_t i = 0; i < n; i++) {
         size_t max = a->max ? a->max[i] : 0;
         char *t = trims + 24 * i;
         snprintf(t, 24, max ? "-%zu" : "0", max);
         PUT(t, strlen(t));
+    }
+    if (a->log) {
+        PUT(logfield, strlen(logfield));
+        PUT(maxtxt, strlen(maxtxt));
     }
 #undef PUT
     rc = op(r, OP_APPEND, cb, arg, cb != NULL, 0, NULL, (int)argc, argv, lens, 0, NULL,
@@ -770,8 +915,108 @@ out:
     free(keys);
     free(trims);
     free(channel);
+    free(stream);
+    free(loghash);
     free(argv);
     free(lens);
+    free(hash);
+    return rc;
+}
+
+static int redis_log_range(kv_store *kv, const char *key, long long after, size_t count,
+                           int newest, kv_cb cb, void *arg)
+{
+    kv_redis *r = (kv_redis *)kv;
+    char *stream = list_key(r, key), from[32], num[24];
+    int rc;
+    if (!stream)
+        return key && *key ? KV_ENOMEM : KV_EINVAL;
+    if (after < 0)
+        after = 0;
+    snprintf(from, sizeof(from), "(%lld-0", after);
+    /* COUNT 0 means no limit to Redis: an empty window asks for nothing real. */
+    snprintf(num, sizeof(num), "%zu", count ? count : 1);
+    const char **a = newest ? ARGV("XREVRANGE", stream, "+", from, "COUNT", num)
+                            : ARGV("XRANGE", stream, from, "+", "COUNT", num);
+    size_t l[] = {newest ? 9u : 6u,
+                  strlen(stream),
+                  newest ? 1 : strlen(from),
+                  newest ? strlen(from) : 1,
+                  5,
+                  strlen(num)};
+    rc = op(r, count ? (newest ? OP_XREV : OP_XRANGE) : OP_EMPTY, cb, arg, 1, 0, NULL,
+            count ? 6 : 0, a, l, 0, NULL, NULL);
+    free(stream);
+    return rc;
+}
+
+static int redis_log_end(kv_store *kv, const char *key, kv_cb cb, void *arg)
+{
+    return hash_op(kv, OP_LOGEND, "HGET", key, NULL, 0, cb, arg, 1);
+}
+
+static int redis_log_trim(kv_store *kv, const char *key, size_t keep, kv_cb cb, void *arg)
+{
+    kv_redis *r = (kv_redis *)kv;
+    char *stream = list_key(r, key), num[24];
+    int rc;
+    if (!stream)
+        return key && *key ? KV_ENOMEM : KV_EINVAL;
+    snprintf(num, sizeof(num), "%zu", keep);
+    const char **a = ARGV("XTRIM", stream, "MAXLEN", num);
+    size_t l[] = {5, strlen(stream), 6, strlen(num)};
+    rc = op(r, OP_DEL, cb, arg, 0, 0, NULL, 4, a, l, 0, NULL, NULL);
+    free(stream);
+    return rc;
+}
+
+static int redis_log_mark(kv_store *kv, const char *log, const char *key, kv_cb cb,
+                          void *arg)
+{
+    kv_redis *r = (kv_redis *)kv;
+    char *loghash = NULL, *hash = NULL, sha[KV_REDIS_SHA_LEN + 1];
+    const char *logfield, *field;
+    int rc;
+
+    if (!log || !key || strcmp(log, key) == 0)
+        return KV_EINVAL;
+    if ((rc = split_key(r, log, &loghash, &logfield)) < 0 ||
+        (rc = split_key(r, key, &hash, &field)) < 0) {
+        free(loghash);
+        return rc;
+    }
+    sha_placeholder(sha);
+    const char **a = ARGV("EVALSHA", sha, "2", loghash, hash, "mark", logfield, field);
+    size_t l[] = {7,
+                  KV_REDIS_SHA_LEN,
+                  1,
+                  strlen(loghash),
+                  strlen(hash),
+                  4,
+                  strlen(logfield),
+                  strlen(field)};
+    rc = op(r, OP_MARK, cb, arg, cb != NULL, 0, NULL, 8, a, l, 0, NULL, NULL);
+    free(loghash);
+    free(hash);
+    return rc;
+}
+
+static int redis_del_if(kv_store *kv, const char *key, const char *val, size_t len,
+                        kv_cb cb, void *arg)
+{
+    kv_redis *r = (kv_redis *)kv;
+    char *hash, sha[KV_REDIS_SHA_LEN + 1];
+    const char *field;
+    int rc;
+
+    if (!val && len)
+        return KV_EINVAL;
+    if ((rc = split_key(r, key, &hash, &field)) < 0)
+        return rc;
+    sha_placeholder(sha);
+    const char **a = ARGV("EVALSHA", sha, "1", hash, "delif", field, val ? val : "");
+    size_t l[] = {7, KV_REDIS_SHA_LEN, 1, strlen(hash), 5, strlen(field), len};
+    rc = op(r, OP_DELIF, cb, arg, cb != NULL, 0, NULL, 7, a, l, 0, NULL, NULL);
     free(hash);
     return rc;
 }
@@ -1113,6 +1358,11 @@ static const kv_ops kv_redis_ops = {
     .list_len = redis_list_len,
     .flush = redis_flush,
     .append = redis_append,
+    .log_range = redis_log_range,
+    .log_end = redis_log_end,
+    .log_trim = redis_log_trim,
+    .log_mark = redis_log_mark,
+    .del_if = redis_del_if,
     .subscribe = redis_subscribe,
     .notify = redis_notify,
     .subscribed = redis_subscribed,

@@ -10,7 +10,8 @@
  * (the memory store, a cluster of one). It subscribes each to "x/", with
  * kvc_sub_a and kvc_sub_b recording what they get (both kvc_sub_a when a == b),
  * leaves the subscriptions in place for later tests and deletes its keys in the
- * table "x/". Include it once, after tap.h, in a test program.
+ * table "x/". It also checks logs, appended to from both nodes. Include it
+ * once, after tap.h, in a test program.
  */
 #ifndef KV_CONTRACT_H
 #define KV_CONTRACT_H
@@ -31,7 +32,7 @@ typedef struct kvc_rec {
     int early; /* it ran before the call that issued it returned */
     int order; /* position among all completions of this test body */
     int status;
-    long long num;
+    long long num, id, pos;
     char val[KVC_MAXVAL];
     size_t len;
     size_t n;
@@ -39,6 +40,7 @@ typedef struct kvc_rec {
     char item[KVC_MAXITEMS][KVC_MAXVAL];
     size_t ilen[KVC_MAXITEMS];
     int key_null[KVC_MAXITEMS];
+    long long iid[KVC_MAXITEMS], ipos[KVC_MAXITEMS]; /* log entries */
 } kvc_rec;
 
 static int kvc_issuing; /* set while a kv_* call is on the stack */
@@ -60,6 +62,8 @@ static void kvc_record(const kv_result *res, void *arg)
     r->order = ++kvc_completed;
     r->status = res->status;
     r->num = res->num;
+    r->id = res->id;
+    r->pos = res->pos;
     r->len = res->len;
     kvc_copy(r->val, res->val, res->len);
     r->n = res->n;
@@ -73,6 +77,8 @@ static void kvc_record(const kv_result *res, void *arg)
         }
         kvc_copy(r->item[i], it->val, it->vlen);
         r->ilen[i] = it->vlen;
+        r->iid[i] = it->id;
+        r->ipos[i] = it->pos;
     }
 }
 
@@ -433,11 +439,33 @@ static void kvc_types(kv_store *kv, struct event_base *base)
     KVC_RUN(base, &r, kv_list_len(kv, "t/l", kvc_record, &r));
     ok(kvc_is(&r, KV_OK) && r.num == 1, "the list is untouched");
 
+    /* Logs are a kind of their own. */
+    kv_append_args lap = {.counter = "t/lc", .log = "t/g"};
+    KVC_RUN(base, &r, kv_append(kv, &lap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.pos == 1, "append to a new log");
+    KVC_RUN(base, &r, kv_get(kv, "t/g", kvc_record, &r));
+    ok(kvc_is(&r, KV_ETYPE), "get of a log: KV_ETYPE (%d)", r.status);
+    KVC_RUN(base, &r, kv_list_len(kv, "t/g", kvc_record, &r));
+    ok(kvc_is(&r, KV_ETYPE), "list_len of a log: KV_ETYPE (%d)", r.status);
+    KVC_RUN(base, &r, kv_log_range(kv, "t/s", 0, 1, 0, kvc_record, &r));
+    ok(kvc_is(&r, KV_ETYPE), "log_range of a string: KV_ETYPE (%d)", r.status);
+    KVC_RUN(base, &r, kv_log_end(kv, "t/l", kvc_record, &r));
+    ok(kvc_is(&r, KV_ETYPE), "log_end of a list: KV_ETYPE (%d)", r.status);
+    KVC_RUN(base, &r, kv_log_mark(kv, "t/g", "t/l", kvc_record, &r));
+    ok(kvc_is(&r, KV_ETYPE), "a mark onto a list: KV_ETYPE (%d)", r.status);
+    lap.log = "t/l";
+    KVC_RUN(base, &r, kv_append(kv, &lap, kvc_record, &r));
+    ok(kvc_is(&r, KV_ETYPE), "append to a list as a log: KV_ETYPE (%d)", r.status);
+    KVC_RUN(base, &r, kv_list_len(kv, "t/l", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 1, "the list is untouched");
+
     KVC_RUN(base, &r, kv_del(kv, "t/l", kvc_record, &r));
     KVC_RUN(base, &r, kv_set(kv, "t/l", "x", 1, kvc_record, &r));
     ok(kvc_is(&r, KV_OK), "a deleted list's key takes a string");
     KVC_RUN(base, &r, kv_del(kv, "t/l", kvc_record, &r));
     KVC_RUN(base, &r, kv_del(kv, "t/s", kvc_record, &r));
+    KVC_RUN(base, &r, kv_del(kv, "t/g", kvc_record, &r));
+    KVC_RUN(base, &r, kv_del(kv, "t/lc", kvc_record, &r));
 }
 
 /* ---------------------------------------------------------------- ordering */
@@ -1006,6 +1034,125 @@ static void kvc_append_nodes(kv_store *a, kv_store *b, kvc_sub *sa, kvc_sub *sb,
     kvc_drain(a, base);
 }
 
+/* ------------------------------------------------------------------- logs */
+
+/* The entries of 'r' are ids from..to (oldest first), their positions
+ * id + shift, their values "e<id>". */
+static int kvc_entries(const kvc_rec *r, long long from, long long to, long long shift)
+{
+    char want[32];
+
+    if (r->n != (size_t)(to - from + 1))
+        return 0;
+    for (size_t i = 0; i < r->n; i++) {
+        long long id = from + (long long)i;
+        int len = snprintf(want, sizeof(want), "e%lld", id);
+        if (r->iid[i] != id || r->ipos[i] != id + shift || r->ilen[i] != (size_t)len ||
+            memcmp(r->item[i], want, (size_t)len) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* Logs, appended to from both nodes: ids and positions, ranges by id from
+ * either end, trimming that keeps the end, marks and conditional deletes. */
+static void kvc_logs(kv_store *a, kv_store *b, struct event_base *base)
+{
+    kv_append_args ap = {.counter = "x/lctr",
+                         .head = "e",
+                         .head_len = 1,
+                         .log = "x/lg",
+                         .log_max = 3,
+                         .topic = "x/lapp"};
+    kvc_rec r;
+    int good = 1;
+
+    KVC_RUN(base, &r, kv_log_end(a, "x/lg", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.id == 0 && r.num == 0, "a missing log ends at 0, 0");
+    KVC_RUN(base, &r, kv_log_range(a, "x/lg", 0, 10, 0, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.n == 0, "a missing log has no entries");
+    for (long long i = 1; i <= 5; i++) {
+        kv_store *kv = i % 2 ? a : b;
+        KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+        good &= kvc_is(&r, KV_OK) && r.num == i && r.id == i && r.pos == i;
+    }
+    ok(good, "5 appends from both nodes: each gets its id and the next position");
+    KVC_RUN(base, &r, kv_log_end(b, "x/lg", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.id == 5 && r.num == 5,
+       "the end is the newest entry (%lld %lld)", r.id, r.num);
+    KVC_RUN(base, &r, kv_log_range(a, "x/lg", 0, 10, 0, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.n >= 3 && kvc_entries(&r, 6 - (long long)r.n, 5, 0),
+       "a log bounded to 3 keeps at least its 3 newest, in order, with id, pos and "
+       "value (%zu)",
+       r.n);
+    KVC_RUN(base, &r, kv_log_range(b, "x/lg", 3, 10, 0, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && kvc_entries(&r, 4, 5, 0), "the entries after id 3: 4, 5");
+    KVC_RUN(base, &r, kv_log_range(a, "x/lg", 3, 1, 0, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && kvc_entries(&r, 4, 4, 0), "... the oldest 1 of them: 4");
+    KVC_RUN(base, &r, kv_log_range(a, "x/lg", 0, 2, 1, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && kvc_entries(&r, 4, 5, 0),
+       "the newest 2 come oldest first: 4, 5");
+    KVC_RUN(base, &r, kv_log_range(a, "x/lg", 5, 10, 1, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.n == 0, "nothing after the newest");
+    KVC_RUN(base, &r, kv_log_range(a, "x/lg", 0, 0, 0, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.n == 0, "a range of 0 entries");
+
+    KVC_RUN(base, &r, kv_log_trim(b, "x/lg", 1, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK), "trim to 1");
+    KVC_RUN(base, &r, kv_log_range(a, "x/lg", 0, 10, 0, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && kvc_entries(&r, 5, 5, 0), "a trimmed log keeps its newest");
+    KVC_RUN(base, &r, kv_log_end(a, "x/lg", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.id == 5 && r.num == 5, "and its end");
+
+    KVC_RUN(base, &r, kv_log_mark(a, "x/lg", "x/mk", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.id == 5 && r.num == 5, "mark the end (%lld %lld)", r.id,
+       r.num);
+    KVC_RUN(base, &r, kv_get(b, "x/mk", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.len == 3 && memcmp(r.val, "5 5", 3) == 0,
+       "the mark is the string \"5 5\"");
+    KVC_RUN(base, &r, kv_log_mark(b, "x/nolog", "x/mk0", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.id == 0 && r.num == 0, "the mark of a missing log");
+    KVC_RUN(base, &r, kv_get(a, "x/mk0", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.len == 3 && memcmp(r.val, "0 0", 3) == 0, "is \"0 0\"");
+    KVC_RUN(base, &r, kv_del_if(a, "x/mk", "5 4", 3, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 0, "del_if with another value removes nothing");
+    KVC_RUN(base, &r, kv_get(a, "x/mk", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK), "the string is still there");
+    KVC_RUN(base, &r, kv_del_if(b, "x/mk", "5 5", 3, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 1, "del_if with its value removes it");
+    KVC_RUN(base, &r, kv_get(a, "x/mk", kvc_record, &r));
+    ok(kvc_is(&r, KV_ENOTFOUND), "it is gone");
+    KVC_RUN(base, &r, kv_del_if(a, "x/mk", "5 5", 3, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 0, "del_if of a missing key removes nothing");
+
+    KVC_RUN(base, &r, kv_append(b, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.id == 6 && r.pos == 6, "an append after the trim goes on");
+    KVC_RUN(base, &r, kv_del(a, "x/lg", kvc_record, &r));
+    KVC_RUN(base, &r, kv_log_end(b, "x/lg", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.id == 0 && r.num == 0, "a deleted log has no end");
+    KVC_RUN(base, &r, kv_append(a, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.id == 7 && r.pos == 1,
+       "a log deleted and appended to again starts at position 1 (ids go on)");
+    ap.log_max = 0;
+    for (int i = 0; i < 4; i++)
+        kv_append(i % 2 ? a : b, &ap, NULL, NULL);
+    kvc_drain(a, base);
+    kvc_drain(b, base);
+    KVC_RUN(base, &r, kv_log_range(b, "x/lg", 0, 10, 0, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && kvc_entries(&r, 7, 11, -6),
+       "appends without a callback, unbounded: 5 entries, positions 1 to 5");
+
+    ok(kv_log_range(a, "", 0, 1, 0, kvc_record, &r) == KV_EINVAL &&
+           kv_log_end(a, "", kvc_record, &r) == KV_EINVAL &&
+           kv_log_mark(a, "x/lg", "x/lg", kvc_record, &r) == KV_EINVAL &&
+           kv_del_if(a, "x/mk", NULL, 1, kvc_record, &r) == KV_EINVAL,
+       "refused log calls: an empty key, a mark onto its own log, NULL data");
+    kv_del(a, "x/lg", NULL, NULL);
+    kv_del(a, "x/lctr", NULL, NULL);
+    kv_del(a, "x/mk0", NULL, NULL);
+    kvc_drain(a, base);
+}
+
 static void kv_contract_nodes(kv_store *a, kv_store *b, struct event_base *base)
 {
     kvc_sub *sa = &kvc_sub_a, *sb = a == b ? &kvc_sub_a : &kvc_sub_b;
@@ -1019,6 +1166,7 @@ static void kv_contract_nodes(kv_store *a, kv_store *b, struct event_base *base)
     kvc_notify_after_set(a, b, sb, base);
     kvc_append_basics(a, sa, base);
     kvc_append_nodes(a, b, sa, sb, base);
+    kvc_logs(a, b, base);
     ok(!kvc_timed_out, "no wait timed out");
 }
 

@@ -96,6 +96,9 @@ typedef struct kv_append_args {
     size_t head_len;
     const char *tail;
     size_t tail_len;
+    const char *mid; /* with a log, if not NULL: the value is head + id + mid +
+                        the entry's position in decimal + tail */
+    size_t mid_len;
     const char *const *lists; /* push the value onto each of these lists ... */
     size_t nlists;
     const size_t *max; /* ... each bounded to max[i] items (0: unbounded), oldest
@@ -265,7 +268,8 @@ static inline int kv_flush(kv_store *kv, kv_cb cb, void *arg)
 
 /* Allocate the next id from the counter at a->counter (raised to a->floor
  * first if it is below it, so the id is at least floor + 1), build the value
- * head + id in decimal + tail, push it at the tail of each of a->lists (dropping
+ * head + id in decimal + tail (head + id + mid + position + tail with a->mid),
+ * push it at the tail of each of a->lists (dropping
  * the oldest items beyond a->max[i] when that is not 0; a list named twice gets
  * the value twice), append it to a->log as the entry (id, the log's end
  * position + 1), trimming the log to about a->log_max entries,
@@ -319,7 +323,8 @@ static inline int kv_log_end(kv_store *kv, const char *key, kv_cb cb, void *arg)
     return kv->ops->log_end(kv, key, cb, arg);
 }
 
-/* Keep only the 'keep' newest entries of the log at 'key' (its end is kept). */
+/* Keep only the 'keep' newest entries of the log at 'key', and at least one:
+ * the newest entry is the log's end. */
 static inline int kv_log_trim(kv_store *kv, const char *key, size_t keep, kv_cb cb,
                               void *arg)
 {

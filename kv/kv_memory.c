@@ -817,15 +817,16 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
     int status = KV_OK, idlen, oom, log_created = 0;
 
     if (!a || !valid_key(a->counter) || (!a->head && a->head_len) ||
-        (!a->tail && a->tail_len) || (a->nlists && !a->lists) ||
-        (a->topic && !valid_topic(a->topic)) || (a->log && !valid_key(a->log)) ||
-        a->floor == LLONG_MAX)
+        (!a->tail && a->tail_len) || (!a->mid && a->mid_len) ||
+        (a->nlists && !a->lists) || (a->topic && !valid_topic(a->topic)) ||
+        (a->log && !valid_key(a->log)) || a->floor == LLONG_MAX)
         return KV_EINVAL;
     n = a->nlists;
     for (size_t i = 0; i < n; i++)
         if (!valid_key(a->lists[i]))
             return KV_EINVAL;
-    if (a->head_len > SIZE_MAX / 2 - 64 || a->tail_len > SIZE_MAX / 2 - 64)
+    if (a->head_len > SIZE_MAX / 4 - 64 || a->tail_len > SIZE_MAX / 4 - 64 ||
+        a->mid_len > SIZE_MAX / 4 - 64)
         return KV_EINVAL;
     if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
         return KV_ENOMEM;
@@ -861,14 +862,24 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
     /* Allocate: the value, one copy per list, the counter's text, the lists. */
     idlen = (int)(fmt_i64(idtext, id) - idtext);
     idtext[idlen] = '\0';
-    vlen = a->head_len + (size_t)idlen + a->tail_len;
+    char postext[32];
+    size_t poslen = 0;
+    if (a->log && a->mid)
+        poslen = (size_t)(fmt_i64(postext, (lg ? lg->u.list.end_pos : 0) + 1) - postext);
+    vlen = a->head_len + (size_t)idlen + (poslen ? a->mid_len + poslen : 0) + a->tail_len;
     if (!(val = malloc(vlen + 1)) || !(text = strdup(idtext)))
         goto oom;
+    char *v = val;
     if (a->head_len)
-        memcpy(val, a->head, a->head_len);
-    memcpy(val + a->head_len, idtext, (size_t)idlen);
+        v = (char *)memcpy(v, a->head, a->head_len) + a->head_len;
+    v = (char *)memcpy(v, idtext, (size_t)idlen) + idlen;
+    if (poslen) {
+        if (a->mid_len)
+            v = (char *)memcpy(v, a->mid, a->mid_len) + a->mid_len;
+        v = (char *)memcpy(v, postext, poslen) + poslen;
+    }
     if (a->tail_len)
-        memcpy(val + a->head_len + idlen, a->tail, a->tail_len);
+        memcpy(v, a->tail, a->tail_len);
     val[vlen] = '\0';
     if (n && (!(copies = calloc(n, sizeof(*copies))) ||
               !(nodes = calloc(n, sizeof(*nodes))) || !(created = calloc(n, 1))))
@@ -1059,8 +1070,10 @@ static int memory_log_trim(kv_store *kv, const char *key, size_t keep, kv_cb cb,
     if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
         return KV_ENOMEM;
     status = find_log(m, key, &l);
+    if (!keep)
+        keep = 1; /* as on every store: the newest entry stays */
     if (l && l->len > keep)
-        deque_drop(l, l->len - keep); /* the end stays: the node stays */
+        deque_drop(l, l->len - keep);
     defer(m, d, "log_trim", key, status);
     return 0;
 }

@@ -69,11 +69,11 @@
  * picks what it does; each is one atomic step of Redis:
  *
  * 'append' - kv_append(). KEYS[1]: the counter's hash; KEYS[2..1+n]: the
- * lists; then, with a log, the log's stream and the hash of its table (which
- * holds the log's end, "id pos", under the log's name). ARGV: the counter's
- * field, the floor, head, tail, the channel to PUBLISH on ('' for none), n,
- * per list its LTRIM start ('-max', '0' for no bound), then with a log its
- * field in its table hash and its bound ('0' for none). Returns {id, pos}.
+ * lists; then, with a log, the log's stream. ARGV: the counter's field, the
+ * floor, head, tail, the channel to PUBLISH on ('' for none), n, per list its
+ * LTRIM start ('-max', '0' for no bound), then with a log its bound ('0' for
+ * none) and the text put between the id and the position ('' for none: the
+ * value is head id tail, else head id mid pos tail). Returns {id, pos}.
  * Types are checked before anything is written; HINCRBY fails, writing
  * nothing, on a counter that is no integer. One HINCRBY takes the id (an HSET
  * only when the floor lifts it). A log is a Redis Stream: entry id
@@ -83,9 +83,11 @@
  * after id X" (XRANGE with an exclusive start) and "the newest N"
  * (XREVRANGE ... COUNT), both O(log n + N) by id, which is what connection
  * cursors and history queries need; a list could only be indexed by offset.
+ * The newest entry is the log's end (position: its p), and trimming always
+ * keeps it, so the end needs no key of its own.
  *
- * 'mark' - kv_log_mark(): KEYS[1], KEYS[2]: the hashes of the log's and the
- * target's tables; ARGV[2], ARGV[3]: the two fields. Copies the log's end.
+ * 'mark' - kv_log_mark(): KEYS[1]: the log's stream, KEYS[2]: the target's
+ * table hash; ARGV[2]: the target's field. Writes the log's end there.
  *
  * 'delif' - kv_del_if(): KEYS[1]: the hash; ARGV[2]: the field, ARGV[3]: the
  * value it must hold. Returns 1 if it removed it.
@@ -93,10 +95,21 @@
  * Lua numbers are doubles: ids are exact up to 2^53 (9e15: 285 years at a
  * million messages a second). */
 #define APPEND_LUA                                                                       \
+    "local function last(key)\n"                                                         \
+    "  local e = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]\n"                \
+    "  if not e then return '0', 0 end\n"                                                \
+    "  local f = e[2]\n"                                                                 \
+    "  for i = 1, #f, 2 do\n"                                                            \
+    "    if f[i] == 'p' then return string.match(e[1], '^(%d+)'), tonumber(f[i + 1]) "   \
+    "end\n"                                                                              \
+    "  end\n"                                                                            \
+    "  return string.match(e[1], '^(%d+)'), 0\n"                                         \
+    "end\n"                                                                              \
     "local mode = ARGV[1]\n"                                                             \
     "if mode == 'mark' then\n"                                                           \
-    "  local e = redis.call('HGET', KEYS[1], ARGV[2]) or '0 0'\n"                        \
-    "  redis.call('HSET', KEYS[2], ARGV[3], e)\n"                                        \
+    "  local id, pos = last(KEYS[1])\n"                                                  \
+    "  local e = id .. ' ' .. string.format('%.0f', pos)\n"                              \
+    "  redis.call('HSET', KEYS[2], ARGV[2], e)\n"                                        \
     "  return e\n"                                                                       \
     "end\n"                                                                              \
     "if mode == 'delif' then\n"                                                          \
@@ -126,24 +139,27 @@
     "  redis.call('HSET', h, f, string.format('%.0f', id))\n"                            \
     "end\n"                                                                              \
     "id = string.format('%.0f', id)\n"                                                   \
+    "local pos = '0'\n"                                                                  \
+    "if log then\n"                                                                      \
+    "  local _, p = last(KEYS[2 + n])\n"                                                 \
+    "  pos = string.format('%.0f', p + 1)\n"                                             \
+    "end\n"                                                                              \
     "local v = ARGV[4] .. id .. ARGV[5]\n"                                               \
+    "if log and ARGV[9 + n] ~= '' then\n"                                                \
+    "  v = ARGV[4] .. id .. ARGV[9 + n] .. pos .. ARGV[5]\n"                             \
+    "end\n"                                                                              \
     "for i = 1, n do\n"                                                                  \
     "  redis.call('RPUSH', KEYS[1 + i], v)\n"                                            \
     "  if ARGV[7 + i] ~= '0' then redis.call('LTRIM', KEYS[1 + i], ARGV[7 + i], -1) "    \
     "end\n"                                                                              \
     "end\n"                                                                              \
-    "local pos = '0'\n"                                                                  \
     "if log then\n"                                                                      \
-    "  local e = redis.call('HGET', KEYS[3 + n], ARGV[8 + n])\n"                         \
-    "  local last = e and tonumber(string.match(e, ' (%d+)$')) or 0\n"                   \
-    "  pos = string.format('%.0f', last + 1)\n"                                          \
-    "  if ARGV[9 + n] ~= '0' then\n"                                                     \
-    "    redis.call('XADD', KEYS[2 + n], 'MAXLEN', '~', ARGV[9 + n], id .. '-0',\n"      \
+    "  if ARGV[8 + n] ~= '0' then\n"                                                     \
+    "    redis.call('XADD', KEYS[2 + n], 'MAXLEN', '~', ARGV[8 + n], id .. '-0',\n"      \
     "                'p', pos, 'v', v)\n"                                                \
     "  else\n"                                                                           \
     "    redis.call('XADD', KEYS[2 + n], id .. '-0', 'p', pos, 'v', v)\n"                \
     "  end\n"                                                                            \
-    "  redis.call('HSET', KEYS[3 + n], ARGV[8 + n], id .. ' ' .. pos)\n"                 \
     "end\n"                                                                              \
     "if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], v) end\n"                      \
     "return {id, pos}\n"
@@ -435,8 +451,15 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
             res.items = items;
         break;
     case OP_LOGEND:
+        /* The newest entry, if any: its id and position are the end. */
+        if ((res.status = log_entries(rep[0], 0, &items, &res.n)) == 0 && res.n) {
+            res.id = items[0].id;
+            res.num = items[0].pos;
+        }
+        res.n = 0;
+        break;
     case OP_MARK:
-        /* "id pos", or nil for a log never appended to */
+        /* "id pos", written where the caller asked */
         if (rep[0]->type == REDIS_REPLY_STRING)
             sscanf(rep[0]->str, "%lld %lld", &res.id, &res.num);
         break;
@@ -839,15 +862,15 @@ static void sha_placeholder(char sha[KV_REDIS_SHA_LEN + 1])
 static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *arg)
 {
     kv_redis *r = (kv_redis *)kv;
-    char *hash = NULL, *channel = NULL, *trims = NULL, **keys = NULL, *stream = NULL,
-         *loghash = NULL;
+    char *hash = NULL, *channel = NULL, *trims = NULL, **keys = NULL, *stream = NULL;
     char nkeys[24], floortxt[24], ntxt[24], maxtxt[24], sha[KV_REDIS_SHA_LEN + 1];
-    const char *field, *logfield = NULL, **argv = NULL;
+    const char *field, **argv = NULL;
     size_t n, argc, k = 0, *lens = NULL;
     int rc;
 
     if (!a || (!a->head && a->head_len) || (!a->tail && a->tail_len) ||
-        (a->nlists && !a->lists) || (a->topic && !valid_name(a->topic)) ||
+        (!a->mid && a->mid_len) || (a->nlists && !a->lists) ||
+        (a->topic && !valid_name(a->topic)) || (a->log && !valid_name(a->log)) ||
         a->floor == LLONG_MAX)
         return KV_EINVAL;
     n = a->nlists;
@@ -856,14 +879,9 @@ static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *a
             return KV_EINVAL;
     if ((rc = split_key(r, a->counter, &hash, &field)) < 0)
         return rc;
-    if (a->log && (rc = split_key(r, a->log, &loghash, &logfield)) < 0) {
-        free(hash);
-        return rc;
-    }
     rc = KV_ENOMEM;
-    /* EVALSHA sha numkeys hash lists... [stream loghash] + 7 ARGV + trims
-     * [+ logfield max] */
-    argc = 4 + n + (a->log ? 2 : 0) + 7 + n + (a->log ? 2 : 0);
+    /* EVALSHA sha numkeys hash lists... [stream] + 7 ARGV + trims [+ max mid] */
+    argc = 4 + n + (a->log ? 1 : 0) + 7 + n + (a->log ? 2 : 0);
     if (n > ((size_t)INT_MAX - 20) / 2 || !(argv = calloc(argc, sizeof(*argv))) ||
         !(lens = calloc(argc, sizeof(*lens))) ||
         (n && (!(keys = calloc(n, sizeof(*keys))) || !(trims = malloc(n * 24)))) ||
@@ -871,7 +889,7 @@ static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *a
         (a->log && !(stream = list_key(r, a->log))))
         goto out;
     sha_placeholder(sha);
-    snprintf(nkeys, sizeof(nkeys), "%zu", n + 1 + (a->log ? 2 : 0));
+    snprintf(nkeys, sizeof(nkeys), "%zu", n + 1 + (a->log ? 1 : 0));
     snprintf(floortxt, sizeof(floortxt), "%lld", a->floor);
     snprintf(ntxt, sizeof(ntxt), "%zu", n);
     snprintf(maxtxt, sizeof(maxtxt), "%zu", a->log_max);
@@ -885,10 +903,8 @@ static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *a
             goto out;
         PUT(keys[i], strlen(keys[i]));
     }
-    if (a->log) {
+    if (a->log)
         PUT(stream, strlen(stream));
-        PUT(loghash, strlen(loghash));
-    }
     PUT("append", 6);
     PUT(field, strlen(field));
     PUT(floortxt, strlen(floortxt));
@@ -903,8 +919,8 @@ static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *a
         PUT(t, strlen(t));
     }
     if (a->log) {
-        PUT(logfield, strlen(logfield));
         PUT(maxtxt, strlen(maxtxt));
+        PUT(a->mid ? a->mid : "", a->mid_len);
     }
 #undef PUT
     rc = op(r, OP_APPEND, cb, arg, cb != NULL, 0, NULL, (int)argc, argv, lens, 0, NULL,
@@ -916,7 +932,6 @@ out:
     free(trims);
     free(channel);
     free(stream);
-    free(loghash);
     free(argv);
     free(lens);
     free(hash);
@@ -952,7 +967,17 @@ static int redis_log_range(kv_store *kv, const char *key, long long after, size_
 
 static int redis_log_end(kv_store *kv, const char *key, kv_cb cb, void *arg)
 {
-    return hash_op(kv, OP_LOGEND, "HGET", key, NULL, 0, cb, arg, 1);
+    kv_redis *r = (kv_redis *)kv;
+    char *stream = list_key(r, key);
+    int rc;
+    if (!stream)
+        return key && *key ? KV_ENOMEM : KV_EINVAL;
+    /* The newest entry is the end: trimming always keeps it. */
+    const char **a = ARGV("XREVRANGE", stream, "+", "-", "COUNT", "1");
+    size_t l[] = {9, strlen(stream), 1, 1, 5, 1};
+    rc = op(r, OP_LOGEND, cb, arg, 1, 0, NULL, 6, a, l, 0, NULL, NULL);
+    free(stream);
+    return rc;
 }
 
 static int redis_log_trim(kv_store *kv, const char *key, size_t keep, kv_cb cb, void *arg)
@@ -962,7 +987,7 @@ static int redis_log_trim(kv_store *kv, const char *key, size_t keep, kv_cb cb, 
     int rc;
     if (!stream)
         return key && *key ? KV_ENOMEM : KV_EINVAL;
-    snprintf(num, sizeof(num), "%zu", keep);
+    snprintf(num, sizeof(num), "%zu", keep ? keep : 1); /* the end stays */
     const char **a = ARGV("XTRIM", stream, "MAXLEN", num);
     size_t l[] = {5, strlen(stream), 6, strlen(num)};
     rc = op(r, OP_DEL, cb, arg, 0, 0, NULL, 4, a, l, 0, NULL, NULL);
@@ -974,29 +999,23 @@ static int redis_log_mark(kv_store *kv, const char *log, const char *key, kv_cb 
                           void *arg)
 {
     kv_redis *r = (kv_redis *)kv;
-    char *loghash = NULL, *hash = NULL, sha[KV_REDIS_SHA_LEN + 1];
-    const char *logfield, *field;
+    char *stream = NULL, *hash = NULL, sha[KV_REDIS_SHA_LEN + 1];
+    const char *field;
     int rc;
 
-    if (!log || !key || strcmp(log, key) == 0)
+    if (!valid_name(log) || !key || strcmp(log, key) == 0)
         return KV_EINVAL;
-    if ((rc = split_key(r, log, &loghash, &logfield)) < 0 ||
-        (rc = split_key(r, key, &hash, &field)) < 0) {
-        free(loghash);
+    if ((rc = split_key(r, key, &hash, &field)) < 0)
         return rc;
+    if (!(stream = list_key(r, log))) {
+        free(hash);
+        return KV_ENOMEM;
     }
     sha_placeholder(sha);
-    const char **a = ARGV("EVALSHA", sha, "2", loghash, hash, "mark", logfield, field);
-    size_t l[] = {7,
-                  KV_REDIS_SHA_LEN,
-                  1,
-                  strlen(loghash),
-                  strlen(hash),
-                  4,
-                  strlen(logfield),
-                  strlen(field)};
-    rc = op(r, OP_MARK, cb, arg, cb != NULL, 0, NULL, 8, a, l, 0, NULL, NULL);
-    free(loghash);
+    const char **a = ARGV("EVALSHA", sha, "2", stream, hash, "mark", field);
+    size_t l[] = {7, KV_REDIS_SHA_LEN, 1, strlen(stream), strlen(hash), 4, strlen(field)};
+    rc = op(r, OP_MARK, cb, arg, cb != NULL, 0, NULL, 7, a, l, 0, NULL, NULL);
+    free(stream);
     free(hash);
     return rc;
 }

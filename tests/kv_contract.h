@@ -1142,6 +1142,21 @@ static void kvc_logs(kv_store *a, kv_store *b, struct event_base *base)
     ok(kvc_is(&r, KV_OK) && kvc_entries(&r, 7, 11, -6),
        "appends without a callback, unbounded: 5 entries, positions 1 to 5");
 
+    ap.mid = "@";
+    ap.mid_len = 1;
+    KVC_RUN(base, &r, kv_append(b, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.id == 12 && r.pos == 6, "an append with mid (%lld %lld)",
+       r.id, r.pos);
+    KVC_RUN(base, &r, kv_log_range(a, "x/lg", 0, 1, 1, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.n == 1 && r.ilen[0] == 5 &&
+           memcmp(r.item[0], "e12@6", 5) == 0,
+       "its value is head + id + mid + position + tail (%.*s)", (int)r.ilen[0],
+       r.item[0]);
+    KVC_RUN(base, &r, kv_log_trim(a, "x/lg", 0, kvc_record, &r));
+    KVC_RUN(base, &r, kv_log_range(b, "x/lg", 0, 10, 0, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.n == 1 && r.iid[0] == 12,
+       "a trim to 0 keeps the newest entry, the log's end");
+
     ok(kv_log_range(a, "", 0, 1, 0, kvc_record, &r) == KV_EINVAL &&
            kv_log_end(a, "", kvc_record, &r) == KV_EINVAL &&
            kv_log_mark(a, "x/lg", "x/lg", kvc_record, &r) == KV_EINVAL &&

@@ -4,9 +4,15 @@
  * Composed as eric-sse composes them: the channel repository builds channels
  * (options and history) and asks the connection repository for their
  * connections; the connection repository builds each connection from the
- * listener repository (running/stopped) and the queue repository (queued
- * messages). Each repository is an interface (an ops table) with one kv-backed
+ * listener repository (running/stopped) and the queue repository (what waits
+ * for it). Each repository is an interface (an ops table) with one kv-backed
  * implementation; none of them knows which kv store it runs on.
+ *
+ * A channel's messages are stored once, in its log; a connection's queue is
+ * a cursor into that log plus a log of its own for messages published to it
+ * alone, so a publish costs the same whatever the number of connections, and
+ * a connection created (its cursor marked at the log's end) before a publish
+ * is queued for on any node, whatever that node knows of it.
  *
  * Writes are fire-and-forget on the store's ordered pipeline: their errors are
  * reported by the store (kv_set_report), and a caller that must know they
@@ -15,11 +21,15 @@
  *
  * Key layout (the table is everything up to the last '/'; names never hold '/'):
  *   c/{chan}          string  channel options JSON
- *   h/{chan}          list    retained messages, oldest first, bound: history
+ *   g/{chan}          log     the channel's messages as JSON, at least
+ *                             max(history, queue_limit) newest kept
  *   n/{chan}/{conn}   string  connection record JSON {"id"}
  *   l/{chan}/{conn}   string  listener JSON {"running": bool}
- *   q/{chan}/{conn}   list    queued messages, oldest first, bound: queue_limit
- *   d/{chan}/{conn}   string  messages the queue bound dropped (integer)
+ *   k/{chan}/{conn}   string  its cursor in g/{chan}: "<id> <pos>"
+ *   o/{chan}/{conn}   log     messages published to it alone, queue_limit kept
+ *   j/{chan}/{conn}   string  its cursor in o/{chan}/{conn} (none: "0 0")
+ *   d/{chan}/{conn}   string  messages its bound dropped (integer)
+ *   a/{chan}/{conn}   string  the node its stream is attached to, if any
  *   meta/seq          string  the last message id allocated (integer)
  */
 #ifndef REPO_H
@@ -39,50 +49,59 @@
 /* Load completion: status 0 or a negative KV_E* code. */
 typedef void (*repo_cb)(int status, void *arg);
 
-/* ---- queues: the messages waiting for one connection ---- */
+/* ---- queues: what waits for one connection ---- */
 typedef struct repo_queue repo_queue;
+
+/* What the store holds for one connection's queue. */
+typedef struct repo_backlog {
+    cursor at, own;      /* its cursors in the channel's log and in its own */
+    cursor end, own_end; /* the two logs' ends */
+    uint64_t dropped;    /* the count stored */
+    msgq chan_msgs;      /* the newest 'limit' entries after 'at', oldest first */
+    msgq own_msgs;       /* the same after 'own' */
+} repo_backlog;
+/* 'bl' is borrowed until the callback returns (take msg references). */
+typedef void (*repo_backlog_cb)(int status, repo_backlog *bl, void *arg);
+
 typedef struct repo_queue_ops {
-    void (*pop)(repo_queue *r, const conn *cn, size_t n);
-    void (*dropped)(repo_queue *r, const conn *cn);
-    void (*remove)(repo_queue *r, const conn *cn);
-    int (*load_into)(repo_queue *r, const conn *cn, msgq *q, repo_cb cb, void *arg);
-    int (*load)(repo_queue *r, conn *cn, repo_cb cb, void *arg);
+    int (*init)(repo_queue *r, const conn *cn, kv_cb cb, void *arg);
+    int (*read)(repo_queue *r, const conn *cn, size_t limit, repo_backlog_cb cb,
+                void *arg);
+    void (*save)(repo_queue *r, const conn *cn, uint64_t dropped_add);
+    void (*remove)(repo_queue *r, const chan *ch, const char *conn_id);
     void (*free)(repo_queue *r);
 } repo_queue_ops;
 struct repo_queue {
     const repo_queue_ops *ops;
 };
 
-/* Take the 'n' oldest messages off the stored queue of 'cn' (delivered). */
-static inline void repo_queue_pop(repo_queue *r, const conn *cn, size_t n)
+/* A new connection's queue: its cursor at the end of the channel's log, in one
+ * step with respect to every publish (a message published after 'cb' reports
+ * success, on any node, is queued for it), nothing of its own. */
+static inline int repo_queue_init(repo_queue *r, const conn *cn, kv_cb cb, void *arg)
 {
-    r->ops->pop(r, cn, n);
+    return r->ops->init(r, cn, cb, arg);
 }
 
-/* Store cn->queue.dropped, the messages its bound has dropped. */
-static inline void repo_queue_dropped(repo_queue *r, const conn *cn)
+/* Read what waits for 'cn': its cursors, the logs' ends, its dropped count
+ * and, when 'limit' > 0, the newest 'limit' entries after each cursor. */
+static inline int repo_queue_read(repo_queue *r, const conn *cn, size_t limit,
+                                  repo_backlog_cb cb, void *arg)
 {
-    r->ops->dropped(r, cn);
+    return r->ops->read(r, cn, limit, cb, arg);
 }
 
-/* Remove the stored queue of 'cn' and its dropped count. */
-static inline void repo_queue_remove(repo_queue *r, const conn *cn)
+/* Store cn->at and cn->own, and add 'dropped_add' to its dropped count. */
+static inline void repo_queue_save(repo_queue *r, const conn *cn, uint64_t dropped_add)
 {
-    r->ops->remove(r, cn);
+    r->ops->save(r, cn, dropped_add);
 }
 
-/* Append the stored queue of 'cn' to 'q' (which keeps its own bound), then
- * call 'cb'. Returns 0, or a KV_E* code and no callback. */
-static inline int repo_queue_load_into(repo_queue *r, const conn *cn, msgq *q, repo_cb cb,
-                                       void *arg)
+/* Remove the queue of the connection 'conn_id' of 'ch': cursors, its own log,
+ * its dropped count. */
+static inline void repo_queue_remove(repo_queue *r, const chan *ch, const char *conn_id)
 {
-    return r->ops->load_into(r, cn, q, cb, arg);
-}
-
-/* Fill cn->queue and its dropped count from the store, then call 'cb'. */
-static inline int repo_queue_load(repo_queue *r, conn *cn, repo_cb cb, void *arg)
-{
-    return r->ops->load(r, cn, cb, arg);
+    r->ops->remove(r, ch, conn_id);
 }
 
 static inline void repo_queue_free(repo_queue *r)
@@ -95,7 +114,7 @@ static inline void repo_queue_free(repo_queue *r)
 typedef struct repo_listener repo_listener;
 typedef struct repo_listener_ops {
     void (*persist)(repo_listener *r, const conn *cn);
-    void (*remove)(repo_listener *r, const conn *cn);
+    void (*remove)(repo_listener *r, const chan *ch, const char *conn_id);
     int (*load)(repo_listener *r, conn *cn, repo_cb cb, void *arg);
     void (*free)(repo_listener *r);
 } repo_listener_ops;
@@ -109,9 +128,10 @@ static inline void repo_listener_persist(repo_listener *r, const conn *cn)
     r->ops->persist(r, cn);
 }
 
-static inline void repo_listener_remove(repo_listener *r, const conn *cn)
+static inline void repo_listener_remove(repo_listener *r, const chan *ch,
+                                        const char *conn_id)
 {
-    r->ops->remove(r, cn);
+    r->ops->remove(r, ch, conn_id);
 }
 
 /* Set cn->lis.running from the store (a missing record means running). */
@@ -128,10 +148,23 @@ static inline void repo_listener_free(repo_listener *r)
 
 /* ---- connections: a listener plus a queue ---- */
 typedef struct repo_connection repo_connection;
+
+/* What the store says of one connection, for conn_info. */
+typedef struct repo_conn_state {
+    bool running;
+    char node[CONN_ID_LEN + 1]; /* where its stream is attached, or "" */
+    repo_backlog bl;            /* counts only: no entries */
+} repo_conn_state;
+typedef void (*repo_state_cb)(int status, const repo_conn_state *st, void *arg);
+
 typedef struct repo_connection_ops {
     void (*persist)(repo_connection *r, const conn *cn);
-    void (*remove)(repo_connection *r, const conn *cn);
+    void (*remove)(repo_connection *r, const chan *ch, const char *conn_id);
     int (*load_all)(repo_connection *r, chan *ch, repo_cb cb, void *arg);
+    int (*find)(repo_connection *r, chan *ch, const char *conn_id, repo_cb cb, void *arg);
+    int (*state)(repo_connection *r, const conn *cn, repo_state_cb cb, void *arg);
+    void (*attach)(repo_connection *r, const conn *cn, const char *node);
+    void (*detach)(repo_connection *r, const conn *cn, const char *node);
     repo_listener *(*listeners)(repo_connection *r);
     repo_queue *(*queues)(repo_connection *r);
     void (*free)(repo_connection *r);
@@ -146,17 +179,48 @@ static inline void repo_connection_persist(repo_connection *r, const conn *cn)
     r->ops->persist(r, cn);
 }
 
-/* Remove the connection, its listener and its queue. */
-static inline void repo_connection_remove(repo_connection *r, const conn *cn)
+/* Remove the connection 'conn_id' of 'ch', its listener and its queue. */
+static inline void repo_connection_remove(repo_connection *r, const chan *ch,
+                                          const char *conn_id)
 {
-    r->ops->remove(r, cn);
+    r->ops->remove(r, ch, conn_id);
 }
 
-/* Add every stored connection of 'ch' to it, with listener and queue. */
+/* Add every stored connection of 'ch' to it, with its listener state. */
 static inline int repo_connection_load_all(repo_connection *r, chan *ch, repo_cb cb,
                                            void *arg)
 {
     return r->ops->load_all(r, ch, cb, arg);
+}
+
+/* Look for the connection 'conn_id' of 'ch' in the store (created on another
+ * node, which this one may not have heard of yet): if it is there, add it to
+ * 'ch' with its listener state, then call 'cb' with 0; KV_ENOTFOUND if not. */
+static inline int repo_connection_find(repo_connection *r, chan *ch, const char *conn_id,
+                                       repo_cb cb, void *arg)
+{
+    return r->ops->find(r, ch, conn_id, cb, arg);
+}
+
+/* Read what the store says of 'cn' now: listener, attachment, queue counts. */
+static inline int repo_connection_state(repo_connection *r, const conn *cn,
+                                        repo_state_cb cb, void *arg)
+{
+    return r->ops->state(r, cn, cb, arg);
+}
+
+/* Record that the stream of 'cn' is attached on 'node' (a node id); detach
+ * clears it only if it still names 'node' (another node may have taken it). */
+static inline void repo_connection_attach(repo_connection *r, const conn *cn,
+                                          const char *node)
+{
+    r->ops->attach(r, cn, node);
+}
+
+static inline void repo_connection_detach(repo_connection *r, const conn *cn,
+                                          const char *node)
+{
+    r->ops->detach(r, cn, node);
 }
 
 /* The repositories it is composed of (borrowed). */
@@ -186,9 +250,11 @@ typedef struct repo_channel_ops {
     int (*publish)(repo_channel *r, const chan *ch, const conn *target, const char *tail,
                    size_t tail_len, uint64_t floor, kv_cb cb, void *arg);
     int (*history_load)(repo_channel *r, const chan *ch, msgq *q, repo_cb cb, void *arg);
-    void (*history_trim)(repo_channel *r, const chan *ch);
+    void (*trim)(repo_channel *r, const chan *ch);
     int (*load_all)(repo_channel *r, const chan_opts *defaults, repo_chan_found_cb found,
                     repo_cb cb, void *arg);
+    int (*find)(repo_channel *r, const char *name, const chan_opts *defaults,
+                repo_chan_found_cb found, repo_cb cb, void *arg);
     repo_connection *(*connections)(repo_channel *r);
     void (*free)(repo_channel *r);
 } repo_channel_ops;
@@ -202,18 +268,20 @@ static inline void repo_channel_persist(repo_channel *r, const chan *ch)
     r->ops->persist(r, ch);
 }
 
-/* Remove the channel, its history and every connection. */
+/* Remove the channel, its log and every connection the store holds for it
+ * (not only those this node knows). */
 static inline void repo_channel_remove(repo_channel *r, const chan *ch)
 {
     r->ops->remove(r, ch);
 }
 
 /* Publish one message to the channel, or only to its connection 'target' (not
- * NULL): in one atomic step of the store, take the next id (at least floor + 1),
- * store {"id":"<id>"<tail> in the history (channel publish) and the queue of
- * every connection (or of 'target'), and notify REPO_TOPIC_MSG/{chan} (or
+ * NULL): in one atomic step of the store, take the next id (at least floor +
+ * 1), append MSG_JSON_HEAD id MSG_JSON_MID pos 'tail' to the channel's log (or
+ * the target's own), and notify REPO_TOPIC_MSG/{chan} (or
  * REPO_TOPIC_TARGETED/{chan}/{conn}) with it. 'tail' is msg_json_tail() text.
- * res->num is the id. Returns 0 and calls 'cb' once, later; or a KV_E* code. */
+ * One step whatever the number of connections. res->id is the id, res->pos
+ * the position. Returns 0 and calls 'cb' once, later; or a KV_E* code. */
 static inline int repo_channel_publish(repo_channel *r, const chan *ch,
                                        const conn *target, const char *tail,
                                        size_t tail_len, uint64_t floor, kv_cb cb,
@@ -222,25 +290,36 @@ static inline int repo_channel_publish(repo_channel *r, const chan *ch,
     return r->ops->publish(r, ch, target, tail, tail_len, floor, cb, arg);
 }
 
-/* Append the stored history of 'ch' to 'q' (which keeps its own bound). */
+/* Append the newest ch->opts.history messages of its log to 'q' (which keeps
+ * its own bound), oldest first. */
 static inline int repo_channel_history_load(repo_channel *r, const chan *ch, msgq *q,
                                             repo_cb cb, void *arg)
 {
     return r->ops->history_load(r, ch, q, cb, arg);
 }
 
-/* Bring the stored history down to the channel's current bound. */
-static inline void repo_channel_history_trim(repo_channel *r, const chan *ch)
+/* Bring the stored log down to the channel's current bounds. */
+static inline void repo_channel_trim(repo_channel *r, const chan *ch)
 {
-    r->ops->history_trim(r, ch);
+    r->ops->trim(r, ch);
 }
 
-/* Build every stored channel (options, history, connections) and hand each to
- * 'found'; then 'cb' once. 'defaults' fill options missing from a record. */
+/* Build every stored channel (options, history, connections) and hand each
+ * to 'found'; then 'cb' once. 'defaults' fill options missing from a record. */
 static inline int repo_channel_load_all(repo_channel *r, const chan_opts *defaults,
                                         repo_chan_found_cb found, repo_cb cb, void *arg)
 {
     return r->ops->load_all(r, defaults, found, cb, arg);
+}
+
+/* Build the channel 'name' from the store, if it is there (created on another
+ * node, which this one may not have heard of yet), and hand it to 'found';
+ * then 'cb' once: 0, or KV_ENOTFOUND. */
+static inline int repo_channel_find(repo_channel *r, const char *name,
+                                    const chan_opts *defaults, repo_chan_found_cb found,
+                                    repo_cb cb, void *arg)
+{
+    return r->ops->find(r, name, defaults, found, cb, arg);
 }
 
 /* The connection repository it is composed of (borrowed). */

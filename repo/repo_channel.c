@@ -1,5 +1,5 @@
-/* repo_channel.c - channels as a kv options record and a history list each,
- * with their connections from the connection repository. */
+/* repo_channel.c - channels as a kv options record and a log each, with their
+ * connections from the connection repository. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +10,14 @@ typedef struct repo_channel_kv {
     kv_store *kv;
     repo_connection *connections; /* owned */
 } repo_channel_kv;
+
+/* What the channel's log keeps: a plain subscriber replays 'history', and a
+ * connection may lag up to 'queue_limit' behind. */
+static size_t log_bound(const chan *ch)
+{
+    size_t h = (size_t)ch->opts.history, q = (size_t)ch->opts.queue_limit;
+    return h > q ? h : q;
+}
 
 static void channel_kv_persist(repo_channel *r, const chan *ch)
 {
@@ -26,27 +34,47 @@ static void channel_kv_persist(repo_channel *r, const chan *ch)
     json_decref(o);
 }
 
+/* Removing a channel removes every connection the store holds for it, known
+ * here or not: the list comes from the store. */
+typedef struct channel_removal {
+    repo_channel_kv *c;
+    chan *ch; /* holds a reference */
+} channel_removal;
+
+static void connections_to_remove(const kv_result *res, void *arg)
+{
+    channel_removal *cr = arg;
+    char key[REPO_KEY_MAX];
+    size_t plen = strlen("n/") + strlen(cr->ch->name) + 1;
+    for (size_t i = 0; res->status == KV_OK && i < res->n; i++)
+        if (res->items[i].klen > plen && valid_conn_id(res->items[i].key + plen))
+            repo_connection_remove(cr->c->connections, cr->ch, res->items[i].key + plen);
+    kv_del(cr->c->kv, repo_key(key, "g", cr->ch->name, NULL), NULL, NULL);
+    chan_unref(cr->ch);
+    free(cr);
+}
+
 static void channel_kv_remove(repo_channel *r, const chan *ch)
 {
     repo_channel_kv *c = (repo_channel_kv *)r;
     char key[REPO_KEY_MAX];
+    channel_removal *cr = malloc(sizeof(*cr));
     conn *cn;
-    TAILQ_FOREACH (cn, &ch->conns, link)
-        repo_connection_remove(c->connections, cn);
-    kv_del(c->kv, repo_key(key, "h", ch->name, NULL), NULL, NULL);
-    kv_del(c->kv, repo_key(key, "c", ch->name, NULL), NULL, NULL);
-}
 
-static void history_push_one(repo_channel_kv *c, const char *key, const chan *ch,
-                             const msg *m)
-{
-    size_t len;
-    const char *text = msg_json_text(m, &len);
-    if (text)
-        kv_list_push(c->kv, key, text, len, (size_t)ch->opts.history, NULL, NULL);
-    else
-        kv_report(c->kv, KV_EV_FAILED, "repo: out of memory persisting history of '%s'",
-                  ch->name);
+    kv_del(c->kv, repo_key(key, "c", ch->name, NULL), NULL, NULL);
+    snprintf(key, sizeof(key), "n/%s/", ch->name);
+    if (cr) {
+        *cr = (channel_removal){c, chan_ref((chan *)ch)};
+        if (kv_scan(c->kv, key, connections_to_remove, cr) == 0)
+            return;
+        chan_unref(cr->ch);
+        free(cr);
+    }
+    /* No scan: remove what this node knows, at least. */
+    kv_report(c->kv, KV_EV_FAILED, "repo: out of memory removing channel '%s'", ch->name);
+    TAILQ_FOREACH (cn, &ch->conns, link)
+        repo_connection_remove(c->connections, ch, cn->id);
+    kv_del(c->kv, repo_key(key, "g", ch->name, NULL), NULL, NULL);
 }
 
 static int channel_kv_publish(repo_channel *r, const chan *ch, const conn *target,
@@ -54,72 +82,41 @@ static int channel_kv_publish(repo_channel *r, const chan *ch, const conn *targe
                               void *arg)
 {
     repo_channel_kv *c = (repo_channel_kv *)r;
-    size_t n = target ? 1 : ch->nconns + (ch->opts.history > 0);
-    char(*keys)[REPO_KEY_MAX] = malloc((n ? n : 1) * sizeof(*keys));
-    const char **lists = malloc((n ? n : 1) * sizeof(*lists));
-    size_t *max = malloc((n ? n : 1) * sizeof(*max)), i = 0;
-    char topic[REPO_KEY_MAX];
-    const conn *cn;
-    int rc = KV_ENOMEM;
+    char log[REPO_KEY_MAX], topic[REPO_KEY_MAX];
+    const char *conn_id = target ? target->id : NULL;
 
-    if (!keys || !lists || !max)
-        goto out;
-    if (target) {
-        repo_key(keys[i], "q", ch->name, target->id);
-        max[i++] = (size_t)ch->opts.queue_limit;
-        repo_key(topic, REPO_TOPIC_TARGETED, ch->name, target->id);
-    } else {
-        if (ch->opts.history > 0) {
-            repo_key(keys[i], "h", ch->name, NULL);
-            max[i++] = (size_t)ch->opts.history;
-        }
-        TAILQ_FOREACH (cn, &ch->conns, link) {
-            repo_key(keys[i], "q", ch->name, cn->id);
-            max[i++] = (size_t)ch->opts.queue_limit;
-        }
-        repo_key(topic, REPO_TOPIC_MSG, ch->name, NULL);
-    }
-    for (size_t k = 0; k < i; k++)
-        lists[k] = keys[k];
+    repo_key(log, target ? "o" : "g", ch->name, conn_id);
+    repo_key(topic, target ? REPO_TOPIC_TARGETED : REPO_TOPIC_MSG, ch->name, conn_id);
     kv_append_args a = {.counter = "meta/seq",
                         .floor = (long long)floor,
-                        .head = "{\"id\":\"",
-                        .head_len = 7,
+                        .head = MSG_JSON_HEAD,
+                        .head_len = sizeof(MSG_JSON_HEAD) - 1,
+                        .mid = MSG_JSON_MID,
+                        .mid_len = sizeof(MSG_JSON_MID) - 1,
                         .tail = tail,
                         .tail_len = tail_len,
-                        .lists = lists,
-                        .nlists = i,
-                        .max = max,
+                        .log = log,
+                        .log_max = target ? (size_t)ch->opts.queue_limit : log_bound(ch),
                         .topic = topic};
-    rc = kv_append(c->kv, &a, cb, arg);
-out:
-    free(keys);
-    free(lists);
-    free(max);
-    return rc;
+    return kv_append(c->kv, &a, cb, arg);
 }
 
 static int channel_kv_history_load(repo_channel *r, const chan *ch, msgq *q, repo_cb cb,
                                    void *arg)
 {
     char key[REPO_KEY_MAX];
-    return repo_load_list(((repo_channel_kv *)r)->kv, repo_key(key, "h", ch->name, NULL),
-                          q, cb, arg);
+    return repo_load_log(((repo_channel_kv *)r)->kv, repo_key(key, "g", ch->name, NULL),
+                         0, (size_t)ch->opts.history, 1, q, cb, arg);
 }
 
-static void channel_kv_history_trim(repo_channel *r, const chan *ch)
+static void channel_kv_trim(repo_channel *r, const chan *ch)
 {
-    /* Bounds change rarely: rewrite the stored list from the channel's own
-     * (already trimmed) history rather than read its length first. */
     repo_channel_kv *c = (repo_channel_kv *)r;
     char key[REPO_KEY_MAX];
-    repo_key(key, "h", ch->name, NULL);
-    kv_del(c->kv, key, NULL, NULL);
-    for (size_t i = 0; i < ch->history.len; i++)
-        history_push_one(c, key, ch, msgq_at(&ch->history, i));
+    kv_log_trim(c->kv, repo_key(key, "g", ch->name, NULL), log_bound(ch), NULL, NULL);
 }
 
-/* One load_all in progress. */
+/* One load_all (or find) in progress. */
 typedef struct channels_load {
     repo_channel_kv *c;
     chan_opts defaults;
@@ -135,70 +132,119 @@ static void channels_loaded(int status, void *arg)
 {
     channels_load *cl = arg;
     for (size_t i = 0; i < cl->n; i++) {
-        chan *ch = cl->v[i];
-        msg *last = msgq_at(&ch->history, ch->history.len ? ch->history.len - 1 : 0);
-        if (last)
-            ch->last_seq = last->seq;
         if (status == 0)
-            cl->found(ch, cl->arg);
+            cl->found(cl->v[i], cl->arg);
         else
-            chan_unref(ch);
+            chan_unref(cl->v[i]);
     }
     cl->cb(status, cl->arg);
     free(cl->v);
     free(cl);
 }
 
+/* The end of a channel's log is the id of its newest message. */
+typedef struct last_read {
+    chan *ch;
+    repo_join *join;
+} last_read;
+
+static void got_last(const kv_result *res, void *arg)
+{
+    last_read lr = *(last_read *)arg;
+    free(arg);
+    if (res->status == KV_OK && (uint64_t)res->id > lr.ch->last_seq)
+        lr.ch->last_seq = (uint64_t)res->id;
+    repo_join_done(res->status, lr.join);
+}
+
+/* Build the channel of one record and start reading its history, its end and
+ * its connections under the load's join. */
+static void channel_build(channels_load *cl, const char *name, const char *val,
+                          size_t vlen)
+{
+    repo_join *j = cl->join;
+    chan_opts opts = cl->defaults;
+    char err[128], key[REPO_KEY_MAX];
+    json_t *o = json_loadb(val, vlen, 0, NULL);
+    chan *ch;
+
+    if (!valid_channel_name(name, strlen(name)) ||
+        chan_opts_apply_json(&opts, o, err, sizeof(err)) < 0) {
+        kv_report(cl->c->kv, KV_EV_BAD_RECORD,
+                  "repo: skipping a bad channel record 'c/%s'", name);
+    } else if (!(ch = chan_new(name, &opts))) {
+        j->status = KV_ENOMEM;
+    } else {
+        cl->v[cl->n++] = ch;
+        repo_key(key, "g", name, NULL);
+        last_read *lr = malloc(sizeof(*lr));
+        if (lr)
+            *lr = (last_read){ch, j};
+        if (lr && kv_log_end(cl->c->kv, key, got_last, lr) == 0)
+            j->pending++;
+        else
+            free(lr), j->status = KV_ENOMEM;
+        if (repo_load_log(cl->c->kv, key, 0, (size_t)opts.history, 1, &ch->history,
+                          repo_join_done, j) == 0)
+            j->pending++;
+        if (repo_connection_load_all(cl->c->connections, ch, repo_join_done, j) == 0)
+            j->pending++;
+    }
+    json_decref(o);
+}
+
 static void channels_scanned(const kv_result *res, void *arg)
 {
     channels_load *cl = arg;
     repo_join *j = cl->join;
-    char key[REPO_KEY_MAX];
 
     if (res->status < 0)
         j->status = res->status;
     if (res->status == KV_OK && res->n && !(cl->v = calloc(res->n, sizeof(chan *))))
         j->status = KV_ENOMEM;
-    for (size_t i = 0; cl->v && i < res->n; i++) {
-        const char *name = res->items[i].key + 2; /* after "c/" */
-        chan_opts opts = cl->defaults;
-        char err[128];
-        json_t *o = json_loadb(res->items[i].val, res->items[i].vlen, 0, NULL);
-        chan *ch;
-
-        if (!valid_channel_name(name, strlen(name)) ||
-            chan_opts_apply_json(&opts, o, err, sizeof(err)) < 0) {
-            kv_report(cl->c->kv, KV_EV_BAD_RECORD,
-                      "repo: skipping a bad channel record '%s'", res->items[i].key);
-        } else if (!(ch = chan_new(name, &opts))) {
-            j->status = KV_ENOMEM;
-        } else {
-            cl->v[cl->n++] = ch;
-            if (repo_load_list(cl->c->kv, repo_key(key, "h", name, NULL), &ch->history,
-                               repo_join_done, j) == 0)
-                j->pending++;
-            if (repo_connection_load_all(cl->c->connections, ch, repo_join_done, j) == 0)
-                j->pending++;
-        }
-        json_decref(o);
-    }
+    for (size_t i = 0; cl->v && i < res->n; i++)
+        channel_build(cl, res->items[i].key + 2 /* after "c/" */, res->items[i].val,
+                      res->items[i].vlen);
     repo_join_done(0, j); /* the scan's share */
 }
 
-static int channel_kv_load_all(repo_channel *r, const chan_opts *defaults,
-                               repo_chan_found_cb found, repo_cb cb, void *arg)
+static void channel_found(const kv_result *res, void *arg)
 {
-    repo_channel_kv *c = (repo_channel_kv *)r;
-    channels_load *cl = calloc(1, sizeof(*cl));
+    channels_load *cl = arg;
+    repo_join *j = cl->join;
+    const char *name = (const char *)(cl + 1);
+
+    if (res->status < 0)
+        j->status = res->status;
+    else if (!(cl->v = calloc(1, sizeof(chan *))))
+        j->status = KV_ENOMEM;
+    else
+        channel_build(cl, name, res->val, res->len);
+    if (j->status == 0 && !cl->n)
+        j->status = KV_ENOTFOUND; /* a bad record is no channel */
+    repo_join_done(0, j);         /* the read's share */
+}
+
+/* A load of all channels, or of one ('name' not NULL: kept after the struct). */
+static int channels_start(repo_channel_kv *c, const char *name, const chan_opts *defaults,
+                          repo_chan_found_cb found, repo_cb cb, void *arg)
+{
+    size_t nlen = name ? strlen(name) + 1 : 0;
+    channels_load *cl = calloc(1, sizeof(*cl) + nlen);
+    char key[REPO_KEY_MAX];
     int rc = KV_ENOMEM;
 
     if (!cl)
         return KV_ENOMEM;
     *cl = (channels_load){c, *defaults, NULL, 0, found, NULL, cb, arg};
+    if (name)
+        memcpy(cl + 1, name, nlen);
     if (!(cl->join = repo_join_new(channels_loaded, cl)))
         goto err;
-    cl->join->pending++; /* held by the scan */
-    if ((rc = kv_scan(c->kv, "c/", channels_scanned, cl)) < 0)
+    cl->join->pending++; /* held by the read */
+    rc = name ? kv_get(c->kv, repo_key(key, "c", name, NULL), channel_found, cl)
+              : kv_scan(c->kv, "c/", channels_scanned, cl);
+    if (rc < 0)
         goto err;
     repo_join_done(0, cl->join); /* the starter's share */
     return 0;
@@ -206,6 +252,20 @@ err:
     free(cl->join);
     free(cl);
     return rc;
+}
+
+static int channel_kv_load_all(repo_channel *r, const chan_opts *defaults,
+                               repo_chan_found_cb found, repo_cb cb, void *arg)
+{
+    return channels_start((repo_channel_kv *)r, NULL, defaults, found, cb, arg);
+}
+
+static int channel_kv_find(repo_channel *r, const char *name, const chan_opts *defaults,
+                           repo_chan_found_cb found, repo_cb cb, void *arg)
+{
+    if (!valid_channel_name(name, strlen(name)))
+        return KV_EINVAL;
+    return channels_start((repo_channel_kv *)r, name, defaults, found, cb, arg);
 }
 
 static repo_connection *channel_kv_connections(repo_channel *r)
@@ -225,10 +285,11 @@ static void channel_kv_free(repo_channel *r)
 static const repo_channel_ops repo_channel_kv_ops = {
     .persist = channel_kv_persist,
     .remove = channel_kv_remove,
-    .history_trim = channel_kv_history_trim,
-    .history_load = channel_kv_history_load,
     .publish = channel_kv_publish,
+    .history_load = channel_kv_history_load,
+    .trim = channel_kv_trim,
     .load_all = channel_kv_load_all,
+    .find = channel_kv_find,
     .connections = channel_kv_connections,
     .free = channel_kv_free,
 };

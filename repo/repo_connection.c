@@ -1,5 +1,5 @@
 /* repo_connection.c - connections as a kv record each, built from the listener
- * and queue repositories. */
+ * and queue repositories; where a connection's stream is attached. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,13 +21,21 @@ static void connection_kv_persist(repo_connection *r, const conn *cn)
     repo_listener_persist(c->listeners, cn);
 }
 
-static void connection_kv_remove(repo_connection *r, const conn *cn)
+static void connection_kv_remove(repo_connection *r, const chan *ch, const char *conn_id)
 {
     repo_connection_kv *c = (repo_connection_kv *)r;
     char key[REPO_KEY_MAX];
-    repo_queue_remove(c->queues, cn);
-    repo_listener_remove(c->listeners, cn);
-    kv_del(c->kv, repo_key(key, "n", cn->ch->name, cn->id), NULL, NULL);
+    repo_queue_remove(c->queues, ch, conn_id);
+    repo_listener_remove(c->listeners, ch, conn_id);
+    kv_del(c->kv, repo_key(key, "a", ch->name, conn_id), NULL, NULL);
+    kv_del(c->kv, repo_key(key, "n", ch->name, conn_id), NULL, NULL);
+}
+
+/* The id in a connection record, or NULL. 'o' owns it. */
+static const char *record_id(json_t *o)
+{
+    const char *id = json_string_value(json_object_get(o, "id"));
+    return id && valid_conn_id(id) ? id : NULL;
 }
 
 typedef struct connections_load {
@@ -44,19 +52,17 @@ static void connections_scanned(const kv_result *res, void *arg)
         cl.join->status = res->status;
     for (size_t i = 0; res->status == KV_OK && i < res->n; i++) {
         json_t *o = json_loadb(res->items[i].val, res->items[i].vlen, 0, NULL);
-        const char *id = json_string_value(json_object_get(o, "id"));
+        const char *id = record_id(o);
         conn *cn;
-        if (!id || !valid_conn_id(id) || chan_conn(cl.ch, id)) {
+        if (!id || chan_conn(cl.ch, id)) {
             kv_report(cl.c->kv, KV_EV_BAD_RECORD,
                       "repo: skipping a bad connection record in channel '%s'",
                       cl.ch->name);
         } else if (!(cn = conn_new(cl.ch, id))) {
             cl.join->status = KV_ENOMEM;
-        } else {
-            if (repo_listener_load(cl.c->listeners, cn, repo_join_done, cl.join) == 0)
-                cl.join->pending++;
-            if (repo_queue_load(cl.c->queues, cn, repo_join_done, cl.join) == 0)
-                cl.join->pending++;
+        } else if (repo_listener_load(cl.c->listeners, cn, repo_join_done, cl.join) ==
+                   0) {
+            cl.join->pending++;
         }
         json_decref(o);
     }
@@ -86,6 +92,162 @@ err:
     return rc;
 }
 
+/* One find: the record, then the listener. */
+typedef struct connection_find {
+    repo_connection_kv *c;
+    chan *ch; /* holds a reference */
+    char id[CONN_ID_LEN + 1];
+    repo_cb cb;
+    void *arg;
+} connection_find;
+
+static void find_done(int status, void *arg)
+{
+    connection_find *f = arg;
+    f->cb(status, f->arg);
+    chan_unref(f->ch);
+    free(f);
+}
+
+static void record_found(const kv_result *res, void *arg)
+{
+    connection_find *f = arg;
+    json_t *o = res->status == KV_OK ? json_loadb(res->val, res->len, 0, NULL) : NULL;
+    const char *id = record_id(o);
+    int status = res->status;
+    conn *cn;
+
+    if (status == KV_OK && (!id || strcmp(id, f->id) != 0)) {
+        kv_report(f->c->kv, KV_EV_BAD_RECORD,
+                  "repo: skipping a bad connection record in channel '%s'", f->ch->name);
+        status = KV_ENOTFOUND;
+    }
+    json_decref(o);
+    if (status == KV_OK && !f->ch->deleted) {
+        /* Another find may have added it meanwhile. */
+        if (!(cn = chan_conn(f->ch, f->id)) && !(cn = conn_new(f->ch, f->id)))
+            status = KV_ENOMEM;
+        else if (repo_listener_load(f->c->listeners, cn, find_done, f) == 0)
+            return;
+    }
+    find_done(status, f);
+}
+
+static int connection_kv_find(repo_connection *r, chan *ch, const char *conn_id,
+                              repo_cb cb, void *arg)
+{
+    repo_connection_kv *c = (repo_connection_kv *)r;
+    connection_find *f = calloc(1, sizeof(*f));
+    char key[REPO_KEY_MAX];
+    int rc;
+    if (!f)
+        return KV_ENOMEM;
+    *f = (connection_find){c, chan_ref(ch), "", cb, arg};
+    snprintf(f->id, sizeof(f->id), "%s", conn_id);
+    if ((rc = kv_get(c->kv, repo_key(key, "n", ch->name, conn_id), record_found, f)) <
+        0) {
+        chan_unref(f->ch);
+        free(f);
+    }
+    return rc;
+}
+
+/* One state read: the listener, the attachment and the queue's counts. */
+typedef struct state_read {
+    repo_conn_state st;
+    repo_state_cb cb;
+    void *arg;
+    repo_join *join;
+} state_read;
+
+static void state_done(int status, void *arg)
+{
+    state_read *sr = arg;
+    sr->cb(status, &sr->st, sr->arg);
+    free(sr);
+}
+
+static void got_listener(const kv_result *res, void *arg)
+{
+    state_read *sr = arg;
+    if (res->status == KV_OK) {
+        json_t *o = json_loadb(res->val, res->len, 0, NULL);
+        sr->st.running = !json_is_false(json_object_get(o, "running"));
+        json_decref(o);
+    }
+    repo_join_done(res->status == KV_ENOTFOUND ? KV_OK : res->status, sr->join);
+}
+
+static void got_node(const kv_result *res, void *arg)
+{
+    state_read *sr = arg;
+    if (res->status == KV_OK && res->len < sizeof(sr->st.node)) {
+        memcpy(sr->st.node, res->val, res->len);
+        sr->st.node[res->len] = '\0';
+    }
+    repo_join_done(res->status == KV_ENOTFOUND ? KV_OK : res->status, sr->join);
+}
+
+static void got_backlog(int status, repo_backlog *bl, void *arg)
+{
+    state_read *sr = arg;
+    if (status == 0) {
+        sr->st.bl.at = bl->at;
+        sr->st.bl.own = bl->own;
+        sr->st.bl.end = bl->end;
+        sr->st.bl.own_end = bl->own_end;
+        sr->st.bl.dropped = bl->dropped;
+    }
+    repo_join_done(status, sr->join);
+}
+
+static int connection_kv_state(repo_connection *r, const conn *cn, repo_state_cb cb,
+                               void *arg)
+{
+    repo_connection_kv *c = (repo_connection_kv *)r;
+    state_read *sr = calloc(1, sizeof(*sr));
+    char key[REPO_KEY_MAX];
+    int rc = 0;
+    if (!sr || !(sr->join = repo_join_new(state_done, sr))) {
+        free(sr);
+        return KV_ENOMEM;
+    }
+    sr->st.running = true; /* a missing record means running */
+    sr->cb = cb;
+    sr->arg = arg;
+    if ((rc = kv_get(c->kv, repo_key(key, "l", cn->ch->name, cn->id), got_listener, sr)) <
+        0) {
+        free(sr->join); /* nothing issued: no callback */
+        free(sr);
+        return rc;
+    }
+    sr->join->pending++;
+    if ((rc = kv_get(c->kv, repo_key(key, "a", cn->ch->name, cn->id), got_node, sr)) == 0)
+        sr->join->pending++;
+    if (rc == 0 && (rc = repo_queue_read(c->queues, cn, 0, got_backlog, sr)) == 0)
+        sr->join->pending++;
+    if (rc < 0)
+        sr->join->status = rc;
+    repo_join_done(0, sr->join); /* the issuer's share: the reads call back later */
+    return 0;
+}
+
+static void connection_kv_attach(repo_connection *r, const conn *cn, const char *node)
+{
+    repo_connection_kv *c = (repo_connection_kv *)r;
+    char key[REPO_KEY_MAX];
+    kv_set(c->kv, repo_key(key, "a", cn->ch->name, cn->id), node, strlen(node), NULL,
+           NULL);
+}
+
+static void connection_kv_detach(repo_connection *r, const conn *cn, const char *node)
+{
+    repo_connection_kv *c = (repo_connection_kv *)r;
+    char key[REPO_KEY_MAX];
+    kv_del_if(c->kv, repo_key(key, "a", cn->ch->name, cn->id), node, strlen(node), NULL,
+              NULL);
+}
+
 static repo_listener *connection_kv_listeners(repo_connection *r)
 {
     return ((repo_connection_kv *)r)->listeners;
@@ -108,6 +270,10 @@ static const repo_connection_ops repo_connection_kv_ops = {
     .persist = connection_kv_persist,
     .remove = connection_kv_remove,
     .load_all = connection_kv_load_all,
+    .find = connection_kv_find,
+    .state = connection_kv_state,
+    .attach = connection_kv_attach,
+    .detach = connection_kv_detach,
     .listeners = connection_kv_listeners,
     .queues = connection_kv_queues,
     .free = connection_kv_free,

@@ -17,11 +17,11 @@ static void listener_kv_persist(repo_listener *r, const conn *cn)
     kv_set(l->kv, repo_key(key, "l", cn->ch->name, cn->id), v, strlen(v), NULL, NULL);
 }
 
-static void listener_kv_remove(repo_listener *r, const conn *cn)
+static void listener_kv_remove(repo_listener *r, const chan *ch, const char *conn_id)
 {
     repo_listener_kv *l = (repo_listener_kv *)r;
     char key[REPO_KEY_MAX];
-    kv_del(l->kv, repo_key(key, "l", cn->ch->name, cn->id), NULL, NULL);
+    kv_del(l->kv, repo_key(key, "l", ch->name, conn_id), NULL, NULL);
 }
 
 static void listener_kv_parse(conn *cn, const char *val, size_t len)

@@ -1,4 +1,4 @@
-/* repo_private.h - key layout and list loading shared by the kv repositories. */
+/* repo_private.h - key layout and loading helpers shared by the kv repositories. */
 #ifndef REPO_PRIVATE_H
 #define REPO_PRIVATE_H
 
@@ -19,9 +19,18 @@ static inline const char *repo_key(char buf[REPO_KEY_MAX], const char *table,
     return buf;
 }
 
-/* Load the message list at 'key' into 'q' (which keeps its bound), then call
- * 'cb'. Items that do not parse are skipped and logged. */
-int repo_load_list(kv_store *kv, const char *key, msgq *q, repo_cb cb, void *arg);
+/* Load entries of the log at 'key' (as kv_log_range: after id 'after', at
+ * most 'count', the oldest or the 'newest') into 'q' (which keeps its bound),
+ * each message with its position; then call 'cb'. Entries that do not parse
+ * are skipped and reported (KV_EV_BAD_RECORD). */
+int repo_load_log(kv_store *kv, const char *key, uint64_t after, size_t count, int newest,
+                  msgq *q, repo_cb cb, void *arg);
+
+/* A cursor "<id> <pos>" from a stored string; 0 or -1 (then '*c' is zeroed). */
+int repo_cursor_parse(const char *val, size_t len, cursor *c);
+
+/* The text of a cursor, "<id> <pos>", into 'buf' (room: 48); its length. */
+int repo_cursor_text(const cursor *c, char buf[48]);
 
 /* Load the string at 'key' and hand it to 'parse' for 'cn'; a missing key is
  * not an error (the connection keeps its defaults). Then call 'cb'. */

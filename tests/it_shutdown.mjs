@@ -71,8 +71,8 @@ test('SIGTERM with 1000 streams and publishes in flight: clean ends, writes flus
 
     // Every acknowledged message reached Redis before the process exited.
     const late = (await Promise.all(inflight)).filter((p) => p && p.status === 201).map((p) => p.json.id);
-    const stored = await r.cmd('LRANGE', `ssebroker:h/${name}`, '0', '-1');
-    const storedIds = stored.map((s) => JSON.parse(s).id);
+    const stored = await r.cmd('XRANGE', `ssebroker:g/${name}`, '-', '+');
+    const storedIds = stored.map((e) => JSON.parse(pairs(e[1]).v).id);
     for (const id of [...acked, ...late])
         assert.ok(storedIds.includes(id), `acknowledged ${id} is in Redis`);
     // The buffered channel records were flushed before exit.

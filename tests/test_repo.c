@@ -66,7 +66,7 @@ static chan *by_name(loaded *l, const char *name)
 
 typedef struct pubs {
     int n, failed;
-    long long id[16];
+    long long id[16], pos[16];
 } pubs;
 
 static void published(const kv_result *res, void *arg)
@@ -75,11 +75,11 @@ static void published(const kv_result *res, void *arg)
     if (res->status < 0)
         p->failed++;
     else if (p->n < 16)
-        p->id[p->n++] = res->num;
+        p->id[p->n] = res->id, p->pos[p->n++] = res->pos;
 }
 
-/* Publish through the repository, as the broker does: to the channel (its
- * history and every connection's queue) or to one connection. */
+/* Publish through the repository, as the broker does: to the channel's log
+ * or to one connection's own. */
 static void publish(repo_channel *r, const chan *ch, const conn *target,
                     const char *event, const char *data, pubs *p)
 {
@@ -90,6 +90,94 @@ static void publish(repo_channel *r, const chan *ch, const conn *target,
     free(tail);
 }
 
+typedef struct read_result {
+    int done, status;
+    repo_backlog bl; /* cursors and counts copied; the messages' ids */
+    uint64_t ids[8], pos[8], oids[8], opos[8];
+    size_t n, on;
+} read_result;
+
+static void backlog_got(int status, repo_backlog *bl, void *arg)
+{
+    read_result *rr = arg;
+    rr->done = 1;
+    rr->status = status;
+    rr->bl.at = bl->at, rr->bl.own = bl->own, rr->bl.end = bl->end;
+    rr->bl.own_end = bl->own_end, rr->bl.dropped = bl->dropped;
+    for (size_t i = 0; i < bl->chan_msgs.len && i < 8; i++, rr->n++)
+        rr->ids[i] = msgq_at(&bl->chan_msgs, i)->seq,
+        rr->pos[i] = msgq_at(&bl->chan_msgs, i)->pos;
+    for (size_t i = 0; i < bl->own_msgs.len && i < 8; i++, rr->on++)
+        rr->oids[i] = msgq_at(&bl->own_msgs, i)->seq,
+        rr->opos[i] = msgq_at(&bl->own_msgs, i)->pos;
+}
+
+static void read_backlog(repo_queue *rq, const conn *cn, size_t limit, read_result *rr)
+{
+    memset(rr, 0, sizeof(*rr));
+    ok(repo_queue_read(rq, cn, limit, backlog_got, rr) == 0, "read the queue of %s",
+       cn->id);
+    for (int i = 0; !rr->done && i < 1000; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+}
+
+typedef struct state_result {
+    int done, status;
+    repo_conn_state st;
+} state_result;
+
+static void state_got(int status, const repo_conn_state *st, void *arg)
+{
+    state_result *sr = arg;
+    sr->done = 1;
+    sr->status = status;
+    sr->st = *st;
+}
+
+static void read_state(repo_connection *rc, const conn *cn, state_result *sr)
+{
+    memset(sr, 0, sizeof(*sr));
+    ok(repo_connection_state(rc, cn, state_got, sr) == 0, "read the state of %s", cn->id);
+    for (int i = 0; !sr->done && i < 1000; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+}
+
+static void done_kv(const kv_result *res, void *arg)
+{
+    int *d = arg;
+    *d = res->status == 0 ? 1 : -1;
+}
+
+static void wait_done(int *d)
+{
+    for (int i = 0; !*d && i < 1000; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+}
+
+typedef struct finding {
+    int done, status;
+    chan *found;
+} finding;
+
+static void find_found(chan *ch, void *arg)
+{
+    ((finding *)arg)->found = ch;
+}
+
+static void find_done(int status, void *arg)
+{
+    finding *f = arg;
+    f->done = 1;
+    f->status = status;
+}
+
+static void conn_found(int status, void *arg)
+{
+    finding *f = arg;
+    f->done = 1;
+    f->status = status;
+}
+
 static void repo_suite(kv_store *kv)
 {
     repo_channel *r = repo_kv_stack_new(kv);
@@ -98,7 +186,11 @@ static void repo_suite(kv_store *kv)
     repo_listener *rl = rc ? repo_connection_listeners(rc) : NULL;
     chan_opts defaults = {100, 1000, 3000}, small = {2, 3, 500};
     pubs p = {0};
+    read_result rr;
+    state_result sr;
+    finding f;
     loaded l;
+    int d;
 
     ok(kv && r && rc && rq && rl, "the kv repository stack builds");
     if (!r)
@@ -116,17 +208,23 @@ static void repo_suite(kv_store *kv)
     repo_connection_persist(rc, c1);
     c2->lis.running = false;
     repo_connection_persist(rc, c2);
+    d = 0;
+    ok(repo_queue_init(rq, c1, done_kv, &d) == 0, "place c1's cursor");
+    wait_done(&d);
+    ok(d == 1, "c1's cursor is placed");
+    d = 0;
+    repo_queue_init(rq, c2, done_kv, &d);
+    wait_done(&d);
     publish(r, news, NULL, NULL, "hello", &p);
     publish(r, news, NULL, "alert", "hello", &p);
     publish(r, news, NULL, NULL, "multi\nline", &p);
-    for (int i = 0; i < 5; i++) /* 5 more into c2's queue, bounded at 3 */
+    for (int i = 0; i < 5; i++) /* 5 for c2 alone: its log keeps at least 3 */
         publish(r, news, c2, NULL, "queued", &p);
-    c2->queue.dropped = 5; /* as the broker counts it */
-    repo_queue_dropped(rq, c2);
     wait_flush(kv);
     ok(p.n == 8 && !p.failed, "every publish is stored (%d, %d failed)", p.n, p.failed);
-    ok(p.n == 8 && p.id[0] == 1 && p.id[7] == 8,
-       "the store numbers them 1 to 8, in issue order");
+    ok(p.n == 8 && p.id[0] == 1 && p.id[7] == 8 && p.pos[2] == 3 && p.pos[3] == 1 &&
+           p.pos[7] == 5,
+       "ids 1 to 8 in issue order; positions count in each log");
 
     load(r, &l, &defaults);
     ok(l.n == 2, "both channels come back (%zu)", l.n);
@@ -136,12 +234,15 @@ static void repo_suite(kv_store *kv)
         ok(n2->opts.history == 2 && n2->opts.queue_limit == 3 && n2->opts.retry_ms == 500,
            "options come back");
         ok(o2->opts.history == 100, "default options come back");
-        ok(n2->history.len == 2, "history keeps its bound of 2 (%zu)", n2->history.len);
+        ok(n2->history.len == 2, "the history mirror holds the newest 2 (%zu)",
+           n2->history.len);
         ok(n2->history.len == 2 && msgq_at(&n2->history, 0)->seq == 2 &&
+               msgq_at(&n2->history, 0)->pos == 2 &&
                strcmp(msgq_at(&n2->history, 0)->event, "alert") == 0 &&
                strcmp(msgq_at(&n2->history, 1)->data, "multi\nline") == 0,
-           "history messages come back intact and in order");
-        ok(n2->last_seq == 3, "last id comes back");
+           "history messages come back intact, in order, with their positions");
+        ok(n2->last_seq == 3, "last id comes back (%llu)",
+           (unsigned long long)n2->last_seq);
         ok(n2->nconns == 2 && o2->nconns == 0, "connections come back to their channel");
         conn *l1 = chan_conn(n2, c1->id), *l2 = chan_conn(n2, c2->id);
         ok(l1 && l2, "connections keep their ids");
@@ -149,68 +250,144 @@ static void repo_suite(kv_store *kv)
             ok(l1->lis.running && !l2->lis.running, "listener state comes back");
             ok(l1->lis.stream == NULL && l2->lis.stream == NULL,
                "listeners come back detached");
-            ok(l1->queue.len == 3 && msgq_at(&l1->queue, 0)->seq == 1,
-               "a channel publish is queued for every connection");
-            ok(l2->queue.len == 3 && msgq_at(&l2->queue, 0)->seq == 6 &&
-                   msgq_at(&l2->queue, 2)->seq == 8,
-               "queued messages come back, the oldest dropped by the bound");
-            ok(l2->queue.dropped == 5, "the dropped count comes back (%llu)",
-               (unsigned long long)l2->queue.dropped);
         }
     }
     for (size_t i = 0; i < l.n; i++)
         chan_unref(l.v[i]);
 
-    /* Draining and stopping go through the repositories too. */
-    repo_queue_pop(rq, c2, 2);
+    /* What waits: a cursor in the channel's log, and c2's own log. */
+    read_backlog(rq, c1, 3, &rr);
+    ok(rr.status == 0 && rr.bl.at.pos == 0 && rr.bl.end.pos == 3 && rr.bl.end.id == 3 &&
+           rr.n == 3 && rr.ids[0] == 1 && rr.pos[2] == 3 && rr.on == 0,
+       "c1, created before them, has the channel's 3 messages waiting");
+    read_backlog(rq, c2, 3, &rr);
+    ok(rr.status == 0 && rr.n == 3 && rr.bl.own_end.pos == 5 && rr.on == 3 &&
+           rr.oids[0] == 6 && rr.opos[0] == 3 && rr.oids[2] == 8,
+       "c2 has them too, and the newest 3 of its own 5");
+    c2->at = (cursor){3, 3};
+    c2->own = (cursor){8, 5};
+    repo_queue_save(rq, c2, 5);
+    read_backlog(rq, c2, 3, &rr);
+    ok(rr.status == 0 && rr.n == 0 && rr.on == 0 && rr.bl.at.pos == 3 &&
+           rr.bl.own.pos == 5 && rr.bl.own.id == 8 && rr.bl.dropped == 5,
+       "saved cursors and dropped count come back; nothing waits after them");
+    read_backlog(rq, c1, 0, &rr);
+    ok(rr.status == 0 && rr.n == 0 && rr.bl.end.pos == 3 && rr.bl.at.pos == 0,
+       "a read of counts only");
+
+    /* A connection created after a publish does not see it. */
+    conn *c3 = conn_new(news, NULL);
+    repo_connection_persist(rc, c3);
+    d = 0;
+    repo_queue_init(rq, c3, done_kv, &d);
+    wait_done(&d);
+    read_backlog(rq, c3, 10, &rr);
+    ok(rr.status == 0 && rr.n == 0 && rr.bl.at.pos == 3 && rr.bl.at.id == 3,
+       "a new connection's cursor is at the log's end");
+    publish(r, news, NULL, NULL, "after", &p);
+    wait_flush(kv);
+    read_backlog(rq, c3, 10, &rr);
+    ok(rr.status == 0 && rr.n == 1 && rr.ids[0] == 9 && rr.pos[0] == 4,
+       "... and it gets what is published after");
+
+    /* Where a stream is attached. */
+    read_state(rc, c2, &sr);
+    ok(sr.status == 0 && !sr.st.running && sr.st.node[0] == '\0' &&
+           sr.st.bl.dropped == 5 && sr.st.bl.end.pos == 4,
+       "state: stopped, detached, its counts");
+    repo_connection_attach(rc, c2, "nodeA");
+    repo_connection_detach(rc, c2, "nodeB");
+    read_state(rc, c2, &sr);
+    ok(strcmp(sr.st.node, "nodeA") == 0, "attached on nodeA; another node's detach "
+                                         "leaves it");
+    repo_connection_detach(rc, c2, "nodeA");
+    read_state(rc, c2, &sr);
+    ok(sr.st.node[0] == '\0', "its own detach clears it");
+
+    /* Finding what another node created. */
+    memset(&f, 0, sizeof(f));
+    ok(repo_channel_find(r, "news", &defaults, find_found, find_done, &f) == 0,
+       "find a channel");
+    for (int i = 0; !f.done && i < 1000; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    ok(f.status == 0 && f.found && f.found->opts.history == 2 && f.found->nconns == 3 &&
+           f.found->last_seq == 9,
+       "it comes with its options, connections and last id");
+    if (f.found) {
+        chan *fresh = chan_new("news", &small);
+        finding g = {0};
+        ok(repo_connection_find(rc, fresh, c2->id, conn_found, &g) == 0,
+           "find a connection");
+        for (int i = 0; !g.done && i < 1000; i++)
+            event_base_loop(base, EVLOOP_ONCE);
+        ok(g.status == 0 && chan_conn(fresh, c2->id) &&
+               !chan_conn(fresh, c2->id)->lis.running,
+           "it is added to the channel with its listener state");
+        memset(&g, 0, sizeof(g));
+        repo_connection_find(rc, fresh, "0123456789abcdef", conn_found, &g);
+        for (int i = 0; !g.done && i < 1000; i++)
+            event_base_loop(base, EVLOOP_ONCE);
+        ok(g.status == KV_ENOTFOUND && fresh->nconns == 1, "an unknown one is not found");
+        chan_unref(fresh);
+        chan_unref(f.found);
+    }
+    memset(&f, 0, sizeof(f));
+    repo_channel_find(r, "nope", &defaults, find_found, find_done, &f);
+    for (int i = 0; !f.done && i < 1000; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    ok(f.status == KV_ENOTFOUND && !f.found, "a missing channel is not found");
+
+    /* Stopping goes through the repositories too. */
     c1->lis.running = false;
     repo_listener_persist(rl, c1);
-    /* Shrinking history rewrites the stored list (from the domain's own). */
-    chan_opts one = small;
-    one.history = 1;
-    const char *text = "{\"id\":\"3\",\"event\":null,\"data\":\"x\",\"timestamp\":1}";
-    msg *m3 = msg_from_json(text, strlen(text));
-    ok(m3 != NULL, "a message to keep");
-    if (m3)
-        msgq_push(&news->history, m3);
-    msg_unref(m3);
+    /* Shrinking both bounds trims the stored log. */
+    chan_opts one = {1, 1, 500};
     chan_set_opts(news, &one);
     repo_channel_persist(r, news);
-    repo_channel_history_trim(r, news);
+    repo_channel_trim(r, news);
     wait_flush(kv);
     load(r, &l, &defaults);
     n2 = by_name(&l, "news");
-    ok(n2 && n2->history.len == 1 && msgq_at(&n2->history, 0)->seq == 3,
-       "a trimmed history stays trimmed");
-    ok(n2 && chan_conn(n2, c2->id) && chan_conn(n2, c2->id)->queue.len == 1 &&
-           msgq_at(&chan_conn(n2, c2->id)->queue, 0)->seq == 8,
-       "a drained queue stays drained");
+    ok(n2 && n2->history.len == 1 && msgq_at(&n2->history, 0)->seq == 9,
+       "a trimmed log keeps its newest");
     ok(n2 && chan_conn(n2, c1->id) && !chan_conn(n2, c1->id)->lis.running,
        "a stopped listener stays stopped");
     for (size_t i = 0; i < l.n; i++)
         chan_unref(l.v[i]);
 
     /* Removing a connection, then a channel, removes what they own. */
-    repo_connection_remove(rc, c1);
+    repo_connection_remove(rc, news, c1->id);
     conn_free(c1);
     repo_channel_remove(r, ops);
     wait_flush(kv);
     load(r, &l, &defaults);
     n2 = by_name(&l, "news");
-    ok(l.n == 1 && n2 && n2->nconns == 1, "removed channel and connection stay removed");
+    ok(l.n == 1 && n2 && n2->nconns == 2, "removed channel and connection stay removed");
     for (size_t i = 0; i < l.n; i++)
         chan_unref(l.v[i]);
     repo_channel_remove(r, news);
     wait_flush(kv);
     load(r, &l, &defaults);
     ok(l.n == 0, "removing the last channel empties the store");
+    chan *fresh = chan_new("news", &small);
+    finding g = {0};
+    repo_connection_find(rc, fresh, c2->id, conn_found, &g);
+    for (int i = 0; !g.done && i < 1000; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    ok(g.status == KV_ENOTFOUND, "its connections went with it");
+    read_backlog(rq, c2, 3, &rr);
+    ok(rr.status == 0 && rr.bl.end.pos == 0 && rr.bl.at.pos == 0 && rr.bl.dropped == 0 &&
+           rr.on == 0,
+       "their cursors, own logs and counts too");
+    chan_unref(fresh);
 
     /* Ids keep increasing after everything is gone. */
     chan *again = chan_new("news", &small);
     p.n = 0;
     publish(r, again, NULL, NULL, "again", &p);
     wait_flush(kv);
-    ok(p.n == 1 && p.id[0] == 9, "ids never go back (%lld)", p.n ? p.id[0] : 0);
+    ok(p.n == 1 && p.id[0] == 10 && p.pos[0] == 1,
+       "ids never go back (%lld); the new log starts at 1", p.n ? p.id[0] : 0);
     repo_channel_remove(r, again);
     wait_flush(kv);
 

@@ -145,15 +145,18 @@ static void test_msg_json(void)
         char *tail = msg_json_tail(cases[i].event, cases[i].data, dl, 1795454128748758LL,
                                    cases[i].retry, &tl);
         char text[512];
-        snprintf(text, sizeof(text), "{\"id\":\"42%s", tail ? tail : "");
+        snprintf(text, sizeof(text), MSG_JSON_HEAD "42" MSG_JSON_MID "%zu%s", i + 1,
+                 tail ? tail : "");
         msg *ref = msg_new(42, cases[i].event, cases[i].data, dl, 1795454128748758LL,
                            cases[i].retry);
+        if (ref)
+            ref->pos = i + 1;
         size_t rl;
         const char *want = ref ? msg_json_text(ref, &rl) : NULL;
         ok(tail && want && strcmp(text, want) == 0, "json tail %zu is jansson's text: %s",
            i, text);
         msg *back = msg_from_json(text, strlen(text));
-        ok(back && back->seq == 42 && back->data_len == dl &&
+        ok(back && back->seq == 42 && back->pos == i + 1 && back->data_len == dl &&
                memcmp(back->data, cases[i].data, dl) == 0 &&
                (cases[i].event ? back->event && strcmp(back->event, cases[i].event) == 0
                                : back->event == NULL) &&
@@ -168,6 +171,7 @@ static void test_msg_json(void)
     static const char *other[] = {
         "{\"data\":\"d\",\"id\":\"7\",\"event\":null,\"timestamp\":1}",
         "{ \"id\": \"7\", \"event\": null, \"data\": \"d\", \"timestamp\": 1 }",
+        "{\"id\":\"7\",\"event\":null,\"data\":\"d\",\"timestamp\":1}",
         ("{\"id\":\"7\",\"event\":\"\\u00e9\",\"data\":\"\\ud83d\\ude00\","
          "\"timestamp\":1}"),
     };
@@ -177,9 +181,12 @@ static void test_msg_json(void)
         msg_unref(m);
     }
     static const char *bad[] = {
-        "", "{}", "{\"id\":\"x\",\"event\":null,\"data\":\"d\",\"timestamp\":1}",
+        "",
+        "{}",
+        "{\"id\":\"x\",\"event\":null,\"data\":\"d\",\"timestamp\":1}",
         "{\"id\":\"7\",\"event\":null,\"data\":\"d\",\"timestamp\":1",
-        "{\"id\":\"7\",\"event\":null,\"data\":\"\\u0000\",\"timestamp\":1}"};
+        "{\"id\":\"7\",\"event\":null,\"data\":\"\\u0000\",\"timestamp\":1}",
+        "{\"id\":\"7\",\"pos\":-1,\"event\":null,\"data\":\"d\",\"timestamp\":1}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         msg *m = msg_from_json(bad[i], strlen(bad[i]));
         ok(m == NULL, "bad JSON %zu is refused", i);

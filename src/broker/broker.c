@@ -12,6 +12,13 @@
 #include "src/base/util.h"
 #include "src/broker/broker_private.h"
 
+static void save_cb(evutil_socket_t fd, short what, void *arg)
+{
+    broker *b = arg;
+    b->save_pending = false;
+    broker_cursors_save(b);
+}
+
 static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
     broker *b = arg;
@@ -32,9 +39,11 @@ broker *broker_new(struct event_base *base, const broker_opts *opts, kv_store *k
     strmap_init(&b->chans);
     TAILQ_INIT(&b->all);
     TAILQ_INIT(&b->waiting);
+    TAILQ_INIT(&b->dirty);
     b->held_tail = &b->held;
     conn_id_generate(b->node_id);
     if (!(b->repo = repo_kv_stack_new(kv)) ||
+        !(b->save_ev = event_new(base, -1, 0, save_cb, b)) ||
         !(b->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, b)) ||
         event_add(b->heartbeat, &hb) < 0 || broker_publish_init(b) < 0)
         goto err;
@@ -56,14 +65,8 @@ typedef struct load_state {
 static void loaded_chan(chan *ch, void *arg)
 {
     broker *b = ((load_state *)arg)->b;
-    conn *cn;
     if (ch->last_seq > b->max_seq)
         b->max_seq = ch->last_seq;
-    TAILQ_FOREACH (cn, &ch->conns, link) {
-        msg *tail = msgq_at(&cn->queue, cn->queue.len ? cn->queue.len - 1 : 0);
-        if (tail && tail->seq > b->max_seq)
-            b->max_seq = tail->seq;
-    }
     if (strmap_put(&b->chans, ch->name, ch) < 0) {
         log_error("out of memory loading channel '%s'", ch->name);
         chan_unref(ch);
@@ -125,6 +128,7 @@ void broker_free(broker *b)
     if (!b)
         return;
     broker_close_streams(b);
+    broker_cursors_save(b);
     for (size_t i = 0; strmap_next(&b->chans, &i, &e);)
         chan_unref(e->val);
     strmap_free(&b->chans);
@@ -132,6 +136,8 @@ void broker_free(broker *b)
     broker_held_free(b);
     if (b->heartbeat)
         event_free(b->heartbeat);
+    if (b->save_ev)
+        event_free(b->save_ev);
     repo_channel_free(b->repo);
     free(b);
 }
@@ -191,18 +197,74 @@ chan *broker_chan_add(broker *b, const char *name, const chan_opts *opts)
     return ch;
 }
 
-chan *broker_chan_open(broker *b, const char *name, bool create, int *why, char *err,
-                       size_t errlen)
+/* A channel looked for in the store. Notifications wait meanwhile (as during
+ * a catch-up), so that its history mirror and what arrives live merge. */
+typedef struct chan_lookup {
+    broker *b;
+    bool create;
+    broker_chan_cb cb;
+    void *arg;
+    char name[]; /* NUL-terminated */
+} chan_lookup;
+
+static void lookup_found(chan *ch, void *arg)
+{
+    chan_lookup *lk = arg;
+    broker *b = lk->b;
+    /* A lookup or an announcement may have brought it meanwhile. */
+    if (broker_chan(b, ch->name) || strmap_put(&b->chans, ch->name, ch) < 0) {
+        chan_unref(ch);
+        return;
+    }
+    if (ch->last_seq > b->max_seq)
+        b->max_seq = ch->last_seq;
+}
+
+static void lookup_done(int status, void *arg)
+{
+    chan_lookup *lk = arg;
+    broker *b = lk->b;
+    chan *ch = broker_chan(b, lk->name);
+    char err[128];
+    bool created;
+    int why = 0;
+
+    if (!ch && (status == 0 || status == KV_ENOTFOUND)) {
+        if (lk->create && b->opts.autocreate)
+            ch = broker_chan_put(b, lk->name, NULL, &created, &why, err, sizeof(err));
+        else
+            why = BROKER_ENOCHAN;
+    } else if (!ch) {
+        why = status;
+    }
+    broker_catchup_step(b);
+    lk->cb(ch ? 0 : why, ch, lk->arg);
+    free(lk);
+}
+
+chan *broker_chan_lookup(broker *b, const char *name, bool create, int *why,
+                         broker_chan_cb cb, void *arg)
 {
     chan *ch = broker_chan(b, name);
-    bool created;
+    size_t n = strlen(name) + 1;
+    chan_lookup *lk;
     if (ch)
         return ch;
-    if (!create || !b->opts.autocreate) {
-        *why = BROKER_ENOCHAN;
+    if (!(lk = malloc(sizeof(*lk) + n))) {
+        *why = BROKER_ENOMEM;
         return NULL;
     }
-    return broker_chan_put(b, name, NULL, &created, why, err, errlen);
+    *lk = (chan_lookup){b, create, cb, arg};
+    memcpy(lk->name, name, n);
+    b->catching_up++;
+    if ((*why = repo_channel_find(b->repo, name, &b->opts.defaults, lookup_found,
+                                  lookup_done, lk)) < 0) {
+        b->catching_up--;
+        free(lk);
+        return NULL;
+    }
+    *why = BROKER_EPENDING;
+    return NULL;
 }
 
 chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, int *why,
@@ -228,12 +290,13 @@ chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, 
             snprintf(err, errlen, "out of memory");
             return NULL;
         }
-        log_info("channel '%s' created", name);
+        log_debug("channel '%s' created", name);
     } else {
-        bool shrink = o.history < ch->opts.history;
+        bool shrink =
+            o.history < ch->opts.history || o.queue_limit < ch->opts.queue_limit;
         chan_set_opts(ch, &o);
         if (shrink)
-            repo_channel_history_trim(b->repo, ch);
+            repo_channel_trim(b->repo, ch);
     }
     repo_channel_persist(b->repo, ch);
     json_t *oj = chan_opts_to_json(&ch->opts);
@@ -251,9 +314,8 @@ void broker_chan_drop(broker *b, chan *ch)
     conn *cn;
     while ((s = TAILQ_FIRST(&ch->streams)))
         stream_close(s);
-    TAILQ_FOREACH (cn, &ch->conns, link)
-        if (cn->lis.stream)
-            stream_close(cn->lis.stream);
+    while ((cn = TAILQ_FIRST(&ch->conns)))
+        broker_conn_forget(b, cn);
     strmap_del(&b->chans, ch->name);
     ch->deleted = true;
     chan_unref(ch);
@@ -261,7 +323,7 @@ void broker_chan_drop(broker *b, chan *ch)
 
 void broker_chan_delete(broker *b, chan *ch)
 {
-    log_info("channel '%s' deleted", ch->name);
+    log_debug("channel '%s' deleted", ch->name);
     repo_channel_remove(b->repo, ch);
     broker_announce(b, "c", ch->name, NULL, "deleted");
     broker_chan_drop(b, ch);
@@ -287,52 +349,164 @@ chan **broker_chan_list(broker *b, size_t *n)
 
 /* ---- connections ---- */
 
-conn *broker_conn_create(broker *b, chan *ch, int *why)
+static void conn_dirty(broker *b, conn *cn)
+{
+    if (!cn->dirty) {
+        cn->dirty = true;
+        TAILQ_INSERT_TAIL(&b->dirty, cn, dlink);
+    }
+    if (!b->save_pending) {
+        b->save_pending = true;
+        event_active(b->save_ev, 0, 0);
+    }
+}
+
+void broker_cursors_save(broker *b)
 {
     conn *cn;
-    if (ch->nconns >= (size_t)b->opts.max_connections_per_channel) {
-        *why = BROKER_ELIMIT;
-        return NULL;
+    while ((cn = TAILQ_FIRST(&b->dirty))) {
+        TAILQ_REMOVE(&b->dirty, cn, dlink);
+        cn->dirty = false;
+        repo_queue_save(b->rqueues, cn, cn->dropped_add);
+        cn->dropped_add = 0;
     }
-    if (!(cn = conn_new(ch, NULL))) {
-        *why = BROKER_ENOMEM;
-        return NULL;
+}
+
+void broker_conn_detached(broker *b, conn *cn)
+{
+    TAILQ_REMOVE(&cn->ch->attached, cn, alink);
+    if (cn->dirty) {
+        TAILQ_REMOVE(&b->dirty, cn, dlink);
+        cn->dirty = false;
+        repo_queue_save(b->rqueues, cn, cn->dropped_add);
+        cn->dropped_add = 0;
+    }
+    repo_connection_detach(b->rconns, cn, b->node_id);
+    msgq_free(&cn->pending);
+    msgq_init(&cn->pending, (size_t)cn->ch->opts.queue_limit);
+}
+
+void broker_conn_forget(broker *b, conn *cn)
+{
+    if (cn->lis.stream)
+        stream_close(cn->lis.stream);
+    if (cn->dirty)
+        TAILQ_REMOVE(&b->dirty, cn, dlink);
+    conn_free(cn);
+}
+
+/* A connection being created: answered once its cursor is in the store. */
+typedef struct conn_creation {
+    broker *b;
+    chan *ch; /* holds a reference */
+    char id[CONN_ID_LEN + 1];
+    broker_conn_cb cb;
+    void *arg;
+} conn_creation;
+
+static void conn_created(const kv_result *res, void *arg)
+{
+    conn_creation *cc = arg;
+    conn *cn = cc->ch->deleted ? NULL : chan_conn(cc->ch, cc->id);
+    int status = res->status;
+    if (status == 0 && !cn)
+        status =
+            cc->ch->deleted ? BROKER_ENOCHAN : BROKER_ENOCONN; /* deleted meanwhile */
+    if (status < 0 && cn) {
+        /* Not placed: nothing was created. */
+        repo_connection_remove(cc->b->rconns, cc->ch, cc->id);
+        broker_announce(cc->b, "n", cc->ch->name, cc->id, "deleted");
+        broker_conn_forget(cc->b, cn);
+        cn = NULL;
+    }
+    if (cn)
+        log_debug("connection %s created on '%s'", cn->id, cn->ch->name);
+    cc->cb(status, cn, cc->arg);
+    chan_unref(cc->ch);
+    free(cc);
+}
+
+int broker_conn_create(broker *b, chan *ch, broker_conn_cb cb, void *arg)
+{
+    conn_creation *cc;
+    conn *cn;
+    int rc;
+    if (ch->nconns >= (size_t)b->opts.max_connections_per_channel)
+        return BROKER_ELIMIT;
+    if (!(cc = malloc(sizeof(*cc))) || !(cn = conn_new(ch, NULL))) {
+        free(cc);
+        return BROKER_ENOMEM;
     }
     /* Ids are random; a collision within one channel is improbable but cheap
      * to rule out. */
     while (chan_conn(ch, cn->id) != cn)
         conn_id_generate(cn->id);
+    *cc = (conn_creation){b, chan_ref(ch), "", cb, arg};
+    memcpy(cc->id, cn->id, sizeof(cc->id));
     repo_connection_persist(b->rconns, cn);
+    if ((rc = repo_queue_init(b->rqueues, cn, conn_created, cc)) < 0) {
+        repo_connection_remove(b->rconns, ch, cn->id);
+        conn_free(cn);
+        chan_unref(cc->ch);
+        free(cc);
+        return rc == KV_ENOMEM ? BROKER_ENOMEM : rc;
+    }
     broker_announce(b, "n", ch->name, cn->id, "created");
-    log_info("connection %s created on '%s'", cn->id, ch->name);
-    return cn;
+    return 0;
+}
+
+/* A connection looked for in the store. */
+typedef struct conn_lookup {
+    chan *ch; /* holds a reference */
+    char id[CONN_ID_LEN + 1];
+    broker_conn_cb cb;
+    void *arg;
+} conn_lookup;
+
+static void conn_lookup_done(int status, void *arg)
+{
+    conn_lookup *lk = arg;
+    conn *cn = lk->ch->deleted ? NULL : chan_conn(lk->ch, lk->id);
+    lk->cb(cn                                      ? 0
+           : status == 0 || status == KV_ENOTFOUND ? BROKER_ENOCONN
+                                                   : status,
+           cn, lk->arg);
+    chan_unref(lk->ch);
+    free(lk);
+}
+
+conn *broker_conn_lookup(broker *b, chan *ch, const char *id, int *why, broker_conn_cb cb,
+                         void *arg)
+{
+    conn *cn = chan_conn(ch, id);
+    conn_lookup *lk;
+    if (cn)
+        return cn;
+    if (!valid_conn_id(id)) {
+        *why = BROKER_ENOCONN;
+        return NULL;
+    }
+    if (!(lk = malloc(sizeof(*lk)))) {
+        *why = BROKER_ENOMEM;
+        return NULL;
+    }
+    *lk = (conn_lookup){chan_ref(ch), "", cb, arg};
+    snprintf(lk->id, sizeof(lk->id), "%s", id);
+    if ((*why = repo_connection_find(b->rconns, ch, id, conn_lookup_done, lk)) < 0) {
+        chan_unref(lk->ch);
+        free(lk);
+        return NULL;
+    }
+    *why = BROKER_EPENDING;
+    return NULL;
 }
 
 void broker_conn_delete(broker *b, conn *cn)
 {
-    if (cn->lis.stream)
-        stream_close(cn->lis.stream);
-    repo_connection_remove(b->rconns, cn);
+    log_debug("connection %s deleted from '%s'", cn->id, cn->ch->name);
+    repo_connection_remove(b->rconns, cn->ch, cn->id);
     broker_announce(b, "n", cn->ch->name, cn->id, "deleted");
-    conn_free(cn);
-}
-
-void broker_conn_drain(broker *b, conn *cn)
-{
-    size_t n = 0;
-    msg *m;
-    while (cn->lis.running && cn->lis.stream && !cn->loading &&
-           (m = msgq_shift(&cn->queue))) {
-        stream_send(cn->lis.stream, m);
-        msg_unref(m);
-        n++;
-    }
-    if (n) {
-        repo_queue_pop(b->rqueues, cn, n);
-        /* Now, not on the batch timer: a node the listener moves to reads the
-         * stored queue, and must not find what was delivered here. */
-        kv_flush(b->kv, NULL, NULL);
-    }
+    broker_conn_forget(b, cn);
 }
 
 void broker_conn_set_running(broker *b, conn *cn, bool running)
@@ -341,32 +515,197 @@ void broker_conn_set_running(broker *b, conn *cn, bool running)
         cn->lis.running = running;
         repo_listener_persist(b->rlisteners, cn);
         broker_announce(b, "l", cn->ch->name, cn->id, running ? "running" : "stopped");
+        if (running)
+            broker_conn_reload(b, cn);
     }
-    broker_conn_drain(b, cn);
+}
+
+/* What waits, from the store's counts: everything after each cursor (the
+ * logs may have lost the oldest of it), at most queue_limit of it. */
+static uint64_t backlog_total(const repo_backlog *bl)
+{
+    uint64_t c = bl->end.pos > bl->at.pos ? bl->end.pos - bl->at.pos : 0;
+    uint64_t o = bl->own_end.pos > bl->own.pos ? bl->own_end.pos - bl->own.pos : 0;
+    return c + o;
+}
+
+typedef struct info_read {
+    uint64_t limit;
+    broker_info_cb cb;
+    void *arg;
+} info_read;
+
+static void info_state(int status, const repo_conn_state *st, void *arg)
+{
+    info_read *ir = arg;
+    conn_info ci = {0};
+    if (status == 0) {
+        uint64_t total = backlog_total(&st->bl);
+        ci.running = st->running;
+        ci.attached = st->node[0] != '\0';
+        ci.queue_length = total < ir->limit ? total : ir->limit;
+        ci.dropped = st->bl.dropped + (total > ir->limit ? total - ir->limit : 0);
+    }
+    ir->cb(status, &ci, ir->arg);
+    free(ir);
+}
+
+int broker_conn_info(broker *b, conn *cn, broker_info_cb cb, void *arg)
+{
+    info_read *ir = malloc(sizeof(*ir));
+    int rc;
+    if (!ir)
+        return BROKER_ENOMEM;
+    *ir = (info_read){(uint64_t)cn->ch->opts.queue_limit, cb, arg};
+    /* What moved here is in the store first. */
+    broker_cursors_save(b);
+    if ((rc = repo_connection_state(b->rconns, cn, info_state, ir)) < 0)
+        free(ir);
+    return rc;
+}
+
+/* One list: an info read per connection, joined. */
+typedef struct conn_listing {
+    size_t n, pending;
+    int status;
+    char (*ids)[CONN_ID_LEN + 1];
+    conn_info *infos;
+    broker_list_cb cb;
+    void *arg;
+} conn_listing;
+
+typedef struct listing_slot {
+    conn_listing *cl;
+    size_t i;
+} listing_slot;
+
+static void listing_step(conn_listing *cl)
+{
+    if (--cl->pending)
+        return;
+    cl->cb(cl->status, cl->status == 0 ? cl->n : 0,
+           (const char(*)[CONN_ID_LEN + 1]) cl->ids, cl->infos, cl->arg);
+    free(cl->ids);
+    free(cl->infos);
+    free(cl);
+}
+
+static void listing_info(int status, const conn_info *ci, void *arg)
+{
+    listing_slot *ls = arg;
+    if (status < 0 && ls->cl->status == 0)
+        ls->cl->status = status;
+    if (status == 0)
+        ls->cl->infos[ls->i] = *ci;
+    listing_step(ls->cl);
+    free(ls);
+}
+
+static void listing_later(evutil_socket_t fd, short what, void *arg)
+{
+    listing_step(arg);
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int broker_conn_list(broker *b, chan *ch, broker_list_cb cb, void *arg)
+{
+    conn_listing *cl = calloc(1, sizeof(*cl));
+    const char **sorted = malloc((ch->nconns ? ch->nconns : 1) * sizeof(*sorted));
+    size_t n = 0;
+    conn *cn;
+
+    if (!cl || !sorted ||
+        (ch->nconns && (!(cl->ids = calloc(ch->nconns, sizeof(*cl->ids))) ||
+                        !(cl->infos = calloc(ch->nconns, sizeof(*cl->infos)))))) {
+        if (cl) {
+            free(cl->ids);
+            free(cl->infos);
+        }
+        free(cl);
+        free(sorted);
+        return BROKER_ENOMEM;
+    }
+    TAILQ_FOREACH (cn, &ch->conns, link)
+        sorted[n++] = cn->id;
+    qsort(sorted, n, sizeof(*sorted), id_cmp);
+    cl->cb = cb;
+    cl->arg = arg;
+    cl->pending = 1; /* held while issuing */
+    for (size_t i = 0; i < n; i++) {
+        listing_slot *ls = malloc(sizeof(*ls));
+        memcpy(cl->ids[cl->n], sorted[i], CONN_ID_LEN + 1);
+        if (!ls || broker_conn_info(b, chan_conn(ch, sorted[i]), listing_info, ls) < 0) {
+            free(ls);
+            cl->status = BROKER_ENOMEM;
+            break;
+        }
+        *ls = (listing_slot){cl, cl->n++};
+        cl->pending++;
+    }
+    free(sorted);
+    if (cl->pending == 1 && cl->status < 0) {
+        /* Nothing issued: no callback. */
+        free(cl->ids);
+        free(cl->infos);
+        free(cl);
+        return BROKER_ENOMEM;
+    }
+    if (cl->pending == 1) {
+        /* No connection: the (empty) answer still comes later. */
+        static const struct timeval now = {0, 0};
+        if (event_base_once(b->base, -1, EV_TIMEOUT, listing_later, cl, &now) == 0)
+            return 0;
+    }
+    listing_step(cl); /* drops the hold */
+    return 0;
 }
 
 /* ---- delivery ---- */
 
+/* Give 'm' to the stream attached to 'cn' if it is the next message of its
+ * log there; a gap means messages were missed: read the store. */
+static void conn_give(broker *b, conn *cn, msg *m)
+{
+    cursor *c = m->own ? &cn->own : &cn->at;
+    if (m->pos <= c->pos)
+        return; /* given already */
+    if (m->pos != c->pos + 1) {
+        broker_conn_reload(b, cn);
+        return;
+    }
+    if (stream_send(cn->lis.stream, m) < 0)
+        return; /* too slow: the stream is gone, the cursor stays */
+    *c = (cursor){m->seq, m->pos};
+    conn_dirty(b, cn);
+}
+
+/* A message for 'cn' arrived live. */
+static void conn_live(broker *b, conn *cn, msg *m)
+{
+    if (!cn->lis.stream || !cn->lis.running)
+        return; /* it waits in the log */
+    if (cn->loading) {
+        /* Held until the read is over; past the bound, read again then. */
+        if (msgq_push(&cn->pending, m) != 0)
+            cn->reload = true;
+        return;
+    }
+    conn_give(b, cn, m);
+}
+
 void broker_conn_deliver(broker *b, conn *cn, msg *m)
 {
-    msg *last = cn->queue.len ? msgq_at(&cn->queue, cn->queue.len - 1) : NULL;
-    if (last && m->seq <= last->seq)
-        return; /* already here (a reload raced the notification) */
-    int dropped = msgq_push(&cn->queue, m);
-    if (dropped < 0) {
-        log_error("out of memory queueing message %s for connection %s", m->id, cn->id);
-    } else if (dropped > 0) {
-        /* The store's list dropped the same (same bound, same messages); its
-         * count is this node's view (see README, multi-node). */
-        repo_queue_dropped(b->rqueues, cn);
-    }
-    broker_conn_drain(b, cn);
+    conn_live(b, cn, m);
 }
 
 void broker_chan_deliver(broker *b, chan *ch, msg *m)
 {
     stream *s, *next;
-    conn *cn;
+    conn *cn, *cnext;
 
     if (m->seq <= ch->last_seq)
         return; /* seen: a catch-up and a notification overlapped */
@@ -377,66 +716,140 @@ void broker_chan_deliver(broker *b, chan *ch, msg *m)
         next = TAILQ_NEXT(s, link); /* a slow stream may close here */
         stream_send(s, m);
     }
-    TAILQ_FOREACH (cn, &ch->conns, link)
-        broker_conn_deliver(b, cn, m);
+    /* Only the connections attached here: the others keep their place in
+     * the log, at no cost to this publish. */
+    for (cn = TAILQ_FIRST(&ch->attached); cn; cn = cnext) {
+        cnext = TAILQ_NEXT(cn, alink); /* a slow stream may detach here */
+        conn_live(b, cn, m);
+    }
 }
 
-/* Load what a connection's stored queue holds, then drain it into the stream
- * just attached here (the in-memory mirror may be stale: another node may
- * have drained it). Messages that arrive meanwhile wait in the mirror. */
+/* A read of what waits for a connection, for the stream attached here. */
 typedef struct reload {
     broker *b;
     chan *ch; /* holds a reference */
     char conn_id[CONN_ID_LEN + 1];
-    uint64_t seen; /* b->seen_seq when the read was issued */
-    msgq q;
 } reload;
 
-static void queue_reloaded(int status, void *arg)
+/* The next message of the two lists by id (the older), or NULL. */
+static msg *next_of(msgq *a, size_t *ia, msgq *o, size_t *io)
+{
+    msg *x = msgq_at(a, *ia), *y = msgq_at(o, *io);
+    if (x && (!y || x->seq < y->seq))
+        return (*ia)++, x;
+    if (y)
+        return (*io)++, y;
+    return NULL;
+}
+
+/* Where a cursor goes for a read: just before the first message it keeps, or
+ * at the top of its log when it keeps none (all was given or dropped). */
+static cursor start_of(msg *first_kept, cursor top)
+{
+    if (first_kept)
+        return (cursor){first_kept->seq - 1, first_kept->pos - 1};
+    return top;
+}
+
+static void backlog_read(int status, repo_backlog *bl, void *arg)
 {
     reload *rl = arg;
+    broker *b = rl->b;
     conn *cn = rl->ch->deleted ? NULL : chan_conn(rl->ch, rl->conn_id);
-    if (cn && status == 0) {
-        /* The store's queue is right about every message this node had seen
-         * when it asked (the read ran after them); then what arrived since,
-         * unless the read already had it. */
-        msg *last = rl->q.len ? msgq_at(&rl->q, rl->q.len - 1) : NULL;
-        msg *m;
-        while ((m = msgq_shift(&cn->queue))) {
-            if (m->seq > rl->seen && (!last || m->seq > last->seq))
-                msgq_push(&rl->q, m);
-            msg_unref(m);
-        }
-        uint64_t dropped = cn->queue.dropped;
-        msgq_free(&cn->queue);
-        cn->queue = rl->q;
-        cn->queue.dropped = dropped;
-        msgq_init(&rl->q, 0);
+    msgq *cq = &bl->chan_msgs, *oq = &bl->own_msgs;
+    size_t limit, ia = 0, io = 0;
+    msg *m;
+
+    if (!cn)
+        goto out;
+    cn->loading = false;
+    if (!cn->lis.stream || !cn->lis.running)
+        goto done; /* detached or stopped meanwhile: it waits in the logs */
+    if (status < 0) {
+        /* Where it stands is unknown: end the stream; the client comes back
+         * and is read again. */
+        log_warn("connection %s: cannot read its queue: %s", cn->id,
+                 broker_strerror(status));
+        stream_close(cn->lis.stream);
+        goto done;
     }
-    if (cn) {
-        cn->loading = false;
-        broker_conn_drain(rl->b, cn);
+    for (size_t i = 0; i < cq->len; i++)
+        msgq_at(cq, i)->own = 0;
+    for (size_t i = 0; i < oq->len; i++)
+        msgq_at(oq, i)->own = 1;
+    /* The top of each log: its end, or further if an entry came after the
+     * end was read. Everything up to the tops is given now or dropped. */
+    msg *lc = cq->len ? msgq_at(cq, cq->len - 1) : NULL;
+    msg *lo = oq->len ? msgq_at(oq, oq->len - 1) : NULL;
+    cursor top = bl->end, otop = bl->own_end;
+    if (lc && lc->pos > top.pos)
+        top = (cursor){lc->seq, lc->pos};
+    if (lo && lo->pos > otop.pos)
+        otop = (cursor){lo->seq, lo->pos};
+    repo_backlog span = *bl;
+    span.end = top;
+    span.own_end = otop;
+    uint64_t total = backlog_total(&span);
+    /* Keep the newest 'limit' of both, merged by id; the older are dropped. */
+    limit = (size_t)cn->ch->opts.queue_limit;
+    size_t have = cq->len + oq->len, skip = have > limit ? have - limit : 0;
+    for (size_t k = 0; k < skip; k++)
+        next_of(cq, &ia, oq, &io);
+    size_t kept = have - skip;
+    if (total > kept) {
+        cn->dropped_add += total - kept;
+        log_debug("connection %s: %llu message(s) beyond queue_limit dropped", cn->id,
+                  (unsigned long long)(total - kept));
     }
-    msgq_free(&rl->q);
+    cn->at = start_of(msgq_at(cq, ia), top);
+    cn->own = start_of(msgq_at(oq, io), otop);
+    conn_dirty(b, cn);
+    while (cn->lis.stream && (m = next_of(cq, &ia, oq, &io)))
+        conn_give(b, cn, m);
+    /* Then what arrived while reading (a gap starts another read). */
+    while (cn->lis.stream && !cn->loading && (m = msgq_shift(&cn->pending))) {
+        conn_give(b, cn, m);
+        msg_unref(m);
+    }
+done:
+    msgq_free(&cn->pending);
+    msgq_init(&cn->pending, (size_t)cn->ch->opts.queue_limit);
+    if (cn->reload && !cn->loading) {
+        cn->reload = false;
+        broker_conn_reload(b, cn);
+    }
+out:
     chan_unref(rl->ch);
     free(rl);
 }
 
 void broker_conn_reload(broker *b, conn *cn)
 {
-    reload *rl = calloc(1, sizeof(*rl));
-    if (!rl) {
-        broker_conn_drain(b, cn);
+    reload *rl;
+    if (cn->loading) {
+        cn->reload = true; /* once this read is over */
+        return;
+    }
+    if (!cn->lis.stream || !cn->lis.running)
+        return;
+    if (!(rl = calloc(1, sizeof(*rl)))) {
+        log_error("connection %s: out of memory reading its queue", cn->id);
+        stream_close(cn->lis.stream);
         return;
     }
     rl->b = b;
     rl->ch = chan_ref(cn->ch);
     snprintf(rl->conn_id, sizeof(rl->conn_id), "%s", cn->id);
-    rl->seen = b->seen_seq;
-    msgq_init(&rl->q, (size_t)cn->ch->opts.queue_limit);
     cn->loading = true;
-    if (repo_queue_load_into(b->rqueues, cn, &rl->q, queue_reloaded, rl) < 0)
-        queue_reloaded(KV_ENOMEM, rl);
+    cn->reload = false;
+    if (repo_queue_read(b->rqueues, cn, (size_t)cn->ch->opts.queue_limit, backlog_read,
+                        rl) < 0) {
+        cn->loading = false;
+        chan_unref(rl->ch);
+        free(rl);
+        log_error("connection %s: cannot read its queue", cn->id);
+        stream_close(cn->lis.stream);
+    }
 }
 
 /* ---- live streams ---- */
@@ -491,7 +904,10 @@ int broker_attach(broker *b, sink *sk, conn *cn, const char **why)
     }
     if (!(s = stream_open(b, sk, cn->ch, cn)))
         return BROKER_ENOMEM;
+    TAILQ_INSERT_TAIL(&cn->ch->attached, cn, alink);
     broker_announce(b, "a", cn->ch->name, cn->id, "attached");
+    repo_connection_attach(b->rconns, cn, b->node_id);
+    cn->at = cn->own = (cursor){0, 0};
     broker_conn_reload(b, cn);
     return 0;
 }

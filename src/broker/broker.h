@@ -32,9 +32,11 @@ enum {
     BROKER_ENOCHAN = -100, /* no such channel (or it was deleted meanwhile) */
     BROKER_ENOCONN = -101, /* no such connection (or it was deleted meanwhile) */
     BROKER_ENOMEM = -102,
-    BROKER_EINVAL = -103,  /* bad options or arguments */
-    BROKER_ELIMIT = -104,  /* a limit is reached: try again later */
-    BROKER_ECLOSING = -105 /* shutting down */
+    BROKER_EINVAL = -103,   /* bad options or arguments */
+    BROKER_ELIMIT = -104,   /* a limit is reached: try again later */
+    BROKER_ECLOSING = -105, /* shutting down */
+    BROKER_EPENDING = -106  /* not known here yet: the store is asked, the
+                               callback says */
 };
 
 /* Human-readable text for a BROKER_E* or KV_E* code. Never NULL. */
@@ -86,12 +88,17 @@ void broker_stats_get(const broker *b, broker_stats *st);
 /* The channel called 'name', or NULL. Borrowed: valid until the loop runs on
  * (a deletion, here or on another node, frees it). */
 chan *broker_chan(broker *b, const char *name);
-/* The channel 'name'; when there is none and 'create' is set and the options
- * allow it (autocreate), a new one with the default options. NULL with '*why'
- * BROKER_ENOCHAN (none, not created), or BROKER_ELIMIT or BROKER_ENOMEM with a
- * message in 'err'. */
-chan *broker_chan_open(broker *b, const char *name, bool create, int *why, char *err,
-                       size_t errlen);
+/* The channel 'name', as every node sees it: the one this node holds, returned
+ * at once; else, since another node may have created it a moment ago, the
+ * store is asked: NULL with '*why' BROKER_EPENDING, and 'cb' runs once, later,
+ * with the channel (status 0), or with BROKER_ENOCHAN when there is none;
+ * with 'create' set and the options allowing it (autocreate), one is created
+ * then with the default options (or BROKER_ELIMIT, BROKER_ENOMEM). Any other
+ * '*why' (BROKER_ENOMEM): no callback. The channel handed to 'cb' is borrowed
+ * for the call (chan_ref to keep it). */
+typedef void (*broker_chan_cb)(int status, chan *ch, void *arg);
+chan *broker_chan_lookup(broker *b, const char *name, bool create, int *why,
+                         broker_chan_cb cb, void *arg);
 /* Create 'name' with the defaults overlaid by 'opts' (a JSON object or NULL),
  * or update it. Returns the channel, or NULL with '*why' set (BROKER_EINVAL:
  * bad options, BROKER_ELIMIT: max_channels reached, BROKER_ENOMEM) and a
@@ -106,11 +113,33 @@ chan **broker_chan_list(broker *b, size_t *n);
 
 /* ---- connections ---- */
 
-/* A new connection, or NULL with '*why' BROKER_ELIMIT (the channel holds
- * max_connections_per_channel) or BROKER_ENOMEM. */
-conn *broker_conn_create(broker *b, chan *ch, int *why);
+/* A connection and what the store says of it (borrowed for the call). */
+typedef void (*broker_conn_cb)(int status, conn *cn, void *arg);
+typedef void (*broker_info_cb)(int status, const conn_info *ci, void *arg);
+
+/* Create a connection on 'ch'. Returns 0, and 'cb' runs once, later: with the
+ * connection (status 0) once the store has placed its cursor at the end of the
+ * channel's log, so that every message published from then on, on any node,
+ * is queued for it; or with a KV_E* code (and NULL: nothing was created).
+ * Returns BROKER_ELIMIT (the channel holds max_connections_per_channel) or
+ * BROKER_ENOMEM, and no callback. */
+int broker_conn_create(broker *b, chan *ch, broker_conn_cb cb, void *arg);
+/* The connection 'id' of 'ch': the one this node holds, returned at once; else
+ * the store is asked, as broker_chan_lookup() does (BROKER_EPENDING, then 'cb'
+ * with it or BROKER_ENOCONN). */
+conn *broker_conn_lookup(broker *b, chan *ch, const char *id, int *why, broker_conn_cb cb,
+                         void *arg);
 void broker_conn_delete(broker *b, conn *cn);
 void broker_conn_set_running(broker *b, conn *cn, bool running);
+/* What the store says of 'cn' now (the same on every node): its listener,
+ * whether a stream is attached anywhere, what waits and what was dropped.
+ * Returns 0 and calls 'cb' once, later; or a negative code. */
+int broker_conn_info(broker *b, conn *cn, broker_info_cb cb, void *arg);
+/* broker_conn_info() for every connection of 'ch' this node knows, sorted by
+ * id: 'cb' gets n ids and their infos (borrowed for the call). */
+typedef void (*broker_list_cb)(int status, size_t n, const char (*ids)[CONN_ID_LEN + 1],
+                               const conn_info *infos, void *arg);
+int broker_conn_list(broker *b, chan *ch, broker_list_cb cb, void *arg);
 
 /* ---- publishing ---- */
 

@@ -116,9 +116,11 @@ static void catch_up(broker *b)
             if (repo_channel_history_load(b->repo, ch, &cu->q, history_caught_up, cu) < 0)
                 history_caught_up(KV_ENOMEM, cu);
         }
-        TAILQ_FOREACH (cn, &ch->conns, link)
-            if (cn->lis.stream && !cn->loading)
-                broker_conn_reload(b, cn);
+        conn *next;
+        for (cn = TAILQ_FIRST(&ch->attached); cn; cn = next) {
+            next = TAILQ_NEXT(cn, alink); /* a failed read ends the stream */
+            broker_conn_reload(b, cn);
+        }
     }
     broker_catchup_step(b);
 }
@@ -148,17 +150,16 @@ static void apply_remote(broker *b, const char *kind, const char *chan_name,
         }
         json_decref(opts);
     } else if (strcmp(kind, "n") == 0 && strcmp(what, "deleted") == 0) {
-        if (cn) {
-            if (cn->lis.stream)
-                stream_close(cn->lis.stream);
-            conn_free(cn);
-        }
+        if (cn)
+            broker_conn_forget(b, cn);
     } else if (strcmp(kind, "n") == 0) {
         if (ch && !cn && valid_conn_id(conn_id))
             conn_new(ch, conn_id);
     } else if (strcmp(kind, "l") == 0 && cn) {
+        bool was = cn->lis.running;
         cn->lis.running = strcmp(what, "running") == 0;
-        broker_conn_drain(b, cn);
+        if (cn->lis.running && !was)
+            broker_conn_reload(b, cn);
     } else if (strcmp(kind, "a") == 0 && cn && cn->lis.stream) {
         log_info("connection %s: a stream on another node takes over", cn->id);
         stream_close(cn->lis.stream);
@@ -196,6 +197,7 @@ void broker_on_notify(const char *topic, const char *data, size_t len, void *arg
             b->seen_seq = m->seq;
         if (m->seq > b->max_seq)
             b->max_seq = m->seq;
+        m->own = conn_id != NULL;
         if (ch && !conn_id)
             broker_chan_deliver(b, ch, m);
         else if (ch && (cn = chan_conn(ch, conn_id)))

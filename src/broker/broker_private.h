@@ -39,6 +39,9 @@ struct broker {
     char node_id[CONN_ID_LEN + 1];  /* this process among the nodes of the store */
     unsigned long long slow_closed; /* streams ended for not reading */
     unsigned long long refused;     /* subscribers sent away by a limit */
+    struct conn_list dirty;         /* connections whose cursors moved */
+    struct event *save_ev;          /* saves them, at the end of the loop turn */
+    bool save_pending;
 
     /* broker_publish.c */
     uint64_t max_seq;          /* highest message id seen: ids never go back */
@@ -57,19 +60,28 @@ struct broker {
 
 /* ---- broker.c ---- */
 
+/* Save the cursors of every connection that moved (batched: at the end of a
+ * loop turn, and before a publisher is answered, so it reads its writes). */
+void broker_cursors_save(broker *b);
+/* The stream of 'cn' on this node ended (stream.c): save its cursors now and
+ * say in the store it is attached here no more. */
+void broker_conn_detached(broker *b, conn *cn);
+/* Forget a connection here: its stream ends, it leaves every list, it is
+ * freed. The store is not touched. */
+void broker_conn_forget(broker *b, conn *cn);
+
 /* Forget a channel here: its streams end. The store is not touched. */
 void broker_chan_drop(broker *b, chan *ch);
 /* A channel new to this node, with 'opts', into the map. NULL on OOM. */
 chan *broker_chan_add(broker *b, const char *name, const chan_opts *opts);
 /* A message reached this node for a channel (the store has it): history, live
- * streams, and every connection's queue. Seen ids are skipped. */
+ * streams, and the connections attached here. Seen ids are skipped. */
 void broker_chan_deliver(broker *b, chan *ch, msg *m);
-/* ... for one connection (already in its stored queue). */
+/* ... for one connection (m->own: in its own log). */
 void broker_conn_deliver(broker *b, conn *cn, msg *m);
-/* Move what waits in a running, attached listener's queue into its stream. */
-void broker_conn_drain(broker *b, conn *cn);
-/* Read the stored queue of 'cn' back (it may have been drained elsewhere),
- * then drain it into the stream attached here. */
+/* Read what waits for 'cn' from the store (its cursors may have moved on
+ * another node, messages may have been missed), then give it to the stream
+ * attached here while the listener runs. */
 void broker_conn_reload(broker *b, conn *cn);
 
 /* ---- broker_publish.c ---- */

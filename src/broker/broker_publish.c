@@ -68,8 +68,11 @@ static void pub_settle(pub_ctx *pc)
         TAILQ_REMOVE(&pc->b->waiting, pc, link);
         pc->waiting_since = 0;
     }
-    if (pc->status == 0 && pc->b->opts.sync && kv_flush(pc->b->kv, pub_flushed, pc) == 0)
-        return;
+    if (pc->status == 0 && pc->b->opts.sync) {
+        broker_cursors_save(pc->b);
+        if (kv_flush(pc->b->kv, pub_flushed, pc) == 0)
+            return;
+    }
     pub_finish(pc);
 }
 
@@ -79,6 +82,10 @@ void broker_pubs_release(broker *b, bool all)
 {
     pub_ctx *pc, *next;
     int64_t now = now_us();
+    /* What delivering moved goes to the store before anyone is answered, so
+     * that the publisher reads its own writes (queue counts included). */
+    if (TAILQ_FIRST(&b->waiting))
+        broker_cursors_save(b);
     for (pc = TAILQ_FIRST(&b->waiting); pc; pc = next) {
         next = TAILQ_NEXT(pc, link);
         if (all || pc->ids[pc->nids - 1] <= b->seen_seq ||

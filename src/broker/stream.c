@@ -59,6 +59,7 @@ static void stream_free(stream *s)
     if (s->cn) {
         s->cn->lis.stream = NULL;
         s->ch->nattached--;
+        broker_conn_detached(b, s->cn);
     } else {
         TAILQ_REMOVE(&s->ch->streams, s, link);
         s->ch->nstreams--;

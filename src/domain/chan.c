@@ -16,6 +16,7 @@ chan *chan_new(const char *name, const chan_opts *opts)
     ch->refs = 1;
     msgq_init(&ch->history, (size_t)opts->history);
     TAILQ_INIT(&ch->conns);
+    TAILQ_INIT(&ch->attached);
     TAILQ_INIT(&ch->streams);
     return ch;
 }
@@ -44,7 +45,7 @@ void chan_set_opts(chan *ch, const chan_opts *opts)
     ch->opts = *opts;
     msgq_set_limit(&ch->history, (size_t)opts->history);
     TAILQ_FOREACH (cn, &ch->conns, link)
-        msgq_set_limit(&cn->queue, (size_t)opts->queue_limit);
+        msgq_set_limit(&cn->pending, (size_t)opts->queue_limit);
 }
 
 conn *conn_new(chan *ch, const char *id)
@@ -58,7 +59,7 @@ conn *conn_new(chan *ch, const char *id)
         conn_id_generate(cn->id);
     cn->ch = ch;
     cn->lis.running = true;
-    msgq_init(&cn->queue, (size_t)ch->opts.queue_limit);
+    msgq_init(&cn->pending, (size_t)ch->opts.queue_limit);
     TAILQ_INSERT_TAIL(&ch->conns, cn, link);
     ch->nconns++;
     return cn;
@@ -79,7 +80,7 @@ void conn_free(conn *cn)
         return;
     TAILQ_REMOVE(&cn->ch->conns, cn, link);
     cn->ch->nconns--;
-    msgq_free(&cn->queue);
+    msgq_free(&cn->pending);
     free(cn);
 }
 
@@ -94,10 +95,10 @@ json_t *chan_to_json(const chan *ch)
                      (json_int_t)ch->history.len);
 }
 
-json_t *conn_to_json(const conn *cn)
+json_t *conn_to_json(const conn *cn, const conn_info *ci)
 {
     return json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "id", cn->id, "channel",
-                     cn->ch->name, "listener", cn->lis.running ? "running" : "stopped",
-                     "attached", cn->lis.stream != NULL, "queue_length",
-                     (json_int_t)cn->queue.len, "dropped", (json_int_t)cn->queue.dropped);
+                     cn->ch->name, "listener", ci->running ? "running" : "stopped",
+                     "attached", ci->attached, "queue_length",
+                     (json_int_t)ci->queue_length, "dropped", (json_int_t)ci->dropped);
 }

@@ -1,17 +1,24 @@
 /* chan.h - the domain: channels, their connections, listeners and live streams.
  *
- * A channel has options, a bounded history and persistent connections; a
- * connection is a listener plus a bounded queue. A listener is running or
- * stopped and attached to at most one live stream. Plain subscribers (GET
+ * A channel has options, a log of the messages published to it (the store
+ * keeps it; this object mirrors its newest 'history' messages), live
+ * subscribers, and persistent connections. A connection is a listener plus a
+ * queue; the queue is not a copy of messages but a place in two logs, the
+ * channel's and the connection's own (messages published to it alone): what
+ * waits for it is what lies after its cursor in each, at most queue_limit
+ * (older ones are dropped and counted). A listener is running or stopped and
+ * attached to at most one live stream in the cluster. Plain subscribers (GET
  * /channels/{name}/events) are live streams on the channel itself and resume
  * from its history. These are plain in-memory objects: the repositories
- * (repo/) persist and rebuild them, the broker (broker.c) changes them. */
+ * (repo/) persist and rebuild them, the broker (src/broker) changes them. */
 #ifndef CHAN_H
 #define CHAN_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/queue.h>
+#include <jansson.h>
 
 #include "src/domain/chan_opts.h"
 #include "src/domain/msgq.h"
@@ -20,17 +27,30 @@
 struct stream;
 
 typedef struct listener {
-    bool running;          /* stopped: messages wait in the queue */
-    struct stream *stream; /* the attached live stream, or NULL */
+    bool running;          /* stopped: messages wait in the logs */
+    struct stream *stream; /* the stream attached on this node, or NULL */
 } listener;
+
+/* A place in a log: the id and position of the last entry read (0, 0: none). */
+typedef struct cursor {
+    uint64_t id, pos;
+} cursor;
 
 typedef struct conn {
     char id[CONN_ID_LEN + 1];
     struct chan *ch; /* owning channel */
     listener lis;
-    msgq queue;   /* mirror of the stored queue */
-    bool loading; /* the stored queue is being read back: no draining */
-    TAILQ_ENTRY(conn) link;
+    /* While a stream is attached here: */
+    cursor at;               /* the last message of the channel's log it was given */
+    cursor own;              /* ... of its own log */
+    uint64_t dropped_add;    /* dropped by the bound since the cursors were saved */
+    bool dirty;              /* cursors moved since they were saved */
+    bool loading;            /* its backlog is being read: live messages wait */
+    bool reload;             /* read it again once this read is over */
+    msgq pending;            /* live messages that arrived while loading */
+    TAILQ_ENTRY(conn) link;  /* in ch->conns */
+    TAILQ_ENTRY(conn) alink; /* in ch->attached while a stream is attached here */
+    TAILQ_ENTRY(conn) dlink; /* in the broker's list of cursors to save */
 } conn;
 
 TAILQ_HEAD(conn_list, conn);
@@ -39,9 +59,10 @@ TAILQ_HEAD(stream_list, stream);
 typedef struct chan {
     char *name; /* owned; also the key of the broker's channel map */
     chan_opts opts;
-    msgq history;
+    msgq history; /* the newest 'history' messages of its log */
     struct conn_list conns;
     size_t nconns;
+    struct conn_list attached;  /* its connections with a stream attached here */
     struct stream_list streams; /* plain subscribers */
     size_t nstreams;
     size_t nattached;  /* connection streams attached */
@@ -50,13 +71,21 @@ typedef struct chan {
     bool deleted;
 } chan;
 
+/* What a connection shows (GET .../connections/{id}). Read from the store,
+ * so that every node shows the same. */
+typedef struct conn_info {
+    bool running, attached;
+    uint64_t queue_length; /* messages waiting, at most queue_limit */
+    uint64_t dropped;      /* messages its bound dropped since it was created */
+} conn_info;
+
 /* A new channel with one reference, no connections, empty history. NULL on OOM. */
 chan *chan_new(const char *name, const chan_opts *opts);
 chan *chan_ref(chan *ch);
 /* Drop a reference; the last one frees the channel, its history and
  * connections. Streams must have been detached before. */
 void chan_unref(chan *ch);
-/* Apply new options: history and queues are trimmed to the new bounds. */
+/* Apply new options: the history is trimmed to its new bound. */
 void chan_set_opts(chan *ch, const chan_opts *opts);
 
 /* A new connection in 'ch' (listener running, empty queue). 'id' NULL makes a
@@ -66,8 +95,9 @@ conn *chan_conn(const chan *ch, const char *id);
 /* Unlink from its channel and free. The stream must have been detached. */
 void conn_free(conn *cn);
 
-/* The API form of a channel and a connection. New references. */
+/* The API form of a channel, and of a connection with what the store says
+ * of it. New references. */
 json_t *chan_to_json(const chan *ch);
-json_t *conn_to_json(const conn *cn);
+json_t *conn_to_json(const conn *cn, const conn_info *ci);
 
 #endif

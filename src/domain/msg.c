@@ -2,6 +2,7 @@
 #include "src/domain/msg.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,23 +73,34 @@ void msg_unref(msg *m)
     free(m);
 }
 
-json_t *msg_to_json(const msg *m)
+/* The API form, and with 'with_pos' the stored form (the position after the
+ * id: the store writes it there, see msg_json_tail). */
+static json_t *to_json(const msg *m, bool with_pos)
 {
     json_t *o =
-        json_pack("{s:s, s:s?, s:s%, s:I}", "id", m->id, "event", m->event, "data",
-                  m->data, m->data_len, "timestamp", (json_int_t)m->ts_us);
+        with_pos && m->pos
+            ? json_pack("{s:s, s:I, s:s?, s:s%, s:I}", "id", m->id, "pos",
+                        (json_int_t)m->pos, "event", m->event, "data", m->data,
+                        m->data_len, "timestamp", (json_int_t)m->ts_us)
+            : json_pack("{s:s, s:s?, s:s%, s:I}", "id", m->id, "event", m->event, "data",
+                        m->data, m->data_len, "timestamp", (json_int_t)m->ts_us);
     if (o && m->retry >= 0)
         json_object_set_new(o, "retry", json_integer(m->retry));
     return o;
 }
 
+json_t *msg_to_json(const msg *m)
+{
+    return to_json(m, false);
+}
+
 const char *msg_json_text(const msg *m, size_t *len)
 {
     /* A memo, not a change: the message is immutable, its text is computed
-     * once for history and every queue it goes to. */
+     * once. */
     msg *mm = (msg *)m;
     if (!mm->json) {
-        json_t *o = msg_to_json(m);
+        json_t *o = to_json(m, true);
         mm->json = o ? json_dumps(o, JSON_COMPACT) : NULL;
         mm->json_len = mm->json ? strlen(mm->json) : 0;
         json_decref(o);
@@ -146,13 +158,13 @@ char *msg_json_tail(const char *event, const char *data, size_t data_len, int64_
                     int retry, size_t *len)
 {
     /* Written by hand (the publish hot path): the same text as json_dumps of
-     * msg_to_json(), from just past the id's opening quote. */
+     * msg_to_json(), from just past the position. */
     size_t elen = event ? strlen(event) : 0;
     char *text = malloc(64 + 6 * (elen + data_len) + 64), *p = text;
     if (!text)
         return NULL;
-    memcpy(p, "\",\"event\":", 10);
-    p += 10;
+    memcpy(p, ",\"event\":", 9);
+    p += 9;
     if (event) {
         p = json_quote(p, event, elen);
     } else {
@@ -297,7 +309,7 @@ msg *msg_from_json_fast(const char *text, size_t len)
 {
     const char *p = text, *end = text + len;
     char *buf = malloc(len + 1), *event = NULL, *data;
-    long long ts, retry = -1;
+    long long ts, retry = -1, pos = 0;
     long n, dn;
     uint64_t seq;
     msg *m = NULL;
@@ -305,7 +317,11 @@ msg *msg_from_json_fast(const char *text, size_t len)
     /* The id, event and data are unescaped into one buffer, one after the
      * other: together they are no longer than the text. */
     if (!buf || !take(&p, end, "{\"id\":") || (n = json_unquote(&p, end, buf)) < 0 ||
-        parse_u64(buf, &seq) < 0 || !take(&p, end, ",\"event\":"))
+        parse_u64(buf, &seq) < 0)
+        goto out;
+    if (take(&p, end, ",\"pos\":") && (!take_int(&p, end, &pos) || pos < 0))
+        goto out;
+    if (!take(&p, end, ",\"event\":"))
         goto out;
     if (take(&p, end, "null")) {
         data = buf + n + 1;
@@ -323,7 +339,8 @@ msg *msg_from_json_fast(const char *text, size_t len)
         goto out;
     if (!take(&p, end, "}") || p != end)
         goto out;
-    m = msg_new(seq, event, data, (size_t)dn, ts, (int)retry);
+    if ((m = msg_new(seq, event, data, (size_t)dn, ts, (int)retry)))
+        m->pos = (uint64_t)pos;
 out:
     free(buf);
     return m;
@@ -334,18 +351,20 @@ msg *msg_from_json_jansson(const char *text, size_t len)
     json_t *o = json_loadb(text, len, JSON_ALLOW_NUL, NULL), *event = NULL;
     const char *id, *data;
     size_t data_len;
-    json_int_t ts, retry = -1;
+    json_int_t ts, retry = -1, pos = 0;
     uint64_t seq;
     msg *m = NULL;
 
     /* "event" is null when the message has no type. */
     if (o &&
-        json_unpack(o, "{s:s, s?:o, s:s%, s:I, s?:I}", "id", &id, "event", &event, "data",
-                    &data, &data_len, "timestamp", &ts, "retry", &retry) == 0 &&
+        json_unpack(o, "{s:s, s?:I, s?:o, s:s%, s:I, s?:I}", "id", &id, "pos", &pos,
+                    "event", &event, "data", &data, &data_len, "timestamp", &ts, "retry",
+                    &retry) == 0 &&
         (!event || json_is_null(event) || json_is_string(event)) &&
-        parse_u64(id, &seq) == 0 && retry >= -1 && retry <= INT32_MAX &&
-        strlen(data) == data_len)
-        m = msg_new(seq, json_string_value(event), data, data_len, ts, (int)retry);
+        parse_u64(id, &seq) == 0 && retry >= -1 && retry <= INT32_MAX && pos >= 0 &&
+        strlen(data) == data_len &&
+        (m = msg_new(seq, json_string_value(event), data, data_len, ts, (int)retry)))
+        m->pos = (uint64_t)pos;
     json_decref(o);
     return m;
 }

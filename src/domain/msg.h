@@ -13,6 +13,10 @@
 typedef struct msg {
     int refs;
     uint64_t seq; /* numeric form of the id */
+    uint64_t pos; /* its position in its log (its channel's, or for a message to
+                     one connection, that connection's): 1 for the first, 0 if
+                     unknown */
+    int own;      /* 1: published to one connection (pos is in its own log) */
     char id[21];  /* decimal id, what clients see */
     char *event;  /* NULL if none */
     char *data;   /* NUL-terminated, data_len bytes */
@@ -34,17 +38,21 @@ msg *msg_ref(msg *m);
 /* Drop a reference; the last one frees. NULL is fine. */
 void msg_unref(msg *m);
 
-/* The API and storage form: {"id", "event" (or null), "data", "timestamp"
- * [, "retry"]}. New reference, NULL on OOM. */
+/* The API form: {"id", "event" (or null), "data", "timestamp" [, "retry"]}.
+ * New reference, NULL on OOM. */
 json_t *msg_to_json(const msg *m);
 
-/* msg_to_json() as compact text, made once per message and kept with it
- * (borrowed: valid while the message is). NULL on OOM. */
+/* The stored form as compact text: the API form with "pos" after "id" when
+ * the position is known. Made once per message and kept with it (borrowed:
+ * valid while the message is). NULL on OOM. */
 const char *msg_json_text(const msg *m, size_t *len);
 
-/* The msg_to_json() text of a message not numbered yet, from just past its id
- * on: '{"id":"' + id + the result is the whole text. Caller frees; NULL on
- * OOM. */
+/* The msg_to_json() text of a message not numbered yet, from just past its
+ * position on: MSG_JSON_HEAD + id + MSG_JSON_MID + pos + the result is the
+ * whole text (the store fills in the id and position, see kv_append). Caller
+ * frees; NULL on OOM. */
+#define MSG_JSON_HEAD "{\"id\":\""
+#define MSG_JSON_MID "\",\"pos\":"
 char *msg_json_tail(const char *event, const char *data, size_t data_len, int64_t ts_us,
                     int retry, size_t *len);
 

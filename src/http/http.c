@@ -45,15 +45,35 @@ enum {
     M_DELETE = HTTPD_DELETE,
 };
 
-/* One request being routed. */
+/* What a route needs found before its handler runs. */
+enum {
+    NEED_NONE,
+    NEED_CHAN, /* the channel: 404 without it */
+    NEED_CONN  /* the channel and the connection: 404 without them */
+};
+
+struct route;
+
+/* One request being answered. It lives until the answer is given: a handler
+ * that waits (for the store, for a lookup) keeps it (ctx_wait), and if the
+ * client leaves meanwhile 'req' becomes NULL and nothing is answered. */
 typedef struct http_ctx {
     httpd_req *req;
     http_server *h;
     broker *b;
     const http_opts *o;
+    const struct route *r;
     int method;
-    char *arg[2]; /* decoded channel name and connection id, when the route has them */
+    bool sse;      /* Accept: text/event-stream */
+    char *arg[2];  /* decoded channel name and connection id, when the route has them */
+    char *last_id; /* a subscriber's Last-Event-ID (copied: the head may go) */
     struct evkeyvalq query;
+    chan *ch; /* the route's channel once found (a reference) */
+    conn *cn; /* its connection once found (look it up again after a wait) */
+    bool waiting;
+    bool need_conn, optional;         /* what find() was asked for */
+    void (*then)(struct http_ctx *c); /* what runs once the lookup is over */
+    pub_batch batch;                  /* a publish, parsed */
 } http_ctx;
 
 typedef void (*route_fn)(http_ctx *c);
@@ -62,7 +82,53 @@ typedef struct route {
     const char *pattern; /* segments; '*' captures one */
     unsigned methods;
     route_fn fn;
+    int need; /* NEED_*: found before 'fn' runs */
 } route;
+
+/* ---- the request's life ---- */
+
+static void ctx_free(http_ctx *c)
+{
+    evhttp_clear_headers(&c->query);
+    free(c->arg[0]);
+    free(c->arg[1]);
+    free(c->last_id);
+    pub_batch_free(&c->batch);
+    chan_unref(c->ch);
+    free(c);
+}
+
+static void ctx_gone(httpd_req *req, void *arg)
+{
+    ((http_ctx *)arg)->req = NULL;
+}
+
+/* The answer will come later: keep the context. */
+static void ctx_wait(http_ctx *c)
+{
+    c->waiting = true;
+    httpd_on_close(c->req, ctx_gone, c);
+}
+
+/* The wait is over. Returns false if the client went away meanwhile (then the
+ * context is freed). */
+static bool ctx_resume(http_ctx *c)
+{
+    c->waiting = false;
+    if (!c->req) {
+        ctx_free(c);
+        return false;
+    }
+    httpd_on_close(c->req, NULL, NULL);
+    return true;
+}
+
+/* A step of the handler is over: free the context unless it waits again. */
+static void ctx_step_done(http_ctx *c)
+{
+    if (!c->waiting)
+        ctx_free(c);
+}
 
 /* ---- helpers ---- */
 
@@ -82,12 +148,6 @@ static const char *body(http_ctx *c, size_t *len)
     return httpd_body(c->req, len);
 }
 
-static int wants_sse(http_ctx *c)
-{
-    const char *accept = header(c, "Accept");
-    return accept && strstr(accept, "text/event-stream") != NULL;
-}
-
 /* Send a subscriber away to retry later (an EventSource gives up for good
  * on any status but 200). */
 static void refuse_stream(http_ctx *c, const char *why)
@@ -96,145 +156,192 @@ static void refuse_stream(http_ctx *c, const char *why)
     http_refuse_stream(c->req, c->o, why);
 }
 
-/* Answer a refused creation: a subscriber is sent away with a retry, anyone
- * else gets 503. */
-static void limit_error(http_ctx *c, int why, const char *err)
+/* Answer a broker error. A subscriber refused by a limit is sent away with a
+ * retry; anyone else gets a JSON error. */
+static void broker_error(http_ctx *c, int why, const char *err)
 {
-    if (why == BROKER_ELIMIT && wants_sse(c) && c->method == M_GET) {
+    if (why == BROKER_ELIMIT && c->sse && c->method == M_GET) {
         refuse_stream(c, "busy: limit reached");
         return;
     }
-    if (why == BROKER_ELIMIT)
+    switch (why) {
+    case BROKER_ELIMIT:
         httpd_add_header(c->req, "Retry-After", "5");
-    reply_error(c, 503, why == BROKER_ELIMIT ? "limit_reached" : "out_of_memory", err);
-}
-
-/* The channel named in the route, created first when 'create' and the config
- * allow it. Answers 404 and returns NULL if there is none. */
-static chan *route_chan(http_ctx *c, int create)
-{
-    char err[128];
-    int why;
-    chan *ch = broker_chan_open(c->b, c->arg[0], create, &why, err, sizeof(err));
-    if (ch)
-        return ch;
-    if (why != BROKER_ENOCHAN)
-        limit_error(c, why, err);
-    else
+        reply_error(c, 503, "limit_reached", err ? err : "a limit is reached");
+        break;
+    case BROKER_ENOCHAN:
         http_error(c->req, c->o, 404, "channel_not_found", "channel '%s' does not exist",
                    c->arg[0]);
-    return NULL;
+        break;
+    case BROKER_ENOCONN:
+        http_error(c->req, c->o, 404, "connection_not_found",
+                   "connection '%s' does not exist in channel '%s'", c->arg[1],
+                   c->arg[0]);
+        break;
+    case BROKER_ECLOSING:
+        httpd_add_header(c->req, "Retry-After", "1");
+        reply_error(c, 503, "shutting_down", "the broker is shutting down");
+        break;
+    case BROKER_ENOMEM:
+        reply_error(c, 503, "out_of_memory", "out of memory");
+        break;
+    default:
+        http_error(c->req, c->o, 503, "store_unavailable", "the store failed: %s",
+                   broker_strerror(why));
+    }
 }
 
-static conn *route_conn(http_ctx *c, chan *ch)
+/* ---- finding the route's channel and connection ----
+ *
+ * In memory first; a channel or connection this node has not heard of may
+ * have been created on another node a moment ago, so the broker asks the
+ * store, and the handler runs once it answers. */
+
+static void found_chan(int status, chan *ch, void *arg);
+static void found_conn(int status, conn *cn, void *arg);
+
+static void find_conn(http_ctx *c)
 {
-    conn *cn = ch ? chan_conn(ch, c->arg[1]) : NULL;
-    if (ch && !cn)
-        http_error(c->req, c->o, 404, "connection_not_found",
-                   "connection '%s' does not exist in channel '%s'", c->arg[1], ch->name);
-    return cn;
+    int why;
+    conn *cn = broker_conn_lookup(c->b, c->ch, c->arg[1], &why, found_conn, c);
+    if (cn) {
+        c->cn = cn;
+        c->then(c);
+    } else if (why == BROKER_EPENDING) {
+        ctx_wait(c);
+    } else {
+        broker_error(c, why, NULL);
+    }
+}
+
+static void found_conn(int status, conn *cn, void *arg)
+{
+    http_ctx *c = arg;
+    if (!ctx_resume(c))
+        return;
+    if (cn) {
+        c->cn = cn;
+        c->then(c);
+    } else {
+        broker_error(c, status, NULL);
+    }
+    ctx_step_done(c);
+}
+
+/* Find the route's channel ('create': make it when there is none and
+ * autocreate allows), and with 'need_conn' its connection, then run 'then'.
+ * Answers 404 (or 503) itself when they cannot be had. 'optional': run 'then'
+ * with c->ch NULL when there is no such channel. */
+static void find(http_ctx *c, bool create, bool need_conn, bool optional,
+                 void (*then)(http_ctx *c))
+{
+    int why;
+    chan *ch;
+    c->then = then;
+    c->need_conn = need_conn;
+    c->optional = optional;
+    if ((ch = broker_chan_lookup(c->b, c->arg[0], create, &why, found_chan, c))) {
+        c->ch = chan_ref(ch);
+        if (need_conn)
+            find_conn(c);
+        else
+            then(c);
+    } else if (why == BROKER_EPENDING) {
+        ctx_wait(c);
+    } else if (why == BROKER_ENOCHAN && optional) {
+        then(c);
+    } else {
+        broker_error(c, why, NULL);
+    }
+}
+
+static void found_chan(int status, chan *ch, void *arg)
+{
+    http_ctx *c = arg;
+    if (!ctx_resume(c))
+        return;
+    if (ch) {
+        c->ch = chan_ref(ch);
+        if (c->need_conn)
+            find_conn(c);
+        else
+            c->then(c);
+    } else if (status == BROKER_ENOCHAN && c->optional) {
+        c->then(c);
+    } else {
+        broker_error(c, status, NULL);
+    }
+    ctx_step_done(c);
 }
 
 /* ---- publishing: the reply waits for the store ---- */
 
-/* A reply held while the store works. If the client goes away meanwhile the
- * close callback tells us, and the request is gone. */
-typedef struct held {
-    httpd_req *req;
-    const http_opts *o;
-    int is_array;
-} held;
-
-static void held_conn_closed(httpd_req *req, void *arg)
-{
-    held *hd = arg;
-    hd->req = NULL;
-}
-
 static void published(int status, const uint64_t *ids_, size_t n, int64_t ts_us,
                       void *arg)
 {
-    held *hd = arg;
+    http_ctx *c = arg;
     json_t *ids;
 
-    if (!hd->req)
-        goto out;
-    httpd_on_close(hd->req, NULL, NULL);
-    if (status == BROKER_ENOCHAN) {
-        http_error(hd->req, hd->o, 404, "channel_not_found", "the channel was deleted");
-    } else if (status == BROKER_ENOCONN) {
-        http_error(hd->req, hd->o, 404, "connection_not_found",
-                   "the connection was deleted");
-    } else if (status < 0) {
-        http_error(hd->req, hd->o, 503, "store_unavailable", "the store failed: %s",
-                   broker_strerror(status));
-    } else if (hd->is_array) {
+    if (!ctx_resume(c))
+        return;
+    if (status < 0) {
+        broker_error(c, status, NULL);
+    } else if (c->batch.is_array) {
         ids = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(ids, json_sprintf("%llu", (unsigned long long)ids_[i]));
-        http_json(hd->req, hd->o, 201, json_pack("{s:o}", "ids", ids));
+        http_json(c->req, c->o, 201, json_pack("{s:o}", "ids", ids));
     } else {
         /* The common answer, written without building a JSON object. */
         struct evbuffer *out = evbuffer_new();
         if (!out) {
-            http_error(hd->req, hd->o, 503, "out_of_memory", "out of memory");
-            goto out;
+            reply_error(c, 503, "out_of_memory", "out of memory");
+        } else {
+            char text[80], *e = text;
+            e = fmt_u64(stpcpy(e, "{\"id\":\""), ids_[0]);
+            e = stpcpy(fmt_i64(stpcpy(e, "\",\"timestamp\":"), ts_us), "}\n");
+            evbuffer_add(out, text, (size_t)(e - text));
+            http_cors(c->req, c->o);
+            httpd_reply(c->req, 201, "application/json", out);
+            evbuffer_free(out);
         }
-        char text[80], *e = text;
-        e = fmt_u64(stpcpy(e, "{\"id\":\""), ids_[0]);
-        e = stpcpy(fmt_i64(stpcpy(e, "\",\"timestamp\":"), ts_us), "}\n");
-        evbuffer_add(out, text, (size_t)(e - text));
-        http_cors(hd->req, hd->o);
-        httpd_reply(hd->req, 201, "application/json", out);
-        evbuffer_free(out);
     }
-out:
-    free(hd);
+    ctx_free(c);
 }
 
-static void publish(http_ctx *c, chan *ch, const char *conn_id)
+/* Publish the parsed batch to c->ch, or to its connection c->cn. */
+static void publish_now(http_ctx *c)
 {
-    pub_batch batch;
+    bool is_array = c->batch.is_array;
+    int rc =
+        broker_publish(c->b, c->ch, c->cn ? c->cn->id : NULL, &c->batch, published, c);
+    c->batch.is_array = is_array; /* the batch went to the broker: keep the shape */
+    if (rc == 0)
+        ctx_wait(c); /* the answer comes from published(), always later */
+    else
+        broker_error(c, rc, NULL);
+}
+
+/* Validate the whole request before anything is found or created: bad input
+ * changes nothing. Answers and returns -1 on bad input. */
+static int publish_parse_body(http_ctx *c)
+{
     const char *code;
     char err[256];
     size_t len;
     const char *data = body(c, &len);
-    held *hd;
 
     if (len > c->o->max_body) {
         reply_error(c, 413, "body_too_large", "the request body is over the limit");
-        return;
+        return -1;
     }
     if (publish_parse(header(c, "Content-Type"), data, len,
-                      evhttp_find_header(&c->query, "event"), &batch, &code, err,
+                      evhttp_find_header(&c->query, "event"), &c->batch, &code, err,
                       sizeof(err)) < 0) {
         reply_error(c, 400, code, err);
-        return;
+        return -1;
     }
-    if (!(hd = malloc(sizeof(*hd)))) {
-        pub_batch_free(&batch);
-        reply_error(c, 503, "out_of_memory", "out of memory");
-        return;
-    }
-    *hd = (held){c->req, c->o, batch.is_array};
-    /* The answer always comes later, from published(). */
-    int rc = broker_publish(c->b, ch, conn_id, &batch, published, hd);
-    if (rc == 0) {
-        httpd_on_close(c->req, held_conn_closed, hd);
-        return;
-    }
-    free(hd);
-    if (rc == BROKER_ENOCONN) {
-        reply_error(c, 404, "connection_not_found", "the connection was deleted");
-    } else if (rc == BROKER_ECLOSING) {
-        httpd_add_header(c->req, "Retry-After", "1");
-        reply_error(c, 503, "shutting_down", "the broker is shutting down");
-    } else if (rc == BROKER_ENOMEM) {
-        reply_error(c, 503, "out_of_memory", "out of memory");
-    } else {
-        http_error(c->req, c->o, 503, "store_unavailable", "the store failed: %s",
-                   broker_strerror(rc));
-    }
+    return 0;
 }
 
 /* ---- handlers ---- */
@@ -367,57 +474,66 @@ static void h_channels(http_ctx *c)
     http_json(c->req, c->o, 200, json_pack("{s:o}", "channels", arr));
 }
 
-static void h_channel(http_ctx *c)
+static void channel_put(http_ctx *c)
 {
-    chan *ch;
-    if (c->method == M_PUT) {
-        size_t len;
-        const char *data = body(c, &len);
-        json_t *opts = NULL;
-        json_error_t jerr;
-        char err[256];
-        bool created;
+    size_t len;
+    const char *data = body(c, &len);
+    json_t *opts = NULL;
+    json_error_t jerr;
+    char err[256];
+    bool created;
+    int why;
 
-        if (len && !(opts = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr))) {
-            http_error(c->req, c->o, 400, "invalid_json", "invalid JSON: %s", jerr.text);
-            return;
-        }
-        if (opts && !json_is_object(opts)) {
-            json_decref(opts);
-            reply_error(c, 400, "invalid_options", "the body must be a JSON object");
-            return;
-        }
-        int why;
-        ch = broker_chan_put(c->b, c->arg[0], opts, &created, &why, err, sizeof(err));
-        json_decref(opts);
-        if (!ch && why == BROKER_EINVAL)
-            reply_error(c, 400, "invalid_options", err);
-        else if (!ch)
-            limit_error(c, why, err);
-        else
-            http_json(c->req, c->o, created ? 201 : 200, chan_to_json(ch));
+    if (len && !(opts = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr))) {
+        http_error(c->req, c->o, 400, "invalid_json", "invalid JSON: %s", jerr.text);
         return;
     }
-    if (!(ch = route_chan(c, 0)))
+    if (opts && !json_is_object(opts)) {
+        json_decref(opts);
+        reply_error(c, 400, "invalid_options", "the body must be a JSON object");
         return;
-    if (c->method == M_DELETE) {
-        broker_chan_delete(c->b, ch);
+    }
+    chan *ch = broker_chan_put(c->b, c->arg[0], opts, &created, &why, err, sizeof(err));
+    json_decref(opts);
+    if (!ch && why == BROKER_EINVAL)
+        reply_error(c, 400, "invalid_options", err);
+    else if (!ch)
+        broker_error(c, why, err);
+    else
+        http_json(c->req, c->o, created ? 201 : 200, chan_to_json(ch));
+}
+
+static void channel_found(http_ctx *c)
+{
+    if (c->method == M_PUT) {
+        channel_put(c);
+    } else if (!c->ch) {
+        broker_error(c, BROKER_ENOCHAN, NULL);
+    } else if (c->method == M_DELETE) {
+        broker_chan_delete(c->b, c->ch);
         http_json(c->req, c->o, 204, NULL);
     } else {
-        http_json(c->req, c->o, 200, chan_to_json(ch));
+        http_json(c->req, c->o, 200, chan_to_json(c->ch));
     }
 }
 
+static void h_channel(http_ctx *c)
+{
+    /* PUT looks in the store first: a channel created elsewhere keeps the
+     * options it was given there. */
+    find(c, false, false, true, channel_found);
+}
+
 /* A live stream for the request: on the channel, or attached to the listener
- * of 'cn'. The broker decides whether it may open; refused, the subscriber is
- * sent away to retry later. */
-static void open_stream(http_ctx *c, chan *ch, conn *cn, const char *last_id)
+ * of c->cn. The broker decides whether it may open; refused, the subscriber
+ * is sent away to retry later. */
+static void open_stream(http_ctx *c)
 {
     sink *sk = http_stream_new(c->req, c->o);
     const char *why = NULL;
-    int rc = !sk  ? BROKER_ENOMEM
-             : cn ? broker_attach(c->b, sk, cn, &why)
-                  : broker_subscribe(c->b, sk, ch, last_id, &why);
+    int rc = !sk     ? BROKER_ENOMEM
+             : c->cn ? broker_attach(c->b, sk, c->cn, &why)
+                     : broker_subscribe(c->b, sk, c->ch, c->last_id, &why);
     if (rc == 0)
         return;
     http_stream_free(sk);
@@ -428,12 +544,13 @@ static void open_stream(http_ctx *c, chan *ch, conn *cn, const char *last_id)
 }
 
 /* GET .../events without text/event-stream: the retained history as JSON. */
-static void history_json(http_ctx *c, chan *ch)
+static void history_json(http_ctx *c)
 {
     const char *after = evhttp_find_header(&c->query, "after");
     const char *limit_s = evhttp_find_header(&c->query, "limit");
     uint64_t seq = 0, limit = HISTORY_LIMIT_MAX;
     size_t from = 0;
+    chan *ch = c->ch;
     json_t *arr;
 
     if (after && parse_u64(after, &seq) < 0) {
@@ -460,108 +577,156 @@ static void history_json(http_ctx *c, chan *ch)
 
 static void h_events(http_ctx *c)
 {
-    chan *ch;
     if (c->method == M_POST) {
-        if ((ch = route_chan(c, 1)))
-            publish(c, ch, NULL);
+        if (publish_parse_body(c) == 0)
+            find(c, true, false, false, publish_now);
         return;
     }
-    if (!wants_sse(c) || c->method == HTTPD_HEAD) {
-        if ((ch = route_chan(c, 0)))
-            history_json(c, ch);
+    if (!c->sse || c->method == HTTPD_HEAD) {
+        find(c, false, false, false, history_json);
         return;
     }
-    if (!(ch = route_chan(c, 1)))
-        return;
     const char *last = header(c, "Last-Event-ID");
     if (!last)
         last = evhttp_find_header(&c->query, "lastEventId");
     if (last && strlen(last) > LAST_ID_MAX)
         last = ""; /* not one of ours: replays everything retained */
-    open_stream(c, ch, NULL, last);
+    if (last && !(c->last_id = strdup(last))) {
+        reply_error(c, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    find(c, true, false, false, open_stream);
+}
+
+/* A connection's API form needs what the store says of it. */
+static void answer_conn(int status, const conn_info *ci, void *arg)
+{
+    http_ctx *c = arg;
+    conn *cn;
+    if (!ctx_resume(c))
+        return;
+    if (status < 0)
+        broker_error(c, status, NULL);
+    else if (!(cn = c->ch->deleted ? NULL : chan_conn(c->ch, c->arg[1])))
+        broker_error(c, BROKER_ENOCONN, NULL); /* deleted meanwhile */
+    else
+        http_json(c->req, c->o, 200, conn_to_json(cn, ci));
+    ctx_free(c);
+}
+
+/* Answer with the connection c->cn as the store has it. */
+static void show_conn(http_ctx *c)
+{
+    int rc = broker_conn_info(c->b, c->cn, answer_conn, c);
+    if (rc == 0)
+        ctx_wait(c);
+    else
+        broker_error(c, rc, NULL);
+}
+
+static void conn_created(int status, conn *cn, void *arg)
+{
+    http_ctx *c = arg;
+    /* A new connection: running, detached, nothing waiting yet. */
+    conn_info ci = {.running = true};
+    if (!ctx_resume(c))
+        return;
+    if (cn)
+        http_json(c->req, c->o, 201, conn_to_json(cn, &ci));
+    else
+        broker_error(c, status, NULL);
+    ctx_free(c);
+}
+
+static void conns_listed(int status, size_t n, const char (*ids)[CONN_ID_LEN + 1],
+                         const conn_info *infos, void *arg)
+{
+    http_ctx *c = arg;
+    json_t *arr;
+    if (!ctx_resume(c))
+        return;
+    if (status < 0) {
+        broker_error(c, status, NULL);
+    } else if (!(arr = json_array())) {
+        reply_error(c, 503, "out_of_memory", "out of memory");
+    } else {
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr,
+                                  json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "id",
+                                            ids[i], "channel", c->ch->name, "listener",
+                                            infos[i].running ? "running" : "stopped",
+                                            "attached", infos[i].attached, "queue_length",
+                                            (json_int_t)infos[i].queue_length, "dropped",
+                                            (json_int_t)infos[i].dropped));
+        http_json(c->req, c->o, 200, json_pack("{s:o}", "connections", arr));
+    }
+    ctx_free(c);
+}
+
+static void conns_found(http_ctx *c)
+{
+    int rc = c->method == M_POST ? broker_conn_create(c->b, c->ch, conn_created, c)
+                                 : broker_conn_list(c->b, c->ch, conns_listed, c);
+    if (rc == 0)
+        ctx_wait(c);
+    else if (rc == BROKER_ELIMIT)
+        broker_error(c, rc, "the channel holds its limit of connections");
+    else
+        broker_error(c, rc, NULL);
 }
 
 static void h_conns(http_ctx *c)
 {
-    chan *ch = route_chan(c, c->method == M_POST);
-    conn *cn;
-    if (!ch)
-        return;
-    if (c->method == M_POST) {
-        int why;
-        if ((cn = broker_conn_create(c->b, ch, &why)))
-            http_json(c->req, c->o, 201, conn_to_json(cn));
-        else
-            limit_error(c, why,
-                        why == BROKER_ELIMIT
-                            ? "the channel holds its limit of connections"
-                            : "out of memory");
-        return;
-    }
-    json_t *arr = json_array();
-    TAILQ_FOREACH (cn, &ch->conns, link)
-        json_array_append_new(arr, conn_to_json(cn));
-    http_json(c->req, c->o, 200, json_pack("{s:o}", "connections", arr));
+    find(c, c->method == M_POST, false, false, conns_found);
 }
 
 static void h_conn(http_ctx *c)
 {
-    conn *cn = route_conn(c, route_chan(c, 0));
-    if (!cn)
-        return;
     if (c->method == M_DELETE) {
-        broker_conn_delete(c->b, cn);
+        broker_conn_delete(c->b, c->cn);
         http_json(c->req, c->o, 204, NULL);
     } else {
-        http_json(c->req, c->o, 200, conn_to_json(cn));
+        show_conn(c);
     }
 }
 
 static void h_conn_events(http_ctx *c)
 {
-    chan *ch = route_chan(c, 0);
-    conn *cn = route_conn(c, ch);
-    if (!cn)
-        return;
-    if (c->method == M_POST)
-        publish(c, ch, cn->id);
-    else if (c->method == HTTPD_HEAD)
-        http_json(c->req, c->o, 200, conn_to_json(cn));
-    else
-        open_stream(c, ch, cn, NULL);
+    if (c->method == M_POST) {
+        if (publish_parse_body(c) == 0)
+            publish_now(c);
+    } else if (c->method == HTTPD_HEAD) {
+        show_conn(c);
+    } else {
+        open_stream(c);
+    }
 }
 
 static void h_conn_stop(http_ctx *c)
 {
-    conn *cn = route_conn(c, route_chan(c, 0));
-    if (cn) {
-        broker_conn_set_running(c->b, cn, false);
-        http_json(c->req, c->o, 200, conn_to_json(cn));
-    }
+    broker_conn_set_running(c->b, c->cn, false);
+    show_conn(c);
 }
 
 static void h_conn_start(http_ctx *c)
 {
-    conn *cn = route_conn(c, route_chan(c, 0));
-    if (cn) {
-        broker_conn_set_running(c->b, cn, true);
-        http_json(c->req, c->o, 200, conn_to_json(cn));
-    }
+    broker_conn_set_running(c->b, c->cn, true);
+    show_conn(c);
 }
 
 static const route routes[] = {
-    {"", M_GET, h_page},
-    {"health", M_GET, h_health},
-    {"nodes", M_GET, h_node_list},
-    {"status", M_GET, h_status},
-    {"channels", M_GET, h_channels},
-    {"channels/*", M_GET | M_PUT | M_DELETE, h_channel},
-    {"channels/*/events", M_GET | M_POST, h_events},
-    {"channels/*/connections", M_GET | M_POST, h_conns},
-    {"channels/*/connections/*", M_GET | M_DELETE, h_conn},
-    {"channels/*/connections/*/events", M_GET | M_POST, h_conn_events},
-    {"channels/*/connections/*/stop", M_POST, h_conn_stop},
-    {"channels/*/connections/*/start", M_POST, h_conn_start},
+    {"", M_GET, h_page, NEED_NONE},
+    {"health", M_GET, h_health, NEED_NONE},
+    {"nodes", M_GET, h_node_list, NEED_NONE},
+    {"status", M_GET, h_status, NEED_NONE},
+    {"channels", M_GET, h_channels, NEED_NONE},
+    {"channels/*", M_GET | M_PUT | M_DELETE, h_channel, NEED_NONE},
+    {"channels/*/events", M_GET | M_POST, h_events, NEED_NONE},
+    {"channels/*/connections", M_GET | M_POST, h_conns, NEED_NONE},
+    {"channels/*/connections/*", M_GET | M_DELETE, h_conn, NEED_CONN},
+    {"channels/*/connections/*/events", M_GET | M_POST, h_conn_events, NEED_CONN},
+    {"channels/*/connections/*/stop", M_POST, h_conn_stop, NEED_CONN},
+    {"channels/*/connections/*/start", M_POST, h_conn_start, NEED_CONN},
 };
 
 #define MAX_SEGS 6
@@ -664,7 +829,7 @@ static int over_limit(http_ctx *c, const char *path)
     if (!httpd_over_limit(c->req) || strcmp(path, "/health") == 0)
         return 0;
     c->h->refused++;
-    if (c->method == M_GET && wants_sse(c)) {
+    if (c->method == M_GET && c->sse) {
         refuse_stream(c, "busy: the broker holds its limit of connections");
         return 1;
     }
@@ -678,22 +843,29 @@ static int over_limit(http_ctx *c, const char *path)
 static void http_handle(httpd_req *req, void *arg)
 {
     http_server *h = arg;
-    http_ctx c = {.req = req, .h = h, .b = h->b, .o = &h->o};
+    http_ctx *c = calloc(1, sizeof(*c));
     const char *path = httpd_path(req);
     const char *query = httpd_query(req);
     char pathbuf[512], *seg[MAX_SEGS], *cap[2] = {NULL, NULL}, allow[64];
     int nseg;
 
-    TAILQ_INIT(&c.query);
-    c.method = httpd_method(req);
-    if (over_limit(&c, path))
-        return;
-    if (strlen(path) >= sizeof(pathbuf)) {
-        reply_error(&c, 404, "not_found", "no such route");
+    if (!c) {
+        httpd_reply_error(req, 503, "out_of_memory", "out of memory", false);
         return;
     }
-    if (query && evhttp_parse_query_str(query, &c.query) < 0) {
-        reply_error(&c, 400, "invalid_query", "the query string is malformed");
+    *c = (http_ctx){.req = req, .h = h, .b = h->b, .o = &h->o};
+    TAILQ_INIT(&c->query);
+    c->method = httpd_method(req);
+    const char *accept = httpd_header(req, "Accept");
+    c->sse = accept && strstr(accept, "text/event-stream") != NULL;
+    if (over_limit(c, path))
+        goto out;
+    if (strlen(path) >= sizeof(pathbuf)) {
+        reply_error(c, 404, "not_found", "no such route");
+        goto out;
+    }
+    if (query && evhttp_parse_query_str(query, &c->query) < 0) {
+        reply_error(c, 400, "invalid_query", "the query string is malformed");
         goto out;
     }
     memcpy(pathbuf, path, strlen(path) + 1); /* fits: checked above */
@@ -702,28 +874,29 @@ static void http_handle(httpd_req *req, void *arg)
         const route *r = &routes[i];
         if (!route_match(r->pattern, seg, nseg, cap))
             continue;
-        if (c.method == HTTPD_OPTIONS) {
+        c->r = r;
+        if (c->method == HTTPD_OPTIONS) {
             httpd_add_header(req, "Access-Control-Allow-Methods",
-                             allow_header(&c, r->methods, allow));
+                             allow_header(c, r->methods, allow));
             httpd_add_header(req, "Access-Control-Allow-Headers",
                              "Content-Type, Last-Event-ID");
             httpd_add_header(req, "Access-Control-Max-Age", "86400");
             http_json(req, &h->o, 204, NULL);
-        } else if (!(c.method & r->methods) &&
-                   !(c.method == HTTPD_HEAD && (r->methods & M_GET))) {
-            allow_header(&c, r->methods, allow);
-            reply_error(&c, 405, "method_not_allowed",
-                        "method not allowed on this route");
-        } else if (route_args(&c, cap, (cap[1] ? 2 : cap[0] ? 1 : 0)) == 0) {
-            r->fn(&c);
+        } else if (!(c->method & r->methods) &&
+                   !(c->method == HTTPD_HEAD && (r->methods & M_GET))) {
+            allow_header(c, r->methods, allow);
+            reply_error(c, 405, "method_not_allowed", "method not allowed on this route");
+        } else if (route_args(c, cap, (cap[1] ? 2 : cap[0] ? 1 : 0)) == 0) {
+            if (r->need == NEED_CONN)
+                find(c, false, true, false, r->fn);
+            else
+                r->fn(c);
         }
         goto out;
     }
-    reply_error(&c, 404, "not_found", "no such route");
+    reply_error(c, 404, "not_found", "no such route");
 out:
-    evhttp_clear_headers(&c.query);
-    free(c.arg[0]);
-    free(c.arg[1]);
+    ctx_step_done(c);
 }
 
 static size_t http_conns(void *arg)

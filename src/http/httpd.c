@@ -206,6 +206,7 @@ static void client_lost(httpd_req *r)
 }
 
 static void client_process(httpd_req *r);
+static void stream_compact(httpd_req *r);
 
 static const char *reason(int status)
 {
@@ -395,6 +396,10 @@ struct evbuffer *httpd_stream_start(httpd_req *r, int status, const char *ctype)
     r->state = S_STREAM;
     bufferevent_disable(r->bev, EV_WRITE); /* written by flush_streams */
     httpd_stream_dirty(r);
+    /* Started after the handler returned (it waited for the store): nobody
+     * uses the request's head any more, free it now. */
+    if (!guard_held(&r->guard))
+        stream_compact(r);
     return bufferevent_get_output(r->bev);
 }
 
@@ -575,6 +580,21 @@ static void early_error(httpd_req *r, int status, const char *code, const char *
     httpd_reply_error(r, status, code, message, true);
 }
 
+/* A stream keeps only the connection: what the request held goes. */
+static void stream_compact(httpd_req *r)
+{
+    httpd_close_cb cb = r->on_close;
+    void *arg = r->on_close_arg;
+    int method = r->h.method, minor = r->h.minor;
+    bool keep = r->h.keepalive;
+    req_reset(r);
+    r->on_close = cb;
+    r->on_close_arg = arg;
+    r->h.method = method;
+    r->h.minor = minor;
+    r->h.keepalive = keep;
+}
+
 /* The complete request goes to the handler. */
 static void dispatch(httpd_req *r)
 {
@@ -588,19 +608,8 @@ static void dispatch(httpd_req *r)
     r->srv->handler(r, r->srv->arg);
     if (client_leave(r))
         return;
-    if (r->state == S_STREAM) {
-        /* A stream keeps only the connection: what the request held goes. */
-        httpd_close_cb cb = r->on_close;
-        void *arg = r->on_close_arg;
-        int method = r->h.method, minor = r->h.minor;
-        bool keep = r->h.keepalive;
-        req_reset(r);
-        r->on_close = cb;
-        r->on_close_arg = arg;
-        r->h.method = method;
-        r->h.minor = minor;
-        r->h.keepalive = keep;
-    }
+    if (r->state == S_STREAM)
+        stream_compact(r);
 }
 
 /* The head is in 'in': copy it out, parse it, then read the body or dispatch.

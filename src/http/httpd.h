@@ -93,7 +93,8 @@ void httpd_reply_error(httpd_req *r, int status, const char *code, const char *m
 /* Start a streamed response: headers now, then the caller writes the body into
  * the returned buffer (chunk-framed if httpd_is_http11(); otherwise raw, and
  * the connection closes at the end). The request's head and body are freed
- * once the handler returns: keep nothing that points into them. */
+ * once the handler returns (at once when the stream starts later): keep
+ * nothing that points into them. */
 struct evbuffer *httpd_stream_start(httpd_req *r, int status, const char *ctype);
 /* The buffer a started stream writes into (the socket's output). */
 struct evbuffer *httpd_stream_output(httpd_req *r);

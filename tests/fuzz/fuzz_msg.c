@@ -26,8 +26,9 @@
 
 static int same(const msg *a, const msg *b)
 {
-    return a->seq == b->seq && a->ts_us == b->ts_us && a->retry == b->retry &&
-           a->data_len == b->data_len && memcmp(a->data, b->data, a->data_len) == 0 &&
+    return a->seq == b->seq && a->pos == b->pos && a->ts_us == b->ts_us &&
+           a->retry == b->retry && a->data_len == b->data_len &&
+           memcmp(a->data, b->data, a->data_len) == 0 &&
            ((!a->event && !b->event) ||
             (a->event && b->event && strcmp(a->event, b->event) == 0));
 }
@@ -56,12 +57,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t size)
         const char *ev = has_event ? event : NULL;
         char *tail = msg_json_tail(ev, data, dlen, 1234567, buf[0] & 1 ? 7 : -1, &tl);
         msg *ref = msg_new(99, ev, data, dlen, 1234567, buf[0] & 1 ? 7 : -1);
+        if (ref)
+            ref->pos = size;
         const char *want = ref ? msg_json_text(ref, &rl) : NULL;
         if (tail && want) {
-            char *text = malloc(7 + 2 + tl + 1);
+            char head[64];
+            int hl =
+                snprintf(head, sizeof(head), MSG_JSON_HEAD "99" MSG_JSON_MID "%zu", size);
+            char *text = malloc((size_t)hl + tl + 1);
             CHECK(text);
-            memcpy(text, "{\"id\":\"99", 9);
-            memcpy(text + 9, tail, tl + 1);
+            memcpy(text, head, (size_t)hl);
+            memcpy(text + hl, tail, tl + 1);
             CHECK(strlen(text) == rl && memcmp(text, want, rl) == 0);
             msg *back = msg_from_json_fast(text, rl);
             CHECK(back && same(back, ref));

@@ -93,6 +93,16 @@ function rows(connId) {
         { name: 'options not an object', method: 'PUT', path: `/channels/${SEED}`, headers: JSON_CT, body: '[1]', status: 400, code: ['invalid_options', 'invalid_json'] },
         { name: 'options malformed JSON', method: 'PUT', path: `/channels/${SEED}`, headers: JSON_CT, body: '{"history":', status: 400, code: 'invalid_json' },
         { name: 'bad options do not create a channel', method: 'PUT', path: '/channels/not-created', headers: JSON_CT, body: '{"history":-1}', status: 400, code: 'invalid_options' },
+        // --- bad input to a missing channel creates nothing (the channel list is in the snapshot)
+        { name: 'malformed JSON to a missing channel', method: 'POST', path: '/channels/new-a/events', headers: JSON_CT, body: '{"data": ', status: 400, code: 'invalid_json' },
+        { name: 'a bad batch to a missing channel', method: 'POST', path: '/channels/new-b/events', headers: JSON_CT, body: '[{"data":"ok"},{"event":"a\\nb","data":"x"}]', status: 400, code: 'invalid_event' },
+        { name: 'an empty batch to a missing channel', method: 'POST', path: '/channels/new-c/events', headers: JSON_CT, body: '[]', status: 400, code: 'empty_batch' },
+        { name: 'NUL in raw data to a missing channel', method: 'POST', path: '/channels/new-d/events', headers: TEXT_CT, body: Buffer.from('a\0b'), status: 400, code: 'invalid_data' },
+        { name: 'body over max_body to a missing channel', method: 'POST', path: '/channels/new-e/events', headers: TEXT_CT, body: long(MAX_BODY + 1, 'x'), status: 413, code: null },
+        { name: 'publish to a connection of a missing channel', method: 'POST', path: '/channels/new-f/connections/0123456789abcdef/events', headers: JSON_CT, body: '{"data":"x"}', status: 404, code: 'channel_not_found' },
+        { name: 'attach to a connection of a missing channel', method: 'GET', path: '/channels/new-g/connections/0123456789abcdef/events', headers: { Accept: 'text/event-stream' }, status: 404, code: 'channel_not_found' },
+        { name: 'a connection of a missing channel', method: 'GET', path: '/channels/new-h/connections/0123456789abcdef', status: 404, code: 'channel_not_found' },
+        { name: 'create a connection on a bad channel name', method: 'POST', path: '/channels/bad%20name/connections', status: 400, code: 'invalid_channel_name' },
         // --- history queries
         { name: 'history limit=0', method: 'GET', path: `${EV}?limit=0`, status: 400, code: 'invalid_id' },
         { name: 'history limit=abc', method: 'GET', path: `${EV}?limit=abc`, status: 400, code: 'invalid_id' },

@@ -138,6 +138,92 @@ test('channel, connection and listener changes on one node take effect on all', 
         await waitFor(async () => (await b.req('GET', chPath(name))).status === 404, { what: 'deleted everywhere' });
 });
 
+test('a connection created on one node gets what is published at once on another, attached on a third (50 rounds)', async () => {
+    const { nodes } = await cluster(3);
+    const [n1, n2, n3] = nodes;
+    const name = uniq('window');
+    for (let round = 0; round < 50; round++) {
+        const cr = await n1.req('POST', `${chPath(name)}/connections`);
+        assert.equal(cr.status, 201, `round ${round}: ${cr.text}`);
+        const id = cr.json.id;
+        // At once: node 2 may not have heard of the connection (nor, in the
+        // first round, of the channel) yet.
+        const ids = await Promise.all([0, 1, 2, 3].map((i) => publish(n2, name, `r${round}m${i}`)));
+        const s = await n3.stream(`${connPath(name, id)}/events`);
+        assert.equal(s.status, 200, `round ${round}: attach on node 3: ${s.body}`);
+        await s.waitEvents(4, 5000);
+        assert.deepEqual(s.events.map((e) => e.id), [...ids].sort((a, b) => Number(a) - Number(b)),
+            `round ${round}: every message, in id order`);
+        s.close();
+        assert.equal((await n3.req('DELETE', connPath(name, id))).status, 204);
+    }
+});
+
+test('connection info is the same on every node', async () => {
+    const { nodes } = await cluster(3);
+    const [n1, n2, n3] = nodes;
+    const name = uniq('info');
+    assert.equal((await n1.req('PUT', chPath(name), { body: { queue_limit: 3 } })).status, 201);
+    const id = (await n1.req('POST', `${chPath(name)}/connections`)).json.id;
+    const same = async (want, what) => {
+        const seen = [];
+        for (const b of nodes) {
+            const r = await b.req('GET', connPath(name, id));
+            assert.equal(r.status, 200, `${what} on :${b.port}: ${r.text}`);
+            seen.push(r.json);
+        }
+        for (const j of seen) assert.deepEqual(j, { id, channel: name, ...want }, what);
+    };
+    for (let i = 0; i < 5; i++) await publish(n2, name, `m${i}`);
+    await same({ listener: 'running', attached: false, queue_length: 3, dropped: 2 }, '5 published, 3 kept');
+    const s = await n3.stream(`${connPath(name, id)}/events`);
+    await s.waitEvents(3);
+    await same({ listener: 'running', attached: true, queue_length: 0, dropped: 2 }, 'drained on node 3');
+    assert.equal((await n2.req('POST', `${connPath(name, id)}/stop`)).status, 200);
+    await waitFor(async () => (await n3.req('GET', connPath(name, id))).json.listener === 'stopped',
+        { what: 'stopped everywhere' });
+    await publish(n1, name, 'held1');
+    await publish(n1, name, 'held2');
+    await same({ listener: 'stopped', attached: true, queue_length: 2, dropped: 2 }, 'two held while stopped');
+    s.close();
+    await waitFor(async () => (await n1.req('GET', connPath(name, id))).json.attached === false,
+        { what: 'detached' });
+    await same({ listener: 'stopped', attached: false, queue_length: 2, dropped: 2 }, 'detached');
+});
+
+test('kill -9 of the node holding a stream mid-drain: attached again elsewhere, nothing is lost', async (t) => {
+    const { nodes } = await cluster(2);
+    const [n1, n2] = nodes;
+    const name = uniq('middrain');
+    assert.equal((await n1.req('PUT', chPath(name), { body: { history: 10, queue_limit: 4000 } })).status, 201);
+    const id = (await n1.req('POST', `${chPath(name)}/connections`)).json.id;
+    const ids = [];
+    const blob = 'x'.repeat(1000);
+    for (let k = 0; k < 4; k++) {
+        const r = await n2.req('POST', evPath(name), { body: Array.from({ length: 1000 }, (_, i) => ({ data: `${k}-${i}-${blob}` })) });
+        assert.equal(r.status, 201, r.text);
+        ids.push(...r.json.ids);
+    }
+    const s1 = await n1.stream(`${connPath(name, id)}/events`);
+    await s1.waitEvents(1, 5000);
+    process.kill(n1.pid, 'SIGKILL');
+    await n1.exited;
+    await s1.waitEnd(5000);
+    const s2 = await n2.stream(`${connPath(name, id)}/events`);
+    assert.equal(s2.status, 200, s2.body);
+    await s2.waitUntil(() => s2.events.length && s2.events[s2.events.length - 1].id === ids[ids.length - 1],
+        10000, 'the last message on node 2');
+    const got = new Set([...s1.events, ...s2.events].map((e) => e.id));
+    const lost = ids.filter((x) => !got.has(x));
+    assert.equal(lost.length, 0, `lost ${lost.length}: ${lost.slice(0, 5)}`);
+    // Node 2 starts where node 1's saved cursor was: at or before where its
+    // stream stopped (a few given twice, as documented), in order, once each.
+    const second = s2.events.map((e) => Number(e.id));
+    assert.ok(second.every((x, i) => i === 0 || x > second[i - 1]), 'node 2 gives them in order, once');
+    t.diagnostic(`node 1 gave ${s1.events.length}, node 2 ${s2.events.length} of ${ids.length}`);
+    s2.close();
+});
+
 test('/nodes and /status; kill -9 of a node: offline after the TTL, the others serve, its listener re-attaches', async () => {
     const { nodes } = await cluster(3);
     const [n1, n2, n3] = nodes;

@@ -320,4 +320,26 @@ describe('connections', () => {
         await s.waitEnd();
         checkError(assert, await b.req('GET', connPath(ch, c.id)), 404, undefined, 'connection of a deleted channel');
     });
+
+    test('1,000 connections on one channel: each gets every message once, in order', async () => {
+        const ch = uniq('thousand');
+        const N = 1000;
+        assert.equal((await b.req('PUT', chPath(ch), { body: { queue_limit: 100 } })).status, 201);
+        const ids = [];
+        for (let k = 0; k < N; k += 50)
+            ids.push(...(await Promise.all(Array.from({ length: 50 }, () => createConn(ch)))).map((c) => c.id));
+        const queued = await publishN(ch, 10);
+        const streams = [];
+        for (let k = 0; k < N; k += 100)
+            streams.push(...await Promise.all(ids.slice(k, k + 100).map((id) => attach(ch, id))));
+        const live = await publishN(ch, 10, 11);
+        const want = [...queued, ...live];
+        for (const s of streams) {
+            await s.waitEvents(20, 10000);
+            assert.deepEqual(s.events.map((e) => e.id), want, 'all 20, once each, in order');
+        }
+        for (const s of streams) s.close();
+        const some = await getConn(ch, ids[N - 1]);
+        assert.equal(some.dropped, 0);
+    });
 });

@@ -412,3 +412,41 @@ test('g. a publish is answered once Redis has it; with sync the node also reads 
         assert.equal(await b.stop(), 0);
     }
 });
+
+test('h. cursors and messages for one connection survive a restart, merged in id order', async () => {
+    const r = await redis();
+    const name = uniq('cursors');
+    let b = await broker(r);
+    assert.equal((await b.req('PUT', chPath(name), { body: { queue_limit: 10 } })).status, 201);
+    const a = (await b.req('POST', connPath(name))).json.id;
+    const t = (await b.req('POST', connPath(name))).json.id;
+    const toT = async (data) => {
+        const res = await b.req('POST', `${connPath(name, t)}/events`, { body: { data } });
+        assert.equal(res.status, 201, res.text);
+        return res.json.id;
+    };
+    const first = await publishN(b, name, 3, 'c');
+    const sa = await b.stream(`${connPath(name, a)}/events`);
+    await sa.waitEvents(3);
+    sa.close();
+    await waitFor(async () => (await getJson(b, connPath(name, a))).attached === false, { what: 'a detached' });
+    const t1 = [await toT('t1'), await toT('t2')];
+    const second = await publishN(b, name, 2, 'd');
+    const t2 = await toT('t3');
+
+    assert.equal(await b.stop(), 0);
+    b = await broker(r);
+    assert.equal((await getJson(b, connPath(name, a))).queue_length, 2, 'a: its cursor came back');
+    assert.equal((await getJson(b, connPath(name, t))).queue_length, 8, 't: the channel\'s 5 and its own 3');
+    const sa2 = await b.stream(`${connPath(name, a)}/events`);
+    await sa2.waitEvents(2);
+    assert.deepEqual(sa2.events.map((e) => e.id), second, 'a gets only what came after its cursor');
+    const st = await b.stream(`${connPath(name, t)}/events`);
+    await st.waitEvents(8);
+    const want = [...first, ...t1, ...second, t2].sort((x, y) => Number(x) - Number(y));
+    assert.deepEqual(st.events.map((e) => e.id), want, 't gets both logs merged in id order');
+    assert.deepEqual(st.events.map((e) => e.data), ['c0', 'c1', 'c2', 't1', 't2', 'd0', 'd1', 't3']);
+    sa2.close();
+    st.close();
+    assert.equal(await b.stop(), 0);
+});

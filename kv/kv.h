@@ -147,6 +147,8 @@ typedef struct kv_ops {
     int (*subscribed)(kv_store *kv);
     /* 0 if the store is serving now, KV_EIO if it is unreachable. */
     int (*health)(kv_store *kv);
+    /* Bytes its data takes in this process. */
+    size_t (*used)(kv_store *kv);
     void (*free)(kv_store *kv);
 } kv_ops;
 
@@ -323,8 +325,8 @@ static inline int kv_log_end(kv_store *kv, const char *key, kv_cb cb, void *arg)
     return kv->ops->log_end(kv, key, cb, arg);
 }
 
-/* Keep only the 'keep' newest entries of the log at 'key', and at least one:
- * the newest entry is the log's end. */
+/* Keep only the 'keep' newest entries of the log at 'key' (0: none); its end
+ * is kept. */
 static inline int kv_log_trim(kv_store *kv, const char *key, size_t keep, kv_cb cb,
                               void *arg)
 {
@@ -372,6 +374,14 @@ static inline int kv_subscribed(kv_store *kv)
 static inline int kv_health(kv_store *kv)
 {
     return kv->ops->health ? kv->ops->health(kv) : 0;
+}
+
+/* The bytes the store's data takes in this process's memory, allocator
+ * overhead included: everything for the memory store, 0 for a store whose
+ * data lives elsewhere (Redis: see its maxmemory). */
+static inline size_t kv_used(kv_store *kv)
+{
+    return kv->ops->used ? kv->ops->used(kv) : 0;
 }
 
 /* Free the store and its subscription. Callbacks still pending are not run, nor

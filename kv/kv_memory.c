@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,7 @@ typedef struct kv_memory {
     kv_done *running;    /* the rest of the batch the current pass is running */
     int in_pass;
     guard guard;      /* held by a pass: kv_free() from a callback waits for it */
+    size_t bytes;     /* what the data takes on the heap (kv_used) */
     char *sub_prefix; /* the subscription, if any: its prefix and callback */
     size_t sub_plen;
     kv_notify_cb sub_cb;
@@ -150,21 +152,43 @@ static kv_node *lookup(kv_memory *m, const char *key)
     return x && key_cmp(x->key, x->klen, key, klen) == 0 ? x : NULL;
 }
 
-static void deque_clear(kv_deque *d)
+/* What an allocation really takes: its usable size and the allocator's
+ * header. Every allocation that holds data is counted in m->bytes. */
+static size_t heap_size(void *p)
+{
+    return p ? malloc_usable_size(p) + sizeof(size_t) : 0;
+}
+
+/* Free a counted allocation. */
+static void counted_free(kv_memory *m, void *p)
+{
+    m->bytes -= heap_size(p);
+    free(p);
+}
+
+static void deque_clear(kv_memory *m, kv_deque *d)
 {
     for (size_t i = 0; i < d->len; i++)
-        free(d->v[(d->head + i) % d->cap].p);
-    free(d->v);
+        counted_free(m, d->v[(d->head + i) % d->cap].p);
+    counted_free(m, d->v);
     *d = (kv_deque){0};
 }
 
-static void node_free(kv_node *x)
+static void node_free(kv_memory *m, kv_node *x)
 {
     if (x->kind == KV_KIND_STRING)
-        free(x->u.str.p);
+        counted_free(m, x->u.str.p);
     else
-        deque_clear(&x->u.list);
-    free(x);
+        deque_clear(m, &x->u.list);
+    counted_free(m, x);
+}
+
+/* Replace the string of 'x' with 'copy' (len bytes, counted here). */
+static void set_string(kv_memory *m, kv_node *x, char *copy, size_t len)
+{
+    counted_free(m, x->u.str.p);
+    m->bytes += heap_size(copy);
+    x->u.str = (kv_buf){copy, len};
 }
 
 /* Insert a new, empty node of 'kind' at 'key', which must not exist yet.
@@ -180,6 +204,7 @@ static kv_node *insert(kv_memory *m, const char *key, int kind)
     x = calloc(1, sizeof(*x) + (size_t)level * sizeof(kv_node *) + klen + 1);
     if (!x)
         return NULL;
+    m->bytes += heap_size(x);
     kcopy = (char *)&x->next[level];
     memcpy(kcopy, key, klen + 1);
     x->key = kcopy;
@@ -210,7 +235,7 @@ static void remove_key(kv_memory *m, const char *key)
         update[i]->next[i] = x->next[i];
     while (m->level > 1 && !m->head->next[m->level - 1])
         m->level--;
-    node_free(x);
+    node_free(m, x);
 }
 
 /* ------------------------------------------------------------------- lists */
@@ -221,7 +246,7 @@ static kv_ent *deque_at(kv_deque *d, size_t i)
 }
 
 /* Make room for 'k' more items. Returns 0, or -1 on OOM (the deque unchanged). */
-static int deque_reserve_n(kv_deque *d, size_t k)
+static int deque_reserve_n(kv_memory *m, kv_deque *d, size_t k)
 {
     size_t cap = d->cap ? d->cap : KV_LIST_MINCAP;
     kv_ent *v;
@@ -235,10 +260,11 @@ static int deque_reserve_n(kv_deque *d, size_t k)
     }
     if (!(v = malloc(cap * sizeof(kv_ent))))
         return -1;
+    m->bytes += heap_size(v);
     /* Unroll the ring so the new buffer starts at index 0. */
     for (size_t i = 0; i < d->len; i++)
         v[i] = *deque_at(d, i);
-    free(d->v);
+    counted_free(m, d->v);
     d->v = v;
     d->cap = cap;
     d->head = 0;
@@ -246,16 +272,23 @@ static int deque_reserve_n(kv_deque *d, size_t k)
 }
 
 /* Make room for one more item. Returns 0, or -1 on OOM (the deque unchanged). */
-static int deque_reserve(kv_deque *d)
+static int deque_reserve(kv_memory *m, kv_deque *d)
 {
-    return deque_reserve_n(d, 1);
+    return deque_reserve_n(m, d, 1);
+}
+
+/* Put 'e' (its bytes counted here) at the tail; room was reserved. */
+static void deque_push(kv_memory *m, kv_deque *d, kv_ent e)
+{
+    m->bytes += heap_size(e.p);
+    *deque_at(d, d->len++) = e;
 }
 
 /* Free the 'n' oldest items (n <= len). */
-static void deque_drop(kv_deque *d, size_t n)
+static void deque_drop(kv_memory *m, kv_deque *d, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        free(deque_at(d, 0)->p);
+        counted_free(m, deque_at(d, 0)->p);
         d->head = (d->head + 1) % d->cap;
         d->len--;
     }
@@ -408,8 +441,7 @@ static int memory_set(kv_store *kv, const char *key, const char *val, size_t len
         free(copy);
         goto oom;
     }
-    free(x->u.str.p);
-    x->u.str = (kv_buf){copy, len};
+    set_string(m, x, copy, len);
     defer(m, d, "set", key, KV_OK);
     return 0;
 
@@ -562,8 +594,7 @@ static int memory_incr(kv_store *kv, const char *key, long long by, kv_cb cb, vo
         free(copy);
         goto oom;
     }
-    free(x->u.str.p);
-    x->u.str = (kv_buf){copy, (size_t)tlen};
+    set_string(m, x, copy, (size_t)tlen);
     if (d)
         d->res.num = next;
     defer(m, d, "incr", key, KV_OK);
@@ -596,15 +627,15 @@ static int memory_list_push(kv_store *kv, const char *key, const char *val, size
         goto oom;
     if (!x && !(x = insert(m, key, KV_KIND_LIST)))
         goto oom_copy;
-    if (deque_reserve(&x->u.list) < 0) {
+    if (deque_reserve(m, &x->u.list) < 0) {
         if (x->u.list.len == 0)
             remove_key(m, key); /* do not leave the empty list just created */
         goto oom_copy;
     }
-    *deque_at(&x->u.list, x->u.list.len++) = (kv_ent){copy, len, 0, 0};
+    deque_push(m, &x->u.list, (kv_ent){copy, len, 0, 0});
     if (max > 0 && x->u.list.len > max) {
         dropped = x->u.list.len - max;
-        deque_drop(&x->u.list, dropped);
+        deque_drop(m, &x->u.list, dropped);
     }
     if (d)
         d->res.num = (long long)dropped;
@@ -676,7 +707,7 @@ static int memory_list_trim(kv_store *kv, const char *key, size_t n, kv_cb cb, v
         return 0;
     }
     if (x) {
-        deque_drop(&x->u.list, n < x->u.list.len ? n : x->u.list.len);
+        deque_drop(m, &x->u.list, n < x->u.list.len ? n : x->u.list.len);
         left = x->u.list.len;
         if (left == 0)
             remove_key(m, key); /* as in Redis, an empty list is no key at all */
@@ -893,7 +924,7 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
                 goto oom;
             created[i] = 1;
         }
-        if (deque_reserve_n(&nodes[i]->u.list, times_named(a->lists, n, i)) < 0)
+        if (deque_reserve_n(m, &nodes[i]->u.list, times_named(a->lists, n, i)) < 0)
             goto oom;
     }
     if (a->log) {
@@ -904,7 +935,7 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
                 goto oom;
             log_created = 1;
         }
-        if (deque_reserve(&lg->u.list) < 0)
+        if (deque_reserve(m, &lg->u.list) < 0)
             goto oom;
     }
     if (a->topic && (note = note_new(m, a->topic, val, vlen, &oom), oom))
@@ -913,24 +944,23 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
     /* Apply. */
     if (!ctr && !(ctr = insert(m, a->counter, KV_KIND_STRING)))
         goto oom;
-    free(ctr->u.str.p);
-    ctr->u.str = (kv_buf){text, (size_t)idlen};
+    set_string(m, ctr, text, (size_t)idlen);
     for (size_t i = 0; i < n; i++) {
         kv_deque *l = &nodes[i]->u.list;
         size_t max = a->max ? a->max[i] : 0;
 
-        *deque_at(l, l->len++) = (kv_ent){copies[i], vlen, 0, 0};
+        deque_push(m, l, (kv_ent){copies[i], vlen, 0, 0});
         if (max > 0 && l->len > max)
-            deque_drop(l, l->len - max);
+            deque_drop(m, l, l->len - max);
     }
     if (lg) {
         kv_deque *l = &lg->u.list;
 
         l->end_id = id;
         l->end_pos++;
-        *deque_at(l, l->len++) = (kv_ent){logcopy, vlen, id, l->end_pos};
+        deque_push(m, l, (kv_ent){logcopy, vlen, id, l->end_pos});
         if (a->log_max > 0 && l->len > a->log_max)
-            deque_drop(l, l->len - a->log_max);
+            deque_drop(m, l, l->len - a->log_max);
     }
     if (note)
         defer(m, note, "append", a->topic, KV_OK);
@@ -1070,10 +1100,8 @@ static int memory_log_trim(kv_store *kv, const char *key, size_t keep, kv_cb cb,
     if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
         return KV_ENOMEM;
     status = find_log(m, key, &l);
-    if (!keep)
-        keep = 1; /* as on every store: the newest entry stays */
-    if (l && l->len > keep)
-        deque_drop(l, l->len - keep);
+    if (l && l->len > keep) /* the end stays: the node stays */
+        deque_drop(m, l, l->len - keep);
     defer(m, d, "log_trim", key, status);
     return 0;
 }
@@ -1107,8 +1135,7 @@ static int memory_log_mark(kv_store *kv, const char *log, const char *key, kv_cb
         free(d);
         return KV_ENOMEM;
     }
-    free(x->u.str.p);
-    x->u.str = (kv_buf){copy, (size_t)len};
+    set_string(m, x, copy, (size_t)len);
     if (d) {
         d->res.id = l ? l->end_id : 0;
         d->res.num = l ? l->end_pos : 0;
@@ -1161,7 +1188,7 @@ static void memory_destroy(kv_memory *m)
     if (m->head) {
         for (x = m->head->next[0]; x; x = next) {
             next = x->next[0];
-            node_free(x);
+            node_free(m, x);
         }
         free(m->head);
     }
@@ -1177,6 +1204,11 @@ static void memory_free(kv_store *kv)
 
     if (guard_free(&m->guard))
         memory_destroy(m);
+}
+
+static size_t memory_used(kv_store *kv)
+{
+    return ((kv_memory *)kv)->bytes;
 }
 
 static const kv_ops kv_memory_ops = {
@@ -1200,6 +1232,7 @@ static const kv_ops kv_memory_ops = {
     .subscribe = memory_subscribe,
     .notify = memory_notify,
     .subscribed = memory_subscribed,
+    .used = memory_used,
     .free = memory_free,
 };
 

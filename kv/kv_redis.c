@@ -69,7 +69,7 @@
  * picks what it does; each is one atomic step of Redis:
  *
  * 'append' - kv_append(). KEYS[1]: the counter's hash; KEYS[2..1+n]: the
- * lists; then, with a log, the log's stream. ARGV: the counter's field, the
+ * lists; then, with a log, the log's stream and its end. ARGV: the counter's field, the
  * floor, head, tail, the channel to PUBLISH on ('' for none), n, per list its
  * LTRIM start ('-max', '0' for no bound), then with a log its bound ('0' for
  * none) and the text put between the id and the position ('' for none: the
@@ -83,10 +83,11 @@
  * after id X" (XRANGE with an exclusive start) and "the newest N"
  * (XREVRANGE ... COUNT), both O(log n + N) by id, which is what connection
  * cursors and history queries need; a list could only be indexed by offset.
- * The newest entry is the log's end (position: its p), and trimming always
- * keeps it, so the end needs no key of its own.
+ * A log's end ("id pos" of its newest entry ever) is a string key beside its
+ * stream, the stream's name with '~' after it: it outlives trimming, even to
+ * nothing, and a DEL of both keys removes the log (kv_del).
  *
- * 'mark' - kv_log_mark(): KEYS[1]: the log's stream, KEYS[2]: the target's
+ * 'mark' - kv_log_mark(): KEYS[1]: the log's end, KEYS[2]: the target's
  * table hash; ARGV[2]: the target's field. Writes the log's end there.
  *
  * 'delif' - kv_del_if(): KEYS[1]: the hash; ARGV[2]: the field, ARGV[3]: the
@@ -95,20 +96,9 @@
  * Lua numbers are doubles: ids are exact up to 2^53 (9e15: 285 years at a
  * million messages a second). */
 #define APPEND_LUA                                                                       \
-    "local function last(key)\n"                                                         \
-    "  local e = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]\n"                \
-    "  if not e then return '0', 0 end\n"                                                \
-    "  local f = e[2]\n"                                                                 \
-    "  for i = 1, #f, 2 do\n"                                                            \
-    "    if f[i] == 'p' then return string.match(e[1], '^(%d+)'), tonumber(f[i + 1]) "   \
-    "end\n"                                                                              \
-    "  end\n"                                                                            \
-    "  return string.match(e[1], '^(%d+)'), 0\n"                                         \
-    "end\n"                                                                              \
     "local mode = ARGV[1]\n"                                                             \
     "if mode == 'mark' then\n"                                                           \
-    "  local id, pos = last(KEYS[1])\n"                                                  \
-    "  local e = id .. ' ' .. string.format('%.0f', pos)\n"                              \
+    "  local e = redis.call('GET', KEYS[1]) or '0 0'\n"                                  \
     "  redis.call('HSET', KEYS[2], ARGV[2], e)\n"                                        \
     "  return e\n"                                                                       \
     "end\n"                                                                              \
@@ -141,8 +131,9 @@
     "id = string.format('%.0f', id)\n"                                                   \
     "local pos = '0'\n"                                                                  \
     "if log then\n"                                                                      \
-    "  local _, p = last(KEYS[2 + n])\n"                                                 \
-    "  pos = string.format('%.0f', p + 1)\n"                                             \
+    "  local e = redis.call('GET', KEYS[3 + n])\n"                                       \
+    "  local last = e and tonumber(string.match(e, ' (%d+)$')) or 0\n"                   \
+    "  pos = string.format('%.0f', last + 1)\n"                                          \
     "end\n"                                                                              \
     "local v = ARGV[4] .. id .. ARGV[5]\n"                                               \
     "if log and ARGV[9 + n] ~= '' then\n"                                                \
@@ -160,6 +151,7 @@
     "  else\n"                                                                           \
     "    redis.call('XADD', KEYS[2 + n], id .. '-0', 'p', pos, 'v', v)\n"                \
     "  end\n"                                                                            \
+    "  redis.call('SET', KEYS[3 + n], id .. ' ' .. pos)\n"                               \
     "end\n"                                                                              \
     "if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], v) end\n"                      \
     "return {id, pos}\n"
@@ -451,15 +443,8 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
             res.items = items;
         break;
     case OP_LOGEND:
-        /* The newest entry, if any: its id and position are the end. */
-        if ((res.status = log_entries(rep[0], 0, &items, &res.n)) == 0 && res.n) {
-            res.id = items[0].id;
-            res.num = items[0].pos;
-        }
-        res.n = 0;
-        break;
     case OP_MARK:
-        /* "id pos", written where the caller asked */
+        /* "id pos": a log's end (nil for a log never appended to: 0 0) */
         if (rep[0]->type == REDIS_REPLY_STRING)
             sscanf(rep[0]->str, "%lld %lld", &res.id, &res.num);
         break;
@@ -693,6 +678,16 @@ static char *list_key(kv_redis *r, const char *key)
     return k;
 }
 
+/* Where a log's end lives: its stream's name with '~' after it. NULL on OOM
+ * or an empty key. */
+static char *end_key(kv_redis *r, const char *key)
+{
+    char *k = NULL;
+    if (key && *key && asprintf(&k, "%s%s~", r->prefix, key) < 0)
+        return NULL;
+    return k;
+}
+
 #define ARGV(...) ((const char *[]){__VA_ARGS__})
 
 static int hash_op(kv_store *kv, int kind, const char *cmd, const char *key,
@@ -741,12 +736,20 @@ static int redis_del(kv_store *kv, const char *key, kv_cb cb, void *arg)
         free(hash);
         return KV_ENOMEM;
     }
-    /* A key is a hash field or a list: remove both, whichever it was. */
-    const char **a1 = ARGV("HDEL", hash, field), **a2 = ARGV("DEL", list);
-    size_t l1[] = {4, strlen(hash), strlen(field)}, l2[] = {3, strlen(list)};
-    rc = op(r, OP_DEL, cb, arg, 0, 0, NULL, 3, a1, l1, 2, a2, l2);
+    char *end = end_key(r, key);
+    if (!end) {
+        free(hash);
+        free(list);
+        return KV_ENOMEM;
+    }
+    /* A key is a hash field, a list or a log (a stream and its end): remove
+     * them all, whichever it was. */
+    const char **a1 = ARGV("HDEL", hash, field), **a2 = ARGV("DEL", list, end);
+    size_t l1[] = {4, strlen(hash), strlen(field)}, l2[] = {3, strlen(list), strlen(end)};
+    rc = op(r, OP_DEL, cb, arg, 0, 0, NULL, 3, a1, l1, 3, a2, l2);
     free(hash);
     free(list);
+    free(end);
     return rc;
 }
 
@@ -862,7 +865,8 @@ static void sha_placeholder(char sha[KV_REDIS_SHA_LEN + 1])
 static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *arg)
 {
     kv_redis *r = (kv_redis *)kv;
-    char *hash = NULL, *channel = NULL, *trims = NULL, **keys = NULL, *stream = NULL;
+    char *hash = NULL, *channel = NULL, *trims = NULL, **keys = NULL, *stream = NULL,
+         *end = NULL;
     char nkeys[24], floortxt[24], ntxt[24], maxtxt[24], sha[KV_REDIS_SHA_LEN + 1];
     const char *field, **argv = NULL;
     size_t n, argc, k = 0, *lens = NULL;
@@ -880,16 +884,16 @@ static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *a
     if ((rc = split_key(r, a->counter, &hash, &field)) < 0)
         return rc;
     rc = KV_ENOMEM;
-    /* EVALSHA sha numkeys hash lists... [stream] + 7 ARGV + trims [+ max mid] */
-    argc = 4 + n + (a->log ? 1 : 0) + 7 + n + (a->log ? 2 : 0);
+    /* EVALSHA sha numkeys hash lists... [stream end] + 7 ARGV + trims [+ max mid] */
+    argc = 4 + n + (a->log ? 2 : 0) + 7 + n + (a->log ? 2 : 0);
     if (n > ((size_t)INT_MAX - 20) / 2 || !(argv = calloc(argc, sizeof(*argv))) ||
         !(lens = calloc(argc, sizeof(*lens))) ||
         (n && (!(keys = calloc(n, sizeof(*keys))) || !(trims = malloc(n * 24)))) ||
         (a->topic && !(channel = list_key(r, a->topic))) ||
-        (a->log && !(stream = list_key(r, a->log))))
+        (a->log && (!(stream = list_key(r, a->log)) || !(end = end_key(r, a->log)))))
         goto out;
     sha_placeholder(sha);
-    snprintf(nkeys, sizeof(nkeys), "%zu", n + 1 + (a->log ? 1 : 0));
+    snprintf(nkeys, sizeof(nkeys), "%zu", n + 1 + (a->log ? 2 : 0));
     snprintf(floortxt, sizeof(floortxt), "%lld", a->floor);
     snprintf(ntxt, sizeof(ntxt), "%zu", n);
     snprintf(maxtxt, sizeof(maxtxt), "%zu", a->log_max);
@@ -903,8 +907,10 @@ static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *a
             goto out;
         PUT(keys[i], strlen(keys[i]));
     }
-    if (a->log)
+    if (a->log) {
         PUT(stream, strlen(stream));
+        PUT(end, strlen(end));
+    }
     PUT("append", 6);
     PUT(field, strlen(field));
     PUT(floortxt, strlen(floortxt));
@@ -932,6 +938,7 @@ out:
     free(trims);
     free(channel);
     free(stream);
+    free(end);
     free(argv);
     free(lens);
     free(hash);
@@ -968,15 +975,14 @@ static int redis_log_range(kv_store *kv, const char *key, long long after, size_
 static int redis_log_end(kv_store *kv, const char *key, kv_cb cb, void *arg)
 {
     kv_redis *r = (kv_redis *)kv;
-    char *stream = list_key(r, key);
+    char *end = end_key(r, key);
     int rc;
-    if (!stream)
+    if (!end)
         return key && *key ? KV_ENOMEM : KV_EINVAL;
-    /* The newest entry is the end: trimming always keeps it. */
-    const char **a = ARGV("XREVRANGE", stream, "+", "-", "COUNT", "1");
-    size_t l[] = {9, strlen(stream), 1, 1, 5, 1};
-    rc = op(r, OP_LOGEND, cb, arg, 1, 0, NULL, 6, a, l, 0, NULL, NULL);
-    free(stream);
+    const char **a = ARGV("GET", end);
+    size_t l[] = {3, strlen(end)};
+    rc = op(r, OP_LOGEND, cb, arg, 1, 0, NULL, 2, a, l, 0, NULL, NULL);
+    free(end);
     return rc;
 }
 
@@ -987,7 +993,7 @@ static int redis_log_trim(kv_store *kv, const char *key, size_t keep, kv_cb cb, 
     int rc;
     if (!stream)
         return key && *key ? KV_ENOMEM : KV_EINVAL;
-    snprintf(num, sizeof(num), "%zu", keep ? keep : 1); /* the end stays */
+    snprintf(num, sizeof(num), "%zu", keep); /* the end stays: it has a key of its own */
     const char **a = ARGV("XTRIM", stream, "MAXLEN", num);
     size_t l[] = {5, strlen(stream), 6, strlen(num)};
     rc = op(r, OP_DEL, cb, arg, 0, 0, NULL, 4, a, l, 0, NULL, NULL);
@@ -999,7 +1005,7 @@ static int redis_log_mark(kv_store *kv, const char *log, const char *key, kv_cb 
                           void *arg)
 {
     kv_redis *r = (kv_redis *)kv;
-    char *stream = NULL, *hash = NULL, sha[KV_REDIS_SHA_LEN + 1];
+    char *end = NULL, *hash = NULL, sha[KV_REDIS_SHA_LEN + 1];
     const char *field;
     int rc;
 
@@ -1007,15 +1013,15 @@ static int redis_log_mark(kv_store *kv, const char *log, const char *key, kv_cb 
         return KV_EINVAL;
     if ((rc = split_key(r, key, &hash, &field)) < 0)
         return rc;
-    if (!(stream = list_key(r, log))) {
+    if (!(end = end_key(r, log))) {
         free(hash);
         return KV_ENOMEM;
     }
     sha_placeholder(sha);
-    const char **a = ARGV("EVALSHA", sha, "2", stream, hash, "mark", field);
-    size_t l[] = {7, KV_REDIS_SHA_LEN, 1, strlen(stream), strlen(hash), 4, strlen(field)};
+    const char **a = ARGV("EVALSHA", sha, "2", end, hash, "mark", field);
+    size_t l[] = {7, KV_REDIS_SHA_LEN, 1, strlen(end), strlen(hash), 4, strlen(field)};
     rc = op(r, OP_MARK, cb, arg, cb != NULL, 0, NULL, 7, a, l, 0, NULL, NULL);
-    free(stream);
+    free(end);
     free(hash);
     return rc;
 }

@@ -1154,8 +1154,11 @@ static void kvc_logs(kv_store *a, kv_store *b, struct event_base *base)
        r.item[0]);
     KVC_RUN(base, &r, kv_log_trim(a, "x/lg", 0, kvc_record, &r));
     KVC_RUN(base, &r, kv_log_range(b, "x/lg", 0, 10, 0, kvc_record, &r));
-    ok(kvc_is(&r, KV_OK) && r.n == 1 && r.iid[0] == 12,
-       "a trim to 0 keeps the newest entry, the log's end");
+    ok(kvc_is(&r, KV_OK) && r.n == 0, "a trim to 0 empties the log");
+    KVC_RUN(base, &r, kv_log_end(b, "x/lg", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.id == 12 && r.num == 6, "... and keeps its end");
+    KVC_RUN(base, &r, kv_append(a, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.id == 13 && r.pos == 7, "an emptied log goes on counting");
 
     ok(kv_log_range(a, "", 0, 1, 0, kvc_record, &r) == KV_EINVAL &&
            kv_log_end(a, "", kvc_record, &r) == KV_EINVAL &&

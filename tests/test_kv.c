@@ -491,6 +491,42 @@ static void on_report(int event, const char *detail, void *arg)
     snprintf(r->last[event], sizeof(r->last[event]), "%s", detail);
 }
 
+/* kv_used(): the memory store counts what its data takes, and gives it back. */
+static void memory_used_checks(kv_store *kv, struct event_base *base)
+{
+    char key[32], val[1000];
+    size_t before = kv_used(kv);
+    memset(val, 'v', sizeof(val));
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "u/%d", i);
+        kv_set(kv, key, val, sizeof(val), NULL, NULL);
+    }
+    size_t strings = kv_used(kv) - before;
+    ok(strings >= 100 * 1000 && strings <= 100 * 1200,
+       "100 strings of 1000 bytes take what they take (%zu)", strings);
+    kv_append_args ap = {.counter = "u/ctr",
+                         .tail = val,
+                         .tail_len = sizeof(val),
+                         .log = "u/log",
+                         .log_max = 10};
+    for (int i = 0; i < 50; i++)
+        kv_append(kv, &ap, NULL, NULL);
+    size_t logged = kv_used(kv) - before - strings;
+    ok(logged >= 10 * 1000 && logged <= 16 * 1000,
+       "a log bounded to 10 holds 10 entries' worth (%zu)", logged);
+    kv_log_trim(kv, "u/log", 1, NULL, NULL);
+    ok(kv_used(kv) - before - strings < logged - 8 * 1000, "trimming gives it back");
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "u/%d", i);
+        kv_del(kv, key, NULL, NULL);
+    }
+    kv_del(kv, "u/log", NULL, NULL);
+    kv_del(kv, "u/ctr", NULL, NULL);
+    kvc_drain(kv, base);
+    ok(kv_used(kv) == before, "deleting everything gives every byte back (%zu, %zu)",
+       kv_used(kv), before);
+}
+
 /* A store never logs: a write without a callback that fails is reported. */
 static void memory_reports(kv_store *kv, struct event_base *base)
 {
@@ -568,6 +604,7 @@ int main(void)
     big_scan(kv, base);
     big_list(kv, base);
     memory_reports(kv, base);
+    memory_used_checks(kv, base);
     kv_free(kv);
     free_checks(base);
 
@@ -583,7 +620,8 @@ int main(void)
     if ((kv = kv_redis_new(base, &ro, err, sizeof(err))) &&
         (kv2 = kv_redis_new(base, &ro2, err, sizeof(err)))) {
         diag("contract against %s", rs.url);
-        ok(strcmp(kv_name(kv), "redis") == 0, "the store is named redis");
+        ok(strcmp(kv_name(kv), "redis") == 0 && kv_used(kv) == 0,
+           "the store is named redis; its data is not in this process");
         kv_contract_run(kv, base);
         big_scan(kv, base);
         big_list(kv, base);

@@ -20,6 +20,8 @@ const char *kv_strerror(int code)
         return "wrong kind of value for this operation";
     case KV_EINVAL:
         return "invalid argument";
+    case KV_EFULL:
+        return "the store is out of memory";
     default:
         return "unknown error";
     }

@@ -54,8 +54,10 @@ enum {
     KV_ENOTFOUND = -1, /* get of a missing key */
     KV_EIO = -2,       /* the store is unreachable or failed the write */
     KV_ENOMEM = -3,
-    KV_ETYPE = -4, /* string op on a list or the reverse */
-    KV_EINVAL = -5 /* bad argument (empty key, scan prefix not ending in '/') */
+    KV_ETYPE = -4,  /* string op on a list or the reverse */
+    KV_EINVAL = -5, /* bad argument (empty key, scan prefix not ending in '/') */
+    KV_EFULL = -6   /* the store is out of memory (Redis at maxmemory): nothing
+                       was written */
 };
 
 /* One entry of a scan (key and value), of a list range (key NULL), or of a

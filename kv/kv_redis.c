@@ -198,6 +198,7 @@ typedef struct batch {
     struct kv_redis *r;
     rop *ops;
     struct timeval sent;
+    int oom; /* Redis refused to queue a command: at maxmemory */
 } batch;
 
 typedef struct kv_redis {
@@ -283,6 +284,8 @@ static int append_error(kv_redis *r, const char *err)
     }
     if (strncmp(err, "WRONGTYPE", 9) == 0)
         return KV_ETYPE;
+    if (strncmp(err, "OOM", 3) == 0)
+        return KV_EFULL; /* at maxmemory: Redis refused the script, which wrote nothing */
     if (strstr(err, "not an integer") || strstr(err, "overflow"))
         return KV_EINVAL;
     kv_report(&r->base, KV_EV_FAILED, "redis: append: %s", err);
@@ -470,6 +473,14 @@ static void batch_free(batch *b)
     free(b);
 }
 
+/* The answer to a batch's first command inside its MULTI. */
+static void on_queued(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply *rep = reply;
+    if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "OOM", 3) == 0)
+        ((batch *)privdata)->oom = 1;
+}
+
 /* The EXEC reply of one batch (NULL when the connection went away). */
 static void batch_done(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -486,10 +497,12 @@ static void batch_done(redisAsyncContext *ac, void *reply, void *privdata)
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         if (rep && !r->freeing)
             kv_report(&r->base, KV_EV_FAILED, "redis: batch failed: %s",
-                      rep->type == REDIS_REPLY_ERROR ? rep->str : "transaction aborted");
+                      b->oom                           ? "out of memory (maxmemory)"
+                      : rep->type == REDIS_REPLY_ERROR ? rep->str
+                                                       : "transaction aborted");
         for (rop *o = b->ops; o; o = o->next)
             if (!r->freeing)
-                complete(r, o, KV_EIO);
+                complete(r, o, b->oom ? KV_EFULL : KV_EIO);
     } else {
         for (rop *o = b->ops; o; o = o->next) {
             if (at + (size_t)o->ncmds > rep->elements) {
@@ -562,12 +575,15 @@ static int send_batch(kv_redis *r)
     if (r->need_load)
         load_script(r); /* answered before the EXEC below */
     redisAsyncCommand(r->ac, NULL, NULL, "MULTI");
-    /* One call per command: hiredis pairs each reply with one call. */
+    /* One call per command: hiredis pairs each reply with one call. The
+     * first command's answer (+QUEUED, or -OOM at maxmemory, which then
+     * aborts the whole EXEC) tells why a batch fails. */
     for (rop *o = b->ops; o; o = o->next) {
         if (o->sha_at)
             memcpy(o->cmds + o->sha_at, r->sha, KV_REDIS_SHA_LEN);
         if (o->ncmds > 0)
-            redisAsyncFormattedCommand(r->ac, NULL, NULL, o->cmds, o->split);
+            redisAsyncFormattedCommand(r->ac, o == b->ops ? on_queued : NULL,
+                                       o == b->ops ? b : NULL, o->cmds, o->split);
         if (o->ncmds > 1)
             redisAsyncFormattedCommand(r->ac, NULL, NULL, o->cmds + o->split,
                                        o->cmdslen - o->split);

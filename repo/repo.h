@@ -67,7 +67,8 @@ typedef struct repo_queue_ops {
     int (*init)(repo_queue *r, const conn *cn, kv_cb cb, void *arg);
     int (*read)(repo_queue *r, const conn *cn, size_t limit, repo_backlog_cb cb,
                 void *arg);
-    void (*save)(repo_queue *r, const conn *cn, uint64_t dropped_add);
+    void (*save)(repo_queue *r, const conn *cn, const cursor *at, const cursor *own,
+                 uint64_t dropped_add);
     void (*remove)(repo_queue *r, const chan *ch, const char *conn_id);
     void (*free)(repo_queue *r);
 } repo_queue_ops;
@@ -91,10 +92,12 @@ static inline int repo_queue_read(repo_queue *r, const conn *cn, size_t limit,
     return r->ops->read(r, cn, limit, cb, arg);
 }
 
-/* Store cn->at and cn->own, and add 'dropped_add' to its dropped count. */
-static inline void repo_queue_save(repo_queue *r, const conn *cn, uint64_t dropped_add)
+/* Store the cursors of 'cn' ('own' only when it has moved off 0), and add
+ * 'dropped_add' to its dropped count. */
+static inline void repo_queue_save(repo_queue *r, const conn *cn, const cursor *at,
+                                   const cursor *own, uint64_t dropped_add)
 {
-    r->ops->save(r, cn, dropped_add);
+    r->ops->save(r, cn, at, own, dropped_add);
 }
 
 /* Remove the queue of the connection 'conn_id' of 'ch': cursors, its own log,
@@ -250,7 +253,7 @@ typedef struct repo_channel_ops {
     int (*publish)(repo_channel *r, const chan *ch, const conn *target, const char *tail,
                    size_t tail_len, uint64_t floor, kv_cb cb, void *arg);
     int (*history_load)(repo_channel *r, const chan *ch, msgq *q, repo_cb cb, void *arg);
-    void (*trim)(repo_channel *r, const chan *ch);
+    void (*trim)(repo_channel *r, const chan *ch, size_t keep);
     int (*load_all)(repo_channel *r, const chan_opts *defaults, repo_chan_found_cb found,
                     repo_cb cb, void *arg);
     int (*find)(repo_channel *r, const char *name, const chan_opts *defaults,
@@ -298,10 +301,11 @@ static inline int repo_channel_history_load(repo_channel *r, const chan *ch, msg
     return r->ops->history_load(r, ch, q, cb, arg);
 }
 
-/* Bring the stored log down to the channel's current bounds. */
-static inline void repo_channel_trim(repo_channel *r, const chan *ch)
+/* Keep only the 'keep' newest messages of the channel's stored log (0: none;
+ * its end stays: positions go on). */
+static inline void repo_channel_trim(repo_channel *r, const chan *ch, size_t keep)
 {
-    r->ops->trim(r, ch);
+    r->ops->trim(r, ch, keep);
 }
 
 /* Build every stored channel (options, history, connections) and hand each

@@ -11,14 +11,6 @@ typedef struct repo_channel_kv {
     repo_connection *connections; /* owned */
 } repo_channel_kv;
 
-/* What the channel's log keeps: a plain subscriber replays 'history', and a
- * connection may lag up to 'queue_limit' behind. */
-static size_t log_bound(const chan *ch)
-{
-    size_t h = (size_t)ch->opts.history, q = (size_t)ch->opts.queue_limit;
-    return h > q ? h : q;
-}
-
 static void channel_kv_persist(repo_channel *r, const chan *ch)
 {
     repo_channel_kv *c = (repo_channel_kv *)r;
@@ -96,7 +88,8 @@ static int channel_kv_publish(repo_channel *r, const chan *ch, const conn *targe
                         .tail = tail,
                         .tail_len = tail_len,
                         .log = log,
-                        .log_max = target ? (size_t)ch->opts.queue_limit : log_bound(ch),
+                        .log_max =
+                            target ? (size_t)ch->opts.queue_limit : chan_log_bound(ch),
                         .topic = topic};
     return kv_append(c->kv, &a, cb, arg);
 }
@@ -109,11 +102,11 @@ static int channel_kv_history_load(repo_channel *r, const chan *ch, msgq *q, rep
                          0, (size_t)ch->opts.history, 1, q, cb, arg);
 }
 
-static void channel_kv_trim(repo_channel *r, const chan *ch)
+static void channel_kv_trim(repo_channel *r, const chan *ch, size_t keep)
 {
     repo_channel_kv *c = (repo_channel_kv *)r;
     char key[REPO_KEY_MAX];
-    kv_log_trim(c->kv, repo_key(key, "g", ch->name, NULL), log_bound(ch), NULL, NULL);
+    kv_log_trim(c->kv, repo_key(key, "g", ch->name, NULL), keep, NULL, NULL);
 }
 
 /* One load_all (or find) in progress. */

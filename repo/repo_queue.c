@@ -276,14 +276,15 @@ static int queue_kv_read(repo_queue *r, const conn *cn, size_t limit, repo_backl
     return rc;
 }
 
-static void queue_kv_save(repo_queue *r, const conn *cn, uint64_t dropped_add)
+static void queue_kv_save(repo_queue *r, const conn *cn, const cursor *at,
+                          const cursor *own, uint64_t dropped_add)
 {
     repo_queue_kv *q = (repo_queue_kv *)r;
     char key[REPO_KEY_MAX], text[48];
-    int n = repo_cursor_text(&cn->at, text);
+    int n = repo_cursor_text(at, text);
     kv_set(q->kv, repo_key(key, "k", cn->ch->name, cn->id), text, (size_t)n, NULL, NULL);
-    if (cn->own.pos) {
-        n = repo_cursor_text(&cn->own, text);
+    if (own->pos) {
+        n = repo_cursor_text(own, text);
         kv_set(q->kv, repo_key(key, "j", cn->ch->name, cn->id), text, (size_t)n, NULL,
                NULL);
     }

@@ -116,6 +116,8 @@ int config_init(config *c)
     c->http.idle_timeout_s = 30;
     c->http.backoff_ms = 5000;
     c->broker.heartbeat_s = 15;
+    c->broker.max_memory = (size_t)1 << 30;
+    c->broker.memory_policy = BROKER_MEM_REJECT;
     c->log_level = LOG_INFO;
     c->store_type = strdup("memory");
     c->store_prefix = strdup("ssebroker:");
@@ -395,6 +397,7 @@ static const struct limit_field {
     {"stream_buffer", 4096, 1073741824, offsetof(config, http.stream_buffer), 1},
     {"idle_timeout_s", 1, 3600, offsetof(config, http.idle_timeout_s), 0},
     {"backoff_ms", 0, 86400000, offsetof(config, http.backoff_ms), 0},
+    {"max_memory", 1048576, 1099511627776LL, offsetof(config, broker.max_memory), 1},
 };
 
 static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)
@@ -407,6 +410,14 @@ static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)
         return cfg_fail(x, "limits", NULL, "must be an object");
     json_object_foreach (obj, key, v) {
         const struct limit_field *f = NULL;
+        if (strcmp(key, "memory_policy") == 0) {
+            int p =
+                json_is_string(v) ? broker_memory_policy_parse(json_string_value(v)) : -1;
+            if (p < 0)
+                return cfg_fail(x, "limits", key, "must be \"reject\" or \"evict\"");
+            c->broker.memory_policy = p;
+            continue;
+        }
         for (size_t i = 0; i < sizeof(limit_fields) / sizeof(limit_fields[0]); i++)
             if (strcmp(key, limit_fields[i].key) == 0)
                 f = &limit_fields[i];

@@ -132,7 +132,7 @@ describe('channels', () => {
         const r1 = await put(name);
         assertJsonResponse(r1, 201, 'PUT new channel');
         assert.deepEqual(r1.json, {
-            name, options: DEFAULTS, connections: 0, subscribers: 0, last_id: null, messages: 0,
+            name, options: DEFAULTS, connections: 0, subscribers: 0, last_id: null, messages: 0, evicted: 0,
         });
 
         const r2 = await put(name, { history: 5 });
@@ -155,7 +155,7 @@ describe('channels', () => {
         assertJsonResponse(g, 200, 'GET channel');
         assert.deepEqual(g.json, {
             name, options: { history: 5, queue_limit: 9, retry_ms: 700 },
-            connections: 0, subscribers: 0, last_id: null, messages: 0,
+            connections: 0, subscribers: 0, last_id: null, messages: 0, evicted: 0,
         });
     });
 
@@ -190,7 +190,7 @@ describe('channels', () => {
         assert.deepEqual(mine.map((c) => c.name), [...names].sort());
         for (const c of mine) {
             assert.deepEqual(Object.keys(c).sort(),
-                ['connections', 'last_id', 'messages', 'name', 'options', 'subscribers']);
+                ['connections', 'evicted', 'last_id', 'messages', 'name', 'options', 'subscribers']);
             assert.deepEqual(c.options, DEFAULTS);
         }
     });
@@ -237,7 +237,7 @@ describe('channels', () => {
         const r = await put(name);
         assert.equal(r.status, 201);
         assert.deepEqual(r.json, {
-            name, options: DEFAULTS, connections: 0, subscribers: 0, last_id: null, messages: 0,
+            name, options: DEFAULTS, connections: 0, subscribers: 0, last_id: null, messages: 0, evicted: 0,
         });
         const again = await publish(name, { data: 'x' });
         assert.ok(idLess(before.json.id, again.json.id), 'ids are not reused after a delete');

@@ -178,6 +178,9 @@ test('connection info is the same on every node', async () => {
     await same({ listener: 'running', attached: false, queue_length: 3, dropped: 2 }, '5 published, 3 kept');
     const s = await n3.stream(`${connPath(name, id)}/events`);
     await s.waitEvents(3);
+    // Saved once the socket took them: a moment after they arrive.
+    await waitFor(async () => (await n1.req('GET', connPath(name, id))).json.queue_length === 0,
+        { what: 'the drain saved' });
     await same({ listener: 'running', attached: true, queue_length: 0, dropped: 2 }, 'drained on node 3');
     assert.equal((await n2.req('POST', `${connPath(name, id)}/stop`)).status, 200);
     await waitFor(async () => (await n3.req('GET', connPath(name, id))).json.listener === 'stopped',

@@ -450,3 +450,32 @@ test('h. cursors and messages for one connection survive a restart, merged in id
     st.close();
     assert.equal(await b.stop(), 0);
 });
+
+test('i. Redis out of memory (maxmemory, noeviction): a clear 503, nothing half written, service after', async (t) => {
+    const r = await redis();
+    const b = await broker(r);
+    const name = uniq('oom');
+    assert.equal((await b.req('PUT', chPath(name), { body: { history: 1000 } })).status, 201);
+    await r.cmd('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+    const used = Number(/used_memory:(\d+)/.exec(await r.cmd('INFO', 'memory'))[1]);
+    await r.cmd('CONFIG', 'SET', 'maxmemory', String(used + 512 * 1024));
+    const data = 'o'.repeat(100 * 1024);
+    const acked = [];
+    let refused = null;
+    for (let i = 0; i < 40 && !refused; i++) {
+        const res = await b.req('POST', evPath(name), { body: data, headers: { 'Content-Type': 'text/plain' } });
+        if (res.status === 201) acked.push(res.json.id);
+        else refused = res;
+    }
+    assert.ok(refused, `Redis refused a write after ${acked.length}`);
+    checkError(assert, refused, 503, 'store_full', 'at maxmemory');
+    assert.ok(refused.headers['retry-after'], 'Retry-After');
+    t.diagnostic(`${acked.length} stored, then ${refused.json.error.code}`);
+    await r.cmd('CONFIG', 'SET', 'maxmemory', '0');
+    const after = await b.req('POST', evPath(name), { body: 'small', headers: { 'Content-Type': 'text/plain' } });
+    assert.equal(after.status, 201, `service after: ${after.text}`);
+    // The log holds every acknowledged message and the one after, nothing else.
+    const stored = (await r.cmd('XRANGE', `ssebroker:g/${name}`, '-', '+')).map((e) => JSON.parse(pairs(e[1]).v).id);
+    assert.deepEqual(stored, [...acked, after.json.id]);
+    assert.equal(await b.stop(), 0);
+});

@@ -266,7 +266,7 @@ static void repo_suite(kv_store *kv)
        "c2 has them too, and the newest 3 of its own 5");
     c2->at = (cursor){3, 3};
     c2->own = (cursor){8, 5};
-    repo_queue_save(rq, c2, 5);
+    repo_queue_save(rq, c2, &c2->at, &c2->own, 5);
     read_backlog(rq, c2, 3, &rr);
     ok(rr.status == 0 && rr.n == 0 && rr.on == 0 && rr.bl.at.pos == 3 &&
            rr.bl.own.pos == 5 && rr.bl.own.id == 8 && rr.bl.dropped == 5,
@@ -344,7 +344,7 @@ static void repo_suite(kv_store *kv)
     chan_opts one = {1, 1, 500};
     chan_set_opts(news, &one);
     repo_channel_persist(r, news);
-    repo_channel_trim(r, news);
+    repo_channel_trim(r, news, chan_log_bound(news));
     wait_flush(kv);
     load(r, &l, &defaults);
     n2 = by_name(&l, "news");

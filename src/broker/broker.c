@@ -56,6 +56,15 @@ err:
     return NULL;
 }
 
+/* A channel loaded from the store: what its history holds is what this node
+ * knows of its log (for the memory bound). */
+static void note_history(broker *b, chan *ch)
+{
+    for (size_t i = 0; i < ch->history.len; i++)
+        chan_log_note(ch, msgq_at(&ch->history, i)->seq);
+    broker_memory_note(b, ch, 0);
+}
+
 typedef struct load_state {
     broker *b;
     int done;
@@ -67,6 +76,7 @@ static void loaded_chan(chan *ch, void *arg)
     broker *b = ((load_state *)arg)->b;
     if (ch->last_seq > b->max_seq)
         b->max_seq = ch->last_seq;
+    note_history(b, ch);
     if (strmap_put(&b->chans, ch->name, ch) < 0) {
         log_error("out of memory loading channel '%s'", ch->name);
         chan_unref(ch);
@@ -134,12 +144,18 @@ void broker_free(broker *b)
     strmap_free(&b->chans);
     broker_publish_free(b);
     broker_held_free(b);
+    free(b->heap);
     if (b->heartbeat)
         event_free(b->heartbeat);
     if (b->save_ev)
         event_free(b->save_ev);
     repo_channel_free(b->repo);
     free(b);
+}
+
+const broker_opts *broker_options(const broker *b)
+{
+    return &b->opts;
 }
 
 kv_store *broker_store(broker *b)
@@ -158,6 +174,9 @@ void broker_stats_get(const broker *b, broker_stats *st)
     st->streams = b->nstreams;
     st->slow_closed = b->slow_closed;
     st->refused = b->refused;
+    st->memory = broker_memory_used(b);
+    st->evicted = b->evicted;
+    st->rejected = b->rejected;
 }
 
 const char *broker_strerror(int code)
@@ -175,6 +194,10 @@ const char *broker_strerror(int code)
         return "a limit is reached";
     case BROKER_ECLOSING:
         return "shutting down";
+    case BROKER_EFULL:
+        return "the memory bound is reached";
+    case BROKER_EPENDING:
+        return "being looked for in the store";
     default:
         return kv_strerror(code);
     }
@@ -218,6 +241,7 @@ static void lookup_found(chan *ch, void *arg)
     }
     if (ch->last_seq > b->max_seq)
         b->max_seq = ch->last_seq;
+    note_history(b, ch);
 }
 
 static void lookup_done(int status, void *arg)
@@ -295,8 +319,9 @@ chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, 
         bool shrink =
             o.history < ch->opts.history || o.queue_limit < ch->opts.queue_limit;
         chan_set_opts(ch, &o);
+        broker_memory_note(b, ch, 0);
         if (shrink)
-            repo_channel_trim(b->repo, ch);
+            repo_channel_trim(b->repo, ch, chan_log_bound(ch));
     }
     repo_channel_persist(b->repo, ch);
     json_t *oj = chan_opts_to_json(&ch->opts);
@@ -316,6 +341,7 @@ void broker_chan_drop(broker *b, chan *ch)
         stream_close(s);
     while ((cn = TAILQ_FIRST(&ch->conns)))
         broker_conn_forget(b, cn);
+    broker_memory_forget(b, ch);
     strmap_del(&b->chans, ch->name);
     ch->deleted = true;
     chan_unref(ch);
@@ -361,24 +387,64 @@ static void conn_dirty(broker *b, conn *cn)
     }
 }
 
+static bool same(const cursor *a, const cursor *b)
+{
+    return a->id == b->id && a->pos == b->pos;
+}
+
+/* Save what the socket took (not what was merely queued for it: a node that
+ * dies loses its buffers, and the next one must give those again). A stream
+ * whose output is not all written yet stays in the list: a later save (the
+ * next turn's, the tick's, a publisher's or a reader's) catches it up. */
+static void cursor_save(broker *b, conn *cn)
+{
+    if (cn->lis.stream && cn->lis.stream->sk && sink_pending(cn->lis.stream->sk) == 0) {
+        cn->at_w = cn->at;
+        cn->own_w = cn->own;
+    }
+    repo_queue_save(b->rqueues, cn, &cn->at_w, &cn->own_w, cn->dropped_add);
+    cn->dropped_add = 0;
+}
+
+void broker_sink_drained(sink *sk)
+{
+    stream *s = sk->stream;
+    conn *cn = s ? s->cn : NULL;
+    if (!cn || !cn->dirty)
+        return;
+    cursor_save(s->b, cn);
+    TAILQ_REMOVE(&s->b->dirty, cn, dlink);
+    cn->dirty = false;
+    /* Now, not on the batch timer: another node reading this connection
+     * (attaching it, showing it) must find where it stands. */
+    kv_flush(s->b->kv, NULL, NULL);
+}
+
 void broker_cursors_save(broker *b)
 {
-    conn *cn;
-    while ((cn = TAILQ_FIRST(&b->dirty))) {
-        TAILQ_REMOVE(&b->dirty, cn, dlink);
-        cn->dirty = false;
-        repo_queue_save(b->rqueues, cn, cn->dropped_add);
-        cn->dropped_add = 0;
+    conn *cn, *next;
+    for (cn = TAILQ_FIRST(&b->dirty); cn; cn = next) {
+        next = TAILQ_NEXT(cn, dlink);
+        cursor_save(b, cn);
+        if (same(&cn->at_w, &cn->at) && same(&cn->own_w, &cn->own)) {
+            TAILQ_REMOVE(&b->dirty, cn, dlink);
+            cn->dirty = false;
+        }
     }
 }
 
-void broker_conn_detached(broker *b, conn *cn)
+void broker_conn_detached(broker *b, conn *cn, bool flushed)
 {
     TAILQ_REMOVE(&cn->ch->attached, cn, alink);
+    if (flushed) {
+        /* Ended cleanly: its output goes out before the connection closes. */
+        cn->at_w = cn->at;
+        cn->own_w = cn->own;
+    }
     if (cn->dirty) {
         TAILQ_REMOVE(&b->dirty, cn, dlink);
         cn->dirty = false;
-        repo_queue_save(b->rqueues, cn, cn->dropped_add);
+        repo_queue_save(b->rqueues, cn, &cn->at_w, &cn->own_w, cn->dropped_add);
         cn->dropped_add = 0;
     }
     repo_connection_detach(b->rconns, cn, b->node_id);
@@ -710,6 +776,7 @@ void broker_chan_deliver(broker *b, chan *ch, msg *m)
     if (m->seq <= ch->last_seq)
         return; /* seen: a catch-up and a notification overlapped */
     ch->last_seq = m->seq;
+    broker_memory_note(b, ch, m->seq);
     if (msgq_push(&ch->history, m) < 0)
         log_error("out of memory keeping message %s in history", m->id);
     for (s = TAILQ_FIRST(&ch->streams); s; s = next) {
@@ -801,8 +868,8 @@ static void backlog_read(int status, repo_backlog *bl, void *arg)
         log_debug("connection %s: %llu message(s) beyond queue_limit dropped", cn->id,
                   (unsigned long long)(total - kept));
     }
-    cn->at = start_of(msgq_at(cq, ia), top);
-    cn->own = start_of(msgq_at(oq, io), otop);
+    cn->at = cn->at_w = start_of(msgq_at(cq, ia), top);
+    cn->own = cn->own_w = start_of(msgq_at(oq, io), otop);
     conn_dirty(b, cn);
     while (cn->lis.stream && (m = next_of(cq, &ia, oq, &io)))
         conn_give(b, cn, m);
@@ -907,7 +974,7 @@ int broker_attach(broker *b, sink *sk, conn *cn, const char **why)
     TAILQ_INSERT_TAIL(&cn->ch->attached, cn, alink);
     broker_announce(b, "a", cn->ch->name, cn->id, "attached");
     repo_connection_attach(b->rconns, cn, b->node_id);
-    cn->at = cn->own = (cursor){0, 0};
+    cn->at = cn->own = cn->at_w = cn->own_w = (cursor){0, 0};
     broker_conn_reload(b, cn);
     return 0;
 }

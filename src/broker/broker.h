@@ -35,12 +35,23 @@ enum {
     BROKER_EINVAL = -103,   /* bad options or arguments */
     BROKER_ELIMIT = -104,   /* a limit is reached: try again later */
     BROKER_ECLOSING = -105, /* shutting down */
-    BROKER_EPENDING = -106  /* not known here yet: the store is asked, the
+    BROKER_EPENDING = -106, /* not known here yet: the store is asked, the
                                callback says */
+    BROKER_EFULL = -107     /* the memory bound is reached (policy reject) */
+};
+
+/* What the broker does when retained messages reach max_memory. */
+enum {
+    BROKER_MEM_REJECT, /* refuse publishes (BROKER_EFULL) until there is room */
+    BROKER_MEM_EVICT   /* evict the oldest retained messages, across channels */
 };
 
 /* Human-readable text for a BROKER_E* or KV_E* code. Never NULL. */
 const char *broker_strerror(int code);
+
+/* The name of a BROKER_MEM_* policy ("reject", "evict"), and back (-1: none). */
+const char *broker_memory_policy_name(int policy);
+int broker_memory_policy_parse(const char *name);
 
 /* What the broker needs to know of the configuration. */
 typedef struct broker_opts {
@@ -52,6 +63,9 @@ typedef struct broker_opts {
     int max_streams;                 /* live streams in all */
     int max_streams_per_channel;     /* live streams on one channel */
     int heartbeat_s;                 /* seconds between ':' comments on streams */
+    size_t max_memory;               /* bytes retained messages may take (see
+                                        broker_memory_used) */
+    int memory_policy;               /* BROKER_MEM_* */
 } broker_opts;
 
 /* A broker over 'kv' (borrowed; it must outlive the broker). Copies 'opts'.
@@ -70,6 +84,8 @@ void broker_drain(broker *b, broker_done_cb cb, void *arg);
 /* Free everything; streams still open are ended first. NULL is fine. */
 void broker_free(broker *b);
 
+/* The options it runs with (borrowed). */
+const broker_opts *broker_options(const broker *b);
 /* The store the broker runs on (borrowed). */
 kv_store *broker_store(broker *b);
 /* This process's id among the nodes sharing the store. */
@@ -80,8 +96,17 @@ typedef struct broker_stats {
     size_t streams;                 /* live streams here */
     unsigned long long slow_closed; /* streams cut for not reading */
     unsigned long long refused;     /* streams refused by a limit */
+    size_t memory;                  /* broker_memory_used() */
+    unsigned long long evicted;     /* messages the memory bound evicted */
+    unsigned long long rejected;    /* publishes it refused */
 } broker_stats;
 void broker_stats_get(const broker *b, broker_stats *st);
+
+/* What retained messages take in this process, in real bytes: every live
+ * message (histories, queues being drained, socket buffers), what the store
+ * holds here (all of it for the memory store, nothing for Redis, which has
+ * its own maxmemory), and the eviction notes. Compared with max_memory. */
+size_t broker_memory_used(const broker *b);
 
 /* ---- channels ---- */
 
@@ -178,5 +203,8 @@ int broker_attach(broker *b, sink *sk, conn *cn, const char **why);
 /* The client behind 'sk' went away: the broker forgets its stream and never
  * uses 'sk' again. Called by the transport before it frees 'sk'. */
 void broker_sink_closed(sink *sk);
+/* Everything written to 'sk' has reached the socket: what a connection was
+ * given there is saved as given. Called by the transport; ends nothing. */
+void broker_sink_drained(sink *sk);
 
 #endif

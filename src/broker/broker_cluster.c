@@ -143,10 +143,12 @@ static void apply_remote(broker *b, const char *kind, const char *chan_name,
         if (ch)
             o = ch->opts;
         if (chan_opts_apply_json(&o, opts, err, sizeof(err)) == 0) {
-            if (ch)
+            if (ch) {
                 chan_set_opts(ch, &o);
-            else
+                broker_memory_note(b, ch, 0);
+            } else {
                 broker_chan_add(b, chan_name, &o);
+            }
         }
         json_decref(opts);
     } else if (strcmp(kind, "n") == 0 && strcmp(what, "deleted") == 0) {
@@ -204,6 +206,7 @@ void broker_on_notify(const char *topic, const char *data, size_t len, void *arg
             broker_conn_deliver(b, cn, m);
         msg_unref(m);
         broker_pubs_release(b, false);
+        broker_memory_check(b);
         return;
     }
     /* "<node> <what>": our own announcements are already applied. */

@@ -40,7 +40,11 @@ struct broker {
     unsigned long long slow_closed; /* streams ended for not reading */
     unsigned long long refused;     /* subscribers sent away by a limit */
     struct conn_list dirty;         /* connections whose cursors moved */
-    struct event *save_ev;          /* saves them, at the end of the loop turn */
+    chan **heap;                    /* channels by the oldest id in their log */
+    size_t nheap, heapcap;
+    unsigned long long evicted;  /* messages the memory bound evicted */
+    unsigned long long rejected; /* publishes the memory bound refused */
+    struct event *save_ev;       /* saves them, at the end of the loop turn */
     bool save_pending;
 
     /* broker_publish.c */
@@ -63,12 +67,19 @@ struct broker {
 /* Save the cursors of every connection that moved (batched: at the end of a
  * loop turn, and before a publisher is answered, so it reads its writes). */
 void broker_cursors_save(broker *b);
-/* The stream of 'cn' on this node ended (stream.c): save its cursors now and
- * say in the store it is attached here no more. */
-void broker_conn_detached(broker *b, conn *cn);
+/* The stream of 'cn' on this node ended (stream.c), 'flushed' if its output
+ * still goes out (a clean end) rather than being dropped: save its cursors
+ * now and say in the store it is attached here no more. */
+void broker_conn_detached(broker *b, conn *cn, bool flushed);
 /* Forget a connection here: its stream ends, it leaves every list, it is
  * freed. The store is not touched. */
 void broker_conn_forget(broker *b, conn *cn);
+
+/* The memory bound: note a message appended to a channel's log, and forget a
+ * channel (deleted here); evict while over max_memory (policy evict). */
+void broker_memory_note(broker *b, chan *ch, uint64_t seq);
+void broker_memory_forget(broker *b, chan *ch);
+void broker_memory_check(broker *b);
 
 /* Forget a channel here: its streams end. The store is not touched. */
 void broker_chan_drop(broker *b, chan *ch);

@@ -153,6 +153,25 @@ static void pub_appended(const kv_result *res, void *arg)
     pub_step(pc);
 }
 
+/* Whether the batch fits under max_memory. What a message will take is
+ * estimated from its size: here, its data and its SSE frame; in a store in
+ * this process, its JSON text. Under policy evict, room is made by evicting,
+ * unless the batch alone is more than the bound. */
+static bool memory_room(broker *b, const pub_batch *batch)
+{
+    size_t need = 0;
+    for (size_t i = 0; i < batch->n; i++) {
+        const pub_event *ev = &batch->ev[i];
+        need += 3 * (ev->data_len + (ev->event ? strlen(ev->event) : 0)) + 600;
+    }
+    if (need <= b->opts.max_memory &&
+        (b->opts.memory_policy == BROKER_MEM_EVICT ||
+         broker_memory_used(b) + need <= b->opts.max_memory))
+        return true;
+    b->rejected++;
+    return false;
+}
+
 int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
                    broker_pub_cb cb, void *arg)
 {
@@ -164,6 +183,8 @@ int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
         rc = BROKER_ECLOSING;
     else if (!batch->n)
         rc = BROKER_EINVAL;
+    else if (!memory_room(b, batch))
+        rc = BROKER_EFULL;
     else if (conn_id && !(target = chan_conn(ch, conn_id)))
         rc = BROKER_ENOCONN;
     else if (!(pc = calloc(1, sizeof(*pc))) ||
@@ -213,7 +234,9 @@ int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
-    broker_pubs_release(arg, false);
+    broker *b = arg;
+    broker_pubs_release(b, false);
+    broker_cursors_save(b); /* cursors whose output was still being written */
 }
 
 int broker_publish_init(broker *b)

@@ -29,13 +29,14 @@ json_t *node_reg_self(node_reg *n)
 {
     broker_stats st;
     broker_stats_get(n->b, &st);
-    return json_pack(
-        "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "id", broker_node_id(n->b),
-        "address", n->address, "version", PACKAGE_VERSION, "pid", (json_int_t)getpid(),
-        "started", (json_int_t)n->started_ms, "heartbeat", (json_int_t)wall_ms(),
-        "channels", (json_int_t)st.channels, "streams", (json_int_t)st.streams,
-        "connections", (json_int_t)(n->conns ? n->conns(n->conns_arg) : 0), "stopped",
-        n->stopped);
+    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "id",
+                     broker_node_id(n->b), "address", n->address, "version",
+                     PACKAGE_VERSION, "pid", (json_int_t)getpid(), "started",
+                     (json_int_t)n->started_ms, "heartbeat", (json_int_t)wall_ms(),
+                     "channels", (json_int_t)st.channels, "streams",
+                     (json_int_t)st.streams, "connections",
+                     (json_int_t)(n->conns ? n->conns(n->conns_arg) : 0), "memory",
+                     (json_int_t)st.memory, "stopped", n->stopped);
 }
 
 static void node_write(node_reg *n)

@@ -2,7 +2,8 @@
  * refreshed by a heartbeat, and the list of every node sharing the store.
  *
  * Each node writes node/{id} = {"id", "address", "version", "pid", "started",
- * "heartbeat", "channels", "streams", "connections"} every NODE_HEARTBEAT_S.
+ * "heartbeat", "channels", "streams", "connections", "memory"} every
+ * NODE_HEARTBEAT_S.
  * A node whose heartbeat is older than NODE_TTL_S is listed offline (it died,
  * or lost the store); one that stopped cleanly says so at once. Records
  * offline for NODE_FORGET_S are removed by whichever node lists them. */

@@ -35,6 +35,8 @@ typedef struct sink_ops {
     int (*send)(sink *s, msg *m);
     /* Write an SSE comment line (": text"). */
     void (*comment)(sink *s, const char *text);
+    /* Bytes written to the stream that the socket has not taken yet. */
+    size_t (*pending)(sink *s);
     /* End the stream cleanly (the client sees its response end); frees 's'. */
     void (*end)(sink *s);
     /* Drop the client at once, unsent output and all; frees 's'. */
@@ -60,6 +62,11 @@ static inline int sink_send(sink *s, msg *m)
 static inline void sink_comment(sink *s, const char *text)
 {
     s->ops->comment(s, text);
+}
+
+static inline size_t sink_pending(sink *s)
+{
+    return s->ops->pending(s);
 }
 
 static inline void sink_end(sink *s)

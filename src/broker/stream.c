@@ -50,8 +50,9 @@ void stream_comment(stream *s, const char *text)
         sink_comment(s->sk, text);
 }
 
-/* Unlink from the broker and the channel, and free. */
-static void stream_free(stream *s)
+/* Unlink from the broker and the channel, and free. 'flushed': what was
+ * written to it still reaches the client. */
+static void stream_free(stream *s, bool flushed)
 {
     broker *b = s->b;
     TAILQ_REMOVE(&b->all, s, all);
@@ -59,7 +60,7 @@ static void stream_free(stream *s)
     if (s->cn) {
         s->cn->lis.stream = NULL;
         s->ch->nattached--;
-        broker_conn_detached(b, s->cn);
+        broker_conn_detached(b, s->cn, flushed);
     } else {
         TAILQ_REMOVE(&s->ch->streams, s, link);
         s->ch->nstreams--;
@@ -81,7 +82,7 @@ static void stream_finish(stream *s, bool abort)
         else
             sink_end(sk);
     }
-    stream_free(s);
+    stream_free(s, sk && !abort);
 }
 
 void stream_abort(stream *s)
@@ -101,5 +102,5 @@ void broker_sink_closed(sink *sk)
         return;
     sk->stream = NULL;
     s->sk = NULL;
-    stream_free(s);
+    stream_free(s, false); /* the client is gone: what it was sent is lost */
 }

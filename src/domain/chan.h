@@ -43,6 +43,7 @@ typedef struct conn {
     /* While a stream is attached here: */
     cursor at;               /* the last message of the channel's log it was given */
     cursor own;              /* ... of its own log */
+    cursor at_w, own_w;      /* the same, once the socket took them: what is saved */
     uint64_t dropped_add;    /* dropped by the bound since the cursors were saved */
     bool dirty;              /* cursors moved since they were saved */
     bool loading;            /* its backlog is being read: live messages wait */
@@ -56,6 +57,14 @@ typedef struct conn {
 TAILQ_HEAD(conn_list, conn);
 TAILQ_HEAD(stream_list, stream);
 
+/* The ids of the messages a channel's stored log holds, as far as this node
+ * has seen them, oldest first: what a global memory bound evicts, the oldest
+ * across all channels first. 8 bytes a message. */
+typedef struct seqring {
+    uint64_t *v;
+    size_t cap, head, len;
+} seqring;
+
 typedef struct chan {
     char *name; /* owned; also the key of the broker's channel map */
     chan_opts opts;
@@ -67,6 +76,9 @@ typedef struct chan {
     size_t nstreams;
     size_t nattached;  /* connection streams attached */
     uint64_t last_seq; /* highest seq published here, 0 if none */
+    seqring logids;    /* ids in its stored log, oldest first (see seqring) */
+    uint64_t evicted;  /* messages the memory bound evicted from it */
+    size_t heap_at;    /* its place in the broker's eviction heap, or SIZE_MAX */
     int refs;          /* the broker's map holds one; in-flight publishes hold others */
     bool deleted;
 } chan;
@@ -87,6 +99,18 @@ chan *chan_ref(chan *ch);
 void chan_unref(chan *ch);
 /* Apply new options: the history is trimmed to its new bound. */
 void chan_set_opts(chan *ch, const chan_opts *opts);
+
+/* What the channel's stored log keeps: a plain subscriber replays 'history',
+ * and a connection may lag up to 'queue_limit' behind. */
+size_t chan_log_bound(const chan *ch);
+/* Note that message 'seq' was appended to its log; the oldest beyond the
+ * bound go from the note too. Returns 0, or -1 on OOM (not noted). */
+int chan_log_note(chan *ch, uint64_t seq);
+/* The oldest id noted (0: none), and taking it off the note. */
+uint64_t chan_log_oldest(const chan *ch);
+uint64_t chan_log_shift(chan *ch);
+/* What every channel's note takes, in bytes. */
+size_t chan_log_bytes(void);
 
 /* A new connection in 'ch' (listener running, empty queue). 'id' NULL makes a
  * fresh random id. NULL on OOM. */

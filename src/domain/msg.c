@@ -2,6 +2,7 @@
 #include "src/domain/msg.h"
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,26 @@
 
 #include "src/domain/sse.h"
 #include "src/base/util.h"
+
+/* What every live message takes, in real bytes (malloc_usable_size plus the
+ * allocator's header per allocation). Messages live on the loop's thread only. */
+static size_t live_bytes;
+
+static size_t heap_size(const void *p)
+{
+    return p ? malloc_usable_size((void *)p) + sizeof(size_t) : 0;
+}
+
+static size_t msg_bytes(const msg *m)
+{
+    return heap_size(m) + heap_size(m->event) + heap_size(m->data) + heap_size(m->chunk) +
+           heap_size(m->json);
+}
+
+size_t msg_live_bytes(void)
+{
+    return live_bytes;
+}
 
 msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
              int64_t ts_us, int retry)
@@ -48,6 +69,7 @@ msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
     memcpy(m->chunk + hl + m->frame_len, "\r\n", 2);
     m->frame = m->chunk + hl;
     free(frame);
+    live_bytes += msg_bytes(m);
     return m;
 err:
     free(m->event);
@@ -66,6 +88,7 @@ void msg_unref(msg *m)
 {
     if (!m || --m->refs > 0)
         return;
+    live_bytes -= msg_bytes(m);
     free(m->event);
     free(m->data);
     free(m->chunk);
@@ -103,6 +126,7 @@ const char *msg_json_text(const msg *m, size_t *len)
         json_t *o = to_json(m, true);
         mm->json = o ? json_dumps(o, JSON_COMPACT) : NULL;
         mm->json_len = mm->json ? strlen(mm->json) : 0;
+        live_bytes += heap_size(mm->json);
         json_decref(o);
     }
     *len = mm->json_len;

@@ -38,6 +38,11 @@ msg *msg_ref(msg *m);
 /* Drop a reference; the last one frees. NULL is fine. */
 void msg_unref(msg *m);
 
+/* What every message alive in this process takes, in real bytes (allocator
+ * overhead included): in histories, queues, and socket buffers. Messages are
+ * made and freed on the event loop's thread only. */
+size_t msg_live_bytes(void);
+
 /* The API form: {"id", "event" (or null), "data", "timestamp" [, "retry"]}.
  * New reference, NULL on OOM. */
 json_t *msg_to_json(const msg *m);

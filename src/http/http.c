@@ -185,6 +185,16 @@ static void broker_error(http_ctx *c, int why, const char *err)
     case BROKER_ENOMEM:
         reply_error(c, 503, "out_of_memory", "out of memory");
         break;
+    case BROKER_EFULL:
+        httpd_add_header(c->req, "Retry-After", "5");
+        reply_error(c, 503, "memory_full",
+                    "retained messages take limits.max_memory: nothing was stored");
+        break;
+    case KV_EFULL:
+        httpd_add_header(c->req, "Retry-After", "5");
+        reply_error(c, 503, "store_full",
+                    "the store is out of memory: nothing was stored");
+        break;
     default:
         http_error(c->req, c->o, 503, "store_unavailable", "the store failed: %s",
                    broker_strerror(why));
@@ -362,18 +372,23 @@ static void h_health(http_ctx *c)
 {
     kv_store *kv = broker_store(c->b);
     int up = kv_health(kv) == 0;
+    const broker_opts *bo = broker_options(c->b);
     broker_stats st;
     broker_stats_get(c->b, &st);
     http_json(c->req, c->o, up ? 200 : 503,
-              json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "status",
-                        up ? "ok" : "degraded", "store", "type", kv_name(kv), "state",
-                        up ? "up" : "unreachable", "stats", "channels",
+              json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I, s:I, s:I, s:I, s:I}, "
+                        "s:{s:I, s:I, s:s, s:I, s:I}}",
+                        "status", up ? "ok" : "degraded", "store", "type", kv_name(kv),
+                        "state", up ? "up" : "unreachable", "stats", "channels",
                         (json_int_t)st.channels, "streams", (json_int_t)st.streams,
                         "connections", (json_int_t)httpd_connections(c->h->d),
                         "slow_disconnects", (json_int_t)st.slow_closed, "refused_streams",
                         (json_int_t)(st.refused + c->h->refused_streams),
                         "refused_connections",
-                        (json_int_t)(c->h->refused + httpd_rejected(c->h->d))));
+                        (json_int_t)(c->h->refused + httpd_rejected(c->h->d)), "memory",
+                        "used", (json_int_t)st.memory, "max", (json_int_t)bo->max_memory,
+                        "policy", broker_memory_policy_name(bo->memory_policy), "evicted",
+                        (json_int_t)st.evicted, "rejected", (json_int_t)st.rejected));
 }
 
 /* GET /nodes and /status: the list comes from the store. */

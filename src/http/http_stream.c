@@ -24,6 +24,12 @@ static void hs_closed(httpd_req *req, void *arg)
     free(hs);
 }
 
+/* httpd calls this when the socket has taken all the stream's output. */
+static void hs_drained(httpd_req *req, void *arg)
+{
+    broker_sink_drained(&((http_stream *)arg)->base);
+}
+
 static void hs_open(sink *sk, int retry_ms)
 {
     http_stream *hs = (http_stream *)sk;
@@ -35,6 +41,7 @@ static void hs_open(sink *sk, int retry_ms)
     httpd_add_header(req, "X-Accel-Buffering", "no");
     struct evbuffer *out = httpd_stream_start(req, 200, "text/event-stream");
     httpd_on_close(req, hs_closed, hs);
+    httpd_on_drain(req, hs_drained, hs);
     /* The opening comment makes browsers fire 'open' at once. */
     int n = snprintf(text, sizeof(text), "retry: %d\n: ok\n\n", retry_ms);
     if (hs->chunked)
@@ -81,10 +88,16 @@ static void hs_comment(sink *sk, const char *text)
     httpd_stream_dirty(hs->req);
 }
 
+static size_t hs_pending(sink *sk)
+{
+    return httpd_pending(((http_stream *)sk)->req);
+}
+
 static void hs_end(sink *sk)
 {
     http_stream *hs = (http_stream *)sk;
     httpd_on_close(hs->req, NULL, NULL);
+    httpd_on_drain(hs->req, NULL, NULL);
     httpd_stream_end(hs->req);
     free(hs);
 }
@@ -102,6 +115,7 @@ static const sink_ops http_stream_ops = {
     .open = hs_open,
     .send = hs_send,
     .comment = hs_comment,
+    .pending = hs_pending,
     .end = hs_end,
     .abort = hs_abort,
 };

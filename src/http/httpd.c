@@ -111,6 +111,8 @@ struct httpd_req {
     struct evbuffer *out_headers;
     httpd_close_cb on_close;
     void *on_close_arg;
+    httpd_drain_cb on_drain; /* a stream's output was all written */
+    void *on_drain_arg;
 };
 
 static int64_t mono_ms(void)
@@ -152,6 +154,8 @@ static void req_reset(httpd_req *r)
     }
     r->on_close = NULL;
     r->on_close_arg = NULL;
+    r->on_drain = NULL;
+    r->on_drain_arg = NULL;
     r->scanned = 0;
     r->body_len = 0;
     r->unread_body = false;
@@ -492,6 +496,8 @@ static void flush_streams(evutil_socket_t fd, short what, void *arg)
          * or reports the error and the connection closes. */
         if (evbuffer_get_length(out))
             bufferevent_enable(h->batch[i].r->bev, EV_WRITE);
+        else if (h->batch[i].wrote > 0 && h->batch[i].r->on_drain)
+            h->batch[i].r->on_drain(h->batch[i].r, h->batch[i].r->on_drain_arg);
     }
 }
 
@@ -513,7 +519,14 @@ void httpd_stream_end(httpd_req *r)
 void httpd_abort(httpd_req *r)
 {
     r->on_close = NULL;
+    r->on_drain = NULL;
     client_free(r);
+}
+
+void httpd_on_drain(httpd_req *r, httpd_drain_cb cb, void *arg)
+{
+    r->on_drain = cb;
+    r->on_drain_arg = arg;
 }
 
 void httpd_on_close(httpd_req *r, httpd_close_cb cb, void *arg)
@@ -585,11 +598,15 @@ static void stream_compact(httpd_req *r)
 {
     httpd_close_cb cb = r->on_close;
     void *arg = r->on_close_arg;
+    httpd_drain_cb dcb = r->on_drain;
+    void *darg = r->on_drain_arg;
     int method = r->h.method, minor = r->h.minor;
     bool keep = r->h.keepalive;
     req_reset(r);
     r->on_close = cb;
     r->on_close_arg = arg;
+    r->on_drain = dcb;
+    r->on_drain_arg = darg;
     r->h.method = method;
     r->h.minor = minor;
     r->h.keepalive = keep;
@@ -840,6 +857,8 @@ static void on_write(struct bufferevent *bev, void *arg)
     httpd_req *r = arg;
     if (r->state == S_STREAM && !evbuffer_get_length(bufferevent_get_output(bev))) {
         bufferevent_disable(bev, EV_WRITE); /* drained: back to out_kick */
+        if (r->on_drain)
+            r->on_drain(r, r->on_drain_arg);
         return;
     }
     if (r->state != S_FLUSH || evbuffer_get_length(bufferevent_get_output(bev)))

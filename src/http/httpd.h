@@ -112,6 +112,11 @@ void httpd_stream_end(httpd_req *r);
 void httpd_abort(httpd_req *r);
 /* Set (or clear with NULL) the callback for a client that leaves first. */
 void httpd_on_close(httpd_req *r, httpd_close_cb cb, void *arg);
+/* Set (or clear) the callback for a started stream whose output the socket
+ * has all taken (after a write, not for an idle stream). It must not end or
+ * abort any stream. */
+typedef void (*httpd_drain_cb)(httpd_req *req, void *arg);
+void httpd_on_drain(httpd_req *r, httpd_drain_cb cb, void *arg);
 
 /* ---- the parser, exposed for tests and fuzzing ---- */
 typedef struct httpd_field {

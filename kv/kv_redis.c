@@ -21,6 +21,12 @@
  * doubling backoff. A batch Redis does not answer within KV_REDIS_REPLY_TIMEOUT_MS
  * drops the connection (hiredis 0.14 has no timeouts of its own).
  *
+ * The subscription (kv_redis_sub.c) follows this connection: it is dropped
+ * whenever this one is, and connects only while this one is up. So it is never
+ * live on a Redis this connection cannot reach (a frozen one: its own socket
+ * has no replies to time out), and when it comes back, the catch-up its caller
+ * starts (topic NULL) can read.
+ *
  * Append: one Lua script (APPEND_LUA) does the whole of kv_append() inside
  * Redis, which runs a script atomically: check the lists' types, HINCRBY the
  * counter's field (raised to the floor first), RPUSH + LTRIM the value built
@@ -861,6 +867,7 @@ static void on_ready(redisAsyncContext *ac, void *reply, void *privdata)
     else
         kv_report(&r->base, KV_EV_CONNECTED, "redis: connected to %s:%d", r->host,
                   r->port);
+    kv_redis_sub_resume(r->sub);
     send_batch(r);
 }
 
@@ -910,6 +917,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (was)
         kv_report(&r->base, KV_EV_LOST, "redis: connection lost%s%s; reconnecting",
                   status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
+    kv_redis_sub_reset(r->sub);
     schedule_reconnect(r);
 }
 

@@ -11,8 +11,8 @@
  * No command follows the PSUBSCRIBE: hiredis 0.14 cannot pair the reply of a
  * PING in subscribed mode with its callback, so this connection has no reply
  * to time out. It follows the store's main connection instead, which does
- * (kv_redis.c: the reply timeout): it connects only while the main connection
- * is up (kv_health()), and is dropped whenever that one is
+ * (kv_redis.c: the reply timeout and the idle probe): it connects only while
+ * the main connection is up (kv_health()), and is dropped whenever that one is
  * (kv_redis_sub_reset()). So a frozen Redis takes the subscription down with
  * the main connection within the reply timeout, and when Redis answers again
  * the subscription comes back after it and says so (topic NULL): the caller's

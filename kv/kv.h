@@ -137,9 +137,10 @@ enum {
     KV_EV_FAILED,     /* operations failed and no callback will say so, or a
                          batch or the store's wait for a connection failed */
     KV_EV_ERROR,      /* a set-up step was refused (AUTH, SELECT, SCRIPT LOAD):
-                         the store will not work until that is fixed */
-    KV_EV_RETRY,      /* a connection attempt failed or was not answered in time;
-                         it is retried (frequent) */
+                         the store will not work until that is fixed (it keeps
+                         trying, with the backoff) */
+    KV_EV_RETRY,      /* a connection attempt failed, was not answered in time, or
+                         found Redis not ready (LOADING); it is retried (frequent) */
     KV_EV_BAD_RECORD  /* a stored value did not parse and was skipped (reported by
                          the layer that parses it, through kv_report) */
 };

@@ -30,10 +30,13 @@
  * KV_REDIS_PROBE_MS so that this is found without traffic too.
  *
  * Set-up: every connection sends AUTH, SELECT, SCRIPT LOAD and PING before
- * anything else. An attempt not set up within twice the reply timeout (a TCP
- * handshake and four round trips) is dropped and retried; until then it waits,
- * so that a Redis that froze and answers again is seen at once, on the attempt
- * already waiting.
+ * anything else and is up only once all of them succeeded. A refusal (a
+ * restarted Redis still loading its data answers LOADING, a wrong password
+ * NOAUTH) drops it and tries again with the backoff, so the store comes up by
+ * itself once Redis can take it. An attempt not set up within twice the reply
+ * timeout (a TCP handshake and four round trips) is dropped and retried too;
+ * until then it waits, so that a Redis that froze and answers again is seen at
+ * once, on the attempt already waiting.
  *
  * The subscription (kv_redis_sub.c) follows this connection: it is dropped
  * whenever this one is, and connects only while this one is up. So it is never
@@ -162,9 +165,10 @@ typedef struct kv_redis {
     int timeout_ms; /* the reply timeout */
 
     redisAsyncContext *ac;
-    int connected; /* the connection is up and authenticated */
+    int connected; /* the connection is up: every set-up step succeeded */
     int backoff_ms;
     struct timeval dialed;          /* the current connection attempt started */
+    char setup_err[200];            /* its first refused set-up step, or "" */
     struct timeval last_sent;       /* the last batch went out */
     struct timeval down_since;      /* operations started waiting for a connection */
     char sha[KV_REDIS_SHA_LEN + 1]; /* of APPEND_LUA, from SCRIPT LOAD */
@@ -418,19 +422,30 @@ static int fail_pending(kv_redis *r)
     return leave(r);
 }
 
+static void setup_refused(kv_redis *r, const char *step, const char *why);
+
 static void on_script(redisAsyncContext *ac, void *reply, void *privdata)
 {
     kv_redis *r = privdata;
     redisReply *rep = reply;
+    const char *why;
 
-    if (!rep)
+    if (!rep || ac != r->ac)
         return;
-    if (rep->type == REDIS_REPLY_STRING && rep->len == KV_REDIS_SHA_LEN)
+    if (rep->type == REDIS_REPLY_STRING && rep->len == KV_REDIS_SHA_LEN) {
         memcpy(r->sha, rep->str, KV_REDIS_SHA_LEN);
-    else
-        kv_report(&r->base, KV_EV_ERROR,
-                  "redis: SCRIPT LOAD failed (appends will fail): %s",
-                  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        return;
+    }
+    why = rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply";
+    if (!r->connected) {
+        setup_refused(r, "SCRIPT LOAD", why); /* the connection is tried again */
+        return;
+    }
+    /* Reloading after a NOSCRIPT: the appends of the batch behind it fail with
+     * NOSCRIPT, changing nothing, and the next batch tries again. */
+    r->need_load = 1;
+    kv_report(&r->base, KV_EV_FAILED,
+              "redis: SCRIPT LOAD failed (%s): appends fail until it succeeds", why);
 }
 
 static void load_script(kv_redis *r)
@@ -871,23 +886,53 @@ static long ms_since(const struct timeval *then, const struct timeval *now)
     return (now->tv_sec - then->tv_sec) * 1000 + (now->tv_usec - then->tv_usec) / 1000;
 }
 
-static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
+/* Keep the first refused set-up step: on_ready, which gets the last reply of
+ * the set-up, drops the connection if there was one. */
+static void setup_refused(kv_redis *r, const char *step, const char *why)
 {
-    kv_redis *r = privdata;
-    redisReply *rep = reply;
-    /* No reply: the connection went away, on_disconnect reports it. */
-    if (rep && rep->type == REDIS_REPLY_ERROR) {
-        kv_report(&r->base, KV_EV_ERROR, "redis: AUTH/SELECT failed: %s", rep->str);
-        redisAsyncDisconnect(ac);
-    }
+    if (!r->setup_err[0])
+        snprintf(r->setup_err, sizeof(r->setup_err), "%s: %s", step, why);
 }
 
+static void setup_step(redisAsyncContext *ac, void *reply, kv_redis *r, const char *step)
+{
+    redisReply *rep = reply;
+    /* No reply: the connection went away, on_disconnect deals with it. */
+    if (rep && rep->type == REDIS_REPLY_ERROR && ac == r->ac)
+        setup_refused(r, step, rep->str);
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    setup_step(ac, reply, privdata, "AUTH");
+}
+
+static void on_select(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    setup_step(ac, reply, privdata, "SELECT");
+}
+
+/* Redis answers in order: the PING's reply is the last of the set-up. */
 static void on_ready(redisAsyncContext *ac, void *reply, void *privdata)
 {
     kv_redis *r = privdata;
     redisReply *rep = reply;
-    if (!rep || rep->type == REDIS_REPLY_ERROR)
-        return; /* on_auth already reported it */
+    if (!rep || ac != r->ac)
+        return;
+    if (rep->type == REDIS_REPLY_ERROR)
+        setup_refused(r, "PING", rep->str);
+    if (r->setup_err[0]) {
+        /* A Redis restarted on its data answers LOADING until it has read
+         * them, one running a long script BUSY: not up yet. Anything else
+         * (NOAUTH, a bad database) will not mend by itself, but is retried all
+         * the same, so that fixing Redis is enough. Only the replies owed are
+         * waited for, and there are none after this one. */
+        int later = strstr(r->setup_err, ": LOADING") || strstr(r->setup_err, ": BUSY");
+        kv_report(&r->base, later ? KV_EV_RETRY : KV_EV_ERROR,
+                  "redis: connection set-up refused (%s); retrying", r->setup_err);
+        redisAsyncDisconnect(ac);
+        return;
+    }
     r->connected = 1;
     r->backoff_ms = 0;
     r->need_load = 0; /* loaded just before this PING */
@@ -1024,13 +1069,14 @@ static void redis_connect(kv_redis *r)
     }
     r->ac = ac;
     gettimeofday(&r->dialed, NULL);
+    r->setup_err[0] = '\0';
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     /* Queued now, sent as soon as the socket connects, answered before any batch:
      * a restarted Redis has lost its scripts, so the script goes first. */
     if (r->password)
         redisAsyncCommand(ac, on_auth, r, "AUTH %s", r->password);
-    redisAsyncCommand(ac, on_auth, r, "SELECT %d", r->db);
+    redisAsyncCommand(ac, on_select, r, "SELECT %d", r->db);
     load_script(r);
     redisAsyncCommand(ac, on_ready, r, "PING");
 }

@@ -3,8 +3,8 @@
  * The memory store runs the contract alone (a cluster of one node); the Redis
  * store runs it as two nodes, two stores on one private redis-server, then goes
  * through losing its subscription, a Redis restart, a SCRIPT FLUSH and being
- * freed at awkward moments; and, on a redis-server of its own, a Redis frozen
- * with SIGSTOP. */
+ * freed at awkward moments; and, on a redis-server of their own, a set-up
+ * refused, a Redis frozen with SIGSTOP and one restarted slow to load. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -557,6 +557,11 @@ static void redis_reports(const char *url, struct event_base *base)
 
 static kvc_sub fault_sub;
 
+static int kv_up(const void *kv)
+{
+    return kv_health((kv_store *)kv) == 0;
+}
+
 static int kv_unreachable(const void *kv)
 {
     return kv_health((kv_store *)kv) == KV_EIO;
@@ -597,6 +602,67 @@ static kv_store *fault_store(const redis_server *rs, const char *prefix, reports
     kv_subscribe(kv, "x/", kvc_notified, &fault_sub);
     kvc_until(base, kvc_live, kv);
     return kv;
+}
+
+/* One command as an administrator: with AUTH first when 'pw' is not NULL. */
+static int admin(const redis_server *rs, const char *pw, const char *fmt, const char *arg)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", rs->port, tv);
+    redisReply *r = NULL;
+    int rc = -1;
+
+    if (c && !c->err && (!pw || (r = redisCommand(c, "AUTH %s", pw)))) {
+        if (r)
+            freeReplyObject(r);
+        r = redisCommand(c, fmt, arg);
+        rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
+    }
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    return rc;
+}
+
+static int refused_twice(const void *rp)
+{
+    return ((const reports *)rp)->n[KV_EV_ERROR] >= 2;
+}
+
+/* A set-up step refused (here: Redis asks for a password the store does not
+ * have): the connection is dropped, the refusal reported, and it is tried
+ * again with the backoff, so fixing Redis is enough. */
+static void redis_refused(redis_server *rs, struct event_base *base)
+{
+    static const char *const lists[] = {"x/p"};
+    kv_append_args ap = {.counter = "x/pseq", .lists = lists, .nlists = 1};
+    reports rp;
+    kvc_rec r;
+    kv_store *kv = fault_store(rs, "ref:", &rp, base);
+
+    ok(kv && kv_subscribed(kv), "a store to refuse");
+    if (!kv)
+        return;
+    ok(admin(rs, NULL, "CONFIG SET requirepass %s", "sekrit") == 0 &&
+           admin(rs, "sekrit", "CLIENT KILL TYPE %s", "normal") == 0,
+       "Redis now wants a password, and drops the store's connection");
+    until_long(base, refused_twice, &rp, 10);
+    ok(rp.n[KV_EV_ERROR] >= 2 && strstr(rp.last[KV_EV_ERROR], "NOAUTH") &&
+           kv_health(kv) == KV_EIO && !kv_subscribed(kv),
+       "the set-up is refused, reported and retried; the store is unreachable, the "
+       "subscription down (%s)",
+       rp.last[KV_EV_ERROR]);
+    ok(admin(rs, "sekrit", "CONFIG SET requirepass %s", "") == 0, "the password goes");
+    until_long(base, kvc_live, kv, 10);
+    ok(kv_health(kv) == 0 && kv_subscribed(kv) && fault_sub.resets == 1,
+       "the store comes up by itself, then the subscription, which says it was lost");
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 1, "an append works (the script was loaded)");
+    kv_del(kv, "x/p", NULL, NULL);
+    kv_del(kv, "x/pseq", NULL, NULL);
+    kvc_drain(kv, base);
+    kv_free(kv);
 }
 
 /* Redis frozen (SIGSTOP): an idle store finds out with its probe, a busy one
@@ -686,6 +752,59 @@ static void redis_frozen(redis_server *rs, struct event_base *base)
     kv_free(kv);
 }
 
+static int saw_loading(const void *rp)
+{
+    return strstr(((const reports *)rp)->last[KV_EV_RETRY], "LOADING") != NULL;
+}
+
+/* Redis killed and started again on its data, slow to load them: while it
+ * answers LOADING the store is unreachable and retries, and its subscription
+ * waits for it (Redis would take a PSUBSCRIBE, but the catch-up that follows
+ * could not read); once loaded, both come up by themselves, the script loaded. */
+static void redis_loading(redis_server *rs, struct event_base *base)
+{
+    static const char *const slow[] = {"--key-load-delay", "100",
+                                       "--loading-process-events-interval-bytes", "1024",
+                                       NULL};
+    static const char *const lists[] = {"x/d"};
+    kv_append_args ap = {.counter = "x/dseq", .lists = lists, .nlists = 1};
+    reports rp;
+    kvc_rec r;
+    kv_store *kv = fault_store(rs, "ld:", &rp, base);
+
+    ok(kv && kv_subscribed(kv), "a store on a Redis about to be killed");
+    if (!kv)
+        return;
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 1, "an append before");
+    ok(redis_server_cmd(rs, "EVAL %s 0",
+                        "for i = 1, 5000 do redis.call('SET', 'ld:f' .. i, 'x') end") ==
+               0 &&
+           redis_server_cmd(rs, "SAVE") == 0,
+       "5000 more keys, saved");
+    kill(rs->pid, SIGKILL);
+    waitpid(rs->pid, NULL, 0);
+    rs->args = slow;
+    ok(redis_server_exec(rs) == 0, "kill -9, and started again reading 100 us a key");
+    rs->args = NULL;
+    until_long(base, saw_loading, &rp, 10);
+    ok(saw_loading(&rp) && kv_health(kv) == KV_EIO && !kv_subscribed(kv),
+       "while Redis loads, the store is unreachable and retries (%s), no subscription",
+       rp.last[KV_EV_RETRY]);
+    ok(rp.n[KV_EV_ERROR] == 0, "loading is not reported as an error");
+    until_long(base, kvc_live, kv, 20);
+    ok(kv_up(kv) && kv_subscribed(kv) && fault_sub.resets == 1,
+       "loaded: connected and subscribed by itself, told once");
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 2,
+       "the script was loaded once Redis could: an append continues the counter (%lld)",
+       r.num);
+    kv_del(kv, "x/d", NULL, NULL);
+    kv_del(kv, "x/dseq", NULL, NULL);
+    kvc_drain(kv, base);
+    kv_free(kv);
+}
+
 int main(void)
 {
     struct event_base *base = event_base_new();
@@ -732,10 +851,12 @@ int main(void)
         redis_free_checks(&rs, base);
         redis_reports(rs.url, base);
         ok(!kvc_timed_out, "no wait timed out");
-        redis_server fs; /* its own: this freezes it */
+        redis_server fs; /* its own: these kill and freeze it */
         ok(redis_server_start(&fs) == 0, "a redis-server for the faults");
         diag("faults on %s", fs.url);
+        redis_refused(&fs, base);
         redis_frozen(&fs, base);
+        redis_loading(&fs, base);
         redis_server_stop(&fs);
         kv_free(kv2);
         kv_free(kv);

@@ -160,14 +160,17 @@ typedef struct kv_ops {
  * borrowed for the call. */
 enum {
     KV_EV_CONNECTED,  /* the store is reachable (again); detail: where */
-    KV_EV_LOST,       /* the connection dropped: operations wait, then fail */
+    KV_EV_LOST,       /* the connection dropped, or was dropped because Redis did
+                         not answer in time: operations wait, then fail */
     KV_EV_SUBSCRIBED, /* the subscription is live (again) */
     KV_EV_SUB_LOST,   /* the subscription dropped: resubscribing */
     KV_EV_FAILED,     /* operations failed and no callback will say so, or a
                          batch or the store's wait for a connection failed */
     KV_EV_ERROR,      /* a set-up step was refused (AUTH, SELECT, SCRIPT LOAD):
-                         the store will not work until that is fixed */
-    KV_EV_RETRY,      /* a connection attempt failed; it is retried (frequent) */
+                         the store will not work until that is fixed (it keeps
+                         trying, with the backoff) */
+    KV_EV_RETRY,      /* a connection attempt failed, was not answered in time, or
+                         found Redis not ready (LOADING); it is retried (frequent) */
     KV_EV_BAD_RECORD  /* a stored value did not parse and was skipped (reported by
                          the layer that parses it, through kv_report) */
 };
@@ -413,7 +416,19 @@ typedef struct kv_redis_opts {
                            whatever their database numbers */
     size_t maxbuffer;   /* operations per batch before it is sent (default 100) */
     int buffertime_ms;  /* longest a write waits for its batch (0: end of loop turn) */
+    int timeout_ms;     /* the reply timeout (0: KV_REDIS_REPLY_TIMEOUT_MS): see below */
 } kv_redis_opts;
+
+/* A batch Redis has not answered within the reply timeout means a Redis that
+ * stopped answering (frozen, or gone without closing the socket): the store
+ * drops the connection at once, fails every operation in flight and waiting
+ * with KV_EIO, reports KV_EV_LOST, says KV_EIO in kv_health() and reconnects
+ * with the backoff. An idle connection is probed every second, so a frozen
+ * Redis is noticed within a second and the timeout even when nothing is sent.
+ * Operations issued while the connection is down wait for it at most 2 s (or
+ * the reply timeout if shorter). A batch that timed out may still be applied if
+ * Redis resumes and reads it: its outcome is unknown, not "not done". */
+#define KV_REDIS_REPLY_TIMEOUT_MS 5000
 
 /* Connect (asynchronously, with retries) to Redis. Returns NULL with a message
  * in 'err' on a bad URL or OOM. */

@@ -46,6 +46,16 @@ kv_redis_sub *kv_redis_sub_new(kv_store *kv, const kv_redis_addr *addr,
 /* 1 while the subscription is confirmed by Redis and its connection is up. */
 int kv_redis_sub_live(const kv_redis_sub *s);
 
+/* The store's main connection went down: drop the subscription's connection
+ * too (as lost, if it was live) and connect again only once
+ * kv_redis_sub_resume() says the main one is back. It connects by itself only
+ * while kv_health() of its store says it serves. kv_redis_sub_reset(NULL) does
+ * nothing. */
+void kv_redis_sub_reset(kv_redis_sub *s);
+
+/* The store's main connection is up: connect now if waiting for it. */
+void kv_redis_sub_resume(kv_redis_sub *s);
+
 /* Close the connection; 'cb' is never called again. Safe from inside 'cb'.
  * kv_redis_sub_free(NULL) does nothing. */
 void kv_redis_sub_free(kv_redis_sub *s);

@@ -16,10 +16,33 @@
  * has been applied by Redis.
  *
  * Failure: when the connection drops, every operation in flight fails with
- * KV_EIO; new ones wait (at most KV_REDIS_DOWN_WAIT_MS, at most
- * KV_REDIS_MAX_WAITING of them) for the reconnection, which is retried with a
- * doubling backoff. A batch Redis does not answer within KV_REDIS_REPLY_TIMEOUT_MS
- * drops the connection (hiredis 0.14 has no timeouts of its own).
+ * KV_EIO; new ones wait (at most KV_REDIS_DOWN_WAIT_MS, or the reply timeout if
+ * shorter, at most KV_REDIS_MAX_WAITING of them) for the reconnection, which is
+ * retried with a doubling backoff.
+ *
+ * A Redis that stops answering without closing the socket (kill -STOP, a
+ * frozen host) is found by the reply timeout (kv_redis_opts.timeout_ms, see
+ * kv.h; hiredis 0.14 has no timeouts of its own): a batch not answered in time
+ * drops the connection for real. redisAsyncDisconnect() would wait for the
+ * replies still owed, which a frozen peer never sends, so the context is freed
+ * and its socket closed at once; every operation in flight and waiting fails
+ * with KV_EIO. An idle connection is probed (an empty MULTI/EXEC) every
+ * KV_REDIS_PROBE_MS so that this is found without traffic too.
+ *
+ * Set-up: every connection sends AUTH, SELECT, SCRIPT LOAD and PING before
+ * anything else and is up only once all of them succeeded. A refusal (a
+ * restarted Redis still loading its data answers LOADING, a wrong password
+ * NOAUTH) drops it and tries again with the backoff, so the store comes up by
+ * itself once Redis can take it. An attempt not set up within twice the reply
+ * timeout (a TCP handshake and four round trips) is dropped and retried too;
+ * until then it waits, so that a Redis that froze and answers again is seen at
+ * once, on the attempt already waiting.
+ *
+ * The subscription (kv_redis_sub.c) follows this connection: it is dropped
+ * whenever this one is, and connects only while this one is up. So it is never
+ * live on a Redis this connection cannot reach (a frozen one: its own socket
+ * has no replies to time out), and when it comes back, the catch-up its caller
+ * starts (topic NULL) can read.
  *
  * Append: one Lua script (APPEND_LUA) does the whole of kv_append() inside
  * Redis, which runs a script atomically: check the lists' types, HINCRBY the
@@ -59,9 +82,9 @@
 #include "kv/kv_private.h"
 #include "src/base/guard.h"
 
-#define KV_REDIS_DOWN_WAIT_MS 2000     /* how long operations wait for a reconnection */
-#define KV_REDIS_MAX_WAITING 100000    /* operations held while disconnected */
-#define KV_REDIS_REPLY_TIMEOUT_MS 5000 /* a batch not answered by then: reconnect */
+#define KV_REDIS_DOWN_WAIT_MS 2000  /* how long operations wait for a reconnection */
+#define KV_REDIS_MAX_WAITING 100000 /* operations held while disconnected */
+#define KV_REDIS_PROBE_MS 1000      /* an idle connection is probed this often */
 #define KV_REDIS_SHA_LEN 40
 
 /* The store's one script, loaded at every connection and called by its SHA1
@@ -208,10 +231,14 @@ typedef struct kv_redis {
     int port, db;
     size_t maxbuffer;
     int buffertime_ms;
+    int timeout_ms; /* the reply timeout */
 
     redisAsyncContext *ac;
-    int connected; /* the connection is up and authenticated */
+    int connected; /* the connection is up: every set-up step succeeded */
     int backoff_ms;
+    struct timeval dialed;          /* the current connection attempt started */
+    char setup_err[200];            /* its first refused set-up step, or "" */
+    struct timeval last_sent;       /* the last batch went out */
     struct timeval down_since;      /* operations started waiting for a connection */
     char sha[KV_REDIS_SHA_LEN + 1]; /* of APPEND_LUA, from SCRIPT LOAD */
     int need_load;                  /* NOSCRIPT seen: load it before the next batch */
@@ -231,7 +258,7 @@ typedef struct kv_redis {
 } kv_redis;
 
 static void redis_connect(kv_redis *r);
-static int send_batch(kv_redis *r);
+static int send_batch(kv_redis *r, int probe);
 static void schedule_reconnect(kv_redis *r);
 static void redis_destroy(kv_redis *r);
 
@@ -535,19 +562,30 @@ static int fail_pending(kv_redis *r)
     return leave(r);
 }
 
+static void setup_refused(kv_redis *r, const char *step, const char *why);
+
 static void on_script(redisAsyncContext *ac, void *reply, void *privdata)
 {
     kv_redis *r = privdata;
     redisReply *rep = reply;
+    const char *why;
 
-    if (!rep)
+    if (!rep || ac != r->ac)
         return;
-    if (rep->type == REDIS_REPLY_STRING && rep->len == KV_REDIS_SHA_LEN)
+    if (rep->type == REDIS_REPLY_STRING && rep->len == KV_REDIS_SHA_LEN) {
         memcpy(r->sha, rep->str, KV_REDIS_SHA_LEN);
-    else
-        kv_report(&r->base, KV_EV_ERROR,
-                  "redis: SCRIPT LOAD failed (appends will fail): %s",
-                  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        return;
+    }
+    why = rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply";
+    if (!r->connected) {
+        setup_refused(r, "SCRIPT LOAD", why); /* the connection is tried again */
+        return;
+    }
+    /* Reloading after a NOSCRIPT: the appends of the batch behind it fail with
+     * NOSCRIPT, changing nothing, and the next batch tries again. */
+    r->need_load = 1;
+    kv_report(&r->base, KV_EV_FAILED,
+              "redis: SCRIPT LOAD failed (%s): appends fail until it succeeds", why);
 }
 
 static void load_script(kv_redis *r)
@@ -556,17 +594,24 @@ static void load_script(kv_redis *r)
     r->need_load = 0;
 }
 
-/* Send the pending batch. Returns 1 if a callback freed the store. */
-static int send_batch(kv_redis *r)
+/* Send the pending batch; with 'probe', an empty one when nothing is pending,
+ * which only shows that Redis answers (its reply is timed like any batch's).
+ * Returns 1 if a callback freed the store. */
+static int send_batch(kv_redis *r, int probe)
 {
     batch *b;
-    if (!r->pend || !r->connected)
+    /* A connection hiredis is closing (its callbacks are failing what was in
+     * flight, and may issue more) takes no more commands: they wait for the
+     * next one rather than join a batch nobody will answer. */
+    if ((!r->pend && !probe) || !r->connected ||
+        (r->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
         return 0;
     if (!(b = calloc(1, sizeof(*b))))
-        return fail_pending(r);
+        return r->pend ? fail_pending(r) : 0;
     b->r = r;
     b->ops = r->pend;
     gettimeofday(&b->sent, NULL);
+    r->last_sent = b->sent;
     r->pend = NULL;
     r->pend_tail = &r->pend;
     r->npend = 0;
@@ -597,7 +642,7 @@ static int send_batch(kv_redis *r)
 
 static void flush_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    send_batch(arg);
+    send_batch(arg, 0);
 }
 
 /* Queue 'o' in the pending batch; 'urgent' sends it at the end of this turn. */
@@ -613,7 +658,7 @@ static int enqueue(kv_redis *r, rop *o, int urgent)
     if (!r->connected)
         return 0; /* sent on reconnection, or failed by the watchdog */
     if (r->npend >= r->maxbuffer) {
-        send_batch(r);
+        send_batch(r, 0);
     } else if (urgent || r->buffertime_ms == 0) {
         event_active(r->now_ev, EV_TIMEOUT, 0);
     } else if (!evtimer_pending(r->flush_ev, NULL)) {
@@ -1122,32 +1167,69 @@ static int redis_subscribed(kv_store *kv)
 
 /* ------------------------------------------------------------- connection */
 
-static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
+static long ms_since(const struct timeval *then, const struct timeval *now)
 {
-    kv_redis *r = privdata;
-    redisReply *rep = reply;
-    /* No reply: the connection went away, on_disconnect reports it. */
-    if (rep && rep->type == REDIS_REPLY_ERROR) {
-        kv_report(&r->base, KV_EV_ERROR, "redis: AUTH/SELECT failed: %s", rep->str);
-        redisAsyncDisconnect(ac);
-    }
+    return (now->tv_sec - then->tv_sec) * 1000 + (now->tv_usec - then->tv_usec) / 1000;
 }
 
+/* Keep the first refused set-up step: on_ready, which gets the last reply of
+ * the set-up, drops the connection if there was one. */
+static void setup_refused(kv_redis *r, const char *step, const char *why)
+{
+    if (!r->setup_err[0])
+        snprintf(r->setup_err, sizeof(r->setup_err), "%s: %s", step, why);
+}
+
+static void setup_step(redisAsyncContext *ac, void *reply, kv_redis *r, const char *step)
+{
+    redisReply *rep = reply;
+    /* No reply: the connection went away, on_disconnect deals with it. */
+    if (rep && rep->type == REDIS_REPLY_ERROR && ac == r->ac)
+        setup_refused(r, step, rep->str);
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    setup_step(ac, reply, privdata, "AUTH");
+}
+
+static void on_select(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    setup_step(ac, reply, privdata, "SELECT");
+}
+
+/* Redis answers in order: the PING's reply is the last of the set-up. */
 static void on_ready(redisAsyncContext *ac, void *reply, void *privdata)
 {
     kv_redis *r = privdata;
     redisReply *rep = reply;
-    if (!rep || rep->type == REDIS_REPLY_ERROR)
-        return; /* on_auth already reported it */
+    if (!rep || ac != r->ac)
+        return;
+    if (rep->type == REDIS_REPLY_ERROR)
+        setup_refused(r, "PING", rep->str);
+    if (r->setup_err[0]) {
+        /* A Redis restarted on its data answers LOADING until it has read
+         * them, one running a long script BUSY: not up yet. Anything else
+         * (NOAUTH, a bad database) will not mend by itself, but is retried all
+         * the same, so that fixing Redis is enough. Only the replies owed are
+         * waited for, and there are none after this one. */
+        int later = strstr(r->setup_err, ": LOADING") || strstr(r->setup_err, ": BUSY");
+        kv_report(&r->base, later ? KV_EV_RETRY : KV_EV_ERROR,
+                  "redis: connection set-up refused (%s); retrying", r->setup_err);
+        redisAsyncDisconnect(ac);
+        return;
+    }
     r->connected = 1;
     r->backoff_ms = 0;
     r->need_load = 0; /* loaded just before this PING */
+    gettimeofday(&r->last_sent, NULL);
     if (r->path)
         kv_report(&r->base, KV_EV_CONNECTED, "redis: connected to %s", r->path);
     else
         kv_report(&r->base, KV_EV_CONNECTED, "redis: connected to %s:%d", r->host,
                   r->port);
-    send_batch(r);
+    kv_redis_sub_resume(r->sub);
+    send_batch(r, 0);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -1183,9 +1265,9 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     kv_redis *r = ac->data;
     int was = r->connected;
-    r->ac = NULL;
-    r->connected = 0;
     if (r->freeing) {
+        r->ac = NULL;
+        r->connected = 0;
         /* The last word of a context kv_free() had to leave to hiredis. */
         if (r->hiredis_holds) {
             r->hiredis_holds = 0;
@@ -1193,10 +1275,50 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         }
         return;
     }
+    if (ac != r->ac)
+        return; /* dropped by drop_connection(), which did what follows */
+    r->ac = NULL;
+    r->connected = 0;
     if (was)
         kv_report(&r->base, KV_EV_LOST, "redis: connection lost%s%s; reconnecting",
                   status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
+    kv_redis_sub_reset(r->sub);
     schedule_reconnect(r);
+}
+
+/* Drop the connection now, without waiting for the replies it still owes (a
+ * Redis that stopped answering never sends them; redisAsyncDisconnect() would
+ * wait for ever): its socket is closed, every batch in flight fails with
+ * KV_EIO, oldest first, and with 'fail_waiting' so does every operation
+ * waiting to be sent (those the callbacks issue meanwhile wait for the next
+ * connection). The subscription goes too, and the reconnection follows with the
+ * backoff. Called from the watchdog, so never inside a callback of the context.
+ * Returns 1 if a callback freed the store. */
+static int drop_connection(kv_redis *r, int fail_waiting)
+{
+    redisAsyncContext *ac = r->ac;
+    rop *o = NULL, *next;
+
+    r->ac = NULL;
+    r->connected = 0;
+    if (fail_waiting) {
+        o = r->pend;
+        r->pend = NULL;
+        r->pend_tail = &r->pend;
+        r->npend = 0;
+        evtimer_del(r->flush_ev);
+    }
+    kv_redis_sub_reset(r->sub);
+    schedule_reconnect(r);
+    enter(r);
+    if (ac)
+        redisAsyncFree(ac); /* batch_done() with no reply for each batch in flight */
+    for (; o; o = next) {
+        next = o->next;
+        complete(r, o, KV_EIO);
+        rop_free(o);
+    }
+    return leave(r);
 }
 
 static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
@@ -1232,30 +1354,56 @@ static void redis_connect(kv_redis *r)
         return;
     }
     r->ac = ac;
+    gettimeofday(&r->dialed, NULL);
+    r->setup_err[0] = '\0';
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     /* Queued now, sent as soon as the socket connects, answered before any batch:
      * a restarted Redis has lost its scripts, so the script goes first. */
     if (r->password)
         redisAsyncCommand(ac, on_auth, r, "AUTH %s", r->password);
-    redisAsyncCommand(ac, on_auth, r, "SELECT %d", r->db);
+    redisAsyncCommand(ac, on_select, r, "SELECT %d", r->db);
     load_script(r);
     redisAsyncCommand(ac, on_ready, r, "PING");
 }
 
-/* Fail what waited too long for a reconnection; drop a connection whose
- * oldest batch is not answered in time. */
+/* Every tick: drop a connection whose oldest batch is not answered within the
+ * reply timeout, or one not set up within twice it; fail what waited too long
+ * for a reconnection; probe a connection idle for a while. */
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
     kv_redis *r = arg;
+    long connect_ms = 2L * r->timeout_ms;
+    int wait_ms =
+        r->timeout_ms < KV_REDIS_DOWN_WAIT_MS ? r->timeout_ms : KV_REDIS_DOWN_WAIT_MS;
     struct timeval now;
+    long ms;
+
     gettimeofday(&now, NULL);
+    if (r->connected && r->inflight &&
+        (ms = ms_since(&r->inflight->sent, &now)) >= r->timeout_ms) {
+        size_t n = r->npend;
+        for (batch *b = r->inflight; b; b = b->next)
+            for (rop *o = b->ops; o; o = o->next)
+                n++;
+        kv_report(&r->base, KV_EV_LOST,
+                  "redis: no reply for %ld ms: connection dropped, %zu operation(s) "
+                  "failed; reconnecting",
+                  ms, n);
+        if (drop_connection(r, 1))
+            return;
+    } else if (r->ac && !r->connected &&
+               (ms = ms_since(&r->dialed, &now)) >= connect_ms) {
+        kv_report(&r->base, KV_EV_RETRY,
+                  "redis: connection not set up after %ld ms; retrying", ms);
+        if (drop_connection(r, 0))
+            return;
+    }
     if (!r->connected && r->pend) {
         if (!r->down_since.tv_sec)
             r->down_since = now;
-        long ms = (now.tv_sec - r->down_since.tv_sec) * 1000 +
-                  (now.tv_usec - r->down_since.tv_usec) / 1000;
-        if (ms >= KV_REDIS_DOWN_WAIT_MS) {
+        ms = ms_since(&r->down_since, &now);
+        if (ms >= wait_ms) {
             kv_report(&r->base, KV_EV_FAILED,
                       "redis: unavailable for %ld ms: failing %zu waiting operation(s)",
                       ms, r->npend);
@@ -1266,15 +1414,9 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
     } else {
         r->down_since.tv_sec = 0;
     }
-    if (r->connected && r->inflight) {
-        long ms = (now.tv_sec - r->inflight->sent.tv_sec) * 1000 +
-                  (now.tv_usec - r->inflight->sent.tv_usec) / 1000;
-        if (ms >= KV_REDIS_REPLY_TIMEOUT_MS) {
-            kv_report(&r->base, KV_EV_FAILED,
-                      "redis: no reply for %ld ms: dropping the connection", ms);
-            redisAsyncDisconnect(r->ac);
-        }
-    }
+    if (r->connected && !r->inflight && !r->pend &&
+        ms_since(&r->last_sent, &now) >= KV_REDIS_PROBE_MS)
+        send_batch(r, 1);
 }
 
 /* ------------------------------------------------------------- lifecycle */
@@ -1416,6 +1558,7 @@ kv_store *kv_redis_new(struct event_base *base, const kv_redis_opts *opts, char 
 {
     kv_redis *r = calloc(1, sizeof(*r));
     struct timeval tick = {0, 100000};
+    int timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : KV_REDIS_REPLY_TIMEOUT_MS;
 
     snprintf(err, errlen, "out of memory");
     if (!r)
@@ -1426,6 +1569,10 @@ kv_store *kv_redis_new(struct event_base *base, const kv_redis_opts *opts, char 
     r->inflight_tail = &r->inflight;
     r->maxbuffer = opts->maxbuffer ? opts->maxbuffer : 100;
     r->buffertime_ms = opts->buffertime_ms;
+    r->timeout_ms = timeout_ms;
+    /* The watchdog's tick: a tenth of the timeout, at most 100 ms. */
+    if (timeout_ms < 1000)
+        tick.tv_usec = (timeout_ms < 100 ? 10 : timeout_ms / 10) * 1000;
     if (!(r->prefix = strdup(opts->prefix ? opts->prefix : "")) ||
         parse_url(r, opts->url, err, errlen) < 0 ||
         !(r->reconnect_ev = evtimer_new(base, reconnect_cb, r)) ||

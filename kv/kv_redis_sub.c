@@ -9,15 +9,24 @@
  * confirmation is reported to the caller as a notification with topic NULL.
  *
  * No command follows the PSUBSCRIBE: hiredis 0.14 cannot pair the reply of a
- * PING in subscribed mode with its callback. A peer that vanished is found by
- * TCP keepalive instead (about 25 s); a Redis that stops answering but keeps the
- * socket open loses nothing, its messages arrive late.
+ * PING in subscribed mode with its callback, so this connection has no reply
+ * to time out. It follows the store's main connection instead, which does
+ * (kv_redis.c: the reply timeout and the idle probe): it connects only while
+ * the main connection is up (kv_health()), and is dropped whenever that one is
+ * (kv_redis_sub_reset()). So a frozen Redis takes the subscription down with
+ * the main connection within the reply timeout, and when Redis answers again
+ * the subscription comes back after it and says so (topic NULL): the caller's
+ * catch-up then reads through a connection that works, and reads what was
+ * published while the subscription was down or not yet confirmed. TCP keepalive
+ * (about 25 s) still finds a vanished peer on an idle subscription.
  *
  * Lifetime. The caller's callback may free the store, and so this subscription.
  * hiredis then defers freeing the context until the callback returns, and calls
  * this file's callbacks once more (the message callback with no reply, then the
  * disconnect callback); so hiredis holds the subscription's guard
- * (src/base/guard.h) until its disconnect callback, which frees it.
+ * (src/base/guard.h) until its disconnect callback, which frees it. A context
+ * dropped by kv_redis_sub_reset() from inside one of its callbacks is held the
+ * same way.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -45,12 +54,14 @@ struct kv_redis_sub {
     int backoff_ms;
     int live;          /* Redis confirmed the PSUBSCRIBE on the current connection */
     int lost;          /* a live subscription dropped: tell the caller when it is back */
+    int waiting;       /* for the main connection: kv_redis_sub_resume() connects */
     int freeing;       /* kv_redis_sub_free() was called */
     int hiredis_holds; /* ... from inside the callback: hiredis holds the guard */
     guard guard;       /* the caller's callback, and hiredis */
 };
 
 static void sub_connect(kv_redis_sub *s);
+static void sub_try(kv_redis_sub *s);
 
 static void sub_destroy(kv_redis_sub *s)
 {
@@ -128,12 +139,17 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     kv_redis_sub *s = ac->data;
 
-    s->ac = NULL;
-    if (s->freeing) {
-        if (s->hiredis_holds && guard_leave(&s->guard))
+    if (s->hiredis_holds) {
+        /* hiredis lets go of a context freed or reset from inside a callback. */
+        s->hiredis_holds = 0;
+        if (guard_leave(&s->guard)) {
             sub_destroy(s);
-        return;
+            return;
+        }
     }
+    if (s->freeing || ac != s->ac)
+        return; /* freed, or dropped by kv_redis_sub_reset() */
+    s->ac = NULL;
     if (s->live) {
         kv_report(s->kv, KV_EV_SUB_LOST, "redis: subscription lost%s%s; resubscribing",
                   status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
@@ -145,7 +161,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
 {
-    sub_connect(arg);
+    sub_try(arg);
 }
 
 /* Probe an idle connection after 10 s, then every 5 s, and give up after 3
@@ -170,6 +186,7 @@ static void sub_connect(kv_redis_sub *s)
         return;
     }
     s->ac = ac;
+    s->waiting = 0;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     if (!s->path)
@@ -177,6 +194,16 @@ static void sub_connect(kv_redis_sub *s)
     if (s->password)
         redisAsyncCommand(ac, on_auth, s, "AUTH %s", s->password);
     redisAsyncCommand(ac, on_message, s, "PSUBSCRIBE %b", s->pattern, s->plen);
+}
+
+/* Connect if the store's main connection is up; otherwise wait for it to say
+ * so (kv_redis_sub_resume()). */
+static void sub_try(kv_redis_sub *s)
+{
+    if (kv_health(s->kv) != 0)
+        s->waiting = 1;
+    else
+        sub_connect(s);
 }
 
 kv_redis_sub *kv_redis_sub_new(kv_store *kv, const kv_redis_addr *addr,
@@ -199,7 +226,7 @@ kv_redis_sub *kv_redis_sub_new(kv_store *kv, const kv_redis_addr *addr,
         !(s->pattern = strdup(pattern)) ||
         !(s->reconnect_ev = evtimer_new(kv->base, reconnect_cb, s)))
         goto err;
-    sub_connect(s);
+    sub_try(s);
     return s;
 err:
     sub_destroy(s);
@@ -209,6 +236,39 @@ err:
 int kv_redis_sub_live(const kv_redis_sub *s)
 {
     return s && s->live;
+}
+
+void kv_redis_sub_reset(kv_redis_sub *s)
+{
+    redisAsyncContext *ac;
+
+    if (!s || s->freeing)
+        return;
+    evtimer_del(s->reconnect_ev);
+    s->waiting = 1;
+    if (!(ac = s->ac))
+        return;
+    s->ac = NULL;
+    if (s->live) {
+        kv_report(s->kv, KV_EV_SUB_LOST,
+                  "redis: subscription dropped with the main connection; resubscribing "
+                  "once it is back");
+        s->lost = 1;
+    }
+    s->live = 0;
+    /* Freed, not disconnected: a frozen Redis never confirms a PSUBSCRIBE
+     * still waiting, and hiredis would wait for it. */
+    if (ac->c.flags & REDIS_IN_CALLBACK) {
+        s->hiredis_holds = 1; /* until on_disconnect, once the callback returns */
+        guard_enter(&s->guard);
+    }
+    redisAsyncFree(ac);
+}
+
+void kv_redis_sub_resume(kv_redis_sub *s)
+{
+    if (s && !s->freeing && s->waiting)
+        sub_try(s);
 }
 
 void kv_redis_sub_free(kv_redis_sub *s)

@@ -1,6 +1,7 @@
 /* config.c - defaults and the JSON config file. */
 #include "src/config.h"
 #include "src/base/log.h"
+#include "kv/kv.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -123,6 +124,7 @@ int config_init(config *c)
     c->store_prefix = strdup("ssebroker:");
     c->store_maxbuffer = 100;
     c->store_buffertime_ms = 5;
+    c->store_timeout_ms = KV_REDIS_REPLY_TIMEOUT_MS;
     c->broker.sync = true;
     c->http.cors_origin = strdup("*");
     if (!c->store_type || !c->store_prefix || !c->http.cors_origin) {
@@ -363,6 +365,10 @@ static int cfg_store(const cfg_ctx *x, config *c, json_t *obj)
             if (cfg_int(x, "store", key, v, 0, 10000, &n) < 0)
                 return -1;
             c->store_buffertime_ms = (int)n;
+        } else if (strcmp(key, "timeout_ms") == 0) {
+            if (cfg_int(x, "store", key, v, 100, 600000, &n) < 0)
+                return -1;
+            c->store_timeout_ms = (int)n;
         } else if (strcmp(key, "sync") == 0) {
             if (!json_is_boolean(v))
                 return cfg_fail(x, "store", key, "must be true or false");

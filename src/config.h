@@ -19,6 +19,7 @@ typedef struct config {
     int store_maxbuffer; /* redis: writes per pipelined batch, 1..100000 (default 100) */
     int store_buffertime_ms; /* redis: longest a write waits for its batch, 0..10000 (5)
                               */
+    int store_timeout_ms;    /* redis: the reply timeout, 100..600000 (5000) */
     int log_level;           /* LOG_* (default LOG_INFO) */
     /* The broker's part. Defaults: autocreate and sync (store.sync) true,
      * max_channels 100000, max_streams 15000, max_streams_per_channel and

@@ -97,7 +97,8 @@ static kv_store *store_new(struct event_base *base, const config *cfg)
         kv = kv_memory_new(base);
     } else {
         kv_redis_opts ro = {cfg->store_url, cfg->store_prefix,
-                            (size_t)cfg->store_maxbuffer, cfg->store_buffertime_ms};
+                            (size_t)cfg->store_maxbuffer, cfg->store_buffertime_ms,
+                            cfg->store_timeout_ms};
         if (!(kv = kv_redis_new(base, &ro, err, sizeof(err))))
             log_error("redis store: %s", err);
     }

@@ -9,6 +9,7 @@
 
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,9 @@ typedef struct redis_server {
     int port;
     char dir[64];
     char url[64];
+    /* More redis-server arguments for the next starts (after the defaults, so
+     * they override them), at most 16, NULL-terminated; or NULL. */
+    const char *const *args;
 } redis_server;
 
 static int redis_free_port(void)
@@ -40,21 +44,34 @@ static int redis_free_port(void)
     return port;
 }
 
-/* Start redis-server on rs->port and rs->dir. Returns 0 once it answers PING
- * (within 10 s), -1 otherwise. */
-static int redis_server_spawn(redis_server *rs)
+/* Start redis-server on rs->port and rs->dir, without waiting for it. Returns
+ * 0, or -1 if it could not be forked. */
+static inline int redis_server_exec(redis_server *rs)
 {
     char port[16];
+    const char *argv[32] = {"redis-server", "--bind", "127.0.0.1", "--port",
+                            port,           "--save", "",          "--appendonly",
+                            "no",           "--dir",  rs->dir};
+    size_t n = 11;
+    for (size_t i = 0; rs->args && rs->args[i] && i < 16; i++)
+        argv[n++] = rs->args[i];
     snprintf(port, sizeof(port), "%d", rs->port);
     if ((rs->pid = fork()) == 0) {
         /* Die with the test, however it ends. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         freopen("/dev/null", "w", stdout);
-        execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", port,
-               "--save", "", "--appendonly", "no", "--dir", rs->dir, (char *)NULL);
+        execvp("redis-server", (char *const *)argv);
         _exit(127);
     }
-    if (rs->pid < 0)
+    return rs->pid < 0 ? -1 : 0;
+}
+
+/* Start redis-server on rs->port and rs->dir. Returns 0 once it answers PING
+ * (within 10 s: a server still loading its data answers LOADING), -1
+ * otherwise. */
+static int redis_server_spawn(redis_server *rs)
+{
+    if (redis_server_exec(rs) < 0)
         return -1;
     for (int i = 0; i < 200; i++) {
         struct timeval tv = {1, 0};
@@ -100,13 +117,17 @@ static inline int redis_server_restart(redis_server *rs)
     return redis_server_spawn(rs);
 }
 
-/* Run one command on a connection of its own. Returns 0 unless it failed or
- * answered an error. */
-static inline int redis_server_cmd(const redis_server *rs, const char *cmd)
+/* Run one command on a connection of its own; 'fmt' is a hiredis format
+ * ("SET %s %b", ...: arguments are split at spaces, not at quotes). Returns 0
+ * unless it failed or answered an error. */
+static inline int redis_server_cmd(const redis_server *rs, const char *fmt, ...)
 {
     struct timeval tv = {2, 0};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", rs->port, tv);
-    redisReply *r = c && !c->err ? redisCommand(c, cmd) : NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = c && !c->err ? redisvCommand(c, fmt, ap) : NULL;
+    va_end(ap);
     int rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
     if (r)
         freeReplyObject(r);

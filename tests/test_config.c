@@ -27,6 +27,7 @@ static int config_eq(const config *a, const config *b)
            a->log_level == b->log_level && STREQ(a->store_prefix, b->store_prefix) &&
            a->store_maxbuffer == b->store_maxbuffer &&
            a->store_buffertime_ms == b->store_buffertime_ms &&
+           a->store_timeout_ms == b->store_timeout_ms &&
            a->broker.sync == b->broker.sync &&
            a->broker.max_channels == b->broker.max_channels &&
            a->broker.max_streams == b->broker.max_streams &&
@@ -118,13 +119,13 @@ static void test_load_ok(void)
            &c,
            "{\"store\": {\"type\": \"redis\", \"url\": \"unix:///run/r.sock\", "
            "\"prefix\": \"app:\", \"maxbuffer\": 7, \"buffertime_ms\": 0, "
-           "\"sync\": false}}",
+           "\"timeout_ms\": 250, \"sync\": false}}",
            "r.json", err, sizeof(err)) == 0,
        "a redis store loads (%s)", err);
     ok(strcmp(c.store_type, "redis") == 0 &&
            strcmp(c.store_url, "unix:///run/r.sock") == 0 &&
            strcmp(c.store_prefix, "app:") == 0 && c.store_maxbuffer == 7 &&
-           c.store_buffertime_ms == 0 && !c.broker.sync,
+           c.store_buffertime_ms == 0 && c.store_timeout_ms == 250 && !c.broker.sync,
        "redis store fields kept");
     {
         config d;
@@ -246,6 +247,10 @@ static const struct err_case err_cases[] = {
      "t.json:1: field 'store.maxbuffer': must be an integer from 1 to 100000"},
     {"{\"store\": {\"buffertime_ms\": -1}}",
      "t.json:1: field 'store.buffertime_ms': must be an integer from 0 to 10000"},
+    {"{\"store\": {\"timeout_ms\": 99}}",
+     "t.json:1: field 'store.timeout_ms': must be an integer from 100 to 600000"},
+    {"{\"store\": {\"timeout_ms\": \"5s\"}}",
+     "t.json:1: field 'store.timeout_ms': must be an integer from 100 to 600000"},
     {"{\"store\": {\"sync\": 1}}", "t.json:1: field 'store.sync': must be true or false"},
     {"{\"store\": {\"type\": \"memory\",\n\n \"host\": \"x\"}}",
      "t.json:3: field 'store.host': unknown key"},

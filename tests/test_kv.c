@@ -3,10 +3,12 @@
  * The memory store runs the contract alone (a cluster of one node); the Redis
  * store runs it as two nodes, two stores on one private redis-server, then goes
  * through losing its subscription, a Redis restart, a SCRIPT FLUSH and being
- * freed at awkward moments. */
+ * freed at awkward moments; and, on a redis-server of their own, a set-up
+ * refused, a Redis frozen with SIGSTOP and one restarted slow to load. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <event2/event.h>
 
 #include "kv/kv.h"
@@ -585,6 +587,260 @@ static void redis_reports(const char *url, struct event_base *base)
     kv_free(kv);
 }
 
+/* ------------------------------------------------------------- Redis faults */
+
+#define FAULT_TIMEOUT_MS 300 /* the reply timeout of the stores below */
+
+static kvc_sub fault_sub;
+
+static int kv_up(const void *kv)
+{
+    return kv_health((kv_store *)kv) == 0;
+}
+
+static int kv_unreachable(const void *kv)
+{
+    return kv_health((kv_store *)kv) == KV_EIO;
+}
+
+static long ms_since(const struct timeval *t0)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_usec - t0->tv_usec) / 1000;
+}
+
+/* Like kvc_until, for up to 'seconds' (kvc_until gives up after 5). */
+static void until_long(struct event_base *base, int (*pred)(const void *),
+                       const void *arg, int seconds)
+{
+    for (int i = 0; i < (seconds + 4) / 5 && !pred(arg); i++)
+        kvc_until(base, pred, arg);
+}
+
+/* A store with the short reply timeout, reporting into 'rp', subscribed to
+ * "x/" into fault_sub (reset), live. */
+static kv_store *fault_store(const redis_server *rs, const char *prefix, reports *rp,
+                             struct event_base *base)
+{
+    kv_redis_opts ro = {.url = rs->url,
+                        .prefix = prefix,
+                        .buffertime_ms = 5,
+                        .timeout_ms = FAULT_TIMEOUT_MS};
+    char err[256];
+    kv_store *kv = kv_redis_new(base, &ro, err, sizeof(err));
+
+    memset(rp, 0, sizeof(*rp));
+    memset(&fault_sub, 0, sizeof(fault_sub));
+    if (!kv)
+        return NULL;
+    kv_set_report(kv, on_report, rp);
+    kv_subscribe(kv, "x/", kvc_notified, &fault_sub);
+    kvc_until(base, kvc_live, kv);
+    return kv;
+}
+
+/* One command as an administrator: with AUTH first when 'pw' is not NULL. */
+static int admin(const redis_server *rs, const char *pw, const char *fmt, const char *arg)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", rs->port, tv);
+    redisReply *r = NULL;
+    int rc = -1;
+
+    if (c && !c->err && (!pw || (r = redisCommand(c, "AUTH %s", pw)))) {
+        if (r)
+            freeReplyObject(r);
+        r = redisCommand(c, fmt, arg);
+        rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
+    }
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    return rc;
+}
+
+static int refused_twice(const void *rp)
+{
+    return ((const reports *)rp)->n[KV_EV_ERROR] >= 2;
+}
+
+/* A set-up step refused (here: Redis asks for a password the store does not
+ * have): the connection is dropped, the refusal reported, and it is tried
+ * again with the backoff, so fixing Redis is enough. */
+static void redis_refused(redis_server *rs, struct event_base *base)
+{
+    static const char *const lists[] = {"x/p"};
+    kv_append_args ap = {.counter = "x/pseq", .lists = lists, .nlists = 1};
+    reports rp;
+    kvc_rec r;
+    kv_store *kv = fault_store(rs, "ref:", &rp, base);
+
+    ok(kv && kv_subscribed(kv), "a store to refuse");
+    if (!kv)
+        return;
+    ok(admin(rs, NULL, "CONFIG SET requirepass %s", "sekrit") == 0 &&
+           admin(rs, "sekrit", "CLIENT KILL TYPE %s", "normal") == 0,
+       "Redis now wants a password, and drops the store's connection");
+    until_long(base, refused_twice, &rp, 10);
+    ok(rp.n[KV_EV_ERROR] >= 2 && strstr(rp.last[KV_EV_ERROR], "NOAUTH") &&
+           kv_health(kv) == KV_EIO && !kv_subscribed(kv),
+       "the set-up is refused, reported and retried; the store is unreachable, the "
+       "subscription down (%s)",
+       rp.last[KV_EV_ERROR]);
+    ok(admin(rs, "sekrit", "CONFIG SET requirepass %s", "") == 0, "the password goes");
+    until_long(base, kvc_live, kv, 10);
+    ok(kv_health(kv) == 0 && kv_subscribed(kv) && fault_sub.resets == 1,
+       "the store comes up by itself, then the subscription, which says it was lost");
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 1, "an append works (the script was loaded)");
+    kv_del(kv, "x/p", NULL, NULL);
+    kv_del(kv, "x/pseq", NULL, NULL);
+    kvc_drain(kv, base);
+    kv_free(kv);
+}
+
+/* Redis frozen (SIGSTOP): an idle store finds out with its probe, a busy one
+ * with the reply timeout; every operation fails with KV_EIO within the
+ * timeout; the subscription goes with the connection; SIGCONT brings both
+ * back by themselves. */
+static void redis_frozen(redis_server *rs, struct event_base *base)
+{
+    static const char *const lists[] = {"x/z"};
+    kv_append_args ap = {
+        .counter = "x/zseq", .lists = lists, .nlists = 1, .topic = "x/z"};
+    struct timeval t0;
+    reports rp;
+    kvc_rec set, app, get, fl, r;
+    long ms;
+    int want;
+    kv_store *kv = fault_store(rs, "frz:", &rp, base);
+
+    ok(kv && kv_subscribed(kv), "a store with a %d ms reply timeout", FAULT_TIMEOUT_MS);
+    if (!kv)
+        return;
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 1, "an append before the freeze");
+
+    /* Idle: only the probe (every second) can find it. */
+    ok(kill(rs->pid, SIGSTOP) == 0, "SIGSTOP, the store idle");
+    gettimeofday(&t0, NULL);
+    kvc_until(base, kv_unreachable, kv);
+    ms = ms_since(&t0);
+    ok(kv_health(kv) == KV_EIO && ms <= 1000 + FAULT_TIMEOUT_MS + 600,
+       "idle, the store says unreachable after %ld ms", ms);
+    ok(rp.n[KV_EV_LOST] == 1 && strstr(rp.last[KV_EV_LOST], "no reply"),
+       "KV_EV_LOST is reported (%s)", rp.last[KV_EV_LOST]);
+    ok(!kv_subscribed(kv) && rp.n[KV_EV_SUB_LOST] == 1,
+       "the subscription is dropped with the connection (%s)", rp.last[KV_EV_SUB_LOST]);
+    gettimeofday(&t0, NULL);
+    KVC_RUN(base, &r, kv_get(kv, "x/zk", kvc_record, &r));
+    ms = ms_since(&t0);
+    ok(kvc_is(&r, KV_EIO) && ms <= FAULT_TIMEOUT_MS + 400,
+       "an operation waiting for a connection fails with KV_EIO after %ld ms", ms);
+    ok(kill(rs->pid, SIGCONT) == 0, "SIGCONT");
+    until_long(base, kvc_live, kv, 15);
+    ok(kv_health(kv) == 0 && kv_subscribed(kv) && fault_sub.resets == 1,
+       "connected and subscribed again by itself, and told once that notifications "
+       "may have been missed");
+
+    /* Busy: frozen while the store still thinks it is up. */
+    ok(kill(rs->pid, SIGSTOP) == 0, "SIGSTOP again, then operations");
+    gettimeofday(&t0, NULL);
+    want = kvc_completed + 4;
+    memset(&set, 0, sizeof(set));
+    memset(&app, 0, sizeof(app));
+    memset(&get, 0, sizeof(get));
+    memset(&fl, 0, sizeof(fl));
+    ok(kv_set(kv, "x/zk", "v", 1, kvc_record, &set) == 0 &&
+           kv_append(kv, &ap, kvc_record, &app) == 0 &&
+           kv_get(kv, "x/zk", kvc_record, &get) == 0 &&
+           kv_flush(kv, kvc_record, &fl) == 0,
+       "set, append, get, flush start");
+    kvc_wait(base, want);
+    ms = ms_since(&t0);
+    ok(kvc_is(&set, KV_EIO) && kvc_is(&app, KV_EIO) && kvc_is(&get, KV_EIO) &&
+           kvc_is(&fl, KV_EIO),
+       "all fail with KV_EIO (%d %d %d %d)", set.status, app.status, get.status,
+       fl.status);
+    ok(set.order < app.order && app.order < get.order && get.order < fl.order,
+       "in issue order");
+    ok(ms <= FAULT_TIMEOUT_MS + 400, "within the reply timeout: %ld ms", ms);
+    ok(kv_health(kv) == KV_EIO && !kv_subscribed(kv) && rp.n[KV_EV_LOST] == 2,
+       "unreachable at once, the subscription down, KV_EV_LOST reported (%s)",
+       rp.last[KV_EV_LOST]);
+    spin(base, 3 * FAULT_TIMEOUT_MS);
+    ok(kill(rs->pid, SIGCONT) == 0, "SIGCONT after %d ms more", 3 * FAULT_TIMEOUT_MS);
+    until_long(base, kvc_live, kv, 15);
+    ok(kv_health(kv) == 0 && kv_subscribed(kv) && fault_sub.resets == 2,
+       "back by itself, and told again");
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num >= 2, "an append works again: id %lld", r.num);
+    /* What Redis had read before it froze it runs when it resumes, though the
+     * store gave up on it: an operation that timed out has an unknown outcome. */
+    diag("the append that timed out was %s when Redis resumed",
+         r.num == 3 ? "applied" : "not applied");
+    kv_del(kv, "x/z", NULL, NULL);
+    kv_del(kv, "x/zseq", NULL, NULL);
+    kv_del(kv, "x/zk", NULL, NULL);
+    kvc_drain(kv, base);
+    kv_free(kv);
+}
+
+static int saw_loading(const void *rp)
+{
+    return strstr(((const reports *)rp)->last[KV_EV_RETRY], "LOADING") != NULL;
+}
+
+/* Redis killed and started again on its data, slow to load them: while it
+ * answers LOADING the store is unreachable and retries, and its subscription
+ * waits for it (Redis would take a PSUBSCRIBE, but the catch-up that follows
+ * could not read); once loaded, both come up by themselves, the script loaded. */
+static void redis_loading(redis_server *rs, struct event_base *base)
+{
+    static const char *const slow[] = {"--key-load-delay", "100",
+                                       "--loading-process-events-interval-bytes", "1024",
+                                       NULL};
+    static const char *const lists[] = {"x/d"};
+    kv_append_args ap = {.counter = "x/dseq", .lists = lists, .nlists = 1};
+    reports rp;
+    kvc_rec r;
+    kv_store *kv = fault_store(rs, "ld:", &rp, base);
+
+    ok(kv && kv_subscribed(kv), "a store on a Redis about to be killed");
+    if (!kv)
+        return;
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 1, "an append before");
+    ok(redis_server_cmd(rs, "EVAL %s 0",
+                        "for i = 1, 5000 do redis.call('SET', 'ld:f' .. i, 'x') end") ==
+               0 &&
+           redis_server_cmd(rs, "SAVE") == 0,
+       "5000 more keys, saved");
+    kill(rs->pid, SIGKILL);
+    waitpid(rs->pid, NULL, 0);
+    rs->args = slow;
+    ok(redis_server_exec(rs) == 0, "kill -9, and started again reading 100 us a key");
+    rs->args = NULL;
+    until_long(base, saw_loading, &rp, 10);
+    ok(saw_loading(&rp) && kv_health(kv) == KV_EIO && !kv_subscribed(kv),
+       "while Redis loads, the store is unreachable and retries (%s), no subscription",
+       rp.last[KV_EV_RETRY]);
+    ok(rp.n[KV_EV_ERROR] == 0, "loading is not reported as an error");
+    until_long(base, kvc_live, kv, 20);
+    ok(kv_up(kv) && kv_subscribed(kv) && fault_sub.resets == 1,
+       "loaded: connected and subscribed by itself, told once");
+    KVC_RUN(base, &r, kv_append(kv, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 2,
+       "the script was loaded once Redis could: an append continues the counter (%lld)",
+       r.num);
+    kv_del(kv, "x/d", NULL, NULL);
+    kv_del(kv, "x/dseq", NULL, NULL);
+    kvc_drain(kv, base);
+    kv_free(kv);
+}
+
 int main(void)
 {
     struct event_base *base = event_base_new();
@@ -633,6 +889,13 @@ int main(void)
         redis_free_checks(&rs, base);
         redis_reports(rs.url, base);
         ok(!kvc_timed_out, "no wait timed out");
+        redis_server fs; /* its own: these kill and freeze it */
+        ok(redis_server_start(&fs) == 0, "a redis-server for the faults");
+        diag("faults on %s", fs.url);
+        redis_refused(&fs, base);
+        redis_frozen(&fs, base);
+        redis_loading(&fs, base);
+        redis_server_stop(&fs);
         kv_free(kv2);
         kv_free(kv);
     } else {

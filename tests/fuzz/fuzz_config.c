@@ -101,6 +101,7 @@ static void check_bounds(const config *c)
           !strchr(c->store_prefix, '/'));
     CHECK(c->store_maxbuffer >= 1 && c->store_maxbuffer <= 100000);
     CHECK(c->store_buffertime_ms >= 0 && c->store_buffertime_ms <= 10000);
+    CHECK(c->store_timeout_ms >= 100 && c->store_timeout_ms <= 600000);
     CHECK(c->http.max_body >= 1 && c->http.max_body <= 1073741824);
     CHECK(c->http.max_headers >= 1024 && c->http.max_headers <= 1048576);
     CHECK(c->http.cors_origin && c->http.cors_origin[0] &&

@@ -154,6 +154,9 @@ function ping(port) {
 
 /**
  * Start a private redis-server.
+ *   args:  more redis-server arguments, after the defaults above (so they
+ *          override them), on every start including restart(); e.g.
+ *          ['--appendonly', 'yes'] to keep the data across kill9()
  *   unref: true - the server does not keep this Node process alive (a server
  *          shared by a whole test file that no test stops: the exit handler
  *          above kills it by PID when the file is done)
@@ -164,7 +167,7 @@ function ping(port) {
  *    restart()                - start again on the same port and dir (recreated if removed),
  *    cmd(...args)             - redisCmd on this server}
  */
-export async function startRedis({ readyTimeout = 10000, unref = false } = {}) {
+export async function startRedis({ readyTimeout = 10000, unref = false, args = [] } = {}) {
     const port = await freePort();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssebroker-it-redis-'));
     dirs.add(dir);
@@ -175,7 +178,8 @@ export async function startRedis({ readyTimeout = 10000, unref = false } = {}) {
     async function launch() {
         fs.mkdirSync(dir, { recursive: true });
         dirs.add(dir);
-        const argv = ['--bind', HOST, '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir];
+        const argv = ['--bind', HOST, '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir,
+            ...args];
         const p = spawn(REDIS_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
         proc = p;
         live.add(p);

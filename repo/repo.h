@@ -30,6 +30,7 @@
  *   j/{chan}/{conn}   string  its cursor in o/{chan}/{conn} (none: "0 0")
  *   d/{chan}/{conn}   string  messages its bound dropped (integer)
  *   a/{chan}/{conn}   string  the node its stream is attached to, if any
+ *   s/{chan}          string  when a node last had a live stream on it (unix s)
  *   meta/seq          string  the last message id allocated (integer)
  */
 #ifndef REPO_H
@@ -247,6 +248,9 @@ static inline void repo_connection_free(repo_connection *r)
 typedef struct repo_channel repo_channel;
 /* Called once per loaded channel; takes the reference it is given. */
 typedef void (*repo_chan_found_cb)(chan *ch, void *arg);
+/* What the store says of a channel's use: when a node last marked it used
+ * (unix seconds, 0: never) and how many connections it stores. */
+typedef void (*repo_usage_cb)(int status, int64_t used_s, size_t nconns, void *arg);
 typedef struct repo_channel_ops {
     void (*persist)(repo_channel *r, const chan *ch);
     void (*remove)(repo_channel *r, const chan *ch);
@@ -258,6 +262,8 @@ typedef struct repo_channel_ops {
                     repo_cb cb, void *arg);
     int (*find)(repo_channel *r, const char *name, const chan_opts *defaults,
                 repo_chan_found_cb found, repo_cb cb, void *arg);
+    void (*mark_used)(repo_channel *r, const chan *ch, int64_t now_s);
+    int (*usage)(repo_channel *r, const chan *ch, repo_usage_cb cb, void *arg);
     repo_connection *(*connections)(repo_channel *r);
     void (*free)(repo_channel *r);
 } repo_channel_ops;
@@ -324,6 +330,22 @@ static inline int repo_channel_find(repo_channel *r, const char *name,
                                     repo_cb cb, void *arg)
 {
     return r->ops->find(r, name, defaults, found, cb, arg);
+}
+
+/* Record that this node has live streams on 'ch' at 'now_s' (unix seconds):
+ * the other nodes see it in use, though it holds nothing they can see. */
+static inline void repo_channel_mark_used(repo_channel *r, const chan *ch, int64_t now_s)
+{
+    r->ops->mark_used(r, ch, now_s);
+}
+
+/* Read when 'ch' was last marked used and how many connections the store
+ * holds for it (created on any node). Returns 0 and calls 'cb' once, later;
+ * or a KV_E* code. */
+static inline int repo_channel_usage(repo_channel *r, const chan *ch, repo_usage_cb cb,
+                                     void *arg)
+{
+    return r->ops->usage(r, ch, cb, arg);
 }
 
 /* The connection repository it is composed of (borrowed). */

@@ -54,6 +54,7 @@ static void channel_kv_remove(repo_channel *r, const chan *ch)
     conn *cn;
 
     kv_del(c->kv, repo_key(key, "c", ch->name, NULL), NULL, NULL);
+    kv_del(c->kv, repo_key(key, "s", ch->name, NULL), NULL, NULL);
     snprintf(key, sizeof(key), "n/%s/", ch->name);
     if (cr) {
         *cr = (channel_removal){c, chan_ref((chan *)ch)};
@@ -261,6 +262,76 @@ static int channel_kv_find(repo_channel *r, const char *name, const chan_opts *d
     return channels_start((repo_channel_kv *)r, name, defaults, found, cb, arg);
 }
 
+static void channel_kv_mark_used(repo_channel *r, const chan *ch, int64_t now_s)
+{
+    repo_channel_kv *c = (repo_channel_kv *)r;
+    char key[REPO_KEY_MAX], val[24];
+    int n = snprintf(val, sizeof(val), "%lld", (long long)now_s);
+    kv_set(c->kv, repo_key(key, "s", ch->name, NULL), val, (size_t)n, NULL, NULL);
+}
+
+/* A usage read: the mark and the connection table, read in one pipeline. */
+typedef struct usage_read {
+    int pending, status;
+    int64_t used_s;
+    size_t nconns;
+    repo_usage_cb cb;
+    void *arg;
+} usage_read;
+
+static void usage_step(usage_read *u, int status)
+{
+    if (status < 0 && status != KV_ENOTFOUND && u->status == 0)
+        u->status = status;
+    if (--u->pending == 0) {
+        u->cb(u->status, u->used_s, u->nconns, u->arg);
+        free(u);
+    }
+}
+
+static void usage_mark(const kv_result *res, void *arg)
+{
+    usage_read *u = arg;
+    long long v;
+    char *end;
+    if (res->status == KV_OK && res->len < 24) {
+        v = strtoll(res->val, &end, 10); /* values are NUL-terminated */
+        if (end != res->val && !*end && v > 0)
+            u->used_s = v;
+    }
+    usage_step(u, res->status);
+}
+
+static void usage_conns(const kv_result *res, void *arg)
+{
+    usage_read *u = arg;
+    if (res->status == KV_OK)
+        u->nconns = res->n;
+    usage_step(u, res->status);
+}
+
+static int channel_kv_usage(repo_channel *r, const chan *ch, repo_usage_cb cb, void *arg)
+{
+    repo_channel_kv *c = (repo_channel_kv *)r;
+    char key[REPO_KEY_MAX];
+    usage_read *u = calloc(1, sizeof(*u));
+    int rc;
+    if (!u)
+        return KV_ENOMEM;
+    *u = (usage_read){.pending = 2, .cb = cb, .arg = arg}; /* the read, the caller */
+    if ((rc = kv_get(c->kv, repo_key(key, "s", ch->name, NULL), usage_mark, u)) < 0) {
+        free(u);
+        return rc;
+    }
+    snprintf(key, sizeof(key), "n/%s/", ch->name);
+    if ((rc = kv_scan(c->kv, key, usage_conns, u)) == 0)
+        u->pending++;
+    else
+        u->status = rc;
+    usage_step(u, 0); /* the caller's share */
+    return 0;
+}
+
 static repo_connection *channel_kv_connections(repo_channel *r)
 {
     return ((repo_channel_kv *)r)->connections;
@@ -283,6 +354,8 @@ static const repo_channel_ops repo_channel_kv_ops = {
     .trim = channel_kv_trim,
     .load_all = channel_kv_load_all,
     .find = channel_kv_find,
+    .mark_used = channel_kv_mark_used,
+    .usage = channel_kv_usage,
     .connections = channel_kv_connections,
     .free = channel_kv_free,
 };

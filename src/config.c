@@ -109,6 +109,7 @@ int config_init(config *c)
     c->http.max_body = 1048576;
     c->http.max_headers = 16384;
     c->broker.max_channels = 100000;
+    c->broker.idle_ttl_s = 600;
     c->http.max_connections = config_default_max_connections();
     c->broker.max_streams = 15000;
     c->broker.max_streams_per_channel = 10000;
@@ -394,6 +395,7 @@ static const struct limit_field {
     {"max_headers", MAX_HEADERS_MIN, MAX_HEADERS_MAX, offsetof(config, http.max_headers),
      1},
     {"max_channels", 1, 10000000, offsetof(config, broker.max_channels), 0},
+    {"channel_idle_ttl_s", 0, 31536000, offsetof(config, broker.idle_ttl_s), 0},
     {"max_connections", 1, 10000000, offsetof(config, http.max_connections), 0},
     {"max_streams", 1, 10000000, offsetof(config, broker.max_streams), 0},
     {"max_streams_per_channel", 1, 10000000,

@@ -23,7 +23,8 @@ typedef struct config {
     int log_level;           /* LOG_* (default LOG_INFO) */
     /* The broker's part. Defaults: autocreate and sync (store.sync) true,
      * max_channels 100000, max_streams 15000, max_streams_per_channel and
-     * max_connections_per_channel 10000, heartbeat_s 15 (1..3600). */
+     * max_connections_per_channel 10000, heartbeat_s 15 (1..3600),
+     * idle_ttl_s (limits.channel_idle_ttl_s) 600 (0: never). */
     broker_opts broker;
     /* The HTTP layer's part; http.cors_origin is owned here. Defaults: listen
      * 127.0.0.1:8080, max_body 1 MiB, max_headers 16 KiB, max_connections the

@@ -317,3 +317,33 @@ test('Redis restarted under load: every subscriber on every node has every ackno
     }
     for (const s of subs) s.close();
 });
+
+test('idle expiry across nodes: a stream on one node keeps the channel on all; once empty it expires everywhere', async () => {
+    const TTL = 2;
+    const { nodes: [a, b] } = await cluster(2, { limits: { channel_idle_ttl_s: TTL } });
+    const watched = uniq('watched'), held = uniq('held');
+    // Created on b keeping no history (so that a publish leaves nothing in it);
+    // a only hears of it.
+    assert.equal((await b.req('PUT', chPath(watched), { body: { history: 0 } })).status, 201);
+    const s = await b.stream(evPath(watched));
+    assert.equal(s.status, 200);
+    assert.equal((await a.req('PUT', chPath(held))).status, 201);
+    const cr = await a.req('POST', `${chPath(held)}/connections`);
+    assert.equal(cr.status, 201, cr.text);
+    await waitFor(async () => (await a.req('GET', chPath(watched))).status === 200, { what: 'a knows the channel' });
+    // Three TTLs: node a sees nothing of b's stream but its mark in the store.
+    await sleep(3 * TTL * 1000);
+    for (const n of [a, b]) {
+        assert.equal((await n.req('GET', chPath(watched))).status, 200, `kept on :${n.port} while b streams`);
+        assert.equal((await n.req('GET', chPath(held))).status, 200, `kept on :${n.port} while it has a connection`);
+    }
+    const id = await publish(a, watched, 'still here');
+    await s.waitUntil((x) => x.events.some((e) => e.id === id), 5000, 'the message on b');
+    assert.equal(s.ended, false);
+    s.close();
+    assert.equal((await b.req('DELETE', `${chPath(held)}/connections/${cr.json.id}`)).status, 204);
+    for (const n of [a, b])
+        await waitFor(async () => (await n.req('GET', chPath(watched))).status === 404 &&
+            (await n.req('GET', chPath(held))).status === 404,
+        { timeout: (TTL + 8) * 1000, interval: 200, what: `both expired on :${n.port}` });
+});

@@ -12,6 +12,26 @@
 #include "src/base/util.h"
 #include "src/broker/broker_private.h"
 
+/* The channel map and its sorted index hold the same channels. A channel
+ * new here starts its idle time now. */
+static int chans_put(broker *b, chan *ch)
+{
+    ch->active_s = b->clock_s;
+    if (strmap_put(&b->chans, ch->name, ch) < 0)
+        return -1;
+    if (sortmap_put(&b->byname, ch->name, ch) < 0) {
+        strmap_del(&b->chans, ch->name);
+        return -1;
+    }
+    return 0;
+}
+
+static void chans_del(broker *b, chan *ch)
+{
+    strmap_del(&b->chans, ch->name);
+    sortmap_del(&b->byname, ch->name);
+}
+
 static void save_cb(evutil_socket_t fd, short what, void *arg)
 {
     broker *b = arg;
@@ -37,6 +57,7 @@ broker *broker_new(struct event_base *base, const broker_opts *opts, kv_store *k
     b->opts = *opts;
     b->kv = kv;
     strmap_init(&b->chans);
+    sortmap_init(&b->byname);
     TAILQ_INIT(&b->all);
     TAILQ_INIT(&b->waiting);
     TAILQ_INIT(&b->dirty);
@@ -45,7 +66,8 @@ broker *broker_new(struct event_base *base, const broker_opts *opts, kv_store *k
     if (!(b->repo = repo_kv_stack_new(kv)) ||
         !(b->save_ev = event_new(base, -1, 0, save_cb, b)) ||
         !(b->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, b)) ||
-        event_add(b->heartbeat, &hb) < 0 || broker_publish_init(b) < 0)
+        event_add(b->heartbeat, &hb) < 0 || broker_publish_init(b) < 0 ||
+        broker_idle_init(b) < 0)
         goto err;
     b->rconns = repo_channel_connections(b->repo);
     b->rlisteners = repo_connection_listeners(b->rconns);
@@ -77,7 +99,7 @@ static void loaded_chan(chan *ch, void *arg)
     if (ch->last_seq > b->max_seq)
         b->max_seq = ch->last_seq;
     note_history(b, ch);
-    if (strmap_put(&b->chans, ch->name, ch) < 0) {
+    if (chans_put(b, ch) < 0) {
         log_error("out of memory loading channel '%s'", ch->name);
         chan_unref(ch);
     }
@@ -142,7 +164,9 @@ void broker_free(broker *b)
     for (size_t i = 0; strmap_next(&b->chans, &i, &e);)
         chan_unref(e->val);
     strmap_free(&b->chans);
+    sortmap_free(&b->byname);
     broker_publish_free(b);
+    broker_idle_free(b);
     broker_held_free(b);
     free(b->heap);
     if (b->heartbeat)
@@ -177,6 +201,7 @@ void broker_stats_get(const broker *b, broker_stats *st)
     st->memory = broker_memory_used(b);
     st->evicted = b->evicted;
     st->rejected = b->rejected;
+    st->expired = b->expired;
 }
 
 const char *broker_strerror(int code)
@@ -213,7 +238,7 @@ chan *broker_chan(broker *b, const char *name)
 chan *broker_chan_add(broker *b, const char *name, const chan_opts *opts)
 {
     chan *ch = chan_new(name, opts);
-    if (ch && strmap_put(&b->chans, ch->name, ch) < 0) {
+    if (ch && chans_put(b, ch) < 0) {
         chan_unref(ch);
         ch = NULL;
     }
@@ -235,7 +260,7 @@ static void lookup_found(chan *ch, void *arg)
     chan_lookup *lk = arg;
     broker *b = lk->b;
     /* A lookup or an announcement may have brought it meanwhile. */
-    if (broker_chan(b, ch->name) || strmap_put(&b->chans, ch->name, ch) < 0) {
+    if (broker_chan(b, ch->name) || chans_put(b, ch) < 0) {
         chan_unref(ch);
         return;
     }
@@ -342,7 +367,7 @@ void broker_chan_drop(broker *b, chan *ch)
     while ((cn = TAILQ_FIRST(&ch->conns)))
         broker_conn_forget(b, cn);
     broker_memory_forget(b, ch);
-    strmap_del(&b->chans, ch->name);
+    chans_del(b, ch);
     ch->deleted = true;
     chan_unref(ch);
 }
@@ -355,22 +380,14 @@ void broker_chan_delete(broker *b, chan *ch)
     broker_chan_drop(b, ch);
 }
 
-static int by_name(const void *a, const void *b)
+size_t broker_chan_page(broker *b, const char *after, size_t limit, chan **v, bool *more)
 {
-    return strcmp((*(chan *const *)a)->name, (*(chan *const *)b)->name);
-}
-
-chan **broker_chan_list(broker *b, size_t *n)
-{
-    chan **v = malloc((b->chans.len ? b->chans.len : 1) * sizeof(*v));
-    strmap_entry *e;
-    *n = 0;
-    if (!v)
-        return NULL;
-    for (size_t i = 0; strmap_next(&b->chans, &i, &e);)
-        v[(*n)++] = e->val;
-    qsort(v, *n, sizeof(*v), by_name);
-    return v;
+    const sortmap_node *e = sortmap_after(&b->byname, after);
+    size_t n = 0;
+    for (; e && n < limit; e = sortmap_next(e))
+        v[n++] = e->val;
+    *more = e != NULL;
+    return n;
 }
 
 /* ---- connections ---- */
@@ -776,6 +793,7 @@ void broker_chan_deliver(broker *b, chan *ch, msg *m)
     if (m->seq <= ch->last_seq)
         return; /* seen: a catch-up and a notification overlapped */
     ch->last_seq = m->seq;
+    ch->active_s = b->clock_s;
     broker_memory_note(b, ch, m->seq);
     if (msgq_push(&ch->history, m) < 0)
         log_error("out of memory keeping message %s in history", m->id);

@@ -66,6 +66,8 @@ typedef struct broker_opts {
     size_t max_memory;               /* bytes retained messages may take (see
                                         broker_memory_used) */
     int memory_policy;               /* BROKER_MEM_* */
+    int idle_ttl_s;                  /* a channel holding nothing this long
+                                        expires (0: never) */
 } broker_opts;
 
 /* A broker over 'kv' (borrowed; it must outlive the broker). Copies 'opts'.
@@ -99,6 +101,7 @@ typedef struct broker_stats {
     size_t memory;                  /* broker_memory_used() */
     unsigned long long evicted;     /* messages the memory bound evicted */
     unsigned long long rejected;    /* publishes it refused */
+    unsigned long long expired;     /* channels expired for holding nothing */
 } broker_stats;
 void broker_stats_get(const broker *b, broker_stats *st);
 
@@ -132,9 +135,11 @@ chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, 
                       char *err, size_t errlen);
 /* Delete the channel: its streams end, its connections and history go. */
 void broker_chan_delete(broker *b, chan *ch);
-/* Channels sorted by name; caller frees the array (not the channels). NULL on
- * OOM. */
-chan **broker_chan_list(broker *b, size_t *n);
+/* One page of the channels sorted by name: up to 'limit' of those whose name
+ * sorts after 'after' (NULL: from the first) into 'v' (borrowed, as
+ * broker_chan()); their number. '*more' tells whether others follow. */
+size_t broker_chan_page(broker *b, const char *after, size_t limit, chan **v,
+                        bool *more);
 
 /* ---- connections ---- */
 

@@ -1,11 +1,13 @@
 /* broker_private.h - what the broker's files share: the broker itself and the
- * calls between its three parts. Not for anything outside src/broker.
+ * calls between its parts. Not for anything outside src/broker.
  *
  *   broker.c          the channel map and every change to it; delivery into
  *                     live streams and connection queues; loading at start-up
  *   broker_publish.c  publishes in flight: appends, answers, draining
  *   broker_cluster.c  what nodes sharing the store tell each other: messages,
  *                     changes, catching up after a lost subscription
+ *   broker_memory.c   the global bound on retained messages
+ *   broker_idle.c     channels that hold nothing expire
  */
 #ifndef BROKER_PRIVATE_H
 #define BROKER_PRIVATE_H
@@ -15,6 +17,7 @@
 #include <sys/queue.h>
 
 #include "repo/repo.h"
+#include "src/base/sortmap.h"
 #include "src/base/strmap.h"
 #include "src/broker/broker.h"
 #include "src/broker/stream.h"
@@ -22,6 +25,8 @@
 typedef struct pub_ctx pub_ctx;
 TAILQ_HEAD(pub_list, pub_ctx);
 typedef struct held_note held_note;
+typedef struct idle_read idle_read;
+LIST_HEAD(idle_read_list, idle_read);
 
 struct broker {
     struct event_base *base;
@@ -32,6 +37,7 @@ struct broker {
     repo_listener *rlisteners;
     repo_queue *rqueues;
     strmap chans;           /* name -> chan* (one reference each) */
+    sortmap byname;         /* the same, sorted by name (for listings) */
     struct stream_list all; /* every live stream */
     size_t nstreams;
     struct event *heartbeat;        /* one timer for every stream */
@@ -54,6 +60,13 @@ struct broker {
     bool closing;              /* shutting down: no new publishes */
     broker_done_cb drained_cb; /* broker_drain's callback, once nothing is in flight */
     void *drained_arg;
+
+    /* broker_idle.c */
+    struct event *idle_ev;               /* the sweep, every second */
+    int64_t clock_s;                     /* seconds since start, by that timer */
+    size_t idle_pos;                     /* where the sweep goes on in 'chans' */
+    struct idle_read_list idle_reads;    /* expiry reads in flight */
+    unsigned long long expired;          /* channels expired */
 
     /* broker_cluster.c */
     uint64_t seen_seq;            /* highest message id delivered here */
@@ -103,6 +116,15 @@ void broker_pubs_release(broker *b, bool all);
 /* Start and stop the timer that answers publishes waiting too long. */
 int broker_publish_init(broker *b);
 void broker_publish_free(broker *b);
+
+/* ---- broker_idle.c ---- */
+
+/* 'ch' is in use now (created, published to, a stream opened): its idle time
+ * starts again, and the store hears of this node's streams on it. */
+void broker_chan_used(broker *b, chan *ch);
+/* Start and stop the sweep. */
+int broker_idle_init(broker *b);
+void broker_idle_free(broker *b);
 
 /* ---- broker_cluster.c ---- */
 

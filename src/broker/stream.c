@@ -26,6 +26,7 @@ stream *stream_open(broker *b, sink *sk, chan *ch, conn *cn)
         TAILQ_INSERT_TAIL(&ch->streams, s, link);
         ch->nstreams++;
     }
+    broker_chan_used(b, ch);
     sink_open(sk, ch->opts.retry_ms);
     return s;
 }

@@ -81,6 +81,9 @@ typedef struct chan {
     size_t heap_at;    /* its place in the broker's eviction heap, or SIZE_MAX */
     int refs;          /* the broker's map holds one; in-flight publishes hold others */
     bool deleted;
+    bool expiring;    /* the store is asked whether it may expire */
+    int64_t active_s; /* when it last held or carried something (broker clock, s) */
+    int64_t marked_s; /* when this node last marked it used in the store */
 } chan;
 
 /* What a connection shows (GET .../connections/{id}). Read from the store,

@@ -376,7 +376,7 @@ static void h_health(http_ctx *c)
     broker_stats st;
     broker_stats_get(c->b, &st);
     http_json(c->req, c->o, up ? 200 : 503,
-              json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I, s:I, s:I, s:I, s:I}, "
+              json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
                         "s:{s:I, s:I, s:s, s:I, s:I}}",
                         "status", up ? "ok" : "degraded", "store", "type", kv_name(kv),
                         "state", up ? "up" : "unreachable", "stats", "channels",
@@ -385,7 +385,8 @@ static void h_health(http_ctx *c)
                         "slow_disconnects", (json_int_t)st.slow_closed, "refused_streams",
                         (json_int_t)(st.refused + c->h->refused_streams),
                         "refused_connections",
-                        (json_int_t)(c->h->refused + httpd_rejected(c->h->d)), "memory",
+                        (json_int_t)(c->h->refused + httpd_rejected(c->h->d)),
+                        "expired_channels", (json_int_t)st.expired, "memory",
                         "used", (json_int_t)st.memory, "max", (json_int_t)bo->max_memory,
                         "policy", broker_memory_policy_name(bo->memory_policy), "evicted",
                         (json_int_t)st.evicted, "rejected", (json_int_t)st.rejected));
@@ -472,21 +473,36 @@ static void h_status(http_ctx *c)
     h_nodes(c, true);
 }
 
+/* GET /channels: one page, sorted by name, of at most 'limit' channels
+ * (CHANNELS_PAGE unless asked) after the name 'after'; "next" (the name to
+ * pass as 'after') when more follow. A page is bounded whatever the number
+ * of channels, and so is the work to find it (a sorted index). */
+#define CHANNELS_PAGE 100
+#define CHANNELS_PAGE_MAX 1000
 static void h_channels(http_ctx *c)
 {
-    size_t n;
-    chan **v = broker_chan_list(c->b, &n);
-    json_t *arr = json_array();
-    if (!v || !arr) {
-        free(v);
-        json_decref(arr);
+    const char *after = evhttp_find_header(&c->query, "after");
+    const char *limit_s = evhttp_find_header(&c->query, "limit");
+    uint64_t limit = CHANNELS_PAGE;
+    chan *v[CHANNELS_PAGE_MAX];
+    json_t *arr, *o;
+    bool more;
+
+    if (limit_s &&
+        (parse_u64(limit_s, &limit) < 0 || limit < 1 || limit > CHANNELS_PAGE_MAX)) {
+        reply_error(c, 400, "invalid_query", "'limit' must be an integer from 1 to 1000");
+        return;
+    }
+    size_t n = broker_chan_page(c->b, after, (size_t)limit, v, &more);
+    if (!(arr = json_array()) || !(o = json_pack("{s:o}", "channels", arr))) {
         reply_error(c, 503, "out_of_memory", "out of memory");
         return;
     }
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, chan_to_json(v[i]));
-    free(v);
-    http_json(c->req, c->o, 200, json_pack("{s:o}", "channels", arr));
+    if (more)
+        json_object_set_new(o, "next", json_string(v[n - 1]->name));
+    http_json(c->req, c->o, 200, o);
 }
 
 static void channel_put(http_ctx *c)

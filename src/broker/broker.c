@@ -228,7 +228,7 @@ chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, 
             snprintf(err, errlen, "out of memory");
             return NULL;
         }
-        log_info("channel '%s' created", name);
+        log_debug("channel '%s' created", name);
     } else {
         bool shrink = o.history < ch->opts.history;
         chan_set_opts(ch, &o);
@@ -261,7 +261,7 @@ void broker_chan_drop(broker *b, chan *ch)
 
 void broker_chan_delete(broker *b, chan *ch)
 {
-    log_info("channel '%s' deleted", ch->name);
+    log_debug("channel '%s' deleted", ch->name);
     repo_channel_remove(b->repo, ch);
     broker_announce(b, "c", ch->name, NULL, "deleted");
     broker_chan_drop(b, ch);
@@ -304,7 +304,7 @@ conn *broker_conn_create(broker *b, chan *ch, int *why)
         conn_id_generate(cn->id);
     repo_connection_persist(b->rconns, cn);
     broker_announce(b, "n", ch->name, cn->id, "created");
-    log_info("connection %s created on '%s'", cn->id, ch->name);
+    log_debug("connection %s created on '%s'", cn->id, ch->name);
     return cn;
 }
 
@@ -486,7 +486,7 @@ int broker_attach(broker *b, sink *sk, conn *cn, const char **why)
     if ((*why = admit(b, cn->ch, cn->lis.stream != NULL)))
         return BROKER_ELIMIT;
     if (cn->lis.stream) {
-        log_info("connection %s: a new stream takes over", cn->id);
+        log_debug("connection %s: a new stream takes over", cn->id);
         stream_close(cn->lis.stream);
     }
     if (!(s = stream_open(b, sk, cn->ch, cn)))

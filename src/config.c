@@ -115,6 +115,7 @@ int config_init(config *c)
     c->http.stream_buffer = 1048576;
     c->http.idle_timeout_s = 30;
     c->http.backoff_ms = 5000;
+    c->http.max_retry_ms = 60000;
     c->broker.heartbeat_s = 15;
     c->log_level = LOG_INFO;
     c->store_type = strdup("memory");
@@ -395,6 +396,7 @@ static const struct limit_field {
     {"stream_buffer", 4096, 1073741824, offsetof(config, http.stream_buffer), 1},
     {"idle_timeout_s", 1, 3600, offsetof(config, http.idle_timeout_s), 0},
     {"backoff_ms", 0, 86400000, offsetof(config, http.backoff_ms), 0},
+    {"max_retry_ms", 0, 86400000, offsetof(config, http.max_retry_ms), 0},
 };
 
 static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)

@@ -211,6 +211,13 @@ static void publish(http_ctx *c, chan *ch, const char *conn_id)
         reply_error(c, 400, code, err);
         return;
     }
+    /* A retry reaches every subscriber of the channel and holds their
+     * browsers off that long: only up to the configured bound. */
+    if (pub_batch_check_retry(&batch, c->o->max_retry_ms, &code, err, sizeof(err)) < 0) {
+        pub_batch_free(&batch);
+        reply_error(c, 400, code, err);
+        return;
+    }
     if (!(hd = malloc(sizeof(*hd)))) {
         pub_batch_free(&batch);
         reply_error(c, 503, "out_of_memory", "out of memory");

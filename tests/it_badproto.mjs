@@ -3,7 +3,8 @@
 // broker's own code answers) the JSON error code. After every row the state
 // (channel list and the seeded channel's history) must be unchanged and the
 // broker must still publish and stream. Every error, from the HTTP parser
-// (httpd.c) or the API, carries the JSON body {"error": {"code", "message"}}.
+// (httpd.c) or the API, carries the JSON body {"error": {"code", "message"}}
+// and one Access-Control-Allow-Origin, so that a page can read it.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -34,6 +35,7 @@ function parse(text) {
 }
 
 const SEED = uniq('seed');
+const ORIGIN = 'https://page.example';
 const req = (head, body = '') => Buffer.concat([Buffer.from(head.replace(/\n/g, '\r\n')),
     Buffer.isBuffer(body) ? body : Buffer.from(body)]);
 const publishHead = `POST ${evPath(SEED)} HTTP/1.1\nHost: x\n`;
@@ -71,7 +73,7 @@ const rows = [
 ];
 
 test('protocol-level bad input: clear 4xx, nothing changes, the broker serves on', async (t) => {
-    b = await startBroker({ config: { limits: { max_body: 4096, max_headers: 16384 } } });
+    b = await startBroker({ config: { limits: { max_body: 4096, max_headers: 16384 }, cors_origin: ORIGIN } });
     assert.equal((await b.req('PUT', `/channels/${SEED}`, { body: { history: 10 } })).status, 201);
     const seeded = await b.req('POST', evPath(SEED), { body: 'seed message', headers: { 'Content-Type': 'text/plain' } });
     assert.equal(seeded.status, 201);
@@ -91,6 +93,10 @@ test('protocol-level bad input: clear 4xx, nothing changes, the broker serves on
             assert.equal(got.json && got.json.error && got.json.error.code, row.code, `${row.name}: JSON error code: ${res.text.slice(0, 300)}`);
             assert.equal(typeof got.json.error.message, 'string', `${row.name}: a message`);
         }
+        // Every answer, the HTTP parser's own errors included, lets a page read it: once.
+        const head = res.text.slice(0, res.text.indexOf('\r\n\r\n'));
+        const acao = head.split('\r\n').filter((l) => /^access-control-allow-origin:/i.test(l));
+        assert.deepEqual(acao, [`Access-Control-Allow-Origin: ${ORIGIN}`], `${row.name}: one CORS header: ${head}`);
         if (row.sse) {
             assert.match(res.text, /Content-Type: text\/event-stream/i, row.name);
             assert.match(res.text, /data: seed message/, `${row.name}: replays what is retained`);

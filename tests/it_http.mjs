@@ -184,6 +184,7 @@ test('idle timeout: a half-sent request gets 408 and is closed, an idle keep-ali
     assert.equal(r.length, 1);
     assert.equal(r[0].status, 408);
     assert.equal(JSON.parse(r[0].text).error.code, 'request_timeout');
+    assert.equal(r[0].headers['access-control-allow-origin'], '*', 'a page can read the 408');
     assert.equal(idle.responses().length, 1, 'the idle connection got nothing more');
 });
 

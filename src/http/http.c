@@ -184,7 +184,6 @@ static void published(int status, const uint64_t *ids_, size_t n, int64_t ts_us,
         e = fmt_u64(stpcpy(e, "{\"id\":\""), ids_[0]);
         e = stpcpy(fmt_i64(stpcpy(e, "\",\"timestamp\":"), ts_us), "}\n");
         evbuffer_add(out, text, (size_t)(e - text));
-        http_cors(hd->req, hd->o);
         httpd_reply(hd->req, 201, "application/json", out);
         evbuffer_free(out);
     }
@@ -675,7 +674,6 @@ static int over_limit(http_ctx *c, const char *path)
         refuse_stream(c, "busy: the broker holds its limit of connections");
         return 1;
     }
-    http_cors(c->req, c->o);
     httpd_add_header(c->req, "Retry-After", "5");
     httpd_reply_error(c->req, 503, "limit_reached",
                       "the broker holds its limit of connections", true);
@@ -751,6 +749,7 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
         .max_connections = (size_t)o->max_connections,
         .reuseport = o->reuseport,
         .threads = o->threads,
+        .cors_origin = o->cors_origin,
     };
 
     if (!h) {

@@ -7,7 +7,6 @@
 #include <event2/buffer.h>
 
 #include "src/broker/broker.h"
-#include "src/http/http_reply.h"
 
 typedef struct http_stream {
     sink base;
@@ -30,7 +29,6 @@ static void hs_open(sink *sk, int retry_ms)
     httpd_req *req = hs->req;
     char text[64];
 
-    http_cors(req, hs->o);
     httpd_add_header(req, "Cache-Control", "no-cache");
     httpd_add_header(req, "X-Accel-Buffering", "no");
     struct evbuffer *out = httpd_stream_start(req, 200, "text/event-stream");

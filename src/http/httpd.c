@@ -82,6 +82,8 @@ struct httpd {
     size_t nconns;
     unsigned long long rejected;
     int port;
+    char *cors; /* "Access-Control-Allow-Origin: <origin>\r\n", or NULL */
+    size_t cors_len;
     time_t date_t;
     char date[40]; /* the Date header value, rebuilt once a second */
 };
@@ -304,6 +306,10 @@ static void write_head(httpd_req *r, int status, const char *ctype, int64_t clen
     else if (r->h.minor == 0)
         p = PUT(p, "Connection: keep-alive\r\n");
     evbuffer_add(out, head, (size_t)(p - head));
+    /* Here, not in the routes: the errors httpd answers itself carry it too,
+     * or a page could not read them. */
+    if (r->srv->cors)
+        evbuffer_add(out, r->srv->cors, r->srv->cors_len);
     if (r->out_headers)
         evbuffer_add_buffer(out, r->out_headers);
     evbuffer_add(out, "\r\n", 2);
@@ -969,6 +975,7 @@ httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler 
     }
     h->base = base;
     h->o = *opts;
+    h->o.cors_origin = NULL; /* borrowed by the caller: the copy is h->cors */
     h->handler = handler;
     h->arg = arg;
     TAILQ_INIT(&h->conns);
@@ -981,6 +988,18 @@ httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler 
         event_add(h->sweep, &sweep) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
+    }
+    if (opts->cors_origin) {
+        static const char name[] = "Access-Control-Allow-Origin: ";
+        size_t n = strlen(opts->cors_origin);
+        if (!(h->cors = malloc(sizeof(name) - 1 + n + 2))) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        memcpy(h->cors, name, sizeof(name) - 1);
+        memcpy(h->cors + sizeof(name) - 1, opts->cors_origin, n);
+        memcpy(h->cors + sizeof(name) - 1 + n, "\r\n", 2);
+        h->cors_len = sizeof(name) - 1 + n + 2;
     }
     if (!(h->batch = calloc(FLUSH_SLICE, sizeof(*h->batch)))) {
         snprintf(err, errlen, "out of memory");
@@ -1044,6 +1063,7 @@ void httpd_free(httpd *h)
         event_free(h->resume);
     pfor_free(h->writers);
     free(h->batch);
+    free(h->cors);
     free(h);
 }
 

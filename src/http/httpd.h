@@ -4,7 +4,8 @@
  * bodies, Expect: 100-continue), enforces the size and time limits, and hands
  * each complete request to one handler. Every error it finds itself is
  * answered the way the API answers its own: a 4xx/5xx with a JSON body
- * {"error": {"code", "message"}}. A response is either complete
+ * {"error": {"code", "message"}}, and every response, those errors included,
+ * carries the configured Access-Control-Allow-Origin. A response is either complete
  * (httpd_reply) or a stream (httpd_stream_start ... httpd_stream_end) whose
  * body the caller writes straight into the connection's output buffer.
  *
@@ -39,15 +40,17 @@ enum {
 #define HTTPD_WRITE_TIMEOUT_S 60   /* a socket that takes nothing this long is closed */
 
 typedef struct httpd_opts {
-    const char *host;       /* address to bind (numeric or a name) */
-    int port;               /* 0 picks a free one: see httpd_port() */
-    size_t max_headers;     /* bytes of the request line and headers: 414 / 431 */
-    size_t max_body;        /* bytes of a body: 413 */
-    int idle_timeout_s;     /* a request not read in full within this: 408 and close;
-                               also how long a keep-alive connection may sit idle */
-    size_t max_connections; /* client sockets beyond it are flagged over the limit */
-    bool reuseport;         /* SO_REUSEPORT: several processes share the port */
-    int threads;            /* threads that write streams, the loop's included (>= 1) */
+    const char *host;        /* address to bind (numeric or a name) */
+    int port;                /* 0 picks a free one: see httpd_port() */
+    size_t max_headers;      /* bytes of the request line and headers: 414 / 431 */
+    size_t max_body;         /* bytes of a body: 413 */
+    int idle_timeout_s;      /* a request not read in full within this: 408 and close;
+                                also how long a keep-alive connection may sit idle */
+    size_t max_connections;  /* client sockets beyond it are flagged over the limit */
+    bool reuseport;          /* SO_REUSEPORT: several processes share the port */
+    int threads;             /* threads that write streams, the loop's included (>= 1) */
+    const char *cors_origin; /* Access-Control-Allow-Origin of every response, the
+                                server's own errors included; NULL: none. Copied */
 } httpd_opts;
 
 /* Called for every complete request; it must answer 'req' now or later. */

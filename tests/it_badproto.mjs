@@ -69,6 +69,17 @@ const rows = [
     { name: 'NUL in the request line', bytes: req('GET /hea\u0000lth HTTP/1.1\nHost: x\n\n'), status: 400, code: 'invalid_request' },
     { name: 'CR LF injected through an encoded event type', bytes: req(`POST ${evPath(SEED)}?event=a%0D%0Aid:%207 HTTP/1.1\nHost: x\nContent-Length: 1\n\n`, 'x'), status: 400, code: 'invalid_event' },
     { name: 'non-UTF-8 raw data', bytes: req(`${publishHead}Content-Type: text/plain\nContent-Length: 3\n\n`, Buffer.from([0xc3, 0x28, 0xff])), status: 400, code: 'invalid_data' },
+    // RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing, refused and closed.
+    { name: 'Transfer-Encoding: chunked in HTTP/1.0', bytes: req(`POST ${evPath(SEED)} HTTP/1.0\nContent-Type: text/plain\nTransfer-Encoding: chunked\n\n`, '5\r\nhello\r\n0\r\n\r\n'), status: 400, code: 'invalid_request' },
+    { name: 'Transfer-Encoding with Content-Length in HTTP/1.0', bytes: req(`POST ${evPath(SEED)} HTTP/1.0\nContent-Length: 5\nTransfer-Encoding: chunked\n\n`, 'hello'), status: 400, code: 'invalid_request' },
+    // Lines end in CRLF only: a bare LF anywhere in the head or the chunk framing is refused.
+    { name: 'bare LF line ends in the head', bytes: Buffer.from('GET /health HTTP/1.1\nHost: x\n\n'), status: 400, code: 'invalid_request' },
+    { name: 'one bare LF among CRLFs in the head', bytes: Buffer.from(`POST ${evPath(SEED)} HTTP/1.1\r\nHost: x\nContent-Length: 5\r\n\r\nhello`), status: 400, code: 'invalid_request' },
+    { name: 'a head ending in LF CRLF', bytes: Buffer.from('GET /health HTTP/1.1\r\nHost: x\n\r\n'), status: 400, code: 'invalid_request' },
+    { name: 'chunk-size line ending in a bare LF', bytes: req(`${publishHead}Content-Type: text/plain\nTransfer-Encoding: chunked\n\n`, '5\nhello\r\n0\r\n\r\n'), status: 400, code: 'invalid_request' },
+    { name: 'chunk data ending in a bare LF', bytes: req(`${publishHead}Content-Type: text/plain\nTransfer-Encoding: chunked\n\n`, '5\r\nhello\n0\r\n\r\n'), status: 400, code: 'invalid_request' },
+    { name: 'last chunk ending in a bare LF', bytes: req(`${publishHead}Content-Type: text/plain\nTransfer-Encoding: chunked\n\n`, '5\r\nhello\r\n0\n\r\n'), status: 400, code: 'invalid_request' },
+    { name: 'trailer line ending in a bare LF', bytes: req(`${publishHead}Content-Type: text/plain\nTransfer-Encoding: chunked\n\n`, '5\r\nhello\r\n0\r\nX-T: 1\n\r\n'), status: 400, code: 'invalid_request' },
     { name: 'a 10 KB Last-Event-ID replays history instead of failing', bytes: req(`GET ${evPath(SEED)} HTTP/1.0\nAccept: text/event-stream\nLast-Event-ID: ${'9'.repeat(10240)}\n\n`), status: 200, sse: true },
 ];
 

@@ -692,8 +692,9 @@ static int read_head(httpd_req *r)
     return 0;
 }
 
-/* One line of input ending in LF, NUL-terminated in 'line' (CR dropped).
- * Returns 1, 0 if incomplete, -1 if longer than 'max'. */
+/* One line of input ending in CRLF, NUL-terminated in 'line' without it.
+ * Returns 1, 0 if incomplete, -1 if longer than 'max' (CRLF included), -2 if
+ * it ends in a bare LF (refused as in the head: see httpd_parse.c). */
 static int take_line(struct evbuffer *in, char *line, size_t max)
 {
     size_t eol_len;
@@ -704,9 +705,9 @@ static int take_line(struct evbuffer *in, char *line, size_t max)
         return -1;
     evbuffer_remove(in, line, (size_t)e.pos);
     evbuffer_drain(in, eol_len);
-    line[e.pos] = '\0';
-    if (e.pos && line[e.pos - 1] == '\r')
-        line[e.pos - 1] = '\0';
+    if (!e.pos || line[e.pos - 1] != '\r')
+        return -2;
+    line[e.pos - 1] = '\0';
     return 1;
 }
 
@@ -744,7 +745,9 @@ static int read_body(httpd_req *r)
         if ((rc = take_line(in, line, CHUNK_LINE_MAX)) == 0)
             return 0;
         if (rc < 0) {
-            early_error(r, 400, "invalid_request", "a chunk-size line is too long");
+            early_error(r, 400, "invalid_request",
+                        rc == -2 ? "a chunk line ends in LF, not CRLF"
+                                 : "a chunk-size line is too long");
             return 0;
         }
         if (r->chunk_state == CH_TRAILER) {

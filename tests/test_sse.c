@@ -152,6 +152,11 @@ static void test_msg_json(void)
         const char *want = ref ? msg_json_text(ref, &rl) : NULL;
         ok(tail && want && strcmp(text, want) == 0, "json tail %zu is jansson's text: %s",
            i, text);
+        /* Everything the message holds, its JSON memo included now. */
+        ok(ref && msg_footprint(ref) >= sizeof(msg) + dl + 1 + ref->chunk_len + rl + 1 &&
+               msg_footprint(ref) <= sizeof(msg) + dl + ref->chunk_len + rl + 256 +
+                                         (cases[i].event ? strlen(cases[i].event) : 0),
+           "footprint %zu counts every buffer", i);
         msg *back = msg_from_json(text, strlen(text));
         ok(back && back->seq == 42 && back->data_len == dl &&
                memcmp(back->data, cases[i].data, dl) == 0 &&

@@ -61,6 +61,25 @@ msg *msg_ref(msg *m)
     return m;
 }
 
+/* What malloc(n) takes on glibc: n and its 8-byte header, rounded up to 16,
+ * at least 32. */
+static size_t alloc_size(size_t n)
+{
+    size_t a = (n + 8 + 15) & ~(size_t)15;
+    return a < 32 ? 32 : a;
+}
+
+size_t msg_footprint(const msg *m)
+{
+    size_t n =
+        alloc_size(sizeof(*m)) + alloc_size(m->data_len + 1) + alloc_size(m->chunk_len);
+    if (m->event)
+        n += alloc_size(strlen(m->event) + 1);
+    if (m->json)
+        n += alloc_size(m->json_len + 1);
+    return n;
+}
+
 void msg_unref(msg *m)
 {
     if (!m || --m->refs > 0)

@@ -31,6 +31,10 @@ typedef struct msg {
 msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
              int64_t ts_us, int retry);
 msg *msg_ref(msg *m);
+/* The bytes 'm' holds in memory: the struct and every buffer it owns (its
+ * data, its chunk-framed frame, its JSON text once made), each with the
+ * allocator's header. What a reference keeps alive if it is the last. */
+size_t msg_footprint(const msg *m);
 /* Drop a reference; the last one frees. NULL is fine. */
 void msg_unref(msg *m);
 

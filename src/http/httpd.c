@@ -506,8 +506,17 @@ void httpd_stream_end(httpd_req *r)
 {
     if (r->state != S_STREAM)
         return;
-    if (r->h.minor >= 1)
-        evbuffer_add(bufferevent_get_output(r->bev), "0\r\n\r\n", 5);
+    if (r->h.minor >= 1) {
+        /* Not evbuffer_add: after a reference chain (a big frame) it would
+         * allocate a chain as long as that frame for these five bytes. */
+        struct evbuffer *out = bufferevent_get_output(r->bev);
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(out, 5, &v, 1) == 1) {
+            memcpy(v.iov_base, "0\r\n\r\n", 5);
+            v.iov_len = 5;
+            evbuffer_commit_space(out, &v, 1);
+        }
+    }
     finish(r);
 }
 

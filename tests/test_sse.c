@@ -126,6 +126,47 @@ static void test_valid_field(void)
            "sse_valid_field case %zu -> %d", i, field_cases[i].want);
 }
 
+/* Does writing 'm' with msg_json_piece() give 'want' (its 'len' bytes), for
+ * rooms from the minimum up? */
+static int pieces_are(const msg *m, const char *want, size_t len)
+{
+    static const size_t rooms[] = {MSG_JSON_PIECE_MIN, MSG_JSON_PIECE_MIN + 7, 4096,
+                                   1 << 20};
+    char *buf = malloc(len + (1 << 20)), *room = malloc(1 << 20);
+    int same = buf && room;
+    for (size_t r = 0; same && r < sizeof(rooms) / sizeof(rooms[0]); r++) {
+        msg_json_cursor c = {0};
+        size_t got = 0, n, calls = 0;
+        while (got <= len && (n = msg_json_piece(m, &c, room, rooms[r])) > 0) {
+            memcpy(buf + got, room, n);
+            got += n;
+            calls++;
+        }
+        same = msg_json_done(&c) && got == len && memcmp(buf, want, len) == 0 &&
+               msg_json_piece(m, &c, room, rooms[r]) == 0 && calls > 0;
+    }
+    free(buf);
+    free(room);
+    return same;
+}
+
+/* A large message, all of whose bytes escape to six: many pieces. */
+static void test_msg_json_large(void)
+{
+    size_t dl = 100000;
+    char *data = malloc(dl + 1);
+    for (size_t i = 0; i < dl; i++)
+        data[i] = (char)(i % 7 == 0 ? 'a' : i % 5 == 0 ? '"' : 1 + (int)(i % 31));
+    data[dl] = '\0';
+    msg *m = msg_new(7, "big", data, dl, -5, 100);
+    size_t len = 0;
+    const char *want = m ? msg_json_text(m, &len) : NULL;
+    ok(want && msg_json_len(m) == len && len > 4 * dl, "large: msg_json_len %zu", len);
+    ok(want && pieces_are(m, want, len), "large: written in pieces, it is the text");
+    msg_unref(m);
+    free(data);
+}
+
 /* msg_json_tail() + its head is what jansson writes for msg_to_json(), and
  * msg_from_json() reads it back, for awkward events and data. */
 static void test_msg_json(void)
@@ -148,10 +189,14 @@ static void test_msg_json(void)
         snprintf(text, sizeof(text), "{\"id\":\"42%s", tail ? tail : "");
         msg *ref = msg_new(42, cases[i].event, cases[i].data, dl, 1795454128748758LL,
                            cases[i].retry);
-        size_t rl;
+        size_t rl = 0;
         const char *want = ref ? msg_json_text(ref, &rl) : NULL;
         ok(tail && want && strcmp(text, want) == 0, "json tail %zu is jansson's text: %s",
            i, text);
+        ok(ref && msg_json_len(ref) == rl, "json %zu: msg_json_len %zu is its length %zu",
+           i, ref ? msg_json_len(ref) : 0, rl);
+        ok(ref && pieces_are(ref, want, rl),
+           "json %zu: written in pieces, it is the text", i);
         /* Everything the message holds, its JSON memo included now. */
         ok(ref && msg_footprint(ref) >= sizeof(msg) + dl + 1 + ref->chunk_len + rl + 1 &&
                msg_footprint(ref) <= sizeof(msg) + dl + ref->chunk_len + rl + 256 +
@@ -195,6 +240,7 @@ static void test_msg_json(void)
 int main(void)
 {
     test_msg_json();
+    test_msg_json_large();
     test_frames();
     test_large();
     test_length_bound();

@@ -46,6 +46,26 @@ json_t *msg_to_json(const msg *m);
  * (borrowed: valid while the message is). NULL on OOM. */
 const char *msg_json_text(const msg *m, size_t *len);
 
+/* The length of the msg_to_json() text of 'm' (msg_json_text), computed
+ * without making it. */
+size_t msg_json_len(const msg *m);
+
+/* That text written a piece at a time, for answers too large to build at
+ * once: a cursor starts zeroed; each call appends to 'out' the next bytes
+ * that fit in 'room' and returns how many (0 once the text is complete, see
+ * msg_json_done). 'room' of MSG_JSON_PIECE_MIN or more always makes progress.
+ * The pieces, joined, are exactly msg_json_text(). */
+typedef struct msg_json_cursor {
+    int part;   /* 0 head, 1 data, 2 tail, 3 done */
+    size_t off; /* bytes of data written */
+} msg_json_cursor;
+#define MSG_JSON_PIECE_MIN 1280 /* the head with a 200-byte event, escaped */
+size_t msg_json_piece(const msg *m, msg_json_cursor *c, char *out, size_t room);
+static inline int msg_json_done(const msg_json_cursor *c)
+{
+    return c->part == 3;
+}
+
 /* The msg_to_json() text of a message not numbered yet, from just past its id
  * on: '{"id":"' + id + the result is the whole text. Caller frees; NULL on
  * OOM. */

@@ -9,7 +9,8 @@
  *   S_HEAD    reading a request head (a deadline runs)
  *   S_BODY    reading its body, Content-Length or chunked (the deadline runs on)
  *   S_BUSY    the handler has it; further input waits (pipelined requests)
- *   S_STREAM  a streamed response is open; input is discarded
+ *   S_STREAM  a streamed response is open; input is discarded (a body of
+ *             known length being written in pieces, 'sized': input waits)
  *   S_FLUSH   the response is complete and being written; then S_HEAD or close
  *   S_LINGER  after an error answered with unread input: our side is shut,
  *             input is discarded for LINGER_S so the client reads the answer
@@ -113,6 +114,9 @@ struct httpd_req {
     struct evbuffer *out_headers;
     httpd_close_cb on_close;
     void *on_close_arg;
+    bool sized; /* S_STREAM: a body of known length (httpd_body_start) */
+    httpd_drain_cb on_drain;
+    void *on_drain_arg;
 };
 
 static int64_t mono_ms(void)
@@ -154,6 +158,9 @@ static void req_reset(httpd_req *r)
     }
     r->on_close = NULL;
     r->on_close_arg = NULL;
+    r->sized = false;
+    r->on_drain = NULL;
+    r->on_drain_arg = NULL;
     r->scanned = 0;
     r->body_len = 0;
     r->unread_body = false;
@@ -340,6 +347,7 @@ static void finish(httpd_req *r)
         r->close_after = true;
     r->state = S_FLUSH;
     r->on_close = NULL;
+    r->on_drain = NULL;
     if (r->close_after)
         bufferevent_disable(r->bev, EV_READ);
     out_kick(r);
@@ -402,6 +410,38 @@ struct evbuffer *httpd_stream_start(httpd_req *r, int status, const char *ctype)
     bufferevent_disable(r->bev, EV_WRITE); /* written by flush_streams */
     httpd_stream_dirty(r);
     return bufferevent_get_output(r->bev);
+}
+
+struct evbuffer *httpd_body_start(httpd_req *r, int status, const char *ctype,
+                                  uint64_t clen)
+{
+    write_head(r, status, ctype, (int64_t)clen, false);
+    if (r->h.method == HTTPD_HEAD || clen == 0) {
+        finish(r);
+        return NULL;
+    }
+    r->state = S_STREAM;
+    r->sized = true;
+    bufferevent_disable(r->bev, EV_WRITE); /* written by flush_streams */
+    httpd_stream_dirty(r);
+    return bufferevent_get_output(r->bev);
+}
+
+void httpd_on_drain(httpd_req *r, httpd_drain_cb cb, void *arg)
+{
+    r->on_drain = cb;
+    r->on_drain_arg = arg;
+}
+
+/* The output of a body in progress is all written: ask for more. */
+static void drained(httpd_req *r)
+{
+    httpd_drain_cb cb = r->on_drain;
+    if (!cb || r->state != S_STREAM)
+        return;
+    guard_enter(&r->guard);
+    cb(r, r->on_drain_arg);
+    client_leave(r);
 }
 
 struct evbuffer *httpd_stream_output(httpd_req *r)
@@ -494,6 +534,12 @@ static void flush_streams(evutil_socket_t fd, short what, void *arg)
         if (evbuffer_get_length(out))
             bufferevent_enable(h->batch[i].r->bev, EV_WRITE);
     }
+    /* Bodies written in pieces whose output is all out: the next piece now
+     * (it is written on the next flush, after the loop has had a turn). */
+    for (size_t i = 0; i < n; i++)
+        if (h->batch[i].r->on_drain &&
+            !evbuffer_get_length(bufferevent_get_output(h->batch[i].r->bev)))
+            drained(h->batch[i].r);
 }
 
 size_t httpd_push(httpd_req *r)
@@ -506,7 +552,7 @@ void httpd_stream_end(httpd_req *r)
 {
     if (r->state != S_STREAM)
         return;
-    if (r->h.minor >= 1) {
+    if (r->h.minor >= 1 && !r->sized) {
         /* Not evbuffer_add: after a reference chain (a big frame) it would
          * allocate a chain as long as that frame for these five bytes. */
         struct evbuffer *out = bufferevent_get_output(r->bev);
@@ -607,11 +653,16 @@ static void dispatch(httpd_req *r)
         /* A stream keeps only the connection: what the request held goes. */
         httpd_close_cb cb = r->on_close;
         void *arg = r->on_close_arg;
+        httpd_drain_cb dcb = r->on_drain;
+        void *darg = r->on_drain_arg;
         int method = r->h.method, minor = r->h.minor;
-        bool keep = r->h.keepalive;
+        bool keep = r->h.keepalive, sized = r->sized;
         req_reset(r);
         r->on_close = cb;
         r->on_close_arg = arg;
+        r->on_drain = dcb;
+        r->on_drain_arg = darg;
+        r->sized = sized;
         r->h.method = method;
         r->h.minor = minor;
         r->h.keepalive = keep;
@@ -808,10 +859,16 @@ static void client_process(httpd_req *r)
             if (!read_body(r))
                 return;
             break;
-        case S_STREAM:
         case S_LINGER:
             evbuffer_drain(in, evbuffer_get_length(in));
             return;
+        case S_STREAM:
+            if (!r->sized) {
+                evbuffer_drain(in, evbuffer_get_length(in));
+                return;
+            }
+            /* A pipelined request waits for the body's end. */
+            __attribute__((fallthrough));
         default:
             /* S_BUSY, S_FLUSH: a pipelined request waits its turn; past a
              * bound, stop reading until then. */
@@ -849,6 +906,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     httpd_req *r = arg;
     if (r->state == S_STREAM && !evbuffer_get_length(bufferevent_get_output(bev))) {
         bufferevent_disable(bev, EV_WRITE); /* drained: back to out_kick */
+        drained(r);
         return;
     }
     if (r->state != S_FLUSH || evbuffer_get_length(bufferevent_get_output(bev)))
@@ -872,7 +930,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     httpd_req *r = arg;
     if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-        (r->state == S_BUSY || r->state == S_FLUSH)) {
+        (r->state == S_BUSY || r->state == S_FLUSH ||
+         (r->state == S_STREAM && r->sized))) {
         /* Half-closed: the client sent all it will and waits for the answers. */
         r->eof = true;
         return;

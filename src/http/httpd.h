@@ -98,6 +98,20 @@ void httpd_reply_error(httpd_req *r, int status, const char *code, const char *m
  * the connection closes at the end). The request's head and body are freed
  * once the handler returns: keep nothing that points into them. */
 struct evbuffer *httpd_stream_start(httpd_req *r, int status, const char *ctype);
+/* Start a response whose body of exactly 'clen' bytes the caller writes in
+ * pieces into the returned buffer (the socket's output), as a stream's: say
+ * httpd_stream_dirty() after each, and httpd_stream_end() once all 'clen'
+ * are in. Unlike a stream, the connection serves on afterwards on HTTP/1.0
+ * too, and pipelined requests wait. Returns NULL when there is no body to
+ * write (HEAD, or 'clen' 0): the response is complete then. */
+struct evbuffer *httpd_body_start(httpd_req *r, int status, const char *ctype,
+                                  uint64_t clen);
+/* Called, from the loop, each time the output of a body started with
+ * httpd_body_start() has all been written: the moment to add the next piece.
+ * So a body is produced as fast as the client reads it, and what it holds
+ * unsent is what the caller adds per call. Set (or clear with NULL) once. */
+typedef void (*httpd_drain_cb)(httpd_req *r, void *arg);
+void httpd_on_drain(httpd_req *r, httpd_drain_cb cb, void *arg);
 /* The buffer a started stream writes into (the socket's output). */
 struct evbuffer *httpd_stream_output(httpd_req *r);
 /* Say the stream's output grew: it is written at the end of this turn of
@@ -108,7 +122,8 @@ size_t httpd_pending(const httpd_req *r);
 /* Write what the socket takes now, without waiting for the loop. Returns the
  * bytes still pending. */
 size_t httpd_push(httpd_req *r);
-/* End the stream (the last chunk when chunked); the connection serves on. */
+/* End the stream (the last chunk when chunked) or the sized body; the
+ * connection serves on. */
 void httpd_stream_end(httpd_req *r);
 /* Close the connection now, dropping unsent output. No close callback. */
 void httpd_abort(httpd_req *r);

@@ -115,8 +115,10 @@ int config_init(config *c)
     c->broker.max_streams_per_channel = 10000;
     c->broker.max_connections_per_channel = 10000;
     c->http.stream_buffer = 1048576;
+    c->http.max_response = 1048576;
     c->http.idle_timeout_s = 30;
     c->http.backoff_ms = 5000;
+    c->http.max_retry_ms = 60000;
     c->broker.heartbeat_s = 15;
     c->broker.max_memory = (size_t)1 << 30;
     c->broker.memory_policy = BROKER_MEM_REJECT;
@@ -403,9 +405,11 @@ static const struct limit_field {
     {"max_connections_per_channel", 1, 10000000,
      offsetof(config, broker.max_connections_per_channel), 0},
     {"stream_buffer", 4096, 1073741824, offsetof(config, http.stream_buffer), 1},
+    {"max_response", 4096, 1073741824, offsetof(config, http.max_response), 1},
     {"idle_timeout_s", 1, 3600, offsetof(config, http.idle_timeout_s), 0},
     {"backoff_ms", 0, 86400000, offsetof(config, http.backoff_ms), 0},
     {"max_memory", 1048576, 1099511627776LL, offsetof(config, broker.max_memory), 1},
+    {"max_retry_ms", 0, 86400000, offsetof(config, http.max_retry_ms), 0},
 };
 
 static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)

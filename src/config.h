@@ -28,9 +28,9 @@ typedef struct config {
     broker_opts broker;
     /* The HTTP layer's part; http.cors_origin is owned here. Defaults: listen
      * 127.0.0.1:8080, max_body 1 MiB, max_headers 16 KiB, max_connections the
-     * open-file limit less a reserve, idle_timeout_s 30, stream_buffer 1 MiB,
-     * backoff_ms 5000, cors_origin "*", threads 0: one per CPU this process may
-     * run on, or 1 under --workers (1..17 when set). */
+     * open-file limit less a reserve, idle_timeout_s 30, stream_buffer and max_response 1
+     * MiB, backoff_ms 5000, max_retry_ms 60000, cors_origin "*", threads 0: one per CPU
+     * this process may run on, or 1 under --workers (1..17 when set). */
     http_opts http;
 } config;
 

@@ -56,6 +56,9 @@ function rows(connId) {
         { name: 'string retry', method: 'POST', path: EV, headers: JSON_CT, body: '{"data":"x","retry":"5"}', status: 400, code: 'invalid_retry' },
         { name: 'fractional retry', method: 'POST', path: EV, headers: JSON_CT, body: '{"data":"x","retry":1.5}', status: 400, code: 'invalid_retry' },
         { name: 'retry above 86400000', method: 'POST', path: EV, headers: JSON_CT, body: '{"data":"x","retry":86400001}', status: 400, code: 'invalid_retry' },
+        { name: 'retry a day long (over max_retry_ms)', method: 'POST', path: EV, headers: JSON_CT, body: '{"data":"x","retry":86400000}', status: 400, code: 'invalid_retry' },
+        { name: 'retry one over the default max_retry_ms', method: 'POST', path: EV, headers: JSON_CT, body: '{"data":"x","retry":60001}', status: 400, code: 'invalid_retry' },
+        { name: 'batch with one retry over max_retry_ms', method: 'POST', path: EV, headers: JSON_CT, body: '[{"data":"ok1","retry":60000},{"data":"ok2","retry":600000}]', status: 400, code: 'invalid_retry' },
         { name: 'batch with one bad event', method: 'POST', path: EV, headers: JSON_CT, body: '[{"data":"ok1"},{"data":"ok2","event":"a\\nb"},{"data":"ok3"}]', status: 400, code: 'invalid_event' },
         { name: 'batch with one element missing data', method: 'POST', path: EV, headers: JSON_CT, body: '[{"data":"ok1"},{"event":"t"}]', status: 400, code: 'invalid_data' },
         { name: 'batch with an unknown field last', method: 'POST', path: EV, headers: JSON_CT, body: '[{"data":"ok1"},{"data":"ok2","x":1}]', status: 400, code: 'unknown_field' },
@@ -78,9 +81,16 @@ function rows(connId) {
         { name: 'broken escape %zz', method: 'PUT', path: '/channels/a%zz', status: [400, 404], code: ['invalid_channel_name', 'not_found'] },
         { name: 'empty name /channels/', method: 'PUT', path: '/channels/', status: [400, 404], code: ['invalid_channel_name', 'not_found'] },
         { name: 'empty name GET /channels/', method: 'GET', path: '/channels/', status: [400, 404], code: ['invalid_channel_name', 'not_found'] },
-        // ".." and "." match [A-Za-z0-9_.:-]{1,200}: valid names, here simply missing.
-        { name: '".." is a valid, missing channel', method: 'GET', path: '/channels/..', status: 404, code: 'channel_not_found' },
-        { name: '"." is a valid, missing channel', method: 'DELETE', path: '/channels/.', status: 404, code: 'channel_not_found' },
+        // The dot-segments "." and ".." (however encoded) are not channel names:
+        // a URL normaliser would turn /channels/../events into /events.
+        { name: '".." is not a channel name', method: 'GET', path: '/channels/..', status: 400, code: 'invalid_channel_name' },
+        { name: '"." is not a channel name', method: 'DELETE', path: '/channels/.', status: 400, code: 'invalid_channel_name' },
+        { name: 'PUT ".."', method: 'PUT', path: '/channels/..', status: 400, code: 'invalid_channel_name' },
+        { name: 'PUT "%2e%2e"', method: 'PUT', path: '/channels/%2e%2e', status: 400, code: 'invalid_channel_name' },
+        { name: 'PUT "%2E"', method: 'PUT', path: '/channels/%2E', status: 400, code: 'invalid_channel_name' },
+        { name: 'publish to ".%2e"', method: 'POST', path: '/channels/.%2e/events', headers: JSON_CT, body: '{"data":"x"}', status: 400, code: 'invalid_channel_name' },
+        { name: 'subscribe to "%2e%2e"', method: 'GET', path: '/channels/%2e%2e/events', headers: { Accept: 'text/event-stream' }, status: 400, code: 'invalid_channel_name' },
+        { name: 'connection on ".."', method: 'POST', path: '/channels/../connections', status: 400, code: 'invalid_channel_name' },
         // --- channel options
         { name: 'unknown option key', method: 'PUT', path: `/channels/${SEED}`, headers: JSON_CT, body: '{"histori":5}', status: 400, code: 'invalid_options' },
         { name: 'history out of range', method: 'PUT', path: `/channels/${SEED}`, headers: JSON_CT, body: '{"history":100001}', status: 400, code: 'invalid_options' },

@@ -3,7 +3,8 @@
 // broker's own code answers) the JSON error code. After every row the state
 // (channel list and the seeded channel's history) must be unchanged and the
 // broker must still publish and stream. Every error, from the HTTP parser
-// (httpd.c) or the API, carries the JSON body {"error": {"code", "message"}}.
+// (httpd.c) or the API, carries the JSON body {"error": {"code", "message"}}
+// and one Access-Control-Allow-Origin, so that a page can read it.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -34,6 +35,7 @@ function parse(text) {
 }
 
 const SEED = uniq('seed');
+const ORIGIN = 'https://page.example';
 const req = (head, body = '') => Buffer.concat([Buffer.from(head.replace(/\n/g, '\r\n')),
     Buffer.isBuffer(body) ? body : Buffer.from(body)]);
 const publishHead = `POST ${evPath(SEED)} HTTP/1.1\nHost: x\n`;
@@ -67,11 +69,22 @@ const rows = [
     { name: 'NUL in the request line', bytes: req('GET /hea\u0000lth HTTP/1.1\nHost: x\n\n'), status: 400, code: 'invalid_request' },
     { name: 'CR LF injected through an encoded event type', bytes: req(`POST ${evPath(SEED)}?event=a%0D%0Aid:%207 HTTP/1.1\nHost: x\nContent-Length: 1\n\n`, 'x'), status: 400, code: 'invalid_event' },
     { name: 'non-UTF-8 raw data', bytes: req(`${publishHead}Content-Type: text/plain\nContent-Length: 3\n\n`, Buffer.from([0xc3, 0x28, 0xff])), status: 400, code: 'invalid_data' },
+    // RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing, refused and closed.
+    { name: 'Transfer-Encoding: chunked in HTTP/1.0', bytes: req(`POST ${evPath(SEED)} HTTP/1.0\nContent-Type: text/plain\nTransfer-Encoding: chunked\n\n`, '5\r\nhello\r\n0\r\n\r\n'), status: 400, code: 'invalid_request' },
+    { name: 'Transfer-Encoding with Content-Length in HTTP/1.0', bytes: req(`POST ${evPath(SEED)} HTTP/1.0\nContent-Length: 5\nTransfer-Encoding: chunked\n\n`, 'hello'), status: 400, code: 'invalid_request' },
+    // Lines end in CRLF only: a bare LF anywhere in the head or the chunk framing is refused.
+    { name: 'bare LF line ends in the head', bytes: Buffer.from('GET /health HTTP/1.1\nHost: x\n\n'), status: 400, code: 'invalid_request' },
+    { name: 'one bare LF among CRLFs in the head', bytes: Buffer.from(`POST ${evPath(SEED)} HTTP/1.1\r\nHost: x\nContent-Length: 5\r\n\r\nhello`), status: 400, code: 'invalid_request' },
+    { name: 'a head ending in LF CRLF', bytes: Buffer.from('GET /health HTTP/1.1\r\nHost: x\n\r\n'), status: 400, code: 'invalid_request' },
+    { name: 'chunk-size line ending in a bare LF', bytes: req(`${publishHead}Content-Type: text/plain\nTransfer-Encoding: chunked\n\n`, '5\nhello\r\n0\r\n\r\n'), status: 400, code: 'invalid_request' },
+    { name: 'chunk data ending in a bare LF', bytes: req(`${publishHead}Content-Type: text/plain\nTransfer-Encoding: chunked\n\n`, '5\r\nhello\n0\r\n\r\n'), status: 400, code: 'invalid_request' },
+    { name: 'last chunk ending in a bare LF', bytes: req(`${publishHead}Content-Type: text/plain\nTransfer-Encoding: chunked\n\n`, '5\r\nhello\r\n0\n\r\n'), status: 400, code: 'invalid_request' },
+    { name: 'trailer line ending in a bare LF', bytes: req(`${publishHead}Content-Type: text/plain\nTransfer-Encoding: chunked\n\n`, '5\r\nhello\r\n0\r\nX-T: 1\n\r\n'), status: 400, code: 'invalid_request' },
     { name: 'a 10 KB Last-Event-ID replays history instead of failing', bytes: req(`GET ${evPath(SEED)} HTTP/1.0\nAccept: text/event-stream\nLast-Event-ID: ${'9'.repeat(10240)}\n\n`), status: 200, sse: true },
 ];
 
 test('protocol-level bad input: clear 4xx, nothing changes, the broker serves on', async (t) => {
-    b = await startBroker({ config: { limits: { max_body: 4096, max_headers: 16384 } } });
+    b = await startBroker({ config: { limits: { max_body: 4096, max_headers: 16384 }, cors_origin: ORIGIN } });
     assert.equal((await b.req('PUT', `/channels/${SEED}`, { body: { history: 10 } })).status, 201);
     const seeded = await b.req('POST', evPath(SEED), { body: 'seed message', headers: { 'Content-Type': 'text/plain' } });
     assert.equal(seeded.status, 201);
@@ -91,6 +104,10 @@ test('protocol-level bad input: clear 4xx, nothing changes, the broker serves on
             assert.equal(got.json && got.json.error && got.json.error.code, row.code, `${row.name}: JSON error code: ${res.text.slice(0, 300)}`);
             assert.equal(typeof got.json.error.message, 'string', `${row.name}: a message`);
         }
+        // Every answer, the HTTP parser's own errors included, lets a page read it: once.
+        const head = res.text.slice(0, res.text.indexOf('\r\n\r\n'));
+        const acao = head.split('\r\n').filter((l) => /^access-control-allow-origin:/i.test(l));
+        assert.deepEqual(acao, [`Access-Control-Allow-Origin: ${ORIGIN}`], `${row.name}: one CORS header: ${head}`);
         if (row.sse) {
             assert.match(res.text, /Content-Type: text\/event-stream/i, row.name);
             assert.match(res.text, /data: seed message/, `${row.name}: replays what is retained`);

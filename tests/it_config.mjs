@@ -93,6 +93,11 @@ describe('invalid config files: exit 1, one line naming file, line and field', (
             line: 3, field: /max_headers/,
         },
         {
+            name: 'max_retry_ms over 86400000 (line 4)',
+            text: '{\n  "limits": {\n    "max_body": 4096,\n    "max_retry_ms": 86400001\n  }\n}\n',
+            line: 4, field: /limits\.max_retry_ms/,
+        },
+        {
             name: 'syntax error: missing comma (line 3)',
             text: '{\n  "autocreate": true\n  "heartbeat_s": 5\n}\n',
             line: 3, field: null,
@@ -233,6 +238,26 @@ describe('config effects', () => {
         const big = await b.req('POST', evPath('lim'), { body: 'x'.repeat(101), headers: { 'Content-Type': 'text/plain' } });
         assert.equal(big.status, 413);
         assert.equal((await b.req('GET', evPath('lim'))).json.events.length, 1);
+        assert.equal(await b.stop(), 0);
+    });
+
+    test('limits.max_retry_ms bounds a published retry; at the bound it reaches subscribers', async () => {
+        const b = await start({ config: { limits: { max_retry_ms: 1500 } } });
+        const ch = uniq('retry');
+        const s = await b.stream(evPath(ch));
+        await s.waitOpen();
+        checkError(assert, await b.req('POST', evPath(ch), { body: { data: 'x', retry: 1501 } }),
+            400, 'invalid_retry', 'one over the bound');
+        const batch = await b.req('POST', evPath(ch), { body: [{ data: 'a' }, { data: 'b', retry: 86400000 }] });
+        checkError(assert, batch, 400, 'invalid_retry', 'a batch with a day-long retry');
+        assert.match(batch.json.error.message, /^events\[1\]: .*0 to 1500/);
+        const ok = await b.req('POST', evPath(ch), { body: { data: 'ok', retry: 1500 } });
+        assert.equal(ok.status, 201, ok.text);
+        const [e] = await s.waitEvents(1);
+        assert.equal(e.data, 'ok', 'nothing refused was published');
+        assert.equal(e.retry, '1500');
+        assert.equal((await b.req('GET', evPath(ch))).json.events.length, 1);
+        s.close();
         assert.equal(await b.stop(), 0);
     });
 });

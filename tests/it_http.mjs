@@ -1,6 +1,6 @@
 // it_http.mjs - the HTTP/1.1 layer (src/httpd.c) as raw clients see it:
 // keep-alive, pipelining, chunked request bodies, Expect: 100-continue,
-// HTTP/1.0, bare-LF heads, absolute-form targets, the idle timeout with 408,
+// HTTP/1.0, bare-LF heads refused, absolute-form targets, the idle timeout with 408,
 // and max_connections (subscribers past it get 200 + retry:, others 503).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -145,13 +145,21 @@ test('Expect: 100-continue gets 100 before the body is sent', async () => {
     c.close();
 });
 
-test('HTTP/1.0 is answered and closed; keep-alive when asked; absolute-form and bare LF work', async () => {
+test('HTTP/1.0 is answered and closed; keep-alive when asked; absolute-form works; bare LF does not', async () => {
     const b = await broker();
     let c = rawConn(b.port);
-    c.sock.write('GET /health HTTP/1.0\n\n'); // bare LF line ends, no Host
+    c.sock.write('GET /health HTTP/1.0\r\n\r\n'); // no Host
     let r = await c.wait(1);
     assert.equal(r[0].status, 200);
     assert.equal(r[0].headers.connection, 'close');
+    await c.waitClosed();
+
+    // Bare LF line ends: refused (a proxy may frame them otherwise), and closed.
+    c = rawConn(b.port);
+    c.sock.write('GET /health HTTP/1.0\n\n');
+    r = await c.wait(1);
+    assert.equal(r[0].status, 400);
+    assert.equal(JSON.parse(r[0].text).error.code, 'invalid_request');
     await c.waitClosed();
 
     c = rawConn(b.port);
@@ -184,6 +192,7 @@ test('idle timeout: a half-sent request gets 408 and is closed, an idle keep-ali
     assert.equal(r.length, 1);
     assert.equal(r[0].status, 408);
     assert.equal(JSON.parse(r[0].text).error.code, 'request_timeout');
+    assert.equal(r[0].headers['access-control-allow-origin'], '*', 'a page can read the 408');
     assert.equal(idle.responses().length, 1, 'the idle connection got nothing more');
 });
 

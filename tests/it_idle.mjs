@@ -130,6 +130,7 @@ test('GET /channels pages by name: limit, after, next; bounded whatever the coun
     assert.equal(first.json.channels.length, 100, 'the default page is 100');
     assert.deepEqual(first.json.channels.map((c) => c.name), names.slice(0, 100));
     assert.equal(first.json.next, names[99], 'next names the last of the page');
+    assert.equal(first.headers.link, `</channels?after=${encodeURIComponent(names[99])}>; rel="next"`);
 
     // Walk every page of 33.
     const seen = [];
@@ -141,7 +142,11 @@ test('GET /channels pages by name: limit, after, next; bounded whatever the coun
         assert.ok(r.json.channels.length <= 33);
         seen.push(...r.json.channels.map((c) => c.name));
         pages++;
-        if (!r.json.next) break;
+        if (!r.json.next) {
+            assert.equal(r.headers.link, undefined, 'no Link on the last page');
+            break;
+        }
+        assert.equal(r.headers.link, `</channels?limit=33&after=${encodeURIComponent(r.json.next)}>; rel="next"`);
         after = r.json.next;
         assert.ok(pages < 20, 'the walk ends');
     }

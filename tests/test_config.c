@@ -150,20 +150,23 @@ static void test_load_ok(void)
                d.broker.max_streams_per_channel == 10000 &&
                d.broker.max_connections_per_channel == 10000 &&
                d.http.stream_buffer == 1048576 && d.http.idle_timeout_s == 30 &&
-               d.http.backoff_ms == 5000,
+               d.http.backoff_ms == 5000 && d.http.max_retry_ms == 60000 &&
+               d.http.max_response == 1048576,
            "limit defaults");
         ok(config_load_string(
                &d,
                "{\"limits\": {\"max_channels\": 2, \"max_streams\": 3, "
                "\"max_streams_per_channel\": 4, "
                "\"max_connections_per_channel\": 5, \"stream_buffer\": 4096, "
-               "\"idle_timeout_s\": 1, \"backoff_ms\": 0}}",
+               "\"idle_timeout_s\": 1, \"backoff_ms\": 0, \"max_retry_ms\": 7, "
+               "\"max_response\": 8192}}",
                "l.json", err, sizeof(err)) == 0 &&
                d.broker.max_channels == 2 && d.broker.max_streams == 3 &&
                d.broker.max_streams_per_channel == 4 &&
                d.broker.max_connections_per_channel == 5 &&
                d.http.stream_buffer == 4096 && d.http.idle_timeout_s == 1 &&
-               d.http.backoff_ms == 0,
+               d.http.backoff_ms == 0 && d.http.max_retry_ms == 7 &&
+               d.http.max_response == 8192,
            "every limit loads (%s)", err);
         ok(config_load_string(&d, "{\"limits\": {\"stream_buffer\": 100}}", "l.json", err,
                               sizeof(err)) < 0 &&
@@ -171,6 +174,15 @@ static void test_load_ok(void)
                       "l.json:1: field 'limits.stream_buffer': must be an integer from "
                       "4096 to 1073741824") == 0,
            "a limit out of range names its field (%s)", err);
+        ok(config_load_string(&d, "{\n  \"limits\": {\n    \"max_retry_ms\": 86400001}}",
+                              "l.json", err, sizeof(err)) < 0 &&
+               strcmp(err, "l.json:3: field 'limits.max_retry_ms': must be an integer "
+                           "from 0 to 86400000") == 0,
+           "max_retry_ms out of range names its file, line and field (%s)", err);
+        ok(config_load_string(&d, "{\"limits\": {\"max_response\": 4095}}", "l.json", err,
+                              sizeof(err)) < 0 &&
+               strstr(err, "field 'limits.max_response': must be an integer from 4096"),
+           "max_response below 4096 is refused (%s)", err);
         ok(config_load_string(&d, "{\"limits\": {\"idle_timeout_s\": 0}}", "l.json", err,
                               sizeof(err)) < 0 &&
                strstr(err, "limits.idle_timeout_s"),

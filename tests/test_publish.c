@@ -395,10 +395,39 @@ static void test_batch_limits(void)
     ok(1, "pub_batch_free(NULL)");
 }
 
+/* The configured bound on retry, below the parser's absolute one. */
+static void test_retry_bound(void)
+{
+    static const char one[] = "{\"data\": \"x\", \"retry\": 60001}";
+    static const char many[] = "[{\"data\": \"a\", \"retry\": 60000}, {\"data\": \"b\"}, "
+                               "{\"data\": \"c\", \"retry\": 86400000}]";
+    pub_batch b;
+    const char *code = NULL;
+    char err[256] = "";
+
+    ok(publish_parse(JSON, one, sizeof(one) - 1, NULL, &b, &code, err, sizeof(err)) ==
+               0 &&
+           pub_batch_check_retry(&b, 60000, &code, err, sizeof(err)) == -1 && code &&
+           strcmp(code, "invalid_retry") == 0 &&
+           strcmp(err, "'retry' must be an integer from 0 to 60000") == 0,
+       "retry over the bound: %s", err);
+    ok(pub_batch_check_retry(&b, 60001, &code, err, sizeof(err)) == 0,
+       "retry at the bound is fine");
+    pub_batch_free(&b);
+    ok(publish_parse(JSON, many, sizeof(many) - 1, NULL, &b, &code, err, sizeof(err)) ==
+               0 &&
+           pub_batch_check_retry(&b, 60000, &code, err, sizeof(err)) == -1 &&
+           strcmp(err, "events[2]: 'retry' must be an integer from 0 to 60000") == 0,
+       "a batch names the event over the bound: %s", err);
+    ok(pub_batch_check_retry(&b, 86400000, NULL, NULL, 0) == 0, "all within 86400000");
+    pub_batch_free(&b);
+}
+
 int main(void)
 {
     test_ok();
     test_errors();
     test_batch_limits();
+    test_retry_bound();
     return done_testing();
 }

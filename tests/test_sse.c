@@ -126,6 +126,58 @@ static void test_valid_field(void)
            "sse_valid_field case %zu -> %d", i, field_cases[i].want);
 }
 
+/* The API form's compact text of 'm', as jansson writes it. Caller frees. */
+static char *api_text(const msg *m, size_t *len)
+{
+    json_t *o = msg_to_json(m);
+    char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    *len = t ? strlen(t) : 0;
+    return t;
+}
+
+/* Does writing 'm' with msg_json_piece() give 'want' (its 'len' bytes), for
+ * rooms from the minimum up? */
+static int pieces_are(const msg *m, const char *want, size_t len)
+{
+    static const size_t rooms[] = {MSG_JSON_PIECE_MIN, MSG_JSON_PIECE_MIN + 7, 4096,
+                                   1 << 20};
+    char *buf = malloc(len + (1 << 20)), *room = malloc(1 << 20);
+    int same = buf && room;
+    for (size_t r = 0; same && r < sizeof(rooms) / sizeof(rooms[0]); r++) {
+        msg_json_cursor c = {0};
+        size_t got = 0, n, calls = 0;
+        while (got <= len && (n = msg_json_piece(m, &c, room, rooms[r])) > 0) {
+            memcpy(buf + got, room, n);
+            got += n;
+            calls++;
+        }
+        same = msg_json_done(&c) && got == len && memcmp(buf, want, len) == 0 &&
+               msg_json_piece(m, &c, room, rooms[r]) == 0 && calls > 0;
+    }
+    free(buf);
+    free(room);
+    return same;
+}
+
+/* A large message, all of whose bytes escape to six: many pieces. */
+static void test_msg_json_large(void)
+{
+    size_t dl = 100000;
+    char *data = malloc(dl + 1);
+    for (size_t i = 0; i < dl; i++)
+        data[i] = (char)(i % 7 == 0 ? 'a' : i % 5 == 0 ? '"' : 1 + (int)(i % 31));
+    data[dl] = '\0';
+    msg *m = msg_new(7, "big", data, dl, -5, 100);
+    size_t len = 0;
+    char *want = m ? api_text(m, &len) : NULL;
+    ok(want && msg_json_len(m) == len && len > 4 * dl, "large: msg_json_len %zu", len);
+    ok(want && pieces_are(m, want, len), "large: written in pieces, it is the text");
+    free(want);
+    msg_unref(m);
+    free(data);
+}
+
 /* msg_json_tail() + its head is what jansson writes for msg_to_json(), and
  * msg_from_json() reads it back, for awkward events and data. */
 static void test_msg_json(void)
@@ -151,10 +203,22 @@ static void test_msg_json(void)
                            cases[i].retry);
         if (ref)
             ref->pos = i + 1;
-        size_t rl;
+        size_t rl = 0;
         const char *want = ref ? msg_json_text(ref, &rl) : NULL;
         ok(tail && want && strcmp(text, want) == 0, "json tail %zu is jansson's text: %s",
            i, text);
+        size_t al = 0;
+        char *api = ref ? api_text(ref, &al) : NULL;
+        ok(api && msg_json_len(ref) == al, "json %zu: msg_json_len %zu is its length %zu",
+           i, ref ? msg_json_len(ref) : 0, al);
+        ok(api && pieces_are(ref, api, al),
+           "json %zu: written in pieces, it is the API text", i);
+        free(api);
+        /* Everything the message holds, its JSON memo included now. */
+        ok(ref && msg_footprint(ref) >= sizeof(msg) + dl + 1 + ref->chunk_len + rl + 1 &&
+               msg_footprint(ref) <= sizeof(msg) + dl + ref->chunk_len + rl + 256 +
+                                         (cases[i].event ? strlen(cases[i].event) : 0),
+           "footprint %zu counts every buffer", i);
         msg *back = msg_from_json(text, strlen(text));
         ok(back && back->seq == 42 && back->pos == i + 1 && back->data_len == dl &&
                memcmp(back->data, cases[i].data, dl) == 0 &&
@@ -197,6 +261,7 @@ static void test_msg_json(void)
 int main(void)
 {
     test_msg_json();
+    test_msg_json_large();
     test_frames();
     test_large();
     test_length_bound();

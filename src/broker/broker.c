@@ -984,7 +984,7 @@ int broker_attach(broker *b, sink *sk, conn *cn, const char **why)
     if ((*why = admit(b, cn->ch, cn->lis.stream != NULL)))
         return BROKER_ELIMIT;
     if (cn->lis.stream) {
-        log_info("connection %s: a new stream takes over", cn->id);
+        log_debug("connection %s: a new stream takes over", cn->id);
         stream_close(cn->lis.stream);
     }
     if (!(s = stream_open(b, sk, cn->ch, cn)))

@@ -29,9 +29,10 @@ typedef struct sink_ops {
     /* Start the stream: the client sees it open, with 'retry_ms' as its
      * reconnection delay. */
     void (*open)(sink *s, int retry_ms);
-    /* Write one message's frame, shared by reference (the sink takes a msg
-     * reference for as long as it keeps it). Returns 0, or SINK_EFULL when the
-     * client does not keep up: nothing was written, and the broker aborts it. */
+    /* Write one message's frame (the sink copies it, or takes a msg reference
+     * for as long as it keeps it, and counts what that costs against its
+     * bound). Returns 0, or SINK_EFULL when the client does not keep up:
+     * nothing was written, and the broker aborts it. */
     int (*send)(sink *s, msg *m);
     /* Write an SSE comment line (": text"). */
     void (*comment)(sink *s, const char *text);

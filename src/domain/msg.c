@@ -84,6 +84,25 @@ msg *msg_ref(msg *m)
     return m;
 }
 
+/* What malloc(n) takes on glibc: n and its 8-byte header, rounded up to 16,
+ * at least 32. */
+static size_t alloc_size(size_t n)
+{
+    size_t a = (n + 8 + 15) & ~(size_t)15;
+    return a < 32 ? 32 : a;
+}
+
+size_t msg_footprint(const msg *m)
+{
+    size_t n =
+        alloc_size(sizeof(*m)) + alloc_size(m->data_len + 1) + alloc_size(m->chunk_len);
+    if (m->event)
+        n += alloc_size(strlen(m->event) + 1);
+    if (m->json)
+        n += alloc_size(m->json_len + 1);
+    return n;
+}
+
 void msg_unref(msg *m)
 {
     if (!m || --m->refs > 0)
@@ -133,12 +152,12 @@ const char *msg_json_text(const msg *m, size_t *len)
     return mm->json;
 }
 
-/* 's' as a JSON string literal at 'p' (room: 6 * len + 2); returns the end.
- * Escapes as jansson does by default: '"', '\\', and control characters. */
-static char *json_quote(char *p, const char *s, size_t len)
+/* The bytes of 's' escaped for inside a JSON string at 'p' (room: 6 * len);
+ * returns the end. Escapes as jansson does by default: '"', '\\', and
+ * control characters. */
+static char *json_escape(char *p, const char *s, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
-    *p++ = '"';
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
@@ -174,6 +193,30 @@ static char *json_quote(char *p, const char *s, size_t len)
             *p++ = hex[c & 15];
         }
     }
+    return p;
+}
+
+/* What json_escape() writes for 's', in bytes. */
+static size_t json_escape_len(const char *s, size_t len)
+{
+    size_t n = len;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        n += c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' ||
+                     c == '\t'
+                 ? 1
+                 : 5;
+    }
+    return n;
+}
+
+/* 's' as a JSON string literal at 'p' (room: 6 * len + 2); returns the end. */
+static char *json_quote(char *p, const char *s, size_t len)
+{
+    *p++ = '"';
+    p = json_escape(p, s, len);
     *p++ = '"';
     return p;
 }
@@ -210,6 +253,68 @@ char *msg_json_tail(const char *event, const char *data, size_t data_len, int64_
     *p = '\0';
     *len = (size_t)(p - text);
     return text;
+}
+
+/* ---- the same text, sized and written in pieces ---- */
+
+/* The text after the data's closing quote: timestamp, retry, '}'. */
+static char *json_tail_fields(char *p, const msg *m)
+{
+    memcpy(p, "\",\"timestamp\":", 14);
+    p = fmt_i64(p + 14, m->ts_us);
+    if (m->retry >= 0) {
+        memcpy(p, ",\"retry\":", 9);
+        p = fmt_u64(p + 9, (uint64_t)m->retry);
+    }
+    *p++ = '}';
+    return p;
+}
+
+size_t msg_json_len(const msg *m)
+{
+    char tail[64];
+    size_t n = 7 + strlen(m->id) + 10; /* {"id":"ID","event": */
+    n += m->event ? 2 + json_escape_len(m->event, strlen(m->event)) : 4;
+    n += 9 + json_escape_len(m->data, m->data_len); /* ,"data":"DATA */
+    return n + (size_t)(json_tail_fields(tail, m) - tail);
+}
+
+size_t msg_json_piece(const msg *m, msg_json_cursor *c, char *out, size_t room)
+{
+    char *p = out, *end = out + room;
+    if (c->part == 0) {
+        /* At most 7 + 20 + 10 + 6 * PUB_EVENT_MAX-ish + 2 + 9: within the
+         * minimum room for any event the broker accepts. */
+        size_t el = m->event ? strlen(m->event) : 0;
+        if (room < 48 + 6 * el)
+            return 0;
+        p = stpcpy(stpcpy(stpcpy(p, "{\"id\":\""), m->id), "\",\"event\":");
+        if (m->event) {
+            p = json_quote(p, m->event, el);
+        } else {
+            memcpy(p, "null", 4);
+            p += 4;
+        }
+        memcpy(p, ",\"data\":\"", 9);
+        p += 9;
+        c->part = 1;
+        c->off = 0;
+    }
+    if (c->part == 1) {
+        /* As much of the data as surely fits: 6 bytes per byte at worst. */
+        size_t n = (size_t)(end - p) / 6;
+        if (n > m->data_len - c->off)
+            n = m->data_len - c->off;
+        p = json_escape(p, m->data + c->off, n);
+        c->off += n;
+        if (c->off == m->data_len)
+            c->part = 2;
+    }
+    if (c->part == 2 && end - p >= 64) {
+        p = json_tail_fields(p, m);
+        c->part = 3;
+    }
+    return (size_t)(p - out);
 }
 
 /* ---- reading our own text back, fast (falls back to jansson) ---- */

@@ -35,6 +35,10 @@ typedef struct msg {
 msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
              int64_t ts_us, int retry);
 msg *msg_ref(msg *m);
+/* The bytes 'm' holds in memory: the struct and every buffer it owns (its
+ * data, its chunk-framed frame, its JSON text once made), each with the
+ * allocator's header. What a reference keeps alive if it is the last. */
+size_t msg_footprint(const msg *m);
 /* Drop a reference; the last one frees. NULL is fine. */
 void msg_unref(msg *m);
 
@@ -51,6 +55,26 @@ json_t *msg_to_json(const msg *m);
  * the position is known. Made once per message and kept with it (borrowed:
  * valid while the message is). NULL on OOM. */
 const char *msg_json_text(const msg *m, size_t *len);
+
+/* The length of the API form's compact text (json_dumps of msg_to_json(),
+ * JSON_COMPACT: no "pos"), computed without making it. */
+size_t msg_json_len(const msg *m);
+
+/* That text written a piece at a time, for answers too large to build at
+ * once: a cursor starts zeroed; each call appends to 'out' the next bytes
+ * that fit in 'room' and returns how many (0 once the text is complete, see
+ * msg_json_done). 'room' of MSG_JSON_PIECE_MIN or more always makes progress.
+ * The pieces, joined, are exactly that text. */
+typedef struct msg_json_cursor {
+    int part;   /* 0 head, 1 data, 2 tail, 3 done */
+    size_t off; /* bytes of data written */
+} msg_json_cursor;
+#define MSG_JSON_PIECE_MIN 1280 /* the head with a 200-byte event, escaped */
+size_t msg_json_piece(const msg *m, msg_json_cursor *c, char *out, size_t room);
+static inline int msg_json_done(const msg_json_cursor *c)
+{
+    return c->part == 3;
+}
 
 /* The msg_to_json() text of a message not numbered yet, from just past its
  * position on: MSG_JSON_HEAD + id + MSG_JSON_MID + pos + the result is the

@@ -12,6 +12,12 @@ int valid_channel_name(const char *s, size_t len)
 {
     if (len == 0 || len > CHAN_NAME_MAX)
         return 0;
+    /* "." and ".." are dot-segments: a client or proxy normalising the URL
+     * (RFC 3986 5.2.4) turns /channels/../events into /events, so such a
+     * channel could not be reached reliably, and a name that walks the path
+     * is never meant. */
+    if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+        return 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||

@@ -234,6 +234,17 @@ int publish_parse(const char *ctype, const char *body, size_t len,
     return rc;
 }
 
+int pub_batch_check_retry(const pub_batch *b, int max, const char **code, char *err,
+                          size_t errlen)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->ev[i].retry > max)
+            return pub_fail(code, err, errlen, "invalid_retry",
+                            b->is_array ? (long)i : -1,
+                            "'retry' must be an integer from 0 to %d", max);
+    return 0;
+}
+
 void pub_batch_free(pub_batch *b)
 {
     if (!b)

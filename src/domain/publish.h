@@ -40,6 +40,12 @@ int publish_parse(const char *ctype, const char *body, size_t len,
                   const char *query_event, pub_batch *out, const char **code, char *err,
                   size_t errlen);
 
+/* Check every event's retry against the configured bound 'max' (<= the
+ * absolute bound above). Returns 0, or -1 with '*code' "invalid_retry" and a
+ * message naming the first event at fault in 'err' (as publish_parse). */
+int pub_batch_check_retry(const pub_batch *b, int max, const char **code, char *err,
+                          size_t errlen);
+
 /* Release what 'b' holds and zero it. NULL is fine. */
 void pub_batch_free(pub_batch *b);
 

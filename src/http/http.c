@@ -311,7 +311,6 @@ static void published(int status, const uint64_t *ids_, size_t n, int64_t ts_us,
             e = fmt_u64(stpcpy(e, "{\"id\":\""), ids_[0]);
             e = stpcpy(fmt_i64(stpcpy(e, "\",\"timestamp\":"), ts_us), "}\n");
             evbuffer_add(out, text, (size_t)(e - text));
-            http_cors(c->req, c->o);
             httpd_reply(c->req, 201, "application/json", out);
             evbuffer_free(out);
         }
@@ -348,6 +347,12 @@ static int publish_parse_body(http_ctx *c)
     if (publish_parse(header(c, "Content-Type"), data, len,
                       evhttp_find_header(&c->query, "event"), &c->batch, &code, err,
                       sizeof(err)) < 0) {
+        reply_error(c, 400, code, err);
+        return -1;
+    }
+    /* A retry reaches every subscriber of the channel and holds their
+     * browsers off that long: only up to the configured bound. */
+    if (pub_batch_check_retry(&c->batch, c->o->max_retry_ms, &code, err, sizeof(err)) < 0) {
         reply_error(c, 400, code, err);
         return -1;
     }
@@ -473,9 +478,37 @@ static void h_status(http_ctx *c)
     h_nodes(c, true);
 }
 
+/* The Link header to the next page: this request's path and query, with
+ * 'after' set to 'next'. */
+static void next_link(http_ctx *c, const char *next)
+{
+    struct evbuffer *b = evbuffer_new();
+    struct evkeyval *kv;
+    char *link;
+    if (!b)
+        return;
+    evbuffer_add_printf(b, "<%s?", httpd_path(c->req));
+    TAILQ_FOREACH (kv, &c->query, next) {
+        if (strcmp(kv->key, "after") == 0)
+            continue;
+        char *k = evhttp_encode_uri(kv->key), *v = evhttp_encode_uri(kv->value);
+        if (k && v)
+            evbuffer_add_printf(b, "%s=%s&", k, v);
+        free(k);
+        free(v);
+    }
+    char *n = evhttp_encode_uri(next);
+    evbuffer_add_printf(b, "after=%s>; rel=\"next\"", n ? n : "");
+    free(n);
+    evbuffer_add(b, "", 1);
+    if ((link = (char *)evbuffer_pullup(b, -1)))
+        httpd_add_header(c->req, "Link", link);
+    evbuffer_free(b);
+}
+
 /* GET /channels: one page, sorted by name, of at most 'limit' channels
  * (CHANNELS_PAGE unless asked) after the name 'after'; "next" (the name to
- * pass as 'after') when more follow. A page is bounded whatever the number
+ * pass as 'after', also in a Link header) when more follow. A page is bounded whatever the number
  * of channels, and so is the work to find it (a sorted index). */
 #define CHANNELS_PAGE 100
 #define CHANNELS_PAGE_MAX 1000
@@ -500,8 +533,10 @@ static void h_channels(http_ctx *c)
     }
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, chan_to_json(v[i]));
-    if (more)
+    if (more) {
         json_object_set_new(o, "next", json_string(v[n - 1]->name));
+        next_link(c, v[n - 1]->name);
+    }
     http_json(c->req, c->o, 200, o);
 }
 
@@ -574,15 +609,96 @@ static void open_stream(http_ctx *c)
         reply_error(c, 503, "out_of_memory", "out of memory");
 }
 
-/* GET .../events without text/event-stream: the retained history as JSON. */
+/* ---- GET .../events without text/event-stream: the history as JSON ----
+ *
+ * A read answers one page: {"events": [...]} with the messages after 'after'
+ * (all retained ones without it), at most 'limit' of them and at most
+ * limits.max_response bytes of text (always at least one message, however
+ * large), and, when more are retained past the page, "next": the id to pass
+ * as 'after' for the next page, also given as a Link: <...>; rel="next"
+ * header that keeps every other query parameter. A small history is one page
+ * without "next": the answer is what it always was.
+ *
+ * The page is sized first (msg_json_len), so that it goes out with a
+ * Content-Length, and then written a piece at a time (msg_json_piece) as the
+ * client reads: at most HIST_TARGET or stream_buffer, whichever is less, is
+ * produced ahead of the socket, so that neither a large page nor a client
+ * that does not read holds the loop or more memory than a stream may. The
+ * page's messages are pinned (a reference each) until written, so that
+ * history moving on meanwhile changes nothing in it. */
+
+#define HIST_TARGET 262144 /* bytes produced ahead of the socket, at most */
+#define HIST_PIECE 16320   /* bytes reserved per piece: a 16 KiB chain */
+#define HIST_HEAD "{\"events\":["
+#define HIST_NEXT_MAX 40 /* ',"next":"<20 digits>"' */
+
+typedef struct hist_page {
+    httpd_req *req;
+    msg **v; /* the page, a reference each */
+    size_t n, i;
+    msg_json_cursor cur; /* in v[i] */
+    size_t target;       /* produce while fewer bytes than this are unsent */
+    char close[64];      /* ']' [',"next":"ID"'] '}' '\n' */
+} hist_page;
+
+static void hist_free(hist_page *hp)
+{
+    for (size_t i = 0; i < hp->n; i++)
+        msg_unref(hp->v[i]);
+    free(hp->v);
+    free(hp);
+}
+
+static void hist_closed(httpd_req *req, void *arg)
+{
+    hist_free(arg);
+}
+
+/* Write the page's next pieces until HIST target bytes wait for the socket,
+ * or all of it; then end the response. */
+static void hist_fill(httpd_req *req, void *arg)
+{
+    hist_page *hp = arg;
+    struct evbuffer *out = httpd_stream_output(req);
+    while (hp->i < hp->n && httpd_pending(req) < hp->target) {
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(out, HIST_PIECE, &v, 1) < 1)
+            break; /* out of memory: try again on the next drain */
+        char *p = v.iov_base,
+             *end = p + (v.iov_len < HIST_PIECE ? v.iov_len : HIST_PIECE);
+        while (hp->i < hp->n && end - p >= MSG_JSON_PIECE_MIN + 1) {
+            if (hp->cur.part == 0 && hp->i > 0)
+                *p++ = ',';
+            p += msg_json_piece(hp->v[hp->i], &hp->cur, p, (size_t)(end - p));
+            if (msg_json_done(&hp->cur)) {
+                hp->cur = (msg_json_cursor){0};
+                hp->i++;
+            }
+        }
+        v.iov_len = (size_t)(p - (char *)v.iov_base);
+        evbuffer_commit_space(out, &v, 1);
+    }
+    if (hp->i == hp->n) {
+        evbuffer_add(out, hp->close, strlen(hp->close));
+        httpd_on_close(req, NULL, NULL);
+        httpd_on_drain(req, NULL, NULL);
+        httpd_stream_end(req);
+        hist_free(hp);
+        return;
+    }
+    httpd_stream_dirty(req);
+}
+
 static void history_json(http_ctx *c)
 {
     const char *after = evhttp_find_header(&c->query, "after");
     const char *limit_s = evhttp_find_header(&c->query, "limit");
     uint64_t seq = 0, limit = HISTORY_LIMIT_MAX;
-    size_t from = 0;
+    size_t from = 0, n = 0, max = c->o->max_response;
+    /* The head, the closing and room for "next", then the messages. */
+    uint64_t bytes = sizeof(HIST_HEAD) - 1 + 3 + HIST_NEXT_MAX, total;
+    hist_page *hp;
     chan *ch = c->ch;
-    json_t *arr;
 
     if (after && parse_u64(after, &seq) < 0) {
         reply_error(c, 400, "invalid_id", "'after' must be a message id");
@@ -597,13 +713,39 @@ static void history_json(http_ctx *c)
         long at = msgq_find(&ch->history, seq);
         from = at >= 0 ? (size_t)at + 1 : 0; /* unknown id: everything */
     }
-    if (!(arr = json_array())) {
+    /* Size the page: up to 'limit' messages and 'max' bytes, at least one. */
+    for (size_t i = from; i < ch->history.len && n < limit; i++, n++) {
+        uint64_t len = msg_json_len(msgq_at(&ch->history, i)) + (n > 0);
+        if (n > 0 && bytes + len > max)
+            break;
+        bytes += len;
+    }
+    if (!(hp = calloc(1, sizeof(*hp))) || (n && !(hp->v = malloc(n * sizeof(msg *))))) {
+        free(hp);
         reply_error(c, 503, "out_of_memory", "out of memory");
         return;
     }
-    for (size_t i = from; i < ch->history.len && limit > 0; i++, limit--)
-        json_array_append_new(arr, msg_to_json(msgq_at(&ch->history, i)));
-    http_json(c->req, c->o, 200, json_pack("{s:o}", "events", arr));
+    hp->req = c->req;
+    for (size_t i = 0; i < n; i++)
+        hp->v[hp->n++] = msg_ref(msgq_at(&ch->history, from + i));
+    hp->target = c->o->stream_buffer < HIST_TARGET ? c->o->stream_buffer : HIST_TARGET;
+    if (from + n < ch->history.len) {
+        /* More is retained past the page: where the next one starts. */
+        const char *next = hp->v[n - 1]->id;
+        snprintf(hp->close, sizeof(hp->close), "],\"next\":\"%s\"}\n", next);
+        next_link(c, next);
+    } else {
+        strcpy(hp->close, "]}\n");
+    }
+    total = bytes - 3 - HIST_NEXT_MAX + strlen(hp->close);
+    if (!httpd_body_start(c->req, 200, "application/json", total)) {
+        hist_free(hp); /* HEAD: the headers say it all */
+        return;
+    }
+    evbuffer_add(httpd_stream_output(c->req), HIST_HEAD, sizeof(HIST_HEAD) - 1);
+    httpd_on_close(c->req, hist_closed, hp);
+    httpd_on_drain(c->req, hist_fill, hp);
+    hist_fill(c->req, hp);
 }
 
 static void h_events(http_ctx *c)
@@ -864,7 +1006,6 @@ static int over_limit(http_ctx *c, const char *path)
         refuse_stream(c, "busy: the broker holds its limit of connections");
         return 1;
     }
-    http_cors(c->req, c->o);
     httpd_add_header(c->req, "Retry-After", "5");
     httpd_reply_error(c->req, 503, "limit_reached",
                       "the broker holds its limit of connections", true);
@@ -948,6 +1089,7 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
         .max_connections = (size_t)o->max_connections,
         .reuseport = o->reuseport,
         .threads = o->threads,
+        .cors_origin = o->cors_origin,
     };
 
     if (!h) {

@@ -19,8 +19,11 @@ typedef struct http_opts {
     size_t max_headers;   /* bytes of the request line and headers (16 KiB) */
     int max_connections;  /* client sockets; beyond them requests are refused */
     int idle_timeout_s;   /* a request not complete within this is closed (30) */
-    size_t stream_buffer; /* unsent bytes a stream may hold before it is cut (1 MiB) */
+    size_t stream_buffer; /* what a stream's unsent output may cost before it is cut
+                             (1 MiB) */
+    size_t max_response;  /* bytes of one page of history (1 MiB) */
     int backoff_ms;       /* retry: sent to a subscriber refused by a limit (5000) */
+    int max_retry_ms;     /* largest retry a publish may set (60000) */
     int threads;          /* threads that write streams, the loop's included (>= 1) */
     char *cors_origin;    /* Access-Control-Allow-Origin (default "*"); the config
                              that filled it owns it, the server borrows it */

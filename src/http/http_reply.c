@@ -7,11 +7,6 @@
 #include <string.h>
 #include <event2/buffer.h>
 
-void http_cors(httpd_req *req, const http_opts *o)
-{
-    httpd_add_header(req, "Access-Control-Allow-Origin", o->cors_origin);
-}
-
 static void free_text(const void *data, size_t len, void *arg)
 {
     free(arg);
@@ -23,7 +18,6 @@ void http_json(httpd_req *req, const http_opts *o, int status, json_t *body)
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 
     json_decref(body);
-    http_cors(req, o);
     if (body && (!text || !(out = evbuffer_new()))) {
         free(text);
         httpd_reply_error(req, 503, "out_of_memory", "out of memory", false);
@@ -61,7 +55,6 @@ void http_refuse_stream(httpd_req *req, const http_opts *o, const char *why)
         return;
     }
     evbuffer_add_printf(out, "retry: %d\n: %s\n\n", o->backoff_ms, why);
-    http_cors(req, o);
     httpd_add_header(req, "Cache-Control", "no-cache");
     httpd_reply(req, 200, "text/event-stream", out);
     evbuffer_free(out);

@@ -1,4 +1,5 @@
-/* http_reply.h - JSON answers and errors for the HTTP API. */
+/* http_reply.h - JSON answers and errors for the HTTP API. (Every response
+ * gets Access-Control-Allow-Origin from httpd: see httpd_opts.) */
 #ifndef HTTP_REPLY_H
 #define HTTP_REPLY_H
 
@@ -8,8 +9,6 @@
 #include "src/http/http.h"
 #include "src/http/httpd.h"
 
-/* Add Access-Control-Allow-Origin per the options. */
-void http_cors(httpd_req *req, const http_opts *o);
 /* Send 'body' (stolen; NULL sends no body) as JSON with 'status'. */
 void http_json(httpd_req *req, const http_opts *o, int status, json_t *body);
 /* Send {"error": {"code": code, "message": ...}} with 'status'. */

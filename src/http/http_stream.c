@@ -1,27 +1,129 @@
-/* http_stream.c - SSE responses on httpd, frames shared by reference. */
+/* http_stream.c - SSE responses on httpd: small frames copied, large ones
+ * shared by reference, and what a stream holds counted in what it costs.
+ *
+ * What is counted against limits.stream_buffer is what the stream's unsent
+ * output really keeps in memory:
+ *   - a frame of up to HS_COPY_MAX bytes is copied into the output: it costs
+ *     its bytes (libevent packs them into chains of 1 to 4 KiB, whose 56-byte
+ *     headers and unfilled tail are the only overhead: under 6% and 4 KiB);
+ *   - a larger frame is added by reference: it costs the chain libevent
+ *     allocates for the reference (1 KiB: its minimum chain, whatever it
+ *     holds) and the whole message it keeps alive (msg_footprint), counted in
+ *     full as if no one else held it, since the stream may be its last holder
+ *     once history and every other stream let go;
+ *   - comments (heartbeats) and framing are copied: their bytes.
+ * Copying small frames is the cure for the per-subscriber allocation: a 30
+ * byte frame by reference cost a 1 KiB chain, so 16 KiB of counted frames held
+ * 550 KiB. Up to 1 KiB a copy never costs more memory than a reference, and it
+ * is as fast (no allocation per stream, and fewer iovecs per writev); beyond,
+ * a reference saves a copy per subscriber of a big message.
+ *
+ * The bound: before a message is added, the socket is first given what it
+ * takes; if what the stream still holds is over stream_buffer, the client does
+ * not keep up and is cut (SINK_EFULL). So a stream holds at most
+ * stream_buffer plus one message's cost, and stream_buffer x streams (plus
+ * that message each) bounds what all streams keep. */
 #include "src/http/http_stream.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/buffer.h>
 
 #include "src/broker/broker.h"
-#include "src/http/http_reply.h"
+
+#define HS_COPY_MAX 1024 /* frames up to this are copied, larger ones referenced */
+/* A reference's own cost: libevent's minimum chain (1024 bytes) with
+ * malloc's header, and its entry in hs->refs. */
+#define HS_REF_COST (1040 + sizeof(hs_ref))
+
+/* A referenced frame still in the output: it leaves once the output has
+ * drained past 'end', and then its 'extra' (what it costs beyond the bytes
+ * the output length already counts) is no longer held. */
+typedef struct hs_ref {
+    uint64_t end; /* hs->added just after it */
+    size_t extra;
+} hs_ref;
 
 typedef struct http_stream {
     sink base;
     httpd_req *req;
     const http_opts *o;
-    bool chunked; /* HTTP/1.1: frames go out chunk-framed */
+    bool chunked;   /* HTTP/1.1: frames go out chunk-framed */
+    bool tail_ref;  /* the output ends in a reference chain */
+    uint64_t added; /* bytes ever put in the output, the response head included */
+    size_t extra;   /* the sum of 'extra' over refs */
+    hs_ref *refs;   /* a ring, oldest first; its length is bounded since each
+                       entry counts HS_REF_COST against stream_buffer */
+    size_t refs_cap, refs_head, refs_len;
 } http_stream;
+
+static void hs_free(http_stream *hs)
+{
+    free(hs->refs);
+    free(hs);
+}
 
 /* httpd calls this when the client's connection goes away. */
 static void hs_closed(httpd_req *req, void *arg)
 {
     http_stream *hs = arg;
     broker_sink_closed(&hs->base);
-    free(hs);
+    hs_free(hs);
+}
+
+/* What the unsent output costs now (see the top of the file). */
+static size_t hs_cost(http_stream *hs)
+{
+    size_t len = httpd_pending(hs->req);
+    uint64_t drained = hs->added - len;
+    while (hs->refs_len && hs->refs[hs->refs_head].end <= drained) {
+        hs->extra -= hs->refs[hs->refs_head].extra;
+        hs->refs_head = (hs->refs_head + 1) % hs->refs_cap;
+        hs->refs_len--;
+    }
+    return len + hs->extra;
+}
+
+static int hs_ref_push(http_stream *hs, hs_ref ref)
+{
+    if (hs->refs_len == hs->refs_cap) {
+        size_t cap = hs->refs_cap ? 2 * hs->refs_cap : 16;
+        hs_ref *v = malloc(cap * sizeof(*v));
+        if (!v)
+            return -1;
+        for (size_t i = 0; i < hs->refs_len; i++)
+            v[i] = hs->refs[(hs->refs_head + i) % hs->refs_cap];
+        free(hs->refs);
+        hs->refs = v;
+        hs->refs_cap = cap;
+        hs->refs_head = 0;
+    }
+    hs->refs[(hs->refs_head + hs->refs_len++) % hs->refs_cap] = ref;
+    hs->extra += ref.extra;
+    return 0;
+}
+
+/* Copy 'len' bytes to the output. After a reference chain, evbuffer_add
+ * would size its new chain after the reference (up to the referenced frame's
+ * length, megabytes for a byte): reserve just what this needs instead. */
+static void hs_copy(http_stream *hs, const void *p, size_t len)
+{
+    struct evbuffer *out = httpd_stream_output(hs->req);
+    if (hs->tail_ref) {
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) < 1)
+            return;
+        memcpy(v.iov_base, p, len);
+        v.iov_len = len;
+        if (evbuffer_commit_space(out, &v, 1) < 0)
+            return;
+        hs->tail_ref = false;
+    } else if (evbuffer_add(out, p, len) < 0) {
+        return;
+    }
+    hs->added += len;
 }
 
 /* httpd calls this when the socket has taken all the stream's output. */
@@ -36,7 +138,6 @@ static void hs_open(sink *sk, int retry_ms)
     httpd_req *req = hs->req;
     char text[64];
 
-    http_cors(req, hs->o);
     httpd_add_header(req, "Cache-Control", "no-cache");
     httpd_add_header(req, "X-Accel-Buffering", "no");
     struct evbuffer *out = httpd_stream_start(req, 200, "text/event-stream");
@@ -48,6 +149,7 @@ static void hs_open(sink *sk, int retry_ms)
         evbuffer_add_printf(out, "%x\r\n%s\r\n", n, text);
     else
         evbuffer_add(out, text, (size_t)n);
+    hs->added = evbuffer_get_length(out);
 }
 
 static void hs_frame_unref(const void *data, size_t len, void *arg)
@@ -58,20 +160,28 @@ static void hs_frame_unref(const void *data, size_t len, void *arg)
 static int hs_send(sink *sk, msg *m)
 {
     http_stream *hs = (http_stream *)sk;
+    size_t bound = hs->o->stream_buffer;
     /* Over the bound: first hand the socket what it takes now (a burst may
      * simply not have been written yet), and give up only on a client that
      * still leaves too much unread. */
-    if (httpd_pending(hs->req) > hs->o->stream_buffer &&
-        httpd_push(hs->req) > hs->o->stream_buffer)
+    if (hs_cost(hs) > bound && (httpd_push(hs->req), hs_cost(hs) > bound))
         return SINK_EFULL;
-    /* Straight onto the socket's buffer, by reference: the frame (already
-     * chunk-framed) is shared by every stream, so one message costs each
-     * stream one small chain, not a copy nor a chunk header of its own. */
+    /* The frame comes already chunk-framed for HTTP/1.1: no chunk header of
+     * our own either way. */
     const char *p = hs->chunked ? m->chunk : m->frame;
     size_t len = hs->chunked ? m->chunk_len : m->frame_len;
-    if (evbuffer_add_reference(httpd_stream_output(hs->req), p, len, hs_frame_unref,
-                               msg_ref(m)) < 0)
+    if (len <= HS_COPY_MAX) {
+        hs_copy(hs, p, len);
+    } else if (evbuffer_add_reference(httpd_stream_output(hs->req), p, len,
+                                      hs_frame_unref, msg_ref(m)) < 0) {
         msg_unref(m);
+    } else {
+        hs->added += len;
+        hs->tail_ref = true;
+        /* If the ring cannot grow, the reference is only counted by its
+         * bytes until it leaves: out of memory, nothing better to do. */
+        hs_ref_push(hs, (hs_ref){hs->added, HS_REF_COST + msg_footprint(m) - len});
+    }
     httpd_stream_dirty(hs->req);
     return 0;
 }
@@ -79,12 +189,12 @@ static int hs_send(sink *sk, msg *m)
 static void hs_comment(sink *sk, const char *text)
 {
     http_stream *hs = (http_stream *)sk;
-    struct evbuffer *out = httpd_stream_output(hs->req);
+    char buf[160];
     size_t n = strlen(text) + 4; /* ": " text "\n\n" */
-    if (hs->chunked)
-        evbuffer_add_printf(out, "%zx\r\n: %s\n\n\r\n", n, text);
-    else
-        evbuffer_add_printf(out, ": %s\n\n", text);
+    int len = hs->chunked ? snprintf(buf, sizeof(buf), "%zx\r\n: %s\n\n\r\n", n, text)
+                          : snprintf(buf, sizeof(buf), ": %s\n\n", text);
+    if (len > 0 && (size_t)len < sizeof(buf))
+        hs_copy(hs, buf, (size_t)len);
     httpd_stream_dirty(hs->req);
 }
 
@@ -99,7 +209,7 @@ static void hs_end(sink *sk)
     httpd_on_close(hs->req, NULL, NULL);
     httpd_on_drain(hs->req, NULL, NULL);
     httpd_stream_end(hs->req);
-    free(hs);
+    hs_free(hs);
 }
 
 static void hs_abort(sink *sk)
@@ -108,7 +218,7 @@ static void hs_abort(sink *sk)
     /* Drop what the client never read instead of holding it until the write
      * timeout: close the connection now. */
     httpd_abort(hs->req);
-    free(hs);
+    hs_free(hs);
 }
 
 static const sink_ops http_stream_ops = {
@@ -134,5 +244,5 @@ sink *http_stream_new(httpd_req *req, const http_opts *o)
 
 void http_stream_free(sink *sk)
 {
-    free(sk);
+    hs_free((http_stream *)sk);
 }

@@ -1,10 +1,11 @@
 /* http_stream.h - a live SSE response: the HTTP side of a broker sink.
  *
  * The broker writes shared, already-encoded message frames through the sink
- * (src/broker/sink.h); this file puts them on the connection's output by
- * reference (never copied), chunk-framed on HTTP/1.1, and ends or aborts the
- * response when the broker says so. When the client goes away first it tells
- * the broker (broker_sink_closed) and frees itself. */
+ * (src/broker/sink.h); this file puts them on the connection's output (small
+ * ones copied, large ones by reference), chunk-framed on HTTP/1.1, counts
+ * what they cost against stream_buffer (see http_stream.c), and ends or
+ * aborts the response when the broker says so. When the client goes away
+ * first it tells the broker (broker_sink_closed) and frees itself. */
 #ifndef HTTP_STREAM_H
 #define HTTP_STREAM_H
 

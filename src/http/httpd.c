@@ -9,7 +9,8 @@
  *   S_HEAD    reading a request head (a deadline runs)
  *   S_BODY    reading its body, Content-Length or chunked (the deadline runs on)
  *   S_BUSY    the handler has it; further input waits (pipelined requests)
- *   S_STREAM  a streamed response is open; input is discarded
+ *   S_STREAM  a streamed response is open; input is discarded (a body of
+ *             known length being written in pieces, 'sized': input waits)
  *   S_FLUSH   the response is complete and being written; then S_HEAD or close
  *   S_LINGER  after an error answered with unread input: our side is shut,
  *             input is discarded for LINGER_S so the client reads the answer
@@ -82,6 +83,8 @@ struct httpd {
     size_t nconns;
     unsigned long long rejected;
     int port;
+    char *cors; /* "Access-Control-Allow-Origin: <origin>\r\n", or NULL */
+    size_t cors_len;
     time_t date_t;
     char date[40]; /* the Date header value, rebuilt once a second */
 };
@@ -111,7 +114,8 @@ struct httpd_req {
     struct evbuffer *out_headers;
     httpd_close_cb on_close;
     void *on_close_arg;
-    httpd_drain_cb on_drain; /* a stream's output was all written */
+    bool sized; /* S_STREAM: a body of known length (httpd_body_start) */
+    httpd_drain_cb on_drain; /* the output was all written (streams, bodies) */
     void *on_drain_arg;
 };
 
@@ -154,6 +158,7 @@ static void req_reset(httpd_req *r)
     }
     r->on_close = NULL;
     r->on_close_arg = NULL;
+    r->sized = false;
     r->on_drain = NULL;
     r->on_drain_arg = NULL;
     r->scanned = 0;
@@ -309,6 +314,10 @@ static void write_head(httpd_req *r, int status, const char *ctype, int64_t clen
     else if (r->h.minor == 0)
         p = PUT(p, "Connection: keep-alive\r\n");
     evbuffer_add(out, head, (size_t)(p - head));
+    /* Here, not in the routes: the errors httpd answers itself carry it too,
+     * or a page could not read them. */
+    if (r->srv->cors)
+        evbuffer_add(out, r->srv->cors, r->srv->cors_len);
     if (r->out_headers)
         evbuffer_add_buffer(out, r->out_headers);
     evbuffer_add(out, "\r\n", 2);
@@ -339,6 +348,7 @@ static void finish(httpd_req *r)
         r->close_after = true;
     r->state = S_FLUSH;
     r->on_close = NULL;
+    r->on_drain = NULL;
     if (r->close_after)
         bufferevent_disable(r->bev, EV_READ);
     out_kick(r);
@@ -405,6 +415,38 @@ struct evbuffer *httpd_stream_start(httpd_req *r, int status, const char *ctype)
     if (!guard_held(&r->guard))
         stream_compact(r);
     return bufferevent_get_output(r->bev);
+}
+
+struct evbuffer *httpd_body_start(httpd_req *r, int status, const char *ctype,
+                                  uint64_t clen)
+{
+    write_head(r, status, ctype, (int64_t)clen, false);
+    if (r->h.method == HTTPD_HEAD || clen == 0) {
+        finish(r);
+        return NULL;
+    }
+    r->state = S_STREAM;
+    r->sized = true;
+    bufferevent_disable(r->bev, EV_WRITE); /* written by flush_streams */
+    httpd_stream_dirty(r);
+    return bufferevent_get_output(r->bev);
+}
+
+void httpd_on_drain(httpd_req *r, httpd_drain_cb cb, void *arg)
+{
+    r->on_drain = cb;
+    r->on_drain_arg = arg;
+}
+
+/* The output of a body in progress is all written: ask for more. */
+static void drained(httpd_req *r)
+{
+    httpd_drain_cb cb = r->on_drain;
+    if (!cb || r->state != S_STREAM)
+        return;
+    guard_enter(&r->guard);
+    cb(r, r->on_drain_arg);
+    client_leave(r);
 }
 
 struct evbuffer *httpd_stream_output(httpd_req *r)
@@ -496,9 +538,14 @@ static void flush_streams(evutil_socket_t fd, short what, void *arg)
          * or reports the error and the connection closes. */
         if (evbuffer_get_length(out))
             bufferevent_enable(h->batch[i].r->bev, EV_WRITE);
-        else if (h->batch[i].wrote > 0 && h->batch[i].r->on_drain)
-            h->batch[i].r->on_drain(h->batch[i].r, h->batch[i].r->on_drain_arg);
     }
+    /* Streams whose output is all out: a stream saves where its client is,
+     * a body written in pieces adds the next (written on the next flush,
+     * after the loop has had a turn). */
+    for (size_t i = 0; i < n; i++)
+        if (h->batch[i].r->on_drain &&
+            !evbuffer_get_length(bufferevent_get_output(h->batch[i].r->bev)))
+            drained(h->batch[i].r);
 }
 
 size_t httpd_push(httpd_req *r)
@@ -511,8 +558,17 @@ void httpd_stream_end(httpd_req *r)
 {
     if (r->state != S_STREAM)
         return;
-    if (r->h.minor >= 1)
-        evbuffer_add(bufferevent_get_output(r->bev), "0\r\n\r\n", 5);
+    if (r->h.minor >= 1 && !r->sized) {
+        /* Not evbuffer_add: after a reference chain (a big frame) it would
+         * allocate a chain as long as that frame for these five bytes. */
+        struct evbuffer *out = bufferevent_get_output(r->bev);
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(out, 5, &v, 1) == 1) {
+            memcpy(v.iov_base, "0\r\n\r\n", 5);
+            v.iov_len = 5;
+            evbuffer_commit_space(out, &v, 1);
+        }
+    }
     finish(r);
 }
 
@@ -521,12 +577,6 @@ void httpd_abort(httpd_req *r)
     r->on_close = NULL;
     r->on_drain = NULL;
     client_free(r);
-}
-
-void httpd_on_drain(httpd_req *r, httpd_drain_cb cb, void *arg)
-{
-    r->on_drain = cb;
-    r->on_drain_arg = arg;
 }
 
 void httpd_on_close(httpd_req *r, httpd_close_cb cb, void *arg)
@@ -601,12 +651,13 @@ static void stream_compact(httpd_req *r)
     httpd_drain_cb dcb = r->on_drain;
     void *darg = r->on_drain_arg;
     int method = r->h.method, minor = r->h.minor;
-    bool keep = r->h.keepalive;
+    bool keep = r->h.keepalive, sized = r->sized;
     req_reset(r);
     r->on_close = cb;
     r->on_close_arg = arg;
     r->on_drain = dcb;
     r->on_drain_arg = darg;
+    r->sized = sized;
     r->h.method = method;
     r->h.minor = minor;
     r->h.keepalive = keep;
@@ -712,8 +763,9 @@ static int read_head(httpd_req *r)
     return 0;
 }
 
-/* One line of input ending in LF, NUL-terminated in 'line' (CR dropped).
- * Returns 1, 0 if incomplete, -1 if longer than 'max'. */
+/* One line of input ending in CRLF, NUL-terminated in 'line' without it.
+ * Returns 1, 0 if incomplete, -1 if longer than 'max' (CRLF included), -2 if
+ * it ends in a bare LF (refused as in the head: see httpd_parse.c). */
 static int take_line(struct evbuffer *in, char *line, size_t max)
 {
     size_t eol_len;
@@ -724,9 +776,9 @@ static int take_line(struct evbuffer *in, char *line, size_t max)
         return -1;
     evbuffer_remove(in, line, (size_t)e.pos);
     evbuffer_drain(in, eol_len);
-    line[e.pos] = '\0';
-    if (e.pos && line[e.pos - 1] == '\r')
-        line[e.pos - 1] = '\0';
+    if (!e.pos || line[e.pos - 1] != '\r')
+        return -2;
+    line[e.pos - 1] = '\0';
     return 1;
 }
 
@@ -764,7 +816,9 @@ static int read_body(httpd_req *r)
         if ((rc = take_line(in, line, CHUNK_LINE_MAX)) == 0)
             return 0;
         if (rc < 0) {
-            early_error(r, 400, "invalid_request", "a chunk-size line is too long");
+            early_error(r, 400, "invalid_request",
+                        rc == -2 ? "a chunk line ends in LF, not CRLF"
+                                 : "a chunk-size line is too long");
             return 0;
         }
         if (r->chunk_state == CH_TRAILER) {
@@ -816,10 +870,16 @@ static void client_process(httpd_req *r)
             if (!read_body(r))
                 return;
             break;
-        case S_STREAM:
         case S_LINGER:
             evbuffer_drain(in, evbuffer_get_length(in));
             return;
+        case S_STREAM:
+            if (!r->sized) {
+                evbuffer_drain(in, evbuffer_get_length(in));
+                return;
+            }
+            /* A pipelined request waits for the body's end. */
+            __attribute__((fallthrough));
         default:
             /* S_BUSY, S_FLUSH: a pipelined request waits its turn; past a
              * bound, stop reading until then. */
@@ -857,8 +917,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     httpd_req *r = arg;
     if (r->state == S_STREAM && !evbuffer_get_length(bufferevent_get_output(bev))) {
         bufferevent_disable(bev, EV_WRITE); /* drained: back to out_kick */
-        if (r->on_drain)
-            r->on_drain(r, r->on_drain_arg);
+        drained(r);
         return;
     }
     if (r->state != S_FLUSH || evbuffer_get_length(bufferevent_get_output(bev)))
@@ -882,7 +941,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     httpd_req *r = arg;
     if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-        (r->state == S_BUSY || r->state == S_FLUSH)) {
+        (r->state == S_BUSY || r->state == S_FLUSH ||
+         (r->state == S_STREAM && r->sized))) {
         /* Half-closed: the client sent all it will and waits for the answers. */
         r->eof = true;
         return;
@@ -997,6 +1057,7 @@ httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler 
     }
     h->base = base;
     h->o = *opts;
+    h->o.cors_origin = NULL; /* borrowed by the caller: the copy is h->cors */
     h->handler = handler;
     h->arg = arg;
     TAILQ_INIT(&h->conns);
@@ -1009,6 +1070,18 @@ httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler 
         event_add(h->sweep, &sweep) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
+    }
+    if (opts->cors_origin) {
+        static const char name[] = "Access-Control-Allow-Origin: ";
+        size_t n = strlen(opts->cors_origin);
+        if (!(h->cors = malloc(sizeof(name) - 1 + n + 2))) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        memcpy(h->cors, name, sizeof(name) - 1);
+        memcpy(h->cors + sizeof(name) - 1, opts->cors_origin, n);
+        memcpy(h->cors + sizeof(name) - 1 + n, "\r\n", 2);
+        h->cors_len = sizeof(name) - 1 + n + 2;
     }
     if (!(h->batch = calloc(FLUSH_SLICE, sizeof(*h->batch)))) {
         snprintf(err, errlen, "out of memory");
@@ -1072,6 +1145,7 @@ void httpd_free(httpd *h)
         event_free(h->resume);
     pfor_free(h->writers);
     free(h->batch);
+    free(h->cors);
     free(h);
 }
 

@@ -4,7 +4,8 @@
  * bodies, Expect: 100-continue), enforces the size and time limits, and hands
  * each complete request to one handler. Every error it finds itself is
  * answered the way the API answers its own: a 4xx/5xx with a JSON body
- * {"error": {"code", "message"}}. A response is either complete
+ * {"error": {"code", "message"}}, and every response, those errors included,
+ * carries the configured Access-Control-Allow-Origin. A response is either complete
  * (httpd_reply) or a stream (httpd_stream_start ... httpd_stream_end) whose
  * body the caller writes straight into the connection's output buffer.
  *
@@ -39,15 +40,17 @@ enum {
 #define HTTPD_WRITE_TIMEOUT_S 60   /* a socket that takes nothing this long is closed */
 
 typedef struct httpd_opts {
-    const char *host;       /* address to bind (numeric or a name) */
-    int port;               /* 0 picks a free one: see httpd_port() */
-    size_t max_headers;     /* bytes of the request line and headers: 414 / 431 */
-    size_t max_body;        /* bytes of a body: 413 */
-    int idle_timeout_s;     /* a request not read in full within this: 408 and close;
-                               also how long a keep-alive connection may sit idle */
-    size_t max_connections; /* client sockets beyond it are flagged over the limit */
-    bool reuseport;         /* SO_REUSEPORT: several processes share the port */
-    int threads;            /* threads that write streams, the loop's included (>= 1) */
+    const char *host;        /* address to bind (numeric or a name) */
+    int port;                /* 0 picks a free one: see httpd_port() */
+    size_t max_headers;      /* bytes of the request line and headers: 414 / 431 */
+    size_t max_body;         /* bytes of a body: 413 */
+    int idle_timeout_s;      /* a request not read in full within this: 408 and close;
+                                also how long a keep-alive connection may sit idle */
+    size_t max_connections;  /* client sockets beyond it are flagged over the limit */
+    bool reuseport;          /* SO_REUSEPORT: several processes share the port */
+    int threads;             /* threads that write streams, the loop's included (>= 1) */
+    const char *cors_origin; /* Access-Control-Allow-Origin of every response, the
+                                server's own errors included; NULL: none. Copied */
 } httpd_opts;
 
 /* Called for every complete request; it must answer 'req' now or later. */
@@ -96,6 +99,22 @@ void httpd_reply_error(httpd_req *r, int status, const char *code, const char *m
  * once the handler returns (at once when the stream starts later): keep
  * nothing that points into them. */
 struct evbuffer *httpd_stream_start(httpd_req *r, int status, const char *ctype);
+/* Start a response whose body of exactly 'clen' bytes the caller writes in
+ * pieces into the returned buffer (the socket's output), as a stream's: say
+ * httpd_stream_dirty() after each, and httpd_stream_end() once all 'clen'
+ * are in. Unlike a stream, the connection serves on afterwards on HTTP/1.0
+ * too, and pipelined requests wait. Returns NULL when there is no body to
+ * write (HEAD, or 'clen' 0): the response is complete then. */
+struct evbuffer *httpd_body_start(httpd_req *r, int status, const char *ctype,
+                                  uint64_t clen);
+/* Called, from the loop, each time the output of a stream or of a body
+ * started with httpd_body_start() has all been written (after a write): for
+ * a stream, the moment its client has taken everything; for a body, the
+ * moment to add the next piece, so that a body is produced as fast as the
+ * client reads it and what it holds unsent is what the caller adds per call.
+ * The callback may end its own response. Set (or clear with NULL). */
+typedef void (*httpd_drain_cb)(httpd_req *r, void *arg);
+void httpd_on_drain(httpd_req *r, httpd_drain_cb cb, void *arg);
 /* The buffer a started stream writes into (the socket's output). */
 struct evbuffer *httpd_stream_output(httpd_req *r);
 /* Say the stream's output grew: it is written at the end of this turn of
@@ -106,17 +125,13 @@ size_t httpd_pending(const httpd_req *r);
 /* Write what the socket takes now, without waiting for the loop. Returns the
  * bytes still pending. */
 size_t httpd_push(httpd_req *r);
-/* End the stream (the last chunk when chunked); the connection serves on. */
+/* End the stream (the last chunk when chunked) or the sized body; the
+ * connection serves on. */
 void httpd_stream_end(httpd_req *r);
 /* Close the connection now, dropping unsent output. No close callback. */
 void httpd_abort(httpd_req *r);
 /* Set (or clear with NULL) the callback for a client that leaves first. */
 void httpd_on_close(httpd_req *r, httpd_close_cb cb, void *arg);
-/* Set (or clear) the callback for a started stream whose output the socket
- * has all taken (after a write, not for an idle stream). It must not end or
- * abort any stream. */
-typedef void (*httpd_drain_cb)(httpd_req *req, void *arg);
-void httpd_on_drain(httpd_req *r, httpd_drain_cb cb, void *arg);
 
 /* ---- the parser, exposed for tests and fuzzing ---- */
 typedef struct httpd_field {

@@ -1,5 +1,6 @@
 /* httpd_parse.c - the HTTP/1.1 request-head parser (see httpd_parse_head in
- * httpd.h): the request line and header fields, parsed in place, strictly.
+ * httpd.h): the request line and header fields, parsed in place, strictly
+ * (every line ends in CRLF).
  * No state, no allocation: it is fuzzed directly (tests/fuzz/fuzz_head.c). */
 #include <stdint.h>
 #include <stdio.h>
@@ -109,6 +110,10 @@ static int parse_field(httpd_head *h, const char *name, const char *value,
             FAIL(400, "invalid_request", "conflicting Content-Length headers");
         h->content_length = (int64_t)n;
     } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+        /* HTTP/1.0 has no transfer codings: its framing is faulty (RFC 9112
+         * 6.1), and a hop that reads it as 1.0 frames it otherwise. */
+        if (h->minor == 0)
+            FAIL(400, "invalid_request", "Transfer-Encoding in an HTTP/1.0 request");
         if (strcasecmp(value, "chunked") != 0 || h->chunked)
             FAIL(501, "not_implemented", "only the chunked transfer coding is served");
         h->chunked = true;
@@ -140,8 +145,14 @@ int httpd_parse_head(char *buf, size_t len, httpd_head *h, const char **code,
         char *e = nl;
         if (!nl)
             break; /* a line without its end: the head is incomplete */
-        if (e > line && e[-1] == '\r')
-            e--;
+        /* CRLF only. RFC 9112 2.2 allows taking a bare LF, but a proxy in
+         * front that does not would see other lines, other fields, another
+         * framing than we do: that difference is how requests are smuggled.
+         * Every client sends CRLF. */
+        if (e == line || e[-1] != '\r')
+            FAIL(400, "invalid_request",
+                 "a line of the request head ends in LF, not CRLF");
+        e--;
         *e = '\0';
         for (char *p = line; p < e; p++) {
             unsigned char c = (unsigned char)*p;

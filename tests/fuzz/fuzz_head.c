@@ -6,8 +6,10 @@
  * On success the result is checked against the contract: the path starts
  * with '/' (or is "*" for OPTIONS), every field name is a non-empty token and
  * no value holds CR, LF or NUL, the version is 1.0 or 1.1, the field count is
- * bounded, and Content-Length and chunked never come together. On failure the
- * status is a 4xx/5xx with a code and message. Any violation aborts. */
+ * bounded, Content-Length and chunked never come together, HTTP/1.0 is never
+ * chunked, and every line of the head up to its empty line ends in CRLF. On
+ * failure the status is a 4xx/5xx with a code and message. Any violation
+ * aborts. */
 #include "src/http/httpd.h"
 
 #include <stdint.h>
@@ -44,6 +46,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(h.minor == 0 || h.minor == 1);
         CHECK(h.nfields <= HTTPD_MAX_HEADER_LINES);
         CHECK(!(h.chunked && h.content_length >= 0));
+        CHECK(!(h.chunked && h.minor == 0));
+        /* The head ends at the first empty line; no LF before it is bare. */
+        for (size_t i = 0; i < size; i++) {
+            if (data[i] != '\n')
+                continue;
+            CHECK(i > 0 && data[i - 1] == '\r');
+            if (i >= 3 && data[i - 2] == '\n')
+                break; /* CRLF CRLF: the end of the head */
+        }
         for (size_t i = 0; i < h.nfields; i++) {
             CHECK(h.fields[i].name[0] && !strpbrk(h.fields[i].name, " \t:\r\n"));
             CHECK(!strpbrk(h.fields[i].value, "\r\n"));

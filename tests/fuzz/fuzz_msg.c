@@ -6,7 +6,10 @@
  * 2. The input split into an event and data (byte 0 says where; the data is
  *    used only when valid UTF-8, as publish guarantees): msg_json_tail() with
  *    its head must be byte for byte the text jansson writes for the message,
- *    and must read back through the fast path to the same message.
+ *    and must read back through the fast path to the same message; and
+ *    msg_json_len() must be the length of jansson's API text (no "pos"), and
+ *    msg_json_piece() must write that text, piece by piece (rooms from the
+ *    minimum up).
  * Any disagreement aborts. */
 #include "src/domain/msg.h"
 #include "src/base/util.h"
@@ -73,6 +76,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t size)
             CHECK(back && same(back, ref));
             msg_unref(back);
             free(text);
+            json_t *ao = msg_to_json(ref);
+            char *api = ao ? json_dumps(ao, JSON_COMPACT) : NULL;
+            json_decref(ao);
+            CHECK(api);
+            size_t al = strlen(api);
+            CHECK(msg_json_len(ref) == al);
+            size_t el = ev ? strlen(ev) : 0, room = MSG_JSON_PIECE_MIN + 6 * el + buf[0];
+            char *pieces = malloc(al + room), *p = pieces;
+            msg_json_cursor c = {0};
+            size_t n;
+            CHECK(pieces);
+            while ((size_t)(p - pieces) <= al &&
+                   (n = msg_json_piece(ref, &c, p, room)) > 0)
+                p += n;
+            CHECK(msg_json_done(&c) && (size_t)(p - pieces) == al &&
+                  memcmp(pieces, api, al) == 0);
+            free(pieces);
+            free(api);
         }
         free(tail);
         msg_unref(ref);

@@ -20,12 +20,14 @@
         }                                                                                \
     } while (0)
 
-/* [A-Za-z0-9_.:-]{1,200} */
+/* [A-Za-z0-9_.:-]{1,200}, but not the dot-segments "." and "..". */
 static int ref_channel_name(const char *s, size_t len)
 {
     static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                              "0123456789_.:-";
     if (len < 1 || len > CHAN_NAME_MAX)
+        return 0;
+    if (len <= 2 && memcmp(s, "..", len) == 0)
         return 0;
     for (size_t i = 0; i < len; i++)
         if (s[i] == '\0' || !strchr(ok, s[i]))

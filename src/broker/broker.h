@@ -138,8 +138,7 @@ void broker_chan_delete(broker *b, chan *ch);
 /* One page of the channels sorted by name: up to 'limit' of those whose name
  * sorts after 'after' (NULL: from the first) into 'v' (borrowed, as
  * broker_chan()); their number. '*more' tells whether others follow. */
-size_t broker_chan_page(broker *b, const char *after, size_t limit, chan **v,
-                        bool *more);
+size_t broker_chan_page(broker *b, const char *after, size_t limit, chan **v, bool *more);
 
 /* ---- connections ---- */
 

@@ -62,11 +62,11 @@ struct broker {
     void *drained_arg;
 
     /* broker_idle.c */
-    struct event *idle_ev;               /* the sweep, every second */
-    int64_t clock_s;                     /* seconds since start, by that timer */
-    size_t idle_pos;                     /* where the sweep goes on in 'chans' */
-    struct idle_read_list idle_reads;    /* expiry reads in flight */
-    unsigned long long expired;          /* channels expired */
+    struct event *idle_ev;            /* the sweep, every second */
+    int64_t clock_s;                  /* seconds since start, by that timer */
+    size_t idle_pos;                  /* where the sweep goes on in 'chans' */
+    struct idle_read_list idle_reads; /* expiry reads in flight */
+    unsigned long long expired;       /* channels expired */
 
     /* broker_cluster.c */
     uint64_t seen_seq;            /* highest message id delivered here */

@@ -352,7 +352,8 @@ static int publish_parse_body(http_ctx *c)
     }
     /* A retry reaches every subscriber of the channel and holds their
      * browsers off that long: only up to the configured bound. */
-    if (pub_batch_check_retry(&c->batch, c->o->max_retry_ms, &code, err, sizeof(err)) < 0) {
+    if (pub_batch_check_retry(&c->batch, c->o->max_retry_ms, &code, err, sizeof(err)) <
+        0) {
         reply_error(c, 400, code, err);
         return -1;
     }
@@ -391,8 +392,8 @@ static void h_health(http_ctx *c)
                         (json_int_t)(st.refused + c->h->refused_streams),
                         "refused_connections",
                         (json_int_t)(c->h->refused + httpd_rejected(c->h->d)),
-                        "expired_channels", (json_int_t)st.expired, "memory",
-                        "used", (json_int_t)st.memory, "max", (json_int_t)bo->max_memory,
+                        "expired_channels", (json_int_t)st.expired, "memory", "used",
+                        (json_int_t)st.memory, "max", (json_int_t)bo->max_memory,
                         "policy", broker_memory_policy_name(bo->memory_policy), "evicted",
                         (json_int_t)st.evicted, "rejected", (json_int_t)st.rejected));
 }
@@ -508,8 +509,8 @@ static void next_link(http_ctx *c, const char *next)
 
 /* GET /channels: one page, sorted by name, of at most 'limit' channels
  * (CHANNELS_PAGE unless asked) after the name 'after'; "next" (the name to
- * pass as 'after', also in a Link header) when more follow. A page is bounded whatever the number
- * of channels, and so is the work to find it (a sorted index). */
+ * pass as 'after', also in a Link header) when more follow. A page is bounded whatever
+ * the number of channels, and so is the work to find it (a sorted index). */
 #define CHANNELS_PAGE 100
 #define CHANNELS_PAGE_MAX 1000
 static void h_channels(http_ctx *c)

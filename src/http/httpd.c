@@ -114,7 +114,7 @@ struct httpd_req {
     struct evbuffer *out_headers;
     httpd_close_cb on_close;
     void *on_close_arg;
-    bool sized; /* S_STREAM: a body of known length (httpd_body_start) */
+    bool sized;              /* S_STREAM: a body of known length (httpd_body_start) */
     httpd_drain_cb on_drain; /* the output was all written (streams, bodies) */
     void *on_drain_arg;
 };

@@ -1034,9 +1034,19 @@ static void worker(int mode_sub, unsigned idx, int fd)
         opt.rate /= opt.procs;
         pub_worker();
     }
+    /* Done: a second TERM (timeout(1) signals the whole group, and the
+     * parent passes its own on) must not kill us before we report, as it
+     * would once freeing the events put back SIG_DFL: blocked, then ignored. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
     event_free(deadline);
     event_free(term);
     event_free(intr);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     event_base_free(base);
     const char *p = (const char *)&st;
     size_t left = sizeof(st);

@@ -46,13 +46,16 @@ esac
 # ---- sizes per mode -------------------------------------------------------
 if [ "$mode" = full ]; then
     IDLE_N=10000 PUB_S=10 FAN1K_N=1000 FAN1K_M=1000 FAN100_S=10 FAN10K_N=10000
-    FAN10K_S=10 CHAN_N=10000 QUIET_MS=5000
+    FAN10K_S=10 CHAN_N=10000 QUIET_MS=5000 SETTLE_S=1 IDLE_WAIT_S=2
 elif [ "$mode" = quick ]; then
     IDLE_N=2000 PUB_S=3 FAN1K_N=1000 FAN1K_M=200 FAN100_S=3 FAN10K_N=2000
-    FAN10K_S=3 CHAN_N=2000 QUIET_MS=3000
+    FAN10K_S=3 CHAN_N=2000 QUIET_MS=3000 SETTLE_S=1 IDLE_WAIT_S=2
 else
+    # Smoke checks that everything works, not the figures: shorter waits
+    # for a few hundred subscribers (the broker has registered a subscriber
+    # once it has sent the opening comment, which is when ssebench counts it).
     IDLE_N=200 PUB_S=1 FAN1K_N=50 FAN1K_M=100 FAN100_S=1 FAN10K_N=200
-    FAN10K_S=1 CHAN_N=200 QUIET_MS=1000
+    FAN10K_S=1 CHAN_N=200 QUIET_MS=1000 SETTLE_S=0.3 IDLE_WAIT_S=0.5
 fi
 FAN_CONNS=4      # publisher connections for the fan-out workloads
 FAN10K_RATE=100  # messages per second asked of the 10k fan-out
@@ -278,7 +281,7 @@ start_subs() { # N CHANNELS CHANNEL EXPECT DURATION
         sleep 0.1
     done
     [ -e "$WORK/ready" ] || { log "subscribers did not get ready"; return 1; }
-    sleep 1 # let the servers finish registering them
+    sleep "$SETTLE_S" # let the servers finish registering them
 }
 
 wait_subs() { wait "$SUB_PID" || true; }
@@ -320,7 +323,7 @@ w_idle() {
     ch=$(tag)
     before=$(server_rss)
     start_subs "$IDLE_N" 1 "$ch" 0 300 || { stop_server "$1" idle; return; }
-    sleep 2
+    sleep "$IDLE_WAIT_S"
     after=$(server_rss)
     kill -TERM "$SUB_PID" 2>/dev/null || true
     wait_subs

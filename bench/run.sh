@@ -68,7 +68,7 @@ else
     FAN10K_S=1 CHAN_N=200 QUIET_MS=1000 SETTLE_S=0.3 IDLE_WAIT_S=0.5
     # The connection rows only have to keep working here: one N, no RSS row.
     CONN_NS="100" CPUB_S=0.5 CRSS_N=100 CRSS_M=100 CDRAIN_M=100 CWAIT_S=0.2
-    CDRAIN_TIMES=2
+    CDRAIN_TIMES=1
 fi
 # Durable connections (issue 12): publish/s with each of CONN_NS connections
 # on the channel (none attached; 64 publisher connections for CPUB_S s, as
@@ -265,7 +265,10 @@ EOF
     esac
     PIDS+=("$SRV_PID")
     wait_http "$SRV_PORT" 10 && kill -0 "$SRV_PID" 2>/dev/null || return 1
-    sleep 0.3 # nginx workers
+    # nginx's workers, ssebroker's --workers: the first to answer is not all
+    # of them. One broker process is ready once it answers.
+    [[ "$target" = nchan-* || "$target" = sse-w2 ]] && sleep 0.3
+    return 0
 }
 
 # Resident memory (kB) of the server: the broker, or nginx's master + workers.
@@ -585,7 +588,8 @@ w_conns_drain() { # attach a connection with CDRAIN_M waiting: time to the last 
         ms=$(kv "$WORK/sub.out" complete_ms)
         [ -n "$ms" ] && [ "$ms" != -1.000 ] && rec $row "$1" "$ms"
         log "  attach $k: $(grep -o 'unique=[0-9]*\|disorder=[0-9]*\|complete_ms=[0-9.-]*' "$WORK/sub.out" | tr '\n' ' ')"
-        sleep 0.2 # the stream's end reaches the broker: the next attach is not a takeover
+        # The stream's end reaches the broker: the next attach is no takeover.
+        [ "$k" = "$CDRAIN_TIMES" ] || sleep 0.2
     done
     stop_server "$1" conns.drain
 }

@@ -4,13 +4,18 @@
 # bench/ssebench, runs every workload against ssebroker (one process on the
 # memory store; Redis store for publishing; and --workers 2 on the Redis store,
 # every core) and against Nchan (nginx, 2 workers), and prints one table with
-# the medians of --runs runs and the ratios to Nchan.
+# the medians of --runs runs and the ratios to Nchan; then the durable
+# connection rows of issue 12 (ssebroker only, memory and Redis store).
 #
 #   bench/run.sh                 full run with Nchan, 3 runs per workload
 #   bench/run.sh --quick         smaller counts, shorter runs, 1 run
 #   bench/run.sh --smoke         tiny counts, ssebroker only, < 30 s; exits 1 on any failure
+#   bench/run.sh --only conns --before REV   the connection rows, with a
+#                                "before" column: the broker built at git REV
 #   options: --runs N, --no-nchan, --no-workers (skip the 2-worker column),
-#            --only w1,w2 (idle,pub,fan1k,fan100,fan10k,chan10k),
+#            --only w1,w2 (idle,pub,fan1k,fan100,fan10k,chan10k; conns =
+#            conns_pub,conns_rss,conns_drain), --before REV (built from
+#            git archive in build-bench-before/),
 #            --out FILE (also write the table there), --keep (keep the temp dir)
 #   environment: SSEB_THREADS=N sets ssebroker's "threads" (default 0: a
 #            writer per CPU); compare 1 and 2 to see what they bring
@@ -21,7 +26,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-runs=3 mode=full nchan=1 workers=1 only="" out="" keep=0
+runs=3 mode=full nchan=1 workers=1 only="" out="" keep=0 before=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --runs) runs=$2; shift ;;
@@ -33,7 +38,8 @@ while [ $# -gt 0 ]; do
     --only) only=$2; shift ;;
     --out) out=$2; shift ;;
     --keep) keep=1 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --before) before=$2; shift ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -46,14 +52,31 @@ esac
 # ---- sizes per mode -------------------------------------------------------
 if [ "$mode" = full ]; then
     IDLE_N=10000 PUB_S=10 FAN1K_N=1000 FAN1K_M=1000 FAN100_S=10 FAN10K_N=10000
-    FAN10K_S=10 CHAN_N=10000 QUIET_MS=5000
+    FAN10K_S=10 CHAN_N=10000 QUIET_MS=5000 SETTLE_S=1 IDLE_WAIT_S=2
+    CONN_NS="0 100 1000" CPUB_S=10 CRSS_N=1000 CRSS_M=1000 CDRAIN_M=1000 CWAIT_S=1
+    CDRAIN_TIMES=3
 elif [ "$mode" = quick ]; then
     IDLE_N=2000 PUB_S=3 FAN1K_N=1000 FAN1K_M=200 FAN100_S=3 FAN10K_N=2000
-    FAN10K_S=3 CHAN_N=2000 QUIET_MS=3000
+    FAN10K_S=3 CHAN_N=2000 QUIET_MS=3000 SETTLE_S=1 IDLE_WAIT_S=2
+    CONN_NS="0 100 1000" CPUB_S=3 CRSS_N=1000 CRSS_M=1000 CDRAIN_M=1000 CWAIT_S=1
+    CDRAIN_TIMES=3
 else
+    # Smoke checks that everything works, not the figures: shorter waits
+    # for a few hundred subscribers (the broker has registered a subscriber
+    # once it has sent the opening comment, which is when ssebench counts it).
     IDLE_N=200 PUB_S=1 FAN1K_N=50 FAN1K_M=100 FAN100_S=1 FAN10K_N=200
-    FAN10K_S=1 CHAN_N=200 QUIET_MS=1000
+    FAN10K_S=1 CHAN_N=200 QUIET_MS=1000 SETTLE_S=0.3 IDLE_WAIT_S=0.5
+    # The connection rows only have to keep working here: one N, no RSS row.
+    CONN_NS="100" CPUB_S=0.5 CRSS_N=100 CRSS_M=100 CDRAIN_M=100 CWAIT_S=0.2
+    CDRAIN_TIMES=1
 fi
+# Durable connections (issue 12): publish/s with each of CONN_NS connections
+# on the channel (none attached; 64 publisher connections for CPUB_S s, as
+# the pub row); broker RSS after CRSS_M x 1 KB published with 0 and CRSS_N
+# connections (queue_limit 1000; CWAIT_S s to settle before reading it); the
+# time to attach a connection with CDRAIN_M messages waiting and receive them
+# (CDRAIN_TIMES attaches on one broker: the first, and the median of the rest).
+CQUEUE_LIMIT=1000
 FAN_CONNS=4      # publisher connections for the fan-out workloads
 FAN10K_RATE=100  # messages per second asked of the 10k fan-out
 
@@ -99,6 +122,26 @@ fi
 make -s -C "$here" ssebench >/dev/null || { echo "run.sh: building ssebench failed" >&2; exit 1; }
 BROKER=$top/build-bench/ssebroker
 SSEBENCH=$here/ssebench
+# --before REV: that commit's broker, for a "before" column in the connection
+# rows. Built from 'git archive' (no checkout, no change to the repository)
+# in build-bench-before/<commit>/, once.
+BROKER_OLD=""
+if [ -n "$before" ]; then
+    rev=$(git -C "$top" rev-parse --verify -q "$before^{commit}") ||
+        { echo "run.sh: --before $before: no such commit" >&2; exit 2; }
+    bdir=$top/build-bench-before/$rev
+    if [ ! -x "$bdir/build/ssebroker" ]; then
+        echo "run.sh: building the broker at ${rev:0:7} in $bdir" >&2
+        rm -rf "$bdir" && mkdir -p "$bdir/src" "$bdir/build"
+        (
+            git -C "$top" archive "$rev" | tar -x -C "$bdir/src" &&
+                cd "$bdir/src" && autoreconf -fi >/dev/null 2>&1 &&
+                cd "$bdir/build" && ../src/configure -q CFLAGS="-O2 -g" >/dev/null &&
+                make -s -j2 >/dev/null 2>&1
+        ) || { echo "run.sh: building the broker at $before failed" >&2; exit 1; }
+    fi
+    BROKER_OLD=$bdir/build/ssebroker
+fi
 "$SSEBENCH" selftest >/dev/null || { echo "run.sh: ssebench selftest failed" >&2; exit 1; }
 
 # ---- processes ------------------------------------------------------------
@@ -165,7 +208,8 @@ start_redis() {
     log "redis-server did not start"; return 1
 }
 
-# Start a server: sse-mem, sse-redis, nchan-mem or nchan-redis. Sets SRV_PID,
+# Start a server: sse-mem, sse-redis, sse-w2, old-mem, old-redis (the
+# --before broker), nchan-mem or nchan-redis. Sets SRV_PID,
 # SRV_PORT, SUB_PATH, PUB_PATH. Tries three ports; returns 1 if none works.
 start_server() {
     local try
@@ -182,10 +226,11 @@ start_server_once() {
     local target=$1
     SRV_PORT=$(free_port)
     case "$target" in
-    sse-*)
-        local store='{"type": "memory"}' args=()
+    sse-* | old-*)
+        local store='{"type": "memory"}' args=() bin=$BROKER
         [ "$target" = sse-w2 ] && args=(--workers 2)
-        if [ "$target" = sse-redis ] || [ "$target" = sse-w2 ]; then
+        [[ "$target" = old-* ]] && bin=$BROKER_OLD
+        if [[ "$target" = *-redis || "$target" = sse-w2 ]]; then
             start_redis; redis-cli -p "$REDIS_PORT" flushall >/dev/null
             store="{\"type\": \"redis\", \"url\": \"redis://127.0.0.1:$REDIS_PORT/0\"}"
         fi
@@ -199,7 +244,7 @@ start_server_once() {
              "max_channels": 1000000, "stream_buffer": 4194304}
 }
 EOF
-        "$BROKER" --config "$WORK/broker.json" "${args[@]}" 2>>"$WORK/broker.log" &
+        "$bin" --config "$WORK/broker.json" "${args[@]}" 2>>"$WORK/broker.log" &
         SRV_PID=$!
         SUB_PATH='/channels/%s/events' PUB_PATH='/channels/%s/events'
         ;;
@@ -220,7 +265,10 @@ EOF
     esac
     PIDS+=("$SRV_PID")
     wait_http "$SRV_PORT" 10 && kill -0 "$SRV_PID" 2>/dev/null || return 1
-    sleep 0.3 # nginx workers
+    # nginx's workers, ssebroker's --workers: the first to answer is not all
+    # of them. One broker process is ready once it answers.
+    [[ "$target" = nchan-* || "$target" = sse-w2 ]] && sleep 0.3
+    return 0
 }
 
 # Resident memory (kB) of the server: the broker, or nginx's master + workers.
@@ -252,7 +300,7 @@ stop_server() {
         echo "$2 [$1]: the server exited before the end of the run (status $?)" >>"$WORK/notes"
         return
     fi
-    [[ "$1" = sse-* ]] && broker_notes "$2"
+    [[ "$1" = sse-* || "$1" = old-* ]] && broker_notes "$2"
     stop_pid "$SRV_PID"
 }
 
@@ -278,15 +326,15 @@ start_subs() { # N CHANNELS CHANNEL EXPECT DURATION
         sleep 0.1
     done
     [ -e "$WORK/ready" ] || { log "subscribers did not get ready"; return 1; }
-    sleep 1 # let the servers finish registering them
+    sleep "$SETTLE_S" # let the servers finish registering them
 }
 
 wait_subs() { wait "$SUB_PID" || true; }
 
-publish() { # COUNT CHANNELS CHANNEL CONNS RATE DURATION [PROCS]
-    timeout -k 5 $(($6 + 30)) "$SSEBENCH" pub --port "$SRV_PORT" --path "$PUB_PATH" --count "$1" \
+publish() { # COUNT CHANNELS CHANNEL CONNS RATE DURATION [PROCS [SIZE]]
+    timeout -k 5 $((${6%.*} + 30)) "$SSEBENCH" pub --port "$SRV_PORT" --path "$PUB_PATH" --count "$1" \
         --channels "$2" --channel "$3" --conns "$4" --rate "$5" --duration "$6" \
-        --procs "${7:-1}" >"$WORK/pub.out" 2>>"$WORK/client.log" || true
+        --procs "${7:-1}" --size "${8:-100}" >"$WORK/pub.out" 2>>"$WORK/client.log" || true
 }
 
 # Record one figure: row, target (sse|nchan), value (none when empty).
@@ -320,7 +368,7 @@ w_idle() {
     ch=$(tag)
     before=$(server_rss)
     start_subs "$IDLE_N" 1 "$ch" 0 300 || { stop_server "$1" idle; return; }
-    sleep 2
+    sleep "$IDLE_WAIT_S"
     after=$(server_rss)
     kill -TERM "$SUB_PID" 2>/dev/null || true
     wait_subs
@@ -409,8 +457,145 @@ w_chan10k() { # 10,000 channels with one subscriber each, one message each
     stop_server "$1" chan10k
 }
 
+# ---- durable connections (issue 12) ---------------------------------------
+# A channel with N persistent connections, none attached: what a publish
+# costs, what the broker's memory holds, how fast an attach drains. Targets
+# sse-mem, sse-redis and, with --before, old-mem, old-redis; the column is the
+# target. No Nchan column: Nchan has no durable connections.
+
+api() { # METHOD PATH [BODY]: one request to the server under test; the body on stdout
+    if [ $# -ge 3 ]; then
+        curl -s -m 10 -X "$1" -d "$3" "http://127.0.0.1:$SRV_PORT$2"
+    else
+        curl -s -m 10 -X "$1" "http://127.0.0.1:$SRV_PORT$2"
+    fi
+}
+
+# Channel CH (queue_limit CQUEUE_LIMIT) with N connections, none attached,
+# created over 4 keep-alive connections; 1 (noted) unless the channel then
+# reports N.
+make_conns() { # CH N ROW TARGET
+    local got
+    api PUT "/channels/$1" "{\"queue_limit\": $CQUEUE_LIMIT}" >/dev/null
+    if [ "$2" -gt 0 ]; then
+        timeout -k 5 90 "$SSEBENCH" pub --port "$SRV_PORT" --path '/channels/%s/connections' \
+            --channel "$1" --size 0 --count "$2" --conns 4 --duration 60 \
+            >"$WORK/mk.out" 2>>"$WORK/client.log" || true
+    fi
+    got=$(api GET "/channels/$1" | grep -o '"connections": *[0-9]*' | grep -o '[0-9]*$')
+    [ "${got:-x}" = "$2" ] && return 0
+    check "the channel has ${got:-?} connections, not $2 ($(cat "$WORK/mk.out" 2>/dev/null))" "$4" "$3"
+    return 1
+}
+
+# Redis' command counters (INFO commandstats), "command calls" a line; the
+# INFO that reads them is left out.
+cmdstats() {
+    redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' |
+        sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),.*/\1 \2/p' | grep -v '^info ' || true
+}
+
+# Record the calls between two cmdstats per publish: ROW (all) and
+# ROW.command (each command that moved).
+rec_calls() { # BEFORE AFTER PUBLISHES ROW TARGET
+    awk -v n="$3" -v row="$4" -v t="$5" '
+        FILENAME == ARGV[1] { b[$1] = $2; next }
+        { d = $2 - b[$1]; if (d > 0) { all += d; printf "%s.%s\t%s\t%.4f\n", row, $1, t, d / n } }
+        END { printf "%s\t%s\t%.4f\n", row, t, all / n }' "$1" "$2" >>"$WORK/results.tsv"
+}
+
+redis_used_kb() {
+    redis-cli -p "$REDIS_PORT" info memory | tr -d '\r' |
+        awk -F: '$1 == "used_memory" {printf "%d", $2 / 1024}'
+}
+
+w_conns_pub() { # publish/s with N connections on the channel, each N of CONN_NS
+    local n ch ok bad err row
+    for n in $CONN_NS; do
+        row=conns.pub.$n ch=$(tag)
+        start_server "$1" || continue
+        if make_conns "$ch" "$n" "$row" "$1"; then
+            [[ "$1" = *-redis ]] && cmdstats >"$WORK/calls.before"
+            publish 100000000 1 "$ch" 64 0 "$CPUB_S" 2
+            ok=$(kv "$WORK/pub.out" ok) bad=$(kv "$WORK/pub.out" non2xx) err=$(kv "$WORK/pub.out" errors)
+            [ "${bad:-1}" = 0 ] && [ "${err:-1}" = 0 ] && [ "${ok:-0}" -gt 0 ] ||
+                check "ok=${ok:-?} non2xx=${bad:-?} errors=${err:-?}" "$1" "$row"
+            rec "$row" "$1" "$(kv "$WORK/pub.out" req_s)"
+            if [[ "$1" = *-redis ]] && [ "${ok:-0}" -gt 0 ]; then
+                cmdstats >"$WORK/calls.after"
+                rec_calls "$WORK/calls.before" "$WORK/calls.after" "$ok" "conns.calls.$n" "$1"
+            fi
+            log "  $n connections: $(cut -d' ' -f2-6 "$WORK/pub.out")"
+        fi
+        stop_server "$1" "$row"
+    done
+}
+
+w_conns_rss() { # broker RSS after CRSS_M x 1 KB, with 0 and with CRSS_N connections
+    local n ch b a ok ql row
+    for n in 0 "$CRSS_N"; do
+        row=conns.rss.$n ch=$(tag)
+        start_server "$1" || continue
+        if make_conns "$ch" "$n" "$row" "$1"; then
+            sleep "$CWAIT_S"
+            b=$(server_rss)
+            publish "$CRSS_M" 1 "$ch" 4 0 60 1 1024
+            ok=$(kv "$WORK/pub.out" ok)
+            [ "${ok:-0}" = "$CRSS_M" ] || check "published ${ok:-?} of $CRSS_M" "$1" "$row"
+            sleep "$CWAIT_S"
+            a=$(server_rss)
+            rec conns.rssb.$n "$1" "$b"
+            rec conns.rss.$n "$1" "$a"
+            [[ "$1" = *-redis ]] && rec conns.redis_kb.$n "$1" "$(redis_used_kb)"
+            # Every connection has them all waiting (read after the RSS).
+            if [ "$n" -gt 0 ]; then
+                ql=$(api GET "/channels/$ch/connections" | grep -o "\"queue_length\": *$CRSS_M[,}]" | wc -l)
+                [ "$ql" = "$n" ] || check "$ql of $n connections show queue_length $CRSS_M" "$1" "$row"
+            fi
+            log "  $n connections: RSS $b kB before, $a kB after"
+        fi
+        stop_server "$1" "$row"
+    done
+}
+
+w_conns_drain() { # attach a connection with CDRAIN_M waiting: time to the last one
+    local ch id q ms dis k row
+    ch=$(tag)
+    start_server "$1" || return
+    api PUT "/channels/$ch" "{\"queue_limit\": $CQUEUE_LIMIT}" >/dev/null
+    id=$(api POST "/channels/$ch/connections" | sed -n 's/.*"id": *"\([0-9a-f]*\)".*/\1/p')
+    [ -n "$id" ] || check "creating the connection failed" "$1" conns.drain
+    # The first attach on a fresh broker, then again (the same connection,
+    # refilled): the first pays for warming up, in both designs.
+    for k in $(seq "$CDRAIN_TIMES"); do
+        [ -n "$id" ] || break
+        row=conns.drain_again
+        [ "$k" = 1 ] && row=conns.drain
+        # One publisher connection, one request at a time: the ids come in
+        # the order of the sequence numbers, which the client checks.
+        publish "$CDRAIN_M" 1 "$ch" 1 0 60
+        # All of them wait, and nothing was dropped (the last drain moved
+        # the cursor past what it gave).
+        q=$(api GET "/channels/$ch/connections/$id" | grep -o '"\(queue_length\|dropped\)": *[0-9]*' |
+            tr -d '" ' | tr '\n' ' ')
+        [ "$q" = "queue_length:$CDRAIN_M dropped:0 " ] ||
+            check "before the attach: ${q:-no answer}" "$1" $row
+        timeout -k 5 90 "$SSEBENCH" sub --port "$SRV_PORT" --path "/channels/%s/connections/$id/events" \
+            --channel "$ch" --expect "$CDRAIN_M" --duration 60 >"$WORK/sub.out" 2>>"$WORK/client.log"
+        check_subs $row "$1" 1 "$CDRAIN_M" >/dev/null
+        dis=$(kv "$WORK/sub.out" disorder)
+        [ "${dis:-1}" = 0 ] || check "${dis:-?} events out of order" "$1" $row
+        ms=$(kv "$WORK/sub.out" complete_ms)
+        [ -n "$ms" ] && [ "$ms" != -1.000 ] && rec $row "$1" "$ms"
+        log "  attach $k: $(grep -o 'unique=[0-9]*\|disorder=[0-9]*\|complete_ms=[0-9.-]*' "$WORK/sub.out" | tr '\n' ' ')"
+        # The stream's end reaches the broker: the next attach is no takeover.
+        [ "$k" = "$CDRAIN_TIMES" ] || sleep 0.2
+    done
+    stop_server "$1" conns.drain
+}
+
 # ---- run ------------------------------------------------------------------
-wanted() { [ -z "$only" ] || [[ ",$only," = *",$1,"* ]]; }
+wanted() { [ -z "$only" ] || [[ ",$only," = *",$1,"* || ($1 = conns_* && ",$only," = *,conns,*) ]]; }
 : >"$WORK/results.tsv"
 : >"$WORK/notes"
 started=$(date +%s)
@@ -418,8 +603,9 @@ case "$mode" in full) budget=5400 ;; quick) budget=900 ;; *) budget=60 ;; esac
 set +e # from here on a failure is noted, not fatal
 # Interleave the servers run by run so drift on a shared machine hits both.
 for r in $(seq "$runs"); do
-    for w in idle pub fan1k fan100 fan10k chan10k; do
+    for w in idle pub fan1k fan100 fan10k chan10k conns_pub conns_rss conns_drain; do
         wanted "$w" || continue
+        [ "$mode" = smoke ] && [ "$w" = conns_rss ] && continue
         targets="sse-mem"
         [ "$w" = pub ] && targets="$targets sse-redis"
         # Every core: two worker processes on the Redis store (not for the
@@ -428,6 +614,15 @@ for r in $(seq "$runs"); do
         if [ "$nchan" = 1 ]; then
             targets="$targets nchan-mem"
             [ "$w" = pub ] && targets="$targets nchan-redis"
+        fi
+        if [[ "$w" = conns_* ]]; then
+            # Each broker before the same one at --before, so drift hits both.
+            # No RSS row for the old broker on Redis: it would put 1,000
+            # copies of every message into Redis (1 GB).
+            targets="sse-mem"
+            [ -n "$BROKER_OLD" ] && targets="$targets old-mem"
+            targets="$targets sse-redis"
+            [ -n "$BROKER_OLD" ] && [ "$w" != conns_rss ] && targets="$targets old-redis"
         fi
         for t in $targets; do
             if [ $(($(date +%s) - started)) -gt "$budget" ]; then
@@ -438,6 +633,7 @@ for r in $(seq "$runs"); do
             col=sse
             [[ "$t" = nchan-* ]] && col=nchan
             [ "$t" = sse-w2 ] && col=w2
+            [[ "$w" = conns_* ]] && col=$t
             "w_$w" "$t" "$col"
             [ "$mode" = smoke ] || sed "s/^/  /" "$WORK/sub.out" "$WORK/pub.out" 2>/dev/null |
                 grep -v '^  $' >&2 || true
@@ -526,10 +722,119 @@ table() {
     }' "$WORK/results.tsv"
 }
 
+# The durable connection rows (conns.*), one column per broker and store:
+# medians, the ratio 1,000 connections / none of the medians, the RSS growth
+# as the difference of the medians; then Redis calls per publish by command.
+conns_table() {
+    awk -F'\t' -v ns="$CONN_NS" -v rn="$CRSS_N" -v rm="$CRSS_M" -v dm="$CDRAIN_M" -v ps="$CPUB_S" '
+    function median(key,    n, i, j, t, a) {
+        n = split(vals[key], a, " ")
+        for (i = 2; i <= n; i++)
+            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        if (n == 0) return ""
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function num(v) { # 10000 -> 10,000
+        v = sprintf("%d", v)
+        while (v ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", v)
+        return v
+    }
+    function fmt(v, unit) {
+        if (v == "") return "-"
+        if (unit == "k") return v >= 10000 ? sprintf("%.1fk", v / 1000) : sprintf("%.0f", v)
+        if (unit == "ms") return v >= 1000 ? sprintf("%.2f s", v / 1000) : sprintf("%.1f ms", v)
+        if (unit == "mib") return sprintf("%.1f MiB", v / 1024)
+        if (unit == "kib") return sprintf("%s KiB", num(v))
+        if (unit == "x") return sprintf("%.3f", v)
+        return sprintf("%.2f", v)
+    }
+    function line(label, row, unit, target,    i, out, v, any) {
+        out = "| " label
+        for (i = 1; i <= ncols; i++) {
+            v = median(row SUBSEP cols[i]); any = any || v != ""
+            out = out " | " fmt(v, unit)
+        }
+        if (any) print out " | " target " |"
+    }
+    $1 ~ /^conns\./ {
+        key = $1 SUBSEP $2
+        vals[key] = (key in vals) ? vals[key] " " $3 : $3
+        if ($1 ~ /^conns\.calls\.[0-9]+\./) { c = $1; sub(/^conns\.calls\.[0-9]+\./, "", c); cmds[c] = 1 }
+        seen[$2] = 1
+    }
+    END {
+        nall = split("sse-mem sse-redis old-mem old-redis", all, " ")
+        head["sse-mem"] = "memory"; head["sse-redis"] = "Redis"
+        head["old-mem"] = "memory, before"; head["old-redis"] = "Redis, before"
+        for (i = 1; i <= nall; i++) if (all[i] in seen) cols[++ncols] = all[i]
+        if (!ncols) exit
+        nn = split(ns, n, " "); top = n[nn]
+        print ""
+        printf "Durable connections (issue 12): a channel with N connections, none attached\n\n"
+        out = "| figure"; sep = "|---"
+        for (i = 1; i <= ncols; i++) { out = out " | " head[cols[i]]; sep = sep "|---:" }
+        print out " | target |"; print sep "|---|"
+        for (i = 1; i <= nn; i++)
+            line(sprintf("publish/s, 64 conns x 100 B for %s s, %s connections", ps, num(n[i])),
+                "conns.pub." n[i], "k", "")
+        # The ratio of the medians, per column.
+        out = sprintf("| publish/s, %s connections / none", num(top)); any = 0
+        for (i = 1; i <= ncols; i++) {
+            a = median("conns.pub." top SUBSEP cols[i]); b = median("conns.pub.0" SUBSEP cols[i])
+            any = any || (a != "" && b + 0 > 0)
+            out = out " | " (a != "" && b + 0 > 0 ? sprintf("%.3f", a / b) : "-")
+        }
+        if (any && top != 0) print out " | >= 0.5 |"
+        for (i = 1; i <= nn; i++)
+            line(sprintf("Redis calls per publish (INFO commandstats), %s connections", num(n[i])),
+                "conns.calls." n[i], "x", i == nn ? "the same as with none" : "")
+        line(sprintf("broker RSS before publishing, no connections"), "conns.rssb.0", "mib", "")
+        line(sprintf("broker RSS before publishing, %s connections", num(rn)), "conns.rssb." rn, "mib", "")
+        line(sprintf("broker RSS after %s x 1 KB, no connections", num(rm)), "conns.rss.0", "mib", "")
+        line(sprintf("broker RSS after %s x 1 KB, %s connections", num(rm), num(rn)), "conns.rss." rn, "mib", "")
+        out = sprintf("| RSS growth: %s connections - none, after %s x 1 KB", num(rn), num(rm)); any = 0
+        for (i = 1; i <= ncols; i++) {
+            a = median("conns.rss." rn SUBSEP cols[i]); b = median("conns.rss.0" SUBSEP cols[i])
+            any = any || (a != "" && b != "")
+            out = out " | " (a != "" && b != "" ? fmt(a - b, "kib") : "-")
+        }
+        if (any) print out " | <= " num(2048 + rn) " KiB (2 MiB + 1 KiB x " num(rn) ") |"
+        line(sprintf("Redis used_memory after %s x 1 KB, no connections", num(rm)), "conns.redis_kb.0", "mib", "")
+        line(sprintf("Redis used_memory after %s x 1 KB, %s connections", num(rm), num(rn)), "conns.redis_kb." rn, "mib", "")
+        line(sprintf("attach a connection with %s waiting: request to the %s-th event, first attach", num(dm), num(dm)),
+            "conns.drain", "ms", "")
+        line(sprintf("the same, attached again (refilled) on the same broker"), "conns.drain_again", "ms", "")
+        # Redis calls per publish, by command: one column per Redis broker and N.
+        nr = 0
+        for (i = 1; i <= ncols; i++) if (cols[i] ~ /redis/) rcols[++nr] = cols[i]
+        if (!nr || !length(cmds)) exit
+        printf "\nRedis calls per publish by command (INFO commandstats after - before the publish/s rows, / 2xx answers)\n\n"
+        out = "| command"; sep = "|---"
+        for (i = 1; i <= nr; i++) for (j = 1; j <= nn; j++) {
+            out = out " | " (rcols[i] ~ /^old/ ? "before, " : "") num(n[j]) " conns"; sep = sep "|---:"
+        }
+        print out " |"; print sep "|"
+        nc = 0
+        for (c in cmds) names[++nc] = c
+        for (i = 2; i <= nc; i++) for (j = i; j > 1 && names[j - 1] > names[j]; j--) { t = names[j]; names[j] = names[j - 1]; names[j - 1] = t }
+        for (k = 1; k <= nc; k++) {
+            out = "| " names[k]
+            for (i = 1; i <= nr; i++) for (j = 1; j <= nn; j++)
+                out = out " | " fmt(median("conns.calls." n[j] "." names[k] SUBSEP rcols[i]), "x")
+            print out " |"
+        }
+        out = "| all"
+        for (i = 1; i <= nr; i++) for (j = 1; j <= nn; j++)
+            out = out " | " fmt(median("conns.calls." n[j] SUBSEP rcols[i]), "x")
+        print out " |"
+    }' "$WORK/results.tsv"
+}
+
 {
     echo "ssebench $(date -u '+%Y-%m-%d %H:%M UTC'), mode $mode, medians of $runs run(s)"
     echo
-    table
+    grep -qv '^conns\.' "$WORK/results.tsv" && table
+    conns_table
     if [ -s "$WORK/notes" ]; then
         echo
         echo "Notes:"

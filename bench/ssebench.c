@@ -49,6 +49,8 @@
 typedef struct stats {
     uint64_t subs, connected, failed, closed; /* sub */
     uint64_t deliveries, unique, dups, gaps, unparsed;
+    uint64_t complete, disorder;       /* sub: reached --expect; older after newer */
+    uint64_t req_ns, done_ns;          /* sub: first request sent, last one complete */
     uint64_t sent, ok, non2xx, errors; /* pub */
     uint64_t first_ns, last_ns;        /* earliest send, latest receive */
     uint64_t max_us;
@@ -298,7 +300,7 @@ typedef struct sub {
     char *data; /* the data of the event being read */
     size_t data_len, data_cap;
     uint8_t *seen; /* bitmap of received sequence numbers */
-    uint64_t seen_bits, unique, max_seq;
+    uint64_t seen_bits, unique, max_seq, last_seq;
 } sub;
 
 static sub *subs;
@@ -420,11 +422,16 @@ static void sub_deliver(sub *s, char *d)
         return;
     }
     s->seen[seq / 8] |= (uint8_t)(1u << (seq % 8));
+    if (s->unique && seq < s->last_seq)
+        st.disorder++; /* one publisher connection: ids and seqs share an order */
+    s->last_seq = seq;
     if (!s->unique || seq > s->max_seq)
         s->max_seq = seq;
     s->unique++;
     if (opt.expect && s->unique == opt.expect && !s->complete) {
         s->complete = 1;
+        st.complete++;
+        st.done_ns = now;
         nfinished++;
         sub_check_done();
     }
@@ -572,6 +579,8 @@ static void sub_start(sub *s)
     src.sin_addr.s_addr = htonl(0x7f000002u + s->gidx % 253);
     connecting++;
     s->state = S_HEAD;
+    if (!st.req_ns)
+        st.req_ns = mono_ns();
     evutil_socket_t fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         goto fail;
@@ -696,7 +705,9 @@ static void pconn_send(pconn *c)
     uint64_t i = issued++;
     uint64_t seq = (i / opt.nchannels) * opt.procs + me;
     uint64_t now = mono_ns();
-    int k = snprintf(body, sizeof(body), "s=%" PRIu64 " t=%" PRIu64 " ", seq, now);
+    int k = opt.size
+                ? snprintf(body, sizeof(body), "s=%" PRIu64 " t=%" PRIu64 " ", seq, now)
+                : 0; /* --size 0: no body (e.g. creating connections) */
     if ((unsigned)k < opt.size) {
         memset(body + k, 'x', opt.size - (unsigned)k);
         for (unsigned l = 1; l < opt.lines; l++) /* multi-line payloads */
@@ -993,11 +1004,14 @@ static void merge(stats *into, const stats *s)
     uint64_t *a = (uint64_t *)into;
     const uint64_t *b = (const uint64_t *)s;
     uint64_t first = into->first_ns, last = into->last_ns, max = into->max_us;
+    uint64_t req = into->req_ns, done = into->done_ns;
     for (size_t i = 0; i < sizeof(*s) / sizeof(uint64_t); i++)
         a[i] += b[i];
     into->first_ns = !first || (s->first_ns && s->first_ns < first) ? s->first_ns : first;
     into->last_ns = s->last_ns > last ? s->last_ns : last;
     into->max_us = s->max_us > max ? s->max_us : max;
+    into->req_ns = !req || (s->req_ns && s->req_ns < req) ? s->req_ns : req;
+    into->done_ns = s->done_ns > done ? s->done_ns : done;
 }
 
 /* Worker process 'idx': runs its share, writes 'R' when its subscribers are
@@ -1034,9 +1048,19 @@ static void worker(int mode_sub, unsigned idx, int fd)
         opt.rate /= opt.procs;
         pub_worker();
     }
+    /* Done: a second TERM (timeout(1) signals the whole group, and the
+     * parent passes its own on) must not kill us before we report, as it
+     * would once freeing the events put back SIG_DFL: blocked, then ignored. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
     event_free(deadline);
     event_free(term);
     event_free(intr);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     event_base_free(base);
     const char *p = (const char *)&st;
     size_t left = sizeof(st);
@@ -1056,13 +1080,21 @@ static void report(int mode_sub, const stats *s, double wall)
     if (mode_sub) {
         printf("mode=sub subscribers=%" PRIu64 " connected=%" PRIu64 " failed=%" PRIu64
                " closed=%" PRIu64 " deliveries=%" PRIu64 " unique=%" PRIu64
-               " dups=%" PRIu64 " gaps=%" PRIu64 " unparsed=%" PRIu64,
+               " dups=%" PRIu64 " gaps=%" PRIu64 " disorder=%" PRIu64
+               " unparsed=%" PRIu64,
                s->subs, s->connected, s->failed, s->closed, s->deliveries, s->unique,
-               s->dups, s->gaps, s->unparsed);
-        if (opt.expect)
+               s->dups, s->gaps, s->disorder, s->unparsed);
+        if (opt.expect) {
             printf(" lost=%" PRIu64, s->connected * opt.expect > s->unique
                                          ? s->connected * opt.expect - s->unique
                                          : 0);
+            /* From the first request to the last subscriber's --expect-th
+             * message (e.g. attach-and-drain); -1 unless every one got there. */
+            printf(" complete=%" PRIu64 " complete_ms=%.3f", s->complete,
+                   s->complete == s->subs && s->done_ns > s->req_ns
+                       ? (double)(s->done_ns - s->req_ns) / 1e6
+                       : -1.0);
+        }
         printf(" window_s=%.3f deliveries_s=%.0f", window,
                window > 0 ? (double)s->deliveries / window : 0);
     } else {
@@ -1185,7 +1217,8 @@ static void usage(FILE *f)
         "253)\n"
         "  -n N               subscribers (1)\n"
         "  --batch B          connections in progress at once (200)\n"
-        "  --expect M         stop when every subscriber has M distinct messages\n"
+        "  --expect M         stop when every subscriber has M distinct messages;\n"
+        "                     complete_ms: from the first request until then\n"
         "  --quiet-ms Q       stop Q ms after the last message (2000)\n"
         "  --ready FILE       create FILE once every subscriber is connected or failed\n"
         "pub: message i goes to channel i %% N\n"
@@ -1193,7 +1226,8 @@ static void usage(FILE *f)
         "  --depth D          requests in flight per connection, 1-%d (1)\n"
         "  --rate R           messages per second in all, 0 = as fast as possible (0)\n"
         "  --count M          messages in all, 0 = until --duration (0)\n"
-        "  --size B           payload bytes (100)\n"
+        "  --size B           payload bytes (100); 0: an empty body, e.g. to create\n"
+        "                     connections (--path '/channels/%%s/connections')\n"
         "  --lines L          split the payload into L lines (1)\n",
         MAX_DEPTH);
 }
@@ -1308,8 +1342,8 @@ int main(int argc, char **argv)
     }
     if (opt.procs < 1 || opt.procs > 64 || opt.nchannels < 1 || opt.batch < 1 ||
         opt.duration <= 0 || opt.duration > 3600 || opt.conns < 1 || opt.conns > 10000 ||
-        opt.depth < 1 || opt.depth > MAX_DEPTH || opt.size < 1 ||
-        opt.size > sizeof(body) - 64 || opt.lines < 1 || opt.lines > opt.size / 2) {
+        opt.depth < 1 || opt.depth > MAX_DEPTH || opt.size > sizeof(body) - 64 ||
+        opt.lines < 1 || (opt.lines > 1 && opt.lines > opt.size / 2)) {
         fprintf(stderr, "ssebench: an option is out of range (see --help)\n");
         return 2;
     }

@@ -103,11 +103,16 @@ typedef struct kv_append_args {
     size_t mid_len;
     const char *const *lists; /* push the value onto each of these lists ... */
     size_t nlists;
-    const size_t *max; /* ... each bounded to max[i] items (0: unbounded), oldest
-                          dropped; NULL: all unbounded */
+    const size_t *max; /* ... each bounded to max[i] items (0: unbounded),
+                          oldest dropped; NULL: all unbounded */
     const char *log;   /* if not NULL, append the value to this log too ... */
     size_t log_max;    /* ... keeping at least this many of its newest entries
-                          (0: unbounded); a store may keep a few more */
+                          (0: unbounded); a store may keep a few more ... */
+    /* ... unless log_readers is not NULL and that table (as kv_scan names
+     * one) holds no key, its readers being gone: then exactly its log_idle
+     * newest (0: none; the end stays). */
+    const char *log_readers;
+    size_t log_idle;
     const char *topic; /* if not NULL, notify this topic with the same value */
 } kv_append_args;
 
@@ -279,7 +284,9 @@ static inline int kv_flush(kv_store *kv, kv_cb cb, void *arg)
  * push it at the tail of each of a->lists (dropping
  * the oldest items beyond a->max[i] when that is not 0; a list named twice gets
  * the value twice), append it to a->log as the entry (id, the log's end
- * position + 1), trimming the log to about a->log_max entries,
+ * position + 1), trimming the log to about a->log_max entries (exactly
+ * a->log_idle when a->log_readers names a table without keys: the log's end
+ * stays, even when that empties it),
  * and, if a->topic is not NULL, notify that topic with the value. res->num and
  * res->id are the id, res->pos the entry's position in the log.
  *

@@ -495,6 +495,31 @@ static kv_node *skip_deeper(kv_memory *m, const kv_node *x, size_t plen, char *b
     return seek(m, buf, plen, NULL);
 }
 
+/* Whether 'table' holds a key of its own (deeper tables aside). -1 on OOM. */
+static int table_has_key(kv_memory *m, const char *table)
+{
+    size_t tlen = strlen(table), deeper;
+    kv_node *x = seek(m, table, tlen, NULL);
+    char *buf = NULL;
+    int found = 0;
+    while (x && has_prefix(x, table, tlen) && !found) {
+        if ((found = scan_match(x, table, tlen, &deeper)))
+            break;
+        if (deeper) {
+            char *nb = realloc(buf, deeper + 1);
+            if (!nb) {
+                free(buf);
+                return -1;
+            }
+            x = skip_deeper(m, x, deeper, buf = nb);
+        } else {
+            x = x->next[0];
+        }
+    }
+    free(buf);
+    return found;
+}
+
 static int memory_scan(kv_store *kv, const char *table, kv_cb cb, void *arg)
 {
     kv_memory *m = (kv_memory *)kv;
@@ -844,14 +869,18 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
     char **copies = NULL, *text = NULL, *val = NULL, *logcopy = NULL, idtext[32];
     unsigned char *created = NULL;
     long long cur = 0, id;
-    size_t n, vlen;
-    int status = KV_OK, idlen, oom, log_created = 0;
+    size_t n, vlen, keep;
+    int status = KV_OK, idlen, oom, log_created = 0, readers = 1;
 
     if (!a || !valid_key(a->counter) || (!a->head && a->head_len) ||
         (!a->tail && a->tail_len) || (!a->mid && a->mid_len) ||
         (a->nlists && !a->lists) || (a->topic && !valid_topic(a->topic)) ||
-        (a->log && !valid_key(a->log)) || a->floor == LLONG_MAX)
+        (a->log && !valid_key(a->log)) || a->floor == LLONG_MAX ||
+        (a->log_readers && (!a->log || !kv_valid_table(a->log_readers))))
         return KV_EINVAL;
+    if (a->log_readers && (readers = table_has_key(m, a->log_readers)) < 0)
+        return KV_ENOMEM;
+    keep = readers ? a->log_max : a->log_idle;
     n = a->nlists;
     for (size_t i = 0; i < n; i++)
         if (!valid_key(a->lists[i]))
@@ -959,8 +988,8 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
         l->end_id = id;
         l->end_pos++;
         deque_push(m, l, (kv_ent){logcopy, vlen, id, l->end_pos});
-        if (a->log_max > 0 && l->len > a->log_max)
-            deque_drop(m, l, l->len - a->log_max);
+        if ((keep > 0 || !readers) && l->len > keep)
+            deque_drop(m, l, l->len - keep);
     }
     if (note)
         defer(m, note, "append", a->topic, KV_OK);

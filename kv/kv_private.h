@@ -3,8 +3,16 @@
 #define KV_PRIVATE_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "kv/kv.h"
+
+/* A table's name, as kv_scan() takes it: not empty, ending in '/'. */
+static inline int kv_valid_table(const char *t)
+{
+    size_t n = t ? strlen(t) : 0;
+    return n > 0 && t[n - 1] == '/';
+}
 
 struct event;
 struct redisAsyncContext;

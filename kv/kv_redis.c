@@ -92,11 +92,13 @@
  * picks what it does; each is one atomic step of Redis:
  *
  * 'append' - kv_append(). KEYS[1]: the counter's hash; KEYS[2..1+n]: the
- * lists; then, with a log, the log's stream and its end. ARGV: the counter's field, the
- * floor, head, tail, the channel to PUBLISH on ('' for none), n, per list its
- * LTRIM start ('-max', '0' for no bound), then with a log its bound ('0' for
- * none) and the text put between the id and the position ('' for none: the
- * value is head id tail, else head id mid pos tail). Returns {id, pos}.
+ * lists; then, with a log, the log's stream and its end, and, with readers,
+ * their hash. ARGV: the counter's field, the floor, head, tail, the channel
+ * to PUBLISH on ('' for none), n, per list its LTRIM start ('-max', '0' for
+ * no bound), then with a log its bound ('0' for none) and the text put
+ * between the id and the position ('' for none: the value is head id tail,
+ * else head id mid pos tail), and, with readers, the bound while their hash
+ * does not exist (trimmed exactly, MAXLEN =). Returns {id, pos}.
  * Types are checked before anything is written; HINCRBY fails, writing
  * nothing, on a counter that is no integer. One HINCRBY takes the id (an HSET
  * only when the floor lifts it). A log is a Redis Stream: entry id
@@ -168,12 +170,14 @@
     "end\n"                                                                              \
     "end\n"                                                                              \
     "if log then\n"                                                                      \
-    "  if ARGV[8 + n] ~= '0' then\n"                                                     \
-    "    redis.call('XADD', KEYS[2 + n], 'MAXLEN', '~', ARGV[8 + n], id .. '-0',\n"      \
-    "                'p', pos, 'v', v)\n"                                                \
-    "  else\n"                                                                           \
-    "    redis.call('XADD', KEYS[2 + n], id .. '-0', 'p', pos, 'v', v)\n"                \
+    "  local x = {KEYS[2 + n]}\n"                                                        \
+    "  if #KEYS > 3 + n and redis.call('EXISTS', KEYS[4 + n]) == 0 then\n"               \
+    "    x = {KEYS[2 + n], 'MAXLEN', '=', ARGV[10 + n]}\n"                               \
+    "  elseif ARGV[8 + n] ~= '0' then\n"                                                 \
+    "    x = {KEYS[2 + n], 'MAXLEN', '~', ARGV[8 + n]}\n"                                \
     "  end\n"                                                                            \
+    "  for _, e in ipairs({id .. '-0', 'p', pos, 'v', v}) do x[#x + 1] = e end\n"        \
+    "  redis.call('XADD', unpack(x))\n"                                                  \
     "  redis.call('SET', KEYS[3 + n], id .. ' ' .. pos)\n"                               \
     "end\n"                                                                              \
     "if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], v) end\n"                      \
@@ -928,7 +932,8 @@ static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *a
     kv_redis *r = (kv_redis *)kv;
     char *hash = NULL, *channel = NULL, *trims = NULL, **keys = NULL, *stream = NULL,
          *end = NULL;
-    char nkeys[24], floortxt[24], ntxt[24], maxtxt[24], sha[KV_REDIS_SHA_LEN + 1];
+    char nkeys[24], floortxt[24], ntxt[24], maxtxt[24], idletxt[24], *readers = NULL;
+    char sha[KV_REDIS_SHA_LEN + 1];
     const char *field, **argv = NULL;
     size_t n, argc, k = 0, *lens = NULL;
     int rc;
@@ -936,7 +941,8 @@ static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *a
     if (!a || (!a->head && a->head_len) || (!a->tail && a->tail_len) ||
         (!a->mid && a->mid_len) || (a->nlists && !a->lists) ||
         (a->topic && !valid_name(a->topic)) || (a->log && !valid_name(a->log)) ||
-        a->floor == LLONG_MAX)
+        a->floor == LLONG_MAX ||
+        (a->log_readers && (!a->log || !kv_valid_table(a->log_readers))))
         return KV_EINVAL;
     n = a->nlists;
     for (size_t i = 0; i < n; i++)
@@ -945,19 +951,23 @@ static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *a
     if ((rc = split_key(r, a->counter, &hash, &field)) < 0)
         return rc;
     rc = KV_ENOMEM;
-    /* EVALSHA sha numkeys hash lists... [stream end] + 7 ARGV + trims [+ max mid] */
-    argc = 4 + n + (a->log ? 2 : 0) + 7 + n + (a->log ? 2 : 0);
+    /* EVALSHA sha numkeys hash lists... [stream end [readers]] + 7 ARGV + trims
+     * [+ max mid [idle]] */
+    int nlog = a->log ? 2 + (a->log_readers ? 1 : 0) : 0;
+    argc = 4 + n + (size_t)nlog + 7 + n + (size_t)nlog;
     if (n > ((size_t)INT_MAX - 20) / 2 || !(argv = calloc(argc, sizeof(*argv))) ||
         !(lens = calloc(argc, sizeof(*lens))) ||
         (n && (!(keys = calloc(n, sizeof(*keys))) || !(trims = malloc(n * 24)))) ||
         (a->topic && !(channel = list_key(r, a->topic))) ||
-        (a->log && (!(stream = list_key(r, a->log)) || !(end = end_key(r, a->log)))))
+        (a->log && (!(stream = list_key(r, a->log)) || !(end = end_key(r, a->log)))) ||
+        (a->log_readers && !(readers = list_key(r, a->log_readers))))
         goto out;
     sha_placeholder(sha);
-    snprintf(nkeys, sizeof(nkeys), "%zu", n + 1 + (a->log ? 2 : 0));
+    snprintf(nkeys, sizeof(nkeys), "%zu", n + 1 + (size_t)nlog);
     snprintf(floortxt, sizeof(floortxt), "%lld", a->floor);
     snprintf(ntxt, sizeof(ntxt), "%zu", n);
     snprintf(maxtxt, sizeof(maxtxt), "%zu", a->log_max);
+    snprintf(idletxt, sizeof(idletxt), "%zu", a->log_idle);
 #define PUT(s_, len_) (argv[k] = (s_), lens[k] = (len_), k++)
     PUT("EVALSHA", 7);
     PUT(sha, KV_REDIS_SHA_LEN);
@@ -972,6 +982,8 @@ static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *a
         PUT(stream, strlen(stream));
         PUT(end, strlen(end));
     }
+    if (readers)
+        PUT(readers, strlen(readers));
     PUT("append", 6);
     PUT(field, strlen(field));
     PUT(floortxt, strlen(floortxt));
@@ -989,6 +1001,8 @@ static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *a
         PUT(maxtxt, strlen(maxtxt));
         PUT(a->mid ? a->mid : "", a->mid_len);
     }
+    if (readers)
+        PUT(idletxt, strlen(idletxt));
 #undef PUT
     rc = op(r, OP_APPEND, cb, arg, cb != NULL, 0, NULL, (int)argc, argv, lens, 0, NULL,
             NULL);
@@ -998,6 +1012,7 @@ out:
     free(keys);
     free(trims);
     free(channel);
+    free(readers);
     free(stream);
     free(end);
     free(argv);

@@ -22,7 +22,8 @@
  * Key layout (the table is everything up to the last '/'; names never hold '/'):
  *   c/{chan}          string  channel options JSON
  *   g/{chan}          log     the channel's messages as JSON, at least
- *                             max(history, queue_limit) newest kept
+ *                             max(history, queue_limit) newest kept while
+ *                             k/{chan}/ holds a cursor, else exactly history
  *   n/{chan}/{conn}   string  connection record JSON {"id"}
  *   l/{chan}/{conn}   string  listener JSON {"running": bool}
  *   k/{chan}/{conn}   string  its cursor in g/{chan}: "<id> <pos>"

@@ -75,7 +75,7 @@ static int channel_kv_publish(repo_channel *r, const chan *ch, const conn *targe
                               void *arg)
 {
     repo_channel_kv *c = (repo_channel_kv *)r;
-    char log[REPO_KEY_MAX], topic[REPO_KEY_MAX];
+    char log[REPO_KEY_MAX], topic[REPO_KEY_MAX], readers[REPO_KEY_MAX];
     const char *conn_id = target ? target->id : NULL;
 
     repo_key(log, target ? "o" : "g", ch->name, conn_id);
@@ -92,6 +92,12 @@ static int channel_kv_publish(repo_channel *r, const chan *ch, const conn *targe
                         .log_max =
                             target ? (size_t)ch->opts.queue_limit : chan_log_bound(ch),
                         .topic = topic};
+    if (!target) {
+        /* Without connections (no cursor in k/), only the history is kept. */
+        snprintf(readers, sizeof(readers), "k/%s/", ch->name);
+        a.log_readers = readers;
+        a.log_idle = (size_t)ch->opts.history;
+    }
     return kv_append(c->kv, &a, cb, arg);
 }
 

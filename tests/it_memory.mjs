@@ -124,3 +124,33 @@ test('the bound holds RSS: 1 MiB messages to many channels under a 16 MiB bound'
     // well under the 60 MiB sent.
     assert.ok(after - before < 16 * MIB + 20 * MIB, `RSS grew by ${(after - before) >> 20} MiB`);
 });
+
+test('a channel without connections keeps only its history; with one, what the connection lags', { skip: STORE === 'redis' && 'the log lives in Redis, not in the process (it_redis.mjs j)' }, async () => {
+    const b = await broker({ max_memory: 256 * MIB });
+    const used = async () => (await health(b)).memory.used;
+    const data = 'k'.repeat(8 * 1024);
+    const fill = async (name) => {
+        for (let i = 0; i < 200; i++) {
+            const r = await b.req('POST', evPath(name), { body: data, headers: { 'Content-Type': 'text/plain' } });
+            assert.equal(r.status, 201, r.text);
+        }
+    };
+    const lone = uniq('lone'), followed = uniq('followed');
+    for (const n of [lone, followed])
+        assert.equal((await b.req('PUT', chPath(n), { body: { history: 5, queue_limit: 1000 } })).status, 201);
+    const conn = await b.req('POST', `${chPath(followed)}/connections`);
+    assert.equal(conn.status, 201);
+    const u0 = await used();
+    await fill(lone);
+    const u1 = await used();
+    await fill(followed);
+    const u2 = await used();
+    assert.ok(u1 - u0 < 200 * 1024, `200 x 8 KiB, no connection: ${u1 - u0} bytes kept (history 5)`);
+    assert.ok(u2 - u1 > 200 * 8 * 1024, `200 x 8 KiB, one connection: ${u2 - u1} bytes kept (it lags 200)`);
+    // The connection gone, the next publish trims the log to the history.
+    assert.equal((await b.req('DELETE', `${chPath(followed)}/connections/${conn.json.id}`)).status, 204);
+    const r = await b.req('POST', evPath(followed), { body: data, headers: { 'Content-Type': 'text/plain' } });
+    assert.equal(r.status, 201);
+    const u3 = await used();
+    assert.ok(u3 - u1 < 200 * 1024, `after the connection went: ${u3 - u1} bytes over the lone channel's`);
+});

@@ -479,3 +479,47 @@ test('i. Redis out of memory (maxmemory, noeviction): a clear 503, nothing half 
     assert.deepEqual(stored, [...acked, after.json.id]);
     assert.equal(await b.stop(), 0);
 });
+
+test('j. a channel log keeps queue_limit only while the channel has connections, else exactly its history', async () => {
+    const r = await redis();
+    const a = await broker(r), b = await broker(r);
+    const c = uniq('keep');
+    const xlen = () => r.cmd('XLEN', `ssebroker:g/${c}`);
+    assert.equal((await a.req('PUT', chPath(c), { body: { history: 5, queue_limit: 50 } })).status, 201);
+    await publishN(a, c, 30, 'none');
+    assert.equal(await xlen(), 5, 'no connection: the log is the history');
+    assert.equal((await history(b, c)).length, 5);
+
+    const conn = (await b.req('POST', connPath(c))).json;
+    assert.ok(conn?.id, 'connection created on b');
+    await publishN(a, c, 30, 'one'); // on a, which may not have heard of it yet
+    assert.equal(await xlen(), 35, 'a connection on any node: the log keeps what it lags (30)');
+    const info = await getJson(a, connPath(c, conn.id));
+    assert.equal(info.queue_length, 30, JSON.stringify(info));
+    assert.equal(info.dropped, 0);
+    const s = await a.stream(`${connPath(c, conn.id)}/events`);
+    const got = await s.waitEvents(30);
+    assert.deepEqual(got.map((e) => e.data), Array.from({ length: 30 }, (_, i) => `one${i}`));
+    s.close();
+
+    assert.equal((await a.req('DELETE', connPath(c, conn.id))).status, 204);
+    await publish(a, c, { data: 'after' }); // on a: after the deletion in its pipeline
+    assert.equal(await xlen(), 5, 'the last connection gone: back to the history');
+    assert.deepEqual((await history(a, c)).map((e) => e.data), ['one26', 'one27', 'one28', 'one29', 'after']);
+
+    // history 0: a connection created on one node still gets a publish made
+    // at once on the other (the append itself sees the cursor).
+    const z = uniq('zero');
+    assert.equal((await a.req('PUT', chPath(z), { body: { history: 0, queue_limit: 10 } })).status, 201);
+    await publish(a, z, { data: 'gone' });
+    assert.equal(await r.cmd('XLEN', `ssebroker:g/${z}`), 0, 'history 0, no connection: nothing kept');
+    for (let round = 0; round < 20; round++) {
+        const cz = (await b.req('POST', connPath(z))).json;
+        const id = await publish(a, z, { data: `z${round}` });
+        const sz = await a.stream(`${connPath(z, cz.id)}/events`);
+        const ev = await sz.waitEvents(1);
+        assert.equal(ev[0].id, id, `round ${round}: the message published right after creation`);
+        sz.close();
+        assert.equal((await a.req('DELETE', connPath(z, cz.id))).status, 204);
+    }
+});

@@ -1171,6 +1171,56 @@ static void kvc_logs(kv_store *a, kv_store *b, struct event_base *base)
     kvc_drain(a, base);
 }
 
+/* A log whose readers are gone keeps exactly log_idle entries; while its
+ * readers' table holds a key, log_max. */
+static void kvc_log_readers(kv_store *a, kv_store *b, struct event_base *base)
+{
+    kv_append_args ap = {.counter = "x/rctr",
+                         .head = "e",
+                         .head_len = 1,
+                         .log = "x/rl",
+                         .log_max = 0,
+                         .log_readers = "x/rd/",
+                         .log_idle = 2};
+    kvc_rec r;
+    int good = 1;
+
+    for (long long i = 1; i <= 5; i++) {
+        KVC_RUN(base, &r, kv_append(i % 2 ? a : b, &ap, kvc_record, &r));
+        good &= kvc_is(&r, KV_OK) && r.id == i && r.pos == i;
+    }
+    KVC_RUN(base, &r, kv_log_range(b, "x/rl", 0, 10, 0, kvc_record, &r));
+    ok(good && kvc_is(&r, KV_OK) && kvc_entries(&r, 4, 5, 0),
+       "no reader: the log keeps exactly log_idle (2) entries");
+    KVC_RUN(base, &r, kv_set(a, "x/rd/deeper/not", "1", 1, kvc_record, &r));
+    KVC_RUN(base, &r, kv_set(a, "x/rd/one", "1", 1, kvc_record, &r));
+    for (int i = 0; i < 4; i++)
+        kv_append(i % 2 ? a : b, &ap, NULL, NULL);
+    kvc_drain(a, base);
+    kvc_drain(b, base);
+    KVC_RUN(base, &r, kv_log_range(a, "x/rl", 0, 10, 0, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && kvc_entries(&r, 4, 9, 0),
+       "a reader: the log keeps log_max (unbounded here)");
+    KVC_RUN(base, &r, kv_del(b, "x/rd/one", kvc_record, &r));
+    ap.log_idle = 0;
+    KVC_RUN(base, &r, kv_append(b, &ap, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.id == 10 && r.pos == 10, "the reader gone, appends go on");
+    KVC_RUN(base, &r, kv_log_range(a, "x/rl", 0, 10, 0, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.n == 0,
+       "... and a log_idle of 0 keeps none (a deeper table is no reader)");
+    KVC_RUN(base, &r, kv_log_end(a, "x/rl", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.id == 10 && r.num == 10, "its end stays");
+    ap.log_readers = "x/rd";
+    ok(kv_append(a, &ap, kvc_record, &r) == KV_EINVAL, "readers must name a table");
+    ap.log_readers = "x/rd/";
+    ap.log = NULL;
+    ok(kv_append(a, &ap, kvc_record, &r) == KV_EINVAL, "readers need a log");
+    kv_del(a, "x/rl", NULL, NULL);
+    kv_del(a, "x/rctr", NULL, NULL);
+    kv_del(a, "x/rd/deeper/not", NULL, NULL);
+    kvc_drain(a, base);
+}
+
 static void kv_contract_nodes(kv_store *a, kv_store *b, struct event_base *base)
 {
     kvc_sub *sa = &kvc_sub_a, *sb = a == b ? &kvc_sub_a : &kvc_sub_b;
@@ -1185,6 +1235,7 @@ static void kv_contract_nodes(kv_store *a, kv_store *b, struct event_base *base)
     kvc_append_basics(a, sa, base);
     kvc_append_nodes(a, b, sa, sb, base);
     kvc_logs(a, b, base);
+    kvc_log_readers(a, b, base);
     ok(!kvc_timed_out, "no wait timed out");
 }
 

@@ -52,6 +52,11 @@ size_t chan_log_bound(const chan *ch)
     return h > q ? h : q;
 }
 
+size_t chan_log_kept(const chan *ch)
+{
+    return ch->nconns ? chan_log_bound(ch) : (size_t)ch->opts.history;
+}
+
 uint64_t chan_log_oldest(const chan *ch)
 {
     return ch->logids.len ? ch->logids.v[ch->logids.head] : 0;
@@ -72,9 +77,11 @@ uint64_t chan_log_shift(chan *ch)
 int chan_log_note(chan *ch, uint64_t seq)
 {
     seqring *r = &ch->logids;
-    size_t bound = chan_log_bound(ch); /* at least 1: queue_limit is */
-    while (r->len >= bound)
+    size_t bound = chan_log_kept(ch);
+    while (r->len && r->len >= bound)
         chan_log_shift(ch); /* the store trims the oldest beyond it too */
+    if (!bound)
+        return 0; /* the store keeps none of it */
     if (r->len == r->cap) {
         size_t cap = r->cap ? 2 * r->cap : 8;
         uint64_t *v;
@@ -102,7 +109,7 @@ void chan_set_opts(chan *ch, const chan_opts *opts)
     conn *cn;
     ch->opts = *opts;
     msgq_set_limit(&ch->history, (size_t)opts->history);
-    while (ch->logids.len > chan_log_bound(ch))
+    while (ch->logids.len > chan_log_kept(ch))
         chan_log_shift(ch);
     TAILQ_FOREACH (cn, &ch->conns, link)
         msgq_set_limit(&cn->pending, (size_t)opts->queue_limit);

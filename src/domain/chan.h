@@ -103,9 +103,13 @@ void chan_unref(chan *ch);
 /* Apply new options: the history is trimmed to its new bound. */
 void chan_set_opts(chan *ch, const chan_opts *opts);
 
-/* What the channel's stored log keeps: a plain subscriber replays 'history',
- * and a connection may lag up to 'queue_limit' behind. */
+/* What the channel's stored log keeps while it has connections: a plain
+ * subscriber replays 'history', and a connection may lag up to 'queue_limit'
+ * behind. */
 size_t chan_log_bound(const chan *ch);
+/* What the store keeps of it: with connections (that this node knows of)
+ * chan_log_bound(), else only the history. */
+size_t chan_log_kept(const chan *ch);
 /* Note that message 'seq' was appended to its log; the oldest beyond the
  * bound go from the note too. Returns 0, or -1 on OOM (not noted). */
 int chan_log_note(chan *ch, uint64_t seq);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -133,6 +134,12 @@ int main(int argc, char **argv)
     struct event *sigterm = NULL, *sigint = NULL;
     char err[512];
     int c, rc = 1;
+
+    /* Large buffers (messages, request bodies) straight from mmap, returned
+     * to the system when freed: glibc's default threshold rises with every
+     * large free, after which they come from the heap and their pages stay
+     * with the process, so RSS would not follow limits.max_memory. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
     while ((c = getopt_long(argc, argv, "c:l:s:w:hv", opts, NULL)) != -1) {
         switch (c) {

@@ -24,7 +24,7 @@
  *   g/{chan}          log     the channel's messages as JSON, at least
  *                             max(history, queue_limit) newest kept while
  *                             k/{chan}/ holds a cursor, else exactly history
- *   n/{chan}/{conn}   string  connection record JSON {"id"}
+ *   n/{chan}/{conn}   string  connection record JSON {"id", "owner"?}
  *   l/{chan}/{conn}   string  listener JSON {"running": bool}
  *   k/{chan}/{conn}   string  its cursor in g/{chan}: "<id> <pos>"
  *   o/{chan}/{conn}   log     messages published to it alone, queue_limit kept
@@ -114,6 +114,13 @@ static inline void repo_queue_free(repo_queue *r)
     if (r)
         r->ops->free(r);
 }
+
+/* A connection's record: {"id": ID, "owner": AUTHID} (no owner: anonymous),
+ * as stored and as announced to the other nodes. Caller frees; NULL on OOM. */
+char *repo_conn_record(const conn *cn);
+/* Set the owner of 'cn' from a record. 0, -1 on OOM, -2 if it is no record
+ * (or its owner is no string). */
+int repo_conn_record_owner(conn *cn, const char *rec, size_t len);
 
 /* ---- listeners: running or stopped ---- */
 typedef struct repo_listener repo_listener;

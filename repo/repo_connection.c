@@ -12,12 +12,40 @@ typedef struct repo_connection_kv {
     repo_queue *queues;       /* owned */
 } repo_connection_kv;
 
+char *repo_conn_record(const conn *cn)
+{
+    json_t *o = json_pack("{s:s}", "id", cn->id);
+    char *text;
+    if (o && cn->owner)
+        json_object_set_new(o, "owner", json_string(cn->owner));
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
+int repo_conn_record_owner(conn *cn, const char *rec, size_t len)
+{
+    json_t *o = json_loadb(rec, len, 0, NULL);
+    const json_t *owner = json_object_get(o, "owner");
+    int rc = -2;
+    if (json_is_object(o) && (!owner || json_is_string(owner)))
+        rc = conn_set_owner(cn, json_string_value(owner));
+    json_decref(o);
+    return rc;
+}
+
 static void connection_kv_persist(repo_connection *r, const conn *cn)
 {
     repo_connection_kv *c = (repo_connection_kv *)r;
-    char key[REPO_KEY_MAX], rec[64];
-    int len = snprintf(rec, sizeof(rec), "{\"id\":\"%s\"}", cn->id);
-    kv_set(c->kv, repo_key(key, "n", cn->ch->name, cn->id), rec, (size_t)len, NULL, NULL);
+    char key[REPO_KEY_MAX];
+    char *rec = repo_conn_record(cn);
+    if (rec)
+        kv_set(c->kv, repo_key(key, "n", cn->ch->name, cn->id), rec, strlen(rec), NULL,
+               NULL);
+    else
+        kv_report(c->kv, KV_EV_FAILED, "repo: out of memory persisting connection %s",
+                  cn->id);
+    free(rec);
     repo_listener_persist(c->listeners, cn);
 }
 
@@ -54,12 +82,22 @@ static void connections_scanned(const kv_result *res, void *arg)
         json_t *o = json_loadb(res->items[i].val, res->items[i].vlen, 0, NULL);
         const char *id = record_id(o);
         conn *cn;
+        int owned;
         if (!id || chan_conn(cl.ch, id)) {
             kv_report(cl.c->kv, KV_EV_BAD_RECORD,
                       "repo: skipping a bad connection record in channel '%s'",
                       cl.ch->name);
         } else if (!(cn = conn_new(cl.ch, id))) {
             cl.join->status = KV_ENOMEM;
+        } else if ((owned = repo_conn_record_owner(cn, res->items[i].val,
+                                                   res->items[i].vlen)) < 0) {
+            conn_free(cn);
+            if (owned == -1)
+                cl.join->status = KV_ENOMEM;
+            else
+                kv_report(cl.c->kv, KV_EV_BAD_RECORD,
+                          "repo: skipping connection %s of channel '%s': a bad owner", id,
+                          cl.ch->name);
         } else if (repo_listener_load(cl.c->listeners, cn, repo_join_done, cl.join) ==
                    0) {
             cl.join->pending++;
@@ -125,10 +163,17 @@ static void record_found(const kv_result *res, void *arg)
     json_decref(o);
     if (status == KV_OK && !f->ch->deleted) {
         /* Another find may have added it meanwhile. */
-        if (!(cn = chan_conn(f->ch, f->id)) && !(cn = conn_new(f->ch, f->id)))
+        bool fresh = !(cn = chan_conn(f->ch, f->id));
+        int owned;
+        if (fresh && !(cn = conn_new(f->ch, f->id))) {
             status = KV_ENOMEM;
-        else if (repo_listener_load(f->c->listeners, cn, find_done, f) == 0)
+        } else if ((owned = repo_conn_record_owner(cn, res->val, res->len)) < 0) {
+            if (fresh)
+                conn_free(cn);
+            status = owned == -1 ? KV_ENOMEM : KV_ENOTFOUND;
+        } else if (repo_listener_load(f->c->listeners, cn, find_done, f) == 0) {
             return;
+        }
     }
     find_done(status, f);
 }

@@ -509,14 +509,21 @@ static void conn_created(const kv_result *res, void *arg)
     free(cc);
 }
 
-int broker_conn_create(broker *b, chan *ch, broker_conn_cb cb, void *arg)
+int broker_conn_create(broker *b, chan *ch, const char *owner, broker_conn_cb cb,
+                       void *arg)
 {
     conn_creation *cc;
     conn *cn;
+    char *rec;
     int rc;
     if (ch->nconns >= (size_t)b->opts.max_connections_per_channel)
         return BROKER_ELIMIT;
     if (!(cc = malloc(sizeof(*cc))) || !(cn = conn_new(ch, NULL))) {
+        free(cc);
+        return BROKER_ENOMEM;
+    }
+    if (conn_set_owner(cn, owner) < 0) {
+        conn_free(cn);
         free(cc);
         return BROKER_ENOMEM;
     }
@@ -534,7 +541,10 @@ int broker_conn_create(broker *b, chan *ch, broker_conn_cb cb, void *arg)
         free(cc);
         return rc == KV_ENOMEM ? BROKER_ENOMEM : rc;
     }
-    broker_announce(b, "n", ch->name, cn->id, "created");
+    /* The others learn its owner from the announcement. */
+    rec = repo_conn_record(cn);
+    broker_announce(b, "n", ch->name, cn->id, rec ? rec : "created");
+    free(rec);
     return 0;
 }
 

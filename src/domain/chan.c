@@ -141,6 +141,16 @@ conn *chan_conn(const chan *ch, const char *id)
     return NULL;
 }
 
+int conn_set_owner(conn *cn, const char *owner)
+{
+    char *o = NULL;
+    if (owner && !(o = strdup(owner)))
+        return -1;
+    free(cn->owner);
+    cn->owner = o;
+    return 0;
+}
+
 void conn_free(conn *cn)
 {
     if (!cn)
@@ -148,6 +158,7 @@ void conn_free(conn *cn)
     TAILQ_REMOVE(&cn->ch->conns, cn, link);
     cn->ch->nconns--;
     msgq_free(&cn->pending);
+    free(cn->owner);
     free(cn);
 }
 
@@ -164,8 +175,11 @@ json_t *chan_to_json(const chan *ch)
 
 json_t *conn_to_json(const conn *cn, const conn_info *ci)
 {
-    return json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "id", cn->id, "channel",
-                     cn->ch->name, "listener", ci->running ? "running" : "stopped",
-                     "attached", ci->attached, "queue_length",
-                     (json_int_t)ci->queue_length, "dropped", (json_int_t)ci->dropped);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "id", cn->id, "channel",
+                          cn->ch->name, "listener", ci->running ? "running" : "stopped",
+                          "attached", ci->attached, "queue_length",
+                          (json_int_t)ci->queue_length, "dropped", (json_int_t)ci->dropped);
+    if (o && cn->owner)
+        json_object_set_new(o, "owner", json_string(cn->owner));
+    return o;
 }

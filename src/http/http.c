@@ -839,7 +839,7 @@ static void conns_listed(int status, size_t n, const char (*ids)[CONN_ID_LEN + 1
 
 static void conns_found(http_ctx *c)
 {
-    int rc = c->method == M_POST ? broker_conn_create(c->b, c->ch, conn_created, c)
+    int rc = c->method == M_POST ? broker_conn_create(c->b, c->ch, NULL, conn_created, c)
                                  : broker_conn_list(c->b, c->ch, conns_listed, c);
     if (rc == 0)
         ctx_wait(c);

@@ -1,5 +1,6 @@
 /* config.c - defaults and the JSON config file. */
 #include "src/config.h"
+#include "src/config_private.h"
 #include "src/base/log.h"
 #include "kv/kv.h"
 
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #define CONFIG_FILE_MAX (1024 * 1024) /* bytes a config file may hold */
 #define MAX_BODY_MAX 1073741824
@@ -147,6 +150,7 @@ void config_free(config *c)
     free(c->store_prefix);
     free(c->http.cors_origin);
     c->path = c->store_type = c->store_url = c->store_prefix = c->http.cors_origin = NULL;
+    auth_cfg_free(&c->auth);
 }
 
 /* ---- locating a field in the text ----
@@ -155,14 +159,6 @@ void config_free(config *c)
  * the line of its key ourselves with a small scanner that knows strings and
  * nesting. Keys are compared byte for byte, so a key written with escapes is not
  * found; the caller then falls back to the parent's line or to line 1. */
-
-typedef struct cfg_ctx {
-    const char *name; /* the file name in messages */
-    const char *text;
-    size_t len;
-    char *err;
-    size_t errlen;
-} cfg_ctx;
 
 static size_t skip_ws(const char *t, size_t len, size_t i)
 {
@@ -224,40 +220,55 @@ static int line_of(const char *t, size_t pos)
     return line;
 }
 
-/* The line of 'key' (inside 'parent' if not NULL), else of 'parent', else 1. */
+/* The '{' of the value of 'key' among the members of the object at 'open',
+ * or -1 (no such key, or its value is no object). '*line' is set to the key's
+ * line when it is found. */
+static long value_object(const char *t, size_t len, size_t open, const char *key,
+                         size_t klen, int *line)
+{
+    char k[128];
+    if (klen >= sizeof(k))
+        return -1;
+    memcpy(k, key, klen);
+    k[klen] = '\0';
+    long p = find_key(t, len, open, k);
+    if (p < 0)
+        return -1;
+    *line = line_of(t, (size_t)p);
+    size_t v = skip_ws(t, len, skip_string(t, len, (size_t)p));
+    if (v >= len || t[v] != ':')
+        return -1;
+    v = skip_ws(t, len, v + 1);
+    return v < len && t[v] == '{' ? (long)v : -1;
+}
+
+/* The line of 'key' inside 'parent' (a dotted path of objects from the top,
+ * or NULL for the top), else of the deepest part of 'parent' found, else 1. */
 static int cfg_line(const cfg_ctx *x, const char *parent, const char *key)
 {
     const char *t = x->text;
     size_t len = x->len, top = skip_ws(t, len, 0);
-    long p;
+    long obj = top < len && t[top] == '{' ? (long)top : -1;
+    int line = 1;
 
-    if (top >= len || t[top] != '{')
-        return 1;
-    if (!parent) {
-        p = find_key(t, len, top, key);
-        return p < 0 ? 1 : line_of(t, (size_t)p);
+    for (const char *p = parent; obj >= 0 && p && *p;) {
+        size_t n = strcspn(p, ".");
+        obj = value_object(t, len, (size_t)obj, p, n, &line);
+        p += n + (p[n] == '.');
+        if (obj < 0 && (p[0] || key))
+            return line; /* a part is missing, or is no object */
     }
-    p = find_key(t, len, top, parent);
-    if (p < 0)
-        return 1;
-    int line = line_of(t, (size_t)p);
-    size_t v = skip_ws(t, len, skip_string(t, len, (size_t)p));
-    if (v >= len || t[v] != ':')
-        return line;
-    v = skip_ws(t, len, v + 1);
-    if (!key || v >= len || t[v] != '{')
-        return line;
-    long k = find_key(t, len, v, key);
-    return k < 0 ? line : line_of(t, (size_t)k);
+    if (obj >= 0 && key) {
+        long k = find_key(t, len, (size_t)obj, key);
+        if (k >= 0)
+            line = line_of(t, (size_t)k);
+    }
+    return line;
 }
 
 /* Write "NAME:LINE: field 'parent.key': <message>" to the error buffer and
  * return -1. 'key' may be NULL when the parent itself is at fault. */
-static int cfg_fail(const cfg_ctx *x, const char *parent, const char *key,
-                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static int cfg_fail(const cfg_ctx *x, const char *parent, const char *key,
-                    const char *fmt, ...)
+int cfg_fail(const cfg_ctx *x, const char *parent, const char *key, const char *fmt, ...)
 {
     char text[256];
     va_list ap;
@@ -279,8 +290,8 @@ static int cfg_fail(const cfg_ctx *x, const char *parent, const char *key,
 
 /* ---- applying the parsed file ---- */
 
-static int cfg_int(const cfg_ctx *x, const char *parent, const char *key, json_t *v,
-                   long long lo, long long hi, long long *out)
+int cfg_int(const cfg_ctx *x, const char *parent, const char *key, json_t *v,
+            long long lo, long long hi, long long *out)
 {
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
         return cfg_fail(x, parent, key, "must be an integer from %lld to %lld", lo, hi);
@@ -288,8 +299,7 @@ static int cfg_int(const cfg_ctx *x, const char *parent, const char *key, json_t
     return 0;
 }
 
-/* Replace the owned string '*dst' with a copy of 'src'. */
-static int cfg_set_str(const cfg_ctx *x, char **dst, const char *src)
+int cfg_set_str(const cfg_ctx *x, char **dst, const char *src)
 {
     char *s = strdup(src);
 
@@ -503,6 +513,9 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
                                 "must be a non-empty string without CR, LF or NUL");
             if (cfg_set_str(x, &c->http.cors_origin, s) < 0)
                 return -1;
+        } else if (strcmp(key, "auth") == 0) {
+            if (cfg_auth(x, c, v) < 0)
+                return -1;
         } else if (strcmp(key, "log_level") == 0) {
             int level = json_is_string(v) ? log_level_parse(json_string_value(v)) : -1;
             if (level < 0)
@@ -534,6 +547,7 @@ static int config_load_buf(config *c, const char *text, size_t len, const char *
     /* Work on a deep copy so 'c' is untouched unless everything applies. */
     tmp.path = tmp.store_type = tmp.store_url = tmp.store_prefix = tmp.http.cors_origin =
         NULL;
+    memset(&tmp.auth, 0, sizeof(tmp.auth)); /* a file's "auth" replaces what was */
     if (dup_or_null(&tmp.path, path ? path : c->path) < 0 ||
         dup_or_null(&tmp.store_type, c->store_type) < 0 ||
         dup_or_null(&tmp.store_url, c->store_url) < 0 ||
@@ -561,6 +575,10 @@ static int config_load_buf(config *c, const char *text, size_t len, const char *
     if (cfg_apply(&x, &tmp, root) < 0)
         goto out;
 
+    if (!tmp.auth.present) { /* none in this file: keep what 'c' had */
+        tmp.auth = c->auth;
+        memset(&c->auth, 0, sizeof(c->auth));
+    }
     config_free(c);
     *c = tmp;
     rc = 0;
@@ -626,4 +644,42 @@ out:
     free(buf);
     fclose(f);
     return rc;
+}
+
+/* ---- checks of the whole configuration ---- */
+
+int config_host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcmp(host, "localhost") == 0)
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) ||
+               (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return 0; /* a name, or "" for every address */
+}
+
+int config_check(const config *c, char *err, size_t errlen)
+{
+    if (!c->auth.present && !config_host_is_loopback(c->http.host)) {
+        const char *what = "everyone may publish, subscribe and delete channels: add an "
+                           "\"auth\" section (an \"anonymous_role\" allowing everything "
+                           "keeps the broker open, on purpose)";
+        if (c->path)
+            snprintf(err, errlen,
+                     "%s:1: field 'auth': required to listen on '%s', not a loopback "
+                     "address: without it %s",
+                     c->path, c->http.host[0] ? c->http.host : "*", what);
+        else
+            snprintf(
+                err, errlen,
+                "--listen '%s': not a loopback address, and no config file gives the "
+                "'auth' field: without it %s",
+                c->http.host[0] ? c->http.host : "*", what);
+        return -1;
+    }
+    return 0;
 }

@@ -7,9 +7,45 @@
 #include <jansson.h>
 
 #include "src/broker/broker.h"
+#include "src/domain/policy.h"
 #include "src/http/http.h"
 
 #define THREADS_MAX 17 /* the 'threads' key: the loop and 16 writer threads */
+
+/* One JWT verification key of the "auth" section, as written: its key
+ * material is read when the broker starts (config_auth_keys). */
+typedef struct auth_key_cfg {
+    char *kid;    /* NULL: none */
+    char *alg;    /* "HS256", "RS256", "ES256" or "EdDSA" */
+    char *secret; /* an HMAC secret written in the file, or NULL */
+    char *file;   /* secret_file (HS256) or public_key_file (PEM), or NULL */
+} auth_key_cfg;
+
+/* An API key: stored by its SHA-256, never in clear. */
+typedef struct auth_apikey_cfg {
+    char *name; /* its authid */
+    char *role;
+    unsigned char sha256[32];
+} auth_apikey_cfg;
+
+/* The "auth" section. Everything owned. */
+typedef struct auth_cfg {
+    bool present;        /* the file has one: access is checked */
+    policy pol;          /* roles, anonymous_role */
+    char *cookie;        /* the cookie holding a token (default "ssebroker_token") */
+    char *role_claim;    /* the JWT claim naming the role (default "role") */
+    char *issuer;        /* "iss" required, if not NULL */
+    char *audience;      /* "aud" required, if not NULL */
+    char *jwks_file;     /* keys from a JWKS file, if not NULL */
+    int leeway_s;        /* clock skew allowed on exp/nbf (default 30) */
+    int max_token_bytes; /* default 8192 */
+    auth_key_cfg *keys;
+    size_t nkeys;
+    auth_apikey_cfg *apikeys;
+    size_t napikeys;
+} auth_cfg;
+
+void auth_cfg_free(auth_cfg *a);
 
 typedef struct config {
     char *path;          /* the file it was loaded from, or NULL; owned */
@@ -32,6 +68,7 @@ typedef struct config {
      * MiB, backoff_ms 5000, max_retry_ms 60000, cors_origin "*", threads 0: one per CPU
      * this process may run on, or 1 under --workers (1..17 when set). */
     http_opts http;
+    auth_cfg auth; /* access control; none (not present): open to all, on loopback only */
 } config;
 
 /* The default max_connections: RLIMIT_NOFILE less a reserve. */
@@ -59,5 +96,14 @@ int config_set_store_url(config *c, const char *url, char *err, size_t errlen);
 
 /* Parse "HOST:PORT", "[V6]:PORT" or ":PORT" into host/port. Returns 0 or -1. */
 int config_parse_listen(const char *s, char *host, size_t hostlen, int *port);
+
+/* 1 if 'host' (as config_parse_listen leaves it) is a loopback address:
+ * 127.0.0.0/8, ::1 or "localhost". */
+int config_host_is_loopback(const char *host);
+
+/* The checks that need the whole configuration (file and command line):
+ * without an "auth" section the broker listens on loopback only. 0, or -1
+ * with a message naming the file (or --listen) and the field. */
+int config_check(const config *c, char *err, size_t errlen);
 
 #endif

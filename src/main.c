@@ -198,6 +198,10 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    if (config_check(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ssebroker: %s\n", err);
+        goto out;
+    }
     if (nworkers && strcmp(cfg.store_type, "redis") != 0) {
         fprintf(stderr,
                 "ssebroker: --workers needs the Redis store (--store URL, or store.type "

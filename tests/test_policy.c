@@ -100,7 +100,7 @@ static void test_parse(void)
         "{\"bad name\": []}",
         "{\"\": []}",
     };
-    char err[256];
+    char err[256] = "";
     for (size_t i = 0; i < sizeof(bad_roles) / sizeof(bad_roles[0]); i++) {
         policy p = {0};
         json_t *v = j(bad_roles[i]);
@@ -140,7 +140,7 @@ static void test_parse(void)
 static void test_allows(void)
 {
     policy p = {0};
-    char err[256];
+    char err[256] = "";
     json_t *roles =
         j("{"
           "\"backend\": [{\"match\": \"*\", \"allow\": [\"publish\", \"subscribe\", "

@@ -6,7 +6,7 @@ what=${1:-build}
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
-pkgs="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev libjansson-dev"
+pkgs="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev libjansson-dev libssl-dev"
 if [ "$what" = test ]; then
     # clang + compiler-rt for the sanitizer build, node for the integration
     # tests, chromium for the browser test, redis-server for the store tests.

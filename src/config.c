@@ -469,6 +469,40 @@ static int cfg_channel_defaults(const cfg_ctx *x, config *c, json_t *obj)
                     e.min, e.max);
 }
 
+/* "*", one origin, or a list of origins (kept space-separated: an origin
+ * holds no blank). */
+static int cfg_cors(const cfg_ctx *x, config *c, json_t *v)
+{
+    static const char bad[] =
+        "must be \"*\", an origin (\"https://app.example\") or a list "
+        "of origins, without blanks, CR, LF or NUL";
+    size_t n = json_is_array(v) ? json_array_size(v) : 1, total = 0;
+    char *list, *p;
+    if (n == 0 || n > 100)
+        return cfg_fail(x, NULL, "cors_origin", "%s (1 to 100)", bad);
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+        const char *s = json_string_value(e);
+        size_t slen = json_string_length(e);
+        if (!s || slen == 0 || slen > 1024 || strlen(s) != slen ||
+            strpbrk(s, " \t\r\n") || (n > 1 && strcmp(s, "*") == 0))
+            return cfg_fail(x, NULL, "cors_origin", "%s", bad);
+        total += slen + 1;
+    }
+    if (!(list = malloc(total)))
+        return cfg_fail(x, NULL, "cors_origin", "out of memory");
+    p = list;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+        if (i)
+            *p++ = ' ';
+        p = stpcpy(p, json_string_value(e));
+    }
+    free(c->http.cors_origin);
+    c->http.cors_origin = list;
+    return 0;
+}
+
 static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
 {
     const char *key;
@@ -505,13 +539,7 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
                 return -1;
             c->broker.heartbeat_s = (int)n;
         } else if (strcmp(key, "cors_origin") == 0) {
-            const char *s = json_string_value(v);
-            size_t slen = json_string_length(v);
-            if (!json_is_string(v) || slen == 0 || strlen(s) != slen ||
-                strpbrk(s, "\r\n") != NULL)
-                return cfg_fail(x, NULL, key,
-                                "must be a non-empty string without CR, LF or NUL");
-            if (cfg_set_str(x, &c->http.cors_origin, s) < 0)
+            if (cfg_cors(x, c, v) < 0)
                 return -1;
         } else if (strcmp(key, "auth") == 0) {
             if (cfg_auth(x, c, v) < 0)

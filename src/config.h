@@ -106,4 +106,10 @@ int config_host_is_loopback(const char *host);
  * with a message naming the file (or --listen) and the field. */
 int config_check(const config *c, char *err, size_t errlen);
 
+struct auth;
+/* The access checks of c->auth, its keys read from their files (the policy
+ * moves into it). NULL with a message naming the file, line and field in
+ * 'err' when a key cannot be loaded, or on OOM. Only when c->auth.present. */
+struct auth *config_auth_build(config *c, char *err, size_t errlen);
+
 #endif

@@ -3,18 +3,26 @@
  * errors naming file, line and field; the key material is loaded when the
  * broker starts. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
+#include "src/auth/auth.h"
 #include "src/config.h"
 #include "src/config_private.h"
 
 #define KID_MAX 128
-#define SECRET_MIN 32 /* bytes of an HMAC-SHA256 key: the hash's size (RFC 7518 3.2) */
+#define SECRET_MIN                                                                       \
+    32 /* bytes of the shortest HMAC key (HS256: the hash size, RFC 7518 3.2) */
 
-static const char *const jwt_algs[] = {"HS256", "RS256", "ES256", "EdDSA"};
+static const char *const jwt_algs[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                       "RS512", "PS256", "PS384", "PS512", "ES256",
+                                       "ES384", "ES512", "EdDSA"};
+#define NALGS (sizeof(jwt_algs) / sizeof(jwt_algs[0]))
 
 void auth_cfg_free(auth_cfg *a)
 {
@@ -77,11 +85,13 @@ static int cfg_jwt_key(const cfg_ctx *x, auth_cfg *a, size_t i, json_t *o)
         if (strcmp(key, "alg") == 0) {
             alg = json_string_value(v);
             size_t n = 0;
-            while (alg && n < 4 && strcmp(alg, jwt_algs[n]) != 0)
+            while (alg && n < NALGS && strcmp(alg, jwt_algs[n]) != 0)
                 n++;
-            if (!alg || n == 4)
+            if (!alg || n == NALGS)
                 return cfg_fail(x, "auth.jwt", "keys",
-                                "key %zu: \"alg\" must be HS256, RS256, ES256 or EdDSA",
+                                "key %zu: \"alg\" must be one of HS256, HS384, HS512, "
+                                "RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, "
+                                "ES512, EdDSA",
                                 i);
             if (cfg_set_str(x, &k->alg, alg) < 0)
                 return -1;
@@ -116,12 +126,18 @@ static int cfg_jwt_key(const cfg_ctx *x, auth_cfg *a, size_t i, json_t *o)
     }
     if (!k->alg)
         return cfg_fail(x, "auth.jwt", "keys", "key %zu: \"alg\" is required", i);
-    bool hmac = strcmp(k->alg, "HS256") == 0;
+    bool hmac = k->alg[0] == 'H';
     if (sources != 1 || (hmac && json_object_get(o, "public_key_file")) ||
         (!hmac && !json_object_get(o, "public_key_file")))
         return cfg_fail(
             x, "auth.jwt", "keys", "key %zu: %s needs exactly one of %s", i, k->alg,
             hmac ? "\"secret\" or \"secret_file\"" : "\"public_key_file\" (PEM)");
+    size_t least = hmac ? (k->alg[2] == '2' ? 32 : k->alg[2] == '3' ? 48 : 64) : 0;
+    if (k->secret && strlen(k->secret) < least)
+        return cfg_fail(
+            x, "auth.jwt", "keys",
+            "key %zu: a %s secret must be at least as long as its hash (%zu bytes)", i,
+            k->alg, least);
     for (size_t j = 0; k->kid && j < i; j++)
         if (a->keys[j].kid && strcmp(a->keys[j].kid, k->kid) == 0)
             return cfg_fail(x, "auth.jwt", "keys", "key %zu: kid \"%s\" is used twice", i,
@@ -284,4 +300,104 @@ int cfg_auth(const cfg_ctx *x, config *c, json_t *obj)
 fail:
     auth_cfg_free(&a);
     return -1;
+}
+
+/* ---- building the checks at start-up ---- */
+
+#define KEY_FILE_MAX (1024 * 1024)
+
+/* The contents of 'path' (at most KEY_FILE_MAX bytes), NUL-terminated; its
+ * length in '*len'. NULL with the reason in 'err'. */
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    if (!f) {
+        snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    if (!(buf = malloc(KEY_FILE_MAX + 1))) {
+        snprintf(err, errlen, "out of memory");
+    } else if ((*len = fread(buf, 1, KEY_FILE_MAX + 1, f)) > KEY_FILE_MAX || ferror(f)) {
+        snprintf(err, errlen, "cannot read '%s' (or it is over 1 MiB)", path);
+        free(buf);
+        buf = NULL;
+    } else {
+        buf[*len] = '\0';
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Add key i of the section to 'keys'. */
+static int load_key(const auth_key_cfg *k, jwt_keys *keys, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc;
+    if (k->secret) {
+        len = strlen(k->secret);
+        return jwt_keys_add_secret(keys, k->kid, k->alg, (const unsigned char *)k->secret,
+                                   len, err, errlen);
+    }
+    if (!(buf = read_file(k->file, &len, err, errlen)))
+        return -1;
+    if (k->alg[0] == 'H') {
+        /* A secret file: its bytes, less one trailing newline (an editor's). */
+        if (len && buf[len - 1] == '\n')
+            len--;
+        rc = jwt_keys_add_secret(keys, k->kid, k->alg, (const unsigned char *)buf, len,
+                                 err, errlen);
+    } else {
+        rc = jwt_keys_add_pem(keys, k->kid, k->alg, buf, len, err, errlen);
+    }
+    OPENSSL_cleanse(buf, len);
+    free(buf);
+    return rc;
+}
+
+struct auth *config_auth_build(config *c, char *err, size_t errlen)
+{
+    auth_cfg *a = &c->auth;
+    const char *name = c->path ? c->path : "config";
+    jwt_keys *keys = NULL;
+    auth *au = NULL;
+    char why[256];
+
+    if (a->nkeys || a->jwks_file) {
+        if (!(keys = jwt_keys_new()))
+            goto oom;
+        for (size_t i = 0; i < a->nkeys; i++)
+            if (load_key(&a->keys[i], keys, why, sizeof(why)) < 0) {
+                snprintf(err, errlen, "%s: field 'auth.jwt.keys': key %zu: %s", name, i,
+                         why);
+                goto fail;
+            }
+        if (a->jwks_file) {
+            size_t len;
+            char *text = read_file(a->jwks_file, &len, why, sizeof(why));
+            int rc = text ? jwt_keys_add_jwks(keys, text, len, why, sizeof(why)) : -1;
+            free(text);
+            if (rc < 0) {
+                snprintf(err, errlen, "%s: field 'auth.jwt.jwks_file': %s", name, why);
+                goto fail;
+            }
+        }
+    }
+    auth_jwt_opts o = {a->leeway_s, a->issuer, a->audience, (size_t)a->max_token_bytes,
+                       a->role_claim};
+    if (!(au = auth_new(&a->pol, keys, &o)))
+        goto oom;
+    keys = NULL; /* the auth has them */
+    for (size_t i = 0; i < a->napikeys; i++)
+        if (auth_add_apikey(au, a->apikeys[i].name, a->apikeys[i].role,
+                            a->apikeys[i].sha256) < 0)
+            goto oom;
+    return au;
+oom:
+    snprintf(err, errlen, "%s: out of memory", name);
+fail:
+    jwt_keys_free(keys);
+    auth_free(au);
+    return NULL;
 }

@@ -1,5 +1,6 @@
 /* main.c - ssebroker: command line, start-up, signals, shutdown. */
 #include "src/config.h"
+#include "src/auth/auth.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -131,6 +132,7 @@ int main(int argc, char **argv)
     config cfg;
     app a = {0};
     kv_store *kv = NULL;
+    auth *au = NULL;
     struct event *sigterm = NULL, *sigint = NULL;
     char err[512];
     int c, rc = 1;
@@ -202,6 +204,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "ssebroker: %s\n", err);
         goto out;
     }
+    /* Keys are read once, before any worker starts: they share them. */
+    if (cfg.auth.present) {
+        if (!(au = config_auth_build(&cfg, err, sizeof(err)))) {
+            fprintf(stderr, "ssebroker: %s\n", err);
+            goto out;
+        }
+        cfg.http.auth = au;
+        cfg.http.auth_cookie = cfg.auth.cookie;
+    }
     if (nworkers && strcmp(cfg.store_type, "redis") != 0) {
         fprintf(stderr,
                 "ssebroker: --workers needs the Redis store (--store URL, or store.type "
@@ -265,6 +276,7 @@ out:
     kv_free(kv);
     if (a.base)
         event_base_free(a.base);
+    auth_free(au);
     config_free(&cfg);
     return rc;
 }

@@ -114,6 +114,12 @@ static void test_load_ok(void)
     ok(c.broker.heartbeat_s == 3600, "heartbeat 3600");
     ok(c.http.threads == 17, "threads 17");
     ok(strcmp(c.http.cors_origin, "https://example.com") == 0, "cors_origin");
+    ok(config_load_string(&c,
+                          "{\"cors_origin\": [\"https://a.example\", "
+                          "\"http://127.0.0.1:9\"]}",
+                          "o.json", err, sizeof(err)) == 0 &&
+           strcmp(c.http.cors_origin, "https://a.example http://127.0.0.1:9") == 0,
+       "cors_origin: a list, kept space-separated (%s)", err);
     ok(c.log_level == LOG_DEBUG, "log_level debug");
     ok(config_load_string(
            &c,
@@ -303,12 +309,27 @@ static const struct err_case err_cases[] = {
      "t.json:1: field 'limits.body': unknown key"},
     /* cors_origin */
     {"{\"cors_origin\": \"\"}",
-     "t.json:1: field 'cors_origin': must be a non-empty string without CR, LF or NUL"},
+     "t.json:1: field 'cors_origin': must be \"*\", an origin (\"https://app.example\") "
+     "or a list of origins, without blanks, CR, LF or NUL"},
     {"{\"cors_origin\": \"a\\r\\nb\"}",
-     "t.json:1: field 'cors_origin': must be a non-empty string without CR, LF or NUL"},
+     "t.json:1: field 'cors_origin': must be \"*\", an origin (\"https://app.example\") "
+     "or a list of origins, without blanks, CR, LF or NUL"},
     {"{\"cors_origin\": \"a\\u0000b\"}", "t.json:1: invalid JSON: *"}, /* jansson */
     {"{\"cors_origin\": 5}",
-     "t.json:1: field 'cors_origin': must be a non-empty string without CR, LF or NUL"},
+     "t.json:1: field 'cors_origin': must be \"*\", an origin (\"https://app.example\") "
+     "or a list of origins, without blanks, CR, LF or NUL"},
+    {"{\"cors_origin\": \"https://a.example https://b.example\"}",
+     "t.json:1: field 'cors_origin': must be \"*\", an origin (\"https://app.example\") "
+     "or a list of origins, without blanks, CR, LF or NUL"},
+    {"{\"cors_origin\": [\"https://a.example\", \"*\"]}",
+     "t.json:1: field 'cors_origin': must be \"*\", an origin (\"https://app.example\") "
+     "or a list of origins, without blanks, CR, LF or NUL"},
+    {"{\"cors_origin\": [\"https://a.example\", 5]}",
+     "t.json:1: field 'cors_origin': must be \"*\", an origin (\"https://app.example\") "
+     "or a list of origins, without blanks, CR, LF or NUL"},
+    {"{\"cors_origin\": []}",
+     "t.json:1: field 'cors_origin': must be \"*\", an origin (\"https://app.example\") "
+     "or a list of origins, without blanks, CR, LF or NUL (1 to 100)"},
     /* log_level */
     {"{\"log_level\": \"verbose\"}",
      "t.json:1: field 'log_level': must be one of debug, info, warn, error"},
@@ -320,7 +341,7 @@ static const struct err_case err_cases[] = {
     {"{\n\"listen\": \":1\",\n\"port\": 80}", "t.json:3: field 'port': unknown key"},
     {"{\"store\": {}, \"Store\": {}}", "t.json:1: field 'Store': unknown key"},
     /* the scanner skips strings and nested objects when it looks for a key */
-    {"{\"cors_origin\": \"\\\"max_body\\\": {\",\n"
+    {"{\"cors_origin\": \"\\\"max_body\\\":{\",\n"
      "\"channel_defaults\": {\"history\": 1},\n"
      "\"limits\": {\"max_headers\": 2048,\n"
      "  \"max_body\": -5}}",

@@ -209,6 +209,10 @@ int broker_attach(broker *b, sink *sk, conn *cn, const char **why);
 /* The client behind 'sk' went away: the broker forgets its stream and never
  * uses 'sk' again. Called by the transport before it frees 'sk'. */
 void broker_sink_closed(sink *sk);
+/* The transport wants the stream of 'sk' ended cleanly (its client's access
+ * ran out): 'why' (may be NULL) as a comment, then the end, as the broker
+ * ends streams (sink_end frees 'sk'). Nothing if the broker holds it no more. */
+void broker_sink_finish(sink *sk, const char *why);
 /* Everything written to 'sk' has reached the socket: what a connection was
  * given there is saved as given. Called by the transport; ends nothing. */
 void broker_sink_drained(sink *sk);

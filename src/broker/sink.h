@@ -9,7 +9,9 @@
  *     transport still owns it and answers the client itself);
  *   - while the broker holds it, the broker writes to it and ends it
  *     (sink_end, sink_abort), which frees it; or the client goes away first,
- *     and the transport calls broker_sink_closed() before freeing it.
+ *     and the transport calls broker_sink_closed() before freeing it; or
+ *     the transport asks for a clean end (broker_sink_finish), which the
+ *     broker makes as its own.
  * A sink is never used by the broker after either of those. */
 #ifndef SINK_H
 #define SINK_H

@@ -96,6 +96,16 @@ void stream_close(stream *s)
     stream_finish(s, false);
 }
 
+void broker_sink_finish(sink *sk, const char *why)
+{
+    stream *s = sk->stream;
+    if (!s)
+        return;
+    if (why)
+        stream_comment(s, why);
+    stream_close(s);
+}
+
 void broker_sink_closed(sink *sk)
 {
     stream *s = sk->stream;

@@ -18,6 +18,7 @@
 #include "src/base/util.h"
 #include "src/broker/node.h"
 #include "src/domain/publish.h"
+#include "src/http/http_auth.h"
 #include "src/http/http_reply.h"
 #include "src/http/http_stream.h"
 
@@ -52,6 +53,17 @@ enum {
     NEED_CONN  /* the channel and the connection: 404 without them */
 };
 
+/* What a route asks of the caller's rights (with access control on). */
+enum {
+    ACC_OPEN,    /* anyone: the page, /health */
+    ACC_BROKER,  /* manage on the broker itself ("*") */
+    ACC_CHANNEL, /* GET: subscribe or manage; PUT, DELETE: manage */
+    ACC_EVENTS,  /* POST: publish; a stream: subscribe (replay: and history);
+                    JSON history: subscribe and history */
+    ACC_CONNS,   /* POST: subscribe; GET (the list): manage */
+    ACC_OWNER    /* the connection's owner with subscribe, or manage */
+};
+
 struct route;
 
 /* One request being answered. It lives until the answer is given: a handler
@@ -74,15 +86,19 @@ typedef struct http_ctx {
     bool need_conn, optional;         /* what find() was asked for */
     void (*then)(struct http_ctx *c); /* what runs once the lookup is over */
     pub_batch batch;                  /* a publish, parsed */
+    identity id;                      /* who asks (with access control on) */
 } http_ctx;
 
 typedef void (*route_fn)(http_ctx *c);
+
+static int allows(const http_ctx *c, unsigned acts, const char *chan_name);
 
 typedef struct route {
     const char *pattern; /* segments; '*' captures one */
     unsigned methods;
     route_fn fn;
-    int need; /* NEED_*: found before 'fn' runs */
+    int need;   /* NEED_*: found before 'fn' runs */
+    int access; /* ACC_* */
 } route;
 
 /* ---- the request's life ---- */
@@ -94,6 +110,7 @@ static void ctx_free(http_ctx *c)
     free(c->arg[1]);
     free(c->last_id);
     pub_batch_free(&c->batch);
+    identity_clear(&c->id);
     chan_unref(c->ch);
     free(c);
 }
@@ -598,7 +615,10 @@ static void open_stream(http_ctx *c)
 {
     sink *sk = http_stream_new(c->req, c->o);
     const char *why = NULL;
-    int rc = !sk     ? BROKER_ENOMEM
+    /* A stream opened with a token ends when the token does. */
+    int rc = !sk ? BROKER_ENOMEM
+             : c->id.exp_s && http_stream_expire_at(sk, c->id.exp_s * 1000000) < 0
+                 ? BROKER_ENOMEM
              : c->cn ? broker_attach(c->b, sk, c->cn, &why)
                      : broker_subscribe(c->b, sk, c->ch, c->last_id, &why);
     if (rc == 0)
@@ -765,6 +785,8 @@ static void h_events(http_ctx *c)
         last = evhttp_find_header(&c->query, "lastEventId");
     if (last && strlen(last) > LAST_ID_MAX)
         last = ""; /* not one of ours: replays everything retained */
+    if (last && c->o->auth && !allows(c, ACT_HISTORY, c->arg[0]))
+        last = NULL; /* a replay reads history: without that right, live only */
     if (last && !(c->last_id = strdup(last))) {
         reply_error(c, 503, "out_of_memory", "out of memory");
         return;
@@ -839,8 +861,9 @@ static void conns_listed(int status, size_t n, const char (*ids)[CONN_ID_LEN + 1
 
 static void conns_found(http_ctx *c)
 {
-    int rc = c->method == M_POST ? broker_conn_create(c->b, c->ch, NULL, conn_created, c)
-                                 : broker_conn_list(c->b, c->ch, conns_listed, c);
+    int rc = c->method == M_POST
+                 ? broker_conn_create(c->b, c->ch, c->id.authid, conn_created, c)
+                 : broker_conn_list(c->b, c->ch, conns_listed, c);
     if (rc == 0)
         ctx_wait(c);
     else if (rc == BROKER_ELIMIT)
@@ -889,19 +912,90 @@ static void h_conn_start(http_ctx *c)
 }
 
 static const route routes[] = {
-    {"", M_GET, h_page, NEED_NONE},
-    {"health", M_GET, h_health, NEED_NONE},
-    {"nodes", M_GET, h_node_list, NEED_NONE},
-    {"status", M_GET, h_status, NEED_NONE},
-    {"channels", M_GET, h_channels, NEED_NONE},
-    {"channels/*", M_GET | M_PUT | M_DELETE, h_channel, NEED_NONE},
-    {"channels/*/events", M_GET | M_POST, h_events, NEED_NONE},
-    {"channels/*/connections", M_GET | M_POST, h_conns, NEED_NONE},
-    {"channels/*/connections/*", M_GET | M_DELETE, h_conn, NEED_CONN},
-    {"channels/*/connections/*/events", M_GET | M_POST, h_conn_events, NEED_CONN},
-    {"channels/*/connections/*/stop", M_POST, h_conn_stop, NEED_CONN},
-    {"channels/*/connections/*/start", M_POST, h_conn_start, NEED_CONN},
+    {"", M_GET, h_page, NEED_NONE, ACC_OPEN},
+    {"health", M_GET, h_health, NEED_NONE, ACC_OPEN},
+    {"nodes", M_GET, h_node_list, NEED_NONE, ACC_BROKER},
+    {"status", M_GET, h_status, NEED_NONE, ACC_BROKER},
+    {"channels", M_GET, h_channels, NEED_NONE, ACC_BROKER},
+    {"channels/*", M_GET | M_PUT | M_DELETE, h_channel, NEED_NONE, ACC_CHANNEL},
+    {"channels/*/events", M_GET | M_POST, h_events, NEED_NONE, ACC_EVENTS},
+    {"channels/*/connections", M_GET | M_POST, h_conns, NEED_NONE, ACC_CONNS},
+    {"channels/*/connections/*", M_GET | M_DELETE, h_conn, NEED_CONN, ACC_OWNER},
+    {"channels/*/connections/*/events", M_GET | M_POST, h_conn_events, NEED_CONN,
+     ACC_OWNER},
+    {"channels/*/connections/*/stop", M_POST, h_conn_stop, NEED_CONN, ACC_OWNER},
+    {"channels/*/connections/*/start", M_POST, h_conn_start, NEED_CONN, ACC_OWNER},
 };
+
+/* ---- access control ---- */
+
+static int allows(const http_ctx *c, unsigned acts, const char *chan_name)
+{
+    return policy_allows(auth_policy(c->o->auth), &c->id, acts, chan_name);
+}
+
+/* Identify the caller and check what the route asks (the connection's owner
+ * is checked once it is found: owner_then). Answers and returns -1 when it
+ * is refused, before anything is looked up or created. */
+static int authorize(http_ctx *c)
+{
+    const char *why = NULL, *name = c->arg[0];
+    int rc = http_auth_identify(c->req, c->o, &c->query, &c->id, &why), ok = 1;
+    if (rc == AUTH_ENOMEM) {
+        reply_error(c, 503, "out_of_memory", "out of memory");
+        return -1;
+    }
+    if (rc == AUTH_EINVALID) {
+        http_auth_refuse(c->req, c->o, rc, why);
+        return -1;
+    }
+    switch (c->r->access) {
+    case ACC_OPEN:
+        break;
+    case ACC_BROKER:
+        ok = allows(c, ACT_MANAGE, NULL);
+        break;
+    case ACC_CHANNEL:
+        ok = c->method == M_GET || c->method == HTTPD_HEAD
+                 ? allows(c, ACT_SUBSCRIBE, name) || allows(c, ACT_MANAGE, name)
+                 : allows(c, ACT_MANAGE, name);
+        break;
+    case ACC_EVENTS:
+        if (c->method == M_POST)
+            ok = allows(c, ACT_PUBLISH, name);
+        else if (c->sse && c->method == M_GET)
+            ok = allows(c, ACT_SUBSCRIBE, name);
+        else
+            ok = allows(c, ACT_SUBSCRIBE | ACT_HISTORY, name);
+        break;
+    case ACC_CONNS:
+        ok = allows(c, c->method == M_POST ? ACT_SUBSCRIBE : ACT_MANAGE, name);
+        break;
+    case ACC_OWNER:
+        ok = allows(c, ACT_SUBSCRIBE, name) || allows(c, ACT_MANAGE, name);
+        break;
+    }
+    if (!ok) {
+        http_auth_refuse(c->req, c->o, rc, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* A connection's routes, once it is found: its owner (with subscribe) or
+ * whoever may manage the channel. A connection made anonymously belongs to
+ * whoever may subscribe to its channel and knows its id. */
+static void owner_then(http_ctx *c)
+{
+    const char *owner = c->cn->owner;
+    if (c->o->auth && !allows(c, ACT_MANAGE, c->ch->name) &&
+        (owner && (!c->id.authid || strcmp(owner, c->id.authid) != 0))) {
+        http_auth_refuse(c->req, c->o, c->id.authid ? AUTH_OK : AUTH_ANONYMOUS,
+                         "this connection belongs to someone else");
+        return;
+    }
+    c->r->fn(c);
+}
 
 #define MAX_SEGS 6
 
@@ -1052,16 +1146,20 @@ static void http_handle(httpd_req *req, void *arg)
             httpd_add_header(req, "Access-Control-Allow-Methods",
                              allow_header(c, r->methods, allow));
             httpd_add_header(req, "Access-Control-Allow-Headers",
-                             "Content-Type, Last-Event-ID");
+                             "Content-Type, Last-Event-ID, Authorization, X-API-Key");
             httpd_add_header(req, "Access-Control-Max-Age", "86400");
             http_json(req, &h->o, 204, NULL);
         } else if (!(c->method & r->methods) &&
                    !(c->method == HTTPD_HEAD && (r->methods & M_GET))) {
             allow_header(c, r->methods, allow);
             reply_error(c, 405, "method_not_allowed", "method not allowed on this route");
-        } else if (route_args(c, cap, (cap[1] ? 2 : cap[0] ? 1 : 0)) == 0) {
+        } else if (route_args(c, cap,
+                              (cap[1]   ? 2
+                               : cap[0] ? 1
+                                        : 0)) == 0 &&
+                   (!h->o.auth || authorize(c) == 0)) {
             if (r->need == NEED_CONN)
-                find(c, false, true, false, r->fn);
+                find(c, false, true, false, owner_then);
             else
                 r->fn(c);
         }

@@ -27,6 +27,8 @@ typedef struct http_opts {
     int threads;          /* threads that write streams, the loop's included (>= 1) */
     char *cors_origin;    /* Access-Control-Allow-Origin (default "*"); the config
                              that filled it owns it, the server borrows it */
+    const struct auth *auth;  /* access control (borrowed); NULL: open to all */
+    const char *auth_cookie;  /* the cookie holding a token (borrowed) */
 } http_opts;
 
 /* Bind o->host:o->port and serve the API for 'b'. Copies 'o' (not the strings

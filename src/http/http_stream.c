@@ -30,7 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <event2/buffer.h>
+#include <event2/event.h>
 
+#include "src/base/util.h"
 #include "src/broker/broker.h"
 
 #define HS_COPY_MAX 1024 /* frames up to this are copied, larger ones referenced */
@@ -57,12 +59,33 @@ typedef struct http_stream {
     hs_ref *refs;   /* a ring, oldest first; its length is bounded since each
                        entry counts HS_REF_COST against stream_buffer */
     size_t refs_cap, refs_head, refs_len;
+    struct event *expiry; /* ends the stream when its credentials expire */
 } http_stream;
 
 static void hs_free(http_stream *hs)
 {
+    if (hs->expiry)
+        event_free(hs->expiry);
     free(hs->refs);
     free(hs);
+}
+
+static void hs_expired(evutil_socket_t fd, short what, void *arg)
+{
+    http_stream *hs = arg;
+    /* The client reconnects (a 200 that ends), with fresh credentials. */
+    broker_sink_finish(&hs->base, "the token expired: reconnect with a fresh one");
+}
+
+int http_stream_expire_at(sink *sk, int64_t at_us)
+{
+    http_stream *hs = (http_stream *)sk;
+    int64_t in = at_us - now_us();
+    struct timeval tv = {in > 0 ? in / 1000000 : 0, in > 0 ? in % 1000000 : 0};
+    if (!(hs->expiry = evtimer_new(httpd_req_base(hs->req), hs_expired, hs)) ||
+        evtimer_add(hs->expiry, &tv) < 0)
+        return -1;
+    return 0;
 }
 
 /* httpd calls this when the client's connection goes away. */

@@ -83,8 +83,9 @@ struct httpd {
     size_t nconns;
     unsigned long long rejected;
     int port;
-    char *cors; /* "Access-Control-Allow-Origin: <origin>\r\n", or NULL */
+    char *cors; /* the CORS headers of "*" or of one origin, or NULL */
     size_t cors_len;
+    char *origins; /* else a list of origins, space-separated, or NULL */
     time_t date_t;
     char date[40]; /* the Date header value, rebuilt once a second */
 };
@@ -271,6 +272,27 @@ static const char *http_date(httpd *h)
     return h->date;
 }
 
+/* Access-Control for a list of origins: the request's Origin, if listed,
+ * echoed with credentials allowed (never "*" with them), and Vary: Origin so
+ * that caches keep the answers of each origin apart. */
+static void cors_origin(httpd_req *r, struct evbuffer *out)
+{
+    const char *origin = r->raw ? httpd_header(r, "Origin") : NULL;
+    size_t n = origin ? strlen(origin) : 0;
+    for (const char *p = r->srv->origins; n && *p;) {
+        size_t len = strcspn(p, " ");
+        if (len == n && memcmp(p, origin, n) == 0) {
+            evbuffer_add_printf(out,
+                                "Access-Control-Allow-Origin: %s\r\n"
+                                "Access-Control-Allow-Credentials: true\r\n",
+                                origin);
+            break;
+        }
+        p += len + (p[len] == ' ');
+    }
+    evbuffer_add(out, "Vary: Origin\r\n", 14);
+}
+
 /* The status line and headers. 'clen' < 0: no Content-Length. */
 static char *put(char *p, const char *s, size_t n)
 {
@@ -318,6 +340,8 @@ static void write_head(httpd_req *r, int status, const char *ctype, int64_t clen
      * or a page could not read them. */
     if (r->srv->cors)
         evbuffer_add(out, r->srv->cors, r->srv->cors_len);
+    else if (r->srv->origins)
+        cors_origin(r, out);
     if (r->out_headers)
         evbuffer_add_buffer(out, r->out_headers);
     evbuffer_add(out, "\r\n", 2);
@@ -577,6 +601,11 @@ void httpd_abort(httpd_req *r)
     r->on_close = NULL;
     r->on_drain = NULL;
     client_free(r);
+}
+
+struct event_base *httpd_req_base(const httpd_req *r)
+{
+    return r->srv->base;
 }
 
 void httpd_on_close(httpd_req *r, httpd_close_cb cb, void *arg)
@@ -1071,17 +1100,24 @@ httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler 
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (opts->cors_origin) {
-        static const char name[] = "Access-Control-Allow-Origin: ";
-        size_t n = strlen(opts->cors_origin);
-        if (!(h->cors = malloc(sizeof(name) - 1 + n + 2))) {
+    if (opts->cors_origin && strchr(opts->cors_origin, ' ')) {
+        if (!(h->origins = strdup(opts->cors_origin))) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
-        memcpy(h->cors, name, sizeof(name) - 1);
-        memcpy(h->cors + sizeof(name) - 1, opts->cors_origin, n);
-        memcpy(h->cors + sizeof(name) - 1 + n, "\r\n", 2);
-        h->cors_len = sizeof(name) - 1 + n + 2;
+    } else if (opts->cors_origin) {
+        /* One origin, or "*": the same header on every answer, the server's
+         * own errors included. Credentials only with an exact origin. */
+        bool any = strcmp(opts->cors_origin, "*") == 0;
+        int n =
+            asprintf(&h->cors, "Access-Control-Allow-Origin: %s\r\n%s", opts->cors_origin,
+                     any ? "" : "Access-Control-Allow-Credentials: true\r\n");
+        if (n < 0) {
+            h->cors = NULL;
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        h->cors_len = (size_t)n;
     }
     if (!(h->batch = calloc(FLUSH_SLICE, sizeof(*h->batch)))) {
         snprintf(err, errlen, "out of memory");
@@ -1146,6 +1182,7 @@ void httpd_free(httpd *h)
     pfor_free(h->writers);
     free(h->batch);
     free(h->cors);
+    free(h->origins);
     free(h);
 }
 

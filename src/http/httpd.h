@@ -49,8 +49,13 @@ typedef struct httpd_opts {
     size_t max_connections;  /* client sockets beyond it are flagged over the limit */
     bool reuseport;          /* SO_REUSEPORT: several processes share the port */
     int threads;             /* threads that write streams, the loop's included (>= 1) */
-    const char *cors_origin; /* Access-Control-Allow-Origin of every response, the
-                                server's own errors included; NULL: none. Copied */
+    const char *cors_origin; /* "*" or one origin: Access-Control-Allow-Origin
+                                on every response, the server's own errors
+                                included (with credentials allowed for an
+                                origin); several, space-separated: a request's
+                                Origin that is one of them is echoed, with
+                                credentials allowed, and Vary: Origin; NULL:
+                                none. Copied */
 } httpd_opts;
 
 /* Called for every complete request; it must answer 'req' now or later. */
@@ -130,6 +135,8 @@ size_t httpd_push(httpd_req *r);
 void httpd_stream_end(httpd_req *r);
 /* Close the connection now, dropping unsent output. No close callback. */
 void httpd_abort(httpd_req *r);
+/* The event base the request is served on. */
+struct event_base *httpd_req_base(const httpd_req *r);
 /* Set (or clear with NULL) the callback for a client that leaves first. */
 void httpd_on_close(httpd_req *r, httpd_close_cb cb, void *arg);
 

@@ -967,7 +967,8 @@ static const char *admit(broker *b, chan *ch, bool takeover)
     return why;
 }
 
-int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id, const char **why)
+int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id,
+                     const identity *who, const char **why)
 {
     stream *s;
     uint64_t seq;
@@ -975,7 +976,7 @@ int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id, const c
 
     if ((*why = admit(b, ch, false)))
         return BROKER_ELIMIT;
-    if (!(s = stream_open(b, sk, ch, NULL)))
+    if (!(s = stream_open(b, sk, ch, NULL, who)))
         return BROKER_ENOMEM;
     if (last_id) {
         long at = parse_u64(last_id, &seq) == 0 ? msgq_find(&ch->history, seq) : -1;
@@ -988,7 +989,7 @@ int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id, const c
     return 0;
 }
 
-int broker_attach(broker *b, sink *sk, conn *cn, const char **why)
+int broker_attach(broker *b, sink *sk, conn *cn, const identity *who, const char **why)
 {
     stream *s;
     if ((*why = admit(b, cn->ch, cn->lis.stream != NULL)))
@@ -997,7 +998,7 @@ int broker_attach(broker *b, sink *sk, conn *cn, const char **why)
         log_debug("connection %s: a new stream takes over", cn->id);
         stream_close(cn->lis.stream);
     }
-    if (!(s = stream_open(b, sk, cn->ch, cn)))
+    if (!(s = stream_open(b, sk, cn->ch, cn, who)))
         return BROKER_ENOMEM;
     TAILQ_INSERT_TAIL(&cn->ch->attached, cn, alink);
     broker_announce(b, "a", cn->ch->name, cn->id, "attached");

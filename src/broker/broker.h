@@ -23,6 +23,7 @@
 #include "kv/kv.h"
 #include "src/broker/sink.h"
 #include "src/domain/chan.h"
+#include "src/domain/policy.h"
 #include "src/domain/publish.h"
 
 struct event_base;
@@ -50,7 +51,7 @@ enum {
 const char *broker_strerror(int code);
 
 /* The name of a BROKER_MEM_* policy ("reject", "evict"), and back (-1: none). */
-const char *broker_memory_policy_name(int policy);
+const char *broker_memory_policy_name(int mem_policy);
 int broker_memory_policy_parse(const char *name);
 
 /* What the broker needs to know of the configuration. */
@@ -198,14 +199,15 @@ int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
  * NULL) resumes after that message, an unknown one replays all retained.
  * Returns 0: the broker holds 'sk' (see sink.h) and has opened it (or already
  * aborted it: a client too slow to take the replay). Or,
+ * 'who' is its reader (copied; NULL: anonymous). Or,
  * leaving 'sk' to the caller, unopened: BROKER_ELIMIT with '*why' saying which
  * limit (the caller sends the subscriber away to retry later), BROKER_ENOMEM. */
 int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id,
-                     const char **why);
+                     const identity *who, const char **why);
 /* Attach 'sk' to the listener of 'cn' (ending the stream attached before, here
  * or on another node) and drain its queue into it while the listener runs.
  * Returns as broker_subscribe(). */
-int broker_attach(broker *b, sink *sk, conn *cn, const char **why);
+int broker_attach(broker *b, sink *sk, conn *cn, const identity *who, const char **why);
 /* The client behind 'sk' went away: the broker forgets its stream and never
  * uses 'sk' again. Called by the transport before it frees 'sk'. */
 void broker_sink_closed(sink *sk);

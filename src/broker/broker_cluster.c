@@ -158,7 +158,8 @@ static void apply_remote(broker *b, const char *kind, const char *chan_name,
         /* Its record says who owns it; without one (out of memory on the
          * creating node) it is looked up in the store when asked for. */
         if (ch && !cn && valid_conn_id(conn_id) && what[0] == '{' &&
-            (cn = conn_new(ch, conn_id)) && repo_conn_record_owner(cn, what, strlen(what)) < 0)
+            (cn = conn_new(ch, conn_id)) &&
+            repo_conn_record_owner(cn, what, strlen(what)) < 0)
             broker_conn_forget(b, cn);
     } else if (strcmp(kind, "l") == 0 && cn) {
         bool was = cn->lis.running;

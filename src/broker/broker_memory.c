@@ -29,9 +29,9 @@ size_t broker_memory_used(const broker *b)
            b->heapcap * sizeof(chan *);
 }
 
-const char *broker_memory_policy_name(int policy)
+const char *broker_memory_policy_name(int mem_policy)
 {
-    return policy == BROKER_MEM_EVICT ? "evict" : "reject";
+    return mem_policy == BROKER_MEM_EVICT ? "evict" : "reject";
 }
 
 int broker_memory_policy_parse(const char *name)

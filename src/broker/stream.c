@@ -3,15 +3,23 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "src/base/log.h"
 #include "src/broker/broker_private.h"
 
-stream *stream_open(broker *b, sink *sk, chan *ch, conn *cn)
+stream *stream_open(broker *b, sink *sk, chan *ch, conn *cn, const identity *who)
 {
     stream *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    if (who && ((who->authid && !(s->authid = strdup(who->authid))) ||
+                (who->authrole && !(s->authrole = strdup(who->authrole))))) {
+        free(s->authid);
+        free(s);
+        return NULL;
+    }
+    s->method = who ? who->method : AUTHMETHOD_ANONYMOUS;
     s->b = b;
     s->sk = sk;
     s->ch = chan_ref(ch);
@@ -67,6 +75,8 @@ static void stream_free(stream *s, bool flushed)
         s->ch->nstreams--;
     }
     chan_unref(s->ch);
+    free(s->authid);
+    free(s->authrole);
     free(s);
 }
 

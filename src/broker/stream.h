@@ -13,6 +13,7 @@
 #include "src/broker/sink.h"
 #include "src/domain/chan.h"
 #include "src/domain/msg.h"
+#include "src/domain/policy.h"
 
 struct broker;
 
@@ -22,13 +23,16 @@ typedef struct stream {
     chan *ch;                 /* holds a reference */
     conn *cn;                 /* NULL for a plain channel subscriber */
     uint64_t last_seq;        /* highest seq written: never write one twice */
+    char *authid, *authrole;  /* its reader (owned; NULL: anonymous, none) */
+    int method;               /* AUTHMETHOD_* */
     TAILQ_ENTRY(stream) link; /* in ch->streams (plain subscribers) */
     TAILQ_ENTRY(stream) all;  /* in the broker's list of every stream */
 } stream;
 
 /* Link a new stream on 'sk' into 'ch' (or attach it to 'cn's listener) and
- * open the sink with the channel's retry. NULL on OOM ('sk' untouched). */
-stream *stream_open(struct broker *b, sink *sk, chan *ch, conn *cn);
+ * open the sink with the channel's retry; 'who' (copied; NULL: anonymous)
+ * reads it. NULL on OOM ('sk' untouched). */
+stream *stream_open(struct broker *b, sink *sk, chan *ch, conn *cn, const identity *who);
 
 /* Write one message (skipped if its seq was already written). Returns 0, or
  * -1 if the stream was aborted because the client does not keep up (it is

@@ -619,8 +619,8 @@ static void open_stream(http_ctx *c)
     int rc = !sk ? BROKER_ENOMEM
              : c->id.exp_s && http_stream_expire_at(sk, c->id.exp_s * 1000000) < 0
                  ? BROKER_ENOMEM
-             : c->cn ? broker_attach(c->b, sk, c->cn, &why)
-                     : broker_subscribe(c->b, sk, c->ch, c->last_id, &why);
+             : c->cn ? broker_attach(c->b, sk, c->cn, &c->id, &why)
+                     : broker_subscribe(c->b, sk, c->ch, c->last_id, &c->id, &why);
     if (rc == 0)
         return;
     http_stream_free(sk);

@@ -20,6 +20,7 @@ stream *stream_open(broker *b, sink *sk, chan *ch, conn *cn, const identity *who
         return NULL;
     }
     s->method = who ? who->method : AUTHMETHOD_ANONYMOUS;
+    conn_id_generate(s->session);
     s->b = b;
     s->sk = sk;
     s->ch = chan_ref(ch);

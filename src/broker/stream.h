@@ -13,20 +13,22 @@
 #include "src/broker/sink.h"
 #include "src/domain/chan.h"
 #include "src/domain/msg.h"
+#include "src/domain/names.h"
 #include "src/domain/policy.h"
 
 struct broker;
 
 typedef struct stream {
     struct broker *b;
-    sink *sk;                 /* where it writes; NULL once the client is gone */
-    chan *ch;                 /* holds a reference */
-    conn *cn;                 /* NULL for a plain channel subscriber */
-    uint64_t last_seq;        /* highest seq written: never write one twice */
-    char *authid, *authrole;  /* its reader (owned; NULL: anonymous, none) */
-    int method;               /* AUTHMETHOD_* */
-    TAILQ_ENTRY(stream) link; /* in ch->streams (plain subscribers) */
-    TAILQ_ENTRY(stream) all;  /* in the broker's list of every stream */
+    sink *sk;                      /* where it writes; NULL once the client is gone */
+    chan *ch;                      /* holds a reference */
+    conn *cn;                      /* NULL for a plain channel subscriber */
+    uint64_t last_seq;             /* highest seq written: never write one twice */
+    char *authid, *authrole;       /* its reader (owned; NULL: anonymous, none) */
+    int method;                    /* AUTHMETHOD_* */
+    char session[CONN_ID_LEN + 1]; /* its session id: random, unique cluster-wide */
+    TAILQ_ENTRY(stream) link;      /* in ch->streams (plain subscribers) */
+    TAILQ_ENTRY(stream) all;       /* in the broker's list of every stream */
 } stream;
 
 /* Link a new stream on 'sk' into 'ch' (or attach it to 'cn's listener) and

@@ -679,6 +679,63 @@ static void test_chan_opts(void)
     json_decref(j);
 }
 
+/* Protected mode: without an "auth" section, loopback listen addresses only. */
+static void test_protected(void)
+{
+    static const struct {
+        const char *host;
+        int want;
+    } hosts[] = {
+        {"127.0.0.1", 1},
+        {"127.0.0.2", 1},
+        {"127.255.255.254", 1},
+        {"::1", 1},
+        {"localhost", 1},
+        {"::ffff:127.0.0.1", 1},
+        {"0.0.0.0", 0},
+        {"::", 0},
+        {"", 0},
+        {"10.0.0.1", 0},
+        {"128.0.0.1", 0},
+        {"::2", 0},
+        {"example.com", 0},
+        {"126.255.255.255", 0},
+    };
+    for (size_t i = 0; i < N_ELEMS(hosts); i++)
+        ok(config_host_is_loopback(hosts[i].host) == hosts[i].want, "'%s' is%s loopback",
+           hosts[i].host, hosts[i].want ? "" : " not");
+
+    config c;
+    char err[512] = "";
+    ok(config_init(&c) == 0, "init");
+    ok(config_check(&c, err, sizeof(err)) == 0, "the default listen needs no auth");
+    ok(config_set_store_url(&c, "redis://127.0.0.1:1", err, sizeof(err)) == 0, "store");
+    ok(config_parse_listen("0.0.0.0:80", c.http.host, sizeof(c.http.host),
+                           &c.http.port) == 0,
+       "--listen 0.0.0.0:80");
+    ok(config_check(&c, err, sizeof(err)) == -1 &&
+           strncmp(err, "--listen '0.0.0.0': not a loopback address", 42) == 0,
+       "refused without auth, naming --listen: %s", err);
+    static const char pub[] = "{\n\"listen\": \"[::]:80\"\n}";
+    char *path = write_temp(pub, strlen(pub)), want[600];
+    ok(path && config_load_file(&c, path, err, sizeof(err)) == 0,
+       "a public listen loads (%s)", err);
+    snprintf(want, sizeof(want), "%s:1: field 'auth': required to listen on '::'", path);
+    ok(config_check(&c, err, sizeof(err)) == -1 && strncmp(err, want, strlen(want)) == 0,
+       "refused without auth, naming the file and field: %s", err);
+    if (path)
+        unlink(path);
+    free(path);
+    ok(config_load_string(&c,
+                          "{\"auth\": {\"roles\": {\"open\": [{\"match\": \"*\", "
+                          "\"allow\": [\"publish\", \"subscribe\", \"history\", "
+                          "\"manage\"]}]}, \"anonymous_role\": \"open\"}}",
+                          "p.json", err, sizeof(err)) == 0,
+       "an auth section that opens everything on purpose (%s)", err);
+    ok(config_check(&c, err, sizeof(err)) == 0, "then a public listen starts");
+    config_free(&c);
+}
+
 int main(void)
 {
     test_defaults();
@@ -688,5 +745,6 @@ int main(void)
     test_load_file();
     test_listen();
     test_chan_opts();
+    test_protected();
     return done_testing();
 }

@@ -165,7 +165,9 @@ static int by_jwt(const auth *a, const char *token, int64_t now_s, identity *id,
             rc = AUTH_ENOMEM;
         } else {
             id->method = AUTHMETHOD_JWT;
-            id->exp_s = json_is_number(exp) ? (int64_t)json_number_value(exp) : 0;
+            /* When the token stops being accepted: its exp and the leeway. */
+            id->exp_s =
+                json_is_number(exp) ? (int64_t)json_number_value(exp) + a->leeway_s : 0;
             rc = AUTH_OK;
         }
     }

@@ -57,7 +57,8 @@ typedef struct identity {
     char *authid;     /* JWT "sub" or the API key's name; NULL: anonymous */
     char *authrole;   /* its role (NULL: none) */
     int method;       /* AUTHMETHOD_* */
-    int64_t exp_s;    /* the token's "exp", unix seconds (0: none) */
+    int64_t exp_s;    /* when its token stops being accepted (its "exp" and
+                         the leeway), unix seconds; 0: never */
     grant_list extra; /* the token's own grants */
 } identity;
 

@@ -1,13 +1,17 @@
 // it_browser.mjs - the example page in headless Chromium: it shows published
 // messages, publishes through its form, and after the broker ends its stream
 // the browser's EventSource reconnects by itself and shows what it missed.
+// And a page on another origin whose EventSource, opened withCredentials,
+// sends the token cookie and receives only what its user may read.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
-import { startBroker, uniq, chPath, evPath, waitFor } from './lib/broker.mjs';
+import http from 'node:http';
+import { startBroker, uniq, chPath, evPath, waitFor, HOST } from './lib/broker.mjs';
+import { makeKeys, mint, sha256hex } from './lib/jwt.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SRCDIR = process.env.TEST_SRCDIR || path.dirname(fileURLToPath(import.meta.url));
@@ -141,4 +145,70 @@ test('the page opened as a file talks to ?broker= (CORS)', async () => {
     const list2 = await waitShown(page, 2, 'form message on the file page');
     assert.equal(list2[1][2], 'from file');
     await page.close();
+});
+
+test('an EventSource withCredentials from another origin: the cookie identifies, CORS lets it read', async () => {
+    const keys = makeKeys();
+    const apikey = 'browser-test-backend-key';
+    // The application: another origin (another port) that sets the token cookie
+    // (host-only, so the browser also sends it to the broker's port) and opens
+    // EventSources on the broker.
+    const token = mint(keys.hs, { sub: 'alice', role: 'user' }, { expIn: 600 });
+    let brokerUrl = '';
+    const app = http.createServer((rq, rs) => {
+        if (rq.url !== '/app') { rs.writeHead(404).end(); return; }
+        rs.writeHead(200, { 'Content-Type': 'text/html', 'Set-Cookie': `ssebroker_token=${token}; Path=/; SameSite=Lax` });
+        rs.end(`<!doctype html><meta charset="utf-8"><title>app</title><script>
+            const B = ${JSON.stringify(brokerUrl)};
+            window.got = { mine: [], bobs: [], plain: [] };
+            window.es = {
+                mine: new EventSource(B + '/channels/user.alice.feed/events', { withCredentials: true }),
+                bobs: new EventSource(B + '/channels/user.bob.feed/events', { withCredentials: true }),
+                plain: new EventSource(B + '/channels/user.alice.feed/events'),
+            };
+            for (const k of Object.keys(window.es)) window.es[k].onmessage = (e) => window.got[k].push(e.data);
+        </script>`);
+    });
+    await new Promise((r) => app.listen(0, HOST, r));
+    const origin = `http://${HOST}:${app.address().port}`;
+    const ab = await startBroker({
+        config: {
+            cors_origin: [origin, 'https://other.example'],
+            auth: {
+                roles: {
+                    user: [{ match: 'user.{sub}.*', allow: ['subscribe'] }],
+                    backend: [{ match: '*', allow: ['publish', 'subscribe', 'history', 'manage'] }],
+                },
+                jwt: { keys: [{ alg: 'HS256', secret: keys.hs.secret }] },
+                api_keys: [{ name: 'svc', role: 'backend', sha256: sha256hex(apikey) }],
+            },
+        },
+    });
+    brokerUrl = ab.url;
+    const page = await browser.newPage();
+    try {
+        const logs = [];
+        page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+        await page.goto(`${origin}/app`, { timeout: 10000 });
+        const state = () => page.evaluate(() => Object.fromEntries(
+            Object.entries(window.es).map(([k, e]) => [k, e.readyState])));
+        // With the cookie, alice's own channel opens; bob's is a 403 and the
+        // browser gives up (CLOSED); without credentials no cookie, a 401, CLOSED.
+        await waitFor(async () => {
+            const st = await state();
+            return st.mine === 1 && st.bobs === 2 && st.plain === 2 && st;
+        }, { timeout: 10000, what: `states open/closed/closed; console: ${logs.join('; ')}` });
+        const key = { 'X-API-Key': apikey };
+        await waitFor(async () => (await ab.req('GET', chPath('user.alice.feed'), { headers: key })).json?.subscribers === 1,
+            { what: 'alice subscribed' });
+        assert.equal((await ab.req('POST', evPath('user.bob.feed'), { headers: key, body: 'for bob' })).status, 201);
+        assert.equal((await ab.req('POST', evPath('user.alice.feed'), { headers: key, body: 'for alice' })).status, 201);
+        await page.waitForFunction(() => window.got.mine.length >= 1, null, { timeout: 10000 });
+        const got = await page.evaluate(() => window.got);
+        assert.deepEqual(got, { mine: ['for alice'], bobs: [], plain: [] });
+    } finally {
+        await page.close();
+        await new Promise((r) => app.close(r));
+        assert.equal(await ab.stop(), 0);
+    }
 });

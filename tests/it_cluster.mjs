@@ -3,12 +3,13 @@
 // order, with one id; resume, channel/connection/listener changes and queues
 // work across nodes; /nodes and /status show the cluster, a killed node goes
 // offline after its heartbeat expires; a Redis restart leaves no subscriber
-// deaf.
+// deaf. With access control, a connection belongs to its creator on every node.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startBroker, uniq, chPath, evPath, waitFor, sleep } from './lib/broker.mjs';
+import { startBroker, uniq, chPath, evPath, waitFor, sleep, tempFile } from './lib/broker.mjs';
 import { startRedis } from './lib/redis.mjs';
+import { makeKeys, mint, sha256hex } from './lib/jwt.mjs';
 
 const cleanups = [];
 after(async () => {
@@ -347,3 +348,51 @@ test('idle expiry across nodes: a stream on one node keeps the channel on all; o
             (await n.req('GET', chPath(held))).status === 404,
         { timeout: (TTL + 8) * 1000, interval: 200, what: `both expired on :${n.port}` });
 });
+
+test('access control across nodes: a connection made on one node belongs to its creator on every node', async () => {
+    const keys = makeKeys();
+    const apikey = 'cluster-test-backend-key';
+    const auth = {
+        roles: {
+            user: [{ match: 'room.?', allow: ['subscribe', 'publish'] }],
+            backend: [{ match: '*', allow: ['publish', 'subscribe', 'history', 'manage'] }],
+        },
+        jwt: { keys: [{ alg: 'EdDSA', public_key_file: tempFile('ed.pem', keys.ed.pem) }] },
+        api_keys: [{ name: 'svc', role: 'backend', sha256: sha256hex(apikey) }],
+    };
+    const { r, nodes } = await cluster(2, { auth });
+    const as = (sub) => ({ Authorization: `Bearer ${mint(keys.ed, { sub, role: 'user' }, { expIn: 600 })}` });
+    const name = `room.${uniq('acl')}`;
+    const made = await nodes[0].req('POST', `${chPath(name)}/connections`, { headers: as('alice') });
+    assert.equal(made.status, 201, made.text);
+    const cp = connPath(name, made.json.id);
+    // On the other node at once: its owner, and refusals for anyone else.
+    const there = await nodes[1].req('GET', cp, { headers: as('alice') });
+    assert.equal(there.status, 200, there.text);
+    assert.equal(there.json.owner, 'alice');
+    for (const [m, p] of [['GET', cp], ['DELETE', cp], ['POST', `${cp}/stop`], ['POST', `${cp}/events`]]) {
+        const res = await nodes[1].req(m, p, { headers: as('bob'), body: m === 'POST' ? 'x' : undefined });
+        assert.equal(res.status, 403, `bob ${m} ${p} on node 2: ${res.text}`);
+    }
+    const bs = await nodes[1].stream(`${cp}/events`, { headers: as('bob') });
+    assert.equal(bs.status, 403);
+    bs.close();
+    // Alice attaches on node 2 and gets what node 1 publishes.
+    const s = await nodes[1].stream(`${cp}/events`, { headers: as('alice') });
+    assert.equal(s.status, 200);
+    const id = (await nodes[0].req('POST', evPath(name), { headers: as('alice'), body: 'hi' })).json.id;
+    const ev = await s.waitEvents(1);
+    assert.deepEqual([ev[0].id, ev[0].data], [id, 'hi']);
+    s.close();
+    // The list shows the owner; a node started afterwards reads it from the store.
+    const key = { 'X-API-Key': apikey };
+    const list = await nodes[1].req('GET', `${chPath(name)}/connections`, { headers: key });
+    assert.equal(list.status, 200);
+    assert.deepEqual(list.json.connections.map((c) => c.owner), ['alice']);
+    const late = await startBroker({ config: { store: { type: 'redis', url: r.url }, auth } });
+    cleanups.push(async () => { if (late.alive()) assert.equal(await late.stop(), 0); });
+    const fresh = await late.req('GET', cp, { headers: as('bob') });
+    assert.equal(fresh.status, 403, `a new node: bob is refused: ${fresh.text}`);
+    assert.equal((await late.req('GET', cp, { headers: as('alice') })).json.owner, 'alice');
+});
+

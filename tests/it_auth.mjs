@@ -400,6 +400,42 @@ describe('access control: configuration', () => {
         }
     });
 
+    it('keys from a JWK Set file and an HMAC secret_file', async () => {
+        const jwk = { ...K.es.publicKey.export({ format: 'jwk' }), kid: 'es-jwks', use: 'sig' };
+        const okp = { ...K.ed.publicKey.export({ format: 'jwk' }), kid: 'ed-jwks' };
+        const enc1 = { kty: 'RSA', use: 'enc', kid: 'skipped', n: 'AQAB', e: 'AQAB' }; // not for signatures: skipped
+        const secret = crypto.randomBytes(48).toString('base64url');
+        const b = await startBroker({
+            config: {
+                auth: {
+                    roles: ROLES,
+                    jwt: {
+                        jwks_file: tempFile('keys.jwks', { keys: [jwk, okp, enc1] }),
+                        keys: [{ kid: 'file1', alg: 'HS384', secret_file: tempFile('hs.key', secret) }],
+                    },
+                },
+            },
+        });
+        try {
+            const ch = 'user.alice.jwks';
+            const hs384 = (() => {
+                const input = `${enc({ alg: 'HS384', kid: 'file1' })}.${enc({ sub: 'alice', role: 'user', exp: Math.floor(Date.now() / 1000) + 600 })}`;
+                return `${input}.${b64url(crypto.createHmac('sha384', secret).update(input).digest())}`;
+            })();
+            for (const [what, t] of [['ES256 from the JWKS', mint(K.es, { sub: 'alice', role: 'user' }, { kid: 'es-jwks', expIn: 600 })],
+                ['EdDSA from the JWKS', mint(K.ed, { sub: 'alice', role: 'user' }, { kid: 'ed-jwks', expIn: 600 })],
+                ['HS384 from a secret_file', hs384]]) {
+                const r = await b.req('POST', evPath(ch), { headers: bearer(t), body: what });
+                assert.equal(r.status, 201, `${what}: ${r.text}`);
+            }
+            const wrong = mint(K.es, { sub: 'alice', role: 'user' }, { kid: 'ed-jwks', expIn: 600 });
+            checkError(assert, await b.req('POST', evPath(ch), { headers: bearer(wrong), body: 'x' }), 401, 'unauthorized',
+                'an ES256 token naming the EdDSA key');
+        } finally {
+            assert.equal(await b.stop(), 0);
+        }
+    });
+
     it('protected mode: no auth section, a non-loopback listen refuses to start and names the field', async () => {
         for (const listen of ['0.0.0.0:0', ':0', '[::]:0']) {
             const r = await runBroker(['--listen', listen]);

@@ -423,7 +423,7 @@ static void h_health(http_ctx *c)
                         "status", up ? "ok" : "degraded", "store", "type", kv_name(kv),
                         "state", up ? "up" : "unreachable", "stats", "channels",
                         (json_int_t)st.channels, "streams", (json_int_t)st.streams,
-                        "connections", (json_int_t)httpd_connections(c->h->d),
+                        "sockets", (json_int_t)httpd_connections(c->h->d),
                         "slow_disconnects", (json_int_t)st.slow_closed, "refused_streams",
                         (json_int_t)(st.refused + c->h->refused_streams),
                         "refused_connections",
@@ -470,7 +470,7 @@ static void nodes_listed(int status, json_t *nodes, void *arg)
             continue;
         online++;
         streams += (size_t)json_integer_value(json_object_get(n, "streams"));
-        conns += (size_t)json_integer_value(json_object_get(n, "connections"));
+        conns += (size_t)json_integer_value(json_object_get(n, "sockets"));
     }
     json_t *self = h->node ? node_reg_self(h->node) : json_object();
     json_object_set_new(self, "status", json_string(h->node ? "online" : "stopping"));
@@ -481,8 +481,7 @@ static void nodes_listed(int status, json_t *nodes, void *arg)
     http_json(hn->req, &h->o, 200,
               json_pack("{s:o, s:{s:I, s:I, s:I, s:I}}", "node", self, "cluster", "nodes",
                         (json_int_t)json_array_size(nodes), "online", (json_int_t)online,
-                        "streams", (json_int_t)streams, "connections",
-                        (json_int_t)conns));
+                        "streams", (json_int_t)streams, "sockets", (json_int_t)conns));
 out:
     free(hn);
 }

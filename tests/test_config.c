@@ -229,7 +229,8 @@ static const struct err_case err_cases[] = {
     /* top-level integers */
     {"{\n  \"heartbeat_s\": 0\n}",
      "t.json:2: field 'heartbeat_s': must be an integer from 1 to 3600"},
-    {"{\"node_ttl_s\": 9}", "t.json:1: field 'node_ttl_s': must be an integer from 10 to 604800"},
+    {"{\"node_ttl_s\": 9}",
+     "t.json:1: field 'node_ttl_s': must be an integer from 10 to 604800"},
     {"{\"node_ttl_s\": 604801}",
      "t.json:1: field 'node_ttl_s': must be an integer from 10 to 604800"},
     {"{\"heartbeat_s\": 3601}",

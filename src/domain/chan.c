@@ -141,13 +141,17 @@ conn *chan_conn(const chan *ch, const char *id)
     return NULL;
 }
 
-int conn_set_owner(conn *cn, const char *owner)
+int conn_set_owner(conn *cn, const char *owner, const char *role)
 {
-    char *o = NULL;
-    if (owner && !(o = strdup(owner)))
+    char *o = NULL, *r = NULL;
+    if ((owner && !(o = strdup(owner))) || (role && !(r = strdup(role)))) {
+        free(o);
         return -1;
+    }
     free(cn->owner);
+    free(cn->owner_role);
     cn->owner = o;
+    cn->owner_role = r;
     return 0;
 }
 
@@ -159,6 +163,7 @@ void conn_free(conn *cn)
     cn->ch->nconns--;
     msgq_free(&cn->pending);
     free(cn->owner);
+    free(cn->owner_role);
     free(cn);
 }
 
@@ -175,10 +180,10 @@ json_t *chan_to_json(const chan *ch)
 
 json_t *conn_to_json(const conn *cn, const conn_info *ci)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "id", cn->id, "channel",
-                          cn->ch->name, "listener", ci->running ? "running" : "stopped",
-                          "attached", ci->attached, "queue_length",
-                          (json_int_t)ci->queue_length, "dropped", (json_int_t)ci->dropped);
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:b, s:I, s:I}", "id", cn->id, "channel", cn->ch->name,
+        "listener", ci->running ? "running" : "stopped", "attached", ci->attached,
+        "queue_length", (json_int_t)ci->queue_length, "dropped", (json_int_t)ci->dropped);
     if (o && cn->owner)
         json_object_set_new(o, "owner", json_string(cn->owner));
     return o;

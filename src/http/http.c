@@ -861,9 +861,9 @@ static void conns_listed(int status, size_t n, const char (*ids)[CONN_ID_LEN + 1
 
 static void conns_found(http_ctx *c)
 {
-    int rc = c->method == M_POST
-                 ? broker_conn_create(c->b, c->ch, c->id.authid, conn_created, c)
-                 : broker_conn_list(c->b, c->ch, conns_listed, c);
+    int rc = c->method == M_POST ? broker_conn_create(c->b, c->ch, c->id.authid,
+                                                      c->id.authrole, conn_created, c)
+                                 : broker_conn_list(c->b, c->ch, conns_listed, c);
     if (rc == 0)
         ctx_wait(c);
     else if (rc == BROKER_ELIMIT)

@@ -4,6 +4,7 @@
 // deliver it only to those; bad lists are 400 with nothing published; the
 // lists and the publisher are never shown to subscribers, except the
 // publisher's authid to a role with disclose_publisher, in the history.
+// Without access control every reader is anonymous with no role.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBroker, uniq, chPath, evPath, checkError, sleep } from './lib/broker.mjs';
@@ -273,5 +274,39 @@ describe('targeted delivery', () => {
         checkError(assert, r, 400, 'invalid_target', 'query lists with a JSON body');
         const h = await b.req('GET', evPath(c5), { headers: hdr(WHO.carol.tok) });
         assert.ok(h.status === 404 || (h.status === 200 && h.json.events.length === 0), `nothing published: ${h.text}`);
+    });
+});
+
+describe('targeted delivery without access control', () => {
+    let nb;
+    before(async () => {
+        nb = await startBroker();
+    });
+    after(async () => {
+        if (nb) assert.equal(await nb.stop(), 0, 'broker exit code after SIGTERM');
+    });
+
+    test('every reader is anonymous with no role: in no authid or authrole list', async () => {
+        const c = uniq('tgn');
+        const s = await nb.stream(evPath(c));
+        open.add(s);
+        await s.waitOpen();
+        const rows = [
+            { data: 'a', eligible_authid: ['alice'] },
+            { data: 'b', exclude_authid: ['alice'] },
+            { data: 'c', eligible_authrole: ['user'] },
+            { data: 'd', exclude_authrole: ['user'] },
+            { data: 'e', eligible: [] },
+            { data: 'f', exclude: ['0000000000000000'] },
+            { data: 'end' },
+        ];
+        for (const body of rows) assert.equal((await nb.req('POST', evPath(c), { body })).status, 201);
+        const data = () => s.events.filter((e) => e.event !== 'session').map((e) => e.data);
+        await s.waitUntil(() => data().includes('end'));
+        assert.deepEqual(data(), ['b', 'd', 'f', 'end'], 'live');
+        const h = await nb.req('GET', evPath(c));
+        assert.deepEqual(h.json.events.map((e) => e.data), ['b', 'd', 'f', 'end'], 'history');
+        assert.ok(h.json.events.every((e) => Object.keys(e).every((k) => ['id', 'event', 'data', 'timestamp'].includes(k))));
+        s.close();
     });
 });

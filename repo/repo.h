@@ -24,7 +24,7 @@
  *   g/{chan}          log     the channel's messages as JSON, at least
  *                             max(history, queue_limit) newest kept while
  *                             k/{chan}/ holds a cursor, else exactly history
- *   n/{chan}/{conn}   string  connection record JSON {"id", "owner"?}
+ *   n/{chan}/{conn}   string  connection record JSON {"id", "owner"?, "owner_role"?}
  *   l/{chan}/{conn}   string  listener JSON {"running": bool}
  *   k/{chan}/{conn}   string  its cursor in g/{chan}: "<id> <pos>"
  *   o/{chan}/{conn}   log     messages published to it alone, queue_limit kept
@@ -115,11 +115,12 @@ static inline void repo_queue_free(repo_queue *r)
         r->ops->free(r);
 }
 
-/* A connection's record: {"id": ID, "owner": AUTHID} (no owner: anonymous),
- * as stored and as announced to the other nodes. Caller frees; NULL on OOM. */
+/* A connection's record: {"id": ID, "owner": AUTHID, "owner_role": ROLE} (no
+ * owner: anonymous; no role: none), as stored and as announced to the other
+ * nodes. Caller frees; NULL on OOM. */
 char *repo_conn_record(const conn *cn);
-/* Set the owner of 'cn' from a record. 0, -1 on OOM, -2 if it is no record
- * (or its owner is no string). */
+/* Set the owner of 'cn' and its role from a record. 0, -1 on OOM, -2 if it is
+ * no record (or its owner or role is no string). */
 int repo_conn_record_owner(conn *cn, const char *rec, size_t len);
 
 /* ---- listeners: running or stopped ---- */

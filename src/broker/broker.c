@@ -509,8 +509,8 @@ static void conn_created(const kv_result *res, void *arg)
     free(cc);
 }
 
-int broker_conn_create(broker *b, chan *ch, const char *owner, broker_conn_cb cb,
-                       void *arg)
+int broker_conn_create(broker *b, chan *ch, const char *owner, const char *owner_role,
+                       broker_conn_cb cb, void *arg)
 {
     conn_creation *cc;
     conn *cn;
@@ -522,7 +522,7 @@ int broker_conn_create(broker *b, chan *ch, const char *owner, broker_conn_cb cb
         free(cc);
         return BROKER_ENOMEM;
     }
-    if (conn_set_owner(cn, owner) < 0) {
+    if (conn_set_owner(cn, owner, owner_role) < 0) {
         conn_free(cn);
         free(cc);
         return BROKER_ENOMEM;

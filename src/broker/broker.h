@@ -148,15 +148,16 @@ size_t broker_chan_page(broker *b, const char *after, size_t limit, chan **v, bo
 typedef void (*broker_conn_cb)(int status, conn *cn, void *arg);
 typedef void (*broker_info_cb)(int status, const conn_info *ci, void *arg);
 
-/* Create a connection on 'ch' owned by the authid 'owner' (copied; NULL:
- * anonymous). Returns 0, and 'cb' runs once, later: with the
+/* Create a connection on 'ch' owned by the authid 'owner' with the role
+ * 'owner_role' (both copied; NULL: anonymous, none; the role is what targeted
+ * delivery matches). Returns 0, and 'cb' runs once, later: with the
  * connection (status 0) once the store has placed its cursor at the end of the
  * channel's log, so that every message published from then on, on any node,
  * is queued for it; or with a KV_E* code (and NULL: nothing was created).
  * Returns BROKER_ELIMIT (the channel holds max_connections_per_channel) or
  * BROKER_ENOMEM, and no callback. */
-int broker_conn_create(broker *b, chan *ch, const char *owner, broker_conn_cb cb,
-                       void *arg);
+int broker_conn_create(broker *b, chan *ch, const char *owner, const char *owner_role,
+                       broker_conn_cb cb, void *arg);
 /* The connection 'id' of 'ch': the one this node holds, returned at once; else
  * the store is asked, as broker_chan_lookup() does (BROKER_EPENDING, then 'cb'
  * with it or BROKER_ENOCONN). */

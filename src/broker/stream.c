@@ -40,10 +40,22 @@ stream *stream_open(broker *b, sink *sk, chan *ch, conn *cn, const identity *who
     return s;
 }
 
+/* Whether the reader of 's' may have the targeted message 'm': its session,
+ * and its identity, or for a stream attached to a connection, the
+ * connection owner's. */
+static bool stream_eligible(const stream *s, const msg *m)
+{
+    target_rcv r = {s->session, s->cn ? s->cn->owner : s->authid,
+                    s->cn ? s->cn->owner_role : s->authrole};
+    return target_allows(m->tg, &r);
+}
+
 int stream_send(stream *s, msg *m)
 {
     if (!s->sk || m->seq <= s->last_seq)
         return 0;
+    if (m->tg && !stream_eligible(s, m))
+        return 0; /* not for this reader: passed over, as if written */
     if (sink_send(s->sk, m) == SINK_EFULL) {
         log_debug("stream on '%s' cut: client is not reading", s->ch->name);
         s->b->slow_closed++;

@@ -36,9 +36,11 @@ typedef struct stream {
  * reads it. NULL on OOM ('sk' untouched). */
 stream *stream_open(struct broker *b, sink *sk, chan *ch, conn *cn, const identity *who);
 
-/* Write one message (skipped if its seq was already written). Returns 0, or
- * -1 if the stream was aborted because the client does not keep up (it is
- * freed then). */
+/* Write one message (skipped if its seq was already written, or if it is
+ * targeted and its reader is not eligible: see target.h; a connection's
+ * stream is matched by the connection's owner and role, and its own session).
+ * Returns 0, or -1 if the stream was aborted because the client does not keep
+ * up (it is freed then). */
 int stream_send(stream *s, msg *m);
 
 /* Write an SSE comment (heartbeat). */

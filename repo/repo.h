@@ -34,7 +34,7 @@
  *   s/{chan}          string  when a node last had a live stream on it (unix s)
  *   meta/seq          string  the last message id allocated (integer)
  *   ss/{session}      string  a session record (session.h JSON)
- *   st/{session}      string  its times, "<joined_at> <left_at>" (µs; left 0:
+ *   st/{session}      string  "<joined_at> <left_at> <node>" (µs; left 0:
  *                             active): what the archive's bound reads
  */
 #ifndef REPO_H
@@ -387,15 +387,28 @@ typedef void (*repo_sessions_cb)(int status, const session *v, size_t n, bool mo
                                  void *arg);
 /* One session (status KV_ENOTFOUND and NULL when there is none). */
 typedef void (*repo_session_cb)(int status, const session *s, void *arg);
-/* A sweep is over: how many sessions it dropped. */
-typedef void (*repo_swept_cb)(int status, size_t dropped, void *arg);
+/* A sweep is over: how many sessions it dropped, and how many it ended
+ * because their node is gone. */
+typedef void (*repo_swept_cb)(int status, size_t dropped, size_t ended, void *arg);
+/* What a sweep bounds the archive by. */
+typedef struct repo_session_bound {
+    int64_t now_us;
+    int64_t retention_us; /* ended longer ago than this: dropped */
+    size_t max;           /* then, over this, the first to have ended go */
+    /* When 'live' is not NULL: a session still active that joined more than
+     * 'grace_us' ago on a node not among these 'nlive' node ids (it died
+     * without recording the end of its streams) is ended as of now_us. */
+    const char *const *live;
+    size_t nlive;
+    int64_t grace_us;
+} repo_session_bound;
 typedef struct repo_session_ops {
     void (*save)(repo_session *r, const session *s);
     int (*list)(repo_session *r, const session_filter *f, const char *after, size_t limit,
                 repo_sessions_cb cb, void *arg);
     int (*get)(repo_session *r, const char *id, repo_session_cb cb, void *arg);
-    int (*sweep)(repo_session *r, int64_t now_us, int64_t retention_us, size_t max,
-                 repo_swept_cb cb, void *arg);
+    int (*sweep)(repo_session *r, const repo_session_bound *bd, repo_swept_cb cb,
+                 void *arg);
     void (*free)(repo_session *r);
 } repo_session_ops;
 struct repo_session {
@@ -427,13 +440,13 @@ static inline int repo_session_get(repo_session *r, const char *id, repo_session
     return r->ops->get(r, id, cb, arg);
 }
 
-/* Bound the archive (see above) as of 'now_us'. Returns 0 and calls 'cb'
- * (may be NULL) once, later; or a KV_E* code. */
-static inline int repo_session_sweep(repo_session *r, int64_t now_us,
-                                     int64_t retention_us, size_t max, repo_swept_cb cb,
-                                     void *arg)
+/* Bound the archive (see above and repo_session_bound; 'bd' is only read
+ * during the call). Returns 0 and calls 'cb' (may be NULL) once, later; or a
+ * KV_E* code. */
+static inline int repo_session_sweep(repo_session *r, const repo_session_bound *bd,
+                                     repo_swept_cb cb, void *arg)
 {
-    return r->ops->sweep(r, now_us, retention_us, max, cb, arg);
+    return r->ops->sweep(r, bd, cb, arg);
 }
 
 static inline void repo_session_free(repo_session *r)

@@ -25,14 +25,14 @@ static const char *key_id(const kv_item *it)
 static void session_kv_save(repo_session *r, const session *s)
 {
     repo_session_kv *k = (repo_session_kv *)r;
-    char key[REPO_KEY_MAX], times[48];
+    char key[REPO_KEY_MAX], times[64];
     char *rec = session_to_text(s);
     if (!rec) {
         kv_report(k->kv, KV_EV_FAILED, "repo: out of memory saving session %s", s->id);
         return;
     }
-    int n =
-        snprintf(times, sizeof(times), "%" PRId64 " %" PRId64, s->joined_at, s->left_at);
+    int n = snprintf(times, sizeof(times), "%" PRId64 " %" PRId64 " %s", s->joined_at,
+                     s->left_at, s->node);
     kv_set(k->kv, repo_key(key, "ss", s->id, NULL), rec, strlen(rec), NULL, NULL);
     kv_set(k->kv, repo_key(key, "st", s->id, NULL), times, (size_t)n, NULL, NULL);
     free(rec);
@@ -176,8 +176,8 @@ static int session_kv_get(repo_session *r, const char *id, repo_session_cb cb, v
 
 typedef struct session_sweep {
     repo_session_kv *k;
-    int64_t now, retention;
-    size_t max;
+    repo_session_bound bd; /* a copy: 'live' is 'nodes' */
+    const char **nodes;    /* owned: the pointers, then the ids they point to */
     repo_swept_cb cb;
     void *arg;
 } session_sweep;
@@ -202,55 +202,121 @@ static void session_drop(repo_session_kv *k, const char *id)
     kv_del(k->kv, repo_key(key, "st", id, NULL), NULL, NULL);
 }
 
+/* A session whose node is gone, being ended. */
+typedef struct orphan {
+    repo_session_kv *k;
+    int64_t at;
+} orphan;
+
+static void orphan_got(const kv_result *res, void *arg)
+{
+    orphan o = *(orphan *)arg;
+    session s = {0};
+    free(arg);
+    /* Gone meanwhile, or a bad record (reported by listings): nothing to do. */
+    if (res->status != KV_OK || session_from_text(&s, res->val, res->len) < 0)
+        return;
+    if (!s.left_at) {
+        s.left_at = o.at > s.joined_at ? o.at : s.joined_at + 1;
+        session_kv_save(&o.k->base, &s);
+    }
+    session_clear(&s);
+}
+
+static void orphan_end(repo_session_kv *k, const char *id, int64_t at)
+{
+    char key[REPO_KEY_MAX];
+    orphan *o = malloc(sizeof(*o));
+    if (!o)
+        return;
+    *o = (orphan){k, at};
+    if (kv_get(k->kv, repo_key(key, "ss", id, NULL), orphan_got, o) < 0)
+        free(o);
+}
+
+static bool node_live(const repo_session_bound *bd, const char *node)
+{
+    for (size_t i = 0; i < bd->nlive; i++)
+        if (strcmp(bd->live[i], node) == 0)
+            return true;
+    return false;
+}
+
 static void times_scanned(const kv_result *res, void *arg)
 {
-    session_sweep sw = *(session_sweep *)arg;
+    session_sweep *sw = arg;
+    const repo_session_bound *bd = &sw->bd;
     ended *v = NULL;
-    size_t nended = 0, kept = 0, dropped = 0;
+    size_t nended = 0, kept = 0, dropped = 0, orphans = 0;
     int status = res->status;
-    free(arg);
 
     if (status == KV_OK && res->n && !(v = malloc(res->n * sizeof(*v))))
         status = KV_ENOMEM;
     for (size_t i = 0; status == KV_OK && i < res->n; i++) {
         const kv_item *it = &res->items[i];
         long long joined, left;
+        char node[CONN_ID_LEN + 1] = "";
         const char *id = key_id(it);
-        if (sscanf(it->val, "%lld %lld", &joined, &left) != 2 || !valid_conn_id(id)) {
-            kv_report(sw.k->kv, KV_EV_BAD_RECORD, "repo: dropping bad session times");
-            session_drop(sw.k, id);
+        int nf = sscanf(it->val, "%lld %lld %16s", &joined, &left, node);
+        if (nf < 2 || !valid_conn_id(id)) {
+            kv_report(sw->k->kv, KV_EV_BAD_RECORD, "repo: dropping bad session times");
+            session_drop(sw->k, id);
             dropped++;
-        } else if (left && left < sw.now - sw.retention) {
-            session_drop(sw.k, id);
+        } else if (left && left < bd->now_us - bd->retention_us) {
+            session_drop(sw->k, id);
             dropped++;
         } else {
             kept++;
             if (left)
                 v[nended++] = (ended){left, id};
+            else if (bd->live && joined < bd->now_us - bd->grace_us && nf == 3 &&
+                     !node_live(bd, node)) {
+                orphan_end(sw->k, id, bd->now_us);
+                orphans++;
+            }
         }
     }
-    if (status == KV_OK && kept > sw.max) {
+    if (status == KV_OK && kept > bd->max) {
         /* The oldest ended go first; the active stay, counted. */
         qsort(v, nended, sizeof(*v), ended_cmp);
-        for (size_t i = 0; i < nended && kept > sw.max; i++, kept--, dropped++)
-            session_drop(sw.k, v[i].id);
+        for (size_t i = 0; i < nended && kept > bd->max; i++, kept--, dropped++)
+            session_drop(sw->k, v[i].id);
     }
     free(v);
-    if (sw.cb)
-        sw.cb(status, dropped, sw.arg);
+    if (sw->cb)
+        sw->cb(status, dropped, orphans, sw->arg);
+    free(sw->nodes);
+    free(sw);
 }
 
-static int session_kv_sweep(repo_session *r, int64_t now_us, int64_t retention_us,
-                            size_t max, repo_swept_cb cb, void *arg)
+static int session_kv_sweep(repo_session *r, const repo_session_bound *bd,
+                            repo_swept_cb cb, void *arg)
 {
     repo_session_kv *k = (repo_session_kv *)r;
-    session_sweep *sw = malloc(sizeof(*sw));
-    int rc;
+    session_sweep *sw = calloc(1, sizeof(*sw));
+    int rc = KV_ENOMEM;
     if (!sw)
         return KV_ENOMEM;
-    *sw = (session_sweep){k, now_us, retention_us, max, cb, arg};
+    *sw = (session_sweep){k, *bd, NULL, cb, arg};
+    if (bd->live) {
+        size_t n = bd->nlive ? bd->nlive : 1;
+        char(*ids)[CONN_ID_LEN + 1];
+        /* One block: the pointers first (aligned), then the ids. */
+        if (!(sw->nodes = malloc(n * (sizeof(char *) + sizeof(*ids)))))
+            goto err;
+        ids = (char(*)[CONN_ID_LEN + 1])(sw->nodes + n);
+        for (size_t i = 0; i < bd->nlive; i++) {
+            snprintf(ids[i], sizeof(ids[i]), "%s", bd->live[i]);
+            sw->nodes[i] = ids[i];
+        }
+        sw->bd.live = sw->nodes;
+    }
     if ((rc = kv_scan(k->kv, TIMES_TABLE, times_scanned, sw)) < 0)
-        free(sw);
+        goto err;
+    return 0;
+err:
+    free(sw->nodes);
+    free(sw);
     return rc;
 }
 

@@ -23,12 +23,18 @@
 #include "src/base/log.h"
 #include "src/base/util.h"
 #include "src/broker/broker_private.h"
+#include "src/broker/node.h"
 
 #define SESS_PENDING_MAX PUB_BATCH_MAX /* events waiting to be published */
-#define SESS_SWEEP_MAX_S 30            /* the archive is looked at this often ... */
+#define SESS_SWEEP_MAX_S 10            /* the archive is looked at this often ... */
 #define SESS_TICK_S 1                  /* ... or every tick when sessions changed */
 #define SESS_RETENTION_DEFAULT_S 3600
 #define SESS_MAX_DEFAULT 10000
+/* An active session whose node is not online is ended, if it joined longer
+ * ago than this. A node registers before it serves and the registry is read
+ * before the archive, so a session that joined before the read has its node
+ * in it: this only covers clocks that disagree by a few seconds. */
+#define SESS_ORPHAN_GRACE_S (NODE_TTL_S + NODE_HEARTBEAT_S)
 
 /* A sweep in flight; 'b' is NULL once the broker is gone. */
 struct sess_sweep {
@@ -212,7 +218,7 @@ int broker_session_get(broker *b, const char *id, broker_session_cb cb, void *ar
 
 /* ---- the archive's bound ---- */
 
-static void swept(int status, size_t dropped, void *arg)
+static void swept(int status, size_t dropped, size_t ended, void *arg)
 {
     struct sess_sweep *sw = arg;
     broker *b = sw->b;
@@ -222,8 +228,59 @@ static void swept(int status, size_t dropped, void *arg)
     b->sess_sweep = NULL;
     if (status < 0)
         log_debug("sessions: bounding the archive failed: %s", kv_strerror(status));
-    else if (dropped)
+    if (dropped)
         log_debug("sessions: %zu ended session(s) dropped from the archive", dropped);
+    if (ended)
+        log_info("sessions: %zu session(s) of nodes gone offline marked ended", ended);
+}
+
+/* The registry read: bound the archive, ending the sessions of nodes that
+ * are not online (they died without recording the end of their streams). */
+static void nodes_listed(int status, json_t *nodes, void *arg)
+{
+    struct sess_sweep *sw = arg;
+    broker *b = sw->b;
+    size_t n = 0;
+    json_t *node;
+    const char **live = NULL;
+
+    if (!b) {
+        free(sw);
+        return;
+    }
+    if (status == 0 && !(live = calloc(json_array_size(nodes) + 1, sizeof(*live))))
+        status = KV_ENOMEM;
+    for (size_t i = 0; live && i < json_array_size(nodes); i++) {
+        node = json_array_get(nodes, i);
+        const char *id = json_string_value(json_object_get(node, "id"));
+        const char *st = json_string_value(json_object_get(node, "status"));
+        if (id && st && strcmp(st, "online") == 0)
+            live[n++] = id;
+    }
+    /* Without the registry, or one that does not list this node online (it
+     * has none, or this node lost the store for a while), sessions are only
+     * bounded: no node is judged. */
+    bool self = false;
+    for (size_t i = 0; i < n; i++)
+        self |= strcmp(live[i], b->node_id) == 0;
+    if (!self) {
+        free(live);
+        live = NULL;
+    }
+    repo_session_bound bd = {
+        .now_us = now_us(),
+        .retention_us = retention_s(b) * 1000000,
+        .max = sessions_max(b),
+        .live = live,
+        .nlive = n,
+        .grace_us = SESS_ORPHAN_GRACE_S * 1000000LL,
+    };
+    int rc = repo_session_sweep(b->rsessions, &bd, swept, sw);
+    free(live);
+    if (rc < 0) {
+        b->sess_sweep = NULL;
+        free(sw);
+    }
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -239,8 +296,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     if (!(sw = malloc(sizeof(*sw))))
         return;
     sw->b = b;
-    if (repo_session_sweep(b->rsessions, now, retention_s(b) * 1000000, sessions_max(b),
-                           swept, sw) < 0) {
+    if (node_list(b, nodes_listed, sw) < 0) {
         free(sw);
         return;
     }

@@ -380,3 +380,26 @@ test('sessions: a stream on one node is in /sessions on the other, and its join 
     assert.equal(JSON.parse(evs[0].data).node, node1);
     mon.close();
 });
+
+test('sessions: the streams of a node killed with kill -9 are marked ended by the others', async () => {
+    const { nodes } = await cluster(2);
+    const [n1, n2] = nodes;
+    const name = uniq('orphan');
+    const s = await n1.stream(evPath(name));
+    await s.waitUntil(() => s.session, 5000, 'the session event');
+    const rec = await waitFor(async () => {
+        const r = await n2.req('GET', `/sessions/${s.session}`);
+        return r.status === 200 && r.json;
+    }, { what: 'the session visible on node 2' });
+    assert.equal(rec.left_at, null);
+    process.kill(n1.pid, 'SIGKILL');
+    await n1.exited;
+    // Offline after the heartbeat TTL (6 s), then ended by node 2's next
+    // look at the archive (at most 10 s later).
+    const ended = await waitFor(async () => {
+        const r = await n2.req('GET', `/sessions/${s.session}`);
+        return r.json.left_at !== null && r.json;
+    }, { what: 'the session of the dead node ended', timeout: 40000, interval: 200 });
+    assert.ok(ended.left_at > ended.joined_at);
+    assert.equal((await n2.req('GET', `/sessions?channel=${name}&active=true`)).json.sessions.length, 0);
+});

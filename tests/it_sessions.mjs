@@ -200,6 +200,10 @@ test('clients cannot publish to, create or delete sys.* channels', async () => {
     checkError(assert, await b.req('PUT', chPath('sys.sessions'), { body: { history: 5 } }), 403, 'reserved_channel');
     checkError(assert, await b.req('DELETE', chPath('sys.sessions')), 403, 'reserved_channel');
     checkError(assert, await b.req('GET', chPath('sys.other')), 404, 'channel_not_found', 'nothing was created');
+    // Nor does subscribing (or a connection) create another sys.* channel.
+    const other = await b.stream(evPath('sys.other'));
+    assert.equal(other.status, 404);
+    checkError(assert, await b.req('POST', `${chPath('sys.other')}/connections`), 404, 'channel_not_found');
     // A durable connection may read it, but nobody may publish to it there.
     const c = await b.req('POST', `${chPath('sys.sessions')}/connections`);
     assert.equal(c.status, 201, c.text);

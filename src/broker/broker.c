@@ -281,8 +281,10 @@ static void lookup_done(int status, void *arg)
 
     if (!ch && (status == 0 || status == KV_ENOTFOUND)) {
         /* SESSION_CHANNEL comes when first asked for, whatever autocreate
-         * says: it is the broker's own (broker_session.c). */
-        if (lk->create && (b->opts.autocreate || strcmp(lk->name, SESSION_CHANNEL) == 0))
+         * says: it is the broker's own (broker_session.c), as every sys.*
+         * name is, which nothing else creates. */
+        if (lk->create && (strcmp(lk->name, SESSION_CHANNEL) == 0 ||
+                           (b->opts.autocreate && !channel_reserved(lk->name))))
             ch = broker_chan_put(b, lk->name, NULL, &created, &why, err, sizeof(err));
         else
             why = BROKER_ENOCHAN;

@@ -85,7 +85,6 @@ struct broker {
     bool sess_publishing;          /* a publish to sys.sessions is in flight */
     pub_batch sess_pending;        /* joins and leaves waiting to be published */
     size_t sess_cap;               /* room in sess_pending.ev */
-    unsigned long long sess_lost;  /* joins and leaves never published */
 };
 
 /* ---- broker.c ---- */

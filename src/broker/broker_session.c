@@ -101,7 +101,6 @@ static void pending_drop(broker *b, const char *why)
         return;
     log_debug("sessions: %zu join(s) and leave(s) not published: %s", b->sess_pending.n,
               why);
-    b->sess_lost += b->sess_pending.n;
     pub_batch_free(&b->sess_pending);
     b->sess_cap = 0;
 }
@@ -124,7 +123,6 @@ static void pending_flush(broker *b)
     memset(&b->sess_pending, 0, sizeof(b->sess_pending));
     b->sess_cap = 0;
     if ((rc = broker_publish(b, ch, NULL, &batch, published, b)) < 0) {
-        b->sess_lost += n;
         log_debug("sessions: %zu join(s) and leave(s) not published: %s", n,
                   broker_strerror(rc));
         return;
@@ -144,7 +142,6 @@ static void announce(broker *b, const stream *s, const char *type, int64_t left_
         !broker_chan(b, SESSION_CHANNEL))
         return;
     if (b->sess_pending.n >= SESS_PENDING_MAX) {
-        b->sess_lost++;
         log_debug("sessions: too many joins and leaves waiting: %s of %s not published",
                   type, s->session);
         return;
@@ -152,10 +149,8 @@ static void announce(broker *b, const stream *s, const char *type, int64_t left_
     if (b->sess_pending.n == b->sess_cap) {
         size_t cap = b->sess_cap ? 2 * b->sess_cap : 16;
         pub_event *v = realloc(b->sess_pending.ev, cap * sizeof(*v));
-        if (!v) {
-            b->sess_lost++;
-            return;
-        }
+        if (!v)
+            return; /* out of memory: this one is not announced */
         b->sess_pending.ev = v;
         b->sess_cap = cap;
     }
@@ -164,7 +159,6 @@ static void announce(broker *b, const stream *s, const char *type, int64_t left_
     if (!ev.event || !ev.data) {
         free(ev.event);
         free(ev.data);
-        b->sess_lost++;
         return;
     }
     ev.data_len = strlen(ev.data);

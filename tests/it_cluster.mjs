@@ -479,3 +479,59 @@ test('targeted delivery across nodes and a restart: lists and publisher travel w
     assert.deepEqual(ae.map((e) => e.data), ['to-alice', 'not-bob', 'to-users', 'end']);
     assert.ok(ae.every((e) => !('publisher_authid' in e) && !('publication' in e)), 'nothing disclosed to alice');
 });
+
+test('sessions: a stream on one node is in /sessions on the other, and its join reaches sys.sessions there', async () => {
+    const { nodes } = await cluster(2);
+    const [n1, n2] = nodes;
+    const mon = await n2.stream(evPath('sys.sessions'));
+    await mon.waitUntil(() => mon.session, 5000, 'the monitor\'s session event');
+    // Node 1 hears that node 2 created sys.sessions before it publishes there.
+    await waitFor(async () => (await n1.req('GET', chPath('sys.sessions'))).status === 200,
+        { what: 'sys.sessions known on node 1' });
+    const name = uniq('sess');
+    const s = await n1.stream(evPath(name));
+    await s.waitUntil(() => s.session, 5000, 'the session event');
+    const node1 = (await n1.req('GET', '/status')).json.node.id;
+    const rec = await waitFor(async () => {
+        const r = await n2.req('GET', `/sessions/${s.session}`);
+        return r.status === 200 && r.json;
+    }, { what: 'the session visible on node 2' });
+    assert.equal(rec.node, node1);
+    assert.equal(rec.channel, name);
+    assert.equal(rec.left_at, null);
+    const listed = await n2.req('GET', `/sessions?channel=${name}`);
+    assert.deepEqual(listed.json.sessions.map((x) => x.id), [s.session]);
+    s.close();
+    await waitFor(async () => (await n2.req('GET', `/sessions/${s.session}`)).json.left_at !== null,
+        { what: 'its end visible on node 2' });
+    const evs = await mon.waitUntil(() => {
+        const mine = mon.events.filter((e) => JSON.parse(e.data).id === s.session);
+        return mine.length >= 2 && mine;
+    }, 5000, 'joined and left from node 1');
+    assert.deepEqual(evs.map((e) => e.event), ['joined', 'left']);
+    assert.equal(JSON.parse(evs[0].data).node, node1);
+    mon.close();
+});
+
+test('sessions: the streams of a node killed with kill -9 are marked ended by the others', async () => {
+    const { nodes } = await cluster(2);
+    const [n1, n2] = nodes;
+    const name = uniq('orphan');
+    const s = await n1.stream(evPath(name));
+    await s.waitUntil(() => s.session, 5000, 'the session event');
+    const rec = await waitFor(async () => {
+        const r = await n2.req('GET', `/sessions/${s.session}`);
+        return r.status === 200 && r.json;
+    }, { what: 'the session visible on node 2' });
+    assert.equal(rec.left_at, null);
+    process.kill(n1.pid, 'SIGKILL');
+    await n1.exited;
+    // Offline after the heartbeat TTL (6 s), then ended by node 2's next
+    // look at the archive (at most 10 s later).
+    const ended = await waitFor(async () => {
+        const r = await n2.req('GET', `/sessions/${s.session}`);
+        return r.json.left_at !== null && r.json;
+    }, { what: 'the session of the dead node ended', timeout: 40000, interval: 200 });
+    assert.ok(ended.left_at > ended.joined_at);
+    assert.equal((await n2.req('GET', `/sessions?channel=${name}&active=true`)).json.sessions.length, 0);
+});

@@ -36,7 +36,9 @@ stream *stream_open(broker *b, sink *sk, chan *ch, conn *cn, const identity *who
         ch->nstreams++;
     }
     broker_chan_used(b, ch);
+    broker_session_peer(s); /* before open: the transport may let its request go */
     sink_open(sk, ch->opts.retry_ms);
+    broker_session_joined(b, s);
     return s;
 }
 
@@ -77,6 +79,7 @@ void stream_comment(stream *s, const char *text)
 static void stream_free(stream *s, bool flushed)
 {
     broker *b = s->b;
+    broker_session_left(b, s);
     TAILQ_REMOVE(&b->all, s, all);
     b->nstreams--;
     if (s->cn) {
@@ -90,6 +93,7 @@ static void stream_free(stream *s, bool flushed)
     chan_unref(s->ch);
     free(s->authid);
     free(s->authrole);
+    free(s->agent);
     free(s);
 }
 

@@ -15,6 +15,7 @@
 #include "src/domain/msg.h"
 #include "src/domain/names.h"
 #include "src/domain/policy.h"
+#include "src/domain/session.h"
 
 struct broker;
 
@@ -29,6 +30,11 @@ typedef struct stream {
     char session[CONN_ID_LEN + 1]; /* its session id: random, unique cluster-wide */
     TAILQ_ENTRY(stream) link;      /* in ch->streams (plain subscribers) */
     TAILQ_ENTRY(stream) all;       /* in the broker's list of every stream */
+
+    /* Its session, as broker_session.c archives it. */
+    int64_t joined_at;               /* when it opened (us since the epoch) */
+    char remote[SESSION_REMOTE_MAX]; /* its client's address, as the sink says */
+    char *agent;                     /* its User-Agent (owned), or NULL */
 } stream;
 
 /* Link a new stream on 'sk' into 'ch' (or attach it to 'cn's listener) and

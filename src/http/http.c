@@ -20,6 +20,7 @@
 #include "src/domain/publish.h"
 #include "src/http/http_auth.h"
 #include "src/http/http_reply.h"
+#include "src/http/http_sessions.h"
 #include "src/http/http_stream.h"
 
 static const char page_html[] =
@@ -50,7 +51,8 @@ enum {
 enum {
     NEED_NONE,
     NEED_CHAN, /* the channel: 404 without it */
-    NEED_CONN  /* the channel and the connection: 404 without them */
+    NEED_CONN, /* the channel and the connection: 404 without them */
+    NEED_ID    /* the capture is an id of the handler's, not a channel name */
 };
 
 /* What a route asks of the caller's rights (with access control on). */
@@ -1001,6 +1003,16 @@ static void h_conn_start(http_ctx *c)
     show_conn(c);
 }
 
+static void h_sessions(http_ctx *c)
+{
+    http_sessions_list(c->req, c->o, c->b, &c->query);
+}
+
+static void h_session(http_ctx *c)
+{
+    http_session_get(c->req, c->o, c->b, c->arg[0]);
+}
+
 static const route routes[] = {
     {"", M_GET, h_page, NEED_NONE, ACC_OPEN},
     {"favicon.ico", M_GET, h_favicon, NEED_NONE, ACC_OPEN},
@@ -1008,6 +1020,8 @@ static const route routes[] = {
     {"nodes", M_GET, h_node_list, NEED_NONE, ACC_BROKER},
     {"status", M_GET, h_status, NEED_NONE, ACC_BROKER},
     {"channels", M_GET, h_channels, NEED_NONE, ACC_BROKER},
+    {"sessions", M_GET, h_sessions, NEED_NONE, ACC_BROKER},
+    {"sessions/*", M_GET, h_session, NEED_ID, ACC_BROKER},
     {"channels/*", M_GET | M_PUT | M_DELETE, h_channel, NEED_NONE, ACC_CHANNEL},
     {"channels/*/events", M_GET | M_POST, h_events, NEED_NONE, ACC_EVENTS},
     {"channels/*/connections", M_GET | M_POST, h_conns, NEED_NONE, ACC_CONNS},
@@ -1088,6 +1102,24 @@ static void owner_then(http_ctx *c)
     c->r->fn(c);
 }
 
+/* The broker's own channels (sys.*, session.h): whoever may subscribe reads
+ * them; no client publishes to, creates or deletes them. Answers and returns
+ * true when the request would. */
+static bool reserved_write(http_ctx *c)
+{
+    const route_fn fn = c->r->fn;
+    if (!c->arg[0] || c->r->need == NEED_ID || !channel_reserved(c->arg[0]))
+        return false;
+    if (!(fn == h_channel && (c->method == M_PUT || c->method == M_DELETE)) &&
+        !((fn == h_events || fn == h_conn_events) && c->method == M_POST))
+        return false;
+    http_error(c->req, c->o, 403, "reserved_channel",
+               "channel '%s' is the broker's own ('sys.' names are reserved): it can "
+               "be subscribed to, not published to, created or deleted",
+               c->arg[0]);
+    return true;
+}
+
 #define MAX_SEGS 6
 
 /* Split the raw path into at most MAX_SEGS segments (in place, not decoded).
@@ -1166,6 +1198,11 @@ static int route_args(http_ctx *c, char *cap[2], int ncap)
             return -1;
         }
         /* strlen() differs from len when the name held %00. */
+        if (i == 0 && c->r->need == NEED_ID) {
+            if (strlen(c->arg[0]) != len)
+                c->arg[0][0] = '\0'; /* held %00: no such id */
+            continue;
+        }
         if (i == 0 && (strlen(c->arg[0]) != len || !valid_channel_name(c->arg[0], len))) {
             reply_error(c, 400, "invalid_channel_name",
                         "channel names are 1 to 200 characters of A-Z a-z 0-9 _ . : -");
@@ -1248,7 +1285,7 @@ static void http_handle(httpd_req *req, void *arg)
                               (cap[1]   ? 2
                                : cap[0] ? 1
                                         : 0)) == 0 &&
-                   (!h->o.auth || authorize(c) == 0)) {
+                   (!h->o.auth || authorize(c) == 0) && !reserved_write(c)) {
             if (r->need == NEED_CONN)
                 find(c, false, true, false, owner_then);
             else

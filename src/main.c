@@ -231,6 +231,7 @@ int main(int argc, char **argv)
     if (nworkers && workers_start(&cfg, (int)nworkers, &rc) != 0)
         goto out;
 
+    cfg.http.worker = workers_index();
     if (!(a.base = event_base_new()) || !(a.kv = kv = store_new(a.base, &cfg)) ||
         !(a.b = broker_new(a.base, &cfg.broker, kv))) {
         log_error("cannot start");

@@ -83,6 +83,7 @@ struct httpd {
     struct flush_item *batch; /* a slice of a flush */
     size_t nconns;
     unsigned long long rejected;
+    unsigned long long accepted; /* sockets taken in (not closed at accept) */
     int port;
     char *cors; /* the CORS headers of "*" or of one origin, or NULL */
     size_t cors_len;
@@ -1072,6 +1073,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     r->state = S_HEAD;
     TAILQ_INSERT_TAIL(&h->conns, r, link);
     h->nconns++;
+    h->accepted++;
     timed_on(r, &h->waiting, h->o.idle_timeout_s);
     bufferevent_setcb(r->bev, on_read, on_write, on_event, r);
     bufferevent_set_timeouts(r->bev, NULL, &wt);
@@ -1228,4 +1230,9 @@ size_t httpd_connections(const httpd *h)
 unsigned long long httpd_rejected(const httpd *h)
 {
     return h->rejected;
+}
+
+unsigned long long httpd_accepted(const httpd *h)
+{
+    return h->accepted;
 }

@@ -74,6 +74,8 @@ int httpd_port(const httpd *h);
 size_t httpd_connections(const httpd *h);
 /* Connections closed at accept because even the over-limit reserve was full. */
 unsigned long long httpd_rejected(const httpd *h);
+/* Client sockets accepted so far (those closed at accept are not). */
+unsigned long long httpd_accepted(const httpd *h);
 
 /* ---- the request ---- */
 int httpd_method(const httpd_req *r);

@@ -223,6 +223,7 @@ int main(int argc, char **argv)
         goto out;
     }
     log_set_level(cfg.log_level);
+    log_set_format(cfg.log_format);
     signal(SIGPIPE, SIG_IGN);
     if (!cfg.http.threads)
         cfg.http.threads = nworkers ? 1 : cpus_usable(THREADS_MAX);

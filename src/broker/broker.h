@@ -74,6 +74,7 @@ typedef struct broker_opts {
                                         expires (0: never) */
     int sessions_retention_s;        /* ended sessions are archived this long */
     int sessions_max;                /* sessions archived (the active always are) */
+    bool access_log;                 /* log a line for each stream that ends */
 } broker_opts;
 
 /* A broker over 'kv' (borrowed; it must outlive the broker). Copies 'opts'.

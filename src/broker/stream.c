@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "src/base/log.h"
+#include "src/base/util.h"
 #include "src/broker/broker_private.h"
 
 stream *stream_open(broker *b, sink *sk, chan *ch, conn *cn, const identity *who)
@@ -83,6 +84,17 @@ static void stream_free(stream *s, bool flushed, int why)
 {
     broker *b = s->b;
     b->m.streams_closed[why]++;
+    if (b->opts.access_log) {
+        log_field f[] = {
+            LOG_STR("channel", s->ch->name),
+            LOG_STR("connection", s->cn ? s->cn->id : NULL),
+            LOG_STR("session", s->session),
+            LOG_STR("remote", s->remote[0] ? s->remote : NULL),
+            LOG_NUM("lifetime_s", (double)(now_us() - s->joined_at) / 1e6),
+            LOG_STR("reason", broker_end_name(why)),
+        };
+        log_fields(LOG_INFO, f, sizeof(f) / sizeof(f[0]), "stream end");
+    }
     broker_session_left(b, s);
     TAILQ_REMOVE(&b->all, s, all);
     b->nstreams--;

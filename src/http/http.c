@@ -1344,6 +1344,7 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
         .max_connections = (size_t)o->max_connections,
         .reuseport = o->reuseport,
         .threads = o->threads,
+        .access_log = o->access_log,
         .cors_origin = o->cors_origin,
     };
 

@@ -49,6 +49,7 @@ typedef struct httpd_opts {
     size_t max_connections;  /* client sockets beyond it are flagged over the limit */
     bool reuseport;          /* SO_REUSEPORT: several processes share the port */
     int threads;             /* threads that write streams, the loop's included (>= 1) */
+    bool access_log;         /* log a line for each answer (log.h) */
     const char *cors_origin; /* "*" or one origin: Access-Control-Allow-Origin
                                 on every response, the server's own errors
                                 included (with credentials allowed for an

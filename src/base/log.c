@@ -99,11 +99,16 @@ static size_t utf8_len(const unsigned char *s, size_t len)
     return n;
 }
 
-/* 's' (at most 'max' bytes of it) escaped: as a JSON string's contents, or
- * for text with C-like escapes. Control characters never go out raw; bytes
- * that are not UTF-8 become U+FFFD in JSON and \xNN in text. */
-static void put_escaped(line *l, const char *s, size_t max, bool json)
+enum { ESC_JSON, ESC_QUOTED, ESC_BARE };
+
+/* 's' (at most 'max' bytes of it) escaped: as a JSON string's contents
+ * (ESC_JSON), or with C-like escapes for a quoted text value (ESC_QUOTED) or
+ * a text message (ESC_BARE: quotes and backslashes as they are). Control
+ * characters never go out raw; bytes that are not UTF-8 become U+FFFD in
+ * JSON and \xNN in text. */
+static void put_escaped(line *l, const char *s, size_t max, int mode)
 {
+    bool json = mode == ESC_JSON;
     const unsigned char *p = (const unsigned char *)s;
     size_t len = strnlen(s, max);
     char esc[8];
@@ -111,7 +116,7 @@ static void put_escaped(line *l, const char *s, size_t max, bool json)
         unsigned char ch = p[i];
         size_t u = utf8_len(p + i, len - i);
         bool ok;
-        if (ch == '"' || ch == '\\') {
+        if ((ch == '"' || ch == '\\') && mode != ESC_BARE) {
             esc[0] = '\\', esc[1] = (char)ch;
             ok = put(l, esc, 2);
         } else if (ch == '\n') {
@@ -154,7 +159,7 @@ static void put_text_value(line *l, const char *s)
         return;
     }
     puts_(l, "\"");
-    put_escaped(l, s, LOG_VALUE_MAX, false);
+    put_escaped(l, s, LOG_VALUE_MAX, ESC_QUOTED);
     puts_(l, "\"");
 }
 
@@ -195,13 +200,13 @@ static void log_vfields(int level, const log_field *f, size_t n, const char *fmt
         puts_(&l, "\",\"worker\":");
         if (log_worker[0]) {
             puts_(&l, "\"");
-            put_escaped(&l, log_worker, sizeof(log_worker), true);
+            put_escaped(&l, log_worker, sizeof(log_worker), ESC_JSON);
             puts_(&l, "\"");
         } else {
             puts_(&l, "null");
         }
         puts_(&l, ",\"message\":\"");
-        put_escaped(&l, msg, sizeof(msg), true);
+        put_escaped(&l, msg, sizeof(msg), ESC_JSON);
         l.full = false; /* a cut message still takes its fields, if they fit */
         /* The end of a string always fits (LINE_END_ROOM); a field goes in
          * whole or not at all. */
@@ -209,7 +214,7 @@ static void log_vfields(int level, const log_field *f, size_t n, const char *fmt
         for (i = 0; i < n && !l.full; i++) {
             size_t at = l.n;
             puts_(&l, ",\"");
-            put_escaped(&l, f[i].key, 64, true);
+            put_escaped(&l, f[i].key, 64, ESC_JSON);
             puts_(&l, "\":");
             if (f[i].is_num) {
                 put_num(&l, f[i].num);
@@ -217,7 +222,7 @@ static void log_vfields(int level, const log_field *f, size_t n, const char *fmt
                 puts_(&l, "null");
             } else {
                 puts_(&l, "\"");
-                put_escaped(&l, f[i].str, LOG_VALUE_MAX, true);
+                put_escaped(&l, f[i].str, LOG_VALUE_MAX, ESC_JSON);
                 puts_(&l, "\"");
             }
             if (l.full)
@@ -232,10 +237,10 @@ static void log_vfields(int level, const log_field *f, size_t n, const char *fmt
         puts_(&l, lv);
         puts_(&l, " ");
         if (log_worker[0]) {
-            put_escaped(&l, log_worker, sizeof(log_worker), false);
+            put_escaped(&l, log_worker, sizeof(log_worker), ESC_BARE);
             puts_(&l, " ");
         }
-        put_escaped(&l, msg, sizeof(msg), false);
+        put_escaped(&l, msg, sizeof(msg), ESC_BARE);
         l.full = false; /* a cut message still takes its fields, if they fit */
         for (i = 0; i < n && !l.full; i++) {
             size_t at = l.n;

@@ -156,6 +156,6 @@ void broker_sink_closed(sink *sk)
         return;
     sk->stream = NULL;
     s->sk = NULL;
-    stream_free(s, false, BROKER_END_CLIENT); /* the client is gone: what it was
-                                                 sent is lost */
+    /* The client is gone: what it was sent is lost. */
+    stream_free(s, false, BROKER_END_CLIENT);
 }

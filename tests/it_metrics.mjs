@@ -180,6 +180,15 @@ test('/metrics: a reader that does not read is cut and counted as slow', async (
     }
 });
 
+test('/metrics: publishes to a missing channel (autocreate false) count as not_found', async () => {
+    const b = await broker({ autocreate: false });
+    for (let i = 0; i < 3; i++)
+        assert.equal((await b.req('POST', evPath(uniq('none')), { body: 'x' })).status, 404);
+    const { samples } = await scrape(b);
+    assert.equal(val(samples, 'ssebroker_publishes_total', { result: 'not_found' }), 3);
+    assert.equal(val(samples, 'ssebroker_publishes_total', { result: 'ok' }), 0);
+});
+
 test('/metrics with access control: 401 anonymous, 403 without manage, 200 with it', async () => {
     const key = 'k_metrics_admin', reader = 'k_metrics_reader';
     const b = await broker({

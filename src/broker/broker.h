@@ -140,6 +140,9 @@ enum {
     BROKER_PUB_N
 };
 const char *broker_pub_name(int result);
+/* The BROKER_PUB_* result of a publish that ended with 'status' (0, or a
+ * BROKER_E* or KV_E* code). */
+int broker_pub_result(int status);
 /* Count a publish the transport refused before handing it to the broker. */
 void broker_publish_refused(broker *b, int result);
 

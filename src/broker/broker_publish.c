@@ -31,8 +31,7 @@ struct pub_ctx {
 
 static void drain_check(broker *b);
 
-/* The BROKER_PUB_* result of a publish that ended with 'status'. */
-static int pub_result(int status)
+int broker_pub_result(int status)
 {
     switch (status) {
     case 0:
@@ -82,7 +81,7 @@ static void pub_finish(pub_ctx *pc)
     if (pc->status == 0 && pc->ch->deleted)
         pc->status = BROKER_ENOCHAN;
     if (!channel_reserved(pc->ch->name)) { /* the broker's own are not counted */
-        b->m.publishes[pub_result(pc->status)]++;
+        b->m.publishes[broker_pub_result(pc->status)]++;
         if (pc->status == 0)
             b->m.messages_published += pc->nids;
     }
@@ -238,7 +237,7 @@ int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
     if (rc < 0) {
         pub_batch_free(batch);
         if (!channel_reserved(ch->name))
-            b->m.publishes[pub_result(rc)]++;
+            b->m.publishes[broker_pub_result(rc)]++;
         return rc;
     }
     pc->b = b;
@@ -268,7 +267,7 @@ int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
         pub_free(pc);
         rc = rc == KV_ENOMEM ? BROKER_ENOMEM : rc;
         if (!channel_reserved(ch->name))
-            b->m.publishes[pub_result(rc)]++;
+            b->m.publishes[broker_pub_result(rc)]++;
         return rc;
     }
     /* Some were issued: they call back later, and the answer carries the

@@ -263,6 +263,17 @@ static void found_conn(int status, conn *cn, void *arg)
  * autocreate allows), and with 'need_conn' its connection, then run 'then'.
  * Answers 404 (or 503) itself when they cannot be had. 'optional': run 'then'
  * with c->ch NULL when there is no such channel. */
+static void publish_now(http_ctx *c);
+
+/* The channel (or connection) could not be found: answer, and count a
+ * publish that ends here. */
+static void lookup_failed(http_ctx *c, int why)
+{
+    if (c->then == publish_now)
+        broker_publish_refused(c->b, broker_pub_result(why));
+    broker_error(c, why, NULL);
+}
+
 static void find(http_ctx *c, bool create, bool need_conn, bool optional,
                  void (*then)(http_ctx *c))
 {
@@ -282,7 +293,7 @@ static void find(http_ctx *c, bool create, bool need_conn, bool optional,
     } else if (why == BROKER_ENOCHAN && optional) {
         then(c);
     } else {
-        broker_error(c, why, NULL);
+        lookup_failed(c, why);
     }
 }
 
@@ -300,7 +311,7 @@ static void found_chan(int status, chan *ch, void *arg)
     } else if (status == BROKER_ENOCHAN && c->optional) {
         c->then(c);
     } else {
-        broker_error(c, status, NULL);
+        lookup_failed(c, status);
     }
     ctx_step_done(c);
 }

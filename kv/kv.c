@@ -35,6 +35,21 @@ const char *kv_event_name(int event)
                                                                          : "unknown";
 }
 
+void kv_metrics_init(kv_store *kv)
+{
+    /* 50 us to 5 s: a memory store answers within the loop turn, Redis within
+     * a round trip unless it is slow. */
+    static const double op_bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                       0.005,   0.01,   0.025,   0.05,   0.1,   0.25,
+                                       0.5,     1,      2.5,     5};
+    static const double batch_bounds[] = {1,   2,   5,   10,   20,   50,
+                                          100, 200, 500, 1000, 10000};
+    prom_hist_init(&kv->metrics.op_seconds, op_bounds,
+                   sizeof(op_bounds) / sizeof(op_bounds[0]));
+    prom_hist_init(&kv->metrics.batch_ops, batch_bounds,
+                   sizeof(batch_bounds) / sizeof(batch_bounds[0]));
+}
+
 void kv_set_report(kv_store *kv, kv_report_cb cb, void *arg)
 {
     kv->report = cb;

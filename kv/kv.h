@@ -45,6 +45,8 @@
 
 #include <stddef.h>
 
+#include "src/base/prom.h"
+
 struct event_base;
 
 typedef struct kv_store kv_store;
@@ -182,12 +184,28 @@ enum {
 typedef void (*kv_report_cb)(int event, const char *detail, void *arg);
 
 /* The base every store embeds as its first member. */
+/* What a store counts of its own work, for metrics (read with kv_metrics_of).
+ * Plain increments on the loop's thread. */
+typedef struct kv_metrics {
+    prom_hist op_seconds; /* an operation: from the call to its reply */
+    prom_hist batch_ops;  /* operations per batch sent (Redis) */
+} kv_metrics;
+
 struct kv_store {
     const kv_ops *ops;
     struct event_base *base;
     kv_report_cb report; /* kv_set_report(), or NULL */
     void *report_arg;
+    kv_metrics metrics; /* kv_metrics_init() in the constructor */
 };
+
+/* Set up the counters of a new store (its constructor calls it). */
+void kv_metrics_init(kv_store *kv);
+/* What the store counted so far (borrowed, valid while the store lives). */
+static inline const kv_metrics *kv_metrics_of(const kv_store *kv)
+{
+    return &kv->metrics;
+}
 
 /* Tell 'cb' (NULL: nobody) what the store reports from now on. */
 void kv_set_report(kv_store *kv, kv_report_cb cb, void *arg);

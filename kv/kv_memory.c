@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <event2/event.h>
 
 #include "kv/kv.h"
@@ -83,6 +84,7 @@ typedef struct kv_done {
     kv_notify_cb ncb;
     const char *topic;
     void *arg;
+    struct timeval t0; /* when the operation was called (store latency) */
     kv_result res;
 } kv_done;
 
@@ -343,6 +345,8 @@ static void defer(kv_memory *m, kv_done *d, const char *op, const char *key, int
     }
     d->res.status = status;
     d->next = NULL;
+    if (!d->ncb)
+        gettimeofday(&d->t0, NULL);
     *m->qtail = d;
     m->qtail = &d->next;
     /* Between passes the event is made active when the FIFO fills; during a pass
@@ -363,14 +367,20 @@ static void run_pass(evutil_socket_t fd, short what, void *arg)
     m->qtail = &m->q;
     m->in_pass = 1;
     guard_enter(&m->guard);
+    struct timeval now;
+    gettimeofday(&now, NULL);
     while (m->running && !guard_doomed(&m->guard)) {
         kv_done *d = m->running;
 
         m->running = d->next;
-        if (d->ncb)
+        if (d->ncb) {
             d->ncb(d->topic, d->res.val, d->res.len, d->arg);
-        else
+        } else {
+            prom_hist_observe(&m->base.metrics.op_seconds,
+                              (double)(now.tv_sec - d->t0.tv_sec) +
+                                  (double)(now.tv_usec - d->t0.tv_usec) / 1e6);
             d->cb(&d->res, d->arg);
+        }
         free(d);
     }
     m->in_pass = 0;
@@ -1273,6 +1283,7 @@ kv_store *kv_memory_new(struct event_base *base)
         return NULL;
     m->base.ops = &kv_memory_ops;
     m->base.base = base;
+    kv_metrics_init(&m->base);
     m->level = 1;
     m->rng = 0x9e3779b97f4a7c15ULL;
     m->qtail = &m->q;

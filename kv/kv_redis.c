@@ -216,6 +216,7 @@ typedef struct rop {
     size_t sha_at; /* script calls: where its SHA goes in 'cmds' (0: none) */
     unsigned long long fails_at; /* flush: r->fails when it was issued */
     char *table;                 /* scan: the table, to rebuild full keys */
+    struct timeval t0;           /* when it was issued (store latency) */
     kv_cb cb;
     void *arg;
 } rop;
@@ -525,6 +526,12 @@ static void batch_done(redisAsyncContext *ac, void *reply, void *privdata)
     r->inflight = b->next;
     if (!r->inflight)
         r->inflight_tail = &r->inflight;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    for (rop *o = b->ops; o; o = o->next)
+        prom_hist_observe(&r->base.metrics.op_seconds,
+                          (double)(now.tv_sec - o->t0.tv_sec) +
+                              (double)(now.tv_usec - o->t0.tv_usec) / 1e6);
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         if (rep && !r->freeing)
             kv_report(&r->base, KV_EV_FAILED, "redis: batch failed: %s",
@@ -614,6 +621,8 @@ static int send_batch(kv_redis *r, int probe)
         return r->pend ? fail_pending(r) : 0;
     b->r = r;
     b->ops = r->pend;
+    if (r->npend)
+        prom_hist_observe(&r->base.metrics.batch_ops, (double)r->npend);
     gettimeofday(&b->sent, NULL);
     r->last_sent = b->sent;
     r->pend = NULL;
@@ -656,6 +665,7 @@ static int enqueue(kv_redis *r, rop *o, int urgent)
         rop_free(o);
         return KV_EIO;
     }
+    gettimeofday(&o->t0, NULL);
     *r->pend_tail = o;
     r->pend_tail = &o->next;
     r->npend++;
@@ -1580,6 +1590,7 @@ kv_store *kv_redis_new(struct event_base *base, const kv_redis_opts *opts, char 
         return NULL;
     r->base.ops = &kv_redis_ops;
     r->base.base = base;
+    kv_metrics_init(&r->base);
     r->pend_tail = &r->pend;
     r->inflight_tail = &r->inflight;
     r->maxbuffer = opts->maxbuffer ? opts->maxbuffer : 100;

@@ -9,8 +9,9 @@ SUDO=""
 pkgs="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev libjansson-dev libssl-dev"
 if [ "$what" = test ]; then
     # clang + compiler-rt for the sanitizer build, node for the integration
-    # tests, chromium for the browser test, redis-server for the store tests.
-    pkgs="$pkgs clang clang-format libclang-rt-14-dev valgrind chromium redis-server curl"
+    # tests, chromium for the browser test, redis-server for the store tests,
+    # prometheus for promtool (it_metrics checks /metrics with it).
+    pkgs="$pkgs clang clang-format libclang-rt-14-dev valgrind chromium redis-server curl prometheus"
     # Any Node >= 18 with npm will do (Debian's, or NodeSource's, which
     # bundles npm and conflicts with Debian's npm package).
     command -v node >/dev/null && command -v npm >/dev/null || pkgs="$pkgs nodejs npm"

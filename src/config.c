@@ -579,6 +579,16 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
         } else if (strcmp(key, "auth") == 0) {
             if (cfg_auth(x, c, v) < 0)
                 return -1;
+        } else if (strcmp(key, "log_format") == 0) {
+            int format = json_is_string(v) ? log_format_parse(json_string_value(v)) : -1;
+            if (format < 0)
+                return cfg_fail(x, NULL, key, "must be \"text\" or \"json\"");
+            c->log_format = format;
+        } else if (strcmp(key, "access_log") == 0) {
+            if (!json_is_boolean(v))
+                return cfg_fail(x, NULL, key, "must be true or false");
+            c->access_log = json_is_true(v);
+            c->broker.access_log = c->http.access_log = c->access_log;
         } else if (strcmp(key, "log_level") == 0) {
             int level = json_is_string(v) ? log_level_parse(json_string_value(v)) : -1;
             if (level < 0)

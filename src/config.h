@@ -57,6 +57,8 @@ typedef struct config {
                               */
     int store_timeout_ms;    /* redis: the reply timeout, 100..600000 (5000) */
     int log_level;           /* LOG_* (default LOG_INFO) */
+    int log_format;          /* LOG_TEXT (default) or LOG_JSON */
+    bool access_log;         /* a line per request answered and per stream ended */
     /* The broker's part. Defaults: autocreate and sync (store.sync) true,
      * max_channels 100000, max_streams 15000, max_streams_per_channel and
      * max_connections_per_channel 10000, heartbeat_s 15 (1..3600),

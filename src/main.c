@@ -223,6 +223,7 @@ int main(int argc, char **argv)
         goto out;
     }
     log_set_level(cfg.log_level);
+    log_set_format(cfg.log_format);
     signal(SIGPIPE, SIG_IGN);
     if (!cfg.http.threads)
         cfg.http.threads = nworkers ? 1 : cpus_usable(THREADS_MAX);
@@ -231,6 +232,7 @@ int main(int argc, char **argv)
     if (nworkers && workers_start(&cfg, (int)nworkers, &rc) != 0)
         goto out;
 
+    cfg.http.worker = workers_index();
     if (!(a.base = event_base_new()) || !(a.kv = kv = store_new(a.base, &cfg)) ||
         !(a.b = broker_new(a.base, &cfg.broker, kv))) {
         log_error("cannot start");

@@ -153,6 +153,9 @@ static void workers_child_init(supervisor *s, int i)
     close(s->pipe_rd);
     workers_self = i + 1;
     workers_n = s->n;
+    char name[16];
+    snprintf(name, sizeof(name), "w%d", workers_self);
+    log_set_worker(name); /* every line of this process names it */
     workers_ready_fd = s->pipe_wr;
     s->cfg->http.port = s->port;
     s->cfg->http.reuseport = true;
@@ -377,6 +380,7 @@ int workers_start(config *cfg, int n, int *status)
     }
     s = &workers_sup;
     memset(s, 0, sizeof(*s));
+    log_set_worker("supervisor");
     s->cfg = cfg;
     s->n = n;
     s->self = getpid();

@@ -25,7 +25,8 @@ static int config_eq(const config *a, const config *b)
            a->broker.node_ttl_s == b->broker.node_ttl_s &&
            a->http.threads == b->http.threads &&
            STREQ(a->http.cors_origin, b->http.cors_origin) &&
-           a->log_level == b->log_level && STREQ(a->store_prefix, b->store_prefix) &&
+           a->log_level == b->log_level && a->log_format == b->log_format &&
+           a->access_log == b->access_log && STREQ(a->store_prefix, b->store_prefix) &&
            a->store_maxbuffer == b->store_maxbuffer &&
            a->store_buffertime_ms == b->store_buffertime_ms &&
            a->store_timeout_ms == b->store_timeout_ms &&
@@ -223,6 +224,18 @@ static void test_load_ok(void)
                0 &&
            c.log_level == LOG_WARN,
        "log_level warn");
+    ok(c.log_format == LOG_TEXT && !c.access_log && !c.broker.access_log &&
+           !c.http.access_log,
+       "log_format text and no access log by default");
+    ok(config_load_string(&c, "{\"log_format\": \"json\", \"access_log\": true}",
+                          "p.json", err, sizeof(err)) == 0 &&
+           c.log_format == LOG_JSON && c.access_log && c.broker.access_log &&
+           c.http.access_log,
+       "log_format json, access_log true (broker and http)");
+    ok(config_load_string(&c, "{\"log_format\": \"text\", \"access_log\": false}",
+                          "p.json", err, sizeof(err)) == 0 &&
+           c.log_format == LOG_TEXT && !c.access_log && !c.http.access_log,
+       "log_format text, access_log false");
     config_free(&c);
 }
 
@@ -349,6 +362,16 @@ static const struct err_case err_cases[] = {
      "t.json:1: field 'log_level': must be one of debug, info, warn, error"},
     {"{\"log_level\": 1}",
      "t.json:1: field 'log_level': must be one of debug, info, warn, error"},
+    /* log_format, access_log */
+    {"{\"log_format\": \"xml\"}",
+     "t.json:1: field 'log_format': must be \"text\" or \"json\""},
+    {"{\"log_format\": \"JSON\"}",
+     "t.json:1: field 'log_format': must be \"text\" or \"json\""},
+    {"{\"log_format\": null}",
+     "t.json:1: field 'log_format': must be \"text\" or \"json\""},
+    {"{\n  \"heartbeat_s\": 5,\n  \"access_log\": \"yes\"\n}",
+     "t.json:3: field 'access_log': must be true or false"},
+    {"{\"access_log\": 1}", "t.json:1: field 'access_log': must be true or false"},
     /* sessions */
     {"{\"sessions\": 5}", "t.json:1: field 'sessions': must be an object"},
     {"{\n  \"sessions\": {\n    \"max\": 0}}",

@@ -58,6 +58,13 @@ broker *broker_new(struct event_base *base, const broker_opts *opts, kv_store *k
     b->kv = kv;
     strmap_init(&b->chans);
     sortmap_init(&b->byname);
+    /* A publish is stored within a turn of the loop on the memory store, a
+     * round trip and a batch's wait on Redis. */
+    static const double pub_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                        0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                        1,      2.5,     5,      10};
+    prom_hist_init(&b->m.publish_seconds, pub_bounds,
+                   sizeof(pub_bounds) / sizeof(pub_bounds[0]));
     TAILQ_INIT(&b->all);
     TAILQ_INIT(&b->waiting);
     TAILQ_INIT(&b->dirty);
@@ -151,7 +158,7 @@ void broker_close_streams(broker *b)
 {
     stream *s;
     while ((s = TAILQ_FIRST(&b->all)))
-        stream_close(s);
+        stream_close(s, BROKER_END_SHUTDOWN);
 }
 
 void broker_free(broker *b)
@@ -203,6 +210,44 @@ void broker_stats_get(const broker *b, broker_stats *st)
     st->evicted = b->evicted;
     st->rejected = b->rejected;
     st->expired = b->expired;
+}
+
+void broker_metrics_get(const broker *b, broker_metrics *m)
+{
+    strmap_entry *e;
+    *m = b->m;
+    m->connections = m->attached = 0;
+    for (size_t i = 0; strmap_next(&b->chans, &i, &e);) {
+        const chan *ch = e->val;
+        m->connections += ch->nconns;
+        m->attached += ch->nattached;
+    }
+}
+
+const char *broker_end_name(int why)
+{
+    static const char *const names[BROKER_END_N] = {
+        [BROKER_END_CLIENT] = "client",       [BROKER_END_SLOW] = "slow",
+        [BROKER_END_TOKEN] = "token_expired", [BROKER_END_SHUTDOWN] = "shutdown",
+        [BROKER_END_DELETED] = "deleted",     [BROKER_END_TAKEOVER] = "takeover",
+        [BROKER_END_ERROR] = "error"};
+    return why >= 0 && why < BROKER_END_N ? names[why] : "unknown";
+}
+
+const char *broker_pub_name(int result)
+{
+    static const char *const names[BROKER_PUB_N] = {
+        [BROKER_PUB_OK] = "ok",
+        [BROKER_PUB_INVALID] = "invalid",
+        [BROKER_PUB_NOT_FOUND] = "not_found",
+        [BROKER_PUB_DENIED] = "denied",
+        [BROKER_PUB_LIMIT] = "limit",
+        [BROKER_PUB_MEMORY_FULL] = "memory_full",
+        [BROKER_PUB_STORE_FULL] = "store_full",
+        [BROKER_PUB_STORE_ERROR] = "store_error",
+        [BROKER_PUB_SHUTDOWN] = "shutdown",
+        [BROKER_PUB_ERROR] = "error"};
+    return result >= 0 && result < BROKER_PUB_N ? names[result] : "unknown";
 }
 
 const char *broker_strerror(int code)
@@ -368,7 +413,7 @@ void broker_chan_drop(broker *b, chan *ch)
     stream *s;
     conn *cn;
     while ((s = TAILQ_FIRST(&ch->streams)))
-        stream_close(s);
+        stream_close(s, BROKER_END_DELETED);
     while ((cn = TAILQ_FIRST(&ch->conns)))
         broker_conn_forget(b, cn);
     broker_memory_forget(b, ch);
@@ -477,7 +522,7 @@ void broker_conn_detached(broker *b, conn *cn, bool flushed)
 void broker_conn_forget(broker *b, conn *cn)
 {
     if (cn->lis.stream)
-        stream_close(cn->lis.stream);
+        stream_close(cn->lis.stream, BROKER_END_DELETED);
     if (cn->dirty)
         TAILQ_REMOVE(&b->dirty, cn, dlink);
     conn_free(cn);
@@ -870,7 +915,7 @@ static void backlog_read(int status, repo_backlog *bl, void *arg)
          * and is read again. */
         log_warn("connection %s: cannot read its queue: %s", cn->id,
                  broker_strerror(status));
-        stream_close(cn->lis.stream);
+        stream_close(cn->lis.stream, BROKER_END_ERROR);
         goto done;
     }
     for (size_t i = 0; i < cq->len; i++)
@@ -934,7 +979,7 @@ void broker_conn_reload(broker *b, conn *cn)
         return;
     if (!(rl = calloc(1, sizeof(*rl)))) {
         log_error("connection %s: out of memory reading its queue", cn->id);
-        stream_close(cn->lis.stream);
+        stream_close(cn->lis.stream, BROKER_END_ERROR);
         return;
     }
     rl->b = b;
@@ -948,7 +993,7 @@ void broker_conn_reload(broker *b, conn *cn)
         chan_unref(rl->ch);
         free(rl);
         log_error("connection %s: cannot read its queue", cn->id);
-        stream_close(cn->lis.stream);
+        stream_close(cn->lis.stream, BROKER_END_ERROR);
     }
 }
 
@@ -1001,7 +1046,7 @@ int broker_attach(broker *b, sink *sk, conn *cn, const identity *who, const char
         return BROKER_ELIMIT;
     if (cn->lis.stream) {
         log_debug("connection %s: a new stream takes over", cn->id);
-        stream_close(cn->lis.stream);
+        stream_close(cn->lis.stream, BROKER_END_TAKEOVER);
     }
     if (!(s = stream_open(b, sk, cn->ch, cn, who)))
         return BROKER_ENOMEM;

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "kv/kv.h"
+#include "src/base/prom.h"
 #include "src/broker/sink.h"
 #include "src/domain/chan.h"
 #include "src/domain/policy.h"
@@ -73,6 +74,7 @@ typedef struct broker_opts {
                                         expires (0: never) */
     int sessions_retention_s;        /* ended sessions are archived this long */
     int sessions_max;                /* sessions archived (the active always are) */
+    bool access_log;                 /* log a line for each stream that ends */
 } broker_opts;
 
 /* A broker over 'kv' (borrowed; it must outlive the broker). Copies 'opts'.
@@ -109,6 +111,55 @@ typedef struct broker_stats {
     unsigned long long expired;     /* channels expired for holding nothing */
 } broker_stats;
 void broker_stats_get(const broker *b, broker_stats *st);
+
+/* Why a live stream ended (its metrics label: broker_end_name). */
+enum {
+    BROKER_END_CLIENT,   /* the client went away */
+    BROKER_END_SLOW,     /* cut: it did not read (stream_buffer) */
+    BROKER_END_TOKEN,    /* its token expired */
+    BROKER_END_SHUTDOWN, /* the broker shuts down */
+    BROKER_END_DELETED,  /* its channel or connection was deleted (or expired) */
+    BROKER_END_TAKEOVER, /* another stream attached its connection's listener */
+    BROKER_END_ERROR,    /* its connection's queue could not be read */
+    BROKER_END_N
+};
+const char *broker_end_name(int why);
+
+/* What became of a publish request (its metrics label: broker_pub_name). */
+enum {
+    BROKER_PUB_OK,
+    BROKER_PUB_INVALID,     /* a bad request (counted by the transport) */
+    BROKER_PUB_NOT_FOUND,   /* no such channel or connection */
+    BROKER_PUB_DENIED,      /* refused by access control (counted by the transport) */
+    BROKER_PUB_LIMIT,       /* refused by a limit (max_channels: the transport) */
+    BROKER_PUB_MEMORY_FULL, /* refused by max_memory */
+    BROKER_PUB_STORE_FULL,  /* the store is out of memory */
+    BROKER_PUB_STORE_ERROR, /* the store failed or is unreachable */
+    BROKER_PUB_SHUTDOWN,    /* the broker shuts down */
+    BROKER_PUB_ERROR,       /* anything else (out of memory here) */
+    BROKER_PUB_N
+};
+const char *broker_pub_name(int result);
+/* The BROKER_PUB_* result of a publish that ended with 'status' (0, or a
+ * BROKER_E* or KV_E* code). */
+int broker_pub_result(int status);
+/* Count a publish the transport refused before handing it to the broker. */
+void broker_publish_refused(broker *b, int result);
+
+/* Counters for metrics: plain integers the loop's thread increments. */
+typedef struct broker_metrics {
+    unsigned long long streams_opened;
+    unsigned long long streams_closed[BROKER_END_N];
+    unsigned long long publishes[BROKER_PUB_N]; /* requests, by result */
+    unsigned long long messages_published;      /* messages stored by publishes here */
+    unsigned long long messages_delivered;      /* frames handed to live streams */
+    unsigned long long bytes_delivered;         /* their bytes (SSE frames) */
+    prom_hist publish_seconds; /* a publish: from the call to every message stored */
+    size_t connections;        /* durable connections of the channels held here */
+    size_t attached;           /* ... with a stream attached on this node */
+} broker_metrics;
+/* Copy the counters into 'm' (connections are counted: O(channels)). */
+void broker_metrics_get(const broker *b, broker_metrics *m);
 
 /* What retained messages take in this process, in real bytes: every live
  * message (histories, queues being drained, socket buffers), what the store

@@ -168,7 +168,7 @@ static void apply_remote(broker *b, const char *kind, const char *chan_name,
             broker_conn_reload(b, cn);
     } else if (strcmp(kind, "a") == 0 && cn && cn->lis.stream) {
         log_info("connection %s: a stream on another node takes over", cn->id);
-        stream_close(cn->lis.stream);
+        stream_close(cn->lis.stream, BROKER_END_TAKEOVER);
     }
 }
 

@@ -45,6 +45,7 @@ struct broker {
     struct event *tick;             /* answers publishes that waited too long */
     char node_id[CONN_ID_LEN + 1];  /* this process among the nodes of the store */
     unsigned long long slow_closed; /* streams ended for not reading */
+    broker_metrics m;               /* counters (connections: counted when read) */
     unsigned long long refused;     /* subscribers sent away by a limit */
     struct conn_list dirty;         /* connections whose cursors moved */
     chan **heap;                    /* channels by the oldest id in their log */

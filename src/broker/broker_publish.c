@@ -31,6 +31,40 @@ struct pub_ctx {
 
 static void drain_check(broker *b);
 
+int broker_pub_result(int status)
+{
+    switch (status) {
+    case 0:
+        return BROKER_PUB_OK;
+    case BROKER_EINVAL:
+        return BROKER_PUB_INVALID;
+    case BROKER_ENOCHAN:
+    case BROKER_ENOCONN:
+        return BROKER_PUB_NOT_FOUND;
+    case BROKER_ELIMIT:
+        return BROKER_PUB_LIMIT;
+    case BROKER_EFULL:
+        return BROKER_PUB_MEMORY_FULL;
+    case BROKER_ECLOSING:
+        return BROKER_PUB_SHUTDOWN;
+    case KV_EFULL:
+        return BROKER_PUB_STORE_FULL;
+    case KV_EIO:
+    case KV_ETYPE:
+    case KV_EINVAL:
+    case KV_ENOTFOUND:
+        return BROKER_PUB_STORE_ERROR;
+    default:
+        return BROKER_PUB_ERROR;
+    }
+}
+
+void broker_publish_refused(broker *b, int result)
+{
+    if (result >= 0 && result < BROKER_PUB_N)
+        b->m.publishes[result]++;
+}
+
 static void pub_free(pub_ctx *pc)
 {
     free(pc->ids);
@@ -46,6 +80,11 @@ static void pub_finish(pub_ctx *pc)
         TAILQ_REMOVE(&b->waiting, pc, link);
     if (pc->status == 0 && pc->ch->deleted)
         pc->status = BROKER_ENOCHAN;
+    if (!channel_reserved(pc->ch->name)) { /* the broker's own are not counted */
+        b->m.publishes[broker_pub_result(pc->status)]++;
+        if (pc->status == 0)
+            b->m.messages_published += pc->nids;
+    }
     pc->cb(pc->status, pc->ids, pc->nids, pc->ts, pc->arg);
     pub_free(pc);
     b->publishing--;
@@ -129,6 +168,8 @@ static void pub_step(pub_ctx *pc)
     broker *b = pc->b;
     if (--pc->pending)
         return;
+    if (pc->status == 0 && !channel_reserved(pc->ch->name)) /* every message stored */
+        prom_hist_observe(&b->m.publish_seconds, (double)(now_us() - pc->ts) / 1e6);
     /* opts.sync: also wait until this node delivered them (read your writes). */
     if (pc->status < 0 || !pc->nids || pc->ids[pc->nids - 1] <= b->seen_seq ||
         !kv_subscribed(b->kv) || !b->opts.sync) {
@@ -195,6 +236,8 @@ int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
     }
     if (rc < 0) {
         pub_batch_free(batch);
+        if (!channel_reserved(ch->name))
+            b->m.publishes[broker_pub_result(rc)]++;
         return rc;
     }
     pc->b = b;
@@ -222,7 +265,10 @@ int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
     if (pc->pending == 1 && rc < 0) {
         /* Refused before anything was issued: no callback, the caller answers. */
         pub_free(pc);
-        return rc == KV_ENOMEM ? BROKER_ENOMEM : rc;
+        rc = rc == KV_ENOMEM ? BROKER_ENOMEM : rc;
+        if (!channel_reserved(ch->name))
+            b->m.publishes[broker_pub_result(rc)]++;
+        return rc;
     }
     /* Some were issued: they call back later, and the answer carries the
      * failure of the ones that were not. */

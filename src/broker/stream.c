@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "src/base/log.h"
+#include "src/base/util.h"
 #include "src/broker/broker_private.h"
 
 stream *stream_open(broker *b, sink *sk, chan *ch, conn *cn, const identity *who)
@@ -28,6 +29,7 @@ stream *stream_open(broker *b, sink *sk, chan *ch, conn *cn, const identity *who
     sk->stream = s;
     TAILQ_INSERT_TAIL(&b->all, s, all);
     b->nstreams++;
+    b->m.streams_opened++;
     if (cn) {
         cn->lis.stream = s;
         ch->nattached++;
@@ -61,9 +63,11 @@ int stream_send(stream *s, msg *m)
     if (sink_send(s->sk, m) == SINK_EFULL) {
         log_debug("stream on '%s' cut: client is not reading", s->ch->name);
         s->b->slow_closed++;
-        stream_abort(s);
+        stream_abort(s, BROKER_END_SLOW);
         return -1;
     }
+    s->b->m.messages_delivered++;
+    s->b->m.bytes_delivered += m->frame_len;
     s->last_seq = m->seq;
     return 0;
 }
@@ -75,10 +79,22 @@ void stream_comment(stream *s, const char *text)
 }
 
 /* Unlink from the broker and the channel, and free. 'flushed': what was
- * written to it still reaches the client. */
-static void stream_free(stream *s, bool flushed)
+ * written to it still reaches the client; 'why': BROKER_END_*. */
+static void stream_free(stream *s, bool flushed, int why)
 {
     broker *b = s->b;
+    b->m.streams_closed[why]++;
+    if (b->opts.access_log) {
+        log_field f[] = {
+            LOG_STR("channel", s->ch->name),
+            LOG_STR("connection", s->cn ? s->cn->id : NULL),
+            LOG_STR("session", s->session),
+            LOG_STR("remote", s->remote[0] ? s->remote : NULL),
+            LOG_NUM("lifetime_s", (double)(now_us() - s->joined_at) / 1e6),
+            LOG_STR("reason", broker_end_name(why)),
+        };
+        log_fields(LOG_INFO, f, sizeof(f) / sizeof(f[0]), "stream end");
+    }
     broker_session_left(b, s);
     TAILQ_REMOVE(&b->all, s, all);
     b->nstreams--;
@@ -99,7 +115,7 @@ static void stream_free(stream *s, bool flushed)
 
 /* Take the sink away from the stream and end it (cleanly, or dropping what
  * the client never read), then free the stream. */
-static void stream_finish(stream *s, bool abort)
+static void stream_finish(stream *s, bool abort, int why)
 {
     sink *sk = s->sk;
     s->sk = NULL;
@@ -110,17 +126,17 @@ static void stream_finish(stream *s, bool abort)
         else
             sink_end(sk);
     }
-    stream_free(s, sk && !abort);
+    stream_free(s, sk && !abort, why);
 }
 
-void stream_abort(stream *s)
+void stream_abort(stream *s, int why)
 {
-    stream_finish(s, true);
+    stream_finish(s, true, why);
 }
 
-void stream_close(stream *s)
+void stream_close(stream *s, int why)
 {
-    stream_finish(s, false);
+    stream_finish(s, false, why);
 }
 
 void broker_sink_finish(sink *sk, const char *why)
@@ -130,7 +146,7 @@ void broker_sink_finish(sink *sk, const char *why)
         return;
     if (why)
         stream_comment(s, why);
-    stream_close(s);
+    stream_close(s, BROKER_END_TOKEN);
 }
 
 void broker_sink_closed(sink *sk)
@@ -140,5 +156,6 @@ void broker_sink_closed(sink *sk)
         return;
     sk->stream = NULL;
     s->sk = NULL;
-    stream_free(s, false); /* the client is gone: what it was sent is lost */
+    /* The client is gone: what it was sent is lost. */
+    stream_free(s, false, BROKER_END_CLIENT);
 }

@@ -52,10 +52,11 @@ int stream_send(stream *s, msg *m);
 /* Write an SSE comment (heartbeat). */
 void stream_comment(stream *s, const char *text);
 
-/* Drop the client at once, unsent output and all, then unlink and free. */
-void stream_abort(stream *s);
+/* Drop the client at once, unsent output and all, then unlink and free.
+ * 'why': BROKER_END_* (broker.h), counted. */
+void stream_abort(stream *s, int why);
 
-/* End the response cleanly, unlink and free the stream. */
-void stream_close(stream *s);
+/* End the response cleanly, unlink and free the stream ('why' as above). */
+void stream_close(stream *s, int why);
 
 #endif

@@ -19,6 +19,7 @@
 #include "src/broker/node.h"
 #include "src/domain/publish.h"
 #include "src/http/http_auth.h"
+#include "src/http/http_metrics.h"
 #include "src/http/http_reply.h"
 #include "src/http/http_sessions.h"
 #include "src/http/http_stream.h"
@@ -33,6 +34,7 @@ static const char page_html[] =
 struct http_server {
     httpd *d;
     node_reg *node; /* NULL once stopping */
+    http_metrics *metrics;
     broker *b;
     http_opts o;
     unsigned long long refused; /* requests refused for max_connections */
@@ -261,6 +263,17 @@ static void found_conn(int status, conn *cn, void *arg)
  * autocreate allows), and with 'need_conn' its connection, then run 'then'.
  * Answers 404 (or 503) itself when they cannot be had. 'optional': run 'then'
  * with c->ch NULL when there is no such channel. */
+static void publish_now(http_ctx *c);
+
+/* The channel (or connection) could not be found: answer, and count a
+ * publish that ends here. */
+static void lookup_failed(http_ctx *c, int why)
+{
+    if (c->then == publish_now)
+        broker_publish_refused(c->b, broker_pub_result(why));
+    broker_error(c, why, NULL);
+}
+
 static void find(http_ctx *c, bool create, bool need_conn, bool optional,
                  void (*then)(http_ctx *c))
 {
@@ -280,7 +293,7 @@ static void find(http_ctx *c, bool create, bool need_conn, bool optional,
     } else if (why == BROKER_ENOCHAN && optional) {
         then(c);
     } else {
-        broker_error(c, why, NULL);
+        lookup_failed(c, why);
     }
 }
 
@@ -298,7 +311,7 @@ static void found_chan(int status, chan *ch, void *arg)
     } else if (status == BROKER_ENOCHAN && c->optional) {
         c->then(c);
     } else {
-        broker_error(c, status, NULL);
+        lookup_failed(c, status);
     }
     ctx_step_done(c);
 }
@@ -477,6 +490,14 @@ static void h_health(http_ctx *c)
                         (json_int_t)st.memory, "max", (json_int_t)bo->max_memory,
                         "policy", broker_memory_policy_name(bo->memory_policy), "evicted",
                         (json_int_t)st.evicted, "rejected", (json_int_t)st.rejected));
+}
+
+static void h_metrics(http_ctx *c)
+{
+    if (!c->h->metrics)
+        reply_error(c, 503, "shutting_down", "the broker is shutting down");
+    else
+        http_metrics_serve(c->h->metrics, c->req);
 }
 
 /* GET /nodes and /status: the list comes from the store. */
@@ -863,6 +884,8 @@ static void h_events(http_ctx *c)
     if (c->method == M_POST) {
         if (publish_parse_body(c) == 0)
             find(c, true, false, false, publish_now);
+        else
+            broker_publish_refused(c->b, BROKER_PUB_INVALID);
         return;
     }
     if (!c->sse || c->method == HTTPD_HEAD) {
@@ -984,6 +1007,8 @@ static void h_conn_events(http_ctx *c)
     if (c->method == M_POST) {
         if (publish_parse_body(c) == 0)
             publish_now(c);
+        else
+            broker_publish_refused(c->b, BROKER_PUB_INVALID);
     } else if (c->method == HTTPD_HEAD) {
         show_conn(c);
     } else {
@@ -1017,6 +1042,7 @@ static const route routes[] = {
     {"", M_GET, h_page, NEED_NONE, ACC_OPEN},
     {"favicon.ico", M_GET, h_favicon, NEED_NONE, ACC_OPEN},
     {"health", M_GET, h_health, NEED_NONE, ACC_OPEN},
+    {"metrics", M_GET, h_metrics, NEED_NONE, ACC_BROKER},
     {"nodes", M_GET, h_node_list, NEED_NONE, ACC_BROKER},
     {"status", M_GET, h_status, NEED_NONE, ACC_BROKER},
     {"channels", M_GET, h_channels, NEED_NONE, ACC_BROKER},
@@ -1051,6 +1077,8 @@ static int authorize(http_ctx *c)
         return -1;
     }
     if (rc == AUTH_EINVALID) {
+        if (c->r->access == ACC_EVENTS && c->method == M_POST)
+            broker_publish_refused(c->b, BROKER_PUB_DENIED);
         http_auth_refuse(c->req, c->o, rc, why);
         return -1;
     }
@@ -1081,6 +1109,8 @@ static int authorize(http_ctx *c)
         break;
     }
     if (!ok) {
+        if (c->r->access == ACC_EVENTS && c->method == M_POST)
+            broker_publish_refused(c->b, BROKER_PUB_DENIED);
         http_auth_refuse(c->req, c->o, rc, NULL);
         return -1;
     }
@@ -1303,6 +1333,15 @@ static size_t http_conns(void *arg)
     return httpd_connections(((http_server *)arg)->d);
 }
 
+static void http_figures_get(void *arg, http_figures *f)
+{
+    http_server *h = arg;
+    f->sockets = httpd_connections(h->d);
+    f->accepted = httpd_accepted(h->d);
+    f->refused = h->refused + httpd_rejected(h->d);
+    f->refused_streams = h->refused_streams;
+}
+
 http_server *http_server_new(struct event_base *base, broker *b, const http_opts *o,
                              char *err, size_t errlen)
 {
@@ -1316,6 +1355,7 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
         .max_connections = (size_t)o->max_connections,
         .reuseport = o->reuseport,
         .threads = o->threads,
+        .access_log = o->access_log,
         .cors_origin = o->cors_origin,
     };
 
@@ -1332,7 +1372,8 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
     char address[96];
     snprintf(address, sizeof(address), strchr(o->host, ':') ? "[%s]:%d" : "%s:%d",
              o->host, httpd_port(h->d));
-    if (!(h->node = node_reg_new(base, b, address, http_conns, h))) {
+    if (!(h->node = node_reg_new(base, b, address, http_conns, h)) ||
+        !(h->metrics = http_metrics_new(base, b, o->worker, http_figures_get, h))) {
         snprintf(err, errlen, "out of memory");
         http_server_free(h);
         return NULL;
@@ -1345,6 +1386,8 @@ void http_server_stop_accepting(http_server *h)
     /* The node says it stopped now, so that the shutdown flush carries it. */
     node_reg_free(h->node);
     h->node = NULL;
+    http_metrics_free(h->metrics); /* the other workers stop showing this one */
+    h->metrics = NULL;
     httpd_stop_accepting(h->d);
 }
 
@@ -1358,6 +1401,7 @@ void http_server_free(http_server *h)
     if (!h)
         return;
     node_reg_free(h->node);
+    http_metrics_free(h->metrics);
     httpd_free(h->d);
     free(h);
 }

@@ -29,6 +29,9 @@ typedef struct http_opts {
                                 that filled it owns it, the server borrows it */
     const struct auth *auth; /* access control (borrowed); NULL: open to all */
     const char *auth_cookie; /* the cookie holding a token (borrowed) */
+    bool access_log;         /* log a line for each request answered */
+    int worker;              /* this worker's index under --workers, else 0: /metrics
+                                then shows every worker's series (http_metrics.h) */
 } http_opts;
 
 /* Bind o->host:o->port and serve the API for 'b'. Copies 'o' (not the strings

@@ -83,6 +83,7 @@ struct httpd {
     struct flush_item *batch; /* a slice of a flush */
     size_t nconns;
     unsigned long long rejected;
+    unsigned long long accepted; /* sockets taken in (not closed at accept) */
     int port;
     char *cors; /* the CORS headers of "*" or of one origin, or NULL */
     size_t cors_len;
@@ -119,6 +120,7 @@ struct httpd_req {
     bool sized;              /* S_STREAM: a body of known length (httpd_body_start) */
     httpd_drain_cb on_drain; /* the output was all written (streams, bodies) */
     void *on_drain_arg;
+    int64_t t0_us; /* the request's first bytes arrived (the access log) */
 };
 
 static int64_t mono_ms(void)
@@ -166,6 +168,7 @@ static void req_reset(httpd_req *r)
     r->scanned = 0;
     r->body_len = 0;
     r->unread_body = false;
+    r->t0_us = 0;
 }
 
 static void client_destroy(httpd_req *r)
@@ -366,6 +369,47 @@ static void out_kick(httpd_req *r)
         bufferevent_enable(r->bev, EV_WRITE);
 }
 
+static const char *method_name(int method)
+{
+    switch (method) {
+    case HTTPD_GET:
+        return "GET";
+    case HTTPD_HEAD:
+        return "HEAD";
+    case HTTPD_POST:
+        return "POST";
+    case HTTPD_PUT:
+        return "PUT";
+    case HTTPD_DELETE:
+        return "DELETE";
+    case HTTPD_OPTIONS:
+        return "OPTIONS";
+    default:
+        return method ? "OTHER" : "-";
+    }
+}
+
+/* The access log's line for an answer ('bytes': its body, -1 for a stream,
+ * whose end the broker logs). The path is the raw one, without the query
+ * (it may hold an access_token), cut and escaped by the logger. */
+static void access_line(httpd_req *r, int status, int64_t bytes)
+{
+    char remote[64];
+    int64_t now = now_us(), t0 = r->t0_us ? r->t0_us : now;
+    if (!r->srv->o.access_log)
+        return;
+    httpd_remote(r, remote, sizeof(remote));
+    log_field f[] = {
+        LOG_STR("method", method_name(r->h.method)),
+        LOG_STR("path", r->h.path ? r->h.path : "-"),
+        LOG_NUM("status", status),
+        bytes < 0 ? LOG_STR("bytes", NULL) : LOG_NUM("bytes", bytes),
+        LOG_NUM("duration_ms", (double)(now - t0) / 1000.0),
+        LOG_STR("remote", remote[0] ? remote : NULL),
+    };
+    log_fields(LOG_INFO, f, sizeof(f) / sizeof(f[0]), bytes < 0 ? "stream" : "request");
+}
+
 /* The response is in the output buffer: once written, serve on or close. */
 static void finish(httpd_req *r)
 {
@@ -393,6 +437,7 @@ void httpd_reply(httpd_req *r, int status, const char *ctype, struct evbuffer *b
         return;
     }
     write_head(r, status, nobody ? NULL : ctype, nobody ? -1 : (int64_t)len, false);
+    access_line(r, status, nobody || r->h.method == HTTPD_HEAD ? 0 : (int64_t)len);
     if (body && !nobody && r->h.method != HTTPD_HEAD)
         evbuffer_add_buffer(bufferevent_get_output(r->bev), body);
     finish(r);
@@ -432,6 +477,7 @@ struct evbuffer *httpd_stream_start(httpd_req *r, int status, const char *ctype)
     if (!chunked)
         r->close_after = true; /* HTTP/1.0: the end of the body is the close */
     write_head(r, status, ctype, -1, chunked);
+    access_line(r, status, -1);
     r->state = S_STREAM;
     bufferevent_disable(r->bev, EV_WRITE); /* written by flush_streams */
     httpd_stream_dirty(r);
@@ -446,6 +492,7 @@ struct evbuffer *httpd_body_start(httpd_req *r, int status, const char *ctype,
                                   uint64_t clen)
 {
     write_head(r, status, ctype, (int64_t)clen, false);
+    access_line(r, status, r->h.method == HTTPD_HEAD ? 0 : (int64_t)clen);
     if (r->h.method == HTTPD_HEAD || clen == 0) {
         finish(r);
         return NULL;
@@ -754,6 +801,8 @@ static int read_head(httpd_req *r)
     }
     if (!len)
         return 0;
+    if (!r->t0_us)
+        r->t0_us = now_us();
     n = len < max ? len : max;
     p = evbuffer_pullup(in, (ev_ssize_t)n);
     for (size_t i = r->scanned; i < n; i++) {
@@ -1072,6 +1121,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     r->state = S_HEAD;
     TAILQ_INSERT_TAIL(&h->conns, r, link);
     h->nconns++;
+    h->accepted++;
     timed_on(r, &h->waiting, h->o.idle_timeout_s);
     bufferevent_setcb(r->bev, on_read, on_write, on_event, r);
     bufferevent_set_timeouts(r->bev, NULL, &wt);
@@ -1228,4 +1278,9 @@ size_t httpd_connections(const httpd *h)
 unsigned long long httpd_rejected(const httpd *h)
 {
     return h->rejected;
+}
+
+unsigned long long httpd_accepted(const httpd *h)
+{
+    return h->accepted;
 }

@@ -49,6 +49,7 @@ typedef struct httpd_opts {
     size_t max_connections;  /* client sockets beyond it are flagged over the limit */
     bool reuseport;          /* SO_REUSEPORT: several processes share the port */
     int threads;             /* threads that write streams, the loop's included (>= 1) */
+    bool access_log;         /* log a line for each answer (log.h) */
     const char *cors_origin; /* "*" or one origin: Access-Control-Allow-Origin
                                 on every response, the server's own errors
                                 included (with credentials allowed for an
@@ -74,6 +75,8 @@ int httpd_port(const httpd *h);
 size_t httpd_connections(const httpd *h);
 /* Connections closed at accept because even the over-limit reserve was full. */
 unsigned long long httpd_rejected(const httpd *h);
+/* Client sockets accepted so far (those closed at accept are not). */
+unsigned long long httpd_accepted(const httpd *h);
 
 /* ---- the request ---- */
 int httpd_method(const httpd_req *r);

@@ -168,7 +168,7 @@ function ping(port) {
  *    cmd(...args)             - redisCmd on this server}
  */
 export async function startRedis({ readyTimeout = 10000, unref = false, args = [] } = {}) {
-    const port = await freePort();
+    let port = await freePort();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssebroker-it-redis-'));
     dirs.add(dir);
     let proc = null;
@@ -226,7 +226,18 @@ export async function startRedis({ readyTimeout = 10000, unref = false, args = [
         }
     }
 
-    await launch();
+    // The free port may be taken between freePort() and the bind (another
+    // test, a benchmark): pick another, a bounded number of times.
+    for (let attempt = 1; ; attempt++) {
+        try {
+            await launch();
+            break;
+        } catch (e) {
+            if (attempt >= 5 || !/Address already in use/.test(log)) throw e;
+            log = '';
+            port = await freePort();
+        }
+    }
     const r = {
         port,
         url: `redis://${HOST}:${port}/0`,

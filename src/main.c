@@ -27,7 +27,7 @@ static void usage(FILE *f)
         "usage: ssebroker [--config FILE] [--listen ADDR:PORT] [--store URL]\n"
         "                 [--workers N] [--help] [--version]\n"
         "\n"
-        "  -c, --config FILE   JSON configuration file (see README.md)\n"
+        "  -c, --config FILE   JSON configuration file (see ssebroker.json(5))\n"
         "  -l, --listen ADDR   address to listen on, HOST:PORT (default "
         "127.0.0.1:8080)\n"
         "  -s, --store URL     keep state in Redis: redis://[:password@]host:port/db\n"

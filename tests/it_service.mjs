@@ -191,3 +191,20 @@ test('the example config (examples/ssebroker.json) loads', async () => {
     assert.equal(p.status, 201);
     assert.equal(await b.stop(), 0);
 });
+
+test('ssebroker.json(5): the example file is the one the page shows, and every example in the page loads', async () => {
+    const page = fs.readFileSync(path.join(HERE, '..', 'docs', 'ssebroker.json.5.in'), 'utf8');
+    const blocks = [...page.matchAll(/^\.EX\n([\s\S]*?)^\.EE$/gm)].map((m) => m[1])
+        .filter((t) => t.startsWith('{'))
+        .map((t) => JSON.parse(t.replace(/\\-/g, '-').replace(/\\\(aq/g, "'")));
+    assert.equal(blocks.length, 2, 'two JSON examples');
+    assert.deepEqual(blocks[0], JSON.parse(fs.readFileSync(EXAMPLE, 'utf8')));
+    for (const cfg of blocks) {
+        // The process's own store: the Redis example's URL may have no Redis.
+        const { store, ...rest } = cfg;
+        const b = await startBroker({ config: { ...rest, store: { type: 'memory' } } });
+        cleanups.push(async () => { if (b.alive()) await b.stop(); });
+        assert.equal((await b.req('GET', '/health')).status, 200);
+        assert.equal(await b.stop(), 0);
+    }
+});

@@ -9,8 +9,11 @@ SUDO=""
 pkgs="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev libjansson-dev libssl-dev"
 if [ "$what" = test ]; then
     # clang + compiler-rt for the sanitizer build, node for the integration
-    # tests, chromium for the browser test, redis-server for the store tests.
+    # tests, chromium for the browser test, redis-server for the store tests;
+    # systemd (systemd-analyze), groff-base and man-db for the install check
+    # of the unit and the manual pages.
     pkgs="$pkgs clang clang-format libclang-rt-14-dev valgrind chromium redis-server curl"
+    pkgs="$pkgs systemd groff-base man-db"
     # Any Node >= 18 with npm will do (Debian's, or NodeSource's, which
     # bundles npm and conflicts with Debian's npm package).
     command -v node >/dev/null && command -v npm >/dev/null || pkgs="$pkgs nodejs npm"

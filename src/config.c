@@ -123,6 +123,7 @@ int config_init(config *c)
     c->http.backoff_ms = 5000;
     c->http.max_retry_ms = 60000;
     c->broker.heartbeat_s = 15;
+    c->broker.node_ttl_s = 300;
     c->broker.max_memory = (size_t)1 << 30;
     c->broker.memory_policy = BROKER_MEM_REJECT;
     c->log_level = LOG_INFO;
@@ -538,6 +539,10 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
             if (cfg_int(x, NULL, key, v, 1, HEARTBEAT_MAX, &n) < 0)
                 return -1;
             c->broker.heartbeat_s = (int)n;
+        } else if (strcmp(key, "node_ttl_s") == 0) {
+            if (cfg_int(x, NULL, key, v, 10, 604800, &n) < 0)
+                return -1;
+            c->broker.node_ttl_s = (int)n;
         } else if (strcmp(key, "cors_origin") == 0) {
             if (cfg_cors(x, c, v) < 0)
                 return -1;

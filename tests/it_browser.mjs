@@ -79,12 +79,15 @@ test('the served example page shows messages and survives a server-side disconne
         [p2.id, 'greet', 'named <b>not bold</b>'],
     ]);
     assert.equal(await page.$$eval('li.msg b', (x) => x.length), 0, 'data is shown as text, not HTML');
-    // A type not listed in ?events= is not delivered to the page (EventSource semantics):
-    // the next default message must come right after the greet.
+    // A type the page did not listen to: EventSource does not deliver it, but
+    // the jump in ids makes the page read the history, which has it, in order.
     const p4 = await publish(ch, { data: 'after raw' });
-    list = await waitShown(page, 3, 'third message');
-    assert.deepEqual(list[2], [p4.id, 'message', 'after raw']);
-    assert.ok(p3.id);
+    list = await waitShown(page, 4, 'the unknown type and the next message');
+    assert.deepEqual(list.slice(2, 4), [[p3.id, 'ignored-type', 'raw text'], [p4.id, 'message', 'after raw']]);
+    // From then on it listens to that type too.
+    const p5 = await publish(ch, 'raw again', '?event=ignored-type');
+    list = await waitShown(page, 5, 'the type, now known');
+    assert.deepEqual(list[4], [p5.id, 'ignored-type', 'raw again']);
 
     // The server ends the stream: DELETE the channel. Publish while the page is
     // disconnected (autocreate recreates the channel), before its retry (500 ms) elapses.
@@ -94,23 +97,24 @@ test('the served example page shows messages and survives a server-side disconne
     assert.equal(chan.json.subscribers, 0, 'published while the browser was disconnected');
 
     // EventSource reconnects by itself with an unknown Last-Event-ID: all retained replay.
-    list = await waitShown(page, 5, 'messages missed while disconnected');
-    assert.deepEqual(list.slice(3), [
+    list = await waitShown(page, 7, 'messages missed while disconnected');
+    assert.deepEqual(list.slice(5), [
         [missed.ids[0], 'message', 'missed one'],
         [missed.ids[1], 'greet', 'missed two'],
     ]);
     await page.waitForSelector('#state.open', { timeout: 10000 });
     const live = await publish(ch, { data: 'live again' });
-    list = await waitShown(page, 6, 'live message after reconnect');
-    assert.deepEqual(list[5], [live.id, 'message', 'live again']);
-    assert.equal(list.length, 6, `no duplicates: ${JSON.stringify(list)}`);
+    list = await waitShown(page, 8, 'live message after reconnect');
+    assert.deepEqual(list[7], [live.id, 'message', 'live again']);
+    assert.equal(list.length, 8, `no duplicates: ${JSON.stringify(list)}`);
     assert.ok(!page.logs.some((l) => l.startsWith('pageerror')), page.logs.join('\n'));
     await page.close();
 });
 
 test('the page publishes through its form', async () => {
     const ch = uniq('form');
-    const page = await openPage(`${b.url}/?channel=${encodeURIComponent(ch)}&events=shout`);
+    // No ?events=: the type typed in the form is listened to before it is published.
+    const page = await openPage(`${b.url}/?channel=${encodeURIComponent(ch)}`);
     await waitFor(async () => (await b.req('GET', chPath(ch))).json?.subscribers === 1, { what: 'the page subscribed' });
     await page.fill('#publish input[name=data]', 'typed in the form');
     await page.click('#publish button');
@@ -123,6 +127,39 @@ test('the page publishes through its form', async () => {
     assert.deepEqual(list.map(([, ev, d]) => [ev, d]), [['message', 'typed in the form'], ['shout', 'LOUD']]);
     const h = await b.req('GET', evPath(ch));
     assert.deepEqual(h.json.events.map((e) => [e.event, e.data]), [[null, 'typed in the form'], ['shout', 'LOUD']]);
+    await page.close();
+});
+
+test('first run: the page follows "news", shows what is retained, fits a phone, has an icon', async () => {
+    // What the README publishes, before the page opens.
+    const before = await publish('news', [{ data: 'hello world' }, { event: 'score', data: { home: 2, away: 1 } }]);
+    const page = await browser.newPage({ viewport: { width: 390, height: 800 } });
+    const logs = [];
+    page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+    page.on('requestfailed', (r) => logs.push(`failed: ${r.url()}`));
+    await page.goto(`${b.url}/`, { timeout: 10000 });
+    await page.waitForSelector('#state.open', { timeout: 10000 });
+    assert.equal(await page.textContent('#channel'), 'news', 'the README\'s channel');
+    let list = await waitShown(page, 2, 'the retained messages');
+    assert.deepEqual(list.slice(-2), [
+        [before.ids[0], 'message', 'hello world'],
+        [before.ids[1], 'score', '{"home":2,"away":1}'],
+    ], 'shown on load, whatever their type');
+    // The score type was found in the history: live ones show too.
+    const live = await publish('news', { event: 'score', data: { home: 3, away: 1 } });
+    list = await waitShown(page, list.length + 1, 'a live score');
+    assert.deepEqual(list.at(-1), [live.id, 'score', '{"home":3,"away":1}']);
+    // Headless Chromium asks for no tab icon: the page asks, as a browser's tab would.
+    const icon = await page.evaluate(() => fetch('/favicon.ico').then((r) => [r.status, r.headers.get('content-type')]));
+    assert.deepEqual(icon, [200, 'image/svg+xml'], 'the icon is served');
+    // Nothing is cut off at 390 px: the form's button and inputs are inside the viewport.
+    for (const sel of ['#publish button', '#publish input[name=data]', '#publish input[name=event]']) {
+        const box = await page.locator(sel).boundingBox();
+        assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `${sel} fits: ${JSON.stringify(box)}`);
+    }
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 390, `no horizontal scrolling: ${wide}`);
+    assert.ok(!logs.some((l) => /^(error|failed)/.test(l)), `no console errors: ${logs.join('\n')}`);
     await page.close();
 });
 

@@ -396,3 +396,25 @@ test('access control across nodes: a connection made on one node belongs to its 
     assert.equal((await late.req('GET', cp, { headers: as('alice') })).json.owner, 'alice');
 });
 
+
+test('node_ttl_s: a node that stopped leaves /nodes once its last heartbeat is that old; counters say what they count', async () => {
+    const { nodes: [a, b] } = await cluster(2, { node_ttl_s: 10 });
+    // The cluster's figures are the records' (written every heartbeat, 2 s):
+    // a stream open on b is a socket and a stream there.
+    const s = await b.stream(evPath(uniq('held')));
+    await s.waitOpen();
+    const st = await waitFor(async () => {
+        const r = await a.req('GET', '/status');
+        return r.json.cluster.nodes === 2 && r.json.cluster.sockets >= 1 && r.json.cluster.streams === 1 && r;
+    }, { timeout: 8000, interval: 200, what: 'both nodes in /status, b\'s socket and stream counted' });
+    assert.ok(st.json.node.sockets >= 1, `this node's sockets (this request): ${st.text}`);
+    s.close();
+    assert.equal(st.json.node.connections, undefined, 'no ambiguous "connections" on a node');
+    const bid = (await b.req('GET', '/status')).json.node.id;
+    assert.equal(await b.stop(), 0);
+    const listed = async () => (await a.req('GET', '/nodes')).json.nodes.find((n) => n.id === bid);
+    assert.equal((await listed())?.status, 'offline', 'a clean stop: offline at once');
+    const gone = await waitFor(async () => !(await listed()) && Date.now(), { timeout: 20000, interval: 500, what: 'the stopped node leaves /nodes' });
+    assert.ok(gone);
+    assert.equal((await a.req('GET', '/nodes')).json.nodes.length, 1, 'only the live node');
+});

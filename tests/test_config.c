@@ -22,6 +22,7 @@ static int config_eq(const config *a, const config *b)
            a->http.max_body == b->http.max_body &&
            a->http.max_headers == b->http.max_headers &&
            a->broker.heartbeat_s == b->broker.heartbeat_s &&
+           a->broker.node_ttl_s == b->broker.node_ttl_s &&
            a->http.threads == b->http.threads &&
            STREQ(a->http.cors_origin, b->http.cors_origin) &&
            a->log_level == b->log_level && STREQ(a->store_prefix, b->store_prefix) &&
@@ -56,6 +57,7 @@ static void test_defaults(void)
        "default channel options");
     ok(c.http.max_body == 1048576 && c.http.max_headers == 16384, "default limits");
     ok(c.broker.heartbeat_s == 15, "default heartbeat");
+    ok(c.broker.node_ttl_s == 300, "default node_ttl_s");
     ok(c.http.cors_origin && strcmp(c.http.cors_origin, "*") == 0, "default cors_origin");
     ok(c.log_level == LOG_INFO, "default log level");
     config_free(&c);
@@ -227,6 +229,10 @@ static const struct err_case err_cases[] = {
     /* top-level integers */
     {"{\n  \"heartbeat_s\": 0\n}",
      "t.json:2: field 'heartbeat_s': must be an integer from 1 to 3600"},
+    {"{\"node_ttl_s\": 9}",
+     "t.json:1: field 'node_ttl_s': must be an integer from 10 to 604800"},
+    {"{\"node_ttl_s\": 604801}",
+     "t.json:1: field 'node_ttl_s': must be an integer from 10 to 604800"},
     {"{\"heartbeat_s\": 3601}",
      "t.json:1: field 'heartbeat_s': must be an integer from 1 to 3600"},
     {"{\"heartbeat_s\": \"15\"}",

@@ -64,6 +64,7 @@ typedef struct broker_opts {
     int max_streams;                 /* live streams in all */
     int max_streams_per_channel;     /* live streams on one channel */
     int heartbeat_s;                 /* seconds between ':' comments on streams */
+    int node_ttl_s;                  /* a node offline this long leaves /nodes */
     size_t max_memory;               /* bytes retained messages may take (see
                                         broker_memory_used) */
     int memory_policy;               /* BROKER_MEM_* */

@@ -34,7 +34,7 @@ json_t *node_reg_self(node_reg *n)
                      PACKAGE_VERSION, "pid", (json_int_t)getpid(), "started",
                      (json_int_t)n->started_ms, "heartbeat", (json_int_t)wall_ms(),
                      "channels", (json_int_t)st.channels, "streams",
-                     (json_int_t)st.streams, "connections",
+                     (json_int_t)st.streams, "sockets",
                      (json_int_t)(n->conns ? n->conns(n->conns_arg) : 0), "memory",
                      (json_int_t)st.memory, "stopped", n->stopped);
 }
@@ -113,7 +113,7 @@ static void listed(const kv_result *res, void *arg)
         }
         int64_t age = now - (int64_t)beat;
         bool online = !stopped && age <= NODE_TTL_S * 1000;
-        if (!online && age > NODE_FORGET_S * 1000) {
+        if (!online && age > (int64_t)broker_options(lr->n->b)->node_ttl_s * 1000) {
             kv_del(broker_store(lr->n->b), res->items[i].key, NULL, NULL);
             json_decref(o);
             continue;

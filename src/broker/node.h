@@ -2,11 +2,12 @@
  * refreshed by a heartbeat, and the list of every node sharing the store.
  *
  * Each node writes node/{id} = {"id", "address", "version", "pid", "started",
- * "heartbeat", "channels", "streams", "connections", "memory"} every
+ * "heartbeat", "channels", "streams", "sockets", "memory"} every
  * NODE_HEARTBEAT_S.
  * A node whose heartbeat is older than NODE_TTL_S is listed offline (it died,
  * or lost the store); one that stopped cleanly says so at once. Records
- * offline for NODE_FORGET_S are removed by whichever node lists them. */
+ * whose last heartbeat is older than the broker's node_ttl_s are removed by
+ * whichever node lists them. */
 #ifndef NODE_H
 #define NODE_H
 
@@ -17,12 +18,11 @@
 
 #define NODE_HEARTBEAT_S 2
 #define NODE_TTL_S 6
-#define NODE_FORGET_S 3600
 
 struct event_base;
 typedef struct node_reg node_reg;
 
-/* What the record counts besides the broker's own: the HTTP connections. */
+/* What the record counts besides the broker's own: the client sockets. */
 typedef size_t (*node_conns_fn)(void *arg);
 
 /* Register this node (broker b, reachable at 'address') and start its

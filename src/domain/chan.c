@@ -175,10 +175,10 @@ json_t *chan_to_json(const chan *ch)
 
 json_t *conn_to_json(const conn *cn, const conn_info *ci)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "id", cn->id, "channel",
-                          cn->ch->name, "listener", ci->running ? "running" : "stopped",
-                          "attached", ci->attached, "queue_length",
-                          (json_int_t)ci->queue_length, "dropped", (json_int_t)ci->dropped);
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:b, s:I, s:I}", "id", cn->id, "channel", cn->ch->name,
+        "listener", ci->running ? "running" : "stopped", "attached", ci->attached,
+        "queue_length", (json_int_t)ci->queue_length, "dropped", (json_int_t)ci->dropped);
     if (o && cn->owner)
         json_object_set_new(o, "owner", json_string(cn->owner));
     return o;

@@ -379,16 +379,35 @@ static int publish_parse_body(http_ctx *c)
 
 /* ---- handlers ---- */
 
-static void h_page(http_ctx *c)
+/* A static body, by reference. */
+static void reply_static(http_ctx *c, const char *ctype, const char *body, size_t len)
 {
     struct evbuffer *out = evbuffer_new();
     if (!out) {
         reply_error(c, 503, "out_of_memory", "out of memory");
         return;
     }
-    evbuffer_add_reference(out, page_html, sizeof(page_html) - 1, NULL, NULL);
-    httpd_reply(c->req, 200, "text/html; charset=utf-8", out);
+    evbuffer_add_reference(out, body, len, NULL, NULL);
+    httpd_reply(c->req, 200, ctype, out);
     evbuffer_free(out);
+}
+
+static void h_page(http_ctx *c)
+{
+    reply_static(c, "text/html; charset=utf-8", page_html, sizeof(page_html) - 1);
+}
+
+/* The tab icon browsers ask for: a small SVG (every current browser takes
+ * one at /favicon.ico by its Content-Type). */
+static void h_favicon(http_ctx *c)
+{
+    static const char icon[] =
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">"
+        "<rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#17803d\"/>"
+        "<path d=\"M3 11h2v2H3zM3 7a6 6 0 0 1 6 6H7a4 4 0 0 0-4-4zM3 3a10 10 0 0 1 10 "
+        "10h-2"
+        "A8 8 0 0 0 3 5z\" fill=\"#fff\"/></svg>";
+    reply_static(c, "image/svg+xml", icon, sizeof(icon) - 1);
 }
 
 static void h_health(http_ctx *c)
@@ -404,7 +423,7 @@ static void h_health(http_ctx *c)
                         "status", up ? "ok" : "degraded", "store", "type", kv_name(kv),
                         "state", up ? "up" : "unreachable", "stats", "channels",
                         (json_int_t)st.channels, "streams", (json_int_t)st.streams,
-                        "connections", (json_int_t)httpd_connections(c->h->d),
+                        "sockets", (json_int_t)httpd_connections(c->h->d),
                         "slow_disconnects", (json_int_t)st.slow_closed, "refused_streams",
                         (json_int_t)(st.refused + c->h->refused_streams),
                         "refused_connections",
@@ -451,7 +470,7 @@ static void nodes_listed(int status, json_t *nodes, void *arg)
             continue;
         online++;
         streams += (size_t)json_integer_value(json_object_get(n, "streams"));
-        conns += (size_t)json_integer_value(json_object_get(n, "connections"));
+        conns += (size_t)json_integer_value(json_object_get(n, "sockets"));
     }
     json_t *self = h->node ? node_reg_self(h->node) : json_object();
     json_object_set_new(self, "status", json_string(h->node ? "online" : "stopping"));
@@ -462,8 +481,7 @@ static void nodes_listed(int status, json_t *nodes, void *arg)
     http_json(hn->req, &h->o, 200,
               json_pack("{s:o, s:{s:I, s:I, s:I, s:I}}", "node", self, "cluster", "nodes",
                         (json_int_t)json_array_size(nodes), "online", (json_int_t)online,
-                        "streams", (json_int_t)streams, "connections",
-                        (json_int_t)conns));
+                        "streams", (json_int_t)streams, "sockets", (json_int_t)conns));
 out:
     free(hn);
 }
@@ -916,6 +934,7 @@ static void h_conn_start(http_ctx *c)
 
 static const route routes[] = {
     {"", M_GET, h_page, NEED_NONE, ACC_OPEN},
+    {"favicon.ico", M_GET, h_favicon, NEED_NONE, ACC_OPEN},
     {"health", M_GET, h_health, NEED_NONE, ACC_OPEN},
     {"nodes", M_GET, h_node_list, NEED_NONE, ACC_BROKER},
     {"status", M_GET, h_status, NEED_NONE, ACC_BROKER},

@@ -12,23 +12,23 @@ typedef struct http_server http_server;
 
 /* What the HTTP layer needs to know of the configuration. */
 typedef struct http_opts {
-    char host[64];        /* address to listen on (default "127.0.0.1") */
-    int port;             /* default 8080; 0 picks a free one */
-    bool reuseport;       /* SO_REUSEPORT: several processes share the port */
-    size_t max_body;      /* bytes a request body may hold (default 1 MiB) */
-    size_t max_headers;   /* bytes of the request line and headers (16 KiB) */
-    int max_connections;  /* client sockets; beyond them requests are refused */
-    int idle_timeout_s;   /* a request not complete within this is closed (30) */
-    size_t stream_buffer; /* what a stream's unsent output may cost before it is cut
-                             (1 MiB) */
-    size_t max_response;  /* bytes of one page of history (1 MiB) */
-    int backoff_ms;       /* retry: sent to a subscriber refused by a limit (5000) */
-    int max_retry_ms;     /* largest retry a publish may set (60000) */
-    int threads;          /* threads that write streams, the loop's included (>= 1) */
-    char *cors_origin;    /* Access-Control-Allow-Origin (default "*"); the config
-                             that filled it owns it, the server borrows it */
-    const struct auth *auth;  /* access control (borrowed); NULL: open to all */
-    const char *auth_cookie;  /* the cookie holding a token (borrowed) */
+    char host[64];           /* address to listen on (default "127.0.0.1") */
+    int port;                /* default 8080; 0 picks a free one */
+    bool reuseport;          /* SO_REUSEPORT: several processes share the port */
+    size_t max_body;         /* bytes a request body may hold (default 1 MiB) */
+    size_t max_headers;      /* bytes of the request line and headers (16 KiB) */
+    int max_connections;     /* client sockets; beyond them requests are refused */
+    int idle_timeout_s;      /* a request not complete within this is closed (30) */
+    size_t stream_buffer;    /* what a stream's unsent output may cost before it is cut
+                                (1 MiB) */
+    size_t max_response;     /* bytes of one page of history (1 MiB) */
+    int backoff_ms;          /* retry: sent to a subscriber refused by a limit (5000) */
+    int max_retry_ms;        /* largest retry a publish may set (60000) */
+    int threads;             /* threads that write streams, the loop's included (>= 1) */
+    char *cors_origin;       /* Access-Control-Allow-Origin (default "*"); the config
+                                that filled it owns it, the server borrows it */
+    const struct auth *auth; /* access control (borrowed); NULL: open to all */
+    const char *auth_cookie; /* the cookie holding a token (borrowed) */
 } http_opts;
 
 /* Bind o->host:o->port and serve the API for 'b'. Copies 'o' (not the strings

@@ -293,6 +293,7 @@ typedef struct sub {
     unsigned gidx; /* index over all processes */
     int state;
     int chunked, opened, cr, complete;
+    int skip;       /* the event being read is the broker's "session" event */
     long long left; /* body bytes still to come with Content-Length, else -1 */
     dechunk dc;
     char *line; /* a partial SSE line carried over between reads */
@@ -445,17 +446,21 @@ bad:
 static void sse_line(sub *s, const char *l, size_t n)
 {
     if (n == 0) {
-        if (s->data_len) {
+        if (s->data_len && !s->skip) {
             s->data[s->data_len - 1] = '\0'; /* the last LF goes */
             sub_deliver(s, s->data);
         }
         s->data_len = 0;
+        s->skip = 0;
         return;
     }
     if (l[0] == ':')
         return;
     const char *colon = memchr(l, ':', n);
     size_t flen = colon ? (size_t)(colon - l) : n;
+    /* The first event of every stream names its session: not a message. */
+    if (flen == 5 && !memcmp(l, "event", 5) && n == 14 && !memcmp(l + 5, ": session", 9))
+        s->skip = 1;
     if (flen != 4 || memcmp(l, "data", 4))
         return; /* id, event, retry: nothing to measure */
     const char *v = colon ? colon + 1 : l + n;
@@ -951,6 +956,7 @@ static int selftest(void)
     /* Every line ending, data with and without a space after the colon, a
      * field without a colon, comments, fields that are not data, a duplicate. */
     static const char sse[] = "retry: 3000\n: ok\n\n"
+                              "event: session\ndata: {\"id\":\"0123456789abcdef\"}\n\n"
                               "id: 1\ndata: s=0 t=5 a\ndata: b\n\n"
                               "id: 2\r\nevent: x\r\ndata:s=1 t=5 c\r\ndata: g\r\n\r\n"
                               "data: s=2 t=5 d\rdata\rdata: e\r\r"

@@ -24,7 +24,7 @@
  *   g/{chan}          log     the channel's messages as JSON, at least
  *                             max(history, queue_limit) newest kept while
  *                             k/{chan}/ holds a cursor, else exactly history
- *   n/{chan}/{conn}   string  connection record JSON {"id", "owner"?}
+ *   n/{chan}/{conn}   string  connection record JSON {"id", "owner"?, "owner_role"?}
  *   l/{chan}/{conn}   string  listener JSON {"running": bool}
  *   k/{chan}/{conn}   string  its cursor in g/{chan}: "<id> <pos>"
  *   o/{chan}/{conn}   log     messages published to it alone, queue_limit kept
@@ -33,6 +33,9 @@
  *   a/{chan}/{conn}   string  the node its stream is attached to, if any
  *   s/{chan}          string  when a node last had a live stream on it (unix s)
  *   meta/seq          string  the last message id allocated (integer)
+ *   ss/{session}      string  a session record (session.h JSON)
+ *   st/{session}      string  "<joined_at> <left_at> <node>" (µs; left 0:
+ *                             active): what the archive's bound reads
  */
 #ifndef REPO_H
 #define REPO_H
@@ -47,6 +50,7 @@
 #include "kv/kv.h"
 #include "src/domain/chan.h"
 #include "src/domain/msg.h"
+#include "src/domain/session.h"
 
 /* Load completion: status 0 or a negative KV_E* code. */
 typedef void (*repo_cb)(int status, void *arg);
@@ -115,11 +119,12 @@ static inline void repo_queue_free(repo_queue *r)
         r->ops->free(r);
 }
 
-/* A connection's record: {"id": ID, "owner": AUTHID} (no owner: anonymous),
- * as stored and as announced to the other nodes. Caller frees; NULL on OOM. */
+/* A connection's record: {"id": ID, "owner": AUTHID, "owner_role": ROLE} (no
+ * owner: anonymous; no role: none), as stored and as announced to the other
+ * nodes. Caller frees; NULL on OOM. */
 char *repo_conn_record(const conn *cn);
-/* Set the owner of 'cn' from a record. 0, -1 on OOM, -2 if it is no record
- * (or its owner is no string). */
+/* Set the owner of 'cn' and its role from a record. 0, -1 on OOM, -2 if it is
+ * no record (or its owner or role is no string). */
 int repo_conn_record_owner(conn *cn, const char *rec, size_t len);
 
 /* ---- listeners: running or stopped ---- */
@@ -369,6 +374,88 @@ static inline void repo_channel_free(repo_channel *r)
         r->ops->free(r);
 }
 
+/* ---- sessions: the archive of live streams ----
+ *
+ * One record per session, cluster-wide on a shared store. The archive is
+ * bounded by repo_session_sweep(): ended sessions older than the retention
+ * go, then, while it holds more than 'max', the sessions that ended first.
+ * Active sessions are never dropped (they are counted): the archive may hold
+ * more than 'max' only while that many streams are live. */
+typedef struct repo_session repo_session;
+/* One page of a listing: 'v' (n of them, borrowed for the call), sorted by
+ * id; 'more' tells whether other matching sessions follow the page. */
+typedef void (*repo_sessions_cb)(int status, const session *v, size_t n, bool more,
+                                 void *arg);
+/* One session (status KV_ENOTFOUND and NULL when there is none). */
+typedef void (*repo_session_cb)(int status, const session *s, void *arg);
+/* A sweep is over: how many sessions it dropped, and how many it ended
+ * because their node is gone. */
+typedef void (*repo_swept_cb)(int status, size_t dropped, size_t ended, void *arg);
+/* What a sweep bounds the archive by. */
+typedef struct repo_session_bound {
+    int64_t now_us;
+    int64_t retention_us; /* ended longer ago than this: dropped */
+    size_t max;           /* then, over this, the first to have ended go */
+    /* When 'live' is not NULL: a session still active that joined more than
+     * 'grace_us' ago on a node not among these 'nlive' node ids (it died
+     * without recording the end of its streams) is ended as of now_us. */
+    const char *const *live;
+    size_t nlive;
+    int64_t grace_us;
+} repo_session_bound;
+typedef struct repo_session_ops {
+    void (*save)(repo_session *r, const session *s);
+    int (*list)(repo_session *r, const session_filter *f, const char *after, size_t limit,
+                repo_sessions_cb cb, void *arg);
+    int (*get)(repo_session *r, const char *id, repo_session_cb cb, void *arg);
+    int (*sweep)(repo_session *r, const repo_session_bound *bd, repo_swept_cb cb,
+                 void *arg);
+    void (*free)(repo_session *r);
+} repo_session_ops;
+struct repo_session {
+    const repo_session_ops *ops;
+};
+
+/* Store 's' (a join, or the same session once it left: the record is
+ * replaced). Fire-and-forget: failures are reported by the store. */
+static inline void repo_session_save(repo_session *r, const session *s)
+{
+    r->ops->save(r, s);
+}
+
+/* The sessions matching 'f' whose id sorts after 'after' (NULL or "": from
+ * the first), at most 'limit', sorted by id. Records that do not parse are
+ * skipped and reported (KV_EV_BAD_RECORD). Returns 0 and calls 'cb' once,
+ * later; or a KV_E* code. */
+static inline int repo_session_list(repo_session *r, const session_filter *f,
+                                    const char *after, size_t limit, repo_sessions_cb cb,
+                                    void *arg)
+{
+    return r->ops->list(r, f, after, limit, cb, arg);
+}
+
+/* The session 'id'. Returns 0 and calls 'cb' once, later; or a KV_E* code. */
+static inline int repo_session_get(repo_session *r, const char *id, repo_session_cb cb,
+                                   void *arg)
+{
+    return r->ops->get(r, id, cb, arg);
+}
+
+/* Bound the archive (see above and repo_session_bound; 'bd' is only read
+ * during the call). Returns 0 and calls 'cb' (may be NULL) once, later; or a
+ * KV_E* code. */
+static inline int repo_session_sweep(repo_session *r, const repo_session_bound *bd,
+                                     repo_swept_cb cb, void *arg)
+{
+    return r->ops->sweep(r, bd, cb, arg);
+}
+
+static inline void repo_session_free(repo_session *r)
+{
+    if (r)
+        r->ops->free(r);
+}
+
 /* The kv-backed implementations. Each borrows 'kv' and takes ownership of the
  * repositories it is composed of (freed with it). NULL on OOM (and then the
  * given repositories are freed too). */
@@ -377,6 +464,7 @@ repo_listener *repo_listener_kv_new(kv_store *kv);
 repo_connection *repo_connection_kv_new(kv_store *kv, repo_listener *listeners,
                                         repo_queue *queues);
 repo_channel *repo_channel_kv_new(kv_store *kv, repo_connection *connections);
+repo_session *repo_session_kv_new(kv_store *kv);
 
 /* The whole kv-backed stack in one call. NULL on OOM. */
 repo_channel *repo_kv_stack_new(kv_store *kv);

@@ -18,6 +18,8 @@ char *repo_conn_record(const conn *cn)
     char *text;
     if (o && cn->owner)
         json_object_set_new(o, "owner", json_string(cn->owner));
+    if (o && cn->owner_role)
+        json_object_set_new(o, "owner_role", json_string(cn->owner_role));
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return text;
@@ -26,10 +28,12 @@ char *repo_conn_record(const conn *cn)
 int repo_conn_record_owner(conn *cn, const char *rec, size_t len)
 {
     json_t *o = json_loadb(rec, len, 0, NULL);
-    const json_t *owner = json_object_get(o, "owner");
+    const json_t *owner = json_object_get(o, "owner"),
+                 *role = json_object_get(o, "owner_role");
     int rc = -2;
-    if (json_is_object(o) && (!owner || json_is_string(owner)))
-        rc = conn_set_owner(cn, json_string_value(owner));
+    if (json_is_object(o) && (!owner || json_is_string(owner)) &&
+        (!role || json_is_string(role)))
+        rc = conn_set_owner(cn, json_string_value(owner), json_string_value(role));
     json_decref(o);
     return rc;
 }

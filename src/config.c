@@ -113,6 +113,8 @@ int config_init(config *c)
     c->http.max_headers = 16384;
     c->broker.max_channels = 100000;
     c->broker.idle_ttl_s = 600;
+    c->broker.sessions_retention_s = 3600;
+    c->broker.sessions_max = 10000;
     c->http.max_connections = config_default_max_connections();
     c->broker.max_streams = 15000;
     c->broker.max_streams_per_channel = 10000;
@@ -456,6 +458,31 @@ static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)
     return 0;
 }
 
+/* The "sessions" object: the archive's bounds. */
+static int cfg_sessions(const cfg_ctx *x, config *c, json_t *obj)
+{
+    const char *key;
+    json_t *v;
+    long long n;
+
+    if (!json_is_object(obj))
+        return cfg_fail(x, "sessions", NULL, "must be an object");
+    json_object_foreach (obj, key, v) {
+        if (strcmp(key, "retention_s") == 0) {
+            if (cfg_int(x, "sessions", key, v, 0, 31536000, &n) < 0)
+                return -1;
+            c->broker.sessions_retention_s = (int)n;
+        } else if (strcmp(key, "max") == 0) {
+            if (cfg_int(x, "sessions", key, v, 1, 10000000, &n) < 0)
+                return -1;
+            c->broker.sessions_max = (int)n;
+        } else {
+            return cfg_fail(x, "sessions", key, "unknown key");
+        }
+    }
+    return 0;
+}
+
 static int cfg_channel_defaults(const cfg_ctx *x, config *c, json_t *obj)
 {
     chan_opts_error e;
@@ -530,6 +557,9 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
                 return -1;
         } else if (strcmp(key, "limits") == 0) {
             if (cfg_limits(x, c, v) < 0)
+                return -1;
+        } else if (strcmp(key, "sessions") == 0) {
+            if (cfg_sessions(x, c, v) < 0)
                 return -1;
         } else if (strcmp(key, "threads") == 0) {
             if (cfg_int(x, NULL, key, v, 0, THREADS_MAX, &n) < 0)

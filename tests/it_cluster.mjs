@@ -3,7 +3,9 @@
 // order, with one id; resume, channel/connection/listener changes and queues
 // work across nodes; /nodes and /status show the cluster, a killed node goes
 // offline after its heartbeat expires; a Redis restart leaves no subscriber
-// deaf. With access control, a connection belongs to its creator on every node.
+// deaf. With access control, a connection belongs to its creator on every
+// node; targeted messages reach only their receivers on every node and after
+// a restart.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -396,7 +398,6 @@ test('access control across nodes: a connection made on one node belongs to its 
     assert.equal((await late.req('GET', cp, { headers: as('alice') })).json.owner, 'alice');
 });
 
-
 test('node_ttl_s: a node that stopped leaves /nodes once its last heartbeat is that old; counters say what they count', async () => {
     const { nodes: [a, b] } = await cluster(2, { node_ttl_s: 10 });
     // The cluster's figures are the records' (written every heartbeat, 2 s):
@@ -417,4 +418,120 @@ test('node_ttl_s: a node that stopped leaves /nodes once its last heartbeat is t
     const gone = await waitFor(async () => !(await listed()) && Date.now(), { timeout: 20000, interval: 500, what: 'the stopped node leaves /nodes' });
     assert.ok(gone);
     assert.equal((await a.req('GET', '/nodes')).json.nodes.length, 1, 'only the live node');
+});
+
+test('targeted delivery across nodes and a restart: lists and publisher travel with the message', async () => {
+    const key = makeKeys().hs;
+    const all = ['subscribe', 'publish', 'history'];
+    const auth = {
+        roles: {
+            user: [{ match: '*', allow: all }],
+            admin: { permissions: [{ match: '*', allow: [...all, 'manage'] }], disclose_publisher: true },
+        },
+        jwt: { keys: [{ alg: 'HS256', secret: key.secret }] },
+    };
+    const { r, nodes: [n1, n2] } = await cluster(2, { auth });
+    const bearer = (sub, role) => ({ Authorization: `Bearer ${mint(key, { sub, role }, { expIn: 3600 })}` });
+    const alice = bearer('alice', 'user'), bob = bearer('bob', 'user'), carol = bearer('carol', 'admin');
+    const svc = bearer('svc', 'user');
+    const name = uniq('tgx');
+    const post = async (b, body) => {
+        const res = await b.req('POST', evPath(name), { body, headers: svc });
+        assert.equal(res.status, 201, res.text);
+        return res.json.id;
+    };
+    // Subscribers and a connection of bob's on node 2; published on node 1.
+    const sa = await n2.stream(evPath(name), { headers: alice });
+    const sb = await n2.stream(evPath(name), { headers: bob });
+    await sa.waitOpen();
+    await sb.waitOpen();
+    const cr = await n2.req('POST', `${chPath(name)}/connections`, { headers: bob });
+    assert.equal(cr.status, 201, cr.text);
+    await waitFor(async () => (await n1.req('GET', connPath(name, cr.json.id), { headers: carol })).status === 200,
+        { what: 'the connection on node 1' });
+    await post(n1, { data: 'to-alice', eligible_authid: ['alice'] });
+    await post(n1, { data: 'not-bob', exclude_authid: ['bob'] });
+    await post(n1, { data: 'to-users', eligible_authrole: ['user'] });
+    await post(n1, { data: 'end' });
+    const data = (s) => s.events.filter((e) => e.event !== 'session').map((e) => e.data);
+    await sa.waitUntil(() => data(sa).includes('end'));
+    await sb.waitUntil(() => data(sb).includes('end'));
+    assert.deepEqual(data(sa), ['to-alice', 'not-bob', 'to-users', 'end'], 'alice on node 2');
+    assert.deepEqual(data(sb), ['to-users', 'end'], 'bob on node 2');
+    sa.close();
+    sb.close();
+    // Bob's connection, attached on node 1, matched by its owner (and role).
+    const att = await n1.stream(`${connPath(name, cr.json.id)}/events`, { headers: bob });
+    await att.waitUntil(() => data(att).includes('end'));
+    assert.deepEqual(data(att), ['to-users', 'end'], 'bob\'s connection on node 1');
+    att.close();
+    // A new node on the same store (a restart): history from the store,
+    // filtered per reader, the publisher shown to the admin only.
+    assert.equal(await n1.stop(), 0);
+    const n3 = await startBroker({ config: { store: { type: 'redis', url: r.url }, auth } });
+    cleanups.push(async () => { if (n3.alive()) assert.equal(await n3.stop(), 0); });
+    const hist = async (h) => (await n3.req('GET', evPath(name), { headers: h })).json.events;
+    assert.deepEqual((await hist(bob)).map((e) => e.data), ['to-users', 'end'], 'bob after the restart');
+    const ce = await hist(carol);
+    assert.deepEqual(ce.map((e) => e.data), ['not-bob', 'end'], 'carol after the restart');
+    assert.deepEqual(ce.map((e) => e.publisher_authid), ['svc', 'svc'], 'disclosed to the admin');
+    const ae = await hist(alice);
+    assert.deepEqual(ae.map((e) => e.data), ['to-alice', 'not-bob', 'to-users', 'end']);
+    assert.ok(ae.every((e) => !('publisher_authid' in e) && !('publication' in e)), 'nothing disclosed to alice');
+});
+
+test('sessions: a stream on one node is in /sessions on the other, and its join reaches sys.sessions there', async () => {
+    const { nodes } = await cluster(2);
+    const [n1, n2] = nodes;
+    const mon = await n2.stream(evPath('sys.sessions'));
+    await mon.waitUntil(() => mon.session, 5000, 'the monitor\'s session event');
+    // Node 1 hears that node 2 created sys.sessions before it publishes there.
+    await waitFor(async () => (await n1.req('GET', chPath('sys.sessions'))).status === 200,
+        { what: 'sys.sessions known on node 1' });
+    const name = uniq('sess');
+    const s = await n1.stream(evPath(name));
+    await s.waitUntil(() => s.session, 5000, 'the session event');
+    const node1 = (await n1.req('GET', '/status')).json.node.id;
+    const rec = await waitFor(async () => {
+        const r = await n2.req('GET', `/sessions/${s.session}`);
+        return r.status === 200 && r.json;
+    }, { what: 'the session visible on node 2' });
+    assert.equal(rec.node, node1);
+    assert.equal(rec.channel, name);
+    assert.equal(rec.left_at, null);
+    const listed = await n2.req('GET', `/sessions?channel=${name}`);
+    assert.deepEqual(listed.json.sessions.map((x) => x.id), [s.session]);
+    s.close();
+    await waitFor(async () => (await n2.req('GET', `/sessions/${s.session}`)).json.left_at !== null,
+        { what: 'its end visible on node 2' });
+    const evs = await mon.waitUntil(() => {
+        const mine = mon.events.filter((e) => JSON.parse(e.data).id === s.session);
+        return mine.length >= 2 && mine;
+    }, 5000, 'joined and left from node 1');
+    assert.deepEqual(evs.map((e) => e.event), ['joined', 'left']);
+    assert.equal(JSON.parse(evs[0].data).node, node1);
+    mon.close();
+});
+
+test('sessions: the streams of a node killed with kill -9 are marked ended by the others', async () => {
+    const { nodes } = await cluster(2);
+    const [n1, n2] = nodes;
+    const name = uniq('orphan');
+    const s = await n1.stream(evPath(name));
+    await s.waitUntil(() => s.session, 5000, 'the session event');
+    const rec = await waitFor(async () => {
+        const r = await n2.req('GET', `/sessions/${s.session}`);
+        return r.status === 200 && r.json;
+    }, { what: 'the session visible on node 2' });
+    assert.equal(rec.left_at, null);
+    process.kill(n1.pid, 'SIGKILL');
+    await n1.exited;
+    // Offline after the heartbeat TTL (6 s), then ended by node 2's next
+    // look at the archive (at most 10 s later).
+    const ended = await waitFor(async () => {
+        const r = await n2.req('GET', `/sessions/${s.session}`);
+        return r.json.left_at !== null && r.json;
+    }, { what: 'the session of the dead node ended', timeout: 40000, interval: 200 });
+    assert.ok(ended.left_at > ended.joined_at);
+    assert.equal((await n2.req('GET', `/sessions?channel=${name}&active=true`)).json.sessions.length, 0);
 });

@@ -1,6 +1,7 @@
 // it_faults.mjs - the broker on a Redis that misbehaves without going away:
 // restarted and still loading its data, frozen (kill -STOP) under publishing
-// load, out of memory. In each case the broker answers within a bound, says so
+// load, out of memory; sessions while it is frozen (streams are served, the
+// archive answers 503). In each case the broker answers within a bound, says so
 // on /health, comes back by itself once Redis does, and never loses a message
 // it acknowledged (201).
 //
@@ -263,4 +264,46 @@ test('c. Redis out of memory (maxmemory, noeviction): a publish is a clear 503 a
     assert.equal(big(next), big(first) + 1n, 'the next id follows the last stored one');
     assert.deepEqual(await historyIds(b, name), [first, next]);
     assert.equal(await b.stop(), 0);
+});
+
+test('d. sessions while Redis is frozen: streams open and flow; the archive answers 503, then again', async () => {
+    const TIMEOUT = 1000;
+    const r = await redis();
+    const b = await broker(r, { store: { timeout_ms: TIMEOUT }, heartbeat_s: 1 });
+    cleanups.push(async () => thaw(r));
+    const name = uniq('sessfault');
+    assert.equal((await b.req('PUT', chPath(name))).status, 201);
+    const mon = await b.stream(evPath('sys.sessions')); // joins are published from now on
+    await mon.waitUntil(() => mon.session, 5000, 'the monitor\'s session event');
+    const before = await b.stream(evPath(name));
+    await before.waitUntil(() => before.session, 5000, 'a session event');
+
+    process.kill(r.pid, 'SIGSTOP');
+    await waitFor(async () => (await b.req('GET', '/health', { timeout: 5000 })).status === 503,
+        { timeout: TIMEOUT + 3000, interval: 50, what: '/health 503 while Redis is frozen' });
+    // A subscriber arriving now is served as ever: its session event, then
+    // heartbeats; writing its session and publishing its join fail quietly.
+    const during = await b.stream(evPath(name));
+    assert.equal(during.status, 200);
+    await during.waitUntil(() => during.session, 5000, 'a session event while Redis is frozen');
+    await during.waitUntil(() => during.comments.filter((c) => c === 'hb').length >= 2, 5000, 'heartbeats');
+    const list = await b.req('GET', '/sessions', { timeout: 10000 });
+    checkError(assert, list, 503, 'store_unavailable', 'the archive is in the store');
+    before.close();
+    b.assertAlive();
+
+    thaw(r);
+    await waitFor(async () => (await b.req('GET', '/health')).status === 200,
+        { timeout: 10000, interval: 50, what: '/health 200 once Redis runs again' });
+    const after = await b.stream(evPath(name));
+    await after.waitUntil(() => after.session, 5000, 'a session event');
+    const rec = await waitFor(async () => {
+        const x = await b.req('GET', `/sessions/${after.session}`);
+        return x.status === 200 && x.json;
+    }, { what: 'a new session archived again' });
+    assert.equal(rec.channel, name);
+    // The live streams went on throughout.
+    assert.equal(during.ended, false);
+    assert.ok(!mon.ended);
+    for (const s of [during, after, mon]) s.close();
 });

@@ -58,6 +58,8 @@ static void test_defaults(void)
     ok(c.http.max_body == 1048576 && c.http.max_headers == 16384, "default limits");
     ok(c.broker.heartbeat_s == 15, "default heartbeat");
     ok(c.broker.node_ttl_s == 300, "default node_ttl_s");
+    ok(c.broker.sessions_retention_s == 3600 && c.broker.sessions_max == 10000,
+       "default sessions bounds");
     ok(c.http.cors_origin && strcmp(c.http.cors_origin, "*") == 0, "default cors_origin");
     ok(c.log_level == LOG_INFO, "default log level");
     config_free(&c);
@@ -213,6 +215,10 @@ static void test_load_ok(void)
                           err, sizeof(err)) == 0 &&
            c.log_level == LOG_ERROR && c.broker.heartbeat_s == 1,
        "log_level error, heartbeat 1");
+    ok(config_load_string(&c, "{\"sessions\": {\"retention_s\": 0, \"max\": 7}}",
+                          "p.json", err, sizeof(err)) == 0 &&
+           c.broker.sessions_retention_s == 0 && c.broker.sessions_max == 7,
+       "sessions bounds");
     ok(config_load_string(&c, "{\"log_level\": \"warn\"}", "p.json", err, sizeof(err)) ==
                0 &&
            c.log_level == LOG_WARN,
@@ -343,6 +349,17 @@ static const struct err_case err_cases[] = {
      "t.json:1: field 'log_level': must be one of debug, info, warn, error"},
     {"{\"log_level\": 1}",
      "t.json:1: field 'log_level': must be one of debug, info, warn, error"},
+    /* sessions */
+    {"{\"sessions\": 5}", "t.json:1: field 'sessions': must be an object"},
+    {"{\n  \"sessions\": {\n    \"max\": 0}}",
+     "t.json:3: field 'sessions.max': must be an integer from 1 to 10000000"},
+    {"{\"sessions\": {\"max\": 10000001}}",
+     "t.json:1: field 'sessions.max': must be an integer from 1 to 10000000"},
+    {"{\"sessions\": {\"retention_s\": -1}}",
+     "t.json:1: field 'sessions.retention_s': must be an integer from 0 to 31536000"},
+    {"{\"sessions\": {\"retention_s\": \"60\"}}",
+     "t.json:1: field 'sessions.retention_s': must be an integer from 0 to 31536000"},
+    {"{\"sessions\": {\"keep\": 1}}", "t.json:1: field 'sessions.keep': unknown key"},
     /* unknown keys */
     {"{\n\"listen\": \":1\",\n\"port\": 80}", "t.json:3: field 'port': unknown key"},
     {"{\"store\": {}, \"Store\": {}}", "t.json:1: field 'Store': unknown key"},

@@ -6,6 +6,7 @@
 
 #include "kv/kv.h"
 #include "repo/repo.h"
+#include "src/domain/policy.h"
 #include "tests/tap.h"
 #include "tests/redis_server.h"
 
@@ -397,6 +398,202 @@ static void repo_suite(kv_store *kv)
     repo_channel_free(r);
 }
 
+/* ---- sessions ---- */
+
+typedef struct sess_page {
+    int done, status;
+    size_t n;
+    bool more;
+    char ids[8][CONN_ID_LEN + 1];
+    int64_t left[8];
+    char authid[8][16];
+} sess_page;
+
+static void sess_listed(int status, const session *v, size_t n, bool more, void *arg)
+{
+    sess_page *pg = arg;
+    pg->done = 1;
+    pg->status = status;
+    pg->n = n;
+    pg->more = more;
+    for (size_t i = 0; i < n && i < 8; i++) {
+        snprintf(pg->ids[i], sizeof(pg->ids[i]), "%s", v[i].id);
+        pg->left[i] = v[i].left_at;
+        snprintf(pg->authid[i], sizeof(pg->authid[i]), "%s",
+                 v[i].authid ? v[i].authid : "-");
+    }
+}
+
+static void sess_list(repo_session *rs, int active, const char *channel,
+                      const char *authid, const char *after, size_t limit, sess_page *pg)
+{
+    session_filter f = {active, channel, authid};
+    memset(pg, 0, sizeof(*pg));
+    ok(repo_session_list(rs, &f, after, limit, sess_listed, pg) == 0, "list sessions");
+    for (int i = 0; !pg->done && i < 1000; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+}
+
+typedef struct sess_one {
+    int done, status;
+    session s;
+} sess_one;
+
+static void sess_got(int status, const session *s, void *arg)
+{
+    sess_one *o = arg;
+    o->done = 1;
+    o->status = status;
+    if (s) {
+        o->s = *s;
+        o->s.authid = s->authid ? strdup(s->authid) : NULL;
+        o->s.authrole = s->authrole ? strdup(s->authrole) : NULL;
+        o->s.channel = s->channel ? strdup(s->channel) : NULL;
+        o->s.agent = s->agent ? strdup(s->agent) : NULL;
+    }
+}
+
+static void sess_get(repo_session *rs, const char *id, sess_one *o)
+{
+    memset(o, 0, sizeof(*o));
+    ok(repo_session_get(rs, id, sess_got, o) == 0, "get session %s", id);
+    for (int i = 0; !o->done && i < 1000; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+}
+
+typedef struct sess_swept {
+    int done, status;
+    size_t dropped, ended;
+} sess_swept;
+
+static void sess_swept_cb(int status, size_t dropped, size_t ended, void *arg)
+{
+    sess_swept *sw = arg;
+    *sw = (sess_swept){1, status, dropped, ended};
+}
+
+static void sess_sweep(kv_store *kv, repo_session *rs, const repo_session_bound *bd,
+                       sess_swept *sw)
+{
+    memset(sw, 0, sizeof(*sw));
+    ok(repo_session_sweep(rs, bd, sess_swept_cb, sw) == 0, "sweep");
+    for (int i = 0; !sw->done && i < 1000; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    wait_flush(kv); /* what the sweep wrote or deleted, done */
+}
+
+static void session_suite(kv_store *kv)
+{
+    repo_session *rs = repo_session_kv_new(kv);
+    sess_page pg;
+    sess_one one;
+    sess_swept sw;
+    /* Six sessions: ids a1..a6 in order, on two channels and two nodes. */
+    static const char *ids[] = {"a100000000000001", "a100000000000002",
+                                "a100000000000003", "a100000000000004",
+                                "a100000000000005", "a100000000000006"};
+    for (int i = 0; i < 6; i++) {
+        session s = {
+            .authid = i % 2 ? (char *)"alice" : NULL,
+            .authrole = i % 2 ? (char *)"user" : NULL,
+            .method = i % 2 ? AUTHMETHOD_JWT : AUTHMETHOD_ANONYMOUS,
+            .channel = i < 4 ? (char *)"news" : (char *)"sport",
+            .agent = (char *)"agent/1",
+            .joined_at = 1000000 + i,
+            .left_at = i < 3 ? 2000000 + i : 0, /* a1..a3 ended, in order */
+        };
+        snprintf(s.id, sizeof(s.id), "%s", ids[i]);
+        snprintf(s.node, sizeof(s.node), "%s",
+                 i < 5 ? "0000000000000001" : "0000000000000002");
+        snprintf(s.remote, sizeof(s.remote), "127.0.0.1:%d", 4000 + i);
+        repo_session_save(rs, &s);
+    }
+    kv_set(kv, "ss/zz", "not json", 8, NULL, NULL); /* skipped, reported */
+    wait_flush(kv);
+
+    sess_list(rs, -1, NULL, NULL, NULL, 100, &pg);
+    ok(pg.status == 0 && pg.n == 6 && !pg.more,
+       "all six listed (%zu), the bad record skipped", pg.n);
+    ok(pg.n == 6 && strcmp(pg.ids[0], ids[0]) == 0 && strcmp(pg.ids[5], ids[5]) == 0,
+       "sorted by id");
+    sess_list(rs, -1, NULL, NULL, NULL, 4, &pg);
+    ok(pg.n == 4 && pg.more && strcmp(pg.ids[3], ids[3]) == 0,
+       "a page of 4, more follow");
+    sess_list(rs, -1, NULL, NULL, ids[3], 4, &pg);
+    ok(pg.n == 2 && !pg.more && strcmp(pg.ids[0], ids[4]) == 0,
+       "the next page: the last two");
+    sess_list(rs, 1, NULL, NULL, NULL, 100, &pg);
+    ok(pg.n == 3 && pg.left[0] == 0 && strcmp(pg.ids[0], ids[3]) == 0, "active only");
+    sess_list(rs, 0, "news", NULL, NULL, 100, &pg);
+    ok(pg.n == 3 && pg.left[2] == 2000002, "ended on news");
+    sess_list(rs, -1, "sport", "alice", NULL, 100, &pg);
+    ok(pg.n == 1 && strcmp(pg.ids[0], ids[5]) == 0 && strcmp(pg.authid[0], "alice") == 0,
+       "channel and authid together");
+    sess_list(rs, -1, NULL, NULL, ids[1], 1, &pg);
+    ok(pg.n == 1 && pg.more && strcmp(pg.ids[0], ids[2]) == 0, "after an id, limit 1");
+
+    sess_get(rs, ids[1], &one);
+    ok(one.status == 0 && one.s.authid && strcmp(one.s.authid, "alice") == 0 &&
+           one.s.method == AUTHMETHOD_JWT && strcmp(one.s.channel, "news") == 0 &&
+           strcmp(one.s.remote, "127.0.0.1:4001") == 0 && one.s.agent &&
+           strcmp(one.s.agent, "agent/1") == 0 && one.s.joined_at == 1000001 &&
+           one.s.left_at == 2000001 && strcmp(one.s.node, "0000000000000001") == 0,
+       "one session, every field back");
+    session_clear(&one.s);
+    sess_get(rs, "0123456789abcdef", &one);
+    ok(one.status == KV_ENOTFOUND, "a missing one: KV_ENOTFOUND");
+
+    /* Retention: ended before now - retention go (a1, a2), the rest stays. */
+    repo_session_bound bd = {.now_us = 2000002 + 10, .retention_us = 10, .max = 100};
+    kv_set(kv, "st/zz", "x", 1, NULL, NULL);
+    sess_sweep(kv, rs, &bd, &sw);
+    ok(sw.status == 0 && sw.dropped == 3 && sw.ended == 0,
+       "retention: two ended and the bad times dropped (%zu)", sw.dropped);
+    sess_list(rs, -1, NULL, NULL, NULL, 100, &pg);
+    ok(pg.n == 4 && strcmp(pg.ids[0], ids[2]) == 0, "a3..a6 left");
+    kv_del(kv, "ss/zz", NULL, NULL);
+
+    /* Max 2 with three active: the one ended goes, the active stay. */
+    bd = (repo_session_bound){.now_us = 2000002, .retention_us = 1000000000, .max = 2};
+    sess_sweep(kv, rs, &bd, &sw);
+    sess_list(rs, -1, NULL, NULL, NULL, 100, &pg);
+    ok(sw.dropped == 1 && pg.n == 3 && pg.left[0] == 0 && pg.left[2] == 0,
+       "over max: the ended one goes, the three active stay");
+
+    /* Node 2 is gone: its active session (a6) is ended; node 1's are not. */
+    const char *live[] = {"0000000000000001"};
+    bd = (repo_session_bound){.now_us = 3000000,
+                              .retention_us = 1000000000,
+                              .max = 100,
+                              .live = live,
+                              .nlive = 1,
+                              .grace_us = 10};
+    sess_sweep(kv, rs, &bd, &sw);
+    ok(sw.ended == 1, "one session of a gone node ended");
+    wait_flush(kv);
+    sess_get(rs, ids[5], &one);
+    ok(one.status == 0 && one.s.left_at == 3000000, "ended as of the sweep (%lld)",
+       (long long)one.s.left_at);
+    session_clear(&one.s);
+    sess_get(rs, ids[3], &one);
+    ok(one.status == 0 && one.s.left_at == 0, "a live node's session stays active");
+    session_clear(&one.s);
+    bd.grace_us = 10000000; /* joined too recently to judge */
+    bd.live = NULL;
+    sess_sweep(kv, rs, &bd, &sw);
+    ok(sw.ended == 0, "without a registry no node is judged");
+
+    for (int i = 0; i < 6; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "ss/%s", ids[i]);
+        kv_del(kv, key, NULL, NULL);
+        snprintf(key, sizeof(key), "st/%s", ids[i]);
+        kv_del(kv, key, NULL, NULL);
+    }
+    wait_flush(kv);
+    repo_session_free(rs);
+}
+
 int main(void)
 {
     redis_server rs;
@@ -407,6 +604,7 @@ int main(void)
     diag("repositories on the memory store");
     kv = kv_memory_new(base);
     repo_suite(kv);
+    session_suite(kv);
     kv_free(kv);
 
     ok(redis_server_start(&rs) == 0, "a private redis-server starts");
@@ -415,6 +613,7 @@ int main(void)
     if ((kv = kv_redis_new(base, &ro, err, sizeof(err)))) {
         diag("repositories on the redis store");
         repo_suite(kv);
+        session_suite(kv);
         kv_free(kv);
     } else {
         ok(0, "kv_redis_new: %s", err);

@@ -67,7 +67,7 @@ broker *broker_new(struct event_base *base, const broker_opts *opts, kv_store *k
         !(b->save_ev = event_new(base, -1, 0, save_cb, b)) ||
         !(b->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, b)) ||
         event_add(b->heartbeat, &hb) < 0 || broker_publish_init(b) < 0 ||
-        broker_idle_init(b) < 0)
+        broker_idle_init(b) < 0 || broker_sessions_init(b) < 0)
         goto err;
     b->rconns = repo_channel_connections(b->repo);
     b->rlisteners = repo_connection_listeners(b->rconns);
@@ -166,6 +166,7 @@ void broker_free(broker *b)
     strmap_free(&b->chans);
     sortmap_free(&b->byname);
     broker_publish_free(b);
+    broker_sessions_free(b);
     broker_idle_free(b);
     broker_held_free(b);
     free(b->heap);
@@ -279,7 +280,11 @@ static void lookup_done(int status, void *arg)
     int why = 0;
 
     if (!ch && (status == 0 || status == KV_ENOTFOUND)) {
-        if (lk->create && b->opts.autocreate)
+        /* SESSION_CHANNEL comes when first asked for, whatever autocreate
+         * says: it is the broker's own (broker_session.c), as every sys.*
+         * name is, which nothing else creates. */
+        if (lk->create && (strcmp(lk->name, SESSION_CHANNEL) == 0 ||
+                           (b->opts.autocreate && !channel_reserved(lk->name))))
             ch = broker_chan_put(b, lk->name, NULL, &created, &why, err, sizeof(err));
         else
             why = BROKER_ENOCHAN;
@@ -509,8 +514,8 @@ static void conn_created(const kv_result *res, void *arg)
     free(cc);
 }
 
-int broker_conn_create(broker *b, chan *ch, const char *owner, broker_conn_cb cb,
-                       void *arg)
+int broker_conn_create(broker *b, chan *ch, const char *owner, const char *owner_role,
+                       broker_conn_cb cb, void *arg)
 {
     conn_creation *cc;
     conn *cn;
@@ -522,7 +527,7 @@ int broker_conn_create(broker *b, chan *ch, const char *owner, broker_conn_cb cb
         free(cc);
         return BROKER_ENOMEM;
     }
-    if (conn_set_owner(cn, owner) < 0) {
+    if (conn_set_owner(cn, owner, owner_role) < 0) {
         conn_free(cn);
         free(cc);
         return BROKER_ENOMEM;

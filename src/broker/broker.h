@@ -25,6 +25,7 @@
 #include "src/domain/chan.h"
 #include "src/domain/policy.h"
 #include "src/domain/publish.h"
+#include "src/domain/session.h"
 
 struct event_base;
 typedef struct broker broker;
@@ -70,6 +71,8 @@ typedef struct broker_opts {
     int memory_policy;               /* BROKER_MEM_* */
     int idle_ttl_s;                  /* a channel holding nothing this long
                                         expires (0: never) */
+    int sessions_retention_s;        /* ended sessions are archived this long */
+    int sessions_max;                /* sessions archived (the active always are) */
 } broker_opts;
 
 /* A broker over 'kv' (borrowed; it must outlive the broker). Copies 'opts'.
@@ -148,15 +151,16 @@ size_t broker_chan_page(broker *b, const char *after, size_t limit, chan **v, bo
 typedef void (*broker_conn_cb)(int status, conn *cn, void *arg);
 typedef void (*broker_info_cb)(int status, const conn_info *ci, void *arg);
 
-/* Create a connection on 'ch' owned by the authid 'owner' (copied; NULL:
- * anonymous). Returns 0, and 'cb' runs once, later: with the
+/* Create a connection on 'ch' owned by the authid 'owner' with the role
+ * 'owner_role' (both copied; NULL: anonymous, none; the role is what targeted
+ * delivery matches). Returns 0, and 'cb' runs once, later: with the
  * connection (status 0) once the store has placed its cursor at the end of the
  * channel's log, so that every message published from then on, on any node,
  * is queued for it; or with a KV_E* code (and NULL: nothing was created).
  * Returns BROKER_ELIMIT (the channel holds max_connections_per_channel) or
  * BROKER_ENOMEM, and no callback. */
-int broker_conn_create(broker *b, chan *ch, const char *owner, broker_conn_cb cb,
-                       void *arg);
+int broker_conn_create(broker *b, chan *ch, const char *owner, const char *owner_role,
+                       broker_conn_cb cb, void *arg);
 /* The connection 'id' of 'ch': the one this node holds, returned at once; else
  * the store is asked, as broker_chan_lookup() does (BROKER_EPENDING, then 'cb'
  * with it or BROKER_ENOCONN). */
@@ -193,6 +197,27 @@ typedef void (*broker_pub_cb)(int status, const uint64_t *ids, size_t n, int64_t
  * KV_E* code if it refused the first message; 'cb' never runs then. */
 int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
                    broker_pub_cb cb, void *arg);
+
+/* ---- sessions: every live stream, archived (broker_session.c) ----
+ *
+ * A stream is a session from the moment it opens: its client is told its id
+ * first (an event "session" without id), it is archived in the store (so on
+ * every node sharing it) and, unless its channel is a reserved one itself,
+ * "joined" is published on SESSION_CHANNEL with its record; when it ends,
+ * its end is archived and "left" published. Publishing is batched and
+ * bounded: what cannot be published (store down, bound reached) is skipped. */
+
+/* One page of the archive: the sessions matching 'f' whose id sorts after
+ * 'after' (NULL: from the first), at most 'limit', sorted by id. 'v' (n of
+ * them) is borrowed for the call; 'more' tells whether others follow.
+ * Returns 0 and calls 'cb' once, later; or a negative code. */
+typedef void (*broker_sessions_cb)(int status, const session *v, size_t n, bool more,
+                                   void *arg);
+int broker_session_list(broker *b, const session_filter *f, const char *after,
+                        size_t limit, broker_sessions_cb cb, void *arg);
+/* The session 'id' (status KV_ENOTFOUND and NULL when there is none). */
+typedef void (*broker_session_cb)(int status, const session *s, void *arg);
+int broker_session_get(broker *b, const char *id, broker_session_cb cb, void *arg);
 
 /* ---- live streams ---- */
 

@@ -8,6 +8,7 @@
  *                     changes, catching up after a lost subscription
  *   broker_memory.c   the global bound on retained messages
  *   broker_idle.c     channels that hold nothing expire
+ *   broker_session.c  every live stream is a session: the archive, sys.sessions
  */
 #ifndef BROKER_PRIVATE_H
 #define BROKER_PRIVATE_H
@@ -73,6 +74,17 @@ struct broker {
     int catching_up;              /* reads of stored state under way */
     held_note *held, **held_tail; /* notifications waiting for them */
     size_t nheld;
+
+    /* broker_session.c */
+    repo_session *rsessions;       /* owned */
+    struct event *sess_tick;       /* bounds the archive, every second */
+    struct event *sess_pub_ev;     /* publishes what is pending on sys.sessions */
+    int64_t sess_swept_at;         /* when the last sweep started (us), 0: never */
+    bool sess_dirty;               /* sessions written since the last sweep */
+    struct sess_sweep *sess_sweep; /* the sweep in flight, or NULL */
+    bool sess_publishing;          /* a publish to sys.sessions is in flight */
+    pub_batch sess_pending;        /* joins and leaves waiting to be published */
+    size_t sess_cap;               /* room in sess_pending.ev */
 };
 
 /* ---- broker.c ---- */
@@ -125,6 +137,18 @@ void broker_chan_used(broker *b, chan *ch);
 /* Start and stop the sweep. */
 int broker_idle_init(broker *b);
 void broker_idle_free(broker *b);
+
+/* ---- broker_session.c ---- */
+
+/* Ask the sink of 's' who its client is (before it opens). */
+void broker_session_peer(stream *s);
+/* 's' opened: tell its client its session id, archive it, publish "joined". */
+void broker_session_joined(broker *b, stream *s);
+/* 's' ends: archive its end, publish "left". */
+void broker_session_left(broker *b, stream *s);
+/* Start and stop the archive's bound and the publisher. */
+int broker_sessions_init(broker *b);
+void broker_sessions_free(broker *b);
 
 /* ---- broker_cluster.c ---- */
 

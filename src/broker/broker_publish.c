@@ -162,7 +162,8 @@ static bool memory_room(broker *b, const pub_batch *batch)
     size_t need = 0;
     for (size_t i = 0; i < batch->n; i++) {
         const pub_event *ev = &batch->ev[i];
-        need += 3 * (ev->data_len + (ev->event ? strlen(ev->event) : 0)) + 600;
+        need += 3 * (ev->data_len + (ev->event ? strlen(ev->event) : 0)) + 600 +
+                (ev->tg ? 3 * ev->tg->size : 0);
     }
     if (need <= b->opts.max_memory &&
         (b->opts.memory_policy == BROKER_MEM_EVICT ||
@@ -208,8 +209,8 @@ int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
     for (size_t i = 0; i < pc->batch.n; i++) {
         pub_event *ev = &pc->batch.ev[i];
         size_t len;
-        char *tail =
-            msg_json_tail(ev->event, ev->data, ev->data_len, pc->ts, ev->retry, &len);
+        char *tail = msg_json_tail_pub(ev->event, ev->data, ev->data_len, pc->ts,
+                                       ev->retry, ev->tg, &len);
         rc = tail ? repo_channel_publish(b->repo, ch, target, tail, len, b->max_seq,
                                          pub_appended, pc)
                   : BROKER_ENOMEM;

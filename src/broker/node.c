@@ -91,7 +91,7 @@ void node_reg_free(node_reg *n)
 }
 
 typedef struct list_req {
-    node_reg *n;
+    broker *b;
     node_list_cb cb;
     void *arg;
 } list_req;
@@ -113,8 +113,8 @@ static void listed(const kv_result *res, void *arg)
         }
         int64_t age = now - (int64_t)beat;
         bool online = !stopped && age <= NODE_TTL_S * 1000;
-        if (!online && age > (int64_t)broker_options(lr->n->b)->node_ttl_s * 1000) {
-            kv_del(broker_store(lr->n->b), res->items[i].key, NULL, NULL);
+        if (!online && age > (int64_t)broker_options(lr->b)->node_ttl_s * 1000) {
+            kv_del(broker_store(lr->b), res->items[i].key, NULL, NULL);
             json_decref(o);
             continue;
         }
@@ -129,11 +129,16 @@ static void listed(const kv_result *res, void *arg)
 
 int node_reg_list(node_reg *n, node_list_cb cb, void *arg)
 {
+    return node_list(n->b, cb, arg);
+}
+
+int node_list(broker *b, node_list_cb cb, void *arg)
+{
     list_req *lr = malloc(sizeof(*lr));
     if (!lr)
         return KV_ENOMEM;
-    *lr = (list_req){n, cb, arg};
-    int rc = kv_scan(broker_store(n->b), "node/", listed, lr);
+    *lr = (list_req){b, cb, arg};
+    int rc = kv_scan(broker_store(b), "node/", listed, lr);
     if (rc < 0)
         free(lr);
     return rc;

@@ -41,5 +41,7 @@ json_t *node_reg_self(node_reg *n);
  * (borrowed) or NULL with a KV_E* status. */
 typedef void (*node_list_cb)(int status, json_t *nodes, void *arg);
 int node_reg_list(node_reg *n, node_list_cb cb, void *arg);
+/* The same for a broker that holds no registration of its own. */
+int node_list(broker *b, node_list_cb cb, void *arg);
 
 #endif

@@ -38,6 +38,13 @@ typedef struct sink_ops {
     int (*send)(sink *s, msg *m);
     /* Write an SSE comment line (": text"). */
     void (*comment)(sink *s, const char *text);
+    /* Write an event without an id ("event: type", one "data: data" line):
+     * the client's Last-Event-ID stays as it was. 'data' holds no CR or LF. */
+    void (*event)(sink *s, const char *type, const char *data);
+    /* Describe the client, before open: its address ("ip:port", "[ip6]:port")
+     * and User-Agent into 'remote' and 'agent', NUL-terminated and cut to
+     * fit ("" when unknown). NULL: nothing is known of it. */
+    void (*peer)(sink *s, char *remote, size_t rlen, char *agent, size_t alen);
     /* Bytes written to the stream that the socket has not taken yet. */
     size_t (*pending)(sink *s);
     /* End the stream cleanly (the client sees its response end); frees 's'. */
@@ -65,6 +72,18 @@ static inline int sink_send(sink *s, msg *m)
 static inline void sink_comment(sink *s, const char *text)
 {
     s->ops->comment(s, text);
+}
+
+static inline void sink_event(sink *s, const char *type, const char *data)
+{
+    s->ops->event(s, type, data);
+}
+
+static inline void sink_peer(sink *s, char *remote, size_t rlen, char *agent, size_t alen)
+{
+    remote[0] = agent[0] = '\0';
+    if (s->ops->peer)
+        s->ops->peer(s, remote, rlen, agent, alen);
 }
 
 static inline size_t sink_pending(sink *s)

@@ -36,14 +36,28 @@ stream *stream_open(broker *b, sink *sk, chan *ch, conn *cn, const identity *who
         ch->nstreams++;
     }
     broker_chan_used(b, ch);
+    broker_session_peer(s); /* before open: the transport may let its request go */
     sink_open(sk, ch->opts.retry_ms);
+    broker_session_joined(b, s);
     return s;
+}
+
+/* Whether the reader of 's' may have the targeted message 'm': its session,
+ * and its identity, or for a stream attached to a connection, the
+ * connection owner's. */
+static bool stream_eligible(const stream *s, const msg *m)
+{
+    target_rcv r = {s->session, s->cn ? s->cn->owner : s->authid,
+                    s->cn ? s->cn->owner_role : s->authrole};
+    return target_allows(m->tg, &r);
 }
 
 int stream_send(stream *s, msg *m)
 {
     if (!s->sk || m->seq <= s->last_seq)
         return 0;
+    if (m->tg && !stream_eligible(s, m))
+        return 0; /* not for this reader: passed over, as if written */
     if (sink_send(s->sk, m) == SINK_EFULL) {
         log_debug("stream on '%s' cut: client is not reading", s->ch->name);
         s->b->slow_closed++;
@@ -65,6 +79,7 @@ void stream_comment(stream *s, const char *text)
 static void stream_free(stream *s, bool flushed)
 {
     broker *b = s->b;
+    broker_session_left(b, s);
     TAILQ_REMOVE(&b->all, s, all);
     b->nstreams--;
     if (s->cn) {
@@ -78,6 +93,7 @@ static void stream_free(stream *s, bool flushed)
     chan_unref(s->ch);
     free(s->authid);
     free(s->authrole);
+    free(s->agent);
     free(s);
 }
 

@@ -15,6 +15,7 @@
 #include "src/domain/msg.h"
 #include "src/domain/names.h"
 #include "src/domain/policy.h"
+#include "src/domain/session.h"
 
 struct broker;
 
@@ -29,6 +30,11 @@ typedef struct stream {
     char session[CONN_ID_LEN + 1]; /* its session id: random, unique cluster-wide */
     TAILQ_ENTRY(stream) link;      /* in ch->streams (plain subscribers) */
     TAILQ_ENTRY(stream) all;       /* in the broker's list of every stream */
+
+    /* Its session, as broker_session.c archives it. */
+    int64_t joined_at;               /* when it opened (us since the epoch) */
+    char remote[SESSION_REMOTE_MAX]; /* its client's address, as the sink says */
+    char *agent;                     /* its User-Agent (owned), or NULL */
 } stream;
 
 /* Link a new stream on 'sk' into 'ch' (or attach it to 'cn's listener) and
@@ -36,9 +42,11 @@ typedef struct stream {
  * reads it. NULL on OOM ('sk' untouched). */
 stream *stream_open(struct broker *b, sink *sk, chan *ch, conn *cn, const identity *who);
 
-/* Write one message (skipped if its seq was already written). Returns 0, or
- * -1 if the stream was aborted because the client does not keep up (it is
- * freed then). */
+/* Write one message (skipped if its seq was already written, or if it is
+ * targeted and its reader is not eligible: see target.h; a connection's
+ * stream is matched by the connection's owner and role, and its own session).
+ * Returns 0, or -1 if the stream was aborted because the client does not keep
+ * up (it is freed then). */
 int stream_send(stream *s, msg *m);
 
 /* Write an SSE comment (heartbeat). */

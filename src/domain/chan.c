@@ -141,13 +141,17 @@ conn *chan_conn(const chan *ch, const char *id)
     return NULL;
 }
 
-int conn_set_owner(conn *cn, const char *owner)
+int conn_set_owner(conn *cn, const char *owner, const char *role)
 {
-    char *o = NULL;
-    if (owner && !(o = strdup(owner)))
+    char *o = NULL, *r = NULL;
+    if ((owner && !(o = strdup(owner))) || (role && !(r = strdup(role)))) {
+        free(o);
         return -1;
+    }
     free(cn->owner);
+    free(cn->owner_role);
     cn->owner = o;
+    cn->owner_role = r;
     return 0;
 }
 
@@ -159,6 +163,7 @@ void conn_free(conn *cn)
     cn->ch->nconns--;
     msgq_free(&cn->pending);
     free(cn->owner);
+    free(cn->owner_role);
     free(cn);
 }
 

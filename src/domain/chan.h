@@ -38,8 +38,9 @@ typedef struct cursor {
 
 typedef struct conn {
     char id[CONN_ID_LEN + 1];
-    struct chan *ch; /* owning channel */
-    char *owner;     /* the authid that created it (owned); NULL: anonymous */
+    struct chan *ch;  /* owning channel */
+    char *owner;      /* the authid that created it (owned); NULL: anonymous */
+    char *owner_role; /* its role then (owned; NULL: none): for targeting */
     listener lis;
     /* While a stream is attached here: */
     cursor at;               /* the last message of the channel's log it was given */
@@ -124,8 +125,9 @@ size_t chan_log_bytes(void);
  * fresh random id. NULL on OOM. */
 conn *conn_new(chan *ch, const char *id);
 conn *chan_conn(const chan *ch, const char *id);
-/* Set its owner (copied; NULL: anonymous). 0, or -1 on OOM (unchanged). */
-int conn_set_owner(conn *cn, const char *owner);
+/* Set its owner and the owner's role (copied; NULL: anonymous, none). 0, or -1
+ * on OOM (unchanged). */
+int conn_set_owner(conn *cn, const char *owner, const char *role);
 /* Unlink from its channel and free. The stream must have been detached. */
 void conn_free(conn *cn);
 

@@ -23,7 +23,7 @@ static size_t heap_size(const void *p)
 static size_t msg_bytes(const msg *m)
 {
     return heap_size(m) + heap_size(m->event) + heap_size(m->data) + heap_size(m->chunk) +
-           heap_size(m->json);
+           heap_size(m->json) + heap_size(m->pub);
 }
 
 size_t msg_live_bytes(void)
@@ -78,6 +78,19 @@ err:
     return NULL;
 }
 
+void msg_set_pub(msg *m, target_rec *pub)
+{
+    if (!m) {
+        target_free(pub);
+        return;
+    }
+    live_bytes -= heap_size(m->pub);
+    target_free(m->pub);
+    m->pub = pub;
+    m->tg = target_has_lists(pub) ? pub : NULL;
+    live_bytes += heap_size(pub);
+}
+
 msg *msg_ref(msg *m)
 {
     m->refs++;
@@ -100,6 +113,8 @@ size_t msg_footprint(const msg *m)
         n += alloc_size(strlen(m->event) + 1);
     if (m->json)
         n += alloc_size(m->json_len + 1);
+    if (m->pub)
+        n += alloc_size(m->pub->size);
     return n;
 }
 
@@ -112,6 +127,7 @@ void msg_unref(msg *m)
     free(m->data);
     free(m->chunk);
     free(m->json);
+    target_free(m->pub);
     free(m);
 }
 
@@ -128,6 +144,13 @@ static json_t *to_json(const msg *m, bool with_pos)
                         m->data, m->data_len, "timestamp", (json_int_t)m->ts_us);
     if (o && m->retry >= 0)
         json_object_set_new(o, "retry", json_integer(m->retry));
+    if (o && with_pos && m->pub) {
+        json_t *p = target_to_json(m->pub);
+        if (!p || json_object_set_new(o, "publication", p) < 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
     return o;
 }
 
@@ -224,12 +247,30 @@ static char *json_quote(char *p, const char *s, size_t len)
 char *msg_json_tail(const char *event, const char *data, size_t data_len, int64_t ts_us,
                     int retry, size_t *len)
 {
+    return msg_json_tail_pub(event, data, data_len, ts_us, retry, NULL, len);
+}
+
+char *msg_json_tail_pub(const char *event, const char *data, size_t data_len,
+                        int64_t ts_us, int retry, const target_rec *pub, size_t *len)
+{
     /* Written by hand (the publish hot path): the same text as json_dumps of
-     * msg_to_json(), from just past the position. */
-    size_t elen = event ? strlen(event) : 0;
-    char *text = malloc(64 + 6 * (elen + data_len) + 64), *p = text;
-    if (!text)
+     * the stored form, from just past the position. The publication record,
+     * rare and small, is jansson's. */
+    size_t elen = event ? strlen(event) : 0, plen = 0;
+    char *ptext = NULL;
+    if (pub) {
+        json_t *po = target_to_json(pub);
+        ptext = po ? json_dumps(po, JSON_COMPACT) : NULL;
+        json_decref(po);
+        if (!ptext)
+            return NULL;
+        plen = strlen(ptext);
+    }
+    char *text = malloc(64 + 6 * (elen + data_len) + 64 + 16 + plen), *p = text;
+    if (!text) {
+        free(ptext);
         return NULL;
+    }
     memcpy(p, ",\"event\":", 9);
     p += 9;
     if (event) {
@@ -249,6 +290,10 @@ char *msg_json_tail(const char *event, const char *data, size_t data_len, int64_
         memcpy(p, ",\"retry\":", 9);
         p = fmt_u64(p + 9, (uint64_t)retry);
     }
+    if (ptext) {
+        p = stpcpy(stpcpy(p, ",\"publication\":"), ptext);
+        free(ptext);
+    }
     *p++ = '}';
     *p = '\0';
     *len = (size_t)(p - text);
@@ -257,26 +302,47 @@ char *msg_json_tail(const char *event, const char *data, size_t data_len, int64_
 
 /* ---- the same text, sized and written in pieces ---- */
 
-/* The text after the data's closing quote: timestamp, retry, '}'. */
-static char *json_tail_fields(char *p, const msg *m)
+/* The publisher's authid a reader with 'disclose' sees, or NULL. */
+static const char *disclosed(const msg *m, int disclose)
 {
+    return disclose && m->pub ? m->pub->pub_authid : NULL;
+}
+
+#define DISCLOSE_KEY ",\"publisher_authid\":"
+
+/* The text after the data's closing quote: timestamp, retry, the disclosed
+ * publisher, '}'. At most 64 bytes, and 24 + 6 * its length with a
+ * publisher. */
+static char *json_tail_fields(char *p, const msg *m, int disclose)
+{
+    const char *who = disclosed(m, disclose);
     memcpy(p, "\",\"timestamp\":", 14);
     p = fmt_i64(p + 14, m->ts_us);
     if (m->retry >= 0) {
         memcpy(p, ",\"retry\":", 9);
         p = fmt_u64(p + 9, (uint64_t)m->retry);
     }
+    if (who)
+        p = json_quote(stpcpy(p, DISCLOSE_KEY), who, strlen(who));
     *p++ = '}';
     return p;
 }
 
-size_t msg_json_len(const msg *m)
+size_t msg_json_len_for(const msg *m, int disclose)
 {
     char tail[64];
+    const char *who = disclosed(m, disclose);
     size_t n = 7 + strlen(m->id) + 10; /* {"id":"ID","event": */
     n += m->event ? 2 + json_escape_len(m->event, strlen(m->event)) : 4;
     n += 9 + json_escape_len(m->data, m->data_len); /* ,"data":"DATA */
-    return n + (size_t)(json_tail_fields(tail, m) - tail);
+    if (who)                                        /* ,"publisher_authid":"WHO" */
+        n += sizeof(DISCLOSE_KEY) - 1 + 2 + json_escape_len(who, strlen(who));
+    return n + (size_t)(json_tail_fields(tail, m, 0) - tail);
+}
+
+size_t msg_json_len(const msg *m)
+{
+    return msg_json_len_for(m, 0);
 }
 
 size_t msg_json_piece(const msg *m, msg_json_cursor *c, char *out, size_t room)
@@ -310,8 +376,9 @@ size_t msg_json_piece(const msg *m, msg_json_cursor *c, char *out, size_t room)
         if (c->off == m->data_len)
             c->part = 2;
     }
-    if (c->part == 2 && end - p >= 64) {
-        p = json_tail_fields(p, m);
+    const char *who = disclosed(m, c->disclose);
+    if (c->part == 2 && (size_t)(end - p) >= 64 + (who ? 24 + 6 * strlen(who) : 0)) {
+        p = json_tail_fields(p, m, c->disclose);
         c->part = 3;
     }
     return (size_t)(p - out);
@@ -442,6 +509,7 @@ msg *msg_from_json_fast(const char *text, size_t len)
     long n, dn;
     uint64_t seq;
     msg *m = NULL;
+    target_rec *pub = NULL;
 
     /* The id, event and data are unescaped into one buffer, one after the
      * other: together they are no longer than the text. */
@@ -466,34 +534,55 @@ msg *msg_from_json_fast(const char *text, size_t len)
     if (take(&p, end, ",\"retry\":") &&
         (!take_int(&p, end, &retry) || retry < 0 || retry > INT32_MAX))
         goto out;
+    if (take(&p, end, ",\"publication\":")) {
+        /* The record is the rest, up to the closing brace: small, jansson's. */
+        json_t *po =
+            end - p >= 3 && end[-1] == '}'
+                ? json_loadb(p, (size_t)(end - 1 - p), JSON_REJECT_DUPLICATES, NULL)
+                : NULL;
+        pub = target_from_json(po);
+        json_decref(po);
+        if (!pub)
+            goto out;
+        p = end - 1;
+    }
     if (!take(&p, end, "}") || p != end)
         goto out;
-    if ((m = msg_new(seq, event, data, (size_t)dn, ts, (int)retry)))
+    if ((m = msg_new(seq, event, data, (size_t)dn, ts, (int)retry))) {
         m->pos = (uint64_t)pos;
+        msg_set_pub(m, pub);
+        pub = NULL;
+    }
 out:
+    target_free(pub);
     free(buf);
     return m;
 }
 
 msg *msg_from_json_jansson(const char *text, size_t len)
 {
-    json_t *o = json_loadb(text, len, JSON_ALLOW_NUL, NULL), *event = NULL;
+    json_t *o = json_loadb(text, len, JSON_ALLOW_NUL, NULL), *event = NULL, *po = NULL;
     const char *id, *data;
     size_t data_len;
     json_int_t ts, retry = -1, pos = 0;
     uint64_t seq;
     msg *m = NULL;
+    target_rec *pub = NULL;
 
     /* "event" is null when the message has no type. */
     if (o &&
-        json_unpack(o, "{s:s, s?:I, s?:o, s:s%, s:I, s?:I}", "id", &id, "pos", &pos,
+        json_unpack(o, "{s:s, s?:I, s?:o, s:s%, s:I, s?:I, s?:o}", "id", &id, "pos", &pos,
                     "event", &event, "data", &data, &data_len, "timestamp", &ts, "retry",
-                    &retry) == 0 &&
+                    &retry, "publication", &po) == 0 &&
         (!event || json_is_null(event) || json_is_string(event)) &&
         parse_u64(id, &seq) == 0 && retry >= -1 && retry <= INT32_MAX && pos >= 0 &&
-        strlen(data) == data_len &&
-        (m = msg_new(seq, json_string_value(event), data, data_len, ts, (int)retry)))
+        strlen(data) == data_len && (!po || (pub = target_from_json(po))) &&
+        (m = msg_new(seq, json_string_value(event), data, data_len, ts, (int)retry))) {
         m->pos = (uint64_t)pos;
+        msg_set_pub(m, pub);
+        pub = NULL;
+    }
+    target_free(pub);
     json_decref(o);
     return m;
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "src/domain/target.h"
+
 typedef struct msg {
     int refs;
     uint64_t seq; /* numeric form of the id */
@@ -29,14 +31,24 @@ typedef struct msg {
     size_t chunk_len;
     char *json; /* msg_json_text(), made on first use; owned */
     size_t json_len;
+    /* Its publication record (who published it, the targeting lists), owned,
+     * NULL if there is none (anonymous and untargeted); 'tg' is the same
+     * record when it names receivers, else NULL: the one test delivery makes
+     * per receiver for an untargeted message. */
+    target_rec *pub;
+    const target_rec *tg;
 } msg;
 
 /* A new message with one reference; copies its inputs. NULL on OOM. */
 msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
              int64_t ts_us, int retry);
+/* Hang the publication record 'pub' off 'm' (taken: freed with the message,
+ * even if 'm' is NULL), before the message is shared. */
+void msg_set_pub(msg *m, target_rec *pub);
 msg *msg_ref(msg *m);
 /* The bytes 'm' holds in memory: the struct and every buffer it owns (its
- * data, its chunk-framed frame, its JSON text once made), each with the
+ * data, its chunk-framed frame, its JSON text once made, its publication
+ * record), each with the
  * allocator's header. What a reference keeps alive if it is the last. */
 size_t msg_footprint(const msg *m);
 /* Drop a reference; the last one frees. NULL is fine. */
@@ -47,18 +59,29 @@ void msg_unref(msg *m);
  * made and freed on the event loop's thread only. */
 size_t msg_live_bytes(void);
 
+/* Whether a receiver may have 'm' (targeted delivery, target.h). */
+static inline int msg_allows(const msg *m, const target_rcv *r)
+{
+    return !m->tg || target_allows(m->tg, r);
+}
+
 /* The API form: {"id", "event" (or null), "data", "timestamp" [, "retry"]}.
- * New reference, NULL on OOM. */
+ * Never the publication record. New reference, NULL on OOM. */
 json_t *msg_to_json(const msg *m);
 
 /* The stored form as compact text: the API form with "pos" after "id" when
- * the position is known. Made once per message and kept with it (borrowed:
+ * the position is known, and "publication" (target_to_json) last when the
+ * message has a record. Made once per message and kept with it (borrowed:
  * valid while the message is). NULL on OOM. */
 const char *msg_json_text(const msg *m, size_t *len);
 
 /* The length of the API form's compact text (json_dumps of msg_to_json(),
- * JSON_COMPACT: no "pos"), computed without making it. */
+ * JSON_COMPACT: no "pos"), computed without making it. With 'disclose' (the
+ * reader's role has disclose_publisher), the text has "publisher_authid"
+ * last when the publisher had one: msg_json_len_for and the cursor's
+ * 'disclose' say so. */
 size_t msg_json_len(const msg *m);
+size_t msg_json_len_for(const msg *m, int disclose);
 
 /* That text written a piece at a time, for answers too large to build at
  * once: a cursor starts zeroed; each call appends to 'out' the next bytes
@@ -66,24 +89,30 @@ size_t msg_json_len(const msg *m);
  * msg_json_done). 'room' of MSG_JSON_PIECE_MIN or more always makes progress.
  * The pieces, joined, are exactly that text. */
 typedef struct msg_json_cursor {
-    int part;   /* 0 head, 1 data, 2 tail, 3 done */
-    size_t off; /* bytes of data written */
+    int part;     /* 0 head, 1 data, 2 tail, 3 done */
+    size_t off;   /* bytes of data written */
+    int disclose; /* set by the caller: add "publisher_authid" (see above) */
 } msg_json_cursor;
-#define MSG_JSON_PIECE_MIN 1280 /* the head with a 200-byte event, escaped */
+#define MSG_JSON_PIECE_MIN                                                               \
+    1664 /* the head with a 200-byte event, or the tail with a 256-byte                  \
+            publisher authid, escaped */
 size_t msg_json_piece(const msg *m, msg_json_cursor *c, char *out, size_t room);
 static inline int msg_json_done(const msg_json_cursor *c)
 {
     return c->part == 3;
 }
 
-/* The msg_to_json() text of a message not numbered yet, from just past its
+/* The msg_json_text() of a message not numbered yet, from just past its
  * position on: MSG_JSON_HEAD + id + MSG_JSON_MID + pos + the result is the
- * whole text (the store fills in the id and position, see kv_append). Caller
+ * whole text (the store fills in the id and position, see kv_append).
+ * msg_json_tail_pub adds the publication record 'pub' (may be NULL). Caller
  * frees; NULL on OOM. */
 #define MSG_JSON_HEAD "{\"id\":\""
 #define MSG_JSON_MID "\",\"pos\":"
 char *msg_json_tail(const char *event, const char *data, size_t data_len, int64_t ts_us,
                     int retry, size_t *len);
+char *msg_json_tail_pub(const char *event, const char *data, size_t data_len,
+                        int64_t ts_us, int retry, const target_rec *pub, size_t *len);
 
 /* Rebuild a message from msg_to_json() text. NULL if the text is not one. */
 msg *msg_from_json(const char *text, size_t len);

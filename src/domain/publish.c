@@ -64,12 +64,27 @@ static int valid_event(const char *s, size_t len)
 
 #define EVENT_RULE "'event' must be a string of 1 to 200 bytes without CR, LF or NUL"
 
+/* The event's targeting lists from 'lists' (an object of lists, borrowed). */
+static int set_target(pub_event *ev, const json_t *lists, long idx, const char **code,
+                      char *err, size_t errlen)
+{
+    const char *c = NULL;
+    char why[160] = "";
+    ev->tg = target_new(lists, NULL, NULL, &c, why, sizeof(why));
+    if (ev->tg || !c)
+        return 0;
+    if (strcmp(c, "out_of_memory") == 0)
+        return pub_fail(code, err, errlen, "invalid_data", idx, "out of memory");
+    return pub_fail(code, err, errlen, "invalid_target", idx, "%s", why);
+}
+
 /* Fill 'ev' from one publish object. 'idx' is its array index or -1. */
 static int parse_one(json_t *obj, pub_event *ev, long idx, const char **code, char *err,
                      size_t errlen)
 {
     const char *key;
-    json_t *v, *data = NULL;
+    json_t *v, *data = NULL, *lists = NULL;
+    int rc = -1;
 
     ev->retry = -1;
     if (!json_is_object(obj))
@@ -77,37 +92,55 @@ static int parse_one(json_t *obj, pub_event *ev, long idx, const char **code, ch
                         "each event must be a JSON object");
 
     json_object_foreach (obj, key, v) {
-        if (strcmp(key, "data") == 0) {
+        if (target_is_list_name(key)) {
+            /* Gathered (borrowed), checked together below. */
+            if ((!lists && !(lists = json_object())) ||
+                json_object_set(lists, key, v) < 0)
+                goto oom;
+        } else if (strcmp(key, "data") == 0) {
             data = v;
         } else if (strcmp(key, "event") == 0) {
             if (json_is_null(v))
                 continue;
             if (!json_is_string(v) ||
-                !valid_event(json_string_value(v), json_string_length(v)))
-                return pub_fail(code, err, errlen, "invalid_event", idx, EVENT_RULE);
+                !valid_event(json_string_value(v), json_string_length(v))) {
+                pub_fail(code, err, errlen, "invalid_event", idx, EVENT_RULE);
+                goto out;
+            }
             ev->event = memdup_nul(json_string_value(v), json_string_length(v));
             if (!ev->event)
                 goto oom;
         } else if (strcmp(key, "retry") == 0) {
             if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-                json_integer_value(v) > PUB_RETRY_MAX)
-                return pub_fail(code, err, errlen, "invalid_retry", idx,
-                                "'retry' must be an integer from 0 to %d", PUB_RETRY_MAX);
+                json_integer_value(v) > PUB_RETRY_MAX) {
+                pub_fail(code, err, errlen, "invalid_retry", idx,
+                         "'retry' must be an integer from 0 to %d", PUB_RETRY_MAX);
+                goto out;
+            }
             ev->retry = (int)json_integer_value(v);
         } else {
-            return pub_fail(code, err, errlen, "unknown_field", idx,
-                            "unknown field '%s' (allowed: data, event, retry)", key);
+            pub_fail(code, err, errlen, "unknown_field", idx,
+                     "unknown field '%.64s' (allowed: data, event, retry and the "
+                     "targeting lists)",
+                     key);
+            goto out;
         }
     }
 
-    if (!data)
-        return pub_fail(code, err, errlen, "invalid_data", idx, "'data' is required");
+    if (!data) {
+        pub_fail(code, err, errlen, "invalid_data", idx, "'data' is required");
+        goto out;
+    }
+    if (lists && set_target(ev, lists, idx, code, err, errlen) < 0)
+        goto out;
     if (json_is_string(data)) {
         const char *s = json_string_value(data);
         size_t len = json_string_length(data);
-        if (memchr(s, '\0', len))
-            return pub_fail(code, err, errlen, "invalid_data", idx,
-                            "'data' must not contain NUL");
+        if (memchr(s, '\0', len)) {
+            pub_fail(code, err, errlen, "invalid_data", idx,
+                     "'data' must not contain NUL");
+            goto out;
+        }
         ev->data = memdup_nul(s, len);
         ev->data_len = len;
     } else {
@@ -117,10 +150,14 @@ static int parse_one(json_t *obj, pub_event *ev, long idx, const char **code, ch
     }
     if (!ev->data)
         goto oom;
-    return 0;
+    rc = 0;
+    goto out;
 
 oom:
-    return pub_fail(code, err, errlen, "invalid_data", idx, "out of memory");
+    pub_fail(code, err, errlen, "invalid_data", idx, "out of memory");
+out:
+    json_decref(lists);
+    return rc;
 }
 
 static int parse_json(const char *body, size_t len, pub_batch *out, const char **code,
@@ -180,7 +217,8 @@ out:
 }
 
 static int parse_raw(const char *body, size_t len, const char *query_event,
-                     pub_batch *out, const char **code, char *err, size_t errlen)
+                     const json_t *query_lists, pub_batch *out, const char **code,
+                     char *err, size_t errlen)
 {
     if (len && memchr(body, '\0', len))
         return pub_fail(code, err, errlen, "invalid_data", -1,
@@ -208,6 +246,8 @@ static int parse_raw(const char *body, size_t len, const char *query_event,
         if (!out->ev[0].event)
             goto oom;
     }
+    if (query_lists && set_target(&out->ev[0], query_lists, -1, code, err, errlen) < 0)
+        return -1;
     return 0;
 
 oom:
@@ -218,6 +258,14 @@ int publish_parse(const char *ctype, const char *body, size_t len,
                   const char *query_event, pub_batch *out, const char **code, char *err,
                   size_t errlen)
 {
+    return publish_parse_with(ctype, body, len, query_event, NULL, out, code, err,
+                              errlen);
+}
+
+int publish_parse_with(const char *ctype, const char *body, size_t len,
+                       const char *query_event, const json_t *query_lists, pub_batch *out,
+                       const char **code, char *err, size_t errlen)
+{
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -225,10 +273,15 @@ int publish_parse(const char *ctype, const char *body, size_t len,
         *code = NULL;
     if (err && errlen)
         err[0] = '\0';
-    if (is_json_type(ctype))
+    if (is_json_type(ctype) && query_lists && json_object_size(query_lists))
+        /* Refused rather than ignored: a JSON body names its own receivers. */
+        rc = pub_fail(code, err, errlen, "invalid_target", -1,
+                      "with a JSON body the targeting lists go in the body, not the "
+                      "query string");
+    else if (is_json_type(ctype))
         rc = parse_json(body, len, out, code, err, errlen);
     else
-        rc = parse_raw(body, len, query_event, out, code, err, errlen);
+        rc = parse_raw(body, len, query_event, query_lists, out, code, err, errlen);
     if (rc < 0)
         pub_batch_free(out);
     return rc;
@@ -252,7 +305,34 @@ void pub_batch_free(pub_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         free(b->ev[i].event);
         free(b->ev[i].data);
+        target_free(b->ev[i].tg);
     }
     free(b->ev);
     memset(b, 0, sizeof(*b));
+}
+
+int pub_batch_set_publisher(pub_batch *b, const char *authid, const char *authrole)
+{
+    target_rec **made;
+    const char *code;
+
+    if (!authid && !authrole)
+        return 0; /* nothing to add */
+    if (!(made = calloc(b->n ? b->n : 1, sizeof(*made))))
+        return -1;
+    /* All made before any is replaced: on failure the batch is unchanged. */
+    for (size_t i = 0; i < b->n; i++) {
+        if (!(made[i] = target_with_publisher(b->ev[i].tg, authid, authrole, &code))) {
+            for (size_t k = 0; k < i; k++)
+                target_free(made[k]);
+            free(made);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        target_free(b->ev[i].tg);
+        b->ev[i].tg = made[i];
+    }
+    free(made);
+    return 0;
 }

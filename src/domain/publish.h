@@ -3,6 +3,9 @@
 #define PUBLISH_H
 
 #include <stddef.h>
+#include <jansson.h>
+
+#include "src/domain/target.h"
 
 #define PUB_BATCH_MAX 1000 /* events one request may publish */
 #define PUB_EVENT_MAX 200  /* bytes of an event type */
@@ -12,7 +15,9 @@ typedef struct pub_event {
     char *event; /* NULL if none; never contains CR, LF or NUL */
     char *data;  /* NUL-terminated for convenience; 'data_len' bytes, no NUL inside */
     size_t data_len;
-    int retry; /* -1 if none, else 0..86400000 */
+    int retry;      /* -1 if none, else 0..86400000 */
+    target_rec *tg; /* its publication record (targeting lists, then the publisher
+                   too: pub_batch_set_publisher), owned; NULL: none */
 } pub_event;
 
 typedef struct pub_batch {
@@ -31,14 +36,30 @@ typedef struct pub_batch {
  * Data must not contain NUL; the event type must be 1..PUB_EVENT_MAX bytes with
  * no CR, LF or NUL.
  *
+ * Targeted delivery (target.h): a JSON event object may also hold the lists
+ * "exclude", "eligible", "exclude_authid", "eligible_authid",
+ * "exclude_authrole", "eligible_authrole" (each a list of at most
+ * TARGET_LIST_MAX strings of 1..TARGET_ITEM_MAX bytes); for a raw body,
+ * publish_parse_with takes them from 'query_lists' (an object of such lists,
+ * built from the query string; borrowed, may be NULL), which a JSON body
+ * must not have.
+ *
  * Returns 0 and fills 'out' (release with pub_batch_free), or -1 with 'out'
  * empty, a short machine code in '*code' (a static string: "invalid_json",
- * "invalid_event", "invalid_data", "invalid_retry", "unknown_field",
- * "batch_too_large", "empty_batch") and a human message in 'err'. Validation
- * is all-or-nothing: one bad event rejects the whole batch. */
+ * "invalid_event", "invalid_data", "invalid_retry", "invalid_target",
+ * "unknown_field", "batch_too_large", "empty_batch") and a human message in
+ * 'err'. Validation is all-or-nothing: one bad event rejects the whole
+ * batch. */
 int publish_parse(const char *ctype, const char *body, size_t len,
                   const char *query_event, pub_batch *out, const char **code, char *err,
                   size_t errlen);
+int publish_parse_with(const char *ctype, const char *body, size_t len,
+                       const char *query_event, const json_t *query_lists, pub_batch *out,
+                       const char **code, char *err, size_t errlen);
+
+/* Record the publisher (copied; NULL: anonymous, no role) in every event's
+ * publication record. 0, or -1 on OOM (the batch is unchanged then). */
+int pub_batch_set_publisher(pub_batch *b, const char *authid, const char *authrole);
 
 /* Check every event's retry against the configured bound 'max' (<= the
  * absolute bound above). Returns 0, or -1 with '*code' "invalid_retry" and a

@@ -20,6 +20,7 @@
 #include "src/domain/publish.h"
 #include "src/http/http_auth.h"
 #include "src/http/http_reply.h"
+#include "src/http/http_sessions.h"
 #include "src/http/http_stream.h"
 
 static const char page_html[] =
@@ -50,7 +51,8 @@ enum {
 enum {
     NEED_NONE,
     NEED_CHAN, /* the channel: 404 without it */
-    NEED_CONN  /* the channel and the connection: 404 without them */
+    NEED_CONN, /* the channel and the connection: 404 without them */
+    NEED_ID    /* the capture is an id of the handler's, not a channel name */
 };
 
 /* What a route asks of the caller's rights (with access control on). */
@@ -348,6 +350,32 @@ static void publish_now(http_ctx *c)
         broker_error(c, rc, NULL);
 }
 
+/* The targeting lists of the query string (repeatable parameters named as
+ * the lists: target.h) as an object of lists, for publish_parse_with; NULL
+ * when there is none or on OOM ('*oom' set). A value that is not UTF-8 is
+ * kept as null, so that the parser refuses it. */
+static json_t *query_lists(http_ctx *c, bool *oom)
+{
+    struct evkeyval *kv;
+    json_t *o = NULL, *a;
+    *oom = false;
+    TAILQ_FOREACH (kv, &c->query, next) {
+        if (!target_is_list_name(kv->key))
+            continue;
+        if ((!o && !(o = json_object())) ||
+            (!(a = json_object_get(o, kv->key)) &&
+             json_object_set_new(o, kv->key, a = json_array()) < 0) ||
+            json_array_append_new(a, valid_utf8(kv->value, strlen(kv->value))
+                                         ? json_string(kv->value)
+                                         : json_null()) < 0) {
+            json_decref(o);
+            *oom = true;
+            return NULL;
+        }
+    }
+    return o;
+}
+
 /* Validate the whole request before anything is found or created: bad input
  * changes nothing. Answers and returns -1 on bad input. */
 static int publish_parse_body(http_ctx *c)
@@ -356,15 +384,32 @@ static int publish_parse_body(http_ctx *c)
     char err[256];
     size_t len;
     const char *data = body(c, &len);
+    bool oom;
+    json_t *lists;
+    int rc;
 
     if (len > c->o->max_body) {
         reply_error(c, 413, "body_too_large", "the request body is over the limit");
         return -1;
     }
-    if (publish_parse(header(c, "Content-Type"), data, len,
-                      evhttp_find_header(&c->query, "event"), &c->batch, &code, err,
-                      sizeof(err)) < 0) {
+    lists = query_lists(c, &oom);
+    rc = oom ? -1
+             : publish_parse_with(header(c, "Content-Type"), data, len,
+                                  evhttp_find_header(&c->query, "event"), lists,
+                                  &c->batch, &code, err, sizeof(err));
+    json_decref(lists);
+    if (oom) {
+        reply_error(c, 503, "out_of_memory", "out of memory");
+        return -1;
+    }
+    if (rc < 0) {
         reply_error(c, 400, code, err);
+        return -1;
+    }
+    /* The publisher is stored with each message (never sent to subscribers). */
+    if (pub_batch_set_publisher(&c->batch, c->id.authid, c->id.authrole) < 0) {
+        pub_batch_free(&c->batch);
+        reply_error(c, 503, "out_of_memory", "out of memory");
         return -1;
     }
     /* A retry reaches every subscriber of the channel and holds their
@@ -664,7 +709,11 @@ static void open_stream(http_ctx *c)
  * produced ahead of the socket, so that neither a large page nor a client
  * that does not read holds the loop or more memory than a stream may. The
  * page's messages are pinned (a reference each) until written, so that
- * history moving on meanwhile changes nothing in it. */
+ * history moving on meanwhile changes nothing in it.
+ *
+ * Targeted messages the reader is not eligible for are left out, as if they
+ * were not retained (a history reader has no session: it is in no session
+ * list); a reader whose role has disclose_publisher sees "publisher_authid". */
 
 #define HIST_TARGET 262144 /* bytes produced ahead of the socket, at most */
 #define HIST_PIECE 16320   /* bytes reserved per piece: a 16 KiB chain */
@@ -676,6 +725,7 @@ typedef struct hist_page {
     msg **v; /* the page, a reference each */
     size_t n, i;
     msg_json_cursor cur; /* in v[i] */
+    int disclose;        /* the reader sees the publisher's authid */
     size_t target;       /* produce while fewer bytes than this are unsent */
     char close[64];      /* ']' [',"next":"ID"'] '}' '\n' */
 } hist_page;
@@ -710,7 +760,7 @@ static void hist_fill(httpd_req *req, void *arg)
                 *p++ = ',';
             p += msg_json_piece(hp->v[hp->i], &hp->cur, p, (size_t)(end - p));
             if (msg_json_done(&hp->cur)) {
-                hp->cur = (msg_json_cursor){0};
+                hp->cur = (msg_json_cursor){.disclose = hp->disclose};
                 hp->i++;
             }
         }
@@ -738,6 +788,12 @@ static void history_json(http_ctx *c)
     uint64_t bytes = sizeof(HIST_HEAD) - 1 + 3 + HIST_NEXT_MAX, total;
     hist_page *hp;
     chan *ch = c->ch;
+    const target_rcv reader = {NULL, c->id.authid, c->id.authrole};
+    const policy_role *role =
+        c->o->auth && c->id.authrole
+            ? policy_role_find(auth_policy(c->o->auth), c->id.authrole)
+            : NULL;
+    int disclose = role && role->disclose_publisher;
 
     if (after && parse_u64(after, &seq) < 0) {
         reply_error(c, 400, "invalid_id", "'after' must be a message id");
@@ -752,12 +808,21 @@ static void history_json(http_ctx *c)
         long at = msgq_find(&ch->history, seq);
         from = at >= 0 ? (size_t)at + 1 : 0; /* unknown id: everything */
     }
-    /* Size the page: up to 'limit' messages and 'max' bytes, at least one. */
-    for (size_t i = from; i < ch->history.len && n < limit; i++, n++) {
-        uint64_t len = msg_json_len(msgq_at(&ch->history, i)) + (n > 0);
+    /* Size the page: up to 'limit' messages and 'max' bytes, at least one;
+     * it spans [from, stop) of the history. */
+    size_t stop = from;
+    for (size_t i = from; i < ch->history.len && n < limit; i++) {
+        msg *m = msgq_at(&ch->history, i);
+        if (!msg_allows(m, &reader)) {
+            stop = i + 1;
+            continue;
+        }
+        uint64_t len = msg_json_len_for(m, disclose) + (n > 0);
         if (n > 0 && bytes + len > max)
             break;
         bytes += len;
+        n++;
+        stop = i + 1;
     }
     if (!(hp = calloc(1, sizeof(*hp))) || (n && !(hp->v = malloc(n * sizeof(msg *))))) {
         free(hp);
@@ -765,10 +830,16 @@ static void history_json(http_ctx *c)
         return;
     }
     hp->req = c->req;
-    for (size_t i = 0; i < n; i++)
-        hp->v[hp->n++] = msg_ref(msgq_at(&ch->history, from + i));
+    hp->disclose = disclose;
+    hp->cur.disclose = disclose;
+    for (size_t i = from; i < stop; i++)
+        if (msg_allows(msgq_at(&ch->history, i), &reader))
+            hp->v[hp->n++] = msg_ref(msgq_at(&ch->history, i));
     hp->target = c->o->stream_buffer < HIST_TARGET ? c->o->stream_buffer : HIST_TARGET;
-    if (from + n < ch->history.len) {
+    bool more = false; /* is any the reader may see retained past the page? */
+    for (size_t i = stop; i < ch->history.len && !more; i++)
+        more = msg_allows(msgq_at(&ch->history, i), &reader);
+    if (more) {
         /* More is retained past the page: where the next one starts. */
         const char *next = hp->v[n - 1]->id;
         snprintf(hp->close, sizeof(hp->close), "],\"next\":\"%s\"}\n", next);
@@ -882,9 +953,9 @@ static void conns_listed(int status, size_t n, const char (*ids)[CONN_ID_LEN + 1
 
 static void conns_found(http_ctx *c)
 {
-    int rc = c->method == M_POST
-                 ? broker_conn_create(c->b, c->ch, c->id.authid, conn_created, c)
-                 : broker_conn_list(c->b, c->ch, conns_listed, c);
+    int rc = c->method == M_POST ? broker_conn_create(c->b, c->ch, c->id.authid,
+                                                      c->id.authrole, conn_created, c)
+                                 : broker_conn_list(c->b, c->ch, conns_listed, c);
     if (rc == 0)
         ctx_wait(c);
     else if (rc == BROKER_ELIMIT)
@@ -932,6 +1003,16 @@ static void h_conn_start(http_ctx *c)
     show_conn(c);
 }
 
+static void h_sessions(http_ctx *c)
+{
+    http_sessions_list(c->req, c->o, c->b, &c->query);
+}
+
+static void h_session(http_ctx *c)
+{
+    http_session_get(c->req, c->o, c->b, c->arg[0]);
+}
+
 static const route routes[] = {
     {"", M_GET, h_page, NEED_NONE, ACC_OPEN},
     {"favicon.ico", M_GET, h_favicon, NEED_NONE, ACC_OPEN},
@@ -939,6 +1020,8 @@ static const route routes[] = {
     {"nodes", M_GET, h_node_list, NEED_NONE, ACC_BROKER},
     {"status", M_GET, h_status, NEED_NONE, ACC_BROKER},
     {"channels", M_GET, h_channels, NEED_NONE, ACC_BROKER},
+    {"sessions", M_GET, h_sessions, NEED_NONE, ACC_BROKER},
+    {"sessions/*", M_GET, h_session, NEED_ID, ACC_BROKER},
     {"channels/*", M_GET | M_PUT | M_DELETE, h_channel, NEED_NONE, ACC_CHANNEL},
     {"channels/*/events", M_GET | M_POST, h_events, NEED_NONE, ACC_EVENTS},
     {"channels/*/connections", M_GET | M_POST, h_conns, NEED_NONE, ACC_CONNS},
@@ -1019,6 +1102,24 @@ static void owner_then(http_ctx *c)
     c->r->fn(c);
 }
 
+/* The broker's own channels (sys.*, session.h): whoever may subscribe reads
+ * them; no client publishes to, creates or deletes them. Answers and returns
+ * true when the request would. */
+static bool reserved_write(http_ctx *c)
+{
+    const route_fn fn = c->r->fn;
+    if (!c->arg[0] || c->r->need == NEED_ID || !channel_reserved(c->arg[0]))
+        return false;
+    if (!(fn == h_channel && (c->method == M_PUT || c->method == M_DELETE)) &&
+        !((fn == h_events || fn == h_conn_events) && c->method == M_POST))
+        return false;
+    http_error(c->req, c->o, 403, "reserved_channel",
+               "channel '%s' is the broker's own ('sys.' names are reserved): it can "
+               "be subscribed to, not published to, created or deleted",
+               c->arg[0]);
+    return true;
+}
+
 #define MAX_SEGS 6
 
 /* Split the raw path into at most MAX_SEGS segments (in place, not decoded).
@@ -1097,6 +1198,11 @@ static int route_args(http_ctx *c, char *cap[2], int ncap)
             return -1;
         }
         /* strlen() differs from len when the name held %00. */
+        if (i == 0 && c->r->need == NEED_ID) {
+            if (strlen(c->arg[0]) != len)
+                c->arg[0][0] = '\0'; /* held %00: no such id */
+            continue;
+        }
         if (i == 0 && (strlen(c->arg[0]) != len || !valid_channel_name(c->arg[0], len))) {
             reply_error(c, 400, "invalid_channel_name",
                         "channel names are 1 to 200 characters of A-Z a-z 0-9 _ . : -");
@@ -1179,7 +1285,7 @@ static void http_handle(httpd_req *req, void *arg)
                               (cap[1]   ? 2
                                : cap[0] ? 1
                                         : 0)) == 0 &&
-                   (!h->o.auth || authorize(c) == 0)) {
+                   (!h->o.auth || authorize(c) == 0) && !reserved_write(c)) {
             if (r->need == NEED_CONN)
                 find(c, false, true, false, owner_then);
             else

@@ -221,6 +221,36 @@ static void hs_comment(sink *sk, const char *text)
     httpd_stream_dirty(hs->req);
 }
 
+static void hs_event(sink *sk, const char *type, const char *data)
+{
+    http_stream *hs = (http_stream *)sk;
+    char buf[512];
+    size_t n = strlen(type) + strlen(data) + 16; /* "event: " "\ndata: " "\n\n" */
+    int len = hs->chunked
+                  ? snprintf(buf, sizeof(buf), "%zx\r\nevent: %s\ndata: %s\n\n\r\n", n,
+                             type, data)
+                  : snprintf(buf, sizeof(buf), "event: %s\ndata: %s\n\n", type, data);
+    if (len > 0 && (size_t)len < sizeof(buf))
+        hs_copy(hs, buf, (size_t)len);
+    httpd_stream_dirty(hs->req);
+}
+
+/* The request is still there: called before the stream opens. */
+static void hs_peer(sink *sk, char *remote, size_t rlen, char *agent, size_t alen)
+{
+    http_stream *hs = (http_stream *)sk;
+    const char *ua = httpd_header(hs->req, "User-Agent");
+    httpd_remote(hs->req, remote, rlen);
+    if (ua && alen) {
+        size_t n = strnlen(ua, alen - 1);
+        /* Cut on a character's first byte: the text stays UTF-8. */
+        while (n && ua[n] && ((unsigned char)ua[n] & 0xC0) == 0x80)
+            n--;
+        memcpy(agent, ua, n);
+        agent[n] = '\0';
+    }
+}
+
 static size_t hs_pending(sink *sk)
 {
     return httpd_pending(((http_stream *)sk)->req);
@@ -248,6 +278,8 @@ static const sink_ops http_stream_ops = {
     .open = hs_open,
     .send = hs_send,
     .comment = hs_comment,
+    .event = hs_event,
+    .peer = hs_peer,
     .pending = hs_pending,
     .end = hs_end,
     .abort = hs_abort,

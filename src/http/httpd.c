@@ -26,6 +26,7 @@
  * one timer closes what expired from its head. The same for S_LINGER. */
 #include "src/http/httpd.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -637,6 +638,34 @@ const char *httpd_path(const httpd_req *r)
 const char *httpd_query(const httpd_req *r)
 {
     return r->h.query;
+}
+
+void httpd_remote(const httpd_req *r, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    char host[INET6_ADDRSTRLEN];
+    const void *addr = NULL;
+    int port = 0, n = -1;
+
+    if (!len)
+        return;
+    buf[0] = '\0';
+    if (!r->bev ||
+        getpeername(bufferevent_getfd(r->bev), (struct sockaddr *)&ss, &sslen) < 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        addr = &((struct sockaddr_in *)&ss)->sin_addr;
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        addr = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    if (addr && inet_ntop(ss.ss_family, addr, host, sizeof(host)))
+        n = snprintf(buf, len, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host,
+                     port);
+    if (n < 0 || (size_t)n >= len)
+        buf[0] = '\0';
 }
 
 bool httpd_is_http11(const httpd_req *r)

@@ -81,6 +81,9 @@ const char *httpd_path(const httpd_req *r);  /* raw (undecoded), without the que
 const char *httpd_query(const httpd_req *r); /* raw query string, or NULL */
 /* The first header field named 'name' (case-insensitive), or NULL. */
 const char *httpd_header(const httpd_req *r, const char *name);
+/* The client's address, "ip:port" or "[ip6]:port", into 'buf' (NUL-terminated;
+ * "" when unknown or it does not fit). */
+void httpd_remote(const httpd_req *r, char *buf, size_t len);
 /* The body, contiguous and NUL-terminated one past 'len'; "" when none. */
 const char *httpd_body(httpd_req *r, size_t *len);
 /* HTTP/1.1 or later (a response may be chunked). */

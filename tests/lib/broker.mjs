@@ -328,6 +328,8 @@ export class SseParser {
         this.comments = [];
         this.retries = [];
         this.cur = null;
+        this.session = null; // the id in the broker's "session" event
+        this.sessionIndex = -1; // how many blocks came before it
     }
 
     push(text) {
@@ -357,6 +359,17 @@ export class SseParser {
             if (this.cur) {
                 const blk = this.cur;
                 this.cur = null;
+                // The broker's first event on every stream names its session
+                // (event "session", no id): kept apart, so that tests count
+                // messages and blocks as they did before it.
+                if (this.session === null && this.blocks.length <= 1 && blk.event === 'session' &&
+                    blk.id === null && blk.dataLines.length === 1) {
+                    try {
+                        this.session = JSON.parse(blk.dataLines[0]).id;
+                        this.sessionIndex = this.blocks.length;
+                        return;
+                    } catch { /* not ours: an ordinary event */ }
+                }
                 this.blocks.push(blk);
                 if (blk.dataLines.length > 0) {
                     this.events.push({
@@ -396,6 +409,8 @@ export class SseParser {
  * Open a raw SSE stream with http.get (Accept: text/event-stream unless
  * overridden). Resolves once the response headers arrived with an object:
  *   status, headers, raw (text so far), events, comments, retries, blocks,
+ *   session (the id of the broker's first event "session", kept out of
+ *   events and blocks),
  *   ended (bool), endReason ('end' | 'close' | 'error'), body (for non-200)
  *   waitEvents(n, timeout)   - resolves with events when at least n arrived
  *   waitOpen(timeout)        - resolves when the opening block (retry + comment) arrived
@@ -415,6 +430,7 @@ export function openStream(b, p, { headers = {}, timeout = 5000 } = {}) {
         get comments() { return parser.comments; },
         get retries() { return parser.retries; },
         get blocks() { return parser.blocks; },
+        get session() { return parser.session; },
         body: '',
         ended: false,
         endReason: null,

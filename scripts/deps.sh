@@ -10,8 +10,11 @@ pkgs="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev l
 if [ "$what" = test ]; then
     # clang + compiler-rt for the sanitizer build, node for the integration
     # tests, chromium for the browser test, redis-server for the store tests,
-    # prometheus for promtool (it_metrics checks /metrics with it).
+    # prometheus for promtool (it_metrics checks /metrics with it); systemd
+    # (systemd-analyze), groff-base and man-db for the install check of the
+    # unit and the manual pages.
     pkgs="$pkgs clang clang-format libclang-rt-14-dev valgrind chromium redis-server curl prometheus"
+    pkgs="$pkgs systemd groff-base man-db"
     # Any Node >= 18 with npm will do (Debian's, or NodeSource's, which
     # bundles npm and conflicts with Debian's npm package).
     command -v node >/dev/null && command -v npm >/dev/null || pkgs="$pkgs nodejs npm"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh - install what the tests need, then check formatting and run the
 # whole suite twice: a plain build (build/, also under valgrind and with a
-# short run of every fuzz target) and an AddressSanitizer + UndefinedBehavior-
+# short run of every fuzz target, and `make distcheck`: the tarball builds and
+# passes the suite too) and an AddressSanitizer + UndefinedBehavior-
 # Sanitizer + LeakSanitizer build (build-asan/). Exits non-zero on any failure.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +22,10 @@ run_suite() { # dir, configure args...
         make -j2 check) || status=1
 }
 run_suite build
+# The tarball: it builds out of tree, passes the whole suite from a read-only
+# copy, installs and uninstalls cleanly (make distcheck, ~4 min on 2 cores).
+(cd "$top/build" && make -s -j2 distcheck >distcheck.log 2>&1) ||
+    { tail -n 40 "$top/build/distcheck.log"; echo "test.sh: make distcheck failed (build/distcheck.log)" >&2; status=1; }
 # Memory checks the sanitizers do not make: valgrind on the plain build; then
 # every fuzz target replays its regressions and fuzzes for FUZZ_SECONDS each.
 (cd "$top/build" && make -s check-valgrind &&

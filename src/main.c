@@ -17,6 +17,7 @@
 #include "src/http/http.h"
 #include "kv/kv.h"
 #include "src/base/log.h"
+#include "src/base/notify.h"
 #include "src/workers.h"
 
 static void usage(FILE *f)
@@ -26,7 +27,7 @@ static void usage(FILE *f)
         "usage: ssebroker [--config FILE] [--listen ADDR:PORT] [--store URL]\n"
         "                 [--workers N] [--help] [--version]\n"
         "\n"
-        "  -c, --config FILE   JSON configuration file (see README.md)\n"
+        "  -c, --config FILE   JSON configuration file (see ssebroker.json(5))\n"
         "  -l, --listen ADDR   address to listen on, HOST:PORT (default "
         "127.0.0.1:8080)\n"
         "  -s, --store URL     keep state in Redis: redis://[:password@]host:port/db\n"
@@ -73,6 +74,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     log_info("signal %d: ending %zu stream(s), flushing the store, shutting down",
              (int)sig, st.streams);
     http_server_stop_accepting(a->http);
+    notify_send("STOPPING=1\nSTATUS=shutting down");
     event_base_loopexit(a->base, &deadline);
     broker_drain(a->b, on_drained, a);
 }
@@ -133,7 +135,7 @@ int main(int argc, char **argv)
     app a = {0};
     kv_store *kv = NULL;
     auth *au = NULL;
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *watchdog = NULL;
     char err[512];
     int c, rc = 1;
 
@@ -238,6 +240,8 @@ int main(int argc, char **argv)
         log_error("cannot start");
         goto out;
     }
+    /* From before the load, which runs the loop: a slow store is no hang. */
+    watchdog = notify_watchdog_start(a.base);
     if (broker_load(a.b) < 0)
         goto out;
     if (!(a.http = http_server_new(a.base, a.b, &cfg.http, err, sizeof(err)))) {
@@ -262,6 +266,9 @@ int main(int argc, char **argv)
         log_info("ssebroker %s listening on %s:%d (store: %s)", PACKAGE_VERSION,
                  cfg.http.host, http_server_port(a.http), kv_name(kv));
     workers_ready();
+    /* A worker says nothing (its supervisor speaks for the service). */
+    notify_sendf("READY=1\nMAINPID=%d\nSTATUS=listening on %s:%d (store: %s)",
+                 (int)getpid(), cfg.http.host, http_server_port(a.http), kv_name(kv));
     event_base_dispatch(a.base);
     if (workers_index())
         log_info("worker %d stopped", workers_index());
@@ -269,6 +276,8 @@ int main(int argc, char **argv)
         log_info("stopped");
     rc = 0;
 out:
+    notify_watchdog_free(watchdog);
+    notify_close();
     if (sigterm)
         event_free(sigterm);
     if (sigint)

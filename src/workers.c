@@ -3,7 +3,13 @@
  * SIGTERM/SIGINT to them for a clean shutdown. The parent runs no event loop
  * (a libevent base would be inherited by every fork): it waits in ppoll() on a
  * pipe the workers report readiness on, with its signals blocked everywhere else,
- * so a signal can never slip in between a check and the wait. */
+ * so a signal can never slip in between a check and the wait.
+ *
+ * Under a service manager ($NOTIFY_SOCKET) the parent is the service's main
+ * process and the only one that speaks: READY=1 once every worker listens,
+ * STOPPING=1 when it stops them, WATCHDOG=1 from its own wait loop (it proves
+ * the supervisor runs; a worker that dies is the supervisor's to restart). The
+ * workers forget the socket (notify_forget) right after the fork. */
 #include "src/workers.h"
 
 #include <errno.h>
@@ -23,6 +29,7 @@
 #include <unistd.h>
 
 #include "src/base/log.h"
+#include "src/base/notify.h"
 
 #define WORKERS_STOP_S 10     /* a worker's time to exit after SIGTERM, then SIGKILL */
 #define WORKERS_KILL_WAIT_S 5 /* after SIGKILL, before the parent gives up waiting */
@@ -56,9 +63,11 @@ typedef struct supervisor {
     sigset_t waitmask; /* the mask during ppoll(): our signals let through */
     bool all_up;       /* every worker was ready once: start-up is over */
     bool stopping;
-    bool killed;         /* SIGKILL sent */
-    int64_t deadline_ms; /* while stopping: the next escalation */
-    int status;          /* the parent's exit code */
+    bool killed;              /* SIGKILL sent */
+    int64_t deadline_ms;      /* while stopping: the next escalation */
+    int64_t watchdog_ms;      /* WATCHDOG=1 every this (half the interval); 0: off */
+    int64_t watchdog_next_ms; /* when the next one is due */
+    int status;               /* the parent's exit code */
     worker w[WORKERS_MAX];
 } supervisor;
 
@@ -141,6 +150,7 @@ static void workers_child_init(supervisor *s, int i)
     /* Checked after prctl(): a parent that died before it went unnoticed. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != s->self)
         _exit(1);
+    notify_forget();
     signal(SIGCHLD, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
@@ -198,6 +208,7 @@ static void workers_stop(supervisor *s)
         return;
     s->stopping = true;
     s->deadline_ms = workers_now_ms() + WORKERS_STOP_S * 1000;
+    notify_send("STOPPING=1\nSTATUS=stopping the workers");
     for (int i = 0; i < s->n; i++)
         if (s->w[i].pid)
             kill(s->w[i].pid, SIGTERM);
@@ -293,6 +304,9 @@ static void workers_read_ready(supervisor *s)
         "ssebroker %s listening on %s:%d (store: %s, %d worker(s), supervisor pid %d)",
         PACKAGE_VERSION, s->cfg->http.host, s->port, s->cfg->store_type, s->n,
         (int)s->self);
+    notify_sendf("READY=1\nMAINPID=%d\nSTATUS=listening on %s:%d (store: %s, %d "
+                 "worker(s))",
+                 (int)s->self, s->cfg->http.host, s->port, s->cfg->store_type, s->n);
 }
 
 /* The supervision loop. Returns 1 in the parent once every worker is gone, 0 in
@@ -313,6 +327,10 @@ static int workers_supervise(supervisor *s)
         }
         workers_read_ready(s);
         now = workers_now_ms();
+        if (s->watchdog_ms && now >= s->watchdog_next_ms) {
+            notify_send("WATCHDOG=1");
+            s->watchdog_next_ms = now + s->watchdog_ms;
+        }
         if (s->stopping) {
             if (workers_live(s) == 0)
                 return 1;
@@ -350,6 +368,8 @@ static int workers_supervise(supervisor *s)
                     wake = w->restart_ms;
             }
         }
+        if (s->watchdog_ms && (wake < 0 || s->watchdog_next_ms < wake))
+            wake = s->watchdog_next_ms;
         if (wake >= 0) {
             int64_t ms = wake > now ? wake - now : 0;
             ts.tv_sec = ms / 1000;
@@ -371,6 +391,7 @@ int workers_start(config *cfg, int n, int *status)
     struct sigaction sa;
     struct sigaction old[3];
     sigset_t block;
+    uint64_t wd_us;
     int rc = -1, fds[2];
 
     *status = 1;
@@ -385,6 +406,10 @@ int workers_start(config *cfg, int n, int *status)
     s->n = n;
     s->self = getpid();
     s->reserve_fd = s->pipe_rd = s->pipe_wr = -1;
+    /* Half the watchdog interval, in ms (at least 1). */
+    if ((wd_us = notify_watchdog_usec()))
+        s->watchdog_ms = wd_us >= 2000 ? (int64_t)(wd_us / 2000) : 1;
+    s->watchdog_next_ms = workers_now_ms() + s->watchdog_ms;
     if (workers_reserve(s) < 0)
         return -1;
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {

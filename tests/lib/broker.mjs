@@ -157,16 +157,23 @@ async function autoStore(config, args) {
  *           the test's own, "store" is set to a fresh prefix on this process's
  *           redis-server (see autoStore)
  *   args:   extra command-line arguments
+ *   env:    variables to add to (or, set to undefined, remove from) the
+ *           broker's environment
  * Returns {port, url, proc, stderr(), stop(), alive(), assertAlive(), req(), stream()}.
  */
-export async function startBroker({ config, args = [], readyTimeout = 10000 } = {}) {
+export async function startBroker({ config, args = [], readyTimeout = 10000, env } = {}) {
     const store = await autoStore(config, args);
     if (store) config = { ...config, store };
     const argv = ['--listen', `${HOST}:0`];
     if (config !== undefined) argv.push('--config', tempFile('config.json', config));
     argv.push(...args);
 
-    const proc = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let procEnv = process.env;
+    if (env) {
+        procEnv = { ...process.env, ...env };
+        for (const k of Object.keys(env)) if (env[k] === undefined) delete procEnv[k];
+    }
+    const proc = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: procEnv });
     live.add(proc);
     let stderr = '', stdout = '';
     let exit = null; // {code, signal} once the process is gone

@@ -972,21 +972,66 @@ static const char *admit(broker *b, chan *ch, bool takeover)
     return why;
 }
 
-int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id,
+/* Where a subscriber resuming after 'last_id' starts in the history of 'ch'
+ * (an index), and whether it may have missed messages the channel retains no
+ * more: '*gap'. Ids are broker-wide and increase, so any id this node knows
+ * places the subscriber, even one of another channel:
+ *   - older than the oldest retained message: a gap, everything retained
+ *     replays;
+ *   - from the oldest retained on: the messages after it replay, no gap;
+ *   - with nothing retained: a gap if the channel had messages after it;
+ *   - not a number, or newer than any id this node has seen (a store that
+ *     was emptied, another broker's id): unknown, a gap, everything retained
+ *     replays. */
+static size_t resume_at(const broker *b, const chan *ch, const char *last_id, bool *gap)
+{
+    uint64_t seq, top = b->max_seq > b->seen_seq ? b->max_seq : b->seen_seq;
+    const msg *oldest = msgq_at(&ch->history, 0);
+    if (parse_u64(last_id, &seq) < 0 || seq > top) {
+        *gap = true;
+        return 0;
+    }
+    if (!oldest) {
+        *gap = seq < ch->last_seq;
+        return 0;
+    }
+    *gap = seq < oldest->seq;
+    return *gap ? 0 : msgq_after(&ch->history, seq);
+}
+
+/* Tell a subscriber it missed messages: the event sys.gap (no id: its
+ * Last-Event-ID stays), {"last_event_id": its id, "first_retained": the
+ * oldest id 'ch' retains, or null}. */
+static void send_gap(stream *s, const chan *ch, const char *last_id)
+{
+    const msg *oldest = msgq_at(&ch->history, 0);
+    json_t *o = json_pack("{s:s%, s:s?}", "last_event_id", last_id, strlen(last_id),
+                          "first_retained", oldest ? oldest->id : NULL);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (text)
+        stream_event(s, BROKER_GAP_EVENT, text);
+    else
+        log_error("out of memory telling a subscriber to '%s' of a gap", ch->name);
+    free(text);
+    json_decref(o);
+}
+
+int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id, bool envelope,
                      const identity *who, const char **why)
 {
     stream *s;
-    uint64_t seq;
     size_t from = ch->history.len; /* no resume: live messages only */
+    bool gap = false;
 
     if ((*why = admit(b, ch, false)))
         return BROKER_ELIMIT;
     if (!(s = stream_open(b, sk, ch, NULL, who)))
         return BROKER_ENOMEM;
+    s->envelope = envelope;
     if (last_id) {
-        long at = parse_u64(last_id, &seq) == 0 ? msgq_find(&ch->history, seq) : -1;
-        /* An unknown or expired id replays everything retained. */
-        from = at >= 0 ? (size_t)at + 1 : 0;
+        from = resume_at(b, ch, last_id, &gap);
+        if (gap)
+            send_gap(s, ch, last_id);
     }
     for (size_t i = from; i < ch->history.len; i++)
         if (stream_send(s, msgq_at(&ch->history, i)) < 0)

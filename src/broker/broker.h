@@ -221,14 +221,23 @@ int broker_session_get(broker *b, const char *id, broker_session_cb cb, void *ar
 
 /* ---- live streams ---- */
 
+/* The event type a resuming subscriber gets first when it may have missed
+ * messages (broker_subscribe). "sys." types are the broker's own: no client
+ * publishes one (publish.h). */
+#define BROKER_GAP_EVENT "sys.gap"
+
 /* Open a plain subscriber stream on 'ch' through 'sk'; 'last_id' (may be
- * NULL) resumes after that message, an unknown one replays all retained.
+ * NULL) resumes after that message. When the channel no longer retains what
+ * came after it (or the id is unknown), the stream first gets the event
+ * BROKER_GAP_EVENT with {"last_event_id", "first_retained"} (no id), then
+ * everything retained replays. 'envelope': every message is written in its
+ * envelope (msg_envelope).
  * Returns 0: the broker holds 'sk' (see sink.h) and has opened it (or already
  * aborted it: a client too slow to take the replay). Or,
  * 'who' is its reader (copied; NULL: anonymous). Or,
  * leaving 'sk' to the caller, unopened: BROKER_ELIMIT with '*why' saying which
  * limit (the caller sends the subscriber away to retry later), BROKER_ENOMEM. */
-int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id,
+int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id, bool envelope,
                      const identity *who, const char **why);
 /* Attach 'sk' to the listener of 'cn' (ending the stream attached before, here
  * or on another node) and drain its queue into it while the listener runs.

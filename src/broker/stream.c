@@ -58,7 +58,12 @@ int stream_send(stream *s, msg *m)
         return 0;
     if (m->tg && !stream_eligible(s, m))
         return 0; /* not for this reader: passed over, as if written */
-    if (sink_send(s->sk, m) == SINK_EFULL) {
+    if (s->envelope && msg_envelope(m, s->ch->name) < 0) {
+        log_error("stream on '%s' cut: out of memory making an envelope", s->ch->name);
+        stream_abort(s); /* the client comes back and resumes */
+        return -1;
+    }
+    if (sink_send(s->sk, m, s->envelope) == SINK_EFULL) {
         log_debug("stream on '%s' cut: client is not reading", s->ch->name);
         s->b->slow_closed++;
         stream_abort(s);
@@ -72,6 +77,12 @@ void stream_comment(stream *s, const char *text)
 {
     if (s->sk)
         sink_comment(s->sk, text);
+}
+
+void stream_event(stream *s, const char *type, const char *data)
+{
+    if (s->sk)
+        sink_event(s->sk, type, data);
 }
 
 /* Unlink from the broker and the channel, and free. 'flushed': what was

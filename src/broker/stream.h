@@ -7,6 +7,7 @@
 #ifndef STREAM_H
 #define STREAM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
@@ -25,6 +26,7 @@ typedef struct stream {
     chan *ch;                      /* holds a reference */
     conn *cn;                      /* NULL for a plain channel subscriber */
     uint64_t last_seq;             /* highest seq written: never write one twice */
+    bool envelope;                 /* write enveloped frames (msg_envelope) */
     char *authid, *authrole;       /* its reader (owned; NULL: anonymous, none) */
     int method;                    /* AUTHMETHOD_* */
     char session[CONN_ID_LEN + 1]; /* its session id: random, unique cluster-wide */
@@ -44,13 +46,20 @@ stream *stream_open(struct broker *b, sink *sk, chan *ch, conn *cn, const identi
 
 /* Write one message (skipped if its seq was already written, or if it is
  * targeted and its reader is not eligible: see target.h; a connection's
- * stream is matched by the connection's owner and role, and its own session).
+ * stream is matched by the connection's owner and role, and its own session);
+ * its enveloped frame if the stream wants the envelope (made on first use,
+ * once per message).
  * Returns 0, or -1 if the stream was aborted because the client does not keep
  * up (it is freed then). */
 int stream_send(stream *s, msg *m);
 
 /* Write an SSE comment (heartbeat). */
 void stream_comment(stream *s, const char *text);
+
+/* Write an event without an id (the client's Last-Event-ID stays): one of
+ * the broker's own, such as "session" or "sys.gap". 'data' holds no CR or
+ * LF. */
+void stream_event(stream *s, const char *type, const char *data);
 
 /* Drop the client at once, unsent output and all, then unlink and free. */
 void stream_abort(stream *s);

@@ -79,6 +79,7 @@ typedef struct http_ctx {
     const struct route *r;
     int method;
     bool sse;      /* Accept: text/event-stream */
+    bool envelope; /* a stream's ?envelope=1 */
     char *arg[2];  /* decoded channel name and connection id, when the route has them */
     char *last_id; /* a subscriber's Last-Event-ID (copied: the head may go) */
     struct evkeyvalq query;
@@ -683,7 +684,8 @@ static void open_stream(http_ctx *c)
              : c->id.exp_s && http_stream_expire_at(sk, c->id.exp_s * 1000000) < 0
                  ? BROKER_ENOMEM
              : c->cn ? broker_attach(c->b, sk, c->cn, &c->id, &why)
-                     : broker_subscribe(c->b, sk, c->ch, c->last_id, &c->id, &why);
+                     : broker_subscribe(c->b, sk, c->ch, c->last_id, c->envelope, &c->id,
+                                        &why);
     if (rc == 0)
         return;
     http_stream_free(sk);
@@ -858,6 +860,21 @@ static void history_json(http_ctx *c)
     hist_fill(c->req, hp);
 }
 
+/* A stream's ?envelope= ("1": every event's data in its envelope, "0" or
+ * absent: as published) into c->envelope. Answers and returns -1 on bad. */
+static int stream_envelope(http_ctx *c)
+{
+    const char *v = evhttp_find_header(&c->query, "envelope");
+    if (!v || strcmp(v, "0") == 0)
+        return 0;
+    if (strcmp(v, "1") == 0) {
+        c->envelope = true;
+        return 0;
+    }
+    reply_error(c, 400, "invalid_envelope", "'envelope' must be 0 or 1");
+    return -1;
+}
+
 static void h_events(http_ctx *c)
 {
     if (c->method == M_POST) {
@@ -869,6 +886,8 @@ static void h_events(http_ctx *c)
         find(c, false, false, false, history_json);
         return;
     }
+    if (stream_envelope(c) < 0)
+        return;
     const char *last = header(c, "Last-Event-ID");
     if (!last)
         last = evhttp_find_header(&c->query, "lastEventId");

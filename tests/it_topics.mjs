@@ -86,7 +86,10 @@ describe('the gap event', () => {
         for (const last of ['not-an-id', '999999999999', '0']) {
             const s = await stream(b, evPath(name), { headers: { 'Last-Event-ID': last } });
             assert.deepEqual((await s.waitEvents(2)).map((e) => e.id), ids, last);
-            assert.deepEqual(s.gaps, [{ last_event_id: last, first_retained: ids[0] }], last);
+            // '0' is older than everything, but the channel never lost a
+            // message: nothing was missed, no gap.
+            const want = last === '0' ? [] : [{ last_event_id: last, first_retained: ids[0] }];
+            assert.deepEqual(s.gaps, want, last);
             s.close();
         }
         // history 0: nothing retained; an id older than the newest message missed it.
@@ -205,5 +208,205 @@ describe('the envelope', () => {
         s.close();
         const bad = await b.req('GET', evPath(name, '?envelope=yes'), { headers: { Accept: 'text/event-stream' } });
         checkError(assert, bad, 400, 'invalid_envelope');
+    });
+});
+
+/** The envelopes of a topic stream's events: [id, event, channel, data]. */
+const unwrap = (events) => events.map((e) => {
+    const env = JSON.parse(e.data);
+    return [e.id, e.event, env.channel, env.data];
+});
+const topicPath = (chans, q = '') => `/events?${chans.map((c) => `channel=${encodeURIComponent(c)}`).join('&')}${q}`;
+
+describe('one stream for many channels', () => {
+    test('exact names and patterns: each matching event once, in id order, channels created later too', async () => {
+        const base = uniq('t');
+        const s = await stream(b, topicPath([`${base}.x`, `${base}.dev.?`, `${base}.dev.*`, `${base}.x`]));
+        await s.waitOpen();
+        const want = [];
+        const pub = async (ch, body, match) => {
+            const r = await publish(b, ch, body);
+            if (match) want.push([r.json.id, body.event ?? null, ch, body.data]);
+        };
+        // Every channel below is created by its first publish, after the stream opened.
+        await pub(`${base}.x`, { data: 'x1' }, true);
+        await pub(`${base}.dev.1`, { event: 'temp', data: { c: 21.5 } }, true);
+        await pub(`${base}.other`, { data: 'no' }, false);
+        await pub(`${base}.dev`, { data: 'zero segments' }, true);
+        await pub(`${base}.dev.2.z`, { data: 'deep' }, true);
+        await pub(`${base}.xx`, { data: 'no' }, false);
+        await pub(`${base}.dev.1`, { data: 'again' }, true);
+        await pub(`${base}.x`, { event: 'e', data: [1, 2] }, true);
+        const ev = await s.waitEvents(want.length);
+        await sleep(100);
+        assert.deepEqual(unwrap(s.events), want, 'each matching event once, in id order');
+        const ids = s.events.map((e) => BigInt(e.id));
+        assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]), 'ids increase');
+        assert.equal(ev.length, want.length);
+        s.close();
+    });
+
+    test('a pattern does not match the broker\'s own sys.* channels unless it names them', async () => {
+        const base = uniq('all');
+        const s = await stream(b, topicPath(['*']));
+        await s.waitOpen();
+        await stream(b, evPath(`${base}.other`)); // a join on sys.sessions, if anyone listened
+        const r = await publish(b, `${base}.a`, { data: 'mine' });
+        await s.waitUntil((x) => x.events.some((e) => e.id === r.json.id), 5000, 'the message');
+        assert.ok(s.events.every((e) => !JSON.parse(e.data).channel.startsWith('sys.')), JSON.stringify(s.events));
+        s.close();
+    });
+
+    test('one Last-Event-ID resumes the whole stream: no gap, no duplicate', async () => {
+        const base = uniq('resume');
+        const chans = [`${base}.a`, `${base}.b.?`];
+        const s1 = await stream(b, topicPath(chans));
+        await s1.waitOpen();
+        const first = [];
+        for (const ch of [`${base}.a`, `${base}.b.1`, `${base}.a`, `${base}.b.2`]) first.push((await publish(b, ch, { data: ch })).json.id);
+        await s1.waitEvents(4);
+        s1.close();
+        const missed = [];
+        for (const ch of [`${base}.b.2`, `${base}.a`, `${base}.b.3`, `${base}.zzz`]) {
+            const r = await publish(b, ch, { data: ch });
+            if (!ch.endsWith('zzz')) missed.push(r.json.id);
+        }
+        const s2 = await stream(b, topicPath(chans), { headers: { 'Last-Event-ID': first[1] } });
+        const ev = await s2.waitEvents(2 + missed.length);
+        assert.deepEqual(ev.map((e) => e.id), [first[2], first[3], ...missed]);
+        assert.deepEqual(s2.gaps, [], 'nothing was lost');
+        const live = await publish(b, `${base}.b.9`, { data: 'live' });
+        await s2.waitEvents(3 + missed.length);
+        assert.equal(s2.events.at(-1).id, live.json.id);
+        assert.equal(new Set(s2.events.map((e) => e.id)).size, s2.events.length, 'no duplicate');
+        s2.close();
+    });
+
+    test('a topic stream resuming after what a channel lost gets one sys.gap', async () => {
+        const base = uniq('tgap');
+        assert.equal((await b.req('PUT', chPath(`${base}.small`), { body: '{"history": 1}' })).status, 201);
+        const a = await publishN(b, `${base}.small`, 3);
+        const s = await stream(b, topicPath([`${base}.*`]), { headers: { 'Last-Event-ID': a[0] } });
+        const [e] = await s.waitEvents(1);
+        assert.equal(e.id, a[2]);
+        assert.deepEqual(s.gaps, [{ last_event_id: a[0], first_retained: a[2] }]);
+        s.close();
+    });
+
+    test('after a broker restart on Redis, one Last-Event-ID resumes', { skip: STORE !== 'redis' && 'Redis only' }, async () => {
+        const r = await startRedis();
+        const store = { type: 'redis', url: r.url, prefix: `${uniq('topics')}:` };
+        try {
+            const base = uniq('restart');
+            const chans = [`${base}.*`];
+            let b1 = await startBroker({ config: { store } });
+            const s1 = await b1.stream(topicPath(chans));
+            await s1.waitOpen();
+            const ids = [];
+            for (const ch of ['a', 'b', 'a']) ids.push((await publish(b1, `${base}.${ch}`, { data: ch })).json.id);
+            await s1.waitEvents(3);
+            s1.close();
+            for (const ch of ['b', 'c']) ids.push((await publish(b1, `${base}.${ch}`, { data: ch })).json.id);
+            assert.equal(await b1.stop(), 0);
+            const b2 = await startBroker({ config: { store } });
+            try {
+                const s2 = await b2.stream(topicPath(chans), { headers: { 'Last-Event-ID': ids[2] } });
+                const ev = await s2.waitEvents(2);
+                assert.deepEqual(ev.map((e) => e.id), ids.slice(3));
+                assert.deepEqual(unwrap(ev).map((e) => e[2]), [`${base}.b`, `${base}.c`]);
+                assert.deepEqual(s2.gaps, []);
+                s2.close();
+            } finally {
+                assert.equal(await b2.stop(), 0);
+            }
+        } finally {
+            await r.stop();
+        }
+    });
+
+    test('bad input is a 400 and opens nothing', async () => {
+        const tooMany = Array.from({ length: 65 }, (_, i) => `c${i}`);
+        const cases = [
+            ['* not last', topicPath(['a.*.b']), 'invalid_pattern'],
+            ['* inside a segment', topicPath(['a.b*']), 'invalid_pattern'],
+            ['an empty segment', topicPath(['a..b']), 'invalid_pattern'],
+            ['a leading dot', topicPath(['.a']), 'invalid_pattern'],
+            ['a trailing dot', topicPath(['a.']), 'invalid_pattern'],
+            ['{sub}', topicPath(['user.{sub}.*']), 'invalid_pattern'],
+            ['an empty pattern', topicPath(['']), 'invalid_pattern'],
+            ['bad characters', topicPath(['a b']), 'invalid_pattern'],
+            ['too many patterns', topicPath(tooMany), 'too_many_patterns'],
+            ['no channel', '/events', 'missing_channel'],
+        ];
+        const before = (await b.req('GET', '/status')).json;
+        for (const [what, p, code] of cases) {
+            const r = await b.req('GET', p, { headers: { Accept: 'text/event-stream' } });
+            checkError(assert, r, 400, code, what);
+        }
+        const r = await b.req('GET', topicPath(['a']));
+        checkError(assert, r, 406, 'not_acceptable', 'without Accept: text/event-stream');
+        const after = (await b.req('GET', '/status')).json;
+        assert.equal(after.channels, before.channels, 'no channel created');
+        // 64 is fine.
+        const ok = await stream(b, topicPath(tooMany.slice(0, 64)));
+        assert.equal(ok.status, 200);
+        ok.close();
+    });
+});
+
+describe('one stream for many channels, with access control', () => {
+    let ba;
+    const key = makeKeys().hs;
+    before(async () => {
+        ba = await startBroker({
+            config: {
+                auth: {
+                    anonymous_role: 'reader',
+                    roles: {
+                        reader: [{ match: 'open.*', allow: ['subscribe', 'history'] }, { match: 'live.*', allow: ['subscribe'] }],
+                        writer: [{ match: '*', allow: ['publish'] }],
+                    },
+                    jwt: { keys: [{ alg: 'HS256', secret: key.secret }] },
+                },
+                limits: { max_pattern_streams: 3 },
+            },
+        });
+    });
+    after(async () => {
+        if (ba) assert.equal(await ba.stop(), 0);
+    });
+    const W = { Authorization: `Bearer ${mint(key, { sub: 'w', role: 'writer' }, { expIn: 3600 })}` };
+    const pubW = async (ch, data) => {
+        const r = await ba.req('POST', evPath(ch), { body: JSON.stringify({ data }), headers: { ...W, 'Content-Type': 'application/json' } });
+        assert.equal(r.status, 201, r.text);
+        return r.json.id;
+    };
+
+    test('only channels the reader may subscribe to are delivered; the replay only those with history', async () => {
+        const old = [await pubW('open.a', 'o1'), await pubW('closed.a', 'c1'), await pubW('live.a', 'l1')];
+        const s = await stream(ba, topicPath(['*']), { headers: { 'Last-Event-ID': '0' } });
+        await s.waitEvents(1);
+        const ids = [await pubW('closed.b', 'c2'), await pubW('open.b', 'o2'), await pubW('live.b', 'l2')];
+        await s.waitEvents(3);
+        await sleep(100);
+        assert.deepEqual(unwrap(s.events).map((e) => [e[0], e[2]]),
+            [[old[0], 'open.a'], [ids[1], 'open.b'], [ids[2], 'live.b']]);
+        s.close();
+        // An exact name the reader may not subscribe to: refused.
+        const r = await ba.req('GET', topicPath(['open.a', 'closed.a']), { headers: { Accept: 'text/event-stream' } });
+        assert.equal(r.status, 401, r.text);
+    });
+
+    test('max_pattern_streams: one more pattern stream is sent away to retry; exact names still open', async () => {
+        const held = [];
+        for (let i = 0; i < 3; i++) held.push(await stream(ba, topicPath([`open.p${i}.*`])));
+        for (const h of held) await h.waitOpen();
+        const more = await stream(ba, topicPath(['open.*']));
+        await more.waitEnd();
+        assert.equal(more.status, 200);
+        assert.ok(more.retries.length > 0, 'a retry');
+        const exact = await stream(ba, topicPath(['open.a']));
+        await exact.waitOpen();
+        for (const h of [...held, exact]) h.close();
     });
 });

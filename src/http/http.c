@@ -963,7 +963,7 @@ static void h_topics(http_ctx *c)
         }
         chans[n++] = kv->value;
     }
-    if (!c->sse) {
+    if (!c->sse || c->method == HTTPD_HEAD) {
         reply_error(c, 406, "not_acceptable",
                     "/events is a stream: ask for it with Accept: text/event-stream");
         goto out;
@@ -1185,6 +1185,8 @@ static int authorize(http_ctx *c)
         ok = allows(c, ACT_SUBSCRIBE, name) || allows(c, ACT_MANAGE, name);
         break;
     case ACC_TOPICS:
+        /* Rights are per channel (h_topics); someone must be asking. */
+        ok = rc == AUTH_OK || auth_policy(c->o->auth)->anonymous_role != NULL;
         break;
     }
     if (!ok) {

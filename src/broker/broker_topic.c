@@ -268,7 +268,8 @@ static void topic_replay(broker *b, stream *s, const char *last_id)
     }
     if (gap)
         broker_send_gap(s, last_id, first ? first->id : NULL);
-    qsort(v, n, sizeof(*v), by_seq);
+    if (n)
+        qsort(v, n, sizeof(*v), by_seq); /* v is NULL when nothing replays */
     for (size_t i = 0; i < n; i++)
         if (stream_send_on(s, v[i].ch, v[i].m) < 0)
             break; /* too slow even for the replay: aborted */

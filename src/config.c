@@ -118,6 +118,8 @@ int config_init(config *c)
     c->http.max_connections = config_default_max_connections();
     c->broker.max_streams = 15000;
     c->broker.max_streams_per_channel = 10000;
+    c->broker.max_patterns_per_stream = 64;
+    c->broker.max_pattern_streams = 10000;
     c->broker.max_connections_per_channel = 10000;
     c->http.stream_buffer = 1048576;
     c->http.max_response = 1048576;
@@ -415,6 +417,9 @@ static const struct limit_field {
     {"max_streams", 1, 10000000, offsetof(config, broker.max_streams), 0},
     {"max_streams_per_channel", 1, 10000000,
      offsetof(config, broker.max_streams_per_channel), 0},
+    {"max_patterns_per_stream", 1, 1024, offsetof(config, broker.max_patterns_per_stream),
+     0},
+    {"max_pattern_streams", 0, 10000000, offsetof(config, broker.max_pattern_streams), 0},
     {"max_connections_per_channel", 1, 10000000,
      offsetof(config, broker.max_connections_per_channel), 0},
     {"stream_buffer", 4096, 1073741824, offsetof(config, http.stream_buffer), 1},

@@ -34,6 +34,8 @@ static int config_eq(const config *a, const config *b)
            a->broker.max_channels == b->broker.max_channels &&
            a->broker.max_streams == b->broker.max_streams &&
            a->broker.max_streams_per_channel == b->broker.max_streams_per_channel &&
+           a->broker.max_patterns_per_stream == b->broker.max_patterns_per_stream &&
+           a->broker.max_pattern_streams == b->broker.max_pattern_streams &&
            a->broker.max_connections_per_channel ==
                b->broker.max_connections_per_channel &&
            a->http.stream_buffer == b->http.stream_buffer &&
@@ -159,6 +161,8 @@ static void test_load_ok(void)
         config_init(&d);
         ok(d.broker.max_channels == 100000 && d.broker.max_streams == 15000 &&
                d.broker.max_streams_per_channel == 10000 &&
+               d.broker.max_patterns_per_stream == 64 &&
+               d.broker.max_pattern_streams == 10000 &&
                d.broker.max_connections_per_channel == 10000 &&
                d.http.stream_buffer == 1048576 && d.http.idle_timeout_s == 30 &&
                d.http.backoff_ms == 5000 && d.http.max_retry_ms == 60000 &&

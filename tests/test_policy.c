@@ -34,6 +34,28 @@ static void test_valid(void)
     ok(!pattern_valid("a\0b", 3), "no NUL inside");
 }
 
+/* Topic patterns (multi-channel streams): no {sub}, no empty segment. */
+static void test_topic_valid(void)
+{
+    static const struct {
+        const char *p;
+        int want, exact;
+    } cases[] = {
+        {"news", 1, 1},  {"news.eu", 1, 1},   {"news.?", 1, 0},    {"news.*", 1, 0},
+        {"*", 1, 0},     {"?.?.*", 1, 0},     {"a:b-c_d", 1, 1},   {"a..b", 0, 0},
+        {".a", 0, 0},    {"a.", 0, 0},        {".", 0, 0},         {"", 0, 0},
+        {"{sub}", 0, 0}, {"u.{sub}.*", 0, 0}, {"news.*.eu", 0, 0}, {"*.news", 0, 0},
+        {"new*", 0, 0},  {"a.*.*", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ok(pattern_topic_valid(cases[i].p, strlen(cases[i].p)) == cases[i].want,
+           "pattern_topic_valid(\"%s\") is %d", cases[i].p, cases[i].want);
+        if (cases[i].want)
+            ok(pattern_is_exact(cases[i].p) == cases[i].exact,
+               "pattern_is_exact(\"%s\") is %d", cases[i].p, cases[i].exact);
+    }
+}
+
 static void test_match(void)
 {
     static const struct {
@@ -223,6 +245,7 @@ static void test_allows(void)
 int main(void)
 {
     test_valid();
+    test_topic_valid();
     test_match();
     test_parse();
     test_allows();

@@ -285,6 +285,13 @@ static const struct err_case err_cases[] = {
        "aa"
        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\", \"data\": \"x\"}"),
      NULL, "invalid_event", "'event'"},
+    {"reserved event type", JSON, B("{\"event\": \"sys.gap\", \"data\": 1}"), NULL,
+     "reserved_event_type", "reserved"},
+    {"reserved event type in batch", JSON,
+     B("[{\"data\": 1}, {\"event\": \"sys.\", \"data\": 1}]"), NULL,
+     "reserved_event_type", "events[1]: "},
+    {"reserved raw event type", "text/plain", B("x"), "sys.gap", "reserved_event_type",
+     "reserved"},
     {"retry negative", JSON, B("{\"retry\": -1, \"data\": 1}"), NULL, "invalid_retry",
      "'retry' must be an integer from 0 to 86400000"},
     {"retry too big", JSON, B("{\"retry\": 86400001, \"data\": 1}"), NULL,

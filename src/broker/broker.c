@@ -68,6 +68,7 @@ broker *broker_new(struct event_base *base, const broker_opts *opts, kv_store *k
     TAILQ_INIT(&b->all);
     TAILQ_INIT(&b->waiting);
     TAILQ_INIT(&b->dirty);
+    broker_topics_init(b);
     b->held_tail = &b->held;
     conn_id_generate(b->node_id);
     if (!(b->repo = repo_kv_stack_new(kv)) ||
@@ -167,6 +168,7 @@ void broker_free(broker *b)
     if (!b)
         return;
     broker_close_streams(b);
+    broker_topics_free(b);
     broker_cursors_save(b);
     for (size_t i = 0; strmap_next(&b->chans, &i, &e);)
         chan_unref(e->val);
@@ -861,6 +863,8 @@ void broker_chan_deliver(broker *b, chan *ch, msg *m)
         next = TAILQ_NEXT(s, link); /* a slow stream may close here */
         stream_send(s, m);
     }
+    if (b->topic_exact.len || b->ntopic_pats)
+        broker_topic_deliver(b, ch, m);
     /* Only the connections attached here: the others keep their place in
      * the log, at no cost to this publish. */
     for (cn = TAILQ_FIRST(&ch->attached); cn; cn = cnext) {
@@ -1017,21 +1021,62 @@ static const char *admit(broker *b, chan *ch, bool takeover)
     return why;
 }
 
-int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id,
+/* Where a subscriber resuming after 'last_id' starts in the history of 'ch'
+ * (an index), and whether it may have missed messages the channel retains no
+ * more: '*gap'. Ids are broker-wide and increase, so any id this node knows
+ * places the subscriber, even one of another channel: the messages after it
+ * replay, and there is a gap if a message after it has left the history
+ * (msgq 'gone'). A history loaded full from the store may have lost older
+ * ones: then anything before its oldest message counts as gone. An id that
+ * is not a number, or newer than any id this node has seen (a store that was
+ * emptied, another broker's id), is unknown: a gap, and everything retained
+ * replays. */
+size_t broker_resume_at(const broker *b, const chan *ch, const char *last_id, bool *gap)
+{
+    uint64_t seq, top = b->max_seq > b->seen_seq ? b->max_seq : b->seen_seq;
+    uint64_t gone = ch->history.gone;
+    const msg *oldest = msgq_at(&ch->history, 0);
+    if (parse_u64(last_id, &seq) < 0 || seq > top) {
+        *gap = true;
+        return 0;
+    }
+    if (!gone && ch->last_seq && ch->history.len >= ch->history.limit)
+        gone = oldest ? oldest->seq - 1 : ch->last_seq;
+    *gap = seq < gone;
+    return msgq_after(&ch->history, seq);
+}
+
+void broker_send_gap(stream *s, const char *last_id, const char *first_retained)
+{
+    json_t *o = json_pack("{s:s%, s:s?}", "last_event_id", last_id, strlen(last_id),
+                          "first_retained", first_retained);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (text)
+        stream_event(s, BROKER_GAP_EVENT, text);
+    else
+        log_error("out of memory telling a subscriber to '%s' of a gap",
+                  stream_channel(s));
+    free(text);
+    json_decref(o);
+}
+
+int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id, bool envelope,
                      const identity *who, const char **why)
 {
     stream *s;
-    uint64_t seq;
     size_t from = ch->history.len; /* no resume: live messages only */
+    bool gap = false;
 
     if ((*why = admit(b, ch, false)))
         return BROKER_ELIMIT;
-    if (!(s = stream_open(b, sk, ch, NULL, who)))
+    if (!(s = stream_open(b, sk, ch, NULL, NULL, who)))
         return BROKER_ENOMEM;
+    s->envelope = envelope;
     if (last_id) {
-        long at = parse_u64(last_id, &seq) == 0 ? msgq_find(&ch->history, seq) : -1;
-        /* An unknown or expired id replays everything retained. */
-        from = at >= 0 ? (size_t)at + 1 : 0;
+        from = broker_resume_at(b, ch, last_id, &gap);
+        if (gap)
+            broker_send_gap(s, last_id,
+                            ch->history.len ? msgq_at(&ch->history, 0)->id : NULL);
     }
     for (size_t i = from; i < ch->history.len; i++)
         if (stream_send(s, msgq_at(&ch->history, i)) < 0)
@@ -1048,7 +1093,7 @@ int broker_attach(broker *b, sink *sk, conn *cn, const identity *who, const char
         log_debug("connection %s: a new stream takes over", cn->id);
         stream_close(cn->lis.stream, BROKER_END_TAKEOVER);
     }
-    if (!(s = stream_open(b, sk, cn->ch, cn, who)))
+    if (!(s = stream_open(b, sk, cn->ch, cn, NULL, who)))
         return BROKER_ENOMEM;
     TAILQ_INSERT_TAIL(&cn->ch->attached, cn, alink);
     broker_announce(b, "a", cn->ch->name, cn->id, "attached");

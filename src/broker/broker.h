@@ -65,6 +65,8 @@ typedef struct broker_opts {
     int max_connections_per_channel; /* persistent connections of a channel */
     int max_streams;                 /* live streams in all */
     int max_streams_per_channel;     /* live streams on one channel */
+    int max_patterns_per_stream;     /* names and patterns of a topic stream */
+    int max_pattern_streams;         /* topic streams with a pattern, in all */
     int heartbeat_s;                 /* seconds between ':' comments on streams */
     int node_ttl_s;                  /* a node offline this long leaves /nodes */
     size_t max_memory;               /* bytes retained messages may take (see
@@ -272,15 +274,41 @@ int broker_session_get(broker *b, const char *id, broker_session_cb cb, void *ar
 
 /* ---- live streams ---- */
 
+/* The event type a resuming subscriber gets first when it may have missed
+ * messages (broker_subscribe). "sys." types are the broker's own: no client
+ * publishes one (publish.h). */
+#define BROKER_GAP_EVENT "sys.gap"
+
 /* Open a plain subscriber stream on 'ch' through 'sk'; 'last_id' (may be
- * NULL) resumes after that message, an unknown one replays all retained.
+ * NULL) resumes after that message. When the channel no longer retains what
+ * came after it (or the id is unknown), the stream first gets the event
+ * BROKER_GAP_EVENT with {"last_event_id", "first_retained"} (no id), then
+ * everything retained replays. 'envelope': every message is written in its
+ * envelope (msg_envelope).
  * Returns 0: the broker holds 'sk' (see sink.h) and has opened it (or already
  * aborted it: a client too slow to take the replay). Or,
  * 'who' is its reader (copied; NULL: anonymous). Or,
  * leaving 'sk' to the caller, unopened: BROKER_ELIMIT with '*why' saying which
  * limit (the caller sends the subscriber away to retry later), BROKER_ENOMEM. */
-int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id,
+int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id, bool envelope,
                      const identity *who, const char **why);
+/* Open a topic stream (one stream, many channels) on 'sk': every channel
+ * named by one of the 'n' 'chans' (exact names, or topic patterns:
+ * pattern_topic_valid; at most max_patterns_per_stream, checked by the
+ * caller), those created later included. Each message is written in its
+ * envelope (msg_envelope), with its broker-wide id, once, in id order.
+ * Patterns match the broker's own sys.* channels only if they start with
+ * "sys.". With 'pol' (NULL: no access control) a channel's messages reach it
+ * only if 'who' may subscribe there, checked per channel as they arrive.
+ * 'last_id' (may be NULL) resumes after that id: the messages after it of
+ * every matching channel this node holds (where 'who' may also read history),
+ * merged in id order; BROKER_GAP_EVENT first when any of them no longer
+ * retains what came after it. 'who' is taken (its fields, zeroed), even on
+ * failure; 'pol' is borrowed and must outlive the stream. Returns as
+ * broker_subscribe() (BROKER_ELIMIT: max_streams, or max_pattern_streams). */
+int broker_subscribe_topics(broker *b, sink *sk, const char *const *chans, size_t n,
+                            const char *last_id, identity *who, const policy *pol,
+                            const char **why);
 /* Attach 'sk' to the listener of 'cn' (ending the stream attached before, here
  * or on another node) and drain its queue into it while the listener runs.
  * Returns as broker_subscribe(). */

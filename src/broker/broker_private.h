@@ -9,6 +9,7 @@
  *   broker_memory.c   the global bound on retained messages
  *   broker_idle.c     channels that hold nothing expire
  *   broker_session.c  every live stream is a session: the archive, sys.sessions
+ *   broker_topic.c    multi-channel streams: exact names and patterns
  */
 #ifndef BROKER_PRIVATE_H
 #define BROKER_PRIVATE_H
@@ -70,6 +71,12 @@ struct broker {
     struct idle_read_list idle_reads; /* expiry reads in flight */
     unsigned long long expired;       /* channels expired */
 
+    /* broker_topic.c */
+    strmap topic_exact;            /* exact name -> topic_subs*: the topic
+                                      streams listening to that name */
+    struct stream_list topic_pats; /* topic streams with patterns */
+    size_t ntopic_pats;
+
     /* broker_cluster.c */
     uint64_t seen_seq;            /* highest message id delivered here */
     int catching_up;              /* reads of stored state under way */
@@ -121,6 +128,14 @@ void broker_conn_deliver(broker *b, conn *cn, msg *m);
  * attached here while the listener runs. */
 void broker_conn_reload(broker *b, conn *cn);
 
+/* Where a subscriber resuming after 'last_id' starts in the history of 'ch'
+ * (an index), and whether it missed messages ch retains no more ('*gap'). */
+size_t broker_resume_at(const broker *b, const chan *ch, const char *last_id, bool *gap);
+/* Write BROKER_GAP_EVENT to 's': its client resumed after 'last_id' and
+ * missed messages; 'first_retained' is the oldest id still there (NULL:
+ * none). */
+void broker_send_gap(stream *s, const char *last_id, const char *first_retained);
+
 /* ---- broker_publish.c ---- */
 
 /* Answer the publishes this node has now delivered, or waited long enough
@@ -150,6 +165,21 @@ void broker_session_left(broker *b, stream *s);
 /* Start and stop the archive's bound and the publisher. */
 int broker_sessions_init(broker *b);
 void broker_sessions_free(broker *b);
+
+/* ---- broker_topic.c ---- */
+
+/* A message was delivered to 'ch' here: give it to every topic stream that
+ * listens to the channel (by its name, or a pattern) and may read it. */
+void broker_topic_deliver(broker *b, chan *ch, msg *m);
+/* 's', a topic stream, ends: it leaves the name map and the pattern list. */
+void broker_topic_unlink(broker *b, stream *s);
+/* Free a topic (NULL is fine). */
+void broker_topic_free(struct topic *tp);
+/* Its exact names and patterns, joined by ','. */
+const char *broker_topic_label(const struct topic *tp);
+/* Start and stop the topic map. */
+void broker_topics_init(broker *b);
+void broker_topics_free(broker *b);
 
 /* ---- broker_cluster.c ---- */
 

@@ -67,7 +67,7 @@ static session record_of(broker *b, const stream *s, int64_t left_at)
         .authid = s->authid,
         .authrole = s->authrole,
         .method = s->method,
-        .channel = s->ch->name,
+        .channel = (char *)stream_channel(s),
         .agent = s->agent,
         .joined_at = s->joined_at,
         .left_at = left_at,
@@ -138,7 +138,7 @@ static void pub_cb(evutil_socket_t fd, short what, void *arg)
 /* Queue the event 'type' with the record of 's' for SESSION_CHANNEL. */
 static void announce(broker *b, const stream *s, const char *type, int64_t left_at)
 {
-    if (!b->sess_pub_ev || b->closing || channel_reserved(s->ch->name) ||
+    if (!b->sess_pub_ev || b->closing || channel_reserved(stream_channel(s)) ||
         !broker_chan(b, SESSION_CHANNEL))
         return;
     if (b->sess_pending.n >= SESS_PENDING_MAX) {

@@ -16,6 +16,7 @@
 #ifndef SINK_H
 #define SINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "src/domain/msg.h"
@@ -33,9 +34,10 @@ typedef struct sink_ops {
     void (*open)(sink *s, int retry_ms);
     /* Write one message's frame (the sink copies it, or takes a msg reference
      * for as long as it keeps it, and counts what that costs against its
-     * bound). Returns 0, or SINK_EFULL when the client does not keep up:
-     * nothing was written, and the broker aborts it. */
-    int (*send)(sink *s, msg *m);
+     * bound); with 'envelope', its enveloped frame (made already:
+     * msg_envelope). Returns 0, or SINK_EFULL when the client does not keep
+     * up: nothing was written, and the broker aborts it. */
+    int (*send)(sink *s, msg *m, bool envelope);
     /* Write an SSE comment line (": text"). */
     void (*comment)(sink *s, const char *text);
     /* Write an event without an id ("event: type", one "data: data" line):
@@ -64,9 +66,9 @@ static inline void sink_open(sink *s, int retry_ms)
     s->ops->open(s, retry_ms);
 }
 
-static inline int sink_send(sink *s, msg *m)
+static inline int sink_send(sink *s, msg *m, bool envelope)
 {
-    return s->ops->send(s, m);
+    return s->ops->send(s, m, envelope);
 }
 
 static inline void sink_comment(sink *s, const char *text)

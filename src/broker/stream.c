@@ -9,39 +9,52 @@
 #include "src/base/util.h"
 #include "src/broker/broker_private.h"
 
-stream *stream_open(broker *b, sink *sk, chan *ch, conn *cn, const identity *who)
+stream *stream_open(broker *b, sink *sk, chan *ch, conn *cn, struct topic *tp,
+                    const identity *who)
 {
     stream *s = calloc(1, sizeof(*s));
-    if (!s)
+    if (!s) {
+        broker_topic_free(tp);
         return NULL;
+    }
     if (who && ((who->authid && !(s->authid = strdup(who->authid))) ||
                 (who->authrole && !(s->authrole = strdup(who->authrole))))) {
         free(s->authid);
         free(s);
+        broker_topic_free(tp);
         return NULL;
     }
     s->method = who ? who->method : AUTHMETHOD_ANONYMOUS;
     conn_id_generate(s->session);
     s->b = b;
     s->sk = sk;
-    s->ch = chan_ref(ch);
+    s->ch = ch ? chan_ref(ch) : NULL;
+    s->tp = tp;
     s->cn = cn;
     sk->stream = s;
     TAILQ_INSERT_TAIL(&b->all, s, all);
     b->nstreams++;
     b->m.streams_opened++;
-    if (cn) {
+    if (tp) {
+        s->envelope = true;
+    } else if (cn) {
         cn->lis.stream = s;
         ch->nattached++;
     } else {
         TAILQ_INSERT_TAIL(&ch->streams, s, link);
         ch->nstreams++;
     }
-    broker_chan_used(b, ch);
+    if (ch)
+        broker_chan_used(b, ch);
     broker_session_peer(s); /* before open: the transport may let its request go */
-    sink_open(sk, ch->opts.retry_ms);
+    sink_open(sk, ch ? ch->opts.retry_ms : b->opts.defaults.retry_ms);
     broker_session_joined(b, s);
     return s;
+}
+
+const char *stream_channel(const stream *s)
+{
+    return s->ch ? s->ch->name : broker_topic_label(s->tp);
 }
 
 /* Whether the reader of 's' may have the targeted message 'm': its session,
@@ -54,14 +67,19 @@ static bool stream_eligible(const stream *s, const msg *m)
     return target_allows(m->tg, &r);
 }
 
-int stream_send(stream *s, msg *m)
+int stream_send_on(stream *s, const chan *ch, msg *m)
 {
     if (!s->sk || m->seq <= s->last_seq)
         return 0;
     if (m->tg && !stream_eligible(s, m))
         return 0; /* not for this reader: passed over, as if written */
-    if (sink_send(s->sk, m) == SINK_EFULL) {
-        log_debug("stream on '%s' cut: client is not reading", s->ch->name);
+    if (s->envelope && msg_envelope(m, ch->name) < 0) {
+        log_error("stream on '%s' cut: out of memory making an envelope", ch->name);
+        stream_abort(s, BROKER_END_ERROR); /* the client comes back and resumes */
+        return -1;
+    }
+    if (sink_send(s->sk, m, s->envelope) == SINK_EFULL) {
+        log_debug("stream on '%s' cut: client is not reading", stream_channel(s));
         s->b->slow_closed++;
         stream_abort(s, BROKER_END_SLOW);
         return -1;
@@ -72,10 +90,21 @@ int stream_send(stream *s, msg *m)
     return 0;
 }
 
+int stream_send(stream *s, msg *m)
+{
+    return stream_send_on(s, s->ch, m);
+}
+
 void stream_comment(stream *s, const char *text)
 {
     if (s->sk)
         sink_comment(s->sk, text);
+}
+
+void stream_event(stream *s, const char *type, const char *data)
+{
+    if (s->sk)
+        sink_event(s->sk, type, data);
 }
 
 /* Unlink from the broker and the channel, and free. 'flushed': what was
@@ -98,7 +127,10 @@ static void stream_free(stream *s, bool flushed, int why)
     broker_session_left(b, s);
     TAILQ_REMOVE(&b->all, s, all);
     b->nstreams--;
-    if (s->cn) {
+    if (s->tp) {
+        broker_topic_unlink(b, s);
+        broker_topic_free(s->tp);
+    } else if (s->cn) {
         s->cn->lis.stream = NULL;
         s->ch->nattached--;
         broker_conn_detached(b, s->cn, flushed);

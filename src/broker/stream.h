@@ -1,12 +1,14 @@
 /* stream.h - a live stream as the broker holds it: one subscriber's open
  * EventSource, written through its sink. Private to src/broker.
  *
- * A stream belongs to a channel (a plain subscriber) or to a connection's
- * listener. It writes shared, already-encoded message frames (msg.h) and never
- * writes a message twice. */
+ * A stream belongs to a channel (a plain subscriber), to a connection's
+ * listener, or to no channel: a multi-channel stream (its topic, see
+ * broker_topic.c) listens to exact names and patterns. It writes shared, already-encoded
+ * message frames (msg.h) and never writes a message twice. */
 #ifndef STREAM_H
 #define STREAM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
@@ -18,18 +20,23 @@
 #include "src/domain/session.h"
 
 struct broker;
+struct topic;
 
 typedef struct stream {
     struct broker *b;
     sink *sk;                      /* where it writes; NULL once the client is gone */
-    chan *ch;                      /* holds a reference */
+    chan *ch;                      /* holds a reference; NULL for a topic stream */
+    struct topic *tp;              /* a multi-channel stream's (owned), or NULL */
     conn *cn;                      /* NULL for a plain channel subscriber */
     uint64_t last_seq;             /* highest seq written: never write one twice */
+    bool envelope;                 /* write enveloped frames (msg_envelope) */
     char *authid, *authrole;       /* its reader (owned; NULL: anonymous, none) */
     int method;                    /* AUTHMETHOD_* */
     char session[CONN_ID_LEN + 1]; /* its session id: random, unique cluster-wide */
-    TAILQ_ENTRY(stream) link;      /* in ch->streams (plain subscribers) */
-    TAILQ_ENTRY(stream) all;       /* in the broker's list of every stream */
+    TAILQ_ENTRY(stream)
+    link;                    /* in ch->streams (plain subscribers), or the
+                                broker's topic streams with patterns */
+    TAILQ_ENTRY(stream) all; /* in the broker's list of every stream */
 
     /* Its session, as broker_session.c archives it. */
     int64_t joined_at;               /* when it opened (us since the epoch) */
@@ -39,18 +46,35 @@ typedef struct stream {
 
 /* Link a new stream on 'sk' into 'ch' (or attach it to 'cn's listener) and
  * open the sink with the channel's retry; 'who' (copied; NULL: anonymous)
- * reads it. NULL on OOM ('sk' untouched). */
-stream *stream_open(struct broker *b, sink *sk, chan *ch, conn *cn, const identity *who);
+ * reads it. With 'ch' NULL, a topic stream of 'tp' (taken, even on failure;
+ * broker_topic.c links it) with the default retry. NULL on OOM ('sk'
+ * untouched). */
+stream *stream_open(struct broker *b, sink *sk, chan *ch, conn *cn, struct topic *tp,
+                    const identity *who);
+
+/* The channel a stream is on, as its session shows it: a topic stream's
+ * exact names and patterns joined by ','. */
+const char *stream_channel(const stream *s);
 
 /* Write one message (skipped if its seq was already written, or if it is
  * targeted and its reader is not eligible: see target.h; a connection's
- * stream is matched by the connection's owner and role, and its own session).
+ * stream is matched by the connection's owner and role, and its own session);
+ * its enveloped frame if the stream wants the envelope (made on first use,
+ * once per message).
  * Returns 0, or -1 if the stream was aborted because the client does not keep
  * up (it is freed then). */
 int stream_send(stream *s, msg *m);
+/* The same for a message of the channel 'ch' (a topic stream's: always in its
+ * envelope). */
+int stream_send_on(stream *s, const chan *ch, msg *m);
 
 /* Write an SSE comment (heartbeat). */
 void stream_comment(stream *s, const char *text);
+
+/* Write an event without an id (the client's Last-Event-ID stays): one of
+ * the broker's own, such as "session" or "sys.gap". 'data' holds no CR or
+ * LF. */
+void stream_event(stream *s, const char *type, const char *data);
 
 /* Drop the client at once, unsent output and all, then unlink and free.
  * 'why': BROKER_END_* (broker.h), counted. */

@@ -23,12 +23,43 @@ static size_t heap_size(const void *p)
 static size_t msg_bytes(const msg *m)
 {
     return heap_size(m) + heap_size(m->event) + heap_size(m->data) + heap_size(m->chunk) +
-           heap_size(m->json) + heap_size(m->pub);
+           heap_size(m->json) + heap_size(m->env_chunk) + heap_size(m->pub);
 }
 
 size_t msg_live_bytes(void)
 {
     return live_bytes;
+}
+
+/* 'ev' encoded as an SSE frame inside HTTP/1.1 chunk framing ("<hex
+ * length>\r\n<frame>\r\n": a chunked stream takes it as it is). Returns the
+ * chunk (malloc'd) and its length, and where the frame lies inside it; NULL
+ * on OOM. */
+static char *chunk_frame(const sse_event *ev, size_t *chunk_len, char **frame_at,
+                         size_t *frame_len)
+{
+    size_t flen;
+    char *frame = sse_frame(ev, &flen), head[24], *chunk;
+    int hl = 0;
+    if (!frame)
+        return NULL;
+    for (int shift = 60; shift >= 0; shift -= 4)
+        if ((flen >> shift) || hl || !shift)
+            head[hl++] = "0123456789abcdef"[(flen >> shift) & 15];
+    head[hl++] = '\r';
+    head[hl++] = '\n';
+    *chunk_len = (size_t)hl + flen + 2;
+    if (!(chunk = malloc(*chunk_len))) {
+        free(frame);
+        return NULL;
+    }
+    memcpy(chunk, head, (size_t)hl);
+    memcpy(chunk + hl, frame, flen);
+    memcpy(chunk + hl + flen, "\r\n", 2);
+    *frame_at = chunk + hl;
+    *frame_len = flen;
+    free(frame);
+    return chunk;
 }
 
 msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
@@ -49,26 +80,8 @@ msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
     m->data_len = data_len;
 
     sse_event ev = {m->id, m->event, m->data, data_len, retry};
-    char *frame = sse_frame(&ev, &m->frame_len), head[24];
-    if (!frame)
+    if (!(m->chunk = chunk_frame(&ev, &m->chunk_len, &m->frame, &m->frame_len)))
         goto err;
-    /* "<hex length>\r\n<frame>\r\n": a chunked stream takes it as it is. */
-    int hl = 0;
-    for (int shift = 60; shift >= 0; shift -= 4)
-        if ((m->frame_len >> shift) || hl || !shift)
-            head[hl++] = "0123456789abcdef"[(m->frame_len >> shift) & 15];
-    head[hl++] = '\r';
-    head[hl++] = '\n';
-    m->chunk_len = (size_t)hl + m->frame_len + 2;
-    if (!(m->chunk = malloc(m->chunk_len))) {
-        free(frame);
-        goto err;
-    }
-    memcpy(m->chunk, head, (size_t)hl);
-    memcpy(m->chunk + hl, frame, m->frame_len);
-    memcpy(m->chunk + hl + m->frame_len, "\r\n", 2);
-    m->frame = m->chunk + hl;
-    free(frame);
     live_bytes += msg_bytes(m);
     return m;
 err:
@@ -113,6 +126,8 @@ size_t msg_footprint(const msg *m)
         n += alloc_size(strlen(m->event) + 1);
     if (m->json)
         n += alloc_size(m->json_len + 1);
+    if (m->env_chunk)
+        n += alloc_size(m->env_chunk_len);
     if (m->pub)
         n += alloc_size(m->pub->size);
     return n;
@@ -127,8 +142,47 @@ void msg_unref(msg *m)
     free(m->data);
     free(m->chunk);
     free(m->json);
+    free(m->env_chunk);
     target_free(m->pub);
     free(m);
+}
+
+/* The data as the envelope carries it: the JSON value its text is (what a
+ * JSON publish of non-string data stores), else the text as a string. */
+static json_t *envelope_data(const msg *m)
+{
+    json_t *v = NULL;
+    /* Only text that can be a JSON value but a string is parsed (a string's
+     * text is kept as it is, quotes and all): most text is not one. */
+    if (m->data_len && strchr("{[-0123456789tfn", m->data[0]))
+        v = json_loadb(m->data, m->data_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+                       NULL);
+    return v ? v : json_stringn(m->data, m->data_len);
+}
+
+int msg_envelope(const msg *m, const char *channel)
+{
+    /* A memo, as msg_json_text: a message belongs to one channel, so its
+     * envelope is the same for every stream that gets it. */
+    msg *mm = (msg *)m;
+    json_t *o;
+    char *text;
+    if (mm->env_chunk)
+        return 0;
+    o = json_pack("{s:s, s:o, s:I}", "channel", channel, "data", envelope_data(m),
+                  "timestamp", (json_int_t)m->ts_us);
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return -1;
+    sse_event ev = {m->id, m->event, text, strlen(text), m->retry};
+    mm->env_chunk =
+        chunk_frame(&ev, &mm->env_chunk_len, &mm->env_frame, &mm->env_frame_len);
+    free(text);
+    if (!mm->env_chunk)
+        return -1;
+    live_bytes += heap_size(mm->env_chunk);
+    return 0;
 }
 
 /* The API form, and with 'with_pos' the stored form (the position after the

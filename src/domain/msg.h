@@ -31,6 +31,10 @@ typedef struct msg {
     size_t chunk_len;
     char *json; /* msg_json_text(), made on first use; owned */
     size_t json_len;
+    /* msg_envelope(): the enveloped SSE frame, chunk-framed as 'chunk' is,
+     * made on first use; owned (env_frame lies inside it) */
+    char *env_chunk, *env_frame;
+    size_t env_chunk_len, env_frame_len;
     /* Its publication record (who published it, the targeting lists), owned,
      * NULL if there is none (anonymous and untargeted); 'tg' is the same
      * record when it names receivers, else NULL: the one test delivery makes
@@ -47,9 +51,9 @@ msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
 void msg_set_pub(msg *m, target_rec *pub);
 msg *msg_ref(msg *m);
 /* The bytes 'm' holds in memory: the struct and every buffer it owns (its
- * data, its chunk-framed frame, its JSON text once made, its publication
- * record), each with the
- * allocator's header. What a reference keeps alive if it is the last. */
+ * data, its chunk-framed frame, its JSON text and envelope once made, its
+ * publication record), each with the allocator's header. What a reference
+ * keeps alive if it is the last. */
 size_t msg_footprint(const msg *m);
 /* Drop a reference; the last one frees. NULL is fine. */
 void msg_unref(msg *m);
@@ -68,6 +72,14 @@ static inline int msg_allows(const msg *m, const target_rcv *r)
 /* The API form: {"id", "event" (or null), "data", "timestamp" [, "retry"]}.
  * Never the publication record. New reference, NULL on OOM. */
 json_t *msg_to_json(const msg *m);
+
+/* Make the message's enveloped frame (env_frame, env_chunk), once: the same
+ * id, event type and retry, with the data a JSON envelope
+ * {"channel": 'channel', "data": ..., "timestamp": ts_us}, where "data" is
+ * the JSON value the data's text is (a JSON publish of non-string data stores
+ * that text), else the text as a string. Shared by every stream that wants
+ * the envelope and counted in msg_footprint. 0, or -1 on OOM. */
+int msg_envelope(const msg *m, const char *channel);
 
 /* The stored form as compact text: the API form with "pos" after "id" when
  * the position is known, and "publication" (target_to_json) last when the

@@ -9,6 +9,7 @@ void msgq_init(msgq *q, size_t limit)
     q->cap = q->head = q->len = 0;
     q->limit = limit;
     q->dropped = 0;
+    q->gone = 0;
 }
 
 void msgq_free(msgq *q)
@@ -33,6 +34,8 @@ msg *msgq_shift(msgq *q)
     msg *m = q->v[q->head];
     q->head = (q->head + 1) % q->cap;
     q->len--;
+    if (m->seq > q->gone)
+        q->gone = m->seq;
     return m;
 }
 
@@ -56,8 +59,11 @@ static int msgq_grow(msgq *q)
 int msgq_push(msgq *q, msg *m)
 {
     int dropped = 0;
-    if (q->limit == 0)
+    if (q->limit == 0) {
+        if (m->seq > q->gone)
+            q->gone = m->seq; /* kept nowhere: gone at once */
         return 0;
+    }
     if (q->len == q->cap && q->cap < q->limit && msgq_grow(q) < 0)
         return -1;
     if (q->len == q->limit) {

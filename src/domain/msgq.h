@@ -14,6 +14,8 @@ typedef struct msgq {
     size_t cap, head, len;
     size_t limit;     /* 0: holds nothing */
     uint64_t dropped; /* messages dropped by the bound since creation */
+    uint64_t gone;    /* the highest seq that left it from the front (dropped,
+                         shifted, or never kept with 'limit' 0); 0: none */
 } msgq;
 
 void msgq_init(msgq *q, size_t limit);

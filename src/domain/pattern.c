@@ -44,6 +44,33 @@ int pattern_valid(const char *p, size_t len)
     }
 }
 
+int pattern_topic_valid(const char *p, size_t len)
+{
+    if (!pattern_valid(p, len))
+        return 0;
+    for (size_t i = 0; i <= len; i++) {
+        size_t n = 0;
+        while (i + n < len && p[i + n] != '.')
+            n++;
+        if (n == 0 || seg_is(p + i, n, SUB))
+            return 0; /* an empty segment, or {sub} */
+        i += n;
+    }
+    return 1;
+}
+
+int pattern_is_exact(const char *p)
+{
+    for (;;) {
+        size_t n = seg_len(p);
+        if (seg_is(p, n, "?") || seg_is(p, n, "*") || seg_is(p, n, SUB))
+            return 0;
+        if (!p[n])
+            return 1;
+        p += n + 1;
+    }
+}
+
 int pattern_match(const char *p, const char *name, const char *sub)
 {
     size_t sublen = sub ? strlen(sub) : 0;

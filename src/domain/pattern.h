@@ -20,6 +20,15 @@
  * as the whole last segment. */
 int pattern_valid(const char *p, size_t len);
 
+/* 1 if the 'len' bytes at 'p' are a topic pattern, what a multi-channel
+ * stream subscribes with: a valid pattern without "{sub}" (that is for
+ * access control only) and without empty segments. */
+int pattern_topic_valid(const char *p, size_t len);
+
+/* 1 if the valid pattern 'p' has no '?', '*' or "{sub}" segment: it matches
+ * the one channel of its own name. */
+int pattern_is_exact(const char *p);
+
 /* 1 if the channel 'name' matches the valid pattern 'p' for a caller whose
  * authid is 'sub' (NULL: anonymous; "{sub}" then matches nothing). */
 int pattern_match(const char *p, const char *name, const char *sub);

@@ -64,6 +64,16 @@ static int valid_event(const char *s, size_t len)
 
 #define EVENT_RULE "'event' must be a string of 1 to 200 bytes without CR, LF or NUL"
 
+/* Event types starting with "sys." are the broker's own (sys.gap): no client
+ * publishes one. */
+static int reserved_event(const char *s, size_t len)
+{
+    return len >= 4 && memcmp(s, PUB_EVENT_RESERVED, 4) == 0;
+}
+
+#define RESERVED_RULE                                                                    \
+    "event types starting with 'sys.' are reserved for the broker's own events"
+
 /* The event's targeting lists from 'lists' (an object of lists, borrowed). */
 static int set_target(pub_event *ev, const json_t *lists, long idx, const char **code,
                       char *err, size_t errlen)
@@ -105,6 +115,10 @@ static int parse_one(json_t *obj, pub_event *ev, long idx, const char **code, ch
             if (!json_is_string(v) ||
                 !valid_event(json_string_value(v), json_string_length(v))) {
                 pub_fail(code, err, errlen, "invalid_event", idx, EVENT_RULE);
+                goto out;
+            }
+            if (reserved_event(json_string_value(v), json_string_length(v))) {
+                pub_fail(code, err, errlen, "reserved_event_type", idx, RESERVED_RULE);
                 goto out;
             }
             ev->event = memdup_nul(json_string_value(v), json_string_length(v));
@@ -231,6 +245,8 @@ static int parse_raw(const char *body, size_t len, const char *query_event,
          !valid_utf8(query_event, strlen(query_event))))
         return pub_fail(code, err, errlen, "invalid_event", -1,
                         "the event type must be 1 to 200 bytes without CR, LF or NUL");
+    if (query_event && reserved_event(query_event, strlen(query_event)))
+        return pub_fail(code, err, errlen, "reserved_event_type", -1, RESERVED_RULE);
 
     out->ev = calloc(1, sizeof(*out->ev));
     if (!out->ev)

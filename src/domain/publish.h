@@ -7,8 +7,9 @@
 
 #include "src/domain/target.h"
 
-#define PUB_BATCH_MAX 1000 /* events one request may publish */
-#define PUB_EVENT_MAX 200  /* bytes of an event type */
+#define PUB_BATCH_MAX 1000        /* events one request may publish */
+#define PUB_EVENT_MAX 200         /* bytes of an event type */
+#define PUB_EVENT_RESERVED "sys." /* the prefix of the broker's own event types */
 
 /* One event to publish. Strings are owned by the batch. */
 typedef struct pub_event {
@@ -34,7 +35,8 @@ typedef struct pub_batch {
  * non-string data is stored as compact one-line JSON. Any other content type:
  * the raw body is the data and 'query_event' (may be NULL) the type.
  * Data must not contain NUL; the event type must be 1..PUB_EVENT_MAX bytes with
- * no CR, LF or NUL.
+ * no CR, LF or NUL, and not start with PUB_EVENT_RESERVED ("sys.": the
+ * broker's own types, such as sys.gap).
  *
  * Targeted delivery (target.h): a JSON event object may also hold the lists
  * "exclude", "eligible", "exclude_authid", "eligible_authid",
@@ -46,9 +48,9 @@ typedef struct pub_batch {
  *
  * Returns 0 and fills 'out' (release with pub_batch_free), or -1 with 'out'
  * empty, a short machine code in '*code' (a static string: "invalid_json",
- * "invalid_event", "invalid_data", "invalid_retry", "invalid_target",
- * "unknown_field", "batch_too_large", "empty_batch") and a human message in
- * 'err'. Validation is all-or-nothing: one bad event rejects the whole
+ * "invalid_event", "reserved_event_type", "invalid_data", "invalid_retry",
+ * "invalid_target", "unknown_field", "batch_too_large", "empty_batch") and a
+ * human message in 'err'. Validation is all-or-nothing: one bad event rejects the whole
  * batch. */
 int publish_parse(const char *ctype, const char *body, size_t len,
                   const char *query_event, pub_batch *out, const char **code, char *err,

@@ -17,6 +17,7 @@
 #include "src/base/log.h"
 #include "src/base/util.h"
 #include "src/broker/node.h"
+#include "src/domain/pattern.h"
 #include "src/domain/publish.h"
 #include "src/http/http_auth.h"
 #include "src/http/http_metrics.h"
@@ -65,7 +66,8 @@ enum {
     ACC_EVENTS,  /* POST: publish; a stream: subscribe (replay: and history);
                     JSON history: subscribe and history */
     ACC_CONNS,   /* POST: subscribe; GET (the list): manage */
-    ACC_OWNER    /* the connection's owner with subscribe, or manage */
+    ACC_OWNER,   /* the connection's owner with subscribe, or manage */
+    ACC_TOPICS   /* identified here; subscribe checked per channel (h_topics) */
 };
 
 struct route;
@@ -81,6 +83,7 @@ typedef struct http_ctx {
     const struct route *r;
     int method;
     bool sse;      /* Accept: text/event-stream */
+    bool envelope; /* a stream's ?envelope=1 */
     char *arg[2];  /* decoded channel name and connection id, when the route has them */
     char *last_id; /* a subscriber's Last-Event-ID (copied: the head may go) */
     struct evkeyvalq query;
@@ -704,7 +707,8 @@ static void open_stream(http_ctx *c)
              : c->id.exp_s && http_stream_expire_at(sk, c->id.exp_s * 1000000) < 0
                  ? BROKER_ENOMEM
              : c->cn ? broker_attach(c->b, sk, c->cn, &c->id, &why)
-                     : broker_subscribe(c->b, sk, c->ch, c->last_id, &c->id, &why);
+                     : broker_subscribe(c->b, sk, c->ch, c->last_id, c->envelope, &c->id,
+                                        &why);
     if (rc == 0)
         return;
     http_stream_free(sk);
@@ -879,6 +883,33 @@ static void history_json(http_ctx *c)
     hist_fill(c->req, hp);
 }
 
+/* The subscriber's Last-Event-ID (header, or ?lastEventId=), cut to "" (not
+ * ours: unknown) beyond LAST_ID_MAX. NULL: none. */
+static const char *stream_last_id(http_ctx *c)
+{
+    const char *last = header(c, "Last-Event-ID");
+    if (!last)
+        last = evhttp_find_header(&c->query, "lastEventId");
+    if (last && strlen(last) > LAST_ID_MAX)
+        last = ""; /* not one of ours: replays everything retained */
+    return last;
+}
+
+/* A stream's ?envelope= ("1": every event's data in its envelope, "0" or
+ * absent: as published) into c->envelope. Answers and returns -1 on bad. */
+static int stream_envelope(http_ctx *c)
+{
+    const char *v = evhttp_find_header(&c->query, "envelope");
+    if (!v || strcmp(v, "0") == 0)
+        return 0;
+    if (strcmp(v, "1") == 0) {
+        c->envelope = true;
+        return 0;
+    }
+    reply_error(c, 400, "invalid_envelope", "'envelope' must be 0 or 1");
+    return -1;
+}
+
 static void h_events(http_ctx *c)
 {
     if (c->method == M_POST) {
@@ -892,11 +923,9 @@ static void h_events(http_ctx *c)
         find(c, false, false, false, history_json);
         return;
     }
-    const char *last = header(c, "Last-Event-ID");
-    if (!last)
-        last = evhttp_find_header(&c->query, "lastEventId");
-    if (last && strlen(last) > LAST_ID_MAX)
-        last = ""; /* not one of ours: replays everything retained */
+    if (stream_envelope(c) < 0)
+        return;
+    const char *last = stream_last_id(c);
     if (last && c->o->auth && !allows(c, ACT_HISTORY, c->arg[0]))
         last = NULL; /* a replay reads history: without that right, live only */
     if (last && !(c->last_id = strdup(last))) {
@@ -904,6 +933,81 @@ static void h_events(http_ctx *c)
         return;
     }
     find(c, true, false, false, open_stream);
+}
+
+/* GET /events?channel=P&channel=P2...: one stream for many channels, by
+ * exact name or topic pattern (pattern_topic_valid), every message in its
+ * envelope. With access control, an exact name needs subscribe there (403
+ * otherwise); a pattern's channels are filtered as they deliver, by the
+ * broker; the replay reads only channels with history as well. */
+static void h_topics(http_ctx *c)
+{
+    const broker_opts *bo = broker_options(c->b);
+    const policy *pol = c->o->auth ? auth_policy(c->o->auth) : NULL;
+    size_t n = 0, max = (size_t)bo->max_patterns_per_stream;
+    const char **chans;
+    struct evkeyval *kv;
+    const char *why = NULL;
+
+    TAILQ_FOREACH (kv, &c->query, next)
+        n += strcmp(kv->key, "channel") == 0;
+    if (n == 0) {
+        reply_error(c, 400, "missing_channel",
+                    "name at least one channel or pattern: /events?channel=P");
+        return;
+    }
+    if (n > max) {
+        http_error(c->req, c->o, 400, "too_many_patterns",
+                   "a stream takes at most %zu channels and patterns "
+                   "(limits.max_patterns_per_stream), this one names %zu",
+                   max, n);
+        return;
+    }
+    if (!(chans = calloc(n, sizeof(*chans)))) {
+        reply_error(c, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    n = 0;
+    TAILQ_FOREACH (kv, &c->query, next) {
+        if (strcmp(kv->key, "channel") != 0)
+            continue;
+        if (!pattern_topic_valid(kv->value, strlen(kv->value))) {
+            http_error(c->req, c->o, 400, "invalid_pattern",
+                       "'%.200s' is not a channel name or pattern: '.'-separated "
+                       "non-empty segments of A-Z a-z 0-9 _ : -, '?' for one segment, "
+                       "'*' last for zero or more",
+                       kv->value);
+            goto out;
+        }
+        if (pol && pattern_is_exact(kv->value) && !allows(c, ACT_SUBSCRIBE, kv->value)) {
+            http_auth_refuse(c->req, c->o, c->id.authid ? AUTH_OK : AUTH_ANONYMOUS,
+                             "no subscribe right on one of the channels");
+            goto out;
+        }
+        chans[n++] = kv->value;
+    }
+    if (!c->sse || c->method == HTTPD_HEAD) {
+        reply_error(c, 406, "not_acceptable",
+                    "/events is a stream: ask for it with Accept: text/event-stream");
+        goto out;
+    }
+    sink *sk = http_stream_new(c->req, c->o);
+    int rc = !sk ? BROKER_ENOMEM
+             : c->id.exp_s && http_stream_expire_at(sk, c->id.exp_s * 1000000) < 0
+                 ? BROKER_ENOMEM
+                 : broker_subscribe_topics(c->b, sk, chans, n, stream_last_id(c), &c->id,
+                                           pol, &why);
+    identity_clear(&c->id); /* taken, or not: cleared either way */
+    if (rc == 0)
+        goto out;
+    if (sk)
+        http_stream_free(sk);
+    if (rc == BROKER_ELIMIT)
+        refuse_stream(c, why);
+    else
+        reply_error(c, 503, "out_of_memory", "out of memory");
+out:
+    free(chans);
 }
 
 /* A connection's API form needs what the store says of it. */
@@ -1046,6 +1150,7 @@ static const route routes[] = {
     {"nodes", M_GET, h_node_list, NEED_NONE, ACC_BROKER},
     {"status", M_GET, h_status, NEED_NONE, ACC_BROKER},
     {"channels", M_GET, h_channels, NEED_NONE, ACC_BROKER},
+    {"events", M_GET, h_topics, NEED_NONE, ACC_TOPICS},
     {"sessions", M_GET, h_sessions, NEED_NONE, ACC_BROKER},
     {"sessions/*", M_GET, h_session, NEED_ID, ACC_BROKER},
     {"channels/*", M_GET | M_PUT | M_DELETE, h_channel, NEED_NONE, ACC_CHANNEL},
@@ -1106,6 +1211,10 @@ static int authorize(http_ctx *c)
         break;
     case ACC_OWNER:
         ok = allows(c, ACT_SUBSCRIBE, name) || allows(c, ACT_MANAGE, name);
+        break;
+    case ACC_TOPICS:
+        /* Rights are per channel (h_topics); someone must be asking. */
+        ok = rc == AUTH_OK || auth_policy(c->o->auth)->anonymous_role != NULL;
         break;
     }
     if (!ok) {

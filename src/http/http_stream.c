@@ -180,7 +180,7 @@ static void hs_frame_unref(const void *data, size_t len, void *arg)
     msg_unref(arg);
 }
 
-static int hs_send(sink *sk, msg *m)
+static int hs_send(sink *sk, msg *m, bool envelope)
 {
     http_stream *hs = (http_stream *)sk;
     size_t bound = hs->o->stream_buffer;
@@ -193,6 +193,10 @@ static int hs_send(sink *sk, msg *m)
      * our own either way. */
     const char *p = hs->chunked ? m->chunk : m->frame;
     size_t len = hs->chunked ? m->chunk_len : m->frame_len;
+    if (envelope) {
+        p = hs->chunked ? m->env_chunk : m->env_frame;
+        len = hs->chunked ? m->env_chunk_len : m->env_frame_len;
+    }
     if (len <= HS_COPY_MAX) {
         hs_copy(hs, p, len);
     } else if (evbuffer_add_reference(httpd_stream_output(hs->req), p, len,
@@ -224,7 +228,7 @@ static void hs_comment(sink *sk, const char *text)
 static void hs_event(sink *sk, const char *type, const char *data)
 {
     http_stream *hs = (http_stream *)sk;
-    char buf[512];
+    char buf[1024]; /* sys.gap: a Last-Event-ID of 128 bytes, escaped */
     size_t n = strlen(type) + strlen(data) + 16; /* "event: " "\ndata: " "\n\n" */
     int len = hs->chunked
                   ? snprintf(buf, sizeof(buf), "%zx\r\nevent: %s\ndata: %s\n\n\r\n", n,

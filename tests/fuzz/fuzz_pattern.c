@@ -3,8 +3,9 @@
  * The input is "PATTERN\nNAME[\nSUB]". pattern_valid() is compared with a
  * reference written from pattern.h (split into segments first), and, for a
  * valid pattern and a valid channel name, pattern_match() with a reference
- * matcher on segment arrays (recursive, as the contract reads). Any
- * disagreement aborts. */
+ * matcher on segment arrays (recursive, as the contract reads);
+ * pattern_topic_valid() and pattern_is_exact() with references on the same
+ * segments. Any disagreement aborts. */
 #include "src/domain/names.h"
 #include "src/domain/pattern.h"
 
@@ -82,6 +83,32 @@ static int ref_match(char **ps, int np, char **ns, int nn, const char *sub)
     return ref_match(ps + 1, np - 1, ns + 1, nn - 1, sub);
 }
 
+/* A topic pattern: valid, no {sub}, no empty segment. */
+static int ref_topic_valid(const char *p, size_t len)
+{
+    char copy[PATTERN_MAX + 1], *seg[SEGS_MAX];
+    if (!ref_valid(p, len))
+        return 0;
+    memcpy(copy, p, len);
+    copy[len] = '\0';
+    int n = split(copy, seg);
+    for (int i = 0; i < n; i++)
+        if (!seg[i][0] || strcmp(seg[i], "{sub}") == 0)
+            return 0;
+    return n > 0;
+}
+
+static int ref_exact(const char *p)
+{
+    char copy[PATTERN_MAX + 1], *seg[SEGS_MAX];
+    strcpy(copy, p);
+    int n = split(copy, seg);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(seg[i], "*") || !strcmp(seg[i], "?") || !strcmp(seg[i], "{sub}"))
+            return 0;
+    return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *in = malloc(size + 1), *pat, *name, *sub = NULL, *nl;
@@ -104,6 +131,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t plen = strlen(pat);
     int valid = pattern_valid(pat, plen);
     CHECK(valid == ref_valid(pat, plen));
+    CHECK(pattern_topic_valid(pat, plen) == ref_topic_valid(pat, plen));
+    if (valid)
+        CHECK(pattern_is_exact(pat) == ref_exact(pat));
     if (valid && valid_channel_name(name, strlen(name))) {
         char pc[PATTERN_MAX + 1], nc[CHAN_NAME_MAX + 1], *ps[SEGS_MAX], *ns[SEGS_MAX];
         strcpy(pc, pat);

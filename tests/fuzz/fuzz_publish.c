@@ -27,9 +27,10 @@
 static const char *const ctypes[] = {"application/json", "text/plain", NULL,
                                      "application/json; charset=utf-8"};
 
-static const char *const codes[] = {"invalid_json",  "invalid_event", "invalid_data",
-                                    "invalid_retry", "unknown_field", "batch_too_large",
-                                    "empty_batch",   "invalid_target"};
+static const char *const codes[] = {
+    "invalid_json",  "invalid_event",  "invalid_data",
+    "invalid_retry", "unknown_field",  "batch_too_large",
+    "empty_batch",   "invalid_target", "reserved_event_type"};
 
 static int known_code(const char *code)
 {
@@ -45,6 +46,7 @@ static void check_event(const pub_event *ev)
         size_t n = strlen(ev->event);
         CHECK(n >= 1 && n <= PUB_EVENT_MAX);
         CHECK(!strchr(ev->event, '\r') && !strchr(ev->event, '\n'));
+        CHECK(strncmp(ev->event, PUB_EVENT_RESERVED, 4) != 0); /* sys.*: refused */
     }
     CHECK(ev->data != NULL);
     CHECK(ev->data_len == strlen(ev->data)); /* so no NUL inside */

@@ -330,6 +330,7 @@ export class SseParser {
         this.cur = null;
         this.session = null; // the id in the broker's "session" event
         this.sessionIndex = -1; // how many blocks came before it
+        this.gaps = []; // the data of the broker's "sys.gap" events, parsed
     }
 
     push(text) {
@@ -367,6 +368,14 @@ export class SseParser {
                     try {
                         this.session = JSON.parse(blk.dataLines[0]).id;
                         this.sessionIndex = this.blocks.length;
+                        return;
+                    } catch { /* not ours: an ordinary event */ }
+                }
+                // A resuming subscriber that missed messages is told first
+                // (event "sys.gap", no id): kept apart as well.
+                if (blk.event === 'sys.gap' && blk.id === null && blk.dataLines.length === 1) {
+                    try {
+                        this.gaps.push(JSON.parse(blk.dataLines[0]));
                         return;
                     } catch { /* not ours: an ordinary event */ }
                 }
@@ -410,7 +419,8 @@ export class SseParser {
  * overridden). Resolves once the response headers arrived with an object:
  *   status, headers, raw (text so far), events, comments, retries, blocks,
  *   session (the id of the broker's first event "session", kept out of
- *   events and blocks),
+ *   events and blocks), gaps (the data of its "sys.gap" events, parsed, also
+ *   kept out of them),
  *   ended (bool), endReason ('end' | 'close' | 'error'), body (for non-200)
  *   waitEvents(n, timeout)   - resolves with events when at least n arrived
  *   waitOpen(timeout)        - resolves when the opening block (retry + comment) arrived
@@ -431,6 +441,7 @@ export function openStream(b, p, { headers = {}, timeout = 5000 } = {}) {
         get retries() { return parser.retries; },
         get blocks() { return parser.blocks; },
         get session() { return parser.session; },
+        get gaps() { return parser.gaps; },
         body: '',
         ended: false,
         endReason: null,

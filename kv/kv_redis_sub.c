@@ -89,6 +89,14 @@ static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
     kv_redis_sub *s = privdata;
     redisReply *rep = reply, **e;
 
+    if (rep && !s->freeing && rep->type == REDIS_REPLY_ERROR) {
+        /* Refused (an ACL without PSUBSCRIBE, NOAUTH): try again later, as
+         * after a lost connection, rather than wait here for good. */
+        kv_report(s->kv, KV_EV_ERROR, "redis: the subscription was refused: %s",
+                  rep->str);
+        redisAsyncDisconnect(ac);
+        return;
+    }
     if (!rep || s->freeing || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
         return;
     e = rep->element;

@@ -1,7 +1,8 @@
 // it_faults.mjs - the broker on a Redis that misbehaves without going away:
 // restarted and still loading its data, frozen (kill -STOP) under publishing
 // load, out of memory; sessions while it is frozen (streams are served, the
-// archive answers 503). In each case the broker answers within a bound, says so
+// archive answers 503); a subscription that comes back while the store still
+// refuses reads (nothing it missed is lost). In each case the broker answers within a bound, says so
 // on /health, comes back by itself once Redis does, and never loses a message
 // it acknowledged (201).
 //
@@ -306,4 +307,38 @@ test('d. sessions while Redis is frozen: streams open and flow; the archive answ
     assert.equal(during.ended, false);
     assert.ok(!mon.ended);
     for (const s of [during, after, mon]) s.close();
+});
+
+test('e. the subscription is back but the store refuses reads: nothing missed meanwhile is lost, nothing goes out of order', async () => {
+    const r = await redis();
+    const a = await broker(r, { store: { sync: false } });
+    const b = await broker(r, { store: { sync: false } });
+    const name = uniq('missed');
+    const first = await publish(b, name, 'before');
+    const s = await a.stream(evPath(name));
+    await waitFor(async () => (await a.req('GET', chPath(name))).status === 200, { what: 'node a knows the channel' });
+    // Both nodes lose their subscription, and may not take it back yet; node
+    // a may not read histories either (an ACL, as an operator's mistake or a
+    // restarting Redis would).
+    await r.cmd('ACL', 'SETUSER', 'default', '-psubscribe', '-xrange', '-xrevrange');
+    await r.cmd('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    const subscribers = async () => String(await r.cmd('CLIENT', 'LIST', 'TYPE', 'pubsub')).split('\n').filter((l) => l.trim()).length;
+    await waitFor(async () => (await subscribers()) === 0, { what: 'no subscription left' });
+    const missed = [await publish(b, name, 'missed 1'), await publish(b, name, 'missed 2')];
+    // The subscriptions come back: node a's catch-up cannot read, and what
+    // arrives now must wait for what it missed.
+    await r.cmd('ACL', 'SETUSER', 'default', '+psubscribe');
+    await waitFor(async () => (await subscribers()) === 2 && /the subscription is back/.test(a.stderr().split('subscription lost').pop()),
+        { timeout: 15000, interval: 100, what: 'both subscribed again' });
+    const after = await publish(b, name, 'after');
+    await sleep(500);
+    assert.deepEqual(s.events.map((e) => e.data), [], 'nothing out of order while the history cannot be read');
+    await r.cmd('ACL', 'SETUSER', 'default', '+xrange', '+xrevrange');
+    await s.waitEvents(3, 15000);
+    assert.deepEqual(s.events.map((e) => [e.id, e.data]),
+        [[missed[0], 'missed 1'], [missed[1], 'missed 2'], [after, 'after']], 'every message, in order');
+    assert.ok(big(missed[0]) > big(first));
+    assert.equal(s.ended, false);
+    s.close();
+    assert.match(a.stderr(), /could not be read while catching up/, 'the retry is logged');
 });

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <event2/event.h>
 
 #include "src/base/log.h"
 #include "src/broker/broker_private.h"
@@ -25,6 +26,7 @@ void broker_announce(broker *b, const char *kind, const char *chan_name,
 
 /* After the subscription was lost: deliver from the stored history what was
  * published meanwhile, and reload the queues of attached connections. */
+#define CATCHUP_RETRY_MAX_MS 5000
 typedef struct catchup {
     broker *b;
     chan *ch; /* holds a reference */
@@ -69,6 +71,44 @@ void broker_held_free(broker *b)
         b->held = h->next;
         free(h);
     }
+    if (b->catchup_retry)
+        event_free(b->catchup_retry);
+    b->catchup_retry = NULL;
+}
+
+static void catch_up(broker *b);
+
+/* Hold on to the notes and read everything again: catch_up() counts its own
+ * reads, then the hold taken in broker_catchup_step() is let go. */
+static void catchup_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    broker *b = arg;
+    catch_up(b);
+    broker_catchup_step(b);
+}
+
+/* The subscription can come back before the store answers reads (Redis
+ * restarting, the command connection still in its backoff): a history that
+ * could not be read may hide messages whose notifications were missed, so
+ * the catch-up runs again, with a backoff, until every read succeeds. The
+ * notes that arrive meanwhile stay held (bounded by HELD_NOTES_MAX): given
+ * now, a newer message would make a missed older one look already seen. */
+static int catchup_again(broker *b)
+{
+    struct timeval tv;
+    b->catchup_backoff_ms = b->catchup_backoff_ms ? b->catchup_backoff_ms * 2 : 250;
+    if (b->catchup_backoff_ms > CATCHUP_RETRY_MAX_MS)
+        b->catchup_backoff_ms = CATCHUP_RETRY_MAX_MS;
+    tv = (struct timeval){b->catchup_backoff_ms / 1000,
+                          (b->catchup_backoff_ms % 1000) * 1000};
+    if (!b->catchup_retry &&
+        !(b->catchup_retry = evtimer_new(b->base, catchup_retry_cb, b))) {
+        log_error("cluster: cannot schedule the catch-up again (out of memory)");
+        return -1;
+    }
+    log_warn("cluster: the store could not be read while catching up; again in %d ms",
+             b->catchup_backoff_ms);
+    return evtimer_add(b->catchup_retry, &tv);
 }
 
 /* One read-back is over: after the last, deliver what waited. */
@@ -77,6 +117,14 @@ void broker_catchup_step(broker *b)
     held_note *h;
     if (--b->catching_up)
         return;
+    if (b->catchup_failed) {
+        b->catchup_failed = false;
+        b->catching_up = 1; /* held until the catch-up runs again */
+        if (catchup_again(b) == 0)
+            return;
+        b->catching_up = 0; /* cannot: give what waited now */
+    }
+    b->catchup_backoff_ms = 0;
     while ((h = b->held)) {
         b->held = h->next;
         if (!b->held)
@@ -91,6 +139,8 @@ void broker_catchup_step(broker *b)
 static void history_caught_up(int status, void *arg)
 {
     catchup *cu = arg;
+    if (status < 0 && !cu->ch->deleted)
+        cu->b->catchup_failed = true;
     for (size_t i = 0; status == 0 && !cu->ch->deleted && i < cu->q.len; i++)
         broker_chan_deliver(cu->b, cu->ch, msgq_at(&cu->q, i));
     msgq_free(&cu->q);

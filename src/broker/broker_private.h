@@ -82,6 +82,9 @@ struct broker {
     int catching_up;              /* reads of stored state under way */
     held_note *held, **held_tail; /* notifications waiting for them */
     size_t nheld;
+    bool catchup_failed;         /* a read of the catch-up failed */
+    struct event *catchup_retry; /* then the catch-up runs again, later */
+    int catchup_backoff_ms;      /* 0 after a catch-up that read everything */
 
     /* broker_session.c */
     repo_session *rsessions;       /* owned */

@@ -6,19 +6,10 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startBroker, uniq, evPath, chPath, waitFor, STORE } from './lib/broker.mjs';
+import { brokerPool, uniq, evPath, chPath, waitFor, STORE } from './lib/broker.mjs';
 import { startRedis } from './lib/redis.mjs';
 
-const brokers = [];
-after(async () => {
-    for (const b of brokers.reverse()) if (b.alive()) await b.stop({ timeout: 15000 });
-});
-
-async function broker(config, args) {
-    const b = await startBroker({ config, args });
-    brokers.push(b);
-    return b;
-}
+const broker = brokerPool(after);
 
 /** Every line of stderr as JSON (throws, naming the line, if one is not). */
 function jsonLines(text) {

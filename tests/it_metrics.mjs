@@ -8,20 +8,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 
-import { startBroker, uniq, evPath, chPath, waitFor, HOST, STORE } from './lib/broker.mjs';
+import { brokerPool, uniq, evPath, chPath, waitFor, HOST, STORE } from './lib/broker.mjs';
 import { startRedis } from './lib/redis.mjs';
 import { sha256hex } from './lib/jwt.mjs';
 
-const brokers = [];
-after(async () => {
-    for (const b of brokers.reverse()) if (b.alive()) await b.stop({ timeout: 15000 });
-});
-
-async function broker(config, args) {
-    const b = await startBroker({ config, args });
-    brokers.push(b);
-    return b;
-}
+const broker = brokerPool(after);
 
 /** Parse the text format into [{name, labels: {}, value}] (values as numbers). */
 function parse(text) {

@@ -253,6 +253,23 @@ export async function startBroker({ config, args = [], readyTimeout = 10000, env
     return b;
 }
 
+/**
+ * startBroker() for a test file whose brokers live across its tests:
+ * broker(config, args) starts one, and the 'after' hook given (node:test's)
+ * stops every one still running, newest first.
+ */
+export function brokerPool(afterHook) {
+    const started = [];
+    afterHook(async () => {
+        for (const b of started.reverse()) if (b.alive()) await b.stop({ timeout: 15000 });
+    });
+    return async (config, args) => {
+        const b = await startBroker({ config, args });
+        started.push(b);
+        return b;
+    };
+}
+
 function assertNonZeroPort(port) {
     if (!(port > 0 && port < 65536)) throw new Error(`broker logged an invalid port ${port}`);
 }

@@ -116,10 +116,11 @@ test('a large history read is written as the client reads: other streams go on, 
     t.diagnostic(`publish to delivery on another channel: ${lat.join(' ')} ms (max ${worst}); RSS +${Math.round(grew / 1024)} MiB ` +
         `while 3 clients do not read a ${K * 6} MiB page`);
     // Typically 11-15 ms here (the stream is polled every 10 ms); the old
-    // code stalled 7 s in this test. 250 ms leaves room for a loaded shared
-    // machine and for Redis' round trips; an ASan build is several times
-    // slower at everything.
-    const bound = process.env.ASAN_OPTIONS === undefined ? 250 : 1000;
+    // code stalled 7 s in this test. This is no speed test: the bound only
+    // tells a stall from a delay, with room for a shared machine at load
+    // average 10 (276 ms was seen there against an old 250 ms bound) and for
+    // an ASan build, several times slower at everything.
+    const bound = process.env.ASAN_OPTIONS === undefined ? 1000 : 3000;
     assert.ok(worst < bound, `every delivery within ${bound} ms: ${lat.join(' ')}`);
     // What the three reads hold: each at most min(stream_buffer, 256 KiB)
     // unsent plus a 16 KiB piece (the pages' messages are in history

@@ -430,35 +430,54 @@ static const struct limit_field {
     {"max_retry_ms", 0, 86400000, offsetof(config, http.max_retry_ms), 0},
 };
 
+static const struct limit_field session_fields[] = {
+    {"retention_s", 0, 31536000, offsetof(config, broker.sessions_retention_s), 0},
+    {"max", 1, 10000000, offsetof(config, broker.sessions_max), 0},
+};
+
+#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Set the field of 'fields' named 'key' from 'v', checking its bounds: 0, -1
+ * after a reported error (an unknown key included). */
+static int cfg_field(const cfg_ctx *x, config *c, const char *section,
+                     const struct limit_field *fields, size_t n, const char *key,
+                     json_t *v)
+{
+    long long val;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct limit_field *f = &fields[i];
+        if (strcmp(key, f->key) != 0)
+            continue;
+        if (cfg_int(x, section, key, v, f->lo, f->hi, &val) < 0)
+            return -1;
+        if (f->is_size)
+            *(size_t *)((char *)c + f->off) = (size_t)val;
+        else
+            *(int *)((char *)c + f->off) = (int)val;
+        return 0;
+    }
+    return cfg_fail(x, section, key, "unknown key");
+}
+
 static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)
 {
     const char *key;
     json_t *v;
-    long long n;
 
     if (!json_is_object(obj))
         return cfg_fail(x, "limits", NULL, "must be an object");
     json_object_foreach (obj, key, v) {
-        const struct limit_field *f = NULL;
         if (strcmp(key, "memory_policy") == 0) {
             int p =
                 json_is_string(v) ? broker_memory_policy_parse(json_string_value(v)) : -1;
             if (p < 0)
                 return cfg_fail(x, "limits", key, "must be \"reject\" or \"evict\"");
             c->broker.memory_policy = p;
-            continue;
-        }
-        for (size_t i = 0; i < sizeof(limit_fields) / sizeof(limit_fields[0]); i++)
-            if (strcmp(key, limit_fields[i].key) == 0)
-                f = &limit_fields[i];
-        if (!f)
-            return cfg_fail(x, "limits", key, "unknown key");
-        if (cfg_int(x, "limits", key, v, f->lo, f->hi, &n) < 0)
+        } else if (cfg_field(x, c, "limits", limit_fields, NFIELDS(limit_fields), key,
+                             v) < 0) {
             return -1;
-        if (f->is_size)
-            *(size_t *)((char *)c + f->off) = (size_t)n;
-        else
-            *(int *)((char *)c + f->off) = (int)n;
+        }
     }
     return 0;
 }
@@ -468,23 +487,13 @@ static int cfg_sessions(const cfg_ctx *x, config *c, json_t *obj)
 {
     const char *key;
     json_t *v;
-    long long n;
 
     if (!json_is_object(obj))
         return cfg_fail(x, "sessions", NULL, "must be an object");
-    json_object_foreach (obj, key, v) {
-        if (strcmp(key, "retention_s") == 0) {
-            if (cfg_int(x, "sessions", key, v, 0, 31536000, &n) < 0)
-                return -1;
-            c->broker.sessions_retention_s = (int)n;
-        } else if (strcmp(key, "max") == 0) {
-            if (cfg_int(x, "sessions", key, v, 1, 10000000, &n) < 0)
-                return -1;
-            c->broker.sessions_max = (int)n;
-        } else {
-            return cfg_fail(x, "sessions", key, "unknown key");
-        }
-    }
+    json_object_foreach (obj, key, v)
+        if (cfg_field(x, c, "sessions", session_fields, NFIELDS(session_fields), key, v) <
+            0)
+            return -1;
     return 0;
 }
 

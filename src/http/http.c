@@ -1062,16 +1062,11 @@ static void conns_listed(int status, size_t n, const char (*ids)[CONN_ID_LEN + 1
     } else if (!(arr = json_array())) {
         reply_error(c, 503, "out_of_memory", "out of memory");
     } else {
+        /* One deleted while the list was read is left out. */
         for (size_t i = 0; i < n; i++) {
             const conn *cn = chan_conn(c->ch, ids[i]);
-            json_t *o = json_pack(
-                "{s:s, s:s, s:s, s:b, s:I, s:I}", "id", ids[i], "channel", c->ch->name,
-                "listener", infos[i].running ? "running" : "stopped", "attached",
-                infos[i].attached, "queue_length", (json_int_t)infos[i].queue_length,
-                "dropped", (json_int_t)infos[i].dropped);
-            if (o && cn && cn->owner)
-                json_object_set_new(o, "owner", json_string(cn->owner));
-            json_array_append_new(arr, o);
+            if (cn)
+                json_array_append_new(arr, conn_to_json(cn, &infos[i]));
         }
         http_json(c->req, c->o, 200, json_pack("{s:o}", "connections", arr));
     }

@@ -115,6 +115,8 @@ int config_init(config *c)
     c->broker.idle_ttl_s = 600;
     c->broker.sessions_retention_s = 3600;
     c->broker.sessions_max = 10000;
+    c->broker.trace_max = 16;
+    c->broker.trace_bounds = (trace_bounds){100000, 86400};
     c->http.max_connections = config_default_max_connections();
     c->broker.max_streams = 15000;
     c->broker.max_streams_per_channel = 10000;
@@ -488,6 +490,35 @@ static int cfg_sessions(const cfg_ctx *x, config *c, json_t *obj)
     return 0;
 }
 
+/* The "traces" object: how many, how large, how long. */
+static int cfg_traces(const cfg_ctx *x, config *c, json_t *obj)
+{
+    const char *key;
+    json_t *v;
+    long long n;
+
+    if (!json_is_object(obj))
+        return cfg_fail(x, "traces", NULL, "must be an object");
+    json_object_foreach (obj, key, v) {
+        if (strcmp(key, "max") == 0) {
+            if (cfg_int(x, "traces", key, v, 1, 1000, &n) < 0)
+                return -1;
+            c->broker.trace_max = (int)n;
+        } else if (strcmp(key, "max_records") == 0) {
+            if (cfg_int(x, "traces", key, v, 1, 10000000, &n) < 0)
+                return -1;
+            c->broker.trace_bounds.limit_max = (uint64_t)n;
+        } else if (strcmp(key, "max_duration_s") == 0) {
+            if (cfg_int(x, "traces", key, v, 1, 31536000, &n) < 0)
+                return -1;
+            c->broker.trace_bounds.duration_max_s = n;
+        } else {
+            return cfg_fail(x, "traces", key, "unknown key");
+        }
+    }
+    return 0;
+}
+
 static int cfg_channel_defaults(const cfg_ctx *x, config *c, json_t *obj)
 {
     chan_opts_error e;
@@ -565,6 +596,9 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
                 return -1;
         } else if (strcmp(key, "sessions") == 0) {
             if (cfg_sessions(x, c, v) < 0)
+                return -1;
+        } else if (strcmp(key, "traces") == 0) {
+            if (cfg_traces(x, c, v) < 0)
                 return -1;
         } else if (strcmp(key, "threads") == 0) {
             if (cfg_int(x, NULL, key, v, 0, THREADS_MAX, &n) < 0)

@@ -75,7 +75,8 @@ broker *broker_new(struct event_base *base, const broker_opts *opts, kv_store *k
         !(b->save_ev = event_new(base, -1, 0, save_cb, b)) ||
         !(b->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, b)) ||
         event_add(b->heartbeat, &hb) < 0 || broker_publish_init(b) < 0 ||
-        broker_idle_init(b) < 0 || broker_sessions_init(b) < 0)
+        broker_idle_init(b) < 0 || broker_sessions_init(b) < 0 ||
+        broker_traces_init(b) < 0)
         goto err;
     b->rconns = repo_channel_connections(b->repo);
     b->rlisteners = repo_connection_listeners(b->rconns);
@@ -151,6 +152,7 @@ int broker_load(broker *b)
         return -1;
     }
     log_info("loaded %zu channel(s) from the %s store", b->chans.len, kv_name(b->kv));
+    broker_traces_reload(b);
     broker_catchup_step(b);
     return 0;
 }
@@ -176,6 +178,7 @@ void broker_free(broker *b)
     sortmap_free(&b->byname);
     broker_publish_free(b);
     broker_sessions_free(b);
+    broker_traces_free(b);
     broker_idle_free(b);
     broker_held_free(b);
     free(b->heap);
@@ -271,6 +274,8 @@ const char *broker_strerror(int code)
         return "the memory bound is reached";
     case BROKER_EPENDING:
         return "being looked for in the store";
+    case BROKER_EEXIST:
+        return "it exists already";
     default:
         return kv_strerror(code);
     }
@@ -859,18 +864,23 @@ void broker_chan_deliver(broker *b, chan *ch, msg *m)
     broker_memory_note(b, ch, m->seq);
     if (msgq_push(&ch->history, m) < 0)
         log_error("out of memory keeping message %s in history", m->id);
+    /* What was written where, for traces: two reads of a counter. */
+    unsigned long long d0 = b->m.messages_delivered, d1;
     for (s = TAILQ_FIRST(&ch->streams); s; s = next) {
         next = TAILQ_NEXT(s, link); /* a slow stream may close here */
         stream_send(s, m);
     }
     if (b->topic_exact.len || b->ntopic_pats)
         broker_topic_deliver(b, ch, m);
+    d1 = b->m.messages_delivered;
     /* Only the connections attached here: the others keep their place in
      * the log, at no cost to this publish. */
     for (cn = TAILQ_FIRST(&ch->attached); cn; cn = cnext) {
         cnext = TAILQ_NEXT(cn, alink); /* a slow stream may detach here */
         conn_live(b, cn, m);
     }
+    if (b->ntraces)
+        broker_trace_note(b, ch, m, d1 - d0, b->m.messages_delivered - d1);
 }
 
 /* A read of what waits for a connection, for the stream attached here. */

@@ -23,6 +23,7 @@
 #include "src/http/http_metrics.h"
 #include "src/http/http_reply.h"
 #include "src/http/http_sessions.h"
+#include "src/http/http_traces.h"
 #include "src/http/http_stream.h"
 
 static const char page_html[] =
@@ -1142,6 +1143,33 @@ static void h_session(http_ctx *c)
     http_session_get(c->req, c->o, c->b, c->arg[0]);
 }
 
+static void h_traces(http_ctx *c)
+{
+    size_t len = 0;
+    const char *data;
+    if (c->method == M_POST) {
+        data = body(c, &len);
+        http_trace_start(c->req, c->o, c->b, data, len);
+    } else {
+        http_traces_list(c->req, c->o, c->b);
+    }
+}
+
+static void h_trace(http_ctx *c)
+{
+    http_trace_one(c->req, c->o, c->b, c->arg[0], false, c->method == M_DELETE);
+}
+
+static void h_trace_stop(http_ctx *c)
+{
+    http_trace_one(c->req, c->o, c->b, c->arg[0], true, false);
+}
+
+static void h_trace_data(http_ctx *c)
+{
+    http_trace_data(c->req, c->o, c->b, c->arg[0], &c->query);
+}
+
 static const route routes[] = {
     {"", M_GET, h_page, NEED_NONE, ACC_OPEN},
     {"favicon.ico", M_GET, h_favicon, NEED_NONE, ACC_OPEN},
@@ -1153,6 +1181,10 @@ static const route routes[] = {
     {"events", M_GET, h_topics, NEED_NONE, ACC_TOPICS},
     {"sessions", M_GET, h_sessions, NEED_NONE, ACC_BROKER},
     {"sessions/*", M_GET, h_session, NEED_ID, ACC_BROKER},
+    {"traces", M_GET | M_POST, h_traces, NEED_NONE, ACC_BROKER},
+    {"traces/*", M_GET | M_DELETE, h_trace, NEED_ID, ACC_BROKER},
+    {"traces/*/stop", M_POST, h_trace_stop, NEED_ID, ACC_BROKER},
+    {"traces/*/data", M_GET, h_trace_data, NEED_ID, ACC_BROKER},
     {"channels/*", M_GET | M_PUT | M_DELETE, h_channel, NEED_NONE, ACC_CHANNEL},
     {"channels/*/events", M_GET | M_POST, h_events, NEED_NONE, ACC_EVENTS},
     {"channels/*/connections", M_GET | M_POST, h_conns, NEED_NONE, ACC_CONNS},

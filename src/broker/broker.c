@@ -76,7 +76,7 @@ broker *broker_new(struct event_base *base, const broker_opts *opts, kv_store *k
         !(b->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, b)) ||
         event_add(b->heartbeat, &hb) < 0 || broker_publish_init(b) < 0 ||
         broker_idle_init(b) < 0 || broker_sessions_init(b) < 0 ||
-        broker_traces_init(b) < 0)
+        broker_traces_init(b) < 0 || broker_stats_init(b) < 0)
         goto err;
     b->rconns = repo_channel_connections(b->repo);
     b->rlisteners = repo_connection_listeners(b->rconns);
@@ -179,6 +179,7 @@ void broker_free(broker *b)
     broker_publish_free(b);
     broker_sessions_free(b);
     broker_traces_free(b);
+    broker_stats_free(b);
     broker_idle_free(b);
     broker_held_free(b);
     free(b->heap);
@@ -332,10 +333,12 @@ static void lookup_done(int status, void *arg)
     int why = 0;
 
     if (!ch && (status == 0 || status == KV_ENOTFOUND)) {
-        /* SESSION_CHANNEL comes when first asked for, whatever autocreate
-         * says: it is the broker's own (broker_session.c), as every sys.*
+        /* SESSION_CHANNEL and BROKER_STATS_CHANNEL come when first asked
+         * for, whatever autocreate says: they are the broker's own
+         * (broker_session.c, broker_stats.c), as every sys.*
          * name is, which nothing else creates. */
         if (lk->create && (strcmp(lk->name, SESSION_CHANNEL) == 0 ||
+                           strcmp(lk->name, BROKER_STATS_CHANNEL) == 0 ||
                            (b->opts.autocreate && !channel_reserved(lk->name))))
             ch = broker_chan_put(b, lk->name, NULL, &created, &why, err, sizeof(err));
         else

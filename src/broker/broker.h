@@ -307,6 +307,18 @@ int broker_trace_stop(broker *b, const char *id, broker_trace_cb cb, void *arg);
 /* Remove it and its records (the callback has the trace as it was). */
 int broker_trace_delete(broker *b, const char *id, broker_trace_cb cb, void *arg);
 
+/* ---- sys.stats (broker_stats.c) ----
+ *
+ * While a stream here listens to it (by its name), each node publishes its
+ * figures on BROKER_STATS_CHANNEL every second, event type "stats", as a
+ * JSON object: {"node", "time", "uptime_s", "channels", "streams",
+ * "connections", "attached", "published", "delivered", "publish_rate",
+ * "delivery_rate", "memory": {"used", "max"}, "store": {"type", "healthy",
+ * "subscribed"}, "slow_disconnects", "recent_slow": [{"time", "channel"}]}.
+ * Like sys.sessions it is read-only and comes when first subscribed to. */
+#define BROKER_STATS_CHANNEL "sys.stats"
+#define BROKER_STATS_SLOW 10 /* slow disconnects it lists, the newest */
+
 /* ---- live streams ---- */
 
 /* The event type a resuming subscriber gets first when it may have missed

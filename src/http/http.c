@@ -29,6 +29,9 @@
 static const char page_html[] =
 #include "src/http/page.inc"
     ;
+static const char dashboard_html[] =
+#include "src/http/dashboard.inc"
+    ;
 
 #define HISTORY_LIMIT_MAX 100000
 #define LAST_ID_MAX 128 /* longer Last-Event-IDs cannot be ours: replay all */
@@ -457,6 +460,14 @@ static void reply_static(http_ctx *c, const char *ctype, const char *body, size_
 static void h_page(http_ctx *c)
 {
     reply_static(c, "text/html; charset=utf-8", page_html, sizeof(page_html) - 1);
+}
+
+/* The dashboard (examples/dashboard.html): it reads sys.stats, /status and
+ * /nodes with the caller's credentials. */
+static void h_dashboard(http_ctx *c)
+{
+    reply_static(c, "text/html; charset=utf-8", dashboard_html,
+                 sizeof(dashboard_html) - 1);
 }
 
 /* The tab icon browsers ask for: a small SVG (every current browser takes
@@ -1173,6 +1184,7 @@ static void h_trace_data(http_ctx *c)
 static const route routes[] = {
     {"", M_GET, h_page, NEED_NONE, ACC_OPEN},
     {"favicon.ico", M_GET, h_favicon, NEED_NONE, ACC_OPEN},
+    {"dashboard", M_GET, h_dashboard, NEED_NONE, ACC_BROKER},
     {"health", M_GET, h_health, NEED_NONE, ACC_OPEN},
     {"metrics", M_GET, h_metrics, NEED_NONE, ACC_BROKER},
     {"nodes", M_GET, h_node_list, NEED_NONE, ACC_BROKER},

@@ -191,6 +191,19 @@ void broker_free(broker *b)
     free(b);
 }
 
+void broker_set_limits(broker *b, const broker_opts *o)
+{
+    b->opts.max_channels = o->max_channels;
+    b->opts.idle_ttl_s = o->idle_ttl_s;
+    b->opts.max_streams = o->max_streams;
+    b->opts.max_streams_per_channel = o->max_streams_per_channel;
+    b->opts.max_patterns_per_stream = o->max_patterns_per_stream;
+    b->opts.max_pattern_streams = o->max_pattern_streams;
+    b->opts.max_connections_per_channel = o->max_connections_per_channel;
+    b->opts.max_memory = o->max_memory;
+    b->opts.memory_policy = o->memory_policy;
+}
+
 const broker_opts *broker_options(const broker *b)
 {
     return &b->opts;

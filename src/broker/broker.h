@@ -83,6 +83,16 @@ typedef struct broker_opts {
     trace_bounds trace_bounds;       /* what one trace may ask for */
 } broker_opts;
 
+/* Take the limits of 'o' (max_channels, idle_ttl_s, max_streams,
+ * max_streams_per_channel, max_patterns_per_stream, max_pattern_streams,
+ * max_connections_per_channel, max_memory, memory_policy) for what comes from
+ * now on: nothing open is closed for being over a lowered limit (the memory
+ * bound applies at the next check). The rest of 'o' is ignored. */
+void broker_set_limits(broker *b, const broker_opts *o);
+/* Access control changed: topic streams test their channels against 'pol'
+ * (borrowed, NULL: none) from now on, so the old policy may go. */
+void broker_set_policy(broker *b, const policy *pol);
+
 /* A broker over 'kv' (borrowed; it must outlive the broker). Copies 'opts'.
  * NULL on OOM. */
 broker *broker_new(struct event_base *base, const broker_opts *opts, kv_store *kv);

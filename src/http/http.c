@@ -1534,6 +1534,32 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
     return h;
 }
 
+int http_server_reload(http_server *h, const http_opts *o)
+{
+    httpd_opts ho = {
+        .max_headers = o->max_headers,
+        .max_body = o->max_body,
+        .idle_timeout_s = o->idle_timeout_s,
+        .max_connections = (size_t)o->max_connections,
+        .cors_origin = o->cors_origin,
+    };
+    if (httpd_reload(h->d, &ho) < 0)
+        return -1;
+    h->o.max_body = o->max_body;
+    h->o.max_headers = o->max_headers;
+    h->o.max_connections = o->max_connections;
+    h->o.idle_timeout_s = o->idle_timeout_s;
+    h->o.stream_buffer = o->stream_buffer;
+    h->o.max_response = o->max_response;
+    h->o.backoff_ms = o->backoff_ms;
+    h->o.max_retry_ms = o->max_retry_ms;
+    h->o.cors_origin = o->cors_origin;
+    h->o.auth = o->auth;
+    h->o.auth_cookie = o->auth_cookie;
+    broker_set_policy(h->b, o->auth ? auth_policy(o->auth) : NULL);
+    return 0;
+}
+
 void http_server_stop_accepting(http_server *h)
 {
     /* The node says it stopped now, so that the shutdown flush carries it. */

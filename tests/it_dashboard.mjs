@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { startBroker, uniq, chPath, evPath, tmpDir, checkError, waitFor, sleep } from './lib/broker.mjs';
@@ -62,13 +63,13 @@ async function shot(page, name) {
 }
 
 test('the dashboard shows the broker\'s figures and they change while the test publishes', async () => {
-    const b = await broker();
+    const b = await broker({ limits: { stream_buffer: 4096 } });
     const page = await openDashboard(`${b.url}/dashboard`);
     const status = (await b.req('GET', '/status')).json;
     assert.equal(await page.textContent('#node'), status.node.id);
     assert.equal(await page.textContent('#state'), 'open');
     assert.match(await page.textContent('#store'), /^(memory|redis) ok$/);
-    assert.match(await page.textContent('#memory'), /\/ 1\.0 GiB|\/ 1024\.0 MiB/);
+    assert.match(await page.textContent('#memory'), /^[0-9.]+ (B|KiB|MiB) \/ 1\.0 GiB$/, 'used against limits.max_memory');
     assert.equal(await page.$$eval('#nodes tbody tr', (rows) => rows.length) >= 1, true, 'the node is listed');
     await shot(page, 'dashboard-before');
     const before = { published: await num(page, 'published'), delivered: await num(page, 'delivered'),
@@ -105,6 +106,24 @@ test('the dashboard shows the broker\'s figures and they change while the test p
         rates.push(await num(page, 'publish_rate'));
     }
     assert.ok(rates.some((r) => r > 0), `a publish rate above 0: ${rates}`);
+
+    // A subscriber that never reads is cut: the page lists it.
+    const slowCh = uniq('slow');
+    const sock = net.connect(b.port, '127.0.0.1');
+    sock.on('error', () => { /* the broker cuts it: that is the point */ });
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(`GET ${evPath(slowCh)} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`);
+    sock.pause();
+    await waitFor(async () => (await b.req('GET', chPath(slowCh))).json?.subscribers === 1, { what: 'the slow one subscribed' });
+    const big = 'y'.repeat(512 * 1024);
+    for (let i = 0; i < 64 && (await b.req('GET', '/health')).json.stats.slow_disconnects < 1; i++)
+        assert.equal((await b.req('POST', evPath(slowCh), { body: big, headers: { 'Content-Type': 'text/plain' } })).status, 201);
+    assert.equal((await b.req('GET', '/health')).json.stats.slow_disconnects, 1, 'the reader that never reads was cut');
+    await page.waitForFunction(() => document.getElementById('slow').textContent === '1', null, { timeout: 5000 });
+    const listed = await page.$$eval('#slow_list tbody tr', (rows) => rows.map((r) => r.cells[1].textContent));
+    assert.deepEqual(listed, [slowCh], 'the recent slow disconnect, with its channel');
+    await shot(page, 'dashboard-slow');
+    sock.destroy();
     assert.deepEqual(page.logs.filter((l) => /error/i.test(l)), [], 'no errors in the console');
     await page.close();
 });

@@ -259,6 +259,7 @@ int main(int argc, char **argv)
     log_set_level(cfg.log_level);
     log_set_format(cfg.log_format);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN); /* until the reload handler is in place */
     if (!cfg.http.threads)
         cfg.http.threads = nworkers ? 1 : cpus_usable(THREADS_MAX);
     /* Before any event base or store connection: every worker continues below,

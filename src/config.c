@@ -120,6 +120,7 @@ int config_init(config *c)
     c->broker.max_streams_per_channel = 10000;
     c->broker.max_patterns_per_stream = 64;
     c->broker.max_pattern_streams = 10000;
+    c->broker.max_pattern_bytes = (size_t)64 << 20;
     c->broker.max_connections_per_channel = 10000;
     c->http.stream_buffer = 1048576;
     c->http.max_response = 1048576;
@@ -420,6 +421,8 @@ static const struct limit_field {
     {"max_patterns_per_stream", 1, 1024, offsetof(config, broker.max_patterns_per_stream),
      0},
     {"max_pattern_streams", 0, 10000000, offsetof(config, broker.max_pattern_streams), 0},
+    {"max_pattern_bytes", 65536, 1099511627776LL, offsetof(config, broker.max_pattern_bytes),
+     1},
     {"max_connections_per_channel", 1, 10000000,
      offsetof(config, broker.max_connections_per_channel), 0},
     {"stream_buffer", 4096, 1073741824, offsetof(config, http.stream_buffer), 1},

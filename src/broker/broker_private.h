@@ -23,6 +23,7 @@
 #include "src/base/strmap.h"
 #include "src/broker/broker.h"
 #include "src/broker/stream.h"
+#include "src/domain/segtree.h"
 
 typedef struct pub_ctx pub_ctx;
 TAILQ_HEAD(pub_list, pub_ctx);
@@ -72,10 +73,13 @@ struct broker {
     unsigned long long expired;       /* channels expired */
 
     /* broker_topic.c */
-    strmap topic_exact;            /* exact name -> topic_subs*: the topic
-                                      streams listening to that name */
-    struct stream_list topic_pats; /* topic streams with patterns */
-    size_t ntopic_pats;
+    strmap topic_exact;    /* exact name -> topic_subs*: the topic
+                              streams listening to that name */
+    segtree *topic_tree;   /* the patterns of topic streams -> their
+                              topics; NULL until the first */
+    size_t ntopic_pats;    /* topic streams with patterns */
+    stream **topic_hits;   /* what a delivery matched: room for every */
+    size_t topic_hits_cap; /* topic stream with patterns */
 
     /* broker_cluster.c */
     uint64_t seen_seq;            /* highest message id delivered here */

@@ -34,8 +34,7 @@ typedef struct stream {
     int method;                    /* AUTHMETHOD_* */
     char session[CONN_ID_LEN + 1]; /* its session id: random, unique cluster-wide */
     TAILQ_ENTRY(stream)
-    link;                    /* in ch->streams (plain subscribers), or the
-                                broker's topic streams with patterns */
+    link;                    /* in ch->streams (plain subscribers) */
     TAILQ_ENTRY(stream) all; /* in the broker's list of every stream */
 
     /* Its session, as broker_session.c archives it. */

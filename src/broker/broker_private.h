@@ -142,6 +142,13 @@ size_t broker_resume_at(const broker *b, const chan *ch, const char *last_id, bo
  * missed messages; 'first_retained' is the oldest id still there (NULL:
  * none). */
 void broker_send_gap(stream *s, const char *last_id, const char *first_retained);
+/* Resume 's' (a plain or a topic stream, just opened) after the client's
+ * 'last_id': the gap event if it missed messages, then the replay. For an id
+ * newer than any this node has seen, the store is asked first (its last id)
+ * and the stream writes nothing at or below 'last_id' meanwhile. */
+void broker_stream_resume(broker *b, stream *s, const char *last_id);
+/* 's' ends: a read for its resume under way lets go of it. */
+void broker_resume_forget(stream *s);
 
 /* ---- broker_publish.c ---- */
 
@@ -180,6 +187,10 @@ void broker_sessions_free(broker *b);
 void broker_topic_deliver(broker *b, chan *ch, msg *m);
 /* 's', a topic stream, ends: it leaves the name map and the pattern list. */
 void broker_topic_unlink(broker *b, stream *s);
+/* Replay to the topic stream 's' what its channels hold after 'last_id',
+ * merged in id order, after the gap event if any of them lost messages after
+ * it. */
+void broker_topic_replay(broker *b, stream *s, const char *last_id);
 /* Free a topic (NULL is fine). */
 void broker_topic_free(struct topic *tp);
 /* Its exact names and patterns, joined by ','. */

@@ -295,9 +295,7 @@ static int by_seq(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Replay to 's' what its channels hold after 'last_id', merged in id order,
- * after the gap event if any of them lost messages after it. */
-static void topic_replay(broker *b, stream *s, const char *last_id)
+void broker_topic_replay(broker *b, stream *s, const char *last_id)
 {
     const struct topic *tp = s->tp;
     replay_item *v = NULL;
@@ -395,6 +393,6 @@ int broker_subscribe_topics(broker *b, sink *sk, const char *const *chans, size_
         }
     }
     if (last_id)
-        topic_replay(b, s, last_id);
+        broker_stream_resume(b, s, last_id);
     return 0;
 }

@@ -125,6 +125,7 @@ static void stream_free(stream *s, bool flushed, int why)
         log_fields(LOG_INFO, f, sizeof(f) / sizeof(f[0]), "stream end");
     }
     broker_session_left(b, s);
+    broker_resume_forget(s);
     TAILQ_REMOVE(&b->all, s, all);
     b->nstreams--;
     if (s->tp) {

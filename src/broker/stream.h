@@ -30,6 +30,7 @@ typedef struct stream {
     conn *cn;                      /* NULL for a plain channel subscriber */
     uint64_t last_seq;             /* highest seq written: never write one twice */
     bool envelope;                 /* write enveloped frames (msg_envelope) */
+    struct resume_read *resume;    /* its resume waiting for the store (broker.c) */
     char *authid, *authrole;       /* its reader (owned; NULL: anonymous, none) */
     int method;                    /* AUTHMETHOD_* */
     char session[CONN_ID_LEN + 1]; /* its session id: random, unique cluster-wide */

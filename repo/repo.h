@@ -270,6 +270,8 @@ typedef void (*repo_chan_found_cb)(chan *ch, void *arg);
 /* What the store says of a channel's use: when a node last marked it used
  * (unix seconds, 0: never) and how many connections it stores. */
 typedef void (*repo_usage_cb)(int status, int64_t used_s, size_t nconns, void *arg);
+/* The last message id the store allocated, on any node (0: none yet). */
+typedef void (*repo_id_cb)(int status, uint64_t id, void *arg);
 typedef struct repo_channel_ops {
     void (*persist)(repo_channel *r, const chan *ch);
     void (*remove)(repo_channel *r, const chan *ch);
@@ -283,6 +285,7 @@ typedef struct repo_channel_ops {
                 repo_chan_found_cb found, repo_cb cb, void *arg);
     void (*mark_used)(repo_channel *r, const chan *ch, int64_t now_s);
     int (*usage)(repo_channel *r, const chan *ch, repo_usage_cb cb, void *arg);
+    int (*last_id)(repo_channel *r, repo_id_cb cb, void *arg);
     repo_connection *(*connections)(repo_channel *r);
     void (*free)(repo_channel *r);
 } repo_channel_ops;
@@ -365,6 +368,15 @@ static inline int repo_channel_usage(repo_channel *r, const chan *ch, repo_usage
                                      void *arg)
 {
     return r->ops->usage(r, ch, cb, arg);
+}
+
+/* Read the last message id the store allocated (meta/seq), whichever node
+ * published it: an id at most this has been given to a message, even if its
+ * notification has not reached this node yet. Returns 0 and calls 'cb' once,
+ * later; or a KV_E* code. */
+static inline int repo_channel_last_id(repo_channel *r, repo_id_cb cb, void *arg)
+{
+    return r->ops->last_id(r, cb, arg);
 }
 
 /* The connection repository it is composed of (borrowed). */

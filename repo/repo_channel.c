@@ -4,6 +4,10 @@
 #include <string.h>
 
 #include "repo/repo_private.h"
+#include "src/base/util.h"
+
+/* The last message id allocated (repo.h). */
+#define SEQ_KEY "meta/seq"
 
 typedef struct repo_channel_kv {
     repo_channel base;
@@ -80,7 +84,7 @@ static int channel_kv_publish(repo_channel *r, const chan *ch, const conn *targe
 
     repo_key(log, target ? "o" : "g", ch->name, conn_id);
     repo_key(topic, target ? REPO_TOPIC_TARGETED : REPO_TOPIC_MSG, ch->name, conn_id);
-    kv_append_args a = {.counter = "meta/seq",
+    kv_append_args a = {.counter = SEQ_KEY,
                         .floor = (long long)floor,
                         .head = MSG_JSON_HEAD,
                         .head_len = sizeof(MSG_JSON_HEAD) - 1,
@@ -338,6 +342,45 @@ static int channel_kv_usage(repo_channel *r, const chan *ch, repo_usage_cb cb, v
     return 0;
 }
 
+/* A read of meta/seq under way. */
+typedef struct id_read {
+    repo_id_cb cb;
+    void *arg;
+} id_read;
+
+static void last_id_got(const kv_result *res, void *arg)
+{
+    id_read *rd = arg;
+    char buf[24];
+    uint64_t id = 0;
+    int status = res->status == KV_ENOTFOUND ? KV_OK : res->status; /* none yet */
+    if (res->status == KV_OK) {
+        if (res->len >= sizeof(buf))
+            status = KV_EIO;
+        else {
+            memcpy(buf, res->val, res->len);
+            buf[res->len] = '\0';
+            if (parse_u64(buf, &id) < 0)
+                status = KV_EIO; /* not a counter: nothing to go by */
+        }
+    }
+    rd->cb(status, id, rd->arg);
+    free(rd);
+}
+
+static int channel_kv_last_id(repo_channel *r, repo_id_cb cb, void *arg)
+{
+    repo_channel_kv *c = (repo_channel_kv *)r;
+    id_read *rd = malloc(sizeof(*rd));
+    int rc;
+    if (!rd)
+        return KV_ENOMEM;
+    *rd = (id_read){cb, arg};
+    if ((rc = kv_get(c->kv, SEQ_KEY, last_id_got, rd)) < 0)
+        free(rd);
+    return rc;
+}
+
 static repo_connection *channel_kv_connections(repo_channel *r)
 {
     return ((repo_channel_kv *)r)->connections;
@@ -362,6 +405,7 @@ static const repo_channel_ops repo_channel_kv_ops = {
     .find = channel_kv_find,
     .mark_used = channel_kv_mark_used,
     .usage = channel_kv_usage,
+    .last_id = channel_kv_last_id,
     .connections = channel_kv_connections,
     .free = channel_kv_free,
 };

@@ -122,6 +122,7 @@ int config_init(config *c)
     c->broker.max_streams_per_channel = 10000;
     c->broker.max_patterns_per_stream = 64;
     c->broker.max_pattern_streams = 10000;
+    c->broker.max_pattern_bytes = (size_t)64 << 20;
     c->broker.max_connections_per_channel = 10000;
     c->http.stream_buffer = 1048576;
     c->http.max_response = 1048576;
@@ -472,6 +473,8 @@ static const cfg_field limit_fields[] = {
      FIELD_INT},
     {"max_pattern_streams", 0, 10000000, offsetof(config, broker.max_pattern_streams),
      FIELD_INT},
+    {"max_pattern_bytes", 65536, 1099511627776LL,
+     offsetof(config, broker.max_pattern_bytes), FIELD_SIZE},
     {"max_connections_per_channel", 1, 10000000,
      offsetof(config, broker.max_connections_per_channel), FIELD_INT},
     {"stream_buffer", 4096, 1073741824, offsetof(config, http.stream_buffer), FIELD_SIZE},

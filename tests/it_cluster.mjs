@@ -10,7 +10,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startBroker, uniq, chPath, evPath, waitFor, sleep, tempFile } from './lib/broker.mjs';
-import { startRedis } from './lib/redis.mjs';
+import { startRedis, redisCmd } from './lib/redis.mjs';
 import { makeKeys, mint, sha256hex } from './lib/jwt.mjs';
 
 const cleanups = [];
@@ -89,6 +89,40 @@ test('a subscriber that moves to another node with Last-Event-ID misses nothing'
     await s2.waitEvents(5);
     assert.equal(s2.events[4].id, live);
     s2.close();
+});
+
+test('a Last-Event-ID this node has not seen yet: no false sys.gap, resumed right after it; an id the store never gave: the gap', async () => {
+    const { r, nodes: [a, b] } = await cluster(2);
+    const name = uniq('notyet');
+    assert.equal((await a.req('PUT', chPath(name), { body: { history: 100 } })).status, 201);
+    const watch = await b.stream(evPath(name));
+    await watch.waitOpen();
+    const first = await publish(a, name, 'first');
+    await watch.waitEvents(1); // b has seen 'first'
+    // Another node takes ids whose notifications have not reached b yet: the
+    // store's counter moves on (as a publish on a does before b hears of it).
+    // (The store's key "meta/seq" is field "seq" of the hash "<prefix>meta/".)
+    assert.equal(await redisCmd(r.port, 'HGET', 'ssebroker:meta/', 'seq'), first);
+    const given = String(await redisCmd(r.port, 'HINCRBY', 'ssebroker:meta/', 'seq', 3));
+    const plain = await b.stream(evPath(name), { headers: { 'Last-Event-ID': given } });
+    const topic = await b.stream(`/events?channel=${name}`, { headers: { 'Last-Event-ID': given } });
+    const unknown = String(Number(given) + 1000); // never given out
+    const lost = await b.stream(evPath(name), { headers: { 'Last-Event-ID': unknown } });
+    for (const s of [plain, topic, lost])
+        await s.waitUntil((x) => x.session !== null, 5000, 'the session event');
+    await lost.waitEvents(1);
+    const next = await publish(a, name, 'next');
+    assert.ok(Number(next) > Number(given));
+    for (const s of [plain, topic]) {
+        await s.waitEvents(1);
+        await watch.waitEvents(2);
+        assert.deepEqual(s.gaps, [], 'no gap: the id was given out, b had not seen it yet');
+        assert.deepEqual(s.events.map((e) => e.id), [next], 'nothing at or before it again');
+    }
+    await lost.waitEvents(2);
+    assert.deepEqual(lost.gaps, [{ last_event_id: unknown, first_retained: first }]);
+    assert.deepEqual(lost.events.map((e) => e.id), [first, next], 'an unknown id: everything retained');
+    for (const s of [watch, plain, topic, lost]) s.close();
 });
 
 test('channel, connection and listener changes on one node take effect on all', async () => {

@@ -143,6 +143,34 @@ test('/metrics: counters follow publishes, streams and deliveries; histograms ar
     checkHistograms(after_);
 });
 
+test('/metrics: delivered bytes are the frames written: the plain one, or the envelope', async () => {
+    const b = await broker({ heartbeat_s: 3600 });
+    const ch = uniq('bytes');
+    assert.equal((await b.req('PUT', chPath(ch), { body: {} })).status, 201);
+    const streams = [
+        await b.stream(evPath(ch)),
+        await b.stream(`${evPath(ch)}?envelope=1`),
+        await b.stream(`/events?channel=${ch}`),
+    ];
+    for (const s of streams)
+        await s.waitUntil(() => s.session !== null, 5000, 'the session event');
+    const written = () => streams.map((s) => Buffer.byteLength(s.raw));
+    const raw0 = written();
+    const before = (await scrape(b)).samples;
+    assert.equal((await b.req('POST', evPath(ch), { body: { data: 'x'.repeat(300), event: 'e' } })).status, 201);
+    for (const s of streams)
+        await s.waitEvents(1);
+    const after_ = (await scrape(b)).samples;
+    const grown = written().map((n, i) => n - raw0[i]);
+    assert.ok(grown[1] > grown[0] + 20, `the envelope is longer than the plain frame: ${grown}`);
+    const d = (name) => val(after_, name) - val(before, name);
+    assert.equal(d('ssebroker_messages_delivered_total'), 3);
+    assert.equal(d('ssebroker_delivered_bytes_total'), grown[0] + grown[1] + grown[2],
+        `each stream's frame as written: ${grown}`);
+    for (const s of streams)
+        s.close();
+});
+
 test('/metrics: a reader that does not read is cut and counted as slow', async () => {
     const b = await broker({ limits: { stream_buffer: 4096 } });
     const ch = uniq('slow');

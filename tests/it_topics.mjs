@@ -410,3 +410,71 @@ describe('one stream for many channels, with access control', () => {
         for (const h of [...held, exact]) h.close();
     });
 });
+
+describe('the tree of patterns', () => {
+    test('many pattern streams: each gets its own matches once, whatever the overlap; closed ones leave the tree', async () => {
+        const base = uniq('tree');
+        const N = 40;
+        const per = [];
+        for (let i = 0; i < N; i++) per.push(await stream(b, topicPath([`${base}.d${i}.*`])));
+        // Three patterns of one stream match base.d3.x: written once.
+        const over = await stream(b, topicPath([`${base}.?.x`, `${base}.*`, `${base}.d3.?`]));
+        for (const s of [...per, over]) await s.waitOpen();
+        const m1 = (await publish(b, `${base}.d7`, { data: 'seven' })).json.id;
+        const m2 = (await publish(b, `${base}.d3.x`, { data: 'three' })).json.id;
+        const m3 = (await publish(b, `${base}.d30.y.z`, { data: 'thirty' })).json.id;
+        await over.waitEvents(3);
+        await per[7].waitEvents(1);
+        await per[3].waitEvents(1);
+        await per[30].waitEvents(1);
+        await sleep(100);
+        assert.deepEqual(over.events.map((e) => e.id), [m1, m2, m3], 'the overlapping stream: each once');
+        for (let i = 0; i < N; i++) {
+            const want = i === 7 ? [m1] : i === 3 ? [m2] : i === 30 ? [m3] : [];
+            assert.deepEqual(per[i].events.map((e) => e.id), want, `stream ${i}`);
+        }
+        for (let i = 0; i < N; i += 2) per[i].close();
+        over.close();
+        const m4 = (await publish(b, `${base}.d7`, { data: 'again' })).json.id;
+        const m5 = (await publish(b, `${base}.d8`, { data: 'closed' })).json.id;
+        await per[7].waitEvents(2);
+        assert.equal(per[7].events[1].id, m4);
+        // A stream opened now on a closed one's pattern gets what follows only.
+        const again = await stream(b, topicPath([`${base}.d8.*`]));
+        await again.waitOpen();
+        const m6 = (await publish(b, `${base}.d8`, { data: 'reopened' })).json.id;
+        await again.waitEvents(1);
+        assert.deepEqual(again.events.map((e) => e.id), [m6]);
+        assert.ok(Number(m6) > Number(m5));
+        for (let i = 1; i < N; i += 2) per[i].close();
+        again.close();
+    });
+
+    test('max_pattern_bytes: a stream whose patterns would take the tree over is sent away to retry; room again once one closes', async () => {
+        const bb = await startBroker({ config: { limits: { max_pattern_bytes: 65536 } } });
+        try {
+            // A pattern of 110 segments takes about 40 KB (a node, a segment
+            // and a map table each): two distinct ones do not fit in 64 KB.
+            const long = (tag) => `${tag}.${'x.'.repeat(110)}*`;
+            const first = await stream(bb, topicPath([long(uniq('one'))]));
+            await first.waitOpen();
+            const second = await stream(bb, topicPath([long(uniq('two'))]));
+            await second.waitEnd();
+            assert.equal(second.status, 200);
+            assert.ok(second.retries.length > 0, 'a retry');
+            assert.equal(second.events.length, 0);
+            first.close();
+            const ch = uniq('three');
+            const third = await stream(bb, topicPath([long(ch), `${ch}.?`]));
+            await third.waitOpen(); // the closed stream's patterns left the tree
+            const id = (await publish(bb, `${ch}.x`, { data: 'matched' })).json.id;
+            assert.deepEqual((await third.waitEvents(1)).map((e) => e.id), [id]);
+            third.close();
+            const bad = await startBroker({ config: { limits: { max_pattern_bytes: 1000 } }, readyTimeout: 5000 }).catch((e) => e);
+            assert.ok(bad instanceof Error, 'max_pattern_bytes below 65536 is a config error');
+            assert.match(String(bad.message), /max_pattern_bytes/);
+        } finally {
+            assert.equal(await bb.stop(), 0);
+        }
+    });
+});

@@ -36,6 +36,7 @@ static int config_eq(const config *a, const config *b)
            a->broker.max_streams_per_channel == b->broker.max_streams_per_channel &&
            a->broker.max_patterns_per_stream == b->broker.max_patterns_per_stream &&
            a->broker.max_pattern_streams == b->broker.max_pattern_streams &&
+           a->broker.max_pattern_bytes == b->broker.max_pattern_bytes &&
            a->broker.max_connections_per_channel ==
                b->broker.max_connections_per_channel &&
            a->http.stream_buffer == b->http.stream_buffer &&
@@ -163,6 +164,7 @@ static void test_load_ok(void)
                d.broker.max_streams_per_channel == 10000 &&
                d.broker.max_patterns_per_stream == 64 &&
                d.broker.max_pattern_streams == 10000 &&
+               d.broker.max_pattern_bytes == (size_t)64 << 20 &&
                d.broker.max_connections_per_channel == 10000 &&
                d.http.stream_buffer == 1048576 && d.http.idle_timeout_s == 30 &&
                d.http.backoff_ms == 5000 && d.http.max_retry_ms == 60000 &&

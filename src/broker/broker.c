@@ -1056,7 +1056,7 @@ static const char *admit(broker *b, chan *ch, bool takeover)
  * ones: then anything before its oldest message counts as gone. An id that
  * is not a number, or newer than any id this node has seen (a store that was
  * emptied, another broker's id), is unknown: a gap, and everything retained
- * replays. */
+ * replays (broker_stream_resume asks the store about such an id first). */
 size_t broker_resume_at(const broker *b, const chan *ch, const char *last_id, bool *gap)
 {
     uint64_t seq, top = b->max_seq > b->seen_seq ? b->max_seq : b->seen_seq;
@@ -1086,27 +1086,100 @@ void broker_send_gap(stream *s, const char *last_id, const char *first_retained)
     json_decref(o);
 }
 
+/* Replay to 's' what follows 'last_id', after the gap event if it missed
+ * messages: now, with what this node knows. */
+static void resume_now(broker *b, stream *s, const char *last_id)
+{
+    chan *ch = s->ch;
+    bool gap;
+    if (s->tp) {
+        broker_topic_replay(b, s, last_id);
+        return;
+    }
+    size_t from = broker_resume_at(b, ch, last_id, &gap);
+    if (gap)
+        broker_send_gap(s, last_id,
+                        ch->history.len ? msgq_at(&ch->history, 0)->id : NULL);
+    for (size_t i = from; i < ch->history.len; i++)
+        if (stream_send(s, msgq_at(&ch->history, i)) < 0)
+            break; /* too slow even for the replay: aborted */
+}
+
+/* A resume waiting for the store's last id. */
+struct resume_read {
+    broker *b;
+    stream *s;    /* NULL once the stream ended (broker_resume_forget) */
+    uint64_t seq; /* the client's Last-Event-ID */
+    char last_id[];
+};
+
+static void resume_got(int status, uint64_t last, void *arg)
+{
+    struct resume_read *rr = arg;
+    stream *s = rr->s;
+    if (s) {
+        s->resume = NULL;
+        if (status == 0 && last >= rr->seq) {
+            /* The store gave out that id: its message and those before it
+             * are on their way here, and s skips them (last_seq); what
+             * follows is written live, as it arrives. No gap. */
+        } else if (s->last_seq == rr->seq) { /* nothing written meanwhile */
+            if (status < 0)
+                log_warn("cannot read the last id from the store (%d): a stream on "
+                         "'%s' resumes as from an unknown id",
+                         status, stream_channel(s));
+            s->last_seq = 0;
+            resume_now(rr->b, s, rr->last_id);
+        }
+    }
+    free(rr);
+}
+
+void broker_resume_forget(stream *s)
+{
+    if (s->resume)
+        s->resume->s = NULL;
+    s->resume = NULL;
+}
+
+/* An id newer than any this node has seen is not unknown yet: another node
+ * may have published it and its notification not arrived, or this node
+ * started after it. The store says:
+ * if it gave out that id, the stream starts right after it (nothing at or
+ * below it is written, what follows comes live); if not, the id is unknown
+ * (the store was emptied, another broker's id): a gap, and everything
+ * retained replays. Meanwhile the stream writes only ids above it. */
+void broker_stream_resume(broker *b, stream *s, const char *last_id)
+{
+    uint64_t seq, top = b->max_seq > b->seen_seq ? b->max_seq : b->seen_seq;
+    struct resume_read *rr;
+    size_t len = strlen(last_id);
+    if (parse_u64(last_id, &seq) == 0 && seq > top &&
+        (rr = malloc(sizeof(*rr) + len + 1))) {
+        *rr = (struct resume_read){.b = b, .s = s, .seq = seq};
+        memcpy(rr->last_id, last_id, len + 1);
+        if (repo_channel_last_id(b->repo, resume_got, rr) == 0) {
+            s->resume = rr;
+            s->last_seq = seq;
+            return;
+        }
+        free(rr); /* the store cannot be asked: as before, an unknown id */
+    }
+    resume_now(b, s, last_id);
+}
+
 int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id, bool envelope,
                      const identity *who, const char **why)
 {
     stream *s;
-    size_t from = ch->history.len; /* no resume: live messages only */
-    bool gap = false;
 
     if ((*why = admit(b, ch, false)))
         return BROKER_ELIMIT;
     if (!(s = stream_open(b, sk, ch, NULL, NULL, who)))
         return BROKER_ENOMEM;
     s->envelope = envelope;
-    if (last_id) {
-        from = broker_resume_at(b, ch, last_id, &gap);
-        if (gap)
-            broker_send_gap(s, last_id,
-                            ch->history.len ? msgq_at(&ch->history, 0)->id : NULL);
-    }
-    for (size_t i = from; i < ch->history.len; i++)
-        if (stream_send(s, msgq_at(&ch->history, i)) < 0)
-            break; /* too slow even for the replay: aborted */
+    if (last_id) /* else live messages only */
+        broker_stream_resume(b, s, last_id);
     return 0;
 }
 

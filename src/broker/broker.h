@@ -69,6 +69,7 @@ typedef struct broker_opts {
     int max_streams_per_channel;     /* live streams on one channel */
     int max_patterns_per_stream;     /* names and patterns of a topic stream */
     int max_pattern_streams;         /* topic streams with a pattern, in all */
+    size_t max_pattern_bytes;        /* bytes the tree of their patterns may take */
     int heartbeat_s;                 /* seconds between ':' comments on streams */
     int node_ttl_s;                  /* a node offline this long leaves /nodes */
     size_t max_memory;               /* bytes retained messages may take (see

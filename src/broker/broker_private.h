@@ -25,6 +25,7 @@
 #include "src/base/strmap.h"
 #include "src/broker/broker.h"
 #include "src/broker/stream.h"
+#include "src/domain/segtree.h"
 
 typedef struct pub_ctx pub_ctx;
 TAILQ_HEAD(pub_list, pub_ctx);
@@ -74,10 +75,13 @@ struct broker {
     unsigned long long expired;       /* channels expired */
 
     /* broker_topic.c */
-    strmap topic_exact;            /* exact name -> topic_subs*: the topic
-                                      streams listening to that name */
-    struct stream_list topic_pats; /* topic streams with patterns */
-    size_t ntopic_pats;
+    strmap topic_exact;    /* exact name -> topic_subs*: the topic
+                              streams listening to that name */
+    segtree *topic_tree;   /* the patterns of topic streams -> their
+                              topics; NULL until the first */
+    size_t ntopic_pats;    /* topic streams with patterns */
+    stream **topic_hits;   /* what a delivery matched: room for every */
+    size_t topic_hits_cap; /* topic stream with patterns */
 
     /* broker_cluster.c */
     uint64_t seen_seq;            /* highest message id delivered here */
@@ -157,6 +161,13 @@ size_t broker_resume_at(const broker *b, const chan *ch, const char *last_id, bo
  * missed messages; 'first_retained' is the oldest id still there (NULL:
  * none). */
 void broker_send_gap(stream *s, const char *last_id, const char *first_retained);
+/* Resume 's' (a plain or a topic stream, just opened) after the client's
+ * 'last_id': the gap event if it missed messages, then the replay. For an id
+ * newer than any this node has seen, the store is asked first (its last id)
+ * and the stream writes nothing at or below 'last_id' meanwhile. */
+void broker_stream_resume(broker *b, stream *s, const char *last_id);
+/* 's' ends: a read for its resume under way lets go of it. */
+void broker_resume_forget(stream *s);
 
 /* ---- broker_publish.c ---- */
 
@@ -195,6 +206,10 @@ void broker_sessions_free(broker *b);
 void broker_topic_deliver(broker *b, chan *ch, msg *m);
 /* 's', a topic stream, ends: it leaves the name map and the pattern list. */
 void broker_topic_unlink(broker *b, stream *s);
+/* Replay to the topic stream 's' what its channels hold after 'last_id',
+ * merged in id order, after the gap event if any of them lost messages after
+ * it. */
+void broker_topic_replay(broker *b, stream *s, const char *last_id);
 /* Free a topic (NULL is fine). */
 void broker_topic_free(struct topic *tp);
 /* Its exact names and patterns, joined by ','. */

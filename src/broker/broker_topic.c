@@ -4,9 +4,12 @@
  * Exact names are found with one lookup per delivery: the broker keeps a map
  * from each name to the topic streams listening to it, whether the channel
  * exists yet or not (so a channel created later is matched). Patterns are
- * checked on every delivery against every topic stream that has one: that
- * costs in proportion to the pattern streams (bounded by max_pattern_streams,
- * each with at most max_patterns_per_stream), not to the channels.
+ * kept in one segment tree (src/domain/segtree.h) whose values are the topics:
+ * a delivery walks the channel name's segments down the tree and meets only
+ * the patterns that match, whatever the number of pattern streams (bounded by
+ * max_pattern_streams, and the tree by max_pattern_bytes). The streams it
+ * finds are collected first, each once, then written: a stream cut for being
+ * slow leaves the tree while nothing walks it.
  *
  * Order: a node delivers messages in id order (the store's notifications), and
  * ids are broker-wide, so a topic stream gets its channels' messages merged in
@@ -18,6 +21,7 @@
 #include "src/base/log.h"
 #include "src/broker/broker_private.h"
 #include "src/domain/pattern.h"
+#include "src/domain/segtree.h"
 #include "src/domain/session.h"
 
 struct topic {
@@ -28,6 +32,10 @@ struct topic {
     char *label;       /* every name and pattern, joined by ',' (owned) */
     identity who;      /* its reader, with its token's grants (owned) */
     const policy *pol; /* NULL: no access control */
+    stream *s;         /* its stream, once open */
+    segtree *tree;     /* the tree its first 'ntree' patterns are in, or NULL */
+    size_t ntree;
+    uint64_t hit_seq; /* the last message its patterns matched */
 };
 
 /* The topic streams listening to one exact name. */
@@ -48,7 +56,9 @@ void broker_set_policy(broker *b, const policy *pol)
 void broker_topics_init(broker *b)
 {
     strmap_init(&b->topic_exact);
-    TAILQ_INIT(&b->topic_pats);
+    b->topic_tree = NULL; /* made for the first pattern stream */
+    b->topic_hits = NULL;
+    b->topic_hits_cap = 0;
 }
 
 void broker_topics_free(broker *b)
@@ -61,12 +71,16 @@ void broker_topics_free(broker *b)
         free(ts);
     }
     strmap_free(&b->topic_exact);
+    segtree_free(b->topic_tree);
+    free(b->topic_hits);
 }
 
 void broker_topic_free(struct topic *tp)
 {
     if (!tp)
         return;
+    for (size_t i = 0; i < tp->ntree; i++)
+        segtree_remove(tp->tree, tp->pats[i], tp);
     for (size_t i = 0; i < tp->nnames; i++)
         free(tp->names[i]);
     for (size_t i = 0; i < tp->npats; i++)
@@ -114,10 +128,29 @@ static bool topic_names_have(const struct topic *tp, const char *name)
     return false;
 }
 
+/* What a walk of the tree collects for one message. */
+typedef struct topic_hits {
+    broker *b;
+    uint64_t seq;
+    size_t n;
+} topic_hits;
+
+/* segtree_cb: each topic once per message, however many of its patterns
+ * match. The array has room for every pattern stream (topic_hits_reserve). */
+static void topic_hit(void *val, void *arg)
+{
+    struct topic *tp = val;
+    topic_hits *h = arg;
+    if (tp->hit_seq == h->seq || !tp->s)
+        return;
+    tp->hit_seq = h->seq;
+    h->b->topic_hits[h->n++] = tp->s;
+}
+
 void broker_topic_deliver(broker *b, chan *ch, msg *m)
 {
     topic_subs *ts;
-    stream *s, *next;
+    stream *s;
     /* A stream cut for being slow leaves the list at once (its place taken by
      * the last one, which is then next): look the list up again each time. */
     for (size_t i = 0; (ts = strmap_get(&b->topic_exact, ch->name)) && i < ts->n;) {
@@ -126,10 +159,15 @@ void broker_topic_deliver(broker *b, chan *ch, msg *m)
             continue;
         i++;
     }
-    for (s = TAILQ_FIRST(&b->topic_pats); s; s = next) {
-        next = TAILQ_NEXT(s, link); /* a slow stream may close here */
-        if (topic_pats_match(s->tp, ch->name) &&
-            topic_may(s->tp, ch->name, ACT_SUBSCRIBE))
+    if (!b->ntopic_pats)
+        return;
+    /* The broker's own channels (sys.*) only for a pattern that names them. */
+    topic_hits h = {b, m->seq, 0};
+    segtree_match(b->topic_tree, ch->name,
+                  channel_reserved(ch->name) ? SEGTREE_FIRST_LITERAL : 0, topic_hit, &h);
+    for (size_t i = 0; i < h.n; i++) {
+        s = b->topic_hits[i]; /* a write may close its own stream, no other */
+        if (topic_may(s->tp, ch->name, ACT_SUBSCRIBE))
             stream_send_on(s, ch, m);
     }
 }
@@ -152,10 +190,42 @@ void broker_topic_unlink(broker *b, stream *s)
             free(ts);
         }
     }
-    if (tp->npats) {
-        TAILQ_REMOVE(&b->topic_pats, s, link);
-        b->ntopic_pats--;
+    if (tp->npats)
+        b->ntopic_pats--; /* its patterns leave the tree when it is freed */
+}
+
+/* Room in b->topic_hits for one more pattern stream. 0, or -1 on OOM. */
+static int topic_hits_reserve(broker *b)
+{
+    if (b->ntopic_pats < b->topic_hits_cap)
+        return 0;
+    size_t cap = b->topic_hits_cap ? 2 * b->topic_hits_cap : 64;
+    stream **v = realloc(b->topic_hits, cap * sizeof(*v));
+    if (!v)
+        return -1;
+    b->topic_hits = v;
+    b->topic_hits_cap = cap;
+    return 0;
+}
+
+/* Put the patterns of 'tp' in the broker's tree, all or none. 0,
+ * SEGTREE_EFULL (over max_pattern_bytes) or SEGTREE_ENOMEM. */
+static int topic_tree_add(broker *b, struct topic *tp)
+{
+    int rc;
+    if (!b->topic_tree && !(b->topic_tree = segtree_new(b->opts.max_pattern_bytes)))
+        return SEGTREE_ENOMEM;
+    if (topic_hits_reserve(b) < 0)
+        return SEGTREE_ENOMEM;
+    tp->tree = b->topic_tree;
+    for (; tp->ntree < tp->npats; tp->ntree++) {
+        if ((rc = segtree_add(tp->tree, tp->pats[tp->ntree], tp)) < 0) {
+            while (tp->ntree)
+                segtree_remove(tp->tree, tp->pats[--tp->ntree], tp);
+            return rc == SEGTREE_EFULL ? rc : SEGTREE_ENOMEM;
+        }
     }
+    return 0;
 }
 
 /* Add 's' to the streams listening to 'name'. 0, or -1 on OOM. */
@@ -233,9 +303,7 @@ static int by_seq(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Replay to 's' what its channels hold after 'last_id', merged in id order,
- * after the gap event if any of them lost messages after it. */
-static void topic_replay(broker *b, stream *s, const char *last_id)
+void broker_topic_replay(broker *b, stream *s, const char *last_id)
 {
     const struct topic *tp = s->tp;
     replay_item *v = NULL;
@@ -292,6 +360,7 @@ int broker_subscribe_topics(broker *b, sink *sk, const char *const *chans, size_
     identity id = *who;
     struct topic *tp;
     stream *s;
+    int rc;
 
     *who = (identity){0};
     *why = NULL;
@@ -305,6 +374,13 @@ int broker_subscribe_topics(broker *b, sink *sk, const char *const *chans, size_
     tp->pol = pol;
     if (!*why && tp->npats && b->ntopic_pats >= (size_t)b->opts.max_pattern_streams)
         *why = "busy: the broker holds its limit of pattern streams";
+    if (!*why && tp->npats && (rc = topic_tree_add(b, tp)) < 0) {
+        if (rc != SEGTREE_EFULL) {
+            broker_topic_free(tp);
+            return BROKER_ENOMEM;
+        }
+        *why = "busy: the patterns of the broker's streams hold their limit of bytes";
+    }
     if (*why) {
         log_debug("topic subscriber sent away: %s", *why);
         b->refused++;
@@ -312,11 +388,10 @@ int broker_subscribe_topics(broker *b, sink *sk, const char *const *chans, size_
         return BROKER_ELIMIT;
     }
     if (!(s = stream_open(b, sk, NULL, NULL, tp, &tp->who)))
-        return BROKER_ENOMEM;
-    if (tp->npats) {
-        TAILQ_INSERT_TAIL(&b->topic_pats, s, link);
+        return BROKER_ENOMEM; /* tp freed, and out of the tree */
+    tp->s = s;
+    if (tp->npats)
         b->ntopic_pats++;
-    }
     for (size_t i = 0; i < tp->nnames; i++) {
         if (subs_add(b, tp->names[i], s) < 0) {
             log_error("out of memory opening a topic stream");
@@ -326,6 +401,6 @@ int broker_subscribe_topics(broker *b, sink *sk, const char *const *chans, size_
         }
     }
     if (last_id)
-        topic_replay(b, s, last_id);
+        broker_stream_resume(b, s, last_id);
     return 0;
 }

@@ -86,7 +86,7 @@ int stream_send_on(stream *s, const chan *ch, msg *m)
         return -1;
     }
     s->b->m.messages_delivered++;
-    s->b->m.bytes_delivered += m->frame_len;
+    s->b->m.bytes_delivered += s->envelope ? m->env_frame_len : m->frame_len;
     s->last_seq = m->seq;
     return 0;
 }
@@ -126,6 +126,7 @@ static void stream_free(stream *s, bool flushed, int why)
         log_fields(LOG_INFO, f, sizeof(f) / sizeof(f[0]), "stream end");
     }
     broker_session_left(b, s);
+    broker_resume_forget(s);
     TAILQ_REMOVE(&b->all, s, all);
     b->nstreams--;
     if (s->tp) {

@@ -30,12 +30,12 @@ typedef struct stream {
     conn *cn;                      /* NULL for a plain channel subscriber */
     uint64_t last_seq;             /* highest seq written: never write one twice */
     bool envelope;                 /* write enveloped frames (msg_envelope) */
+    struct resume_read *resume;    /* its resume waiting for the store (broker.c) */
     char *authid, *authrole;       /* its reader (owned; NULL: anonymous, none) */
     int method;                    /* AUTHMETHOD_* */
     char session[CONN_ID_LEN + 1]; /* its session id: random, unique cluster-wide */
     TAILQ_ENTRY(stream)
-    link;                    /* in ch->streams (plain subscribers), or the
-                                broker's topic streams with patterns */
+    link;                    /* in ch->streams (plain subscribers) */
     TAILQ_ENTRY(stream) all; /* in the broker's list of every stream */
 
     /* Its session, as broker_session.c archives it. */

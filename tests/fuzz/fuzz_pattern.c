@@ -5,9 +5,15 @@
  * valid pattern and a valid channel name, pattern_match() with a reference
  * matcher on segment arrays (recursive, as the contract reads);
  * pattern_topic_valid() and pattern_is_exact() with references on the same
- * segments. Any disagreement aborts. */
+ * segments. Then the segment tree (src/domain/segtree.c) against
+ * pattern_match(): a tree holding the pattern and patterns made from it (its
+ * prefixes with '*', each segment as '?') must call each one's value exactly
+ * when pattern_match() says it matches the name, also with
+ * SEGTREE_FIRST_LITERAL, after half of them are removed, and must be back to
+ * its empty size once all are. Any disagreement aborts. */
 #include "src/domain/names.h"
 #include "src/domain/pattern.h"
+#include "src/domain/segtree.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -109,6 +115,89 @@ static int ref_exact(const char *p)
     return 1;
 }
 
+#define VARS 32
+
+static void count_hit(void *val, void *arg)
+{
+    (void)arg;
+    (*(int *)val)++;
+}
+
+/* Whether pattern 'p' starts with a literal segment (not '?' or '*'). */
+static int first_literal(const char *p)
+{
+    size_t n = strcspn(p, ".");
+    return !((n == 1 && (p[0] == '?' || p[0] == '*')));
+}
+
+/* The values' hit counters: value i is &tree_hits[i]. */
+static int tree_hits[VARS];
+
+/* Match 'name' in 't' (with 'flags') and compare each value's calls with
+ * pattern_match() for the patterns still in: 'in[i]'. */
+static void tree_round(const segtree *t, char vars[][PATTERN_MAX + 1], const int *in,
+                       int nv, const char *name, unsigned flags)
+{
+    memset(tree_hits, 0, sizeof(tree_hits));
+    CHECK(segtree_match(t, name, flags, count_hit, NULL) == 0);
+    for (int i = 0; i < nv; i++) {
+        int want = in[i] && pattern_match(vars[i], name, NULL) &&
+                   (!(flags & SEGTREE_FIRST_LITERAL) || first_literal(vars[i]));
+        CHECK(tree_hits[i] == want);
+    }
+}
+
+/* The tree against the linear matcher, for a valid pattern without {sub}
+ * and a valid channel name. */
+static void check_tree(const char *pat, const char *name)
+{
+    static char vars[VARS][PATTERN_MAX + 1];
+    int in[VARS], nv = 0;
+    size_t len = strlen(pat);
+    segtree *t = segtree_new(0);
+    if (!t)
+        return;
+    size_t empty = segtree_bytes(t);
+    strcpy(vars[nv++], pat);
+    for (size_t i = 0; i <= len && nv < VARS; i++) { /* each prefix, then '*' */
+        if (i < len && pat[i] != '.')
+            continue;
+        if (i + 2 <= PATTERN_MAX && pattern_valid(pat, i) && pat[i - 1] != '*') {
+            memcpy(vars[nv], pat, i);
+            memcpy(vars[nv] + i, ".*", 3);
+            nv++;
+        }
+    }
+    for (size_t i = 0; i < len && nv < VARS; i++) { /* each segment as '?' */
+        if (i > 0 && pat[i - 1] != '.')
+            continue;
+        size_t n = strcspn(pat + i, ".");
+        if (len - n + 1 > PATTERN_MAX || (n == 1 && pat[i] == '*'))
+            continue;
+        memcpy(vars[nv], pat, i);
+        vars[nv][i] = '?';
+        strcpy(vars[nv] + i + 1, pat + i + n);
+        nv++;
+    }
+    for (int i = 0; i < nv; i++) {
+        CHECK(pattern_valid(vars[i], strlen(vars[i])));
+        CHECK(segtree_add(t, vars[i], &tree_hits[i]) == 0);
+        in[i] = 1;
+    }
+    CHECK(segtree_count(t) == (size_t)nv);
+    tree_round(t, vars, in, nv, name, 0);
+    tree_round(t, vars, in, nv, name, SEGTREE_FIRST_LITERAL);
+    for (int i = 0; i < nv; i += 2) {
+        CHECK(segtree_remove(t, vars[i], &tree_hits[i]) == 0);
+        in[i] = 0;
+    }
+    tree_round(t, vars, in, nv, name, 0);
+    for (int i = 1; i < nv; i += 2)
+        CHECK(segtree_remove(t, vars[i], &tree_hits[i]) == 0);
+    CHECK(segtree_count(t) == 0 && segtree_bytes(t) == empty);
+    segtree_free(t);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *in = malloc(size + 1), *pat, *name, *sub = NULL, *nl;
@@ -141,6 +230,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int np = split(pc, ps), nn = split(nc, ns);
         if (np > 0 && nn > 0)
             CHECK(pattern_match(pat, name, sub) == ref_match(ps, np, ns, nn, sub));
+        if (!strstr(pat, "{sub}"))
+            check_tree(pat, name);
     }
     free(in);
     return 0;

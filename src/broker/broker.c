@@ -199,6 +199,9 @@ void broker_set_limits(broker *b, const broker_opts *o)
     b->opts.max_streams_per_channel = o->max_streams_per_channel;
     b->opts.max_patterns_per_stream = o->max_patterns_per_stream;
     b->opts.max_pattern_streams = o->max_pattern_streams;
+    b->opts.max_pattern_bytes = o->max_pattern_bytes;
+    if (b->topic_tree)
+        segtree_set_max(b->topic_tree, o->max_pattern_bytes);
     b->opts.max_connections_per_channel = o->max_connections_per_channel;
     b->opts.max_memory = o->max_memory;
     b->opts.memory_policy = o->memory_policy;

@@ -67,6 +67,11 @@ segtree *segtree_new(size_t max_bytes)
     return t;
 }
 
+void segtree_set_max(segtree *t, size_t max_bytes)
+{
+    t->max_bytes = max_bytes;
+}
+
 /* Free 'n', its children and its lists, subtracting their bytes. */
 static void node_release(segtree *t, node *n)
 {

@@ -43,6 +43,8 @@ typedef struct segtree segtree;
 
 /* An empty tree that holds at most 'max_bytes' (0: no bound). NULL on OOM. */
 segtree *segtree_new(size_t max_bytes);
+/* A new bound for later adds (0: none); what the tree holds stays. */
+void segtree_set_max(segtree *t, size_t max_bytes);
 /* Free the tree (not the values). NULL is fine. */
 void segtree_free(segtree *t);
 

@@ -871,6 +871,14 @@ void broker_chan_deliver(broker *b, chan *ch, msg *m)
         cnext = TAILQ_NEXT(cn, alink); /* a slow stream may detach here */
         conn_live(b, cn, m);
     }
+    if (b->observer)
+        b->observer(b->observer_arg, ch, m);
+}
+
+void broker_set_observer(broker *b, broker_observer_fn fn, void *arg)
+{
+    b->observer = fn;
+    b->observer_arg = arg;
 }
 
 /* A read of what waits for a connection, for the stream attached here. */

@@ -15,6 +15,7 @@
 
 #include "src/broker/broker.h"
 #include "src/http/http.h"
+#include "src/module/modhost.h"
 #include "kv/kv.h"
 #include "src/base/log.h"
 #include "src/base/notify.h"
@@ -46,6 +47,7 @@ typedef struct app {
     struct event_base *base;
     kv_store *kv;
     broker *b;
+    modhost *mods;
     http_server *http;
     int stopping;
 } app;
@@ -242,8 +244,23 @@ int main(int argc, char **argv)
     }
     /* From before the load, which runs the loop: a slow store is no hang. */
     watchdog = notify_watchdog_start(a.base);
+    if (!(a.mods = modhost_new(a.base, a.b, cfg.modules_max_depth))) {
+        log_error("cannot start: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < cfg.nmodules; i++) {
+        const char *field;
+        char where[300];
+        if (modhost_load(a.mods, &cfg.modules[i], &field, err, sizeof(err)) < 0) {
+            config_module_where(&cfg, i, field, where, sizeof(where));
+            fprintf(stderr, "ssebroker: %s: %s\n", where, err);
+            goto out;
+        }
+    }
     if (broker_load(a.b) < 0)
         goto out;
+    modhost_start(a.mods);
+    cfg.http.modules = a.mods;
     if (!(a.http = http_server_new(a.base, a.b, &cfg.http, err, sizeof(err)))) {
         log_error("%s", err);
         goto out;
@@ -283,6 +300,9 @@ out:
     if (sigint)
         event_free(sigint);
     http_server_free(a.http);
+    /* Before the broker: a module's free may still use the loop, not the
+     * broker; publishes under way end without their module. */
+    modhost_free(a.mods);
     broker_free(a.b);
     kv_free(kv);
     if (a.base)

@@ -1,0 +1,505 @@
+/* modhost.c - the module host: loading, delivery to modules, their publishes
+ * and timers (see modhost.h). */
+#include "src/module/modhost.h"
+
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <event2/event.h>
+#include <ssebroker/module.h>
+
+#include "src/base/log.h"
+#include "src/domain/names.h"
+#include "src/domain/pattern.h"
+#include "src/domain/publish.h"
+#include "src/domain/session.h"
+
+struct ssebroker_timer {
+    LIST_ENTRY(ssebroker_timer) link;
+    struct event *ev;
+    struct module *mod;
+    ssebroker_timer_cb cb;
+    void *arg;
+};
+LIST_HEAD(timer_list, ssebroker_timer);
+
+typedef struct mod_pub mod_pub;
+LIST_HEAD(pub_list, mod_pub);
+
+/* One instance. 'host' comes first: the host table a module is handed is
+ * the instance itself. */
+typedef struct module {
+    ssebroker_host host;
+    modhost *mh;
+    char *name;
+    char **match;
+    size_t nmatch;
+    void *dl;
+    const ssebroker_module_desc *desc;
+    void *state;
+    struct timer_list timers;
+    size_t inflight;
+    modhost_stats st;
+} module;
+
+struct modhost {
+    struct event_base *base;
+    broker *b;
+    int max_depth;
+    module *mods[MODHOST_MAX];
+    size_t n;
+    struct pub_list pubs; /* module publishes under way */
+    /* While a module's on_event runs: the depth of the message it reacts to
+     * (what it publishes goes one deeper). -1 outside on_event. */
+    int cur_depth;
+};
+
+/* A module's publish under way: the channel looked up, then the publish. */
+struct mod_pub {
+    LIST_ENTRY(mod_pub) link;
+    module *mod; /* NULL once the host is gone */
+    pub_batch batch;
+    char channel[CHAN_NAME_MAX + 1];
+};
+
+/* ---- the host table ---- */
+
+static void host_logv(module *mod, int level, const char *fmt, va_list ap)
+{
+    char text[LOG_MESSAGE_MAX];
+    vsnprintf(text, sizeof(text), fmt, ap);
+    log_fields(level < LOG_DEBUG || level > LOG_ERROR ? LOG_INFO : level,
+               (log_field[]){LOG_STR("module", mod->name)}, 1, "module %s: %s", mod->name,
+               text);
+}
+
+static void host_log(const ssebroker_host *h, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    host_logv((module *)h, level, fmt, ap);
+    va_end(ap);
+}
+
+static void timer_fired(evutil_socket_t fd, short what, void *arg)
+{
+    ssebroker_timer *t = arg;
+    ssebroker_timer_cb cb = t->cb;
+    void *cbarg = t->arg;
+    /* Gone before the call: the callback may set timers, or cancel others. */
+    LIST_REMOVE(t, link);
+    event_free(t->ev);
+    free(t);
+    cb(cbarg);
+}
+
+static ssebroker_timer *host_timer_add(const ssebroker_host *h, unsigned ms,
+                                       ssebroker_timer_cb cb, void *arg)
+{
+    module *mod = (module *)h;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    ssebroker_timer *t = calloc(1, sizeof(*t));
+    if (!t || !cb || !(t->ev = evtimer_new(mod->mh->base, timer_fired, t)) ||
+        evtimer_add(t->ev, &tv) < 0) {
+        if (t && t->ev)
+            event_free(t->ev);
+        free(t);
+        return NULL;
+    }
+    t->mod = mod;
+    t->cb = cb;
+    t->arg = arg;
+    LIST_INSERT_HEAD(&mod->timers, t, link);
+    return t;
+}
+
+static void host_timer_cancel(const ssebroker_host *h, ssebroker_timer *t)
+{
+    if (!t)
+        return;
+    LIST_REMOVE(t, link);
+    event_free(t->ev);
+    free(t);
+}
+
+static void mod_error(module *mod, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void mod_error(module *mod, const char *fmt, ...)
+{
+    va_list ap;
+    mod->st.errors++;
+    va_start(ap, fmt);
+    host_logv(mod, LOG_WARN, fmt, ap);
+    va_end(ap);
+}
+
+static void host_error(const ssebroker_host *h, const char *fmt, ...)
+{
+    module *mod = (module *)h;
+    va_list ap;
+    mod->st.errors++;
+    va_start(ap, fmt);
+    host_logv(mod, LOG_WARN, fmt, ap);
+    va_end(ap);
+}
+
+static void pub_free(mod_pub *mp)
+{
+    if (mp->mod) { /* else the host is gone, and took it off its list */
+        mp->mod->inflight--;
+        LIST_REMOVE(mp, link);
+    }
+    pub_batch_free(&mp->batch);
+    free(mp);
+}
+
+static void pub_done(int status, const uint64_t *ids, size_t n, int64_t ts_us, void *arg)
+{
+    mod_pub *mp = arg;
+    if (mp->mod && status < 0)
+        mod_error(mp->mod, "a publish to '%s' failed: %s", mp->channel,
+                  broker_strerror(status));
+    else if (mp->mod)
+        mp->mod->st.published += n;
+    pub_free(mp);
+}
+
+/* Publish on the channel found; 0, or the refusal (the caller frees). */
+static int pub_start(mod_pub *mp, chan *ch)
+{
+    int rc = broker_publish(mp->mod->mh->b, ch, NULL, &mp->batch, pub_done, mp);
+    if (rc < 0)
+        mod_error(mp->mod, "a publish to '%s' failed: %s", mp->channel,
+                  broker_strerror(rc));
+    return rc;
+}
+
+static void pub_found(int status, chan *ch, void *arg)
+{
+    mod_pub *mp = arg;
+    if (!mp->mod) {
+        pub_free(mp);
+    } else if (status < 0 || !ch) {
+        mod_error(mp->mod, "a publish to '%s' failed: %s", mp->channel,
+                  broker_strerror(status < 0 ? status : BROKER_ENOCHAN));
+        pub_free(mp);
+    } else if (pub_start(mp, ch) < 0) {
+        pub_free(mp);
+    }
+}
+
+/* An event type a client could publish: 1..PUB_EVENT_MAX bytes, no CR, LF,
+ * not "sys.". */
+static bool valid_event(const char *e)
+{
+    size_t len = strlen(e);
+    return len >= 1 && len <= PUB_EVENT_MAX && !strpbrk(e, "\r\n") &&
+           strncmp(e, PUB_EVENT_RESERVED, strlen(PUB_EVENT_RESERVED)) != 0;
+}
+
+static int host_publish(const ssebroker_host *h, const char *channel, const char *event,
+                        const char *data, size_t len)
+{
+    module *mod = (module *)h;
+    modhost *mh = mod->mh;
+    int depth = mh->cur_depth >= 0 ? mh->cur_depth + 1 : 1;
+    int why = 0;
+    mod_pub *mp;
+    pub_event *ev;
+    chan *ch;
+
+    if (!channel || !valid_channel_name(channel, strlen(channel)) ||
+        channel_reserved(channel) || (event && !valid_event(event)) || (len && !data) ||
+        len > MODHOST_DATA_MAX || (len && memchr(data, '\0', len))) {
+        mod_error(mod, "a publish refused: bad channel, event type or data");
+        return SSEBROKER_EINVAL;
+    }
+    if (depth > mh->max_depth) {
+        mod->st.cut++;
+        log_debug("module %s: a publish to '%s' cut at depth %d (modules_max_depth)",
+                  mod->name, channel, depth);
+        return SSEBROKER_EDEPTH;
+    }
+    if (mod->inflight >= MODHOST_INFLIGHT_MAX) {
+        mod->st.dropped++;
+        return SSEBROKER_EBUSY;
+    }
+    if (!(mp = calloc(1, sizeof(*mp))) || !(mp->batch.ev = ev = calloc(1, sizeof(*ev)))) {
+        free(mp);
+        mod_error(mod, "a publish refused: out of memory");
+        return SSEBROKER_ENOMEM;
+    }
+    mp->batch.n = 1;
+    if (!(ev->data = malloc(len + 1)) || (event && !(ev->event = strdup(event))) ||
+        !(ev->tg = target_with_source(NULL, mod->name, (unsigned)depth, NULL))) {
+        pub_batch_free(&mp->batch);
+        free(mp);
+        mod_error(mod, "a publish refused: out of memory");
+        return SSEBROKER_ENOMEM;
+    }
+    if (len)
+        memcpy(ev->data, data, len);
+    ev->data[len] = '\0';
+    ev->data_len = len;
+    ev->retry = -1;
+    mp->mod = mod;
+    snprintf(mp->channel, sizeof(mp->channel), "%s", channel);
+    LIST_INSERT_HEAD(&mh->pubs, mp, link);
+    mod->inflight++;
+    ch = broker_chan_lookup(mh->b, channel, true, &why, pub_found, mp);
+    if (ch) {
+        if (pub_start(mp, ch) < 0) {
+            pub_free(mp);
+            return SSEBROKER_EFAIL;
+        }
+    } else if (why != BROKER_EPENDING) {
+        mod_error(mod, "a publish to '%s' failed: %s", channel, broker_strerror(why));
+        pub_free(mp);
+        return SSEBROKER_EFAIL;
+    }
+    return 0;
+}
+
+/* ---- delivery ---- */
+
+static bool mod_matches(const module *mod, const char *name)
+{
+    for (size_t i = 0; i < mod->nmatch; i++) {
+        const char *p = mod->match[i];
+        if (channel_reserved(name) && strncmp(p, "sys.", 4) != 0)
+            continue;
+        if (pattern_match(p, name, NULL))
+            return true;
+    }
+    return false;
+}
+
+/* A session opened or ended (a join or leave on SESSION_CHANNEL). */
+static void sessions_tell(modhost *mh, const msg *m)
+{
+    bool start = m->event && strcmp(m->event, "joined") == 0;
+    if (!m->event || (!start && strcmp(m->event, "left") != 0))
+        return;
+    for (size_t i = 0; i < mh->n; i++) {
+        module *mod = mh->mods[i];
+        void (*fn)(void *, const char *) =
+            start ? mod->desc->on_session_start : mod->desc->on_session_stop;
+        if (fn)
+            fn(mod->state, m->data);
+    }
+}
+
+static void on_message(void *arg, chan *ch, const msg *m)
+{
+    modhost *mh = arg;
+    const target_rec *pub = m->pub;
+    const char *source = pub ? pub->source : NULL;
+    ssebroker_event ev = {
+        .channel = ch->name,
+        .id = m->id,
+        .seq = m->seq,
+        .event = m->event,
+        .data = m->data,
+        .data_len = m->data_len,
+        .timestamp_us = m->ts_us,
+        .authid = pub ? pub->pub_authid : NULL,
+        .authrole = pub ? pub->pub_authrole : NULL,
+        .source = source,
+    };
+
+    if (strcmp(ch->name, SESSION_CHANNEL) == 0)
+        sessions_tell(mh, m);
+    for (size_t i = 0; i < mh->n; i++) {
+        module *mod = mh->mods[i];
+        if ((source && strcmp(source, mod->name) == 0) || !mod_matches(mod, ch->name))
+            continue;
+        mod->st.events++;
+        mh->cur_depth = source ? (int)pub->depth : 0;
+        int rc = mod->desc->on_event(mod->state, &ev);
+        mh->cur_depth = -1;
+        if (rc < 0)
+            mod_error(mod, "error %d on event %s of '%s'", rc, m->id, ch->name);
+    }
+}
+
+/* ---- loading ---- */
+
+modhost *modhost_new(struct event_base *base, broker *b, int max_depth)
+{
+    modhost *mh = calloc(1, sizeof(*mh));
+    if (!mh)
+        return NULL;
+    mh->base = base;
+    mh->b = b;
+    mh->max_depth = max_depth;
+    mh->cur_depth = -1;
+    LIST_INIT(&mh->pubs);
+    return mh;
+}
+
+static void module_free(module *mod)
+{
+    ssebroker_timer *t;
+    if (!mod)
+        return;
+    if (mod->state)
+        mod->desc->free(mod->state);
+    while ((t = LIST_FIRST(&mod->timers)))
+        host_timer_cancel(&mod->host, t);
+    /* Under LeakSanitizer a module's leak is reported after exit, when a
+     * closed module's symbols are gone: SSEBROKER_MODULES_NO_DLCLOSE keeps
+     * them to read the report. */
+    if (mod->dl && !getenv("SSEBROKER_MODULES_NO_DLCLOSE"))
+        dlclose(mod->dl);
+    for (size_t i = 0; i < mod->nmatch; i++)
+        free(mod->match[i]);
+    free(mod->match);
+    free(mod->name);
+    free(mod);
+}
+
+static int load_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int load_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int modhost_load(modhost *mh, const module_spec *spec, const char **field, char *err,
+                 size_t errlen)
+{
+    module *mod = NULL;
+    char ierr[256] = "";
+    const char *dlerr;
+
+    *field = "name";
+    if (mh->n >= MODHOST_MAX)
+        return load_fail(err, errlen, "at most %d modules", MODHOST_MAX);
+    for (size_t i = 0; i < mh->n; i++)
+        if (strcmp(mh->mods[i]->name, spec->name) == 0)
+            return load_fail(err, errlen, "'%s' is loaded already: names are unique",
+                             spec->name);
+    if (!(mod = calloc(1, sizeof(*mod))) || !(mod->name = strdup(spec->name)) ||
+        !(mod->match = calloc(spec->nmatch ? spec->nmatch : 1, sizeof(char *))))
+        goto oom;
+    mod->mh = mh;
+    LIST_INIT(&mod->timers);
+    for (; mod->nmatch < spec->nmatch; mod->nmatch++)
+        if (!(mod->match[mod->nmatch] = strdup(spec->match[mod->nmatch])))
+            goto oom;
+    *field = "path";
+    if (!(mod->dl = dlopen(spec->path, RTLD_NOW | RTLD_LOCAL))) {
+        dlerr = dlerror();
+        load_fail(err, errlen, "cannot load '%s': %s", spec->path,
+                  dlerr ? dlerr : "unknown error");
+        goto fail;
+    }
+    dlerror();
+    mod->desc = dlsym(mod->dl, SSEBROKER_MODULE_SYMBOL);
+    if (!mod->desc) {
+        dlerr = dlerror();
+        load_fail(err, errlen, "'%s' is no ssebroker module: no symbol %s (%s)",
+                  spec->path, SSEBROKER_MODULE_SYMBOL, dlerr ? dlerr : "NULL");
+        goto fail;
+    }
+    if (mod->desc->abi != SSEBROKER_MODULE_ABI) {
+        load_fail(err, errlen,
+                  "'%s' is built for module ABI %d, this broker runs ABI %d: rebuild it "
+                  "against this broker's ssebroker/module.h",
+                  spec->path, mod->desc->abi, SSEBROKER_MODULE_ABI);
+        goto fail;
+    }
+    if (!mod->desc->name || !mod->desc->init || !mod->desc->on_event ||
+        !mod->desc->free) {
+        load_fail(err, errlen, "'%s': its descriptor lacks name, init, on_event or free",
+                  spec->path);
+        goto fail;
+    }
+    mod->st.name = mod->name;
+    mod->st.module = mod->desc->name;
+    mod->host = (ssebroker_host){
+        .name = mod->name,
+        .event_base = mh->base,
+        .publish = host_publish,
+        .log = host_log,
+        .error = host_error,
+        .timer_add = host_timer_add,
+        .timer_cancel = host_timer_cancel,
+    };
+    *field = "config";
+    if (!(mod->state = mod->desc->init(spec->config ? spec->config : "{}", &mod->host,
+                                       ierr, sizeof(ierr)))) {
+        load_fail(err, errlen, "module '%s' (%s) refused its config: %s", spec->name,
+                  mod->desc->name, ierr[0] ? ierr : "no reason given");
+        goto fail;
+    }
+    mh->mods[mh->n++] = mod;
+    log_info("module %s: loaded %s (%s), %zu pattern(s)", mod->name, mod->desc->name,
+             spec->path, mod->nmatch);
+    return 0;
+oom:
+    load_fail(err, errlen, "out of memory");
+fail:
+    module_free(mod);
+    return -1;
+}
+
+void modhost_start(modhost *mh)
+{
+    if (mh->n)
+        broker_set_observer(mh->b, on_message, mh);
+}
+
+void modhost_free(modhost *mh)
+{
+    mod_pub *mp;
+    if (!mh)
+        return;
+    broker_set_observer(mh->b, NULL, NULL);
+    /* Publishes still under way finish without their module. */
+    while ((mp = LIST_FIRST(&mh->pubs))) {
+        LIST_REMOVE(mp, link);
+        mp->mod = NULL;
+    }
+    for (size_t i = mh->n; i-- > 0;)
+        module_free(mh->mods[i]);
+    free(mh);
+}
+
+/* ---- counters ---- */
+
+size_t modhost_count(const modhost *mh)
+{
+    return mh ? mh->n : 0;
+}
+
+void modhost_stats_get(const modhost *mh, size_t i, modhost_stats *st)
+{
+    *st = mh->mods[i]->st;
+}
+
+json_t *modhost_status(const modhost *mh)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < modhost_count(mh); i++) {
+        const modhost_stats *st = &mh->mods[i]->st;
+        if (json_array_append_new(
+                a, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "name", st->name,
+                             "module", st->module, "events", (json_int_t)st->events,
+                             "errors", (json_int_t)st->errors, "published",
+                             (json_int_t)st->published, "cut", (json_int_t)st->cut,
+                             "dropped", (json_int_t)st->dropped)) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}

@@ -76,6 +76,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     log_info("signal %d: ending %zu stream(s), flushing the store, shutting down",
              (int)sig, st.streams);
     http_server_stop_accepting(a->http);
+    modhost_stop(a->mods); /* before the drain: it flushes what this writes */
     notify_send("STOPPING=1\nSTATUS=shutting down");
     event_base_loopexit(a->base, &deadline);
     broker_drain(a->b, on_drained, a);
@@ -259,7 +260,10 @@ int main(int argc, char **argv)
     }
     if (broker_load(a.b) < 0)
         goto out;
-    modhost_start(a.mods);
+    if (modhost_start(a.mods) < 0) {
+        log_error("cannot start: out of memory");
+        goto out;
+    }
     cfg.http.modules = a.mods;
     if (!(a.http = http_server_new(a.base, a.b, &cfg.http, err, sizeof(err)))) {
         log_error("%s", err);

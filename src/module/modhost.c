@@ -13,6 +13,8 @@
 #include <ssebroker/module.h>
 
 #include "src/base/log.h"
+#include "src/base/util.h"
+#include "src/broker/node.h"
 #include "src/domain/names.h"
 #include "src/domain/pattern.h"
 #include "src/domain/publish.h"
@@ -49,6 +51,7 @@ typedef struct module {
 struct modhost {
     struct event_base *base;
     broker *b;
+    kv_store *kv; /* the broker's */
     int max_depth;
     module *mods[MODHOST_MAX];
     size_t n;
@@ -56,6 +59,22 @@ struct modhost {
     /* While a module's on_event runs: the depth of the message it reacts to
      * (what it publishes goes one deeper). -1 outside on_event. */
     int cur_depth;
+
+    /* Once per event in a cluster: the lease (see modhost.h). */
+    struct event *lease_ev; /* every MODHOST_LEASE_TICK_MS */
+    struct event *save_ev;  /* saves 'done' MODHOST_SAVE_MS after it moved */
+    bool lease_busy;        /* a read or write of the lease under way */
+    bool holder;            /* this node won the lease and did not lose it */
+    bool active;            /* ... and caught up: modules get events here */
+    bool reading;           /* reading where the last holder stopped */
+    bool stopped;           /* modhost_stop: no more lease */
+    int64_t lease_until_ms; /* the lease is ours until then (our clock) */
+    int64_t asked_ms;       /* when the write of the lease was sent */
+    char lease_val[64];     /* what the store holds while we hold it */
+    uint64_t done;          /* the last event handed to the modules here */
+    uint64_t saved;         /* the last 'done' written to the store */
+    uint64_t start_seq;     /* the newest event retained when we started */
+    unsigned long long takeovers;
 };
 
 /* A module's publish under way: the channel looked up, then the publish. */
@@ -293,9 +312,11 @@ static void sessions_tell(modhost *mh, const msg *m)
     }
 }
 
-static void on_message(void *arg, chan *ch, const msg *m)
+static void save_soon(modhost *mh);
+
+/* Hand 'm' of 'ch' to every module that wants it. */
+static void deliver(modhost *mh, chan *ch, const msg *m)
 {
-    modhost *mh = arg;
     const target_rec *pub = m->pub;
     const char *source = pub ? pub->source : NULL;
     ssebroker_event ev = {
@@ -324,6 +345,240 @@ static void on_message(void *arg, chan *ch, const msg *m)
         if (rc < 0)
             mod_error(mod, "error %d on event %s of '%s'", rc, m->id, ch->name);
     }
+    if (m->seq > mh->done)
+        mh->done = m->seq;
+    save_soon(mh);
+}
+
+/* Whether the modules run here now: the lease is ours and not run out. */
+static bool running_here(modhost *mh)
+{
+    if (mh->active && now_us() / 1000 >= mh->lease_until_ms) {
+        /* Not renewed in time (the store is away): another node may take
+         * over; if we keep it, we catch up from 'done' again. */
+        log_warn("modules: the lease ran out before it was renewed: paused here");
+        mh->active = false;
+    }
+    return mh->active;
+}
+
+static void on_message(void *arg, chan *ch, const msg *m)
+{
+    modhost *mh = arg;
+    if (running_here(mh))
+        deliver(mh, ch, m);
+}
+
+/* ---- once per event in a cluster ---- */
+
+/* A retained event, for the catch-up. */
+typedef struct held {
+    chan *ch;
+    msg *m;
+} held;
+
+static int held_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const held *)a)->m->seq, y = ((const held *)b)->m->seq;
+    return x < y ? -1 : x > y;
+}
+
+static bool wanted(const modhost *mh, const char *name)
+{
+    for (size_t i = 0; i < mh->n; i++)
+        if (mod_matches(mh->mods[i], name))
+            return true;
+    return false;
+}
+
+/* The events after 'after' that the channels the modules match retain here
+ * (every node mirrors each channel's history), into '*out' with a reference
+ * each (not sorted) when 'out' is not NULL. Returns the newest id retained. */
+static uint64_t retained(modhost *mh, uint64_t after, held **out, size_t *nout)
+{
+    chan *page[256];
+    const char *last = NULL;
+    char from[CHAN_NAME_MAX + 1];
+    bool more = true;
+    uint64_t newest = 0;
+    size_t n = 0, cap = 0;
+    held *v = NULL;
+
+    while (more) {
+        size_t k = broker_chan_page(mh->b, last, 256, page, &more);
+        for (size_t i = 0; i < k; i++) {
+            chan *ch = page[i];
+            if (!wanted(mh, ch->name))
+                continue;
+            for (size_t j = 0; j < ch->history.len; j++) {
+                msg *m = msgq_at(&ch->history, j);
+                if (m->seq > newest)
+                    newest = m->seq;
+                if (!out || m->seq <= after)
+                    continue;
+                if (n == cap) {
+                    held *nv = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*v));
+                    if (!nv) {
+                        log_error("modules: out of memory catching up: events skipped");
+                        goto done;
+                    }
+                    v = nv;
+                }
+                v[n++] = (held){chan_ref(ch), msg_ref(m)};
+            }
+        }
+        if (!k)
+            break;
+        snprintf(from, sizeof(from), "%s", page[k - 1]->name);
+        last = from;
+    }
+done:
+    if (out) {
+        *out = v;
+        *nout = n;
+    }
+    return newest;
+}
+
+static void catch_up(modhost *mh, uint64_t after)
+{
+    held *v = NULL;
+    size_t n = 0;
+    retained(mh, after, &v, &n);
+    qsort(v, n, sizeof(*v), held_cmp);
+    mh->active = true;
+    mh->done = after;
+    log_info("modules: running on this node from event %llu (%zu retained after it)",
+             (unsigned long long)after, n);
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].ch->deleted)
+            deliver(mh, v[i].ch, v[i].m);
+        msg_unref(v[i].m);
+        chan_unref(v[i].ch);
+    }
+    free(v);
+}
+
+/* Where the last holder stopped: catch up from there. */
+static void done_read(const kv_result *res, void *arg)
+{
+    modhost *mh = arg;
+    unsigned long long d = mh->start_seq;
+    char text[32];
+    mh->reading = false;
+    if (!mh->holder || mh->stopped)
+        return;
+    if (res->status < 0 && res->status != KV_ENOTFOUND) {
+        log_warn("modules: cannot read where the last holder stopped: %s; again later",
+                 kv_strerror(res->status));
+        mh->holder = false; /* taken again at the next tick, read again */
+        return;
+    }
+    if (res->status == 0 && res->len < sizeof(text)) {
+        memcpy(text, res->val, res->len);
+        text[res->len] = '\0';
+        d = strtoull(text, NULL, 10);
+    }
+    mh->saved = d;
+    catch_up(mh, d);
+}
+
+static void lease_lost(modhost *mh, const char *why)
+{
+    if (mh->holder)
+        log_info("modules: %s: they run on another node", why);
+    mh->holder = mh->active = false;
+}
+
+static void lease_written(const kv_result *res, void *arg)
+{
+    modhost *mh = arg;
+    mh->lease_busy = false;
+    if (mh->stopped)
+        return;
+    if (res->status < 0)
+        return; /* the store is away: the lease runs out on its own */
+    if (res->num != 1) {
+        lease_lost(mh, "another node holds the lease");
+        return;
+    }
+    mh->lease_until_ms = mh->asked_ms + MODHOST_LEASE_MS;
+    if (!mh->holder) {
+        mh->holder = true;
+        mh->takeovers++;
+        mh->reading = true;
+        log_info("modules: this node holds the lease");
+        if (kv_get(mh->kv, MODHOST_DONE_KEY, done_read, mh) < 0) {
+            mh->reading = false;
+            mh->holder = false;
+        }
+    } else if (!mh->active && !mh->reading) {
+        catch_up(mh, mh->done); /* renewed after it ran out */
+    }
+}
+
+static void lease_read(const kv_result *res, void *arg)
+{
+    modhost *mh = arg;
+    char cur[sizeof(mh->lease_val)] = "", owner[sizeof(mh->lease_val)] = "";
+    long long until = 0;
+    int64_t now = now_us() / 1000;
+
+    if (mh->stopped || (res->status < 0 && res->status != KV_ENOTFOUND) ||
+        (res->status == 0 && res->len >= sizeof(cur))) {
+        mh->lease_busy = false;
+        return;
+    }
+    if (res->status == 0) {
+        memcpy(cur, res->val, res->len);
+        cur[res->len] = '\0';
+        sscanf(cur, "%63s %lld", owner, &until);
+    }
+    if (cur[0] && strcmp(owner, broker_node_id(mh->b)) != 0 && until > now) {
+        mh->lease_busy = false;
+        lease_lost(mh, "another node holds the lease");
+        return;
+    }
+    /* Ours to renew, or free (none, or run out): take it, if nobody else
+     * wrote it meanwhile. */
+    mh->asked_ms = now;
+    snprintf(mh->lease_val, sizeof(mh->lease_val), "%s %lld", broker_node_id(mh->b),
+             (long long)(now + MODHOST_LEASE_MS));
+    if (kv_set_if(mh->kv, MODHOST_LEASE_KEY, cur, mh->lease_val, lease_written, mh) < 0)
+        mh->lease_busy = false;
+}
+
+static void save_done(modhost *mh)
+{
+    char text[32];
+    int n;
+    if (!mh->holder || mh->done == mh->saved)
+        return;
+    n = snprintf(text, sizeof(text), "%llu", (unsigned long long)mh->done);
+    if (kv_set(mh->kv, MODHOST_DONE_KEY, text, (size_t)n, NULL, NULL) == 0)
+        mh->saved = mh->done;
+}
+
+static void save_cb(evutil_socket_t fd, short what, void *arg)
+{
+    save_done(arg);
+}
+
+static void save_soon(modhost *mh)
+{
+    struct timeval tv = {0, MODHOST_SAVE_MS * 1000};
+    if (mh->save_ev && !evtimer_pending(mh->save_ev, NULL))
+        evtimer_add(mh->save_ev, &tv);
+}
+
+static void lease_tick(evutil_socket_t fd, short what, void *arg)
+{
+    modhost *mh = arg;
+    if (mh->lease_busy || mh->stopped)
+        return;
+    mh->lease_busy = true;
+    if (kv_get(mh->kv, MODHOST_LEASE_KEY, lease_read, mh) < 0)
+        mh->lease_busy = false;
 }
 
 /* ---- loading ---- */
@@ -335,6 +590,7 @@ modhost *modhost_new(struct event_base *base, broker *b, int max_depth)
         return NULL;
     mh->base = base;
     mh->b = b;
+    mh->kv = broker_store(b);
     mh->max_depth = max_depth;
     mh->cur_depth = -1;
     LIST_INIT(&mh->pubs);
@@ -452,10 +708,32 @@ fail:
     return -1;
 }
 
-void modhost_start(modhost *mh)
+int modhost_start(modhost *mh)
 {
-    if (mh->n)
-        broker_set_observer(mh->b, on_message, mh);
+    struct timeval tv = {MODHOST_LEASE_TICK_MS / 1000,
+                         (MODHOST_LEASE_TICK_MS % 1000) * 1000};
+    if (!mh->n)
+        return 0;
+    mh->start_seq = retained(mh, 0, NULL, NULL);
+    if (!(mh->lease_ev = event_new(mh->base, -1, EV_PERSIST, lease_tick, mh)) ||
+        !(mh->save_ev = evtimer_new(mh->base, save_cb, mh)) ||
+        event_add(mh->lease_ev, &tv) < 0)
+        return -1;
+    broker_set_observer(mh->b, on_message, mh);
+    lease_tick(-1, 0, mh); /* at once: a lone node runs its modules from the start */
+    return 0;
+}
+
+void modhost_stop(modhost *mh)
+{
+    if (!mh || mh->stopped)
+        return;
+    save_done(mh);
+    if (mh->holder)
+        kv_del_if(mh->kv, MODHOST_LEASE_KEY, mh->lease_val, strlen(mh->lease_val), NULL,
+                  NULL);
+    mh->stopped = true;
+    mh->holder = mh->active = false;
 }
 
 void modhost_free(modhost *mh)
@@ -464,6 +742,10 @@ void modhost_free(modhost *mh)
     if (!mh)
         return;
     broker_set_observer(mh->b, NULL, NULL);
+    if (mh->lease_ev)
+        event_free(mh->lease_ev);
+    if (mh->save_ev)
+        event_free(mh->save_ev);
     /* Publishes still under way finish without their module. */
     while ((mp = LIST_FIRST(&mh->pubs))) {
         LIST_REMOVE(mp, link);
@@ -492,11 +774,12 @@ json_t *modhost_status(const modhost *mh)
     for (size_t i = 0; a && i < modhost_count(mh); i++) {
         const modhost_stats *st = &mh->mods[i]->st;
         if (json_array_append_new(
-                a, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "name", st->name,
-                             "module", st->module, "events", (json_int_t)st->events,
-                             "errors", (json_int_t)st->errors, "published",
-                             (json_int_t)st->published, "cut", (json_int_t)st->cut,
-                             "dropped", (json_int_t)st->dropped)) < 0) {
+                a, json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I}", "name", st->name,
+                             "module", st->module, "active", mh->active, "events",
+                             (json_int_t)st->events, "errors", (json_int_t)st->errors,
+                             "published", (json_int_t)st->published, "cut",
+                             (json_int_t)st->cut, "dropped", (json_int_t)st->dropped)) <
+            0) {
             json_decref(a);
             return NULL;
         }

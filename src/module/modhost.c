@@ -445,7 +445,8 @@ static void catch_up(modhost *mh, uint64_t after)
     held *v = NULL;
     size_t n = 0;
     retained(mh, after, &v, &n);
-    qsort(v, n, sizeof(*v), held_cmp);
+    if (n)
+        qsort(v, n, sizeof(*v), held_cmp);
     mh->active = true;
     mh->done = after;
     log_info("modules: running on this node from event %llu (%zu retained after it)",

@@ -212,6 +212,25 @@ describe('module publishes', () => {
         assert.equal((await history(b, out)).length, 1);
     });
 
+    test('on_session_start and on_session_stop are told of every stream', async () => {
+        const ch = uniq('live');
+        const b = await broker({
+            log_level: 'debug',
+            modules: [{ name: 'sess', path: RELAY, match: [`${ch}.none`], config: { to: `${ch}.x` } }],
+        });
+        // Joins are published once sys.sessions exists: the host opens it at
+        // start-up (with Redis, after asking the store).
+        await waitFor(async () => (await req(b, 'GET', '/channels/sys.sessions')).status === 200,
+            { what: 'sys.sessions opened' });
+        const s = await openStream(b, evPath(ch));
+        await s.waitOpen();
+        const sid = await s.waitUntil(() => s.session, 5000, 'the session event');
+        await waitFor(() => b.stderr().includes('module sess: session: {') &&
+            b.stderr().includes(sid), { what: 'the start told' });
+        s.close();
+        await waitFor(() => /module sess: session: \{[^\n]*"left_at":\d/.test(b.stderr()), { what: 'the stop told' });
+    });
+
     test('a chain of modules stops after modules_max_depth, the cut counted', async () => {
         const ping = uniq('ping');
         const pong = uniq('pong');

@@ -20,7 +20,9 @@
  *               published itself. Returns 0, or a negative number for an
  *               error, which the broker logs and counts (/status, /metrics)
  *   on_session_start / on_session_stop (optional, may be NULL): a live
- *               stream opened or ended (the session record as JSON text)
+ *               stream opened or ended (the session record as JSON text;
+ *               the joins and leaves the broker publishes on sys.sessions,
+ *               so not for streams on sys.* channels)
  *   free        once, at exit (not after a failed init)
  *
  * Rules:

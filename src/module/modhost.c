@@ -721,6 +721,30 @@ fail:
     return -1;
 }
 
+static void sessions_opened(int status, chan *ch, void *arg)
+{
+    if (status < 0)
+        log_warn("modules: cannot open %s: no session is told to modules: %s",
+                 SESSION_CHANNEL, broker_strerror(status));
+}
+
+/* Joins and leaves are published while SESSION_CHANNEL exists: open it if a
+ * module wants to be told of sessions. */
+static void sessions_open(modhost *mh)
+{
+    int why = 0;
+    for (size_t i = 0; i < mh->n; i++) {
+        const ssebroker_module_desc *d = mh->mods[i]->desc;
+        if (d->on_session_start || d->on_session_stop) {
+            if (!broker_chan_lookup(mh->b, SESSION_CHANNEL, true, &why, sessions_opened,
+                                    NULL) &&
+                why != BROKER_EPENDING)
+                sessions_opened(why, NULL, NULL);
+            return;
+        }
+    }
+}
+
 int modhost_start(modhost *mh)
 {
     struct timeval tv = {MODHOST_LEASE_TICK_MS / 1000,
@@ -733,6 +757,7 @@ int modhost_start(modhost *mh)
         event_add(mh->lease_ev, &tv) < 0)
         return -1;
     broker_set_observer(mh->b, on_message, mh);
+    sessions_open(mh);
     lease_tick(-1, 0, mh); /* at once: a lone node runs its modules from the start */
     return 0;
 }

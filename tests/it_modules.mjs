@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { sha256hex } from './lib/jwt.mjs';
 import { brokerPool, runBroker, tempFile, uniq, req, evPath, openStream, waitFor, BIN } from './lib/broker.mjs';
 
 const BUILD = process.env.SSEB_BUILDDIR || path.dirname(BIN);
@@ -210,6 +211,27 @@ describe('module publishes', () => {
         assert.equal(st.r1.events, 1);
         assert.equal(st.r2.events, 1);
         assert.equal((await history(b, out)).length, 1);
+    });
+
+    test('the publisher\'s identity reaches the module (access control)', async () => {
+        const ch = uniq('who');
+        const b = await broker({
+            auth: {
+                roles: { svc: [{ match: '*', allow: ['publish', 'subscribe', 'history'] }],
+                    guest: [{ match: '*', allow: ['publish'] }] },
+                anonymous_role: 'guest',
+                api_keys: [{ name: 'orders', role: 'svc', sha256: sha256hex('k-123') }],
+            },
+            modules: [{ name: 'id', path: RELAY, match: [`${ch}.in`], config: { to: `${ch}.out`, identity: true } }],
+        });
+        const r1 = await req(b, 'POST', evPath(`${ch}.in`), { body: 'a', headers: { 'Content-Type': 'text/plain', 'X-API-Key': 'k-123' } });
+        assert.equal(r1.status, 201, r1.text);
+        await publish(b, `${ch}.in`, 'b');
+        const h = await waitFor(async () => {
+            const r = await req(b, 'GET', evPath(`${ch}.out`), { headers: { 'X-API-Key': 'k-123' } });
+            return r.status === 200 && r.json.events.length === 2 && r.json.events;
+        }, { what: 'both relayed' });
+        assert.deepEqual(h.map((e) => e.data), ['orders|svc', '-|guest']);
     });
 
     test('on_session_start and on_session_stop are told of every stream', async () => {

@@ -1,9 +1,11 @@
 /* relay.c - a test module (it_modules.mjs): republishes every event it gets.
  *
  * Config: {"to": CHANNEL, "event": TYPE (default "relayed"), "error": true
- * (on_event fails after publishing), "refuse": "reason" (init fails)}.
+ * (on_event fails after publishing), "refuse": "reason" (init fails),
+ * "identity": true (publish the publisher instead)}.
  * What it publishes on 'to' is "SOURCE|CHANNEL|ID|DATA" (SOURCE "-" for a
- * client's event), so that a test sees which module's event it reacted to.
+ * client's event), so that a test sees which module's event it reacted to;
+ * with "identity", "AUTHID|AUTHROLE" ("-" for none).
  * Sessions starting and stopping are logged (debug). Built three times: as relay.so; with
  * RELAY_ABI=999 (another ABI); with RELAY_NO_DESCRIPTOR (no descriptor symbol). */
 #include <stdio.h>
@@ -19,7 +21,7 @@
 typedef struct relay {
     const ssebroker_host *h;
     char *to, *event;
-    int error;
+    int error, identity;
 } relay;
 
 static void *relay_init(const char *config, const ssebroker_host *h, char *err,
@@ -40,6 +42,7 @@ static void *relay_init(const char *config, const ssebroker_host *h, char *err,
         r->to = strdup(to);
         r->event = strdup(ev ? ev : "relayed");
         r->error = json_is_true(json_object_get(c, "error"));
+        r->identity = json_is_true(json_object_get(c, "identity"));
     }
     json_decref(c);
     return r;
@@ -48,13 +51,17 @@ static void *relay_init(const char *config, const ssebroker_host *h, char *err,
 static int relay_event(void *st, const ssebroker_event *ev)
 {
     relay *r = st;
-    size_t len = ev->data_len + strlen(ev->channel) + strlen(ev->id) + 80;
+    size_t len = ev->data_len + strlen(ev->channel) + strlen(ev->id) + 600;
     char *text = malloc(len);
     int n, rc;
     if (!text)
         return -1;
-    n = snprintf(text, len, "%s|%s|%s|%s", ev->source ? ev->source : "-", ev->channel,
-                 ev->id, ev->data);
+    if (r->identity)
+        n = snprintf(text, len, "%.256s|%.256s", ev->authid ? ev->authid : "-",
+                     ev->authrole ? ev->authrole : "-");
+    else
+        n = snprintf(text, len, "%s|%s|%s|%s", ev->source ? ev->source : "-", ev->channel,
+                     ev->id, ev->data);
     rc = r->h->publish(r->h, r->to, r->event, text, (size_t)n);
     free(text);
     /* A publish cut by modules_max_depth is no error of this module. */

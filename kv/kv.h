@@ -149,6 +149,8 @@ typedef struct kv_ops {
     int (*log_mark)(kv_store *kv, const char *log, const char *key, kv_cb cb, void *arg);
     int (*del_if)(kv_store *kv, const char *key, const char *val, size_t len, kv_cb cb,
                   void *arg);
+    int (*set_if)(kv_store *kv, const char *key, const char *expect, const char *val,
+                  kv_cb cb, void *arg);
     int (*subscribe)(kv_store *kv, const char *prefix, kv_notify_cb cb, void *arg);
     int (*notify)(kv_store *kv, const char *topic, const char *data, size_t len, kv_cb cb,
                   void *arg);
@@ -379,6 +381,15 @@ static inline int kv_del_if(kv_store *kv, const char *key, const char *val, size
                             kv_cb cb, void *arg)
 {
     return kv->ops->del_if(kv, key, val, len, cb, arg);
+}
+
+/* Set the string at 'key' to the text 'val' if it holds exactly the text
+ * 'expect' now ("": the key does not exist, or holds ""), in one step: a
+ * compare-and-set, for leases. res->num is 1 if it was set, 0 if not. */
+static inline int kv_set_if(kv_store *kv, const char *key, const char *expect,
+                            const char *val, kv_cb cb, void *arg)
+{
+    return kv->ops->set_if(kv, key, expect, val, cb, arg);
 }
 
 /* Publish 'data' (len bytes, any content) on 'topic' to the subscriptions of

@@ -1207,6 +1207,39 @@ static int memory_del_if(kv_store *kv, const char *key, const char *val, size_t 
     return 0;
 }
 
+static int memory_set_if(kv_store *kv, const char *key, const char *expect,
+                         const char *val, kv_cb cb, void *arg)
+{
+    kv_memory *m = (kv_memory *)kv;
+    kv_done *d = NULL;
+    kv_node *x;
+    size_t elen = expect ? strlen(expect) : 0;
+    char *copy = NULL;
+
+    if (!valid_key(key) || !expect || !val)
+        return KV_EINVAL;
+    if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
+        return KV_ENOMEM;
+    x = lookup(m, key);
+    if (x && x->kind != KV_KIND_STRING) {
+        defer(m, d, "set_if", key, KV_ETYPE);
+        return 0;
+    }
+    if (x ? x->u.str.len == elen && memcmp(x->u.str.p, expect, elen) == 0 : elen == 0) {
+        if (!(copy = memdup_nul(val, strlen(val))) ||
+            (!x && !(x = insert(m, key, KV_KIND_STRING)))) {
+            free(copy);
+            free(d);
+            return KV_ENOMEM;
+        }
+        set_string(m, x, copy, strlen(val));
+        if (d)
+            d->res.num = 1;
+    }
+    defer(m, d, "set_if", key, KV_OK);
+    return 0;
+}
+
 static void free_done_list(kv_done *d)
 {
     while (d) {
@@ -1268,6 +1301,7 @@ static const kv_ops kv_memory_ops = {
     .log_trim = memory_log_trim,
     .log_mark = memory_log_mark,
     .del_if = memory_del_if,
+    .set_if = memory_set_if,
     .subscribe = memory_subscribe,
     .notify = memory_notify,
     .subscribed = memory_subscribed,

@@ -118,6 +118,9 @@
  * 'delif' - kv_del_if(): KEYS[1]: the hash; ARGV[2]: the field, ARGV[3]: the
  * value it must hold. Returns 1 if it removed it.
  *
+ * 'setif' - kv_set_if(): KEYS[1]: the hash; ARGV[2]: the field, ARGV[3]: the
+ * value it must hold ("" for none), ARGV[4]: the new one. Returns 1 if set.
+ *
  * Lua numbers are doubles: ids are exact up to 2^53 (9e15: 285 years at a
  * million messages a second). */
 #define APPEND_LUA                                                                       \
@@ -126,6 +129,13 @@
     "  local e = redis.call('GET', KEYS[1]) or '0 0'\n"                                  \
     "  redis.call('HSET', KEYS[2], ARGV[2], e)\n"                                        \
     "  return e\n"                                                                       \
+    "end\n"                                                                              \
+    "if mode == 'setif' then\n"                                                          \
+    "  if (redis.call('HGET', KEYS[1], ARGV[2]) or '') == ARGV[3] then\n"                \
+    "    redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])\n"                                \
+    "    return 1\n"                                                                     \
+    "  end\n"                                                                            \
+    "  return 0\n"                                                                       \
     "end\n"                                                                              \
     "if mode == 'delif' then\n"                                                          \
     "  if redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[3] then\n"                        \
@@ -1132,6 +1142,29 @@ static int redis_del_if(kv_store *kv, const char *key, const char *val, size_t l
     return rc;
 }
 
+static int redis_set_if(kv_store *kv, const char *key, const char *expect,
+                        const char *val, kv_cb cb, void *arg)
+{
+    kv_redis *r = (kv_redis *)kv;
+    char *hash, sha[KV_REDIS_SHA_LEN + 1];
+    const char *field;
+    int rc;
+
+    if (!expect || !val)
+        return KV_EINVAL;
+    if ((rc = split_key(r, key, &hash, &field)) < 0)
+        return rc;
+    sha_placeholder(sha);
+    const char **a = ARGV("EVALSHA", sha, "1", hash, "setif", field, expect, val);
+    size_t l[] = {
+        7,          KV_REDIS_SHA_LEN, 1, strlen(hash), 5, strlen(field), strlen(expect),
+        strlen(val)};
+    /* Answered as del_if is: 1 if it was done. */
+    rc = op(r, OP_DELIF, cb, arg, cb != NULL, 0, NULL, 8, a, l, 0, NULL, NULL);
+    free(hash);
+    return rc;
+}
+
 static int redis_notify(kv_store *kv, const char *topic, const char *data, size_t len,
                         kv_cb cb, void *arg)
 {
@@ -1571,6 +1604,7 @@ static const kv_ops kv_redis_ops = {
     .log_trim = redis_log_trim,
     .log_mark = redis_log_mark,
     .del_if = redis_del_if,
+    .set_if = redis_set_if,
     .subscribe = redis_subscribe,
     .notify = redis_notify,
     .subscribed = redis_subscribed,

@@ -3,6 +3,7 @@
 #include "src/config_private.h"
 #include "src/base/log.h"
 #include "kv/kv.h"
+#include "src/domain/pattern.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -140,6 +141,7 @@ int config_init(config *c)
     c->store_buffertime_ms = 5;
     c->store_timeout_ms = KV_REDIS_REPLY_TIMEOUT_MS;
     c->broker.sync = true;
+    c->modules_max_depth = MODHOST_DEPTH_DEFAULT;
     c->http.cors_origin = strdup("*");
     if (!c->store_type || !c->store_prefix || !c->http.cors_origin) {
         config_free(c);
@@ -148,10 +150,26 @@ int config_init(config *c)
     return 0;
 }
 
+static void modules_free(module_spec *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].path);
+        free(v[i].config);
+        for (size_t j = 0; j < v[i].nmatch; j++)
+            free(v[i].match[j]);
+        free(v[i].match);
+    }
+    free(v);
+}
+
 void config_free(config *c)
 {
     if (!c)
         return;
+    modules_free(c->modules, c->nmodules);
+    c->modules = NULL;
+    c->nmodules = 0;
     free(c->path);
     free(c->store_type);
     free(c->store_url);
@@ -274,25 +292,31 @@ static int cfg_line(const cfg_ctx *x, const char *parent, const char *key)
     return line;
 }
 
+/* Write "NAME:LINE: field 'FIELD': <message>" to the error buffer; -1. */
+static int fail_at(const cfg_ctx *x, int line, const char *field, const char *fmt,
+                   va_list ap)
+{
+    char text[256];
+    if (!x->err || !x->errlen)
+        return -1;
+    vsnprintf(text, sizeof(text), fmt, ap);
+    snprintf(x->err, x->errlen, "%s:%d: field '%s': %s", x->name, line, field, text);
+    return -1;
+}
+
 /* Write "NAME:LINE: field 'parent.key': <message>" to the error buffer and
  * return -1. 'key' may be NULL when the parent itself is at fault. */
 int cfg_fail(const cfg_ctx *x, const char *parent, const char *key, const char *fmt, ...)
 {
-    char text[256];
+    char field[256];
     va_list ap;
-
-    if (!x->err || !x->errlen)
-        return -1;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    int line = cfg_line(x, parent, key);
     if (parent && key)
-        snprintf(x->err, x->errlen, "%s:%d: field '%s.%s': %s", x->name, line, parent,
-                 key, text);
+        snprintf(field, sizeof(field), "%s.%s", parent, key);
     else
-        snprintf(x->err, x->errlen, "%s:%d: field '%s': %s", x->name, line,
-                 parent ? parent : key, text);
+        snprintf(field, sizeof(field), "%s", parent ? parent : key);
+    va_start(ap, fmt);
+    fail_at(x, cfg_line(x, parent, key), field, fmt, ap);
+    va_end(ap);
     return -1;
 }
 
@@ -576,6 +600,172 @@ static int cfg_cors(const cfg_ctx *x, config *c, json_t *v)
     return 0;
 }
 
+/* ---- modules ---- */
+
+/* The '{' of the i-th element of the top-level array 'key', or -1. */
+static long array_item(const char *t, size_t len, const char *key, size_t i)
+{
+    size_t top = skip_ws(t, len, 0), v;
+    long k;
+    int depth = 0;
+    if (top >= len || t[top] != '{' || (k = find_key(t, len, top, key)) < 0)
+        return -1;
+    v = skip_ws(t, len, skip_string(t, len, (size_t)k));
+    if (v >= len || t[v] != ':')
+        return -1;
+    v = skip_ws(t, len, v + 1);
+    if (v >= len || t[v] != '[')
+        return -1;
+    for (size_t p = v + 1, n = 0; p < len; p++) {
+        char ch = t[p];
+        if (ch == '"') {
+            p = skip_string(t, len, p) - 1;
+        } else if (ch == '{' || ch == '[') {
+            if (depth++ == 0 && n == i)
+                return ch == '{' ? (long)p : -1;
+        } else if (ch == '}' || ch == ']') {
+            if (depth-- == 0)
+                return -1;
+        } else if (ch == ',' && depth == 0) {
+            n++;
+        }
+    }
+    return -1;
+}
+
+/* The line of 'field' (NULL: the entry) of the i-th module, else of the
+ * entry, else of "modules". */
+static int module_line(const char *t, size_t len, size_t i, const char *field)
+{
+    long open = t ? array_item(t, len, "modules", i) : -1, k;
+    if (open < 0)
+        return t ? cfg_line(&(cfg_ctx){.text = t, .len = len}, NULL, "modules") : 1;
+    if (field && (k = find_key(t, len, (size_t)open, field)) >= 0)
+        return line_of(t, (size_t)k);
+    return line_of(t, (size_t)open);
+}
+
+static int module_fail(const cfg_ctx *x, size_t i, const char *field, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+static int module_fail(const cfg_ctx *x, size_t i, const char *field, const char *fmt,
+                       ...)
+{
+    char name[128];
+    va_list ap;
+    snprintf(name, sizeof(name), "modules[%zu]%s%s", i, field ? "." : "",
+             field ? field : "");
+    va_start(ap, fmt);
+    fail_at(x, module_line(x->text, x->len, i, field), name, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static bool module_name_ok(const char *s, size_t len)
+{
+    if (len < 1 || len > MODHOST_NAME_MAX || strlen(s) != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-' || s[i] == '.'))
+            return false;
+    return true;
+}
+
+/* One entry of "modules" into 'm' (zeroed; freed by the caller either way). */
+static int cfg_module(const cfg_ctx *x, size_t i, json_t *o, module_spec *m)
+{
+    json_t *name = json_object_get(o, "name"), *path = json_object_get(o, "path"),
+           *match = json_object_get(o, "match"), *conf = json_object_get(o, "config");
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(o))
+        return module_fail(x, i, NULL,
+                           "must be an object {\"name\", \"path\", "
+                           "\"match\", \"config\"}");
+    json_object_foreach (o, key, v)
+        if (strcmp(key, "name") && strcmp(key, "path") && strcmp(key, "match") &&
+            strcmp(key, "config"))
+            return module_fail(x, i, key, "unknown key");
+    if (!json_is_string(name) ||
+        !module_name_ok(json_string_value(name), json_string_length(name)))
+        return module_fail(x, i, "name",
+                           "must be a string of 1 to %d letters, digits, '_', '-', '.'",
+                           MODHOST_NAME_MAX);
+    if (!json_is_string(path) || json_string_length(path) == 0 ||
+        json_string_length(path) > 4096 ||
+        strlen(json_string_value(path)) != json_string_length(path))
+        return module_fail(x, i, "path",
+                           "must be the path of the module's shared object");
+    if (!json_is_array(match) || json_array_size(match) == 0 ||
+        json_array_size(match) > MODHOST_MATCH_MAX)
+        return module_fail(x, i, "match", "must be a list of 1 to %d channel patterns",
+                           MODHOST_MATCH_MAX);
+    if (conf && !json_is_object(conf))
+        return module_fail(x, i, "config", "must be an object");
+    m->line = module_line(x->text, x->len, i, NULL);
+    m->line_path = module_line(x->text, x->len, i, "path");
+    m->line_config = module_line(x->text, x->len, i, conf ? "config" : NULL);
+    if (!(m->name = strdup(json_string_value(name))) ||
+        !(m->path = strdup(json_string_value(path))) ||
+        !(m->match = calloc(json_array_size(match), sizeof(char *))) ||
+        !(m->config = conf ? json_dumps(conf, JSON_COMPACT) : strdup("{}")))
+        return module_fail(x, i, NULL, "out of memory");
+    json_array_foreach (match, m->nmatch, v) {
+        const char *p = json_string_value(v);
+        if (!p || !pattern_topic_valid(p, json_string_length(v)))
+            return module_fail(x, i, "match",
+                               "entry %zu must be a channel name or pattern ('?', a "
+                               "last '*')",
+                               m->nmatch);
+        if (!(m->match[m->nmatch] = strdup(p)))
+            return module_fail(x, i, NULL, "out of memory");
+    }
+    return 0;
+}
+
+static int cfg_modules(const cfg_ctx *x, config *c, json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    module_spec *v = NULL;
+
+    if (!json_is_array(arr) || n > MODHOST_MAX)
+        return cfg_fail(x, NULL, "modules", "must be a list of at most %d modules",
+                        MODHOST_MAX);
+    if (n && !(v = calloc(n, sizeof(*v))))
+        return cfg_fail(x, NULL, "modules", "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (cfg_module(x, i, json_array_get(arr, i), &v[i]) < 0) {
+            modules_free(v, n);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(v[j].name, v[i].name) == 0) {
+                modules_free(v, n);
+                return module_fail(
+                    x, i, "name", "'%s' is the name of modules[%zu] too",
+                    json_string_value(json_object_get(json_array_get(arr, i), "name")),
+                    j);
+            }
+    }
+    modules_free(c->modules, c->nmodules);
+    c->modules = n ? v : NULL;
+    c->nmodules = n;
+    return 0;
+}
+
+void config_module_where(const config *c, size_t i, const char *field, char *buf,
+                         size_t len)
+{
+    const module_spec *m = i < c->nmodules ? &c->modules[i] : NULL;
+    int line = !m                             ? 1
+               : strcmp(field, "path") == 0   ? m->line_path
+               : strcmp(field, "config") == 0 ? m->line_config
+                                              : m->line;
+    snprintf(buf, len, "%s:%d: field 'modules[%zu].%s'", c->path ? c->path : "config",
+             line, i, field);
+}
+
 static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
 {
     const char *key;
@@ -639,6 +829,13 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
                 return cfg_fail(x, NULL, key, "must be true or false");
             c->access_log = json_is_true(v);
             c->broker.access_log = c->http.access_log = c->access_log;
+        } else if (strcmp(key, "modules") == 0) {
+            if (cfg_modules(x, c, v) < 0)
+                return -1;
+        } else if (strcmp(key, "modules_max_depth") == 0) {
+            if (cfg_int(x, NULL, key, v, 1, 64, &n) < 0)
+                return -1;
+            c->modules_max_depth = (int)n;
         } else if (strcmp(key, "log_level") == 0) {
             int level = json_is_string(v) ? log_level_parse(json_string_value(v)) : -1;
             if (level < 0)
@@ -671,6 +868,8 @@ static int config_load_buf(config *c, const char *text, size_t len, const char *
     tmp.path = tmp.store_type = tmp.store_url = tmp.store_prefix = tmp.http.cors_origin =
         NULL;
     memset(&tmp.auth, 0, sizeof(tmp.auth)); /* a file's "auth" replaces what was */
+    tmp.modules = NULL;                     /* ... and so do its "modules" */
+    tmp.nmodules = 0;
     if (dup_or_null(&tmp.path, path ? path : c->path) < 0 ||
         dup_or_null(&tmp.store_type, c->store_type) < 0 ||
         dup_or_null(&tmp.store_url, c->store_url) < 0 ||
@@ -701,6 +900,12 @@ static int config_load_buf(config *c, const char *text, size_t len, const char *
     if (!tmp.auth.present) { /* none in this file: keep what 'c' had */
         tmp.auth = c->auth;
         memset(&c->auth, 0, sizeof(c->auth));
+    }
+    if (!json_object_get(root, "modules")) { /* the same */
+        tmp.modules = c->modules;
+        tmp.nmodules = c->nmodules;
+        c->modules = NULL;
+        c->nmodules = 0;
     }
     config_free(c);
     *c = tmp;

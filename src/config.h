@@ -9,6 +9,7 @@
 #include "src/broker/broker.h"
 #include "src/domain/policy.h"
 #include "src/http/http.h"
+#include "src/module/modhost.h"
 
 #define THREADS_MAX 17 /* the 'threads' key: the loop and 16 writer threads */
 
@@ -71,7 +72,17 @@ typedef struct config {
      * this process may run on, or 1 under --workers (1..17 when set). */
     http_opts http;
     auth_cfg auth; /* access control; none (not present): open to all, on loopback only */
+    /* "modules": the event-processing modules to load, in order; owned.
+     * A file's list replaces what was. */
+    module_spec *modules;
+    size_t nmodules;
+    int modules_max_depth; /* default MODHOST_DEPTH_DEFAULT, 1..64 */
 } config;
+
+/* Where the config file gives field 'field' of the i-th module: "FILE:LINE:
+ * field 'modules[i].field'" into 'buf', for messages about loading it. */
+void config_module_where(const config *c, size_t i, const char *field, char *buf,
+                         size_t len);
 
 /* The default max_connections: RLIMIT_NOFILE less a reserve. */
 int config_default_max_connections(void);

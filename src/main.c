@@ -15,6 +15,7 @@
 
 #include "src/broker/broker.h"
 #include "src/http/http.h"
+#include "src/module/modhost.h"
 #include "kv/kv.h"
 #include "src/base/log.h"
 #include "src/base/notify.h"
@@ -47,6 +48,7 @@ typedef struct app {
     struct event_base *base;
     kv_store *kv;
     broker *b;
+    modhost *mods;
     http_server *http;
     int stopping;
     config_src src; /* where the configuration comes from, read again on SIGHUP */
@@ -80,6 +82,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     log_info("signal %d: ending %zu stream(s), flushing the store, shutting down",
              (int)sig, st.streams);
     http_server_stop_accepting(a->http);
+    modhost_stop(a->mods); /* before the drain: it flushes what this writes */
     notify_send("STOPPING=1\nSTATUS=shutting down");
     event_base_loopexit(a->base, &deadline);
     broker_drain(a->b, on_drained, a);
@@ -275,8 +278,26 @@ int main(int argc, char **argv)
     }
     /* From before the load, which runs the loop: a slow store is no hang. */
     watchdog = notify_watchdog_start(a.base);
+    if (!(a.mods = modhost_new(a.base, a.b, cfg.modules_max_depth))) {
+        log_error("cannot start: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < cfg.nmodules; i++) {
+        const char *field;
+        char where[300];
+        if (modhost_load(a.mods, &cfg.modules[i], &field, err, sizeof(err)) < 0) {
+            config_module_where(&cfg, i, field, where, sizeof(where));
+            fprintf(stderr, "ssebroker: %s: %s\n", where, err);
+            goto out;
+        }
+    }
     if (broker_load(a.b) < 0)
         goto out;
+    if (modhost_start(a.mods) < 0) {
+        log_error("cannot start: out of memory");
+        goto out;
+    }
+    cfg.http.modules = a.mods;
     if (!(a.http = http_server_new(a.base, a.b, &cfg.http, err, sizeof(err)))) {
         log_error("%s", err);
         goto out;
@@ -319,6 +340,9 @@ out:
     if (sighup)
         event_free(sighup);
     http_server_free(a.http);
+    /* Before the broker: a module's free may still use the loop, not the
+     * broker; publishes under way end without their module. */
+    modhost_free(a.mods);
     broker_free(a.b);
     kv_free(kv);
     if (a.base)

@@ -40,7 +40,10 @@ unit=$(one '*/systemd/system/ssebroker.service')
 conf=$(one '*/etc/ssebroker/ssebroker.json')
 example=$(one '*/doc/ssebroker/examples/ssebroker.json')
 readme=$(one '*/doc/ssebroker/README.md')
-for f in bin man1 man5 unit conf example readme; do
+modhdr=$(one '*/include/ssebroker/module.h')
+counter=$(one '*/lib/ssebroker/modules/counter.so')
+webhook=$(one '*/lib/ssebroker/modules/webhook.so')
+for f in bin man1 man5 unit conf example readme modhdr counter webhook; do
     eval "p=\$$f"
     [ -n "$p" ]
     ok $? "installed: $f${p:+ (${p#"$dest"})}" "$(cd "$dest" && find . -type f)"

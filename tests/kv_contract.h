@@ -1125,6 +1125,22 @@ static void kvc_logs(kv_store *a, kv_store *b, struct event_base *base)
     KVC_RUN(base, &r, kv_del_if(a, "x/mk", "5 5", 3, kvc_record, &r));
     ok(kvc_is(&r, KV_OK) && r.num == 0, "del_if of a missing key removes nothing");
 
+    /* set_if: a compare-and-set, the lease of the modules. */
+    KVC_RUN(base, &r, kv_set_if(a, "x/ls", "", "n1 100", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 1, "set_if \"\" sets a missing key");
+    KVC_RUN(base, &r, kv_set_if(b, "x/ls", "", "n2 100", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 0, "set_if \"\" leaves a key that exists");
+    KVC_RUN(base, &r, kv_set_if(b, "x/ls", "n1 99", "n2 200", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 0, "set_if with another value sets nothing");
+    KVC_RUN(base, &r, kv_set_if(b, "x/ls", "n1 100", "n2 200", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.num == 1, "set_if with its value sets it");
+    KVC_RUN(base, &r, kv_get(a, "x/ls", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.len == 6 && memcmp(r.val, "n2 200", 6) == 0,
+       "and the other side reads the new value");
+    ok(kv_set_if(a, "x/ls", NULL, "v", kvc_record, &r) == KV_EINVAL,
+       "set_if without an expected value: KV_EINVAL");
+    KVC_RUN(base, &r, kv_del(a, "x/ls", kvc_record, &r));
+
     KVC_RUN(base, &r, kv_append(b, &ap, kvc_record, &r));
     ok(kvc_is(&r, KV_OK) && r.id == 6 && r.pos == 6, "an append after the trim goes on");
     KVC_RUN(base, &r, kv_del(a, "x/lg", kvc_record, &r));

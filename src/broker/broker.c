@@ -900,6 +900,14 @@ void broker_chan_deliver(broker *b, chan *ch, msg *m)
     }
     if (b->ntraces)
         broker_trace_note(b, ch, m, d1 - d0, b->m.messages_delivered - d1);
+    if (b->observer)
+        b->observer(b->observer_arg, ch, m);
+}
+
+void broker_set_observer(broker *b, broker_observer_fn fn, void *arg)
+{
+    b->observer = fn;
+    b->observer_arg = arg;
 }
 
 /* A read of what waits for a connection, for the stream attached here. */

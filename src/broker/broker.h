@@ -184,6 +184,17 @@ void broker_metrics_get(const broker *b, broker_metrics *m);
  * its own maxmemory), and the eviction notes. Compared with max_memory. */
 size_t broker_memory_used(const broker *b);
 
+/* ---- observers ---- */
+
+/* Something above the broker that reacts to messages (the modules,
+ * src/module): 'fn' runs for every message delivered here on a channel (not
+ * one published to a single connection), once, in id order, after the store
+ * numbered it and after its streams got it. 'ch' and 'm' are borrowed for
+ * the call; 'fn' may publish (the publish completes later, never inside).
+ * One observer; NULL removes it. */
+typedef void (*broker_observer_fn)(void *arg, chan *ch, const msg *m);
+void broker_set_observer(broker *b, broker_observer_fn fn, void *arg);
+
 /* ---- channels ---- */
 
 /* The channel called 'name', or NULL. Borrowed: valid until the loop runs on

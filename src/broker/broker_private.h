@@ -58,6 +58,8 @@ struct broker {
     unsigned long long rejected; /* publishes the memory bound refused */
     struct event *save_ev;       /* saves them, at the end of the loop turn */
     bool save_pending;
+    broker_observer_fn observer; /* broker_set_observer */
+    void *observer_arg;
 
     /* broker_publish.c */
     uint64_t max_seq;          /* highest message id seen: ids never go back */

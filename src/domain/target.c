@@ -28,7 +28,8 @@ static int list_index(const char *name)
 
 /* What a record is made from: the lists as borrowed string arrays. */
 typedef struct target_src {
-    const char *pub_authid, *pub_authrole;
+    const char *pub_authid, *pub_authrole, *source;
+    unsigned depth;
     unsigned lists;
     size_t n[TARGET_NLISTS];
     const char *const *ptrs[TARGET_NLISTS]; /* from a record, or NULL */
@@ -54,6 +55,8 @@ static target_rec *build(const target_src *s)
         bytes += strlen(s->pub_authid) + 1;
     if (s->pub_authrole)
         bytes += strlen(s->pub_authrole) + 1;
+    if (s->source)
+        bytes += strlen(s->source) + 1;
     size_t size = sizeof(target_rec) + nptr * sizeof(char *) + bytes;
     target_rec *tg = malloc(size);
     if (!tg)
@@ -70,6 +73,11 @@ static target_rec *build(const target_src *s)
     if (s->pub_authrole) {
         tg->pub_authrole = str;
         str = stpcpy(str, s->pub_authrole) + 1;
+    }
+    if (s->source) {
+        tg->source = str;
+        tg->depth = s->depth;
+        str = stpcpy(str, s->source) + 1;
     }
     for (int k = 0; k < TARGET_NLISTS; k++) {
         tg->n[k] = (unsigned short)s->n[k];
@@ -133,25 +141,46 @@ target_rec *target_new(const json_t *lists, const char *pub_authid,
     return tg;
 }
 
+/* A copy of 'tg' (may be NULL) as 's' says, with the lists of 'tg'. */
+static target_rec *rebuild(const target_rec *tg, target_src *s, const char **code)
+{
+    if (code)
+        *code = NULL;
+    if (tg) {
+        s->lists = tg->lists;
+        for (int k = 0; k < TARGET_NLISTS; k++) {
+            s->n[k] = tg->n[k];
+            s->ptrs[k] = tg->item[k];
+        }
+    }
+    if (!s->lists && !s->pub_authid && !s->pub_authrole && !s->source)
+        return NULL;
+    target_rec *out = build(s);
+    if (!out && code)
+        *code = "out_of_memory";
+    return out;
+}
+
 target_rec *target_with_publisher(const target_rec *tg, const char *pub_authid,
                                   const char *pub_authrole, const char **code)
 {
     target_src s = {.pub_authid = pub_authid, .pub_authrole = pub_authrole};
-    if (code)
-        *code = NULL;
     if (tg) {
-        s.lists = tg->lists;
-        for (int k = 0; k < TARGET_NLISTS; k++) {
-            s.n[k] = tg->n[k];
-            s.ptrs[k] = tg->item[k];
-        }
+        s.source = tg->source;
+        s.depth = tg->depth;
     }
-    if (!s.lists && !pub_authid && !pub_authrole)
-        return NULL;
-    target_rec *out = build(&s);
-    if (!out && code)
-        *code = "out_of_memory";
-    return out;
+    return rebuild(tg, &s, code);
+}
+
+target_rec *target_with_source(const target_rec *tg, const char *source, unsigned depth,
+                               const char **code)
+{
+    target_src s = {.source = source, .depth = source ? depth : 0};
+    if (tg) {
+        s.pub_authid = tg->pub_authid;
+        s.pub_authrole = tg->pub_authrole;
+    }
+    return rebuild(tg, &s, code);
 }
 
 void target_free(target_rec *tg)
@@ -189,8 +218,10 @@ json_t *target_to_json(const target_rec *tg)
         return NULL;
     if ((tg->pub_authid &&
          json_object_set_new(o, "publisher_authid", json_string(tg->pub_authid)) < 0) ||
-        (tg->pub_authrole &&
-         json_object_set_new(o, "publisher_authrole", json_string(tg->pub_authrole)) < 0))
+        (tg->pub_authrole && json_object_set_new(o, "publisher_authrole",
+                                                 json_string(tg->pub_authrole)) < 0) ||
+        (tg->source && (json_object_set_new(o, "source", json_string(tg->source)) < 0 ||
+                        json_object_set_new(o, "depth", json_integer(tg->depth)) < 0)))
         goto err;
     for (int k = 0; k < TARGET_NLISTS; k++) {
         if (!(tg->lists & (1u << k)))
@@ -226,19 +257,28 @@ static bool pub_field(const json_t *o, const char *key, const char **out)
 
 target_rec *target_from_json(const json_t *o)
 {
-    const char *id, *role, *key;
-    json_t *v, *lists;
-    target_rec *tg = NULL;
+    const char *id, *role, *source, *key;
+    json_t *v, *lists, *depth = json_object_get(o, "depth");
+    target_rec *tg = NULL, *with;
 
     if (!json_is_object(o) || !pub_field(o, "publisher_authid", &id) ||
-        !pub_field(o, "publisher_authrole", &role) || !(lists = json_object()))
+        !pub_field(o, "publisher_authrole", &role) || !pub_field(o, "source", &source) ||
+        (source && (!json_is_integer(depth) || json_integer_value(depth) < 0 ||
+                    json_integer_value(depth) > 65535)) ||
+        (!source && depth) || !(lists = json_object()))
         return NULL;
     json_object_foreach ((json_t *)o, key, v)
         if (target_is_list_name(key) && json_object_set(lists, key, v) < 0)
             goto out;
-    if (json_object_size(lists) + (id != NULL) + (role != NULL) != json_object_size(o))
+    if (json_object_size(lists) + (id != NULL) + (role != NULL) + 2 * (source != NULL) !=
+        json_object_size(o))
         goto out; /* a key that is neither */
     tg = target_new(lists, id, role, NULL, NULL, 0);
+    if (source) {
+        with = target_with_source(tg, source, (unsigned)json_integer_value(depth), NULL);
+        target_free(tg);
+        tg = with;
+    }
 out:
     json_decref(lists);
     return tg;

@@ -39,6 +39,9 @@ extern const char *const target_list_names[TARGET_NLISTS];
 typedef struct target_rec {
     const char *pub_authid;   /* the publisher's authid; NULL: anonymous */
     const char *pub_authrole; /* its role; NULL: none */
+    const char *source;       /* the module instance that published it; NULL: none */
+    unsigned depth;           /* how many module publishes led to it (0 with no
+                                 source) */
     unsigned lists;           /* bit k set: list k was given */
     unsigned short n[TARGET_NLISTS];
     const char *const *item[TARGET_NLISTS];
@@ -72,6 +75,12 @@ target_rec *target_new(const json_t *lists, const char *pub_authid,
 target_rec *target_with_publisher(const target_rec *tg, const char *pub_authid,
                                   const char *pub_authrole, const char **code);
 
+/* The same record with the module instance 'source' (copied) as its origin,
+ * 'depth' module publishes down a chain. NULL on OOM ('*code'
+ * "out_of_memory"). 'tg' may be NULL. */
+target_rec *target_with_source(const target_rec *tg, const char *source, unsigned depth,
+                               const char **code);
+
 void target_free(target_rec *tg);
 
 /* 1 if any list was given. */
@@ -83,7 +92,8 @@ static inline bool target_has_lists(const target_rec *tg)
 /* 1 if 'r' may receive a message targeted by 'tg'. */
 bool target_allows(const target_rec *tg, const target_rcv *r);
 
-/* The stored form: {"publisher_authid"?, "publisher_authrole"?, LIST: [...]
+/* The stored form: {"publisher_authid"?, "publisher_authrole"?, "source"?,
+ * "depth"? (with a source), LIST: [...]
  * for each list given, in TARGET_* order}. New reference, NULL on OOM. */
 json_t *target_to_json(const target_rec *tg);
 

@@ -559,6 +559,8 @@ static void nodes_listed(int status, json_t *nodes, void *arg)
     json_object_set_new(self, "store", json_string(kv_name(kv)));
     json_object_set_new(self, "store_state",
                         json_string(kv_health(kv) == 0 ? "up" : "unreachable"));
+    if (h->o.modules)
+        json_object_set_new(self, "modules", modhost_status(h->o.modules));
     http_json(hn->req, &h->o, 200,
               json_pack("{s:o, s:{s:I, s:I, s:I, s:I}}", "node", self, "cluster", "nodes",
                         (json_int_t)json_array_size(nodes), "online", (json_int_t)online,
@@ -1526,6 +1528,7 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
         http_server_free(h);
         return NULL;
     }
+    http_metrics_set_modules(h->metrics, o->modules);
     return h;
 }
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "src/broker/broker.h"
+#include "src/module/modhost.h"
 
 struct event_base;
 typedef struct http_server http_server;
@@ -32,6 +33,8 @@ typedef struct http_opts {
     bool access_log;         /* log a line for each request answered */
     int worker;              /* this worker's index under --workers, else 0: /metrics
                                 then shows every worker's series (http_metrics.h) */
+    const modhost *modules;  /* the modules' counters for /status and /metrics
+                                (borrowed); NULL: none */
 } http_opts;
 
 /* Bind o->host:o->port and serve the API for 'b'. Copies 'o' (not the strings

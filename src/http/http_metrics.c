@@ -43,6 +43,11 @@ enum {
     F_MEM_USED,
     F_MEM_MAX,
     F_EVICTED,
+    F_MOD_EVENTS,
+    F_MOD_ERRORS,
+    F_MOD_PUBLISHED,
+    F_MOD_CUT,
+    F_MOD_DROPPED,
     F_N
 };
 
@@ -98,11 +103,22 @@ static const struct family {
     [F_MEM_MAX] = {"ssebroker_memory_max_bytes", "gauge", "limits.max_memory."},
     [F_EVICTED] = {"ssebroker_messages_evicted_total", "counter",
                    "Messages evicted by limits.max_memory (policy evict)."},
+    [F_MOD_EVENTS] = {"ssebroker_module_events_total", "counter",
+                      "Messages handed to a module, by module instance."},
+    [F_MOD_ERRORS] = {"ssebroker_module_errors_total", "counter",
+                      "Errors a module returned, and its publishes that failed."},
+    [F_MOD_PUBLISHED] = {"ssebroker_module_published_total", "counter",
+                         "Messages a module published (stored)."},
+    [F_MOD_CUT] = {"ssebroker_module_chain_cut_total", "counter",
+                   "Module publishes refused by modules_max_depth."},
+    [F_MOD_DROPPED] = {"ssebroker_module_dropped_total", "counter",
+                       "Module publishes refused: too many under way."},
 };
 
 struct http_metrics {
     broker *b;
-    int worker; /* index under --workers, else 0 */
+    const modhost *mods; /* borrowed, may be NULL */
+    int worker;          /* index under --workers, else 0 */
     http_figures_fn fig;
     void *fig_arg;
     int64_t started_us;
@@ -182,6 +198,22 @@ static void write_own(http_metrics *hm, struct evbuffer *f[F_N])
     prom_sample_u(f[F_MEM_MAX], families[F_MEM_MAX].name, l,
                   broker_options(hm->b)->max_memory);
     prom_sample_u(f[F_EVICTED], families[F_EVICTED].name, l, st.evicted);
+    for (size_t i = 0; i < modhost_count(hm->mods); i++) {
+        modhost_stats ms;
+        modhost_stats_get(hm->mods, i, &ms);
+        with_label(lb, sizeof(lb), l, "module", ms.name);
+        prom_sample_u(f[F_MOD_EVENTS], families[F_MOD_EVENTS].name, lb, ms.events);
+        prom_sample_u(f[F_MOD_ERRORS], families[F_MOD_ERRORS].name, lb, ms.errors);
+        prom_sample_u(f[F_MOD_PUBLISHED], families[F_MOD_PUBLISHED].name, lb,
+                      ms.published);
+        prom_sample_u(f[F_MOD_CUT], families[F_MOD_CUT].name, lb, ms.cut);
+        prom_sample_u(f[F_MOD_DROPPED], families[F_MOD_DROPPED].name, lb, ms.dropped);
+    }
+}
+
+void http_metrics_set_modules(http_metrics *hm, const modhost *mh)
+{
+    hm->mods = mh;
 }
 
 static int bufs_new(struct evbuffer *f[F_N])

@@ -14,6 +14,7 @@
 
 #include "src/broker/broker.h"
 #include "src/http/httpd.h"
+#include "src/module/modhost.h"
 
 struct event_base;
 
@@ -32,6 +33,8 @@ typedef struct http_metrics http_metrics;
  * (its series are shared through the store), 0 otherwise. NULL on OOM. */
 http_metrics *http_metrics_new(struct event_base *base, broker *b, int worker,
                                http_figures_fn fig, void *fig_arg);
+/* Show the counters of the modules of 'mh' (borrowed; NULL: none). */
+void http_metrics_set_modules(http_metrics *hm, const modhost *mh);
 /* Stop sharing (the store forgets this worker's series) and free. NULL ok. */
 void http_metrics_free(http_metrics *hm);
 

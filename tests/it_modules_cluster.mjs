@@ -1,0 +1,138 @@
+// it_modules_cluster.mjs - modules in a cluster: with three nodes on one
+// Redis, one node (the lease holder) hands each event to the modules; kill -9
+// of the holder mid-stream: another node takes over within the lease time
+// and resumes where the holder stopped, so no event is skipped (a repeat
+// only for what the holder handed over in its last moments). Runs once: its
+// nodes share a Redis of their own.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { startBroker, uniq, evPath, waitFor, BIN } from './lib/broker.mjs';
+import { startRedis } from './lib/redis.mjs';
+
+const BUILD = process.env.SSEB_BUILDDIR || path.dirname(BIN);
+const RELAY = path.join(BUILD, 'tests/modules/relay.so');
+const LEASE_MS = 6000; // MODHOST_LEASE_MS (NODE_TTL_S)
+const TICK_MS = 2000;  // MODHOST_LEASE_TICK_MS (NODE_HEARTBEAT_S)
+
+const cleanups = [];
+after(async () => {
+    for (const f of cleanups.reverse()) await f();
+});
+
+async function active(b) {
+    const r = await b.req('GET', '/status');
+    return r.status === 200 && r.json.node.modules[0].active;
+}
+
+async function publish(b, name, data) {
+    const res = await b.req('POST', evPath(name), { body: data, headers: { 'Content-Type': 'text/plain' } });
+    assert.equal(res.status, 201, `publish on :${b.port}: ${res.text}`);
+    return res.json.id;
+}
+
+test('three nodes: one runs the modules; kill -9 of it mid-stream, another takes over and nothing is skipped', async (t) => {
+    assert.ok(fs.existsSync(RELAY), `${RELAY}: run make`);
+    const r = await startRedis();
+    cleanups.push(() => r.stop());
+    const src = uniq('in');
+    const out = uniq('out');
+    const nodes = [];
+    for (let i = 0; i < 3; i++) {
+        const b = await startBroker({ config: {
+            store: { type: 'redis', url: r.url },
+            channel_defaults: { history: 1000 },
+            modules: [{ name: 'relay', path: RELAY, match: [`${src}.*`], config: { to: out } }],
+        } });
+        cleanups.push(async () => { if (b.alive()) assert.equal(await b.stop(), 0); });
+        nodes.push(b);
+    }
+    const holders = async () => {
+        const v = [];
+        for (const b of nodes) if (b.alive() && await active(b)) v.push(b);
+        return v;
+    };
+    const [holder] = await waitFor(async () => {
+        const v = await holders();
+        return v.length === 1 && v;
+    }, { timeout: LEASE_MS + 2 * TICK_MS, what: 'one node running the modules' });
+    const pubNode = nodes.find((b) => b !== holder);
+
+    const ids = [];
+    for (let i = 0; i < 15; i++) ids.push(await publish(pubNode, `${src}.a`, `e${i}`));
+    // The holder relayed them (each once so far).
+    await waitFor(async () => {
+        const h = await pubNode.req('GET', evPath(out));
+        return h.status === 200 && h.json.events.length >= 15;
+    }, { what: 'the first 15 relayed' });
+    process.kill(holder.pid, 'SIGKILL');
+    const killedAt = Date.now();
+    await waitFor(() => !holder.alive(), { what: 'the holder gone' });
+    for (let i = 15; i < 30; i++) ids.push(await publish(pubNode, `${src}.a`, `e${i}`));
+
+    // Another node takes over within the lease time (plus one renewal tick).
+    const [next] = await waitFor(async () => {
+        const v = await holders();
+        return v.length === 1 && v;
+    }, { timeout: LEASE_MS + 2 * TICK_MS, interval: 50, what: 'another node taking over' });
+    const tookMs = Date.now() - killedAt;
+    assert.notEqual(next, holder);
+    const st = (await next.req('GET', '/status')).json.node.modules[0];
+    assert.equal(st.active, true);
+
+    // Every event relayed; a repeat is bounded: at most twice, and only for
+    // events of the first batch (those the dead holder had handed over).
+    const relayed = await waitFor(async () => {
+        const h = await next.req('GET', evPath(out));
+        if (h.status !== 200) return false;
+        const seen = h.json.events.map((e) => e.data.split('|')[2]);
+        return ids.every((id) => seen.includes(id)) && seen;
+    }, { timeout: 10000, what: 'all 30 events relayed' });
+    const count = new Map();
+    for (const id of relayed) count.set(id, (count.get(id) || 0) + 1);
+    for (const [id, n] of count) {
+        assert.ok(n <= 2, `event ${id} relayed ${n} times`);
+        if (n === 2) assert.ok(ids.indexOf(id) < 15, `only events the old holder had: ${id}`);
+    }
+    const repeats = [...count.values()].filter((n) => n > 1).length;
+    // In id order, for the live ones after the catch-up too.
+    const order = relayed.map(Number);
+    const firstRun = order.filter((id, i) => order.indexOf(id) === i);
+    assert.deepEqual(firstRun, [...firstRun].sort((a, b) => a - b), 'relayed in id order');
+    // Exactly one node runs them.
+    assert.equal((await holders()).length, 1);
+    t.diagnostic(`takeover after ${tookMs} ms (lease ${LEASE_MS} ms), ${repeats} event(s) repeated`);
+});
+
+test('a holder that stops cleanly gives the lease up: another takes over at once', async () => {
+    const r = await startRedis();
+    cleanups.push(() => r.stop());
+    const src = uniq('in');
+    const nodes = [];
+    for (let i = 0; i < 2; i++) {
+        const b = await startBroker({ config: {
+            store: { type: 'redis', url: r.url },
+            modules: [{ name: 'relay', path: RELAY, match: [`${src}.*`], config: { to: `${src}-out` } }],
+        } });
+        cleanups.push(async () => { if (b.alive()) assert.equal(await b.stop(), 0); });
+        nodes.push(b);
+    }
+    const holder = await waitFor(async () => {
+        const v = [];
+        for (const b of nodes) if (await active(b)) v.push(b);
+        return v.length === 1 && v[0];
+    }, { timeout: LEASE_MS + 2 * TICK_MS, what: 'one holder' });
+    const other = nodes.find((b) => b !== holder);
+    const id1 = await publish(other, `${src}.a`, 'before');
+    assert.equal(await holder.stop(), 0);
+    const id2 = await publish(other, `${src}.a`, 'after');
+    // Within a renewal tick, not the lease time: the lease was given up.
+    await waitFor(() => active(other), { timeout: TICK_MS + 1500, interval: 50, what: 'the other node taking over' });
+    const h = await waitFor(async () => {
+        const v = (await other.req('GET', evPath(`${src}-out`))).json?.events;
+        return v && v.length >= 2 && v;
+    }, { what: 'both relayed' });
+    assert.deepEqual(h.map((e) => e.data.split('|')[2]), [id1, id2], 'each once, in order');
+});

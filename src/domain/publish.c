@@ -97,6 +97,7 @@ static int parse_one(json_t *obj, pub_event *ev, long idx, const char **code, ch
     int rc = -1;
 
     ev->retry = -1;
+    ev->src_ts = PUB_NO_SOURCE_TS;
     if (!json_is_object(obj))
         return pub_fail(code, err, errlen, "invalid_json", idx,
                         "each event must be a JSON object");
@@ -132,10 +133,20 @@ static int parse_one(json_t *obj, pub_event *ev, long idx, const char **code, ch
                 goto out;
             }
             ev->retry = (int)json_integer_value(v);
+        } else if (strcmp(key, "source_timestamp") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                json_integer_value(v) > PUB_SOURCE_TS_MAX) {
+                pub_fail(code, err, errlen, "invalid_source_timestamp", idx,
+                         "'source_timestamp' must be an integer from 0 to %lld "
+                         "(microseconds since the epoch)",
+                         PUB_SOURCE_TS_MAX);
+                goto out;
+            }
+            ev->src_ts = (int64_t)json_integer_value(v);
         } else {
             pub_fail(code, err, errlen, "unknown_field", idx,
-                     "unknown field '%.64s' (allowed: data, event, retry and the "
-                     "targeting lists)",
+                     "unknown field '%.64s' (allowed: data, event, retry, "
+                     "source_timestamp and the targeting lists)",
                      key);
             goto out;
         }
@@ -161,6 +172,7 @@ static int parse_one(json_t *obj, pub_event *ev, long idx, const char **code, ch
         /* Strings inside are escaped, so the text holds no NUL. */
         ev->data = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
         ev->data_len = ev->data ? strlen(ev->data) : 0;
+        ev->is_json = 1;
     }
     if (!ev->data)
         goto oom;
@@ -253,6 +265,7 @@ static int parse_raw(const char *body, size_t len, const char *query_event,
         goto oom;
     out->n = 1;
     out->ev[0].retry = -1;
+    out->ev[0].src_ts = PUB_NO_SOURCE_TS;
     out->ev[0].data = memdup_nul(body, len);
     out->ev[0].data_len = len;
     if (!out->ev[0].data)
@@ -312,6 +325,22 @@ int pub_batch_check_retry(const pub_batch *b, int max, const char **code, char *
                             b->is_array ? (long)i : -1,
                             "'retry' must be an integer from 0 to %d", max);
     return 0;
+}
+
+int pub_parse_source_ts(const char *s, int64_t *out)
+{
+    uint64_t v;
+    if (!s || parse_u64(s, &v) < 0 || v > (uint64_t)PUB_SOURCE_TS_MAX)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+void pub_batch_default_source_ts(pub_batch *b, int64_t src_ts)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->ev[i].src_ts == PUB_NO_SOURCE_TS)
+            b->ev[i].src_ts = src_ts;
 }
 
 void pub_batch_free(pub_batch *b)

@@ -422,6 +422,17 @@ static int publish_parse_body(http_ctx *c)
         reply_error(c, 400, code, err);
         return -1;
     }
+    const char *src = evhttp_find_header(&c->query, "source_timestamp");
+    int64_t src_ts;
+    if (src && pub_parse_source_ts(src, &src_ts) < 0) {
+        pub_batch_free(&c->batch);
+        reply_error(c, 400, "invalid_source_timestamp",
+                    "'source_timestamp' must be an integer from 0 to 9007199254740991 "
+                    "(microseconds since the epoch)");
+        return -1;
+    }
+    if (src)
+        pub_batch_default_source_ts(&c->batch, src_ts);
     /* The publisher is stored with each message (never sent to subscribers). */
     if (pub_batch_set_publisher(&c->batch, c->id.authid, c->id.authrole) < 0) {
         pub_batch_free(&c->batch);
@@ -807,8 +818,9 @@ static void history_json(http_ctx *c)
 {
     const char *after = evhttp_find_header(&c->query, "after");
     const char *limit_s = evhttp_find_header(&c->query, "limit");
+    const char *order = evhttp_find_header(&c->query, "order");
     uint64_t seq = 0, limit = HISTORY_LIMIT_MAX;
-    size_t from = 0, n = 0, max = c->o->max_response;
+    size_t from = 0, navail, n = 0, max = c->o->max_response;
     /* The head, the closing and room for "next", then the messages. */
     uint64_t bytes = sizeof(HIST_HEAD) - 1 + 3 + HIST_NEXT_MAX, total;
     hist_page *hp;
@@ -829,17 +841,31 @@ static void history_json(http_ctx *c)
         reply_error(c, 400, "invalid_id", "'limit' must be an integer from 1 to 100000");
         return;
     }
-    if (after) {
-        long at = msgq_find(&ch->history, seq);
-        from = at >= 0 ? (size_t)at + 1 : 0; /* unknown id: everything */
+    if (order && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
+        reply_error(c, 400, "invalid_query", "'order' must be asc or desc");
+        return;
+    }
+    bool desc = order && strcmp(order, "desc") == 0;
+    if (desc) {
+        /* Newest first: 'after' is the last id of the previous page, and this
+         * one starts just below it. */
+        from = after && seq ? msgq_after(&ch->history, seq - 1) : ch->history.len;
+        navail = from;
+    } else {
+        if (after) {
+            long at = msgq_find(&ch->history, seq);
+            from = at >= 0 ? (size_t)at + 1 : 0; /* unknown id: everything */
+        }
+        navail = ch->history.len - from;
     }
     /* Size the page: up to 'limit' messages and 'max' bytes, at least one;
-     * it spans [from, stop) of the history. */
-    size_t stop = from;
-    for (size_t i = from; i < ch->history.len && n < limit; i++) {
-        msg *m = msgq_at(&ch->history, i);
+     * it spans the first 'stop' of the 'navail' messages in reading order. */
+#define HIST_AT(k) msgq_at(&ch->history, desc ? from - 1 - (k) : from + (k))
+    size_t stop = 0;
+    for (size_t k = 0; k < navail && n < limit; k++) {
+        msg *m = HIST_AT(k);
         if (!msg_allows(m, &reader)) {
-            stop = i + 1;
+            stop = k + 1;
             continue;
         }
         uint64_t len = msg_json_len_for(m, disclose) + (n > 0);
@@ -847,7 +873,7 @@ static void history_json(http_ctx *c)
             break;
         bytes += len;
         n++;
-        stop = i + 1;
+        stop = k + 1;
     }
     if (!(hp = calloc(1, sizeof(*hp))) || (n && !(hp->v = malloc(n * sizeof(msg *))))) {
         free(hp);
@@ -857,13 +883,14 @@ static void history_json(http_ctx *c)
     hp->req = c->req;
     hp->disclose = disclose;
     hp->cur.disclose = disclose;
-    for (size_t i = from; i < stop; i++)
-        if (msg_allows(msgq_at(&ch->history, i), &reader))
-            hp->v[hp->n++] = msg_ref(msgq_at(&ch->history, i));
+    for (size_t k = 0; k < stop; k++)
+        if (msg_allows(HIST_AT(k), &reader))
+            hp->v[hp->n++] = msg_ref(HIST_AT(k));
     hp->target = c->o->stream_buffer < HIST_TARGET ? c->o->stream_buffer : HIST_TARGET;
     bool more = false; /* is any the reader may see retained past the page? */
-    for (size_t i = stop; i < ch->history.len && !more; i++)
-        more = msg_allows(msgq_at(&ch->history, i), &reader);
+    for (size_t k = stop; k < navail && !more; k++)
+        more = msg_allows(HIST_AT(k), &reader);
+#undef HIST_AT
     if (more) {
         /* More is retained past the page: where the next one starts. */
         const char *next = hp->v[n - 1]->id;

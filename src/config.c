@@ -119,6 +119,7 @@ int config_init(config *c)
     c->broker.max_streams = 15000;
     c->broker.max_streams_per_channel = 10000;
     c->broker.max_patterns_per_stream = 64;
+    c->broker.max_query_results = 1000;
     c->broker.max_pattern_streams = 10000;
     c->broker.max_connections_per_channel = 10000;
     c->http.stream_buffer = 1048576;
@@ -420,6 +421,7 @@ static const struct limit_field {
     {"max_patterns_per_stream", 1, 1024, offsetof(config, broker.max_patterns_per_stream),
      0},
     {"max_pattern_streams", 0, 10000000, offsetof(config, broker.max_pattern_streams), 0},
+    {"max_query_results", 1, 100000, offsetof(config, broker.max_query_results), 0},
     {"max_connections_per_channel", 1, 10000000,
      offsetof(config, broker.max_connections_per_channel), 0},
     {"stream_buffer", 4096, 1073741824, offsetof(config, http.stream_buffer), 1},
@@ -502,6 +504,65 @@ static int cfg_channel_defaults(const cfg_ctx *x, config *c, json_t *obj)
                     e.min, e.max);
 }
 
+/* The "retention" list: [{"match": PATTERN, "history": N, "history_age_s": S,
+ * "history_bytes": B}...], each key but match optional; the first rule whose
+ * pattern matches a new channel's name overlays channel_defaults. */
+static int cfg_retention(const cfg_ctx *x, config *c, json_t *list)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+        int max;
+    } keys[] = {
+        {"history", offsetof(broker_retention, history), CHAN_HISTORY_MAX},
+        {"history_age_s", offsetof(broker_retention, history_age_s),
+         CHAN_HISTORY_AGE_MAX},
+        {"history_bytes", offsetof(broker_retention, history_bytes),
+         CHAN_HISTORY_BYTES_MAX},
+    };
+    size_t i;
+    json_t *rule;
+    char parent[32];
+
+    if (!json_is_array(list) || json_array_size(list) > BROKER_RETENTION_MAX)
+        return cfg_fail(x, NULL, "retention", "must be a list of at most %d rules",
+                        BROKER_RETENTION_MAX);
+    json_array_foreach (list, i, rule) {
+        broker_retention *r = &c->broker.retention[i];
+        const char *key, *match;
+        json_t *v;
+        long long n;
+        snprintf(parent, sizeof(parent), "retention[%zu]", i);
+        if (!json_is_object(rule))
+            return cfg_fail(x, NULL, parent, "must be an object");
+        *r = (broker_retention){.history = -1, .history_age_s = -1, .history_bytes = -1};
+        json_object_foreach (rule, key, v) {
+            size_t k;
+            if (strcmp(key, "match") == 0) {
+                match = json_string_value(v);
+                if (!match || !pattern_topic_valid(match, json_string_length(v)))
+                    return cfg_fail(x, parent, key,
+                                    "must be a channel name or pattern ('?' for one "
+                                    "segment, '*' last for zero or more)");
+                strcpy(r->match, match);
+                continue;
+            }
+            for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+                if (strcmp(key, keys[k].key) == 0)
+                    break;
+            if (k == sizeof(keys) / sizeof(keys[0]))
+                return cfg_fail(x, parent, key, "unknown key");
+            if (cfg_int(x, parent, key, v, 0, keys[k].max, &n) < 0)
+                return -1;
+            *(int *)((char *)r + keys[k].off) = (int)n;
+        }
+        if (!r->match[0])
+            return cfg_fail(x, parent, "match", "is required");
+    }
+    c->broker.nretention = json_array_size(list);
+    return 0;
+}
+
 /* "*", one origin, or a list of origins (kept space-separated: an origin
  * holds no blank). */
 static int cfg_cors(const cfg_ctx *x, config *c, json_t *v)
@@ -562,6 +623,9 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
                 return -1;
         } else if (strcmp(key, "limits") == 0) {
             if (cfg_limits(x, c, v) < 0)
+                return -1;
+        } else if (strcmp(key, "retention") == 0) {
+            if (cfg_retention(x, c, v) < 0)
                 return -1;
         } else if (strcmp(key, "sessions") == 0) {
             if (cfg_sessions(x, c, v) < 0)

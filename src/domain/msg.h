@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <jansson.h>
 
 #include "src/domain/target.h"
@@ -71,6 +72,13 @@ void msg_unref(msg *m);
  * overhead included): in histories, queues, and socket buffers. Messages are
  * made and freed on the event loop's thread only. */
 size_t msg_live_bytes(void);
+
+/* What 'm' counts for a history's byte bound (chan_opts.history_bytes): its
+ * data and its event type, in bytes. */
+static inline size_t msg_payload_bytes(const msg *m)
+{
+    return m->data_len + (m->event ? strlen(m->event) : 0);
+}
 
 /* Whether a receiver may have 'm' (targeted delivery, target.h). */
 static inline int msg_allows(const msg *m, const target_rcv *r)

@@ -10,6 +10,7 @@ void msgq_init(msgq *q, size_t limit)
     q->limit = limit;
     q->dropped = 0;
     q->gone = 0;
+    q->bytes = 0;
 }
 
 void msgq_free(msgq *q)
@@ -34,6 +35,7 @@ msg *msgq_shift(msgq *q)
     msg *m = q->v[q->head];
     q->head = (q->head + 1) % q->cap;
     q->len--;
+    q->bytes -= msg_payload_bytes(m);
     if (m->seq > q->gone)
         q->gone = m->seq;
     return m;
@@ -73,6 +75,7 @@ int msgq_push(msgq *q, msg *m)
     }
     q->v[(q->head + q->len) % q->cap] = msg_ref(m);
     q->len++;
+    q->bytes += msg_payload_bytes(m);
     return dropped;
 }
 

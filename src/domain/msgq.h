@@ -16,6 +16,7 @@ typedef struct msgq {
     uint64_t dropped; /* messages dropped by the bound since creation */
     uint64_t gone;    /* the highest seq that left it from the front (dropped,
                          shifted, or never kept with 'limit' 0); 0: none */
+    size_t bytes;     /* msg_payload_bytes() of the messages it holds */
 } msgq;
 
 void msgq_init(msgq *q, size_t limit);

@@ -962,6 +962,176 @@ static void h_events(http_ctx *c)
     find(c, true, false, false, open_stream);
 }
 
+/* ---- GET /history and /history/latest: queries across channels ----
+ *
+ * The parameters (hquery.h) are all checked before anything is read: a bad
+ * one is a 400 that changes nothing. With access control a query returns
+ * only channels where the caller may both subscribe and read history (an
+ * exact name without those rights is a 403, as on /events; a pattern's
+ * channels are filtered), and, of targeted messages, only those it is
+ * eligible for. A page holds at most 'limit' events and about
+ * limits.max_response bytes (at least one event); "next" resumes after its
+ * last event. */
+
+typedef struct hist_reader {
+    http_ctx *c;
+    target_rcv rcv;
+} hist_reader;
+
+static bool hist_may_read(const char *name, void *arg)
+{
+    http_ctx *c = ((hist_reader *)arg)->c;
+    return !c->o->auth || allows(c, ACT_SUBSCRIBE | ACT_HISTORY, name);
+}
+
+static bool hist_may_see(const msg *m, void *arg)
+{
+    return msg_allows(m, &((hist_reader *)arg)->rcv);
+}
+
+/* Parse the query string into 'q'. Answers and returns -1 on bad input. */
+static int hist_parse(http_ctx *c, hquery *q, bool latest)
+{
+    const broker_opts *bo = broker_options(c->b);
+    struct evkeyval *kv;
+    const char *code = NULL;
+    char err[256];
+    int rc;
+
+    hquery_init(q);
+    TAILQ_FOREACH (kv, &c->query, next) {
+        if (strcmp(kv->key, "access_token") == 0)
+            continue; /* a credential (http_auth.c) */
+        rc = hquery_param(q, latest, kv->key, kv->value, &code, err, sizeof(err));
+        if (rc == 1) {
+            http_error(c->req, c->o, 400, "unknown_parameter",
+                       "unknown query parameter '%.64s'", kv->key);
+            return -1;
+        }
+        if (rc < 0) {
+            reply_error(c, 400, code, err);
+            return -1;
+        }
+    }
+    if (hquery_finish(q, (size_t)bo->max_query_results, &code, err, sizeof(err)) < 0) {
+        reply_error(c, 400, code, err);
+        return -1;
+    }
+    for (size_t i = 0; c->o->auth && i < q->nchans; i++) {
+        if (pattern_is_exact(q->chans[i]) &&
+            !allows(c, ACT_SUBSCRIBE | ACT_HISTORY, q->chans[i])) {
+            http_auth_refuse(c->req, c->o, c->id.authid ? AUTH_OK : AUTH_ANONYMOUS,
+                             "no subscribe and history rights on one of the channels");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The answer's form of one event. */
+static json_t *hist_event(const broker_hit *h)
+{
+    const msg *m = h->m;
+    return json_pack("{s:s, s:s, s:s?, s:o, s:I, s:o}", "id", m->id, "channel",
+                     h->ch->name, "event", m->event, "data", msg_data_json(m),
+                     "timestamp", (json_int_t)m->ts_us, "source_timestamp",
+                     m->src_ts_us == MSG_NO_SOURCE_TS ? json_null()
+                                                      : json_integer(m->src_ts_us));
+}
+
+/* Answer the 'n' hits: {"events", "more_follows"[, "next"]}, cut at about
+ * max_response bytes (then more follow). With 'q' (not latest), "next" is
+ * the cursor after the last event (or the one given, when none is). */
+static void hist_answer(http_ctx *c, const hquery *q, const broker_hit *v, size_t n,
+                        bool more)
+{
+    json_t *arr = json_array(), *o = NULL, *e;
+    size_t bytes = 64, i;
+    char next[HQUERY_CURSOR_LEN + 1];
+
+    for (i = 0; arr && i < n; i++) {
+        size_t len = msg_json_len(v[i].m) + strlen(v[i].ch->name) + 64;
+        if (i > 0 && bytes + len > c->o->max_response) {
+            more = true;
+            break;
+        }
+        bytes += len;
+        if (!(e = hist_event(&v[i])) || json_array_append_new(arr, e) < 0)
+            break;
+    }
+    if (arr && i == json_array_size(arr))
+        o = json_pack("{s:o, s:b}", "events", arr, "more_follows", more);
+    else
+        json_decref(arr);
+    if (o && q && i > 0) {
+        hquery_cursor(q, hquery_key(q, v[i - 1].m), v[i - 1].m->seq, next);
+        json_object_set_new(o, "next", json_string(next));
+    } else if (o && q) {
+        json_object_set_new(o, "next", q->after ? json_string(q->after) : json_null());
+    }
+    if (!o)
+        reply_error(c, 503, "out_of_memory", "out of memory");
+    else
+        http_json(c->req, c->o, 200, o);
+}
+
+static void hist_failed(http_ctx *c, int rc)
+{
+    if (rc == BROKER_ELIMIT)
+        http_error(c->req, c->o, 400, "query_too_broad",
+                   "the query names more than %d channels or more than %d retained "
+                   "messages: narrow its channel patterns",
+                   BROKER_QUERY_CHANNELS_MAX, BROKER_QUERY_SCAN_MAX);
+    else
+        reply_error(c, 503, "out_of_memory", "out of memory");
+}
+
+static void h_history(http_ctx *c)
+{
+    hquery q;
+    hist_reader hr = {c, {NULL, c->id.authid, c->id.authrole}};
+    broker_reader rd = {hist_may_read, hist_may_see, &hr};
+    broker_hit *v;
+    size_t n;
+    bool more;
+    int rc;
+
+    if (hist_parse(c, &q, false) < 0)
+        return;
+    if (!(v = malloc((q.limit + 1) * sizeof(*v)))) {
+        reply_error(c, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    if ((rc = broker_history_query(c->b, &q, &rd, v, &n, &more)) < 0)
+        hist_failed(c, rc);
+    else
+        hist_answer(c, &q, v, n, more);
+    free(v);
+}
+
+static void h_history_latest(http_ctx *c)
+{
+    hquery q;
+    hist_reader hr = {c, {NULL, c->id.authid, c->id.authrole}};
+    broker_reader rd = {hist_may_read, hist_may_see, &hr};
+    size_t n, max = (size_t)broker_options(c->b)->max_query_results;
+    broker_hit *v;
+    bool more;
+    int rc;
+
+    if (hist_parse(c, &q, true) < 0)
+        return;
+    if (!(v = malloc(max * sizeof(*v)))) {
+        reply_error(c, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    if ((rc = broker_history_latest(c->b, &q, &rd, v, max, &n, &more)) < 0)
+        hist_failed(c, rc);
+    else
+        hist_answer(c, NULL, v, n, more);
+    free(v);
+}
+
 /* GET /events?channel=P&channel=P2...: one stream for many channels, by
  * exact name or topic pattern (pattern_topic_valid), every message in its
  * envelope. With access control, an exact name needs subscribe there (403
@@ -1178,6 +1348,8 @@ static const route routes[] = {
     {"status", M_GET, h_status, NEED_NONE, ACC_BROKER},
     {"channels", M_GET, h_channels, NEED_NONE, ACC_BROKER},
     {"events", M_GET, h_topics, NEED_NONE, ACC_TOPICS},
+    {"history", M_GET, h_history, NEED_NONE, ACC_TOPICS},
+    {"history/latest", M_GET, h_history_latest, NEED_NONE, ACC_TOPICS},
     {"sessions", M_GET, h_sessions, NEED_NONE, ACC_BROKER},
     {"sessions/*", M_GET, h_session, NEED_ID, ACC_BROKER},
     {"channels/*", M_GET | M_PUT | M_DELETE, h_channel, NEED_NONE, ACC_CHANNEL},

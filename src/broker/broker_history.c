@@ -1,0 +1,298 @@
+/* broker_history.c - history queries (hquery.h) over the channels' retained
+ * messages.
+ *
+ * Queries read the history mirror every node keeps of each channel (the
+ * newest messages of its stored log, loaded from the store at start and kept
+ * by the notifications), so they cost the store nothing: no key is scanned,
+ * on either store.
+ *
+ * Bounded work: the channels a query names are found by exact lookup, or by
+ * walking the sorted channel index from a pattern's literal prefix (what
+ * precedes its first '?' or '*'); at most BROKER_QUERY_CHANNELS_MAX index
+ * entries are visited, and the matching channels may hold at most
+ * BROKER_QUERY_SCAN_MAX retained messages together. A query over more is
+ * refused before any message is read (BROKER_ELIMIT: narrow it). A page
+ * keeps the best 'limit' + 1 messages in a heap as it reads, so it costs
+ * O(messages read x log limit) and limit + 1 slots of memory. */
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+
+#include "src/base/util.h"
+#include "src/broker/broker_private.h"
+
+/* The channels a query reads, each once (references held by the map). */
+typedef struct chan_set {
+    chan **v;
+    size_t n, cap;
+    size_t visited; /* index entries looked at */
+} chan_set;
+
+static int set_add(chan_set *s, chan *ch)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i] == ch)
+            return 0; /* named twice */
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 16;
+        chan **v = realloc(s->v, cap * sizeof(*v));
+        if (!v)
+            return BROKER_ENOMEM;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = ch;
+    return 0;
+}
+
+/* Add the channels one pattern matches that 'rd' may read. */
+static int set_pattern(broker *b, const hquery *q, const char *pat,
+                       const broker_reader *rd, chan_set *s)
+{
+    /* Its literal prefix: the segments before the first wildcard (with the
+     * '.' after them for a '?': "a.?" matches below "a.", "a.*" "a" too). */
+    size_t plen = 0;
+    for (const char *p = pat;; p++) {
+        if ((p == pat || p[-1] == '.') && (*p == '?' || *p == '*')) {
+            plen = (size_t)(p - pat);
+            if (*p == '*' && plen)
+                plen--;
+            break;
+        }
+        if (!*p) {
+            plen = SIZE_MAX; /* exact */
+            break;
+        }
+    }
+    if (plen == SIZE_MAX) {
+        chan *ch = strmap_get(&b->chans, pat);
+        s->visited++;
+        if (ch && !ch->deleted && hquery_chan_matches(q, ch->name) &&
+            (!rd->may_read || rd->may_read(ch->name, rd->arg)))
+            return set_add(s, ch);
+        return 0;
+    }
+    char prefix[PATTERN_MAX + 1];
+    memcpy(prefix, pat, plen);
+    prefix[plen] = '\0';
+    chan *first = plen ? strmap_get(&b->chans, prefix) : NULL;
+    const sortmap_node *e = sortmap_after(&b->byname, plen ? prefix : NULL);
+    for (chan *ch = first; ch || e;) {
+        if (!ch) {
+            if (strncmp(e->key, prefix, plen) != 0)
+                break;
+            ch = e->val;
+            e = sortmap_next(e);
+        }
+        if (++s->visited > BROKER_QUERY_CHANNELS_MAX)
+            return BROKER_ELIMIT;
+        if (!ch->deleted && pattern_match(pat, ch->name, NULL) &&
+            hquery_chan_matches(q, ch->name) &&
+            (!rd->may_read || rd->may_read(ch->name, rd->arg))) {
+            int rc = set_add(s, ch);
+            if (rc < 0)
+                return rc;
+        }
+        ch = NULL;
+    }
+    return 0;
+}
+
+/* The channels of 'q' (see the bounds above). */
+static int query_chans(broker *b, const hquery *q, const broker_reader *rd, chan_set *s)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < q->nchans; i++) {
+        int rc = set_pattern(b, q, q->chans[i], rd, s);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < s->n; i++)
+        total += s->v[i]->history.len;
+    return total > BROKER_QUERY_SCAN_MAX ? BROKER_ELIMIT : 0;
+}
+
+/* Whether 'm' of 'ch' is still retained (its age), 'rd' may see it and 'q'
+ * matches it. */
+static bool hit_ok(const hquery *q, const broker_reader *rd, const chan *ch, const msg *m,
+                   int64_t now)
+{
+    return !chan_history_aged(ch, m, now) && hquery_msg_matches(q, m) &&
+           (!rd->may_see || rd->may_see(m, rd->arg));
+}
+
+/* ---- the page: a heap of the best limit + 1, the last in order on top ---- */
+
+static bool later(const hquery *q, const broker_hit *a, const broker_hit *b)
+{
+    return hquery_before(q, hquery_key(q, b->m), b->m->seq, hquery_key(q, a->m),
+                         a->m->seq);
+}
+
+static void sift_down(const hquery *q, broker_hit *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, top = i;
+        if (l < n && later(q, &h[l], &h[top]))
+            top = l;
+        if (r < n && later(q, &h[r], &h[top]))
+            top = r;
+        if (top == i)
+            return;
+        broker_hit t = h[i];
+        h[i] = h[top];
+        h[top] = t;
+        i = top;
+    }
+}
+
+static void sift_up(const hquery *q, broker_hit *h, size_t i)
+{
+    while (i > 0 && later(q, &h[i], &h[(i - 1) / 2])) {
+        broker_hit t = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+int broker_history_query(broker *b, const hquery *q, const broker_reader *rd,
+                         broker_hit *out, size_t *n, bool *more)
+{
+    chan_set s = {0};
+    size_t cap = q->limit + 1, k = 0;
+    int64_t now = now_us();
+    int rc = query_chans(b, q, rd, &s);
+
+    *n = 0;
+    *more = false;
+    for (size_t c = 0; rc == 0 && c < s.n; c++) {
+        chan *ch = s.v[c];
+        for (size_t i = 0; i < ch->history.len; i++) {
+            msg *m = msgq_at(&ch->history, i);
+            if (!hquery_after_cursor(q, m) || !hit_ok(q, rd, ch, m, now))
+                continue;
+            broker_hit hit = {m, ch};
+            if (k < cap) {
+                out[k] = hit;
+                sift_up(q, out, k++);
+            } else if (later(q, &out[0], &hit)) {
+                out[0] = hit;
+                sift_down(q, out, k, 0);
+            }
+        }
+    }
+    free(s.v);
+    if (rc < 0)
+        return rc;
+    /* Heap sort: the last in order goes to the end first. */
+    for (size_t end = k; end > 1; end--) {
+        broker_hit t = out[0];
+        out[0] = out[end - 1];
+        out[end - 1] = t;
+        sift_down(q, out, end - 1, 0);
+    }
+    *more = k > q->limit;
+    *n = k > q->limit ? q->limit : k;
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(chan *const *)a)->name, (*(chan *const *)b)->name);
+}
+
+int broker_history_latest(broker *b, const hquery *q, const broker_reader *rd,
+                          broker_hit *out, size_t max, size_t *n, bool *more)
+{
+    chan_set s = {0};
+    strmap seen;
+    int64_t now = now_us();
+    int rc = query_chans(b, q, rd, &s);
+
+    *n = 0;
+    *more = false;
+    strmap_init(&seen);
+    if (rc == 0 && s.n > 1)
+        qsort(s.v, s.n, sizeof(*s.v), by_name);
+    for (size_t c = 0; rc == 0 && c < s.n && !*more; c++) {
+        chan *ch = s.v[c];
+        bool untyped = false; /* the newest message without a type is in */
+        for (size_t i = ch->history.len; i-- > 0;) {
+            msg *m = msgq_at(&ch->history, i);
+            if (m->event ? strmap_get(&seen, m->event) != NULL : untyped)
+                continue;
+            if (!hit_ok(q, rd, ch, m, now))
+                continue;
+            if (*n == max) {
+                *more = true;
+                break;
+            }
+            if (m->event && strmap_put(&seen, m->event, m) < 0) {
+                rc = BROKER_ENOMEM;
+                break;
+            }
+            untyped |= !m->event;
+            out[(*n)++] = (broker_hit){m, ch};
+        }
+        /* The types are per channel: the map starts again (its keys are
+         * borrowed from this channel's messages). */
+        strmap_free(&seen);
+        strmap_init(&seen);
+    }
+    strmap_free(&seen);
+    free(s.v);
+    return rc;
+}
+
+/* ---- retention: age and bytes ---- */
+
+void broker_history_retain(broker *b, chan *ch)
+{
+    int64_t now = now_us();
+    uint64_t upto = 0;
+    msg *m;
+    if (!ch->opts.history_age_s && !ch->opts.history_bytes)
+        return;
+    while ((m = msgq_at(&ch->history, 0)) &&
+           (chan_history_aged(ch, m, now) || chan_history_over(ch))) {
+        upto = m->seq;
+        msg_unref(msgq_shift(&ch->history));
+    }
+    if (upto)
+        broker_memory_retained(b, ch, upto);
+}
+
+/* Every second: the retention of at most BROKER_RETAIN_SWEEP channels, in
+ * map order, so that aged messages are freed within about a second while
+ * the channels number fewer (and the cost per second is bounded anyway). */
+static void retain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    broker *b = arg;
+    strmap_entry *e;
+    if (b->closing)
+        return;
+    for (int n = 0; n < BROKER_RETAIN_SWEEP; n++) {
+        if (!strmap_next(&b->chans, &b->retain_pos, &e)) {
+            b->retain_pos = 0;
+            break;
+        }
+        broker_history_retain(b, e->val);
+    }
+}
+
+int broker_history_init(broker *b)
+{
+    struct timeval sec = {1, 0};
+    if (!(b->retain_ev = event_new(b->base, -1, EV_PERSIST, retain_tick, b)) ||
+        event_add(b->retain_ev, &sec) < 0)
+        return -1;
+    return 0;
+}
+
+void broker_history_free(broker *b)
+{
+    if (b->retain_ev)
+        event_free(b->retain_ev);
+    b->retain_ev = NULL;
+}

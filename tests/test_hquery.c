@@ -1,6 +1,7 @@
 /* test_hquery.c - history query parameters, matching, order and cursors
  * (src/domain/hquery.c). */
 #include "src/domain/hquery.h"
+#include "src/domain/msgq.h"
 #include "tests/tap.h"
 
 #include <string.h>
@@ -163,8 +164,38 @@ static void test_cursor(void)
        "a short cursor is refused");
 }
 
+/* What a history says of its order (msgq.h), which queries search by. */
+static void test_msgq_order(void)
+{
+    msgq h;
+    msg *v[4];
+    const int64_t ts[] = {10, 10, 20, 15}, src[] = {5, MSG_NO_SOURCE_TS, 7, 6};
+    msgq_init(&h, 3);
+    for (int i = 0; i < 4; i++) {
+        v[i] = msg_new((uint64_t)i + 1, NULL, "d", 1, ts[i], -1);
+        v[i]->src_ts_us = src[i];
+    }
+    msgq_push(&h, v[0]);
+    msgq_push(&h, v[1]);
+    msgq_push(&h, v[2]);
+    ok(!h.ts_disorder && !h.src_disorder && h.nosrc == 1, "in order; one without source");
+    msgq_push(&h, v[3]); /* drops v[0] */
+    ok(h.ts_disorder && h.src_disorder && h.nosrc == 1 && h.len == 3,
+       "an earlier time after a later one is disorder");
+    msg_unref(msgq_shift(&h));
+    ok(h.nosrc == 0, "the one without source left");
+    while (h.len)
+        msg_unref(msgq_shift(&h));
+    msgq_push(&h, v[0]);
+    ok(!h.ts_disorder && !h.src_disorder, "an emptied history starts in order again");
+    msgq_free(&h);
+    for (int i = 0; i < 4; i++)
+        msg_unref(v[i]);
+}
+
 int main(void)
 {
+    test_msgq_order();
     test_params();
     test_match();
     test_cursor();

@@ -13,7 +13,9 @@
  * BROKER_QUERY_SCAN_MAX retained messages together. A query over more is
  * refused before any message is read (BROKER_ELIMIT: narrow it). A page
  * keeps the best 'limit' + 1 messages in a heap as it reads, so it costs
- * O(messages read x log limit) and limit + 1 slots of memory. */
+ * O(messages read x log limit) and limit + 1 slots of memory; a channel
+ * whose history is sorted by the query's key (the usual case: see scan_chan)
+ * is read from where the page starts only. */
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
@@ -156,6 +158,74 @@ static void sift_up(const hquery *q, broker_hit *h, size_t i)
     }
 }
 
+/* The first index of 'h' whose message has a key >= 'x' (h.len if none),
+ * for a history sorted by that key (see sorted_by). */
+static size_t lower_bound(const hquery *q, const msgq *h, int64_t x)
+{
+    size_t lo = 0, hi = h->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (hquery_key(q, msgq_at(h, mid)) < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Whether the history 'h' is sorted by the query's key as it is by id: no
+ * message came with a smaller key than the one before it (one node's clock
+ * only goes on; several nodes' clocks may disagree), and, by source time,
+ * every message has one. */
+static bool sorted_by(const hquery *q, const msgq *h)
+{
+    return q->by_source ? !h->src_disorder && !h->nosrc : !h->ts_disorder;
+}
+
+/* Offer the messages of 'ch' to the page's heap 'out' (k of cap slots
+ * used). A history sorted by the key is read in the query's order from where
+ * its range (or cursor) starts, found by binary search, up to where the
+ * range ends or the heap is full of messages that all come first: O(log n +
+ * what the page takes). Any other history is read whole. */
+static void scan_chan(const hquery *q, const broker_reader *rd, chan *ch, int64_t now,
+                      broker_hit *out, size_t cap, size_t *k)
+{
+    const msgq *h = &ch->history;
+    bool sorted = sorted_by(q, h);
+    int64_t lo = q->by_source ? q->src_from : q->from;
+    int64_t hi = q->by_source ? q->src_to : q->to;
+    size_t i = 0, end = h->len;
+
+    if (sorted && !q->desc) {
+        i = lower_bound(q, h, q->has_after && q->after_key > lo ? q->after_key : lo);
+    } else if (sorted) {
+        int64_t top = q->has_after && q->after_key < hi ? q->after_key : hi;
+        end = top == INT64_MAX ? h->len : lower_bound(q, h, top + 1);
+    }
+    for (size_t step = 0; step < h->len; step++) {
+        if (q->desc ? end == 0 : i == end)
+            break;
+        msg *m = msgq_at(h, q->desc ? --end : i++);
+        broker_hit hit = {m, ch};
+        if (sorted) {
+            int64_t key = hquery_key(q, m);
+            if (q->desc ? key < lo : key > hi)
+                break; /* the range is over */
+            if (*k == cap && !later(q, &out[0], &hit))
+                break; /* this and what follows come after the whole page */
+        }
+        if (!hquery_after_cursor(q, m) || !hit_ok(q, rd, ch, m, now))
+            continue;
+        if (*k < cap) {
+            out[*k] = hit;
+            sift_up(q, out, (*k)++);
+        } else if (later(q, &out[0], &hit)) {
+            out[0] = hit;
+            sift_down(q, out, *k, 0);
+        }
+    }
+}
+
 int broker_history_query(broker *b, const hquery *q, const broker_reader *rd,
                          broker_hit *out, size_t *n, bool *more)
 {
@@ -166,22 +236,8 @@ int broker_history_query(broker *b, const hquery *q, const broker_reader *rd,
 
     *n = 0;
     *more = false;
-    for (size_t c = 0; rc == 0 && c < s.n; c++) {
-        chan *ch = s.v[c];
-        for (size_t i = 0; i < ch->history.len; i++) {
-            msg *m = msgq_at(&ch->history, i);
-            if (!hquery_after_cursor(q, m) || !hit_ok(q, rd, ch, m, now))
-                continue;
-            broker_hit hit = {m, ch};
-            if (k < cap) {
-                out[k] = hit;
-                sift_up(q, out, k++);
-            } else if (later(q, &out[0], &hit)) {
-                out[0] = hit;
-                sift_down(q, out, k, 0);
-            }
-        }
-    }
+    for (size_t c = 0; rc == 0 && c < s.n; c++)
+        scan_chan(q, rd, s.v[c], now, out, cap, &k);
     free(s.v);
     if (rc < 0)
         return rc;

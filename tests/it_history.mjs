@@ -416,6 +416,7 @@ describe('retention', () => {
         assert.equal((await history(b, { channel: name })).events.length, 1);
         await waitFor(async () => (await history(b, { channel: name })).events.length === 0,
             { timeout: 6000, interval: 100, what: 'the message to age out of queries' });
+        assert.deepEqual((await b.req('GET', evPath(name))).json.events, [], 'nor from the channel history');
         const ch = await waitFor(async () => {
             const r = (await b.req('GET', chPath(name))).json;
             return r.messages === 0 && r;

@@ -836,6 +836,7 @@ static void history_json(http_ctx *c)
         reply_error(c, 400, "invalid_id", "'after' must be a message id");
         return;
     }
+    broker_history_retain(c->b, ch); /* nothing older than its age is read */
     if (limit_s &&
         (parse_u64(limit_s, &limit) < 0 || limit < 1 || limit > HISTORY_LIMIT_MAX)) {
         reply_error(c, 400, "invalid_id", "'limit' must be an integer from 1 to 100000");

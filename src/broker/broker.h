@@ -120,9 +120,12 @@ void broker_chan_defaults(const broker *b, const char *name, chan_opts *out);
  * stored log retains, on either store): no key of the store is read. Its
  * work is bounded: at most BROKER_QUERY_CHANNELS_MAX entries of the channel
  * index are visited (exact names are looked up; a pattern walks the index
- * from its literal prefix), and the channels it reads may retain at most
- * BROKER_QUERY_SCAN_MAX messages together; a broader query is refused with
- * BROKER_ELIMIT before anything is read. */
+ * from its literal prefix), and it reads at most BROKER_QUERY_SCAN_MAX
+ * messages, as counted before anything is read: a channel whose history is
+ * sorted by the query's key (broker_history.c) counts 64 + limit (a search
+ * and a page), any other every message it retains (a whole read, which
+ * /history/latest always does). A broader query is refused with
+ * BROKER_ELIMIT. */
 #define BROKER_QUERY_CHANNELS_MAX 10000
 #define BROKER_QUERY_SCAN_MAX 2000000
 

@@ -9,9 +9,9 @@
  * Bounded work: the channels a query names are found by exact lookup, or by
  * walking the sorted channel index from a pattern's literal prefix (what
  * precedes its first '?' or '*'); at most BROKER_QUERY_CHANNELS_MAX index
- * entries are visited, and the matching channels may hold at most
- * BROKER_QUERY_SCAN_MAX retained messages together. A query over more is
- * refused before any message is read (BROKER_ELIMIT: narrow it). A page
+ * entries are visited, and at most BROKER_QUERY_SCAN_MAX messages read, as
+ * counted before any is (query_chans). A query over more is refused
+ * (BROKER_ELIMIT: narrow it). A page
  * keeps the best 'limit' + 1 messages in a heap as it reads, so it costs
  * O(messages read x log limit) and limit + 1 slots of memory; a channel
  * whose history is sorted by the query's key (the usual case: see scan_chan)
@@ -23,7 +23,8 @@
 #include "src/base/util.h"
 #include "src/broker/broker_private.h"
 
-/* The channels a query reads, each once (references held by the map). */
+/* The channels a query reads (references held by the map): once each after
+ * query_chans. */
 typedef struct chan_set {
     chan **v;
     size_t n, cap;
@@ -32,9 +33,6 @@ typedef struct chan_set {
 
 static int set_add(chan_set *s, chan *ch)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (s->v[i] == ch)
-            return 0; /* named twice */
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 16;
         chan **v = realloc(s->v, cap * sizeof(*v));
@@ -100,17 +98,36 @@ static int set_pattern(broker *b, const hquery *q, const char *pat,
     return 0;
 }
 
-/* The channels of 'q' (see the bounds above). */
-static int query_chans(broker *b, const hquery *q, const broker_reader *rd, chan_set *s)
+static int by_name(const void *a, const void *b)
 {
-    size_t total = 0;
+    return strcmp((*(chan *const *)a)->name, (*(chan *const *)b)->name);
+}
+
+static bool sorted_by(const hquery *q, const msgq *h);
+
+/* The channels of 'q', by name, each once (see the bounds above): every
+ * message of each counts against BROKER_QUERY_SCAN_MAX when it must be read
+ * whole ('whole', or its history is not sorted by the query's key), else
+ * what a search and a page read. */
+static int query_chans(broker *b, const hquery *q, const broker_reader *rd, bool whole,
+                       chan_set *s)
+{
+    size_t total = 0, n = 0;
     for (size_t i = 0; i < q->nchans; i++) {
         int rc = set_pattern(b, q, q->chans[i], rd, s);
         if (rc < 0)
             return rc;
     }
-    for (size_t i = 0; i < s->n; i++)
-        total += s->v[i]->history.len;
+    if (s->n > 1)
+        qsort(s->v, s->n, sizeof(*s->v), by_name);
+    for (size_t i = 0; i < s->n; i++) {
+        if (n && s->v[n - 1] == s->v[i])
+            continue; /* named by two patterns */
+        s->v[n++] = s->v[i];
+        const msgq *h = &s->v[i]->history;
+        total += whole || !sorted_by(q, h) ? h->len : 64 + q->limit;
+    }
+    s->n = n;
     return total > BROKER_QUERY_SCAN_MAX ? BROKER_ELIMIT : 0;
 }
 
@@ -232,7 +249,7 @@ int broker_history_query(broker *b, const hquery *q, const broker_reader *rd,
     chan_set s = {0};
     size_t cap = q->limit + 1, k = 0;
     int64_t now = now_us();
-    int rc = query_chans(b, q, rd, &s);
+    int rc = query_chans(b, q, rd, false, &s);
 
     *n = 0;
     *more = false;
@@ -253,24 +270,17 @@ int broker_history_query(broker *b, const hquery *q, const broker_reader *rd,
     return 0;
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp((*(chan *const *)a)->name, (*(chan *const *)b)->name);
-}
-
 int broker_history_latest(broker *b, const hquery *q, const broker_reader *rd,
                           broker_hit *out, size_t max, size_t *n, bool *more)
 {
     chan_set s = {0};
     strmap seen;
     int64_t now = now_us();
-    int rc = query_chans(b, q, rd, &s);
+    int rc = query_chans(b, q, rd, true, &s);
 
     *n = 0;
     *more = false;
     strmap_init(&seen);
-    if (rc == 0 && s.n > 1)
-        qsort(s.v, s.n, sizeof(*s.v), by_name);
     for (size_t c = 0; rc == 0 && c < s.n && !*more; c++) {
         chan *ch = s.v[c];
         bool untyped = false; /* the newest message without a type is in */

@@ -1080,7 +1080,7 @@ static void hist_failed(http_ctx *c, int rc)
 {
     if (rc == BROKER_ELIMIT)
         http_error(c->req, c->o, 400, "query_too_broad",
-                   "the query names more than %d channels or more than %d retained "
+                   "the query would visit more than %d channels or read more than %d "
                    "messages: narrow its channel patterns",
                    BROKER_QUERY_CHANNELS_MAX, BROKER_QUERY_SCAN_MAX);
     else

@@ -259,6 +259,39 @@ describe('GET /history', () => {
         }
     });
 
+    test('source times in order (searched) and out of order (read whole) answer alike', async () => {
+        const chan = uniq('srcorder');
+        const evs = [];
+        const pub = async (src) => {
+            const r = await publish(b, chan, { data: `s${src}`, source_timestamp: src });
+            evs.push({ id: r.json.id, src });
+        };
+        for (let i = 0; i < 30; i++) await pub(i * 10);
+        const check = async (what) => {
+            for (const order of ['asc', 'desc']) {
+                const want = evs.filter((e) => e.src >= 50 && e.src <= 240)
+                    .sort((x, y) => x.src - y.src || Number(x.id) - Number(y.id));
+                if (order === 'desc') want.reverse();
+                const got = [];
+                let after;
+                for (let n = 0; n < 50; n++) {
+                    const p = [['channel', chan], ['order_by', 'source_timestamp'], ['source_from', '50'],
+                        ['source_to', '240'], ['order', order], ['limit', '4']];
+                    if (after) p.push(['after', after]);
+                    const r = await history(b, p);
+                    got.push(...r.events.map((e) => e.id));
+                    if (!r.more_follows) break;
+                    after = r.next;
+                }
+                assert.deepEqual(got, want.map((e) => e.id), `${what}, ${order}`);
+            }
+        };
+        await check('in order');
+        await pub(55); // an earlier source time than the one before: read whole from now on
+        await pub(240);
+        await check('out of order');
+    });
+
     test('the cursor belongs to its query', async () => {
         const r = await history(b, { channel: `${base}.*`, limit: 2 });
         assert.ok(r.more_follows && r.next);

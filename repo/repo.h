@@ -36,6 +36,11 @@
  *   ss/{session}      string  a session record (session.h JSON)
  *   st/{session}      string  "<joined_at> <left_at> <node>" (µs; left 0:
  *                             active): what the archive's bound reads
+ *   tr/{trace}        string  a trace's definition (trace.h JSON)
+ *   tc/{trace}        string  the records it took, from every node (integer)
+ *   td/{trace}        log     its records as JSON, the 'limit' newest kept
+ *   tn/{trace}/       (none)  always empty: td/{trace} has no readers, so the
+ *                             store trims it exactly (kv_append, log_readers)
  */
 #ifndef REPO_H
 #define REPO_H
@@ -51,6 +56,7 @@
 #include "src/domain/chan.h"
 #include "src/domain/msg.h"
 #include "src/domain/session.h"
+#include "src/domain/trace.h"
 
 /* Load completion: status 0 or a negative KV_E* code. */
 typedef void (*repo_cb)(int status, void *arg);
@@ -456,6 +462,85 @@ static inline void repo_session_free(repo_session *r)
         r->ops->free(r);
 }
 
+/* ---- traces: definitions and what every node recorded ---- */
+typedef struct repo_trace repo_trace;
+/* One trace ('t' borrowed for the call; NULL unless status is 0) and the
+ * records taken for it so far; KV_ENOTFOUND when there is none. */
+typedef void (*repo_trace_cb)(int status, const trace *t, uint64_t records, void *arg);
+/* Every trace: 'v' and 'records', n of each, borrowed for the call, sorted by
+ * id. */
+typedef void (*repo_traces_cb)(int status, trace *const *v, const uint64_t *records,
+                               size_t n, void *arg);
+/* A page of records: their stored JSON text (items[i].val) and sequence
+ * numbers (items[i].id), oldest first, borrowed for the call; KV_ENOTFOUND
+ * when there is no such trace. */
+typedef void (*repo_trace_data_cb)(int status, const kv_item *items, size_t n, void *arg);
+typedef struct repo_trace_ops {
+    void (*save)(repo_trace *r, const trace *t);
+    int (*get)(repo_trace *r, const char *id, repo_trace_cb cb, void *arg);
+    int (*list)(repo_trace *r, repo_traces_cb cb, void *arg);
+    int (*record)(repo_trace *r, const trace *t, const char *tail, size_t len);
+    int (*data)(repo_trace *r, const char *id, uint64_t after, size_t limit,
+                repo_trace_data_cb cb, void *arg);
+    void (*remove)(repo_trace *r, const char *id);
+    void (*free)(repo_trace *r);
+} repo_trace_ops;
+struct repo_trace {
+    const repo_trace_ops *ops;
+};
+
+/* Store the definition of 't' (new, or replaced once stopped).
+ * Fire-and-forget: failures are reported by the store. */
+static inline void repo_trace_save(repo_trace *r, const trace *t)
+{
+    r->ops->save(r, t);
+}
+
+/* The trace 'id' and its count of records. Returns 0 and calls 'cb' once,
+ * later; or a KV_E* code. */
+static inline int repo_trace_get(repo_trace *r, const char *id, repo_trace_cb cb,
+                                 void *arg)
+{
+    return r->ops->get(r, id, cb, arg);
+}
+
+/* Every trace stored. Records that do not parse are skipped and reported
+ * (KV_EV_BAD_RECORD). Returns 0 and calls 'cb' once, later; or a KV_E* code. */
+static inline int repo_trace_list(repo_trace *r, repo_traces_cb cb, void *arg)
+{
+    return r->ops->list(r, cb, arg);
+}
+
+/* Append a record to 't': in one step of the store, number it from the
+ * trace's counter and append TRACE_RECORD_HEAD + number + 'tail' to its log,
+ * which keeps exactly its t->limit newest. Fire-and-forget. 0 or a KV_E*
+ * code. */
+static inline int repo_trace_record(repo_trace *r, const trace *t, const char *tail,
+                                    size_t len)
+{
+    return r->ops->record(r, t, tail, len);
+}
+
+/* At most 'limit' records of the trace 'id' numbered above 'after', oldest
+ * first. Returns 0 and calls 'cb' once, later; or a KV_E* code. */
+static inline int repo_trace_data(repo_trace *r, const char *id, uint64_t after,
+                                  size_t limit, repo_trace_data_cb cb, void *arg)
+{
+    return r->ops->data(r, id, after, limit, cb, arg);
+}
+
+/* Remove the trace 'id': its definition, count and records. */
+static inline void repo_trace_remove(repo_trace *r, const char *id)
+{
+    r->ops->remove(r, id);
+}
+
+static inline void repo_trace_free(repo_trace *r)
+{
+    if (r)
+        r->ops->free(r);
+}
+
 /* The kv-backed implementations. Each borrows 'kv' and takes ownership of the
  * repositories it is composed of (freed with it). NULL on OOM (and then the
  * given repositories are freed too). */
@@ -465,6 +550,7 @@ repo_connection *repo_connection_kv_new(kv_store *kv, repo_listener *listeners,
                                         repo_queue *queues);
 repo_channel *repo_channel_kv_new(kv_store *kv, repo_connection *connections);
 repo_session *repo_session_kv_new(kv_store *kv);
+repo_trace *repo_trace_kv_new(kv_store *kv);
 
 /* The whole kv-backed stack in one call. NULL on OOM. */
 repo_channel *repo_kv_stack_new(kv_store *kv);

@@ -115,6 +115,8 @@ int config_init(config *c)
     c->broker.idle_ttl_s = 600;
     c->broker.sessions_retention_s = 3600;
     c->broker.sessions_max = 10000;
+    c->broker.trace_max = 16;
+    c->broker.trace_bounds = (trace_bounds){100000, 86400};
     c->http.max_connections = config_default_max_connections();
     c->broker.max_streams = 15000;
     c->broker.max_streams_per_channel = 10000;
@@ -402,46 +404,97 @@ static int cfg_store(const cfg_ctx *x, config *c, json_t *obj)
     return 0;
 }
 
-/* The "limits" object: every key an integer field of the config, in bounds. */
-static const struct limit_field {
+/* An integer field of the config set from a key of a section, in bounds. */
+enum { FIELD_INT, FIELD_SIZE, FIELD_U64, FIELD_I64 }; /* its C type */
+typedef struct cfg_field {
     const char *key;
     long long lo, hi;
-    size_t off;  /* offsetof the field in config */
-    int is_size; /* size_t field, else int */
-} limit_fields[] = {
-    {"max_body", 1, MAX_BODY_MAX, offsetof(config, http.max_body), 1},
+    size_t off; /* offsetof the field in config */
+    int type;   /* FIELD_* */
+} cfg_field;
+
+/* Set the field of 'fields' (n of them) that 'key' names to 'v'. 0; -1 with
+ * the error set if 'v' is out of its bounds; 1 if 'key' names none. */
+static int cfg_field_set(const cfg_ctx *x, config *c, const char *section,
+                         const char *key, json_t *v, const cfg_field *fields, size_t n)
+{
+    const cfg_field *f = NULL;
+    long long num;
+    char *at;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(key, fields[i].key) == 0)
+            f = &fields[i];
+    if (!f)
+        return 1;
+    if (cfg_int(x, section, key, v, f->lo, f->hi, &num) < 0)
+        return -1;
+    at = (char *)c + f->off;
+    if (f->type == FIELD_SIZE)
+        *(size_t *)at = (size_t)num;
+    else if (f->type == FIELD_U64)
+        *(uint64_t *)at = (uint64_t)num;
+    else if (f->type == FIELD_I64)
+        *(int64_t *)at = num;
+    else
+        *(int *)at = (int)num;
+    return 0;
+}
+
+/* A section whose keys are all integer fields. */
+static int cfg_int_section(const cfg_ctx *x, config *c, const char *section, json_t *obj,
+                           const cfg_field *fields, size_t n)
+{
+    const char *key;
+    json_t *v;
+    int rc;
+    if (!json_is_object(obj))
+        return cfg_fail(x, section, NULL, "must be an object");
+    json_object_foreach (obj, key, v) {
+        if ((rc = cfg_field_set(x, c, section, key, v, fields, n)) > 0)
+            return cfg_fail(x, section, key, "unknown key");
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The "limits" object: every key an integer field of the config, in bounds. */
+static const cfg_field limit_fields[] = {
+    {"max_body", 1, MAX_BODY_MAX, offsetof(config, http.max_body), FIELD_SIZE},
     {"max_headers", MAX_HEADERS_MIN, MAX_HEADERS_MAX, offsetof(config, http.max_headers),
-     1},
-    {"max_channels", 1, 10000000, offsetof(config, broker.max_channels), 0},
-    {"channel_idle_ttl_s", 0, 31536000, offsetof(config, broker.idle_ttl_s), 0},
-    {"max_connections", 1, 10000000, offsetof(config, http.max_connections), 0},
-    {"max_streams", 1, 10000000, offsetof(config, broker.max_streams), 0},
+     FIELD_SIZE},
+    {"max_channels", 1, 10000000, offsetof(config, broker.max_channels), FIELD_INT},
+    {"channel_idle_ttl_s", 0, 31536000, offsetof(config, broker.idle_ttl_s), FIELD_INT},
+    {"max_connections", 1, 10000000, offsetof(config, http.max_connections), FIELD_INT},
+    {"max_streams", 1, 10000000, offsetof(config, broker.max_streams), FIELD_INT},
     {"max_streams_per_channel", 1, 10000000,
-     offsetof(config, broker.max_streams_per_channel), 0},
+     offsetof(config, broker.max_streams_per_channel), FIELD_INT},
     {"max_patterns_per_stream", 1, 1024, offsetof(config, broker.max_patterns_per_stream),
-     0},
-    {"max_pattern_streams", 0, 10000000, offsetof(config, broker.max_pattern_streams), 0},
-    {"max_query_results", 1, 100000, offsetof(config, broker.max_query_results), 0},
+     FIELD_INT},
+    {"max_pattern_streams", 0, 10000000, offsetof(config, broker.max_pattern_streams),
+     FIELD_INT},
+    {"max_query_results", 1, 100000, offsetof(config, broker.max_query_results),
+     FIELD_INT},
     {"max_connections_per_channel", 1, 10000000,
-     offsetof(config, broker.max_connections_per_channel), 0},
-    {"stream_buffer", 4096, 1073741824, offsetof(config, http.stream_buffer), 1},
-    {"max_response", 4096, 1073741824, offsetof(config, http.max_response), 1},
-    {"idle_timeout_s", 1, 3600, offsetof(config, http.idle_timeout_s), 0},
-    {"backoff_ms", 0, 86400000, offsetof(config, http.backoff_ms), 0},
-    {"max_memory", 1048576, 1099511627776LL, offsetof(config, broker.max_memory), 1},
-    {"max_retry_ms", 0, 86400000, offsetof(config, http.max_retry_ms), 0},
+     offsetof(config, broker.max_connections_per_channel), FIELD_INT},
+    {"stream_buffer", 4096, 1073741824, offsetof(config, http.stream_buffer), FIELD_SIZE},
+    {"max_response", 4096, 1073741824, offsetof(config, http.max_response), FIELD_SIZE},
+    {"idle_timeout_s", 1, 3600, offsetof(config, http.idle_timeout_s), FIELD_INT},
+    {"backoff_ms", 0, 86400000, offsetof(config, http.backoff_ms), FIELD_INT},
+    {"max_memory", 1048576, 1099511627776LL, offsetof(config, broker.max_memory),
+     FIELD_SIZE},
+    {"max_retry_ms", 0, 86400000, offsetof(config, http.max_retry_ms), FIELD_INT},
 };
 
 static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)
 {
     const char *key;
     json_t *v;
-    long long n;
+    int rc;
 
     if (!json_is_object(obj))
         return cfg_fail(x, "limits", NULL, "must be an object");
     json_object_foreach (obj, key, v) {
-        const struct limit_field *f = NULL;
         if (strcmp(key, "memory_policy") == 0) {
             int p =
                 json_is_string(v) ? broker_memory_policy_parse(json_string_value(v)) : -1;
@@ -450,45 +503,30 @@ static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)
             c->broker.memory_policy = p;
             continue;
         }
-        for (size_t i = 0; i < sizeof(limit_fields) / sizeof(limit_fields[0]); i++)
-            if (strcmp(key, limit_fields[i].key) == 0)
-                f = &limit_fields[i];
-        if (!f)
+        if ((rc = cfg_field_set(x, c, "limits", key, v, limit_fields,
+                                sizeof(limit_fields) / sizeof(limit_fields[0]))) > 0)
             return cfg_fail(x, "limits", key, "unknown key");
-        if (cfg_int(x, "limits", key, v, f->lo, f->hi, &n) < 0)
+        if (rc < 0)
             return -1;
-        if (f->is_size)
-            *(size_t *)((char *)c + f->off) = (size_t)n;
-        else
-            *(int *)((char *)c + f->off) = (int)n;
     }
     return 0;
 }
 
 /* The "sessions" object: the archive's bounds. */
-static int cfg_sessions(const cfg_ctx *x, config *c, json_t *obj)
-{
-    const char *key;
-    json_t *v;
-    long long n;
+static const cfg_field session_fields[] = {
+    {"retention_s", 0, 31536000, offsetof(config, broker.sessions_retention_s),
+     FIELD_INT},
+    {"max", 1, 10000000, offsetof(config, broker.sessions_max), FIELD_INT},
+};
 
-    if (!json_is_object(obj))
-        return cfg_fail(x, "sessions", NULL, "must be an object");
-    json_object_foreach (obj, key, v) {
-        if (strcmp(key, "retention_s") == 0) {
-            if (cfg_int(x, "sessions", key, v, 0, 31536000, &n) < 0)
-                return -1;
-            c->broker.sessions_retention_s = (int)n;
-        } else if (strcmp(key, "max") == 0) {
-            if (cfg_int(x, "sessions", key, v, 1, 10000000, &n) < 0)
-                return -1;
-            c->broker.sessions_max = (int)n;
-        } else {
-            return cfg_fail(x, "sessions", key, "unknown key");
-        }
-    }
-    return 0;
-}
+/* The "traces" object: how many, how large, how long. */
+static const cfg_field trace_fields[] = {
+    {"max", 1, 1000, offsetof(config, broker.trace_max), FIELD_INT},
+    {"max_records", 1, 10000000, offsetof(config, broker.trace_bounds.limit_max),
+     FIELD_U64},
+    {"max_duration_s", 1, 31536000, offsetof(config, broker.trace_bounds.duration_max_s),
+     FIELD_I64},
+};
 
 static int cfg_channel_defaults(const cfg_ctx *x, config *c, json_t *obj)
 {
@@ -628,7 +666,12 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
             if (cfg_retention(x, c, v) < 0)
                 return -1;
         } else if (strcmp(key, "sessions") == 0) {
-            if (cfg_sessions(x, c, v) < 0)
+            if (cfg_int_section(x, c, key, v, session_fields,
+                                sizeof(session_fields) / sizeof(session_fields[0])) < 0)
+                return -1;
+        } else if (strcmp(key, "traces") == 0) {
+            if (cfg_int_section(x, c, key, v, trace_fields,
+                                sizeof(trace_fields) / sizeof(trace_fields[0])) < 0)
                 return -1;
         } else if (strcmp(key, "threads") == 0) {
             if (cfg_int(x, NULL, key, v, 0, THREADS_MAX, &n) < 0)

@@ -18,6 +18,7 @@
 #include "kv/kv.h"
 #include "src/base/log.h"
 #include "src/base/notify.h"
+#include "src/reload.h"
 #include "src/workers.h"
 
 static void usage(FILE *f)
@@ -48,6 +49,11 @@ typedef struct app {
     broker *b;
     http_server *http;
     int stopping;
+    config_src src; /* where the configuration comes from, read again on SIGHUP */
+    long nworkers;
+    config *cfg;    /* the one running: main's, or the last reloaded (owned then) */
+    config *loaded; /* that last reloaded one, or NULL */
+    auth *au;       /* the running access control (owned), or NULL */
 } app;
 
 /* The store has everything written before the signal: stop after a grace
@@ -77,6 +83,56 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     notify_send("STOPPING=1\nSTATUS=shutting down");
     event_base_loopexit(a->base, &deadline);
     broker_drain(a->b, on_drained, a);
+}
+
+static int cpus_usable(int max);
+
+/* SIGHUP: read the file again, apply what can change while running (log
+ * level, CORS origins, limits, access control) and log what needs a restart.
+ * A file that does not load, or keys that cannot be read, change nothing:
+ * the error is logged with its file, line and field. Streams stay open. */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    app *a = arg;
+    config *next = malloc(sizeof(*next));
+    auth *au = NULL;
+    char err[512];
+
+    if (a->stopping)
+        goto out;
+    if (!next) {
+        log_error("reload refused: out of memory; the running configuration stays");
+        return;
+    }
+    if (config_assemble(&a->src, next, &au, err, sizeof(err)) < 0) {
+        log_error("reload refused: %s; the running configuration stays", err);
+        goto out;
+    }
+    if (!next->http.threads)
+        next->http.threads = a->nworkers ? 1 : cpus_usable(THREADS_MAX);
+    next->http.worker = a->cfg->http.worker;
+    if (http_server_reload(a->http, &next->http) < 0) {
+        log_error("reload refused: out of memory; the running configuration stays");
+        auth_free(au);
+        config_free(next);
+        goto out;
+    }
+    reload_restart_needed(a->cfg, next);
+    broker_set_limits(a->b, &next->broker);
+    log_set_level(next->log_level);
+    /* Nothing points into the old ones any more. */
+    auth_free(a->au);
+    a->au = au;
+    if (a->loaded)
+        config_free(a->loaded);
+    free(a->loaded);
+    a->cfg = a->loaded = next;
+    next = NULL;
+    log_info("reload: %s read again; log level, CORS origins, limits and access "
+             "control applied",
+             a->src.path ? a->src.path : "(no file)");
+out:
+    free(next);
 }
 
 /* What the store reports, logged once here: a store never logs. */
@@ -135,7 +191,7 @@ int main(int argc, char **argv)
     app a = {0};
     kv_store *kv = NULL;
     auth *au = NULL;
-    struct event *sigterm = NULL, *sigint = NULL, *watchdog = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL, *watchdog = NULL;
     char err[512];
     int c, rc = 1;
 
@@ -183,38 +239,14 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (config_init(&cfg) < 0) {
-        fprintf(stderr, "ssebroker: out of memory\n");
-        return 1;
-    }
-    if (config_path && config_load_file(&cfg, config_path, err, sizeof(err)) < 0) {
+    a.src = (config_src){config_path, listen, store};
+    a.nworkers = nworkers;
+    if ((c = config_assemble(&a.src, &cfg, &au, err, sizeof(err))) < 0) {
         fprintf(stderr, "ssebroker: %s\n", err);
-        goto out;
+        return c == -2 ? 2 : 1;
     }
-    if (listen && config_parse_listen(listen, cfg.http.host, sizeof(cfg.http.host),
-                                      &cfg.http.port) < 0) {
-        fprintf(stderr, "ssebroker: --listen '%s': expected HOST:PORT\n", listen);
-        rc = 2;
-        goto out;
-    }
-    if (store && config_set_store_url(&cfg, store, err, sizeof(err)) < 0) {
-        fprintf(stderr, "ssebroker: --store %s\n", err);
-        rc = 2;
-        goto out;
-    }
-    if (config_check(&cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "ssebroker: %s\n", err);
-        goto out;
-    }
-    /* Keys are read once, before any worker starts: they share them. */
-    if (cfg.auth.present) {
-        if (!(au = config_auth_build(&cfg, err, sizeof(err)))) {
-            fprintf(stderr, "ssebroker: %s\n", err);
-            goto out;
-        }
-        cfg.http.auth = au;
-        cfg.http.auth_cookie = cfg.auth.cookie;
-    }
+    a.cfg = &cfg;
+    a.au = au;
     if (nworkers && strcmp(cfg.store_type, "redis") != 0) {
         fprintf(stderr,
                 "ssebroker: --workers needs the Redis store (--store URL, or store.type "
@@ -227,6 +259,7 @@ int main(int argc, char **argv)
     log_set_level(cfg.log_level);
     log_set_format(cfg.log_format);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN); /* until the reload handler is in place */
     if (!cfg.http.threads)
         cfg.http.threads = nworkers ? 1 : cpus_usable(THREADS_MAX);
     /* Before any event base or store connection: every worker continues below,
@@ -250,8 +283,9 @@ int main(int argc, char **argv)
     }
     sigterm = evsignal_new(a.base, SIGTERM, on_signal, &a);
     sigint = evsignal_new(a.base, SIGINT, on_signal, &a);
-    if (!sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 ||
-        evsignal_add(sigint, NULL) < 0) {
+    sighup = evsignal_new(a.base, SIGHUP, on_hup, &a);
+    if (!sigterm || !sigint || !sighup || evsignal_add(sigterm, NULL) < 0 ||
+        evsignal_add(sigint, NULL) < 0 || evsignal_add(sighup, NULL) < 0) {
         log_error("cannot install signal handlers");
         goto out;
     }
@@ -282,12 +316,17 @@ out:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
+    if (sighup)
+        event_free(sighup);
     http_server_free(a.http);
     broker_free(a.b);
     kv_free(kv);
     if (a.base)
         event_base_free(a.base);
-    auth_free(au);
+    auth_free(a.au);
+    if (a.loaded)
+        config_free(a.loaded);
+    free(a.loaded);
     config_free(&cfg);
     return rc;
 }

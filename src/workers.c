@@ -1,6 +1,8 @@
 /* workers.c - the --workers supervisor: a parent that forks N brokers sharing one
  * listening port (SO_REUSEPORT), restarts the ones that die and forwards
- * SIGTERM/SIGINT to them for a clean shutdown. The parent runs no event loop
+ * SIGTERM/SIGINT to them for a clean shutdown, SIGHUP for a reload (each worker
+ * reads the file again; one restarted later starts from what the parent read
+ * at start). The parent runs no event loop
  * (a libevent base would be inherited by every fork): it waits in ppoll() on a
  * pipe the workers report readiness on, with its signals blocked everywhere else,
  * so a signal can never slip in between a check and the wait.
@@ -76,6 +78,7 @@ static int workers_n;             /* N in a worker */
 static int workers_ready_fd = -1; /* in a worker until ready: the pipe to the parent */
 static sigset_t workers_oldmask;  /* the signal mask before workers_start() */
 static volatile sig_atomic_t workers_stop_sig; /* SIGTERM/SIGINT received (parent) */
+static volatile sig_atomic_t workers_hup;      /* SIGHUP received (parent) */
 static supervisor workers_sup;                 /* the parent's state */
 
 int workers_index(void)
@@ -98,7 +101,9 @@ static int64_t workers_now_ms(void)
 static void workers_on_signal(int sig)
 {
     /* SIGCHLD only needs to interrupt ppoll(); the loop reaps every time. */
-    if (sig != SIGCHLD)
+    if (sig == SIGHUP)
+        workers_hup = 1;
+    else if (sig != SIGCHLD)
         workers_stop_sig = sig;
 }
 
@@ -154,8 +159,9 @@ static void workers_child_init(supervisor *s, int i)
     signal(SIGCHLD, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    /* SIGTERM and SIGINT stay blocked until workers_ready(): one that arrives
-     * during start-up waits for the broker's own handlers. */
+    signal(SIGHUP, SIG_DFL);
+    /* SIGTERM, SIGINT and SIGHUP stay blocked until workers_ready(): one that
+     * arrives during start-up waits for the broker's own handlers. */
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_UNBLOCK, &chld, NULL);
@@ -325,6 +331,14 @@ static int workers_supervise(supervisor *s)
                      workers_live(s));
             workers_stop(s);
         }
+        if (workers_hup) {
+            /* Each worker reads the file again itself (main.c). */
+            workers_hup = 0;
+            log_info("SIGHUP: passing it on to %d worker(s)", workers_live(s));
+            for (int i = 0; !s->stopping && i < s->n; i++)
+                if (s->w[i].pid)
+                    kill(s->w[i].pid, SIGHUP);
+        }
         workers_read_ready(s);
         now = workers_now_ms();
         if (s->watchdog_ms && now >= s->watchdog_next_ms) {
@@ -386,10 +400,11 @@ static int workers_supervise(supervisor *s)
 
 int workers_start(config *cfg, int n, int *status)
 {
-    static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT};
+    static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+    enum { NSIGS = sizeof(sigs) / sizeof(sigs[0]) };
     supervisor *s;
     struct sigaction sa;
-    struct sigaction old[3];
+    struct sigaction old[NSIGS];
     sigset_t block;
     uint64_t wd_us;
     int rc = -1, fds[2];
@@ -422,14 +437,14 @@ int workers_start(config *cfg, int n, int *status)
 
     /* Block our signals before the first fork: they are taken only in ppoll(). */
     sigemptyset(&block);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < NSIGS; k++)
         sigaddset(&block, sigs[k]);
     sigprocmask(SIG_BLOCK, &block, &workers_oldmask);
     s->waitmask = workers_oldmask;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = workers_on_signal;
     sigemptyset(&sa.sa_mask);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < NSIGS; k++) {
         sigdelset(&s->waitmask, sigs[k]);
         sigaction(sigs[k], &sa, &old[k]);
     }
@@ -452,7 +467,7 @@ int workers_start(config *cfg, int n, int *status)
     *status = s->status;
     log_info("supervisor: all workers stopped (exit %d)", s->status);
 
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < NSIGS; k++)
         sigaction(sigs[k], &old[k], NULL);
     sigprocmask(SIG_SETMASK, &workers_oldmask, NULL);
     close(s->pipe_rd);

@@ -228,6 +228,11 @@ describe('access control', () => {
         const got = await b.req('GET', cp, { headers: alice });
         assert.equal(got.status, 200);
         assert.equal(got.json.owner, 'alice', 'the owner is in the connection');
+        assert.equal(got.json.owner_role, 'user', 'and the role it had then');
+        const listed = await b.req('GET', `${chPath(ch)}/connections`, { headers: KEYH });
+        assert.equal(listed.status, 200, listed.text);
+        assert.deepEqual(listed.json.connections.map((x) => [x.id, x.owner, x.owner_role]),
+            [[id, 'alice', 'user']], 'the list shows the same');
         for (const [m, p] of [['GET', cp], ['DELETE', cp], ['POST', `${cp}/stop`], ['POST', `${cp}/start`],
             ['POST', `${cp}/events`]])
             checkError(assert, await b.req(m, p, { headers: bob, body: m === 'POST' ? 'x' : undefined }),
@@ -251,6 +256,7 @@ describe('access control', () => {
         const anon = await b.req('POST', `${chPath(pch)}/connections`);
         assert.equal(anon.status, 201, anon.text);
         assert.equal(anon.json.owner, undefined, 'no owner');
+        assert.equal(anon.json.owner_role, 'guest', 'the anonymous role');
         const ap = `${chPath(pch)}/connections/${anon.json.id}`;
         assert.equal((await b.req('GET', ap)).status, 200, 'another anonymous caller');
         const mine = await b.req('POST', `${chPath(`user.alice.${uniq()}`)}/connections`, { headers: alice });

@@ -452,15 +452,16 @@ static void test_source_and_json(void)
        "a batch with source timestamps parses");
     ok(b.n == 3 && b.ev[0].is_json && !b.ev[1].is_json && b.ev[2].is_json,
        "non-string data is JSON, a string is not");
-    ok(b.n == 3 && b.ev[0].src_ts == 7 && b.ev[1].src_ts == PUB_NO_SOURCE_TS &&
-           b.ev[2].src_ts == 0,
+    ok(b.n == 3 && b.ev[0].has_src_ts && b.ev[0].src_ts == 7 && !b.ev[1].has_src_ts &&
+           b.ev[2].has_src_ts && b.ev[2].src_ts == 0,
        "each event keeps its source timestamp");
     pub_batch_default_source_ts(&b, 99);
-    ok(b.n == 3 && b.ev[0].src_ts == 7 && b.ev[1].src_ts == 99 && b.ev[2].src_ts == 0,
+    ok(b.n == 3 && b.ev[0].src_ts == 7 && b.ev[1].has_src_ts && b.ev[1].src_ts == 99 &&
+           b.ev[2].src_ts == 0,
        "the query's source timestamp fills only the events without one");
     pub_batch_free(&b);
     ok(publish_parse("text/plain", "42", 2, NULL, &b, &code, err, sizeof(err)) == 0 &&
-           b.n == 1 && !b.ev[0].is_json && b.ev[0].src_ts == PUB_NO_SOURCE_TS,
+           b.n == 1 && !b.ev[0].is_json && !b.ev[0].has_src_ts,
        "a raw body is never JSON");
     pub_batch_free(&b);
     int64_t v = -1;

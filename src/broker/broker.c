@@ -76,7 +76,8 @@ broker *broker_new(struct event_base *base, const broker_opts *opts, kv_store *k
         !(b->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, b)) ||
         event_add(b->heartbeat, &hb) < 0 || broker_publish_init(b) < 0 ||
         broker_idle_init(b) < 0 || broker_history_init(b) < 0 ||
-        broker_sessions_init(b) < 0)
+        broker_sessions_init(b) < 0 || broker_traces_init(b) < 0 ||
+        broker_stats_init(b) < 0)
         goto err;
     b->rconns = repo_channel_connections(b->repo);
     b->rlisteners = repo_connection_listeners(b->rconns);
@@ -153,6 +154,7 @@ int broker_load(broker *b)
         return -1;
     }
     log_info("loaded %zu channel(s) from the %s store", b->chans.len, kv_name(b->kv));
+    broker_traces_reload(b);
     broker_catchup_step(b);
     return 0;
 }
@@ -178,6 +180,8 @@ void broker_free(broker *b)
     sortmap_free(&b->byname);
     broker_publish_free(b);
     broker_sessions_free(b);
+    broker_traces_free(b);
+    broker_stats_free(b);
     broker_idle_free(b);
     broker_history_free(b);
     broker_held_free(b);
@@ -188,6 +192,20 @@ void broker_free(broker *b)
         event_free(b->save_ev);
     repo_channel_free(b->repo);
     free(b);
+}
+
+void broker_set_limits(broker *b, const broker_opts *o)
+{
+    b->opts.max_channels = o->max_channels;
+    b->opts.idle_ttl_s = o->idle_ttl_s;
+    b->opts.max_streams = o->max_streams;
+    b->opts.max_streams_per_channel = o->max_streams_per_channel;
+    b->opts.max_patterns_per_stream = o->max_patterns_per_stream;
+    b->opts.max_query_results = o->max_query_results;
+    b->opts.max_pattern_streams = o->max_pattern_streams;
+    b->opts.max_connections_per_channel = o->max_connections_per_channel;
+    b->opts.max_memory = o->max_memory;
+    b->opts.memory_policy = o->memory_policy;
 }
 
 const broker_opts *broker_options(const broker *b)
@@ -291,6 +309,8 @@ const char *broker_strerror(int code)
         return "the memory bound is reached";
     case BROKER_EPENDING:
         return "being looked for in the store";
+    case BROKER_EEXIST:
+        return "it exists already";
     default:
         return kv_strerror(code);
     }
@@ -347,10 +367,12 @@ static void lookup_done(int status, void *arg)
     int why = 0;
 
     if (!ch && (status == 0 || status == KV_ENOTFOUND)) {
-        /* SESSION_CHANNEL comes when first asked for, whatever autocreate
-         * says: it is the broker's own (broker_session.c), as every sys.*
+        /* SESSION_CHANNEL and BROKER_STATS_CHANNEL come when first asked
+         * for, whatever autocreate says: they are the broker's own
+         * (broker_session.c, broker_stats.c), as every sys.*
          * name is, which nothing else creates. */
         if (lk->create && (strcmp(lk->name, SESSION_CHANNEL) == 0 ||
+                           strcmp(lk->name, BROKER_STATS_CHANNEL) == 0 ||
                            (b->opts.autocreate && !channel_reserved(lk->name))))
             ch = broker_chan_put(b, lk->name, NULL, &created, &why, err, sizeof(err));
         else
@@ -888,18 +910,23 @@ void broker_chan_deliver(broker *b, chan *ch, msg *m)
         log_error("out of memory keeping message %s in history", m->id);
     if (chan_history_over(ch))
         broker_history_retain(b, ch);
+    /* What was written where, for traces: two reads of a counter. */
+    unsigned long long d0 = b->m.messages_delivered, d1;
     for (s = TAILQ_FIRST(&ch->streams); s; s = next) {
         next = TAILQ_NEXT(s, link); /* a slow stream may close here */
         stream_send(s, m);
     }
     if (b->topic_exact.len || b->ntopic_pats)
         broker_topic_deliver(b, ch, m);
+    d1 = b->m.messages_delivered;
     /* Only the connections attached here: the others keep their place in
      * the log, at no cost to this publish. */
     for (cn = TAILQ_FIRST(&ch->attached); cn; cn = cnext) {
         cnext = TAILQ_NEXT(cn, alink); /* a slow stream may detach here */
         conn_live(b, cn, m);
     }
+    if (b->ntraces)
+        broker_trace_note(b, ch, m, d1 - d0, b->m.messages_delivered - d1);
 }
 
 /* A read of what waits for a connection, for the stream attached here. */

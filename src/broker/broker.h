@@ -29,6 +29,7 @@
 #include "src/domain/policy.h"
 #include "src/domain/publish.h"
 #include "src/domain/session.h"
+#include "src/domain/trace.h"
 
 struct event_base;
 typedef struct broker broker;
@@ -42,7 +43,8 @@ enum {
     BROKER_ECLOSING = -105, /* shutting down */
     BROKER_EPENDING = -106, /* not known here yet: the store is asked, the
                                callback says */
-    BROKER_EFULL = -107     /* the memory bound is reached (policy reject) */
+    BROKER_EFULL = -107,    /* the memory bound is reached (policy reject) */
+    BROKER_EEXIST = -108    /* a trace with that id exists */
 };
 
 /* What the broker does when retained messages reach max_memory. */
@@ -90,7 +92,20 @@ typedef struct broker_opts {
     int sessions_retention_s;        /* ended sessions are archived this long */
     int sessions_max;                /* sessions archived (the active always are) */
     bool access_log;                 /* log a line for each stream that ends */
+    int trace_max;                   /* traces stored at once */
+    trace_bounds trace_bounds;       /* what one trace may ask for */
 } broker_opts;
+
+/* Take the limits of 'o' (max_channels, idle_ttl_s, max_streams,
+ * max_streams_per_channel, max_patterns_per_stream, max_query_results,
+ * max_pattern_streams,
+ * max_connections_per_channel, max_memory, memory_policy) for what comes from
+ * now on: nothing open is closed for being over a lowered limit (the memory
+ * bound applies at the next check). The rest of 'o' is ignored. */
+void broker_set_limits(broker *b, const broker_opts *o);
+/* Access control changed: topic streams test their channels against 'pol'
+ * (borrowed, NULL: none) from now on, so the old policy may go. */
+void broker_set_policy(broker *b, const policy *pol);
 
 /* A broker over 'kv' (borrowed; it must outlive the broker). Copies 'opts'.
  * NULL on OOM. */
@@ -338,6 +353,49 @@ int broker_session_list(broker *b, const session_filter *f, const char *after,
 /* The session 'id' (status KV_ENOTFOUND and NULL when there is none). */
 typedef void (*broker_session_cb)(int status, const session *s, void *arg);
 int broker_session_get(broker *b, const char *id, broker_session_cb cb, void *arg);
+
+/* ---- traces (broker_trace.c) ----
+ *
+ * A trace records, on every node sharing the store, each message delivered on
+ * a channel matching one of its patterns until its time is over or it is
+ * stopped: what the record holds is trace_record_tail(). Definitions and
+ * records live in the store; at most opts.trace_max traces are stored at
+ * once (stopped ones count until deleted), each keeping its 'limit' newest
+ * records. Each call returns 0 and calls 'cb' once, later; or a negative code
+ * and no callback. 't' and the other arguments of a callback are borrowed for
+ * the call; a trace that is not there is KV_ENOTFOUND. */
+typedef void (*broker_trace_cb)(int status, const trace *t, uint64_t records, void *arg);
+typedef void (*broker_traces_cb)(int status, trace *const *v, const uint64_t *records,
+                                 size_t n, void *arg);
+typedef void (*broker_trace_data_cb)(int status, const kv_item *items, size_t n,
+                                     void *arg);
+/* Start 't' (taken, even on failure): BROKER_EEXIST if its id is stored,
+ * BROKER_ELIMIT if trace_max traces are. */
+int broker_trace_start(broker *b, trace *t, broker_trace_cb cb, void *arg);
+int broker_trace_get(broker *b, const char *id, broker_trace_cb cb, void *arg);
+/* Every stored trace, sorted by id. */
+int broker_trace_list(broker *b, broker_traces_cb cb, void *arg);
+/* Records numbered above 'after', at most 'limit', oldest first (their text
+ * in items[i].val, their number in items[i].id). */
+int broker_trace_data(broker *b, const char *id, uint64_t after, size_t limit,
+                      broker_trace_data_cb cb, void *arg);
+/* Stop it on every node (a trace already over is left as it is); its records
+ * stay. */
+int broker_trace_stop(broker *b, const char *id, broker_trace_cb cb, void *arg);
+/* Remove it and its records (the callback has the trace as it was). */
+int broker_trace_delete(broker *b, const char *id, broker_trace_cb cb, void *arg);
+
+/* ---- sys.stats (broker_stats.c) ----
+ *
+ * While a stream here listens to it (by its name), each node publishes its
+ * figures on BROKER_STATS_CHANNEL every second, event type "stats", as a
+ * JSON object: {"node", "time", "uptime_s", "channels", "streams",
+ * "connections", "attached", "published", "delivered", "publish_rate",
+ * "delivery_rate", "memory": {"used", "max"}, "store": {"type", "healthy",
+ * "subscribed"}, "slow_disconnects", "recent_slow": [{"time", "channel"}]}.
+ * Like sys.sessions it is read-only and comes when first subscribed to. */
+#define BROKER_STATS_CHANNEL "sys.stats"
+#define BROKER_STATS_SLOW 10 /* slow disconnects it lists, the newest */
 
 /* ---- live streams ---- */
 

@@ -154,6 +154,7 @@ static void catch_up(broker *b)
     strmap_entry *e;
     conn *cn;
     log_info("cluster: the subscription is back; catching up from the store");
+    broker_traces_reload(b);
     b->catching_up++; /* held while issuing */
     for (size_t i = 0; strmap_next(&b->chans, &i, &e);) {
         chan *ch = e->val;
@@ -219,6 +220,8 @@ static void apply_remote(broker *b, const char *kind, const char *chan_name,
         cn->lis.running = strcmp(what, "running") == 0;
         if (cn->lis.running && !was)
             broker_conn_reload(b, cn);
+    } else if (strcmp(kind, "x") == 0) {
+        broker_trace_remote(b, chan_name); /* a trace id, not a channel */
     } else if (strcmp(kind, "a") == 0 && cn && cn->lis.stream) {
         log_info("connection %s: a stream on another node takes over", cn->id);
         stream_close(cn->lis.stream, BROKER_END_TAKEOVER);

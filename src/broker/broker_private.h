@@ -10,6 +10,8 @@
  *   broker_idle.c     channels that hold nothing expire
  *   broker_session.c  every live stream is a session: the archive, sys.sessions
  *   broker_topic.c    multi-channel streams: exact names and patterns
+ *   broker_trace.c    traces: what flows through chosen channels, per node
+ *   broker_stats.c    this node's figures on sys.stats, every second
  */
 #ifndef BROKER_PRIVATE_H
 #define BROKER_PRIVATE_H
@@ -100,6 +102,23 @@ struct broker {
     bool sess_publishing;          /* a publish to sys.sessions is in flight */
     pub_batch sess_pending;        /* joins and leaves waiting to be published */
     size_t sess_cap;               /* room in sess_pending.ev */
+
+    /* broker_stats.c */
+    struct event *stats_tick; /* every second */
+    bool stats_publishing;    /* a publish to sys.stats is in flight */
+    int64_t stats_at;         /* the last tick (us), 0: none yet */
+    unsigned long long stats_published, stats_delivered; /* counters then */
+    double pub_rate, del_rate; /* messages per second over the last tick */
+    struct stats_slow {
+        int64_t at;
+        char channel[CHAN_NAME_MAX + 1];
+    } slow_recent[BROKER_STATS_SLOW]; /* the newest slow disconnects, a ring */
+    size_t nslow;                     /* slow disconnects noted (the ring's end) */
+
+    /* broker_trace.c */
+    repo_trace *rtraces; /* owned */
+    trace **traces;      /* the running traces, a copy of each (trace_max room) */
+    size_t ntraces;      /* delivery tests this alone when nothing is traced */
 };
 
 /* ---- broker.c ---- */
@@ -193,6 +212,29 @@ const char *broker_topic_label(const struct topic *tp);
 /* Start and stop the topic map. */
 void broker_topics_init(broker *b);
 void broker_topics_free(broker *b);
+
+/* ---- broker_trace.c ---- */
+
+/* 'm' was delivered on 'ch' here to 'streams' live streams and the streams of
+ * 'connections' durable connections: record it in every running trace that
+ * matches. Called only while b->ntraces is not 0. */
+void broker_trace_note(broker *b, const chan *ch, const msg *m, uint64_t streams,
+                       uint64_t connections);
+/* Another node started, stopped or deleted the trace 'id': read it again. */
+void broker_trace_remote(broker *b, const char *id);
+/* Read every trace again (start-up, a subscription back). */
+void broker_traces_reload(broker *b);
+/* Make and free the trace repository and the copy kept here. */
+int broker_traces_init(broker *b);
+void broker_traces_free(broker *b);
+
+/* ---- broker_stats.c ---- */
+
+/* A stream on 'channel' was cut for not reading: remembered for sys.stats. */
+void broker_stats_slow(broker *b, const char *channel);
+/* Start and stop the timer. */
+int broker_stats_init(broker *b);
+void broker_stats_free(broker *b);
 
 /* ---- broker_cluster.c ---- */
 

@@ -37,6 +37,14 @@ typedef struct topic_subs {
     size_t n, cap;
 } topic_subs;
 
+void broker_set_policy(broker *b, const policy *pol)
+{
+    stream *s;
+    TAILQ_FOREACH (s, &b->all, all)
+        if (s->tp)
+            s->tp->pol = pol;
+}
+
 void broker_topics_init(broker *b)
 {
     strmap_init(&b->topic_exact);

@@ -81,6 +81,7 @@ int stream_send_on(stream *s, const chan *ch, msg *m)
     if (sink_send(s->sk, m, s->envelope) == SINK_EFULL) {
         log_debug("stream on '%s' cut: client is not reading", stream_channel(s));
         s->b->slow_closed++;
+        broker_stats_slow(s->b, stream_channel(s));
         stream_abort(s, BROKER_END_SLOW);
         return -1;
     }

@@ -186,5 +186,7 @@ json_t *conn_to_json(const conn *cn, const conn_info *ci)
         "queue_length", (json_int_t)ci->queue_length, "dropped", (json_int_t)ci->dropped);
     if (o && cn->owner)
         json_object_set_new(o, "owner", json_string(cn->owner));
+    if (o && cn->owner_role)
+        json_object_set_new(o, "owner_role", json_string(cn->owner_role));
     return o;
 }

@@ -97,7 +97,6 @@ static int parse_one(json_t *obj, pub_event *ev, long idx, const char **code, ch
     int rc = -1;
 
     ev->retry = -1;
-    ev->src_ts = PUB_NO_SOURCE_TS;
     if (!json_is_object(obj))
         return pub_fail(code, err, errlen, "invalid_json", idx,
                         "each event must be a JSON object");
@@ -143,6 +142,7 @@ static int parse_one(json_t *obj, pub_event *ev, long idx, const char **code, ch
                 goto out;
             }
             ev->src_ts = (int64_t)json_integer_value(v);
+            ev->has_src_ts = 1;
         } else {
             pub_fail(code, err, errlen, "unknown_field", idx,
                      "unknown field '%.64s' (allowed: data, event, retry, "
@@ -265,7 +265,6 @@ static int parse_raw(const char *body, size_t len, const char *query_event,
         goto oom;
     out->n = 1;
     out->ev[0].retry = -1;
-    out->ev[0].src_ts = PUB_NO_SOURCE_TS;
     out->ev[0].data = memdup_nul(body, len);
     out->ev[0].data_len = len;
     if (!out->ev[0].data)
@@ -339,8 +338,10 @@ int pub_parse_source_ts(const char *s, int64_t *out)
 void pub_batch_default_source_ts(pub_batch *b, int64_t src_ts)
 {
     for (size_t i = 0; i < b->n; i++)
-        if (b->ev[i].src_ts == PUB_NO_SOURCE_TS)
+        if (!b->ev[i].has_src_ts) {
             b->ev[i].src_ts = src_ts;
+            b->ev[i].has_src_ts = 1;
+        }
 }
 
 void pub_batch_free(pub_batch *b)

@@ -8,10 +8,9 @@
 
 #include "src/domain/target.h"
 
-#define PUB_BATCH_MAX 1000         /* events one request may publish */
-#define PUB_EVENT_MAX 200          /* bytes of an event type */
-#define PUB_EVENT_RESERVED "sys."  /* the prefix of the broker's own event types */
-#define PUB_NO_SOURCE_TS INT64_MIN /* as MSG_NO_SOURCE_TS */
+#define PUB_BATCH_MAX 1000        /* events one request may publish */
+#define PUB_EVENT_MAX 200         /* bytes of an event type */
+#define PUB_EVENT_RESERVED "sys." /* the prefix of the broker's own event types */
 #define PUB_SOURCE_TS_MAX 9007199254740991LL /* as MSG_SOURCE_TS_MAX */
 
 /* One event to publish. Strings are owned by the batch. */
@@ -20,7 +19,8 @@ typedef struct pub_event {
     char *data;  /* NUL-terminated for convenience; 'data_len' bytes, no NUL inside */
     size_t data_len;
     int retry;      /* -1 if none, else 0..86400000 */
-    int64_t src_ts; /* the publisher's time in us, PUB_NO_SOURCE_TS if none */
+    int has_src_ts; /* 1: the publisher gave its time, 'src_ts' (us) */
+    int64_t src_ts;
     int is_json;    /* 1: 'data' is the compact text of a non-string JSON value */
     target_rec *tg; /* its publication record (targeting lists, then the publisher
                    too: pub_batch_set_publisher), owned; NULL: none */

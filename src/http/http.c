@@ -23,10 +23,14 @@
 #include "src/http/http_metrics.h"
 #include "src/http/http_reply.h"
 #include "src/http/http_sessions.h"
+#include "src/http/http_traces.h"
 #include "src/http/http_stream.h"
 
 static const char page_html[] =
 #include "src/http/page.inc"
+    ;
+static const char dashboard_html[] =
+#include "src/http/dashboard.inc"
     ;
 
 #define HISTORY_LIMIT_MAX 100000
@@ -467,6 +471,14 @@ static void reply_static(http_ctx *c, const char *ctype, const char *body, size_
 static void h_page(http_ctx *c)
 {
     reply_static(c, "text/html; charset=utf-8", page_html, sizeof(page_html) - 1);
+}
+
+/* The dashboard (examples/dashboard.html): it reads sys.stats, /status and
+ * /nodes with the caller's credentials. */
+static void h_dashboard(http_ctx *c)
+{
+    reply_static(c, "text/html; charset=utf-8", dashboard_html,
+                 sizeof(dashboard_html) - 1);
 }
 
 /* The tab icon browsers ask for: a small SVG (every current browser takes
@@ -1260,16 +1272,11 @@ static void conns_listed(int status, size_t n, const char (*ids)[CONN_ID_LEN + 1
     } else if (!(arr = json_array())) {
         reply_error(c, 503, "out_of_memory", "out of memory");
     } else {
+        /* One deleted while the list was read is left out. */
         for (size_t i = 0; i < n; i++) {
             const conn *cn = chan_conn(c->ch, ids[i]);
-            json_t *o = json_pack(
-                "{s:s, s:s, s:s, s:b, s:I, s:I}", "id", ids[i], "channel", c->ch->name,
-                "listener", infos[i].running ? "running" : "stopped", "attached",
-                infos[i].attached, "queue_length", (json_int_t)infos[i].queue_length,
-                "dropped", (json_int_t)infos[i].dropped);
-            if (o && cn && cn->owner)
-                json_object_set_new(o, "owner", json_string(cn->owner));
-            json_array_append_new(arr, o);
+            if (cn)
+                json_array_append_new(arr, conn_to_json(cn, &infos[i]));
         }
         http_json(c->req, c->o, 200, json_pack("{s:o}", "connections", arr));
     }
@@ -1340,9 +1347,37 @@ static void h_session(http_ctx *c)
     http_session_get(c->req, c->o, c->b, c->arg[0]);
 }
 
+static void h_traces(http_ctx *c)
+{
+    size_t len = 0;
+    const char *data;
+    if (c->method == M_POST) {
+        data = body(c, &len);
+        http_trace_start(c->req, c->o, c->b, data, len);
+    } else {
+        http_traces_list(c->req, c->o, c->b);
+    }
+}
+
+static void h_trace(http_ctx *c)
+{
+    http_trace_one(c->req, c->o, c->b, c->arg[0], false, c->method == M_DELETE);
+}
+
+static void h_trace_stop(http_ctx *c)
+{
+    http_trace_one(c->req, c->o, c->b, c->arg[0], true, false);
+}
+
+static void h_trace_data(http_ctx *c)
+{
+    http_trace_data(c->req, c->o, c->b, c->arg[0], &c->query);
+}
+
 static const route routes[] = {
     {"", M_GET, h_page, NEED_NONE, ACC_OPEN},
     {"favicon.ico", M_GET, h_favicon, NEED_NONE, ACC_OPEN},
+    {"dashboard", M_GET, h_dashboard, NEED_NONE, ACC_BROKER},
     {"health", M_GET, h_health, NEED_NONE, ACC_OPEN},
     {"metrics", M_GET, h_metrics, NEED_NONE, ACC_BROKER},
     {"nodes", M_GET, h_node_list, NEED_NONE, ACC_BROKER},
@@ -1353,6 +1388,10 @@ static const route routes[] = {
     {"history/latest", M_GET, h_history_latest, NEED_NONE, ACC_TOPICS},
     {"sessions", M_GET, h_sessions, NEED_NONE, ACC_BROKER},
     {"sessions/*", M_GET, h_session, NEED_ID, ACC_BROKER},
+    {"traces", M_GET | M_POST, h_traces, NEED_NONE, ACC_BROKER},
+    {"traces/*", M_GET | M_DELETE, h_trace, NEED_ID, ACC_BROKER},
+    {"traces/*/stop", M_POST, h_trace_stop, NEED_ID, ACC_BROKER},
+    {"traces/*/data", M_GET, h_trace_data, NEED_ID, ACC_BROKER},
     {"channels/*", M_GET | M_PUT | M_DELETE, h_channel, NEED_NONE, ACC_CHANNEL},
     {"channels/*/events", M_GET | M_POST, h_events, NEED_NONE, ACC_EVENTS},
     {"channels/*/connections", M_GET | M_POST, h_conns, NEED_NONE, ACC_CONNS},
@@ -1688,6 +1727,32 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
         return NULL;
     }
     return h;
+}
+
+int http_server_reload(http_server *h, const http_opts *o)
+{
+    httpd_opts ho = {
+        .max_headers = o->max_headers,
+        .max_body = o->max_body,
+        .idle_timeout_s = o->idle_timeout_s,
+        .max_connections = (size_t)o->max_connections,
+        .cors_origin = o->cors_origin,
+    };
+    if (httpd_reload(h->d, &ho) < 0)
+        return -1;
+    h->o.max_body = o->max_body;
+    h->o.max_headers = o->max_headers;
+    h->o.max_connections = o->max_connections;
+    h->o.idle_timeout_s = o->idle_timeout_s;
+    h->o.stream_buffer = o->stream_buffer;
+    h->o.max_response = o->max_response;
+    h->o.backoff_ms = o->backoff_ms;
+    h->o.max_retry_ms = o->max_retry_ms;
+    h->o.cors_origin = o->cors_origin;
+    h->o.auth = o->auth;
+    h->o.auth_cookie = o->auth_cookie;
+    broker_set_policy(h->b, o->auth ? auth_policy(o->auth) : NULL);
+    return 0;
 }
 
 void http_server_stop_accepting(http_server *h)

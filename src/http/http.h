@@ -39,6 +39,13 @@ typedef struct http_opts {
  * 'err' if the address cannot be bound. */
 http_server *http_server_new(struct event_base *base, broker *b, const http_opts *o,
                              char *err, size_t errlen);
+/* Take what a reload may change from 'o': the limits (max_body,
+ * max_headers, max_connections, idle_timeout_s, stream_buffer, max_response,
+ * backoff_ms, max_retry_ms), the CORS origins and access control (auth,
+ * auth_cookie). The strings and the auth object are borrowed as
+ * http_server_new's are: the old ones may go once this returns. The rest of
+ * 'o' is ignored. 0, or -1 on OOM (then nothing changed). */
+int http_server_reload(http_server *h, const http_opts *o);
 /* Stop accepting new connections; open ones are served on. */
 void http_server_stop_accepting(http_server *h);
 

@@ -59,3 +59,53 @@ void http_refuse_stream(httpd_req *req, const http_opts *o, const char *why)
     httpd_reply(req, 200, "text/event-stream", out);
     evbuffer_free(out);
 }
+
+static void held_closed(httpd_req *req, void *arg)
+{
+    ((http_held *)arg)->req = NULL;
+}
+
+http_held *http_held_new(httpd_req *req, const http_opts *o)
+{
+    http_held *h = malloc(sizeof(*h));
+    if (!h) {
+        http_error(req, o, 503, "out_of_memory", "out of memory");
+        return NULL;
+    }
+    *h = (http_held){req, o};
+    httpd_on_close(req, held_closed, h);
+    return h;
+}
+
+void http_held_failed(http_held *h, int rc)
+{
+    httpd_on_close(h->req, NULL, NULL);
+    http_error(h->req, h->o, 503, "store_unavailable", "the store failed: %s",
+               broker_strerror(rc));
+    free(h);
+}
+
+bool http_held_resume(http_held *h)
+{
+    if (!h->req)
+        return false;
+    httpd_on_close(h->req, NULL, NULL);
+    return true;
+}
+
+json_t *http_held_listing(http_held *h, int status, const char *key, json_t **arr)
+{
+    json_t *o;
+    if (!http_held_resume(h))
+        return NULL;
+    if (status < 0) {
+        http_error(h->req, h->o, 503, "store_unavailable", "the store failed: %s",
+                   broker_strerror(status));
+        return NULL;
+    }
+    if (!(*arr = json_array()) || !(o = json_pack("{s:o}", key, *arr))) {
+        http_error(h->req, h->o, 503, "out_of_memory", "out of memory");
+        return NULL;
+    }
+    return o;
+}

@@ -12,62 +12,12 @@
 #define AUTHID_MAX 1024 /* bytes of an authid filter */
 #define AFTER_MAX 64    /* bytes of a cursor ('after') */
 
-/* A request waiting for the store; 'req' is NULL once the client left. */
-typedef struct held {
-    httpd_req *req;
-    const http_opts *o;
-} held;
-
-static void held_closed(httpd_req *req, void *arg)
-{
-    ((held *)arg)->req = NULL;
-}
-
-static held *held_new(httpd_req *req, const http_opts *o)
-{
-    held *h = malloc(sizeof(*h));
-    if (!h) {
-        http_error(req, o, 503, "out_of_memory", "out of memory");
-        return NULL;
-    }
-    *h = (held){req, o};
-    httpd_on_close(req, held_closed, h);
-    return h;
-}
-
-/* The store failed to start the read: answer now, forget the hold. */
-static void held_failed(held *h, int rc)
-{
-    httpd_on_close(h->req, NULL, NULL);
-    http_error(h->req, h->o, 503, "store_unavailable", "the store failed: %s",
-               broker_strerror(rc));
-    free(h);
-}
-
-/* The store answered: true if the client is still there to hear it. */
-static bool held_resume(held *h)
-{
-    if (!h->req)
-        return false;
-    httpd_on_close(h->req, NULL, NULL);
-    return true;
-}
-
 static void listed(int status, const session *v, size_t n, bool more, void *arg)
 {
-    held *h = arg;
+    http_held *h = arg;
     json_t *arr, *o;
-    if (!held_resume(h))
+    if (!(o = http_held_listing(h, status, "sessions", &arr)))
         goto out;
-    if (status < 0) {
-        http_error(h->req, h->o, 503, "store_unavailable", "the store failed: %s",
-                   broker_strerror(status));
-        goto out;
-    }
-    if (!(arr = json_array()) || !(o = json_pack("{s:o}", "sessions", arr))) {
-        http_error(h->req, h->o, 503, "out_of_memory", "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, session_to_json(&v[i]));
     if (more && n)
@@ -88,7 +38,7 @@ void http_sessions_list(httpd_req *req, const http_opts *o, broker *b,
     const char *after = evhttp_find_header(q, "after");
     session_filter f = {-1, channel, authid};
     uint64_t limit = SESSIONS_PAGE;
-    held *h;
+    http_held *h;
     int rc;
 
     if (active && strcmp(active, "true") != 0 && strcmp(active, "false") != 0) {
@@ -120,16 +70,16 @@ void http_sessions_list(httpd_req *req, const http_opts *o, broker *b,
                    AFTER_MAX);
         return;
     }
-    if (!(h = held_new(req, o)))
+    if (!(h = http_held_new(req, o)))
         return;
     if ((rc = broker_session_list(b, &f, after, (size_t)limit, listed, h)) < 0)
-        held_failed(h, rc);
+        http_held_failed(h, rc);
 }
 
 static void got(int status, const session *s, void *arg)
 {
-    held *h = arg;
-    if (!held_resume(h))
+    http_held *h = arg;
+    if (!http_held_resume(h))
         goto out;
     if (status == KV_ENOTFOUND)
         http_error(h->req, h->o, 404, "session_not_found", "there is no such session");
@@ -144,14 +94,14 @@ out:
 
 void http_session_get(httpd_req *req, const http_opts *o, broker *b, const char *id)
 {
-    held *h;
+    http_held *h;
     int rc;
     if (!valid_conn_id(id)) {
         http_error(req, o, 404, "session_not_found", "there is no such session");
         return;
     }
-    if (!(h = held_new(req, o)))
+    if (!(h = http_held_new(req, o)))
         return;
     if ((rc = broker_session_get(b, id, got, h)) < 0)
-        held_failed(h, rc);
+        http_held_failed(h, rc);
 }

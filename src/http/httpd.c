@@ -1148,6 +1148,43 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
     evtimer_add(h->resume, &pause);
 }
 
+/* Set the CORS answer for 'origin' (see httpd_opts.cors_origin): the new
+ * strings are made before the old ones go. 0, or -1 on OOM (nothing changed). */
+static int cors_set(httpd *h, const char *origin)
+{
+    char *cors = NULL, *origins = NULL;
+    int n = 0;
+    if (origin && strchr(origin, ' ')) {
+        if (!(origins = strdup(origin)))
+            return -1;
+    } else if (origin) {
+        /* One origin, or "*": the same header on every answer, the server's
+         * own errors included. Credentials only with an exact origin. */
+        bool any = strcmp(origin, "*") == 0;
+        n = asprintf(&cors, "Access-Control-Allow-Origin: %s\r\n%s", origin,
+                     any ? "" : "Access-Control-Allow-Credentials: true\r\n");
+        if (n < 0)
+            return -1;
+    }
+    free(h->cors);
+    free(h->origins);
+    h->cors = cors;
+    h->cors_len = (size_t)n;
+    h->origins = origins;
+    return 0;
+}
+
+int httpd_reload(httpd *h, const httpd_opts *o)
+{
+    if (cors_set(h, o->cors_origin) < 0)
+        return -1;
+    h->o.max_headers = o->max_headers;
+    h->o.max_body = o->max_body;
+    h->o.idle_timeout_s = o->idle_timeout_s;
+    h->o.max_connections = o->max_connections;
+    return 0;
+}
+
 httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler handler,
                  void *arg, char *err, size_t errlen)
 {
@@ -1179,24 +1216,9 @@ httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler 
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (opts->cors_origin && strchr(opts->cors_origin, ' ')) {
-        if (!(h->origins = strdup(opts->cors_origin))) {
-            snprintf(err, errlen, "out of memory");
-            goto fail;
-        }
-    } else if (opts->cors_origin) {
-        /* One origin, or "*": the same header on every answer, the server's
-         * own errors included. Credentials only with an exact origin. */
-        bool any = strcmp(opts->cors_origin, "*") == 0;
-        int n =
-            asprintf(&h->cors, "Access-Control-Allow-Origin: %s\r\n%s", opts->cors_origin,
-                     any ? "" : "Access-Control-Allow-Credentials: true\r\n");
-        if (n < 0) {
-            h->cors = NULL;
-            snprintf(err, errlen, "out of memory");
-            goto fail;
-        }
-        h->cors_len = (size_t)n;
+    if (cors_set(h, opts->cors_origin) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
     }
     if (!(h->batch = calloc(FLUSH_SLICE, sizeof(*h->batch)))) {
         snprintf(err, errlen, "out of memory");

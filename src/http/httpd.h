@@ -67,6 +67,10 @@ typedef void (*httpd_close_cb)(httpd_req *req, void *arg);
 /* Bind and listen. NULL with a message in 'err' if that fails. */
 httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler handler,
                  void *arg, char *err, size_t errlen);
+/* Take the limits and the CORS origins of 'o' (the rest of it is ignored):
+ * for requests from now on; open connections keep theirs. 0, or -1 on OOM
+ * (then nothing changed). */
+int httpd_reload(httpd *h, const httpd_opts *o);
 /* Close the listening socket; open connections are served on. */
 void httpd_stop_accepting(httpd *h);
 /* Close every connection (close callbacks run) and free the server. NULL ok. */

@@ -114,6 +114,23 @@ describe('source_timestamp and the JSON flag', () => {
     });
 });
 
+describe('the broker\'s own events', () => {
+    test('sys.sessions events carry no source timestamp, and their data is an object in the envelope', async () => {
+        const mon = await b.stream('/channels/sys.sessions/events?envelope=1');
+        await mon.waitOpen();
+        const s = await b.stream(evPath(uniq('watched')));
+        await s.waitOpen();
+        const [e] = await mon.waitEvents(1);
+        const env = JSON.parse(e.data);
+        assert.equal(typeof env.data, 'object');
+        assert.equal(env.source_timestamp, undefined);
+        const h = (await b.req('GET', evPath('sys.sessions'))).json.events;
+        assert.ok(h.length >= 1 && h.every((x) => x.source_timestamp === undefined));
+        s.close();
+        mon.close();
+    });
+});
+
 describe('order=desc on a channel history', () => {
     test('the latest N in one request, and pages going back', async () => {
         const name = uniq('desc');

@@ -19,7 +19,7 @@ static void channel_kv_persist(repo_channel *r, const chan *ch)
 {
     repo_channel_kv *c = (repo_channel_kv *)r;
     char key[REPO_KEY_MAX];
-    json_t *o = chan_opts_to_json(&ch->opts);
+    json_t *o = chan_opts_to_json_all(&ch->opts);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (text)
         kv_set(c->kv, repo_key(key, "c", ch->name, NULL), text, strlen(text), NULL, NULL);

@@ -122,6 +122,7 @@ int config_init(config *c)
     c->broker.max_streams = 15000;
     c->broker.max_streams_per_channel = 10000;
     c->broker.max_patterns_per_stream = 64;
+    c->broker.max_query_results = 1000;
     c->broker.max_pattern_streams = 10000;
     c->broker.max_pattern_bytes = (size_t)64 << 20;
     c->broker.max_connections_per_channel = 10000;
@@ -499,6 +500,8 @@ static const cfg_field limit_fields[] = {
      FIELD_INT},
     {"max_pattern_bytes", 65536, 1099511627776LL,
      offsetof(config, broker.max_pattern_bytes), FIELD_SIZE},
+    {"max_query_results", 1, 100000, offsetof(config, broker.max_query_results),
+     FIELD_INT},
     {"max_connections_per_channel", 1, 10000000,
      offsetof(config, broker.max_connections_per_channel), FIELD_INT},
     {"stream_buffer", 4096, 1073741824, offsetof(config, http.stream_buffer), FIELD_SIZE},
@@ -564,6 +567,65 @@ static int cfg_channel_defaults(const cfg_ctx *x, config *c, json_t *obj)
         return cfg_fail(x, "channel_defaults", e.key, "unknown key");
     return cfg_fail(x, "channel_defaults", e.key, "must be an integer from %d to %d",
                     e.min, e.max);
+}
+
+/* The "retention" list: [{"match": PATTERN, "history": N, "history_age_s": S,
+ * "history_bytes": B}...], each key but match optional; the first rule whose
+ * pattern matches a new channel's name overlays channel_defaults. */
+static int cfg_retention(const cfg_ctx *x, config *c, json_t *list)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+        int max;
+    } keys[] = {
+        {"history", offsetof(broker_retention, history), CHAN_HISTORY_MAX},
+        {"history_age_s", offsetof(broker_retention, history_age_s),
+         CHAN_HISTORY_AGE_MAX},
+        {"history_bytes", offsetof(broker_retention, history_bytes),
+         CHAN_HISTORY_BYTES_MAX},
+    };
+    size_t i;
+    json_t *rule;
+    char parent[32];
+
+    if (!json_is_array(list) || json_array_size(list) > BROKER_RETENTION_MAX)
+        return cfg_fail(x, NULL, "retention", "must be a list of at most %d rules",
+                        BROKER_RETENTION_MAX);
+    json_array_foreach (list, i, rule) {
+        broker_retention *r = &c->broker.retention[i];
+        const char *key, *match;
+        json_t *v;
+        long long n;
+        snprintf(parent, sizeof(parent), "retention[%zu]", i);
+        if (!json_is_object(rule))
+            return cfg_fail(x, NULL, parent, "must be an object");
+        *r = (broker_retention){.history = -1, .history_age_s = -1, .history_bytes = -1};
+        json_object_foreach (rule, key, v) {
+            size_t k;
+            if (strcmp(key, "match") == 0) {
+                match = json_string_value(v);
+                if (!match || !pattern_topic_valid(match, json_string_length(v)))
+                    return cfg_fail(x, parent, key,
+                                    "must be a channel name or pattern ('?' for one "
+                                    "segment, '*' last for zero or more)");
+                strcpy(r->match, match);
+                continue;
+            }
+            for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+                if (strcmp(key, keys[k].key) == 0)
+                    break;
+            if (k == sizeof(keys) / sizeof(keys[0]))
+                return cfg_fail(x, parent, key, "unknown key");
+            if (cfg_int(x, parent, key, v, 0, keys[k].max, &n) < 0)
+                return -1;
+            *(int *)((char *)r + keys[k].off) = (int)n;
+        }
+        if (!r->match[0])
+            return cfg_fail(x, parent, "match", "is required");
+    }
+    c->broker.nretention = json_array_size(list);
+    return 0;
 }
 
 /* "*", one origin, or a list of origins (kept space-separated: an origin
@@ -792,6 +854,9 @@ static int cfg_apply(const cfg_ctx *x, config *c, json_t *root)
                 return -1;
         } else if (strcmp(key, "limits") == 0) {
             if (cfg_limits(x, c, v) < 0)
+                return -1;
+        } else if (strcmp(key, "retention") == 0) {
+            if (cfg_retention(x, c, v) < 0)
                 return -1;
         } else if (strcmp(key, "sessions") == 0) {
             if (cfg_int_section(x, c, key, v, session_fields,

@@ -73,6 +73,9 @@ int reload_restart_needed(const config *cur, const config *next)
         {"access_log", cur->access_log != next->access_log},
         {"channel_defaults",
          memcmp(&x->defaults, &y->defaults, sizeof(x->defaults)) != 0},
+        {"retention", x->nretention != y->nretention ||
+                          memcmp(x->retention, y->retention,
+                                 x->nretention * sizeof(x->retention[0])) != 0},
         {"autocreate", x->autocreate != y->autocreate},
         {"heartbeat_s", x->heartbeat_s != y->heartbeat_s},
         {"node_ttl_s", x->node_ttl_s != y->node_ttl_s},

@@ -222,6 +222,17 @@ static void test_load_ok(void)
                           err, sizeof(err)) == 0 &&
            c.log_level == LOG_ERROR && c.broker.heartbeat_s == 1,
        "log_level error, heartbeat 1");
+    ok(config_load_string(&c,
+                          "{\"retention\": [{\"match\": \"a.*\", \"history_age_s\": 2}, "
+                          "{\"match\": \"b\", \"history\": 3, \"history_bytes\": 9}], "
+                          "\"limits\": {\"max_query_results\": 50}}",
+                          "p.json", err, sizeof(err)) == 0 &&
+           c.broker.nretention == 2 && strcmp(c.broker.retention[0].match, "a.*") == 0 &&
+           c.broker.retention[0].history_age_s == 2 &&
+           c.broker.retention[0].history == -1 && c.broker.retention[1].history == 3 &&
+           c.broker.retention[1].history_bytes == 9 &&
+           c.broker.retention[1].history_age_s == -1 && c.broker.max_query_results == 50,
+       "retention rules and max_query_results (%s)", err);
     ok(config_load_string(&c, "{\"sessions\": {\"retention_s\": 0, \"max\": 7}}",
                           "p.json", err, sizeof(err)) == 0 &&
            c.broker.sessions_retention_s == 0 && c.broker.sessions_max == 7,
@@ -326,6 +337,25 @@ static const struct err_case err_cases[] = {
      "86400000"},
     {"{\"channel_defaults\": {\"history\": 1,\n \"foo\": 1}}",
      "t.json:2: field 'channel_defaults.foo': unknown key"},
+    /* retention */
+    {"{\"retention\": {}}",
+     "t.json:1: field 'retention': must be a list of at most 64 rules"},
+    {"{\"retention\": [5]}", "t.json:1: field 'retention[0]': must be an object"},
+    {"{\"retention\": [{\"history\": 1}]}",
+     "t.json:1: field 'retention[0].match': is required"},
+    {"{\"retention\": [{\"match\": \"a\"}, {\"match\": \"a.*.b\"}]}",
+     "t.json:1: field 'retention[1].match': must be a channel name or pattern ('?' for "
+     "one segment, '*' last for zero or more)"},
+    {"{\"retention\": [{\"match\": \"a\", \"history_age_s\": -1}]}",
+     "t.json:1: field 'retention[0].history_age_s': must be an integer from 0 to "
+     "315360000"},
+    {"{\"retention\": [{\"match\": \"a\", \"history_bytes\": 1073741825}]}",
+     "t.json:1: field 'retention[0].history_bytes': must be an integer from 0 to "
+     "1073741824"},
+    {"{\"retention\": [{\"match\": \"a\", \"queue_limit\": 1}]}",
+     "t.json:1: field 'retention[0].queue_limit': unknown key"},
+    {"{\"limits\": {\"max_query_results\": 0}}",
+     "t.json:1: field 'limits.max_query_results': must be an integer from 1 to 100000"},
     /* limits */
     {"{\"limits\": 5}", "t.json:1: field 'limits': must be an object"},
     {"{\"limits\": {\"max_body\": 0}}",
@@ -698,7 +728,7 @@ static void test_chan_opts(void)
 {
     for (size_t i = 0; i < N_ELEMS(opts_cases); i++) {
         const struct opts_case *t = &opts_cases[i];
-        chan_opts o = {100, 1000, 3000};
+        chan_opts o = {100, 1000, 3000, 0, 0};
         char err[256] = "";
         json_t *j = json_loads(t->json, JSON_DECODE_ANY, NULL);
         int rc = chan_opts_apply_json(&o, j, err, sizeof(err));
@@ -714,19 +744,29 @@ static void test_chan_opts(void)
         json_decref(j);
     }
 
-    chan_opts o = {1, 2, 3};
+    chan_opts o = {1, 2, 3, 4, 5};
     ok(chan_opts_apply_json(&o, NULL, NULL, 0) == 0 && o.history == 1,
        "NULL object: no change");
 
     json_t *j = chan_opts_to_json(&o);
-    ok(j && json_object_size(j) == 3 &&
+    chan_opts zero = {1, 2, 3, 0, 0};
+    json_t *jz = chan_opts_to_json(&zero);
+    ok(jz && json_object_size(jz) == 3, "the API form leaves out unset age and bytes");
+    json_decref(jz);
+    jz = chan_opts_to_json_all(&zero);
+    ok(jz && json_object_size(jz) == 5, "the record form has every option");
+    json_decref(jz);
+    ok(j && json_object_size(j) == 5 &&
            json_integer_value(json_object_get(j, "history")) == 1 &&
            json_integer_value(json_object_get(j, "queue_limit")) == 2 &&
-           json_integer_value(json_object_get(j, "retry_ms")) == 3,
+           json_integer_value(json_object_get(j, "retry_ms")) == 3 &&
+           json_integer_value(json_object_get(j, "history_age_s")) == 4 &&
+           json_integer_value(json_object_get(j, "history_bytes")) == 5,
        "chan_opts_to_json");
-    chan_opts back = {0, 0, 0};
+    chan_opts back = {0, 0, 0, 0, 0};
     ok(chan_opts_apply_json(&back, j, NULL, 0) == 0 && back.history == 1 &&
-           back.queue_limit == 2 && back.retry_ms == 3,
+           back.queue_limit == 2 && back.retry_ms == 3 && back.history_age_s == 4 &&
+           back.history_bytes == 5,
        "chan_opts_to_json round-trips");
     json_decref(j);
 }

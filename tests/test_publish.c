@@ -292,6 +292,13 @@ static const struct err_case err_cases[] = {
      "reserved_event_type", "events[1]: "},
     {"reserved raw event type", "text/plain", B("x"), "sys.gap", "reserved_event_type",
      "reserved"},
+    {"source_timestamp negative", JSON, B("{\"source_timestamp\": -1, \"data\": 1}"),
+     NULL, "invalid_source_timestamp", "'source_timestamp'"},
+    {"source_timestamp too big", JSON,
+     B("{\"source_timestamp\": 9007199254740992, \"data\": 1}"), NULL,
+     "invalid_source_timestamp", "'source_timestamp'"},
+    {"source_timestamp a string", JSON, B("{\"source_timestamp\": \"5\", \"data\": 1}"),
+     NULL, "invalid_source_timestamp", "'source_timestamp'"},
     {"retry negative", JSON, B("{\"retry\": -1, \"data\": 1}"), NULL, "invalid_retry",
      "'retry' must be an integer from 0 to 86400000"},
     {"retry too big", JSON, B("{\"retry\": 86400001, \"data\": 1}"), NULL,
@@ -430,9 +437,47 @@ static void test_retry_bound(void)
     pub_batch_free(&b);
 }
 
+/* The source timestamp and the JSON flag of each event. */
+static void test_source_and_json(void)
+{
+    pub_batch b;
+    const char *code;
+    char err[256];
+    static const char body[] =
+        "[{\"data\": 42, \"source_timestamp\": 7}, {\"data\": "
+        "\"42\"}, {\"data\": {\"a\": 1}, \"source_timestamp\": 0}]";
+    ok(publish_parse("application/json", body, strlen(body), NULL, &b, &code, err,
+                     sizeof(err)) == 0 &&
+           b.n == 3,
+       "a batch with source timestamps parses");
+    ok(b.n == 3 && b.ev[0].is_json && !b.ev[1].is_json && b.ev[2].is_json,
+       "non-string data is JSON, a string is not");
+    ok(b.n == 3 && b.ev[0].has_src_ts && b.ev[0].src_ts == 7 && !b.ev[1].has_src_ts &&
+           b.ev[2].has_src_ts && b.ev[2].src_ts == 0,
+       "each event keeps its source timestamp");
+    pub_batch_default_source_ts(&b, 99);
+    ok(b.n == 3 && b.ev[0].src_ts == 7 && b.ev[1].has_src_ts && b.ev[1].src_ts == 99 &&
+           b.ev[2].src_ts == 0,
+       "the query's source timestamp fills only the events without one");
+    pub_batch_free(&b);
+    ok(publish_parse("text/plain", "42", 2, NULL, &b, &code, err, sizeof(err)) == 0 &&
+           b.n == 1 && !b.ev[0].is_json && !b.ev[0].has_src_ts,
+       "a raw body is never JSON");
+    pub_batch_free(&b);
+    int64_t v = -1;
+    ok(pub_parse_source_ts("0", &v) == 0 && v == 0, "source timestamp 0");
+    ok(pub_parse_source_ts("9007199254740991", &v) == 0 && v == PUB_SOURCE_TS_MAX,
+       "the largest source timestamp");
+    ok(pub_parse_source_ts("9007199254740992", &v) < 0 &&
+           pub_parse_source_ts("-1", &v) < 0 && pub_parse_source_ts("", &v) < 0 &&
+           pub_parse_source_ts("1e6", &v) < 0 && pub_parse_source_ts(" 1", &v) < 0,
+       "bad source timestamps are refused");
+}
+
 int main(void)
 {
     test_ok();
+    test_source_and_json();
     test_errors();
     test_batch_limits();
     test_retry_bound();

@@ -185,7 +185,7 @@ static void repo_suite(kv_store *kv)
     repo_connection *rc = r ? repo_channel_connections(r) : NULL;
     repo_queue *rq = rc ? repo_connection_queues(rc) : NULL;
     repo_listener *rl = rc ? repo_connection_listeners(rc) : NULL;
-    chan_opts defaults = {100, 1000, 3000}, small = {2, 3, 500};
+    chan_opts defaults = {100, 1000, 3000, 0, 0}, small = {2, 3, 500, 0, 0};
     pubs p = {0};
     read_result rr;
     state_result sr;
@@ -342,7 +342,7 @@ static void repo_suite(kv_store *kv)
     c1->lis.running = false;
     repo_listener_persist(rl, c1);
     /* Shrinking both bounds trims the stored log. */
-    chan_opts one = {1, 1, 500};
+    chan_opts one = {1, 1, 500, 0, 0};
     chan_set_opts(news, &one);
     repo_channel_persist(r, news);
     repo_channel_trim(r, news, chan_log_bound(news));

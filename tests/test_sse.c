@@ -258,9 +258,72 @@ static void test_msg_json(void)
     }
 }
 
+/* The source timestamp and the JSON flag: written by msg_json_tail_src as
+ * jansson writes them, read back by both readers; bad ones refused. */
+static void test_msg_source(void)
+{
+    static const struct {
+        int64_t src;
+        int is_json;
+        const char *data;
+    } cases[] = {{0, 0, "42"},
+                 {1795454128748758LL, 1, "{\"a\":1}"},
+                 {MSG_SOURCE_TS_MAX, 1, "42"},
+                 {MSG_NO_SOURCE_TS, 1, "[1]"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t tl, rl = 0, dl = strlen(cases[i].data);
+        char *tail = msg_json_tail_src("e", cases[i].data, dl, 5, cases[i].src,
+                                       cases[i].is_json, 7, NULL, &tl);
+        char text[512];
+        snprintf(text, sizeof(text), MSG_JSON_HEAD "9" MSG_JSON_MID "3%s",
+                 tail ? tail : "");
+        msg *ref = msg_new(9, "e", cases[i].data, dl, 5, 7);
+        if (ref) {
+            ref->pos = 3;
+            ref->src_ts_us = cases[i].src;
+            ref->is_json = cases[i].is_json;
+        }
+        const char *want = ref ? msg_json_text(ref, &rl) : NULL;
+        ok(tail && want && strcmp(text, want) == 0, "source %zu: tail is jansson's: %s",
+           i, text);
+        msg *fast = msg_from_json_fast(text, strlen(text));
+        msg *slow = msg_from_json_jansson(text, strlen(text));
+        ok(fast && fast->src_ts_us == cases[i].src && fast->is_json == cases[i].is_json,
+           "source %zu: the fast reader keeps both", i);
+        ok(slow && slow->src_ts_us == cases[i].src && slow->is_json == cases[i].is_json,
+           "source %zu: jansson keeps both", i);
+        size_t al = 0;
+        char *api = ref ? api_text(ref, &al) : NULL;
+        ok(api && msg_json_len(ref) == al && pieces_are(ref, api, al),
+           "source %zu: the API text in pieces", i);
+        json_t *d = ref ? msg_data_json(ref) : NULL;
+        ok(d && (cases[i].is_json ? !json_is_string(d) : json_is_string(d)),
+           "source %zu: the data is JSON only when published as JSON", i);
+        json_decref(d);
+        free(api);
+        msg_unref(fast);
+        msg_unref(slow);
+        msg_unref(ref);
+        free(tail);
+    }
+    static const char *bad[] = {
+        "{\"id\":\"7\",\"event\":null,\"data\":\"d\",\"timestamp\":1,"
+        "\"source_timestamp\":-1}",
+        "{\"id\":\"7\",\"event\":null,\"data\":\"d\",\"timestamp\":1,"
+        "\"source_timestamp\":9007199254740992}",
+        "{\"id\":\"7\",\"event\":null,\"data\":\"d\",\"timestamp\":1,"
+        "\"source_timestamp\":\"1\"}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        msg *m = msg_from_json(bad[i], strlen(bad[i]));
+        ok(m == NULL, "bad source timestamp %zu is refused", i);
+        msg_unref(m);
+    }
+}
+
 int main(void)
 {
     test_msg_json();
+    test_msg_source();
     test_msg_json_large();
     test_frames();
     test_large();

@@ -75,8 +75,9 @@ broker *broker_new(struct event_base *base, const broker_opts *opts, kv_store *k
         !(b->save_ev = event_new(base, -1, 0, save_cb, b)) ||
         !(b->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, b)) ||
         event_add(b->heartbeat, &hb) < 0 || broker_publish_init(b) < 0 ||
-        broker_idle_init(b) < 0 || broker_sessions_init(b) < 0 ||
-        broker_traces_init(b) < 0 || broker_stats_init(b) < 0)
+        broker_idle_init(b) < 0 || broker_history_init(b) < 0 ||
+        broker_sessions_init(b) < 0 || broker_traces_init(b) < 0 ||
+        broker_stats_init(b) < 0)
         goto err;
     b->rconns = repo_channel_connections(b->repo);
     b->rlisteners = repo_connection_listeners(b->rconns);
@@ -94,6 +95,7 @@ static void note_history(broker *b, chan *ch)
     for (size_t i = 0; i < ch->history.len; i++)
         chan_log_note(ch, msgq_at(&ch->history, i)->seq);
     broker_memory_note(b, ch, 0);
+    broker_history_retain(b, ch); /* what aged while nobody ran, and so on */
 }
 
 typedef struct load_state {
@@ -181,6 +183,7 @@ void broker_free(broker *b)
     broker_traces_free(b);
     broker_stats_free(b);
     broker_idle_free(b);
+    broker_history_free(b);
     broker_held_free(b);
     free(b->heap);
     if (b->heartbeat)
@@ -198,6 +201,7 @@ void broker_set_limits(broker *b, const broker_opts *o)
     b->opts.max_streams = o->max_streams;
     b->opts.max_streams_per_channel = o->max_streams_per_channel;
     b->opts.max_patterns_per_stream = o->max_patterns_per_stream;
+    b->opts.max_query_results = o->max_query_results;
     b->opts.max_pattern_streams = o->max_pattern_streams;
     b->opts.max_pattern_bytes = o->max_pattern_bytes;
     if (b->topic_tree)
@@ -210,6 +214,23 @@ void broker_set_limits(broker *b, const broker_opts *o)
 const broker_opts *broker_options(const broker *b)
 {
     return &b->opts;
+}
+
+void broker_chan_defaults(const broker *b, const char *name, chan_opts *out)
+{
+    *out = b->opts.defaults;
+    for (size_t i = 0; i < b->opts.nretention; i++) {
+        const broker_retention *r = &b->opts.retention[i];
+        if (!pattern_match(r->match, name, NULL))
+            continue;
+        if (r->history >= 0)
+            out->history = r->history;
+        if (r->history_age_s >= 0)
+            out->history_age_s = r->history_age_s;
+        if (r->history_bytes >= 0)
+            out->history_bytes = r->history_bytes;
+        return;
+    }
 }
 
 kv_store *broker_store(broker *b)
@@ -382,8 +403,10 @@ chan *broker_chan_lookup(broker *b, const char *name, bool create, int *why,
     *lk = (chan_lookup){b, create, cb, arg};
     memcpy(lk->name, name, n);
     b->catching_up++;
-    if ((*why = repo_channel_find(b->repo, name, &b->opts.defaults, lookup_found,
-                                  lookup_done, lk)) < 0) {
+    chan_opts defaults;
+    broker_chan_defaults(b, name, &defaults);
+    if ((*why = repo_channel_find(b->repo, name, &defaults, lookup_found, lookup_done,
+                                  lk)) < 0) {
         b->catching_up--;
         free(lk);
         return NULL;
@@ -396,8 +419,12 @@ chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, 
                       char *err, size_t errlen)
 {
     chan *ch = broker_chan(b, name);
-    chan_opts o = ch ? ch->opts : b->opts.defaults;
+    chan_opts o;
 
+    if (ch)
+        o = ch->opts;
+    else
+        broker_chan_defaults(b, name, &o);
     if (chan_opts_apply_json(&o, opts, err, errlen) < 0) {
         *why = BROKER_EINVAL;
         return NULL;
@@ -423,9 +450,10 @@ chan *broker_chan_put(broker *b, const char *name, json_t *opts, bool *created, 
         broker_memory_note(b, ch, 0);
         if (shrink)
             repo_channel_trim(b->repo, ch, chan_log_bound(ch));
+        broker_history_retain(b, ch);
     }
     repo_channel_persist(b->repo, ch);
-    json_t *oj = chan_opts_to_json(&ch->opts);
+    json_t *oj = chan_opts_to_json_all(&ch->opts);
     char *text = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
     if (text)
         broker_announce(b, "c", ch->name, NULL, text);
@@ -883,6 +911,8 @@ void broker_chan_deliver(broker *b, chan *ch, msg *m)
     broker_memory_note(b, ch, m->seq);
     if (msgq_push(&ch->history, m) < 0)
         log_error("out of memory keeping message %s in history", m->id);
+    if (chan_history_over(ch))
+        broker_history_retain(b, ch);
     /* What was written where, for traces: two reads of a counter. */
     unsigned long long d0 = b->m.messages_delivered, d1;
     for (s = TAILQ_FIRST(&ch->streams); s; s = next) {
@@ -1186,6 +1216,7 @@ int broker_subscribe(broker *b, sink *sk, chan *ch, const char *last_id, bool en
 
     if ((*why = admit(b, ch, false)))
         return BROKER_ELIMIT;
+    broker_history_retain(b, ch); /* nothing older than its age replays */
     if (!(s = stream_open(b, sk, ch, NULL, NULL, who)))
         return BROKER_ENOMEM;
     s->envelope = envelope;

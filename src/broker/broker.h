@@ -24,6 +24,8 @@
 #include "src/base/prom.h"
 #include "src/broker/sink.h"
 #include "src/domain/chan.h"
+#include "src/domain/hquery.h"
+#include "src/domain/pattern.h"
 #include "src/domain/policy.h"
 #include "src/domain/publish.h"
 #include "src/domain/session.h"
@@ -58,9 +60,20 @@ const char *broker_strerror(int code);
 const char *broker_memory_policy_name(int mem_policy);
 int broker_memory_policy_parse(const char *name);
 
+/* A retention rule (config "retention"): a new channel whose name 'match'
+ * matches (pattern.h) gets these as its defaults; -1: the default's own. */
+typedef struct broker_retention {
+    char match[PATTERN_MAX + 1];
+    int history, history_age_s, history_bytes;
+} broker_retention;
+#define BROKER_RETENTION_MAX 64 /* rules */
+
 /* What the broker needs to know of the configuration. */
 typedef struct broker_opts {
-    chan_opts defaults;              /* options of channels created without any */
+    chan_opts defaults; /* options of channels created without any */
+    broker_retention retention[BROKER_RETENTION_MAX]; /* the first match overlays */
+    size_t nretention;                                /* 'defaults' (above) */
+    int max_query_results;           /* messages a history query answers at most */
     bool autocreate;                 /* broker_chan_open(create) may create */
     bool sync;                       /* answer a publish once stored and delivered */
     int max_channels;                /* channels held */
@@ -85,7 +98,8 @@ typedef struct broker_opts {
 } broker_opts;
 
 /* Take the limits of 'o' (max_channels, idle_ttl_s, max_streams,
- * max_streams_per_channel, max_patterns_per_stream, max_pattern_streams,
+ * max_streams_per_channel, max_patterns_per_stream, max_query_results,
+ * max_pattern_streams,
  * max_connections_per_channel, max_memory, memory_policy) for what comes from
  * now on: nothing open is closed for being over a lowered limit (the memory
  * bound applies at the next check). The rest of 'o' is ignored. */
@@ -112,6 +126,60 @@ void broker_free(broker *b);
 
 /* The options it runs with (borrowed). */
 const broker_opts *broker_options(const broker *b);
+/* The options a new channel 'name' gets: the defaults, overlaid by the first
+ * retention rule whose pattern matches it. */
+void broker_chan_defaults(const broker *b, const char *name, chan_opts *out);
+
+/* ---- history queries and retention (broker_history.c) ----
+ *
+ * A query reads the history this node mirrors of each channel (what its
+ * stored log retains, on either store): no key of the store is read. Its
+ * work is bounded: at most BROKER_QUERY_CHANNELS_MAX entries of the channel
+ * index are visited (exact names are looked up; a pattern walks the index
+ * from its literal prefix), and it reads at most BROKER_QUERY_SCAN_MAX
+ * messages, as counted before anything is read: a channel whose history is
+ * sorted by the query's key (broker_history.c) counts 64 + limit (a search
+ * and a page), any other every message it retains (a whole read, which
+ * /history/latest always does). A broader query is refused with
+ * BROKER_ELIMIT. */
+#define BROKER_QUERY_CHANNELS_MAX 10000
+#define BROKER_QUERY_SCAN_MAX 2000000
+
+/* One message a query returns, and its channel. Both borrowed: valid until
+ * the loop runs on (take a reference to keep them). */
+typedef struct broker_hit {
+    msg *m;
+    chan *ch;
+} broker_hit;
+
+/* Who reads: which channels (history and subscribe rights) and which
+ * messages (targeted delivery) they may have. NULL callbacks allow all. */
+typedef struct broker_reader {
+    bool (*may_read)(const char *chan_name, void *arg);
+    bool (*may_see)(const msg *m, void *arg);
+    void *arg;
+} broker_reader;
+
+/* One page of the query 'q' (hquery_finish'ed): the messages after its
+ * cursor in its order, at most q->limit, into 'out' (room for q->limit + 1),
+ * '*n' of them; '*more' if others follow. Messages older than their
+ * channel's history_age_s are not returned, even before the sweep frees
+ * them. 0, BROKER_ELIMIT (too broad, see above) or BROKER_ENOMEM. */
+int broker_history_query(broker *b, const hquery *q, const broker_reader *rd,
+                         broker_hit *out, size_t *n, bool *more);
+/* The newest retained message of each (channel, event type) pair 'q'
+ * matches (its channels, event types and time ranges), by channel name, at
+ * most 'max' into 'out'; '*more' if that cut the answer. As above. */
+int broker_history_latest(broker *b, const hquery *q, const broker_reader *rd,
+                          broker_hit *out, size_t max, size_t *n, bool *more);
+/* Apply the retention of 'ch' (history_age_s at the current time,
+ * history_bytes) to its history now: the oldest messages it no longer keeps
+ * leave the mirror and, while the channel has no connections (whose queues
+ * read the same log), the stored log. A sweep does it every second for every
+ * channel with such a bound (at most BROKER_RETAIN_SWEEP channels a
+ * second). */
+void broker_history_retain(broker *b, chan *ch);
+#define BROKER_RETAIN_SWEEP 20000
 /* The store the broker runs on (borrowed). */
 kv_store *broker_store(broker *b);
 /* This process's id among the nodes sharing the store. */

@@ -183,8 +183,10 @@ static void apply_remote(broker *b, const char *kind, const char *chan_name,
 {
     chan *ch = broker_chan(b, chan_name);
     conn *cn = ch && conn_id ? chan_conn(ch, conn_id) : NULL;
-    chan_opts o = b->opts.defaults;
+    chan_opts o;
     char err[128];
+
+    broker_chan_defaults(b, chan_name, &o);
 
     if (strcmp(kind, "c") == 0 && strcmp(what, "deleted") == 0) {
         if (ch)
@@ -197,6 +199,7 @@ static void apply_remote(broker *b, const char *kind, const char *chan_name,
             if (ch) {
                 chan_set_opts(ch, &o);
                 broker_memory_note(b, ch, 0);
+                broker_history_retain(b, ch);
             } else {
                 broker_chan_add(b, chan_name, &o);
             }

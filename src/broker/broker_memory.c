@@ -131,6 +131,16 @@ void broker_memory_note(broker *b, chan *ch, uint64_t seq)
     heap_fix(b, ch);
 }
 
+void broker_memory_retained(broker *b, chan *ch, uint64_t seq)
+{
+    if (ch->nconns)
+        return; /* the log serves the connections' queues too: it stays */
+    while (ch->logids.len && chan_log_oldest(ch) <= seq)
+        chan_log_shift(ch);
+    heap_fix(b, ch);
+    repo_channel_trim(b->repo, ch, ch->logids.len);
+}
+
 void broker_memory_forget(broker *b, chan *ch)
 {
     heap_remove(b, ch);

@@ -76,6 +76,10 @@ struct broker {
     struct idle_read_list idle_reads; /* expiry reads in flight */
     unsigned long long expired;       /* channels expired */
 
+    /* broker_history.c */
+    struct event *retain_ev; /* the retention sweep, every second */
+    size_t retain_pos;       /* where it goes on in 'chans' */
+
     /* broker_topic.c */
     strmap topic_exact;    /* exact name -> topic_subs*: the topic
                               streams listening to that name */
@@ -139,6 +143,10 @@ void broker_conn_forget(broker *b, conn *cn);
 /* The memory bound: note a message appended to a channel's log, and forget a
  * channel (deleted here); evict while over max_memory (policy evict). */
 void broker_memory_note(broker *b, chan *ch, uint64_t seq);
+/* The messages of 'ch' up to id 'seq' left its history for its retention:
+ * off the notes and, when its log holds no more than the history (no
+ * connections), off the stored log. */
+void broker_memory_retained(broker *b, chan *ch, uint64_t seq);
 void broker_memory_forget(broker *b, chan *ch);
 void broker_memory_check(broker *b);
 
@@ -188,6 +196,8 @@ void broker_chan_used(broker *b, chan *ch);
 /* Start and stop the sweep. */
 int broker_idle_init(broker *b);
 void broker_idle_free(broker *b);
+int broker_history_init(broker *b);
+void broker_history_free(broker *b);
 
 /* ---- broker_session.c ---- */
 

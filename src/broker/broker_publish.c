@@ -252,8 +252,9 @@ int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
     for (size_t i = 0; i < pc->batch.n; i++) {
         pub_event *ev = &pc->batch.ev[i];
         size_t len;
-        char *tail = msg_json_tail_pub(ev->event, ev->data, ev->data_len, pc->ts,
-                                       ev->retry, ev->tg, &len);
+        char *tail = msg_json_tail_src(ev->event, ev->data, ev->data_len, pc->ts,
+                                       ev->has_src_ts ? ev->src_ts : MSG_NO_SOURCE_TS,
+                                       ev->is_json, ev->retry, ev->tg, &len);
         rc = tail ? repo_channel_publish(b->repo, ch, target, tail, len, b->max_seq,
                                          pub_appended, pc)
                   : BROKER_ENOMEM;

@@ -155,7 +155,8 @@ static void announce(broker *b, const stream *s, const char *type, int64_t left_
         b->sess_cap = cap;
     }
     session r = record_of(b, s, left_at);
-    pub_event ev = {.event = strdup(type), .data = session_to_text(&r), .retry = -1};
+    pub_event ev = {
+        .event = strdup(type), .data = session_to_text(&r), .retry = -1, .is_json = 1};
     if (!ev.event || !ev.data) {
         free(ev.event);
         free(ev.data);

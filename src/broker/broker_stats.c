@@ -86,7 +86,8 @@ static void publish_stats(broker *b, chan *ch, int64_t now)
         return;
     }
     batch.n = 1;
-    batch.ev[0] = (pub_event){type, text, strlen(text), -1, NULL};
+    batch.ev[0] = (pub_event){
+        .event = type, .data = text, .data_len = strlen(text), .retry = -1, .is_json = 1};
     if ((rc = broker_publish(b, ch, NULL, &batch, published, b)) < 0) {
         log_debug("stats: not published: %s", broker_strerror(rc));
         return;

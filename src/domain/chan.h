@@ -105,6 +105,20 @@ void chan_unref(chan *ch);
 /* Apply new options: the history is trimmed to its new bound. */
 void chan_set_opts(chan *ch, const chan_opts *opts);
 
+/* Whether the history of 'ch' no longer keeps 'm' for its age (older than
+ * history_age_s at 'now_us'). */
+static inline bool chan_history_aged(const chan *ch, const msg *m, int64_t now_us)
+{
+    return ch->opts.history_age_s &&
+           m->ts_us < now_us - (int64_t)ch->opts.history_age_s * 1000000;
+}
+
+/* Whether the history of 'ch' holds more than it keeps by its byte bound. */
+static inline bool chan_history_over(const chan *ch)
+{
+    return ch->opts.history_bytes && ch->history.bytes > (size_t)ch->opts.history_bytes;
+}
+
 /* What the channel's stored log keeps while it has connections: a plain
  * subscriber replays 'history', and a connection may lag up to 'queue_limit'
  * behind. */

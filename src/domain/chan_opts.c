@@ -12,6 +12,8 @@ static const struct {
     {"history", offsetof(chan_opts, history), 0, CHAN_HISTORY_MAX},
     {"queue_limit", offsetof(chan_opts, queue_limit), 1, CHAN_QUEUE_LIMIT_MAX},
     {"retry_ms", offsetof(chan_opts, retry_ms), 0, CHAN_RETRY_MS_MAX},
+    {"history_age_s", offsetof(chan_opts, history_age_s), 0, CHAN_HISTORY_AGE_MAX},
+    {"history_bytes", offsetof(chan_opts, history_bytes), 0, CHAN_HISTORY_BYTES_MAX},
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
@@ -20,6 +22,8 @@ void chan_opts_default(chan_opts *o)
     o->history = 100;
     o->queue_limit = 1000;
     o->retry_ms = 3000;
+    o->history_age_s = 0;
+    o->history_bytes = 0;
 }
 
 int chan_opts_apply(chan_opts *o, json_t *obj, chan_opts_error *e)
@@ -73,8 +77,19 @@ int chan_opts_apply_json(chan_opts *o, json_t *obj, char *err, size_t errlen)
     return -1;
 }
 
+json_t *chan_opts_to_json_all(const chan_opts *o)
+{
+    return json_pack("{s:i, s:i, s:i, s:i, s:i}", "history", o->history, "queue_limit",
+                     o->queue_limit, "retry_ms", o->retry_ms, "history_age_s",
+                     o->history_age_s, "history_bytes", o->history_bytes);
+}
+
 json_t *chan_opts_to_json(const chan_opts *o)
 {
-    return json_pack("{s:i, s:i, s:i}", "history", o->history, "queue_limit",
-                     o->queue_limit, "retry_ms", o->retry_ms);
+    json_t *j = chan_opts_to_json_all(o);
+    if (j && !o->history_age_s)
+        json_object_del(j, "history_age_s");
+    if (j && !o->history_bytes)
+        json_object_del(j, "history_bytes");
+    return j;
 }

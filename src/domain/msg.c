@@ -72,6 +72,7 @@ msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
     m->seq = seq;
     *fmt_u64(m->id, seq) = '\0';
     m->ts_us = ts_us;
+    m->src_ts_us = MSG_NO_SOURCE_TS;
     m->retry = retry;
     if (event && !(m->event = strdup(event)))
         goto err;
@@ -147,14 +148,12 @@ void msg_unref(msg *m)
     free(m);
 }
 
-/* The data as the envelope carries it: the JSON value its text is (what a
- * JSON publish of non-string data stores), else the text as a string. */
-static json_t *envelope_data(const msg *m)
+json_t *msg_data_json(const msg *m)
 {
     json_t *v = NULL;
-    /* Only text that can be a JSON value but a string is parsed (a string's
-     * text is kept as it is, quotes and all): most text is not one. */
-    if (m->data_len && strchr("{[-0123456789tfn", m->data[0]))
+    /* Only what was published as a JSON value is one: a raw body "42" stays
+     * the string it was sent as. */
+    if (m->is_json)
         v = json_loadb(m->data, m->data_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
                        NULL);
     return v ? v : json_stringn(m->data, m->data_len);
@@ -169,8 +168,13 @@ int msg_envelope(const msg *m, const char *channel)
     char *text;
     if (mm->env_chunk)
         return 0;
-    o = json_pack("{s:s, s:o, s:I}", "channel", channel, "data", envelope_data(m),
+    o = json_pack("{s:s, s:o, s:I}", "channel", channel, "data", msg_data_json(m),
                   "timestamp", (json_int_t)m->ts_us);
+    if (o && m->src_ts_us != MSG_NO_SOURCE_TS &&
+        json_object_set_new(o, "source_timestamp", json_integer(m->src_ts_us)) < 0) {
+        json_decref(o);
+        o = NULL;
+    }
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text)
@@ -196,6 +200,10 @@ static json_t *to_json(const msg *m, bool with_pos)
                         m->data_len, "timestamp", (json_int_t)m->ts_us)
             : json_pack("{s:s, s:s?, s:s%, s:I}", "id", m->id, "event", m->event, "data",
                         m->data, m->data_len, "timestamp", (json_int_t)m->ts_us);
+    if (o && m->src_ts_us != MSG_NO_SOURCE_TS)
+        json_object_set_new(o, "source_timestamp", json_integer(m->src_ts_us));
+    if (o && with_pos && m->is_json)
+        json_object_set_new(o, "json", json_true());
     if (o && m->retry >= 0)
         json_object_set_new(o, "retry", json_integer(m->retry));
     if (o && with_pos && m->pub) {
@@ -307,6 +315,14 @@ char *msg_json_tail(const char *event, const char *data, size_t data_len, int64_
 char *msg_json_tail_pub(const char *event, const char *data, size_t data_len,
                         int64_t ts_us, int retry, const target_rec *pub, size_t *len)
 {
+    return msg_json_tail_src(event, data, data_len, ts_us, MSG_NO_SOURCE_TS, 0, retry,
+                             pub, len);
+}
+
+char *msg_json_tail_src(const char *event, const char *data, size_t data_len,
+                        int64_t ts_us, int64_t src_ts_us, int is_json, int retry,
+                        const target_rec *pub, size_t *len)
+{
     /* Written by hand (the publish hot path): the same text as json_dumps of
      * the stored form, from just past the position. The publication record,
      * rare and small, is jansson's. */
@@ -320,7 +336,7 @@ char *msg_json_tail_pub(const char *event, const char *data, size_t data_len,
             return NULL;
         plen = strlen(ptext);
     }
-    char *text = malloc(64 + 6 * (elen + data_len) + 64 + 16 + plen), *p = text;
+    char *text = malloc(64 + 6 * (elen + data_len) + 64 + 16 + 48 + plen), *p = text;
     if (!text) {
         free(ptext);
         return NULL;
@@ -336,10 +352,11 @@ char *msg_json_tail_pub(const char *event, const char *data, size_t data_len,
     memcpy(p, ",\"data\":", 8);
     p = json_quote(p + 8, data, data_len);
     memcpy(p, ",\"timestamp\":", 13);
-    p += 13;
-    if (ts_us < 0)
-        *p++ = '-';
-    p = fmt_u64(p, ts_us < 0 ? (uint64_t)0 - (uint64_t)ts_us : (uint64_t)ts_us);
+    p = fmt_i64(p + 13, ts_us);
+    if (src_ts_us != MSG_NO_SOURCE_TS)
+        p = fmt_i64(stpcpy(p, ",\"source_timestamp\":"), src_ts_us);
+    if (is_json)
+        p = stpcpy(p, ",\"json\":true");
     if (retry >= 0) {
         memcpy(p, ",\"retry\":", 9);
         p = fmt_u64(p + 9, (uint64_t)retry);
@@ -364,14 +381,17 @@ static const char *disclosed(const msg *m, int disclose)
 
 #define DISCLOSE_KEY ",\"publisher_authid\":"
 
-/* The text after the data's closing quote: timestamp, retry, the disclosed
- * publisher, '}'. At most 64 bytes, and 24 + 6 * its length with a
+/* The text after the data's closing quote: timestamps, retry, the disclosed
+ * publisher, '}'. At most 104 bytes, and 24 + 6 * its length with a
  * publisher. */
+#define JSON_TAIL_MAX 104
 static char *json_tail_fields(char *p, const msg *m, int disclose)
 {
     const char *who = disclosed(m, disclose);
     memcpy(p, "\",\"timestamp\":", 14);
     p = fmt_i64(p + 14, m->ts_us);
+    if (m->src_ts_us != MSG_NO_SOURCE_TS)
+        p = fmt_i64(stpcpy(p, ",\"source_timestamp\":"), m->src_ts_us);
     if (m->retry >= 0) {
         memcpy(p, ",\"retry\":", 9);
         p = fmt_u64(p + 9, (uint64_t)m->retry);
@@ -384,7 +404,7 @@ static char *json_tail_fields(char *p, const msg *m, int disclose)
 
 size_t msg_json_len_for(const msg *m, int disclose)
 {
-    char tail[64];
+    char tail[JSON_TAIL_MAX];
     const char *who = disclosed(m, disclose);
     size_t n = 7 + strlen(m->id) + 10; /* {"id":"ID","event": */
     n += m->event ? 2 + json_escape_len(m->event, strlen(m->event)) : 4;
@@ -431,7 +451,8 @@ size_t msg_json_piece(const msg *m, msg_json_cursor *c, char *out, size_t room)
             c->part = 2;
     }
     const char *who = disclosed(m, c->disclose);
-    if (c->part == 2 && (size_t)(end - p) >= 64 + (who ? 24 + 6 * strlen(who) : 0)) {
+    if (c->part == 2 &&
+        (size_t)(end - p) >= JSON_TAIL_MAX + (who ? 24 + 6 * strlen(who) : 0)) {
         p = json_tail_fields(p, m, c->disclose);
         c->part = 3;
     }
@@ -559,9 +580,10 @@ msg *msg_from_json_fast(const char *text, size_t len)
 {
     const char *p = text, *end = text + len;
     char *buf = malloc(len + 1), *event = NULL, *data;
-    long long ts, retry = -1, pos = 0;
+    long long ts, retry = -1, pos = 0, src = MSG_NO_SOURCE_TS;
     long n, dn;
     uint64_t seq;
+    int is_json = 0;
     msg *m = NULL;
     target_rec *pub = NULL;
 
@@ -585,6 +607,10 @@ msg *msg_from_json_fast(const char *text, size_t len)
     if (!take(&p, end, ",\"data\":") || (dn = json_unquote(&p, end, data)) < 0 ||
         !take(&p, end, ",\"timestamp\":") || !take_int(&p, end, &ts))
         goto out;
+    if (take(&p, end, ",\"source_timestamp\":") &&
+        (!take_int(&p, end, &src) || src < 0 || src > MSG_SOURCE_TS_MAX))
+        goto out;
+    is_json = take(&p, end, ",\"json\":true");
     if (take(&p, end, ",\"retry\":") &&
         (!take_int(&p, end, &retry) || retry < 0 || retry > INT32_MAX))
         goto out;
@@ -604,6 +630,8 @@ msg *msg_from_json_fast(const char *text, size_t len)
         goto out;
     if ((m = msg_new(seq, event, data, (size_t)dn, ts, (int)retry))) {
         m->pos = (uint64_t)pos;
+        m->src_ts_us = src;
+        m->is_json = is_json;
         msg_set_pub(m, pub);
         pub = NULL;
     }
@@ -618,21 +646,26 @@ msg *msg_from_json_jansson(const char *text, size_t len)
     json_t *o = json_loadb(text, len, JSON_ALLOW_NUL, NULL), *event = NULL, *po = NULL;
     const char *id, *data;
     size_t data_len;
-    json_int_t ts, retry = -1, pos = 0;
+    json_int_t ts, retry = -1, pos = 0, src = MSG_NO_SOURCE_TS;
+    int is_json = 0;
     uint64_t seq;
     msg *m = NULL;
     target_rec *pub = NULL;
 
     /* "event" is null when the message has no type. */
     if (o &&
-        json_unpack(o, "{s:s, s?:I, s?:o, s:s%, s:I, s?:I, s?:o}", "id", &id, "pos", &pos,
-                    "event", &event, "data", &data, &data_len, "timestamp", &ts, "retry",
-                    &retry, "publication", &po) == 0 &&
+        json_unpack(o, "{s:s, s?:I, s?:o, s:s%, s:I, s?:I, s?:b, s?:I, s?:o}", "id", &id,
+                    "pos", &pos, "event", &event, "data", &data, &data_len, "timestamp",
+                    &ts, "source_timestamp", &src, "json", &is_json, "retry", &retry,
+                    "publication", &po) == 0 &&
+        (src == MSG_NO_SOURCE_TS || (src >= 0 && src <= MSG_SOURCE_TS_MAX)) &&
         (!event || json_is_null(event) || json_is_string(event)) &&
         parse_u64(id, &seq) == 0 && retry >= -1 && retry <= INT32_MAX && pos >= 0 &&
         strlen(data) == data_len && (!po || (pub = target_from_json(po))) &&
         (m = msg_new(seq, json_string_value(event), data, data_len, ts, (int)retry))) {
         m->pos = (uint64_t)pos;
+        m->src_ts_us = src;
+        m->is_json = is_json;
         msg_set_pub(m, pub);
         pub = NULL;
     }

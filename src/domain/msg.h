@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <jansson.h>
 
 #include "src/domain/target.h"
@@ -23,9 +24,12 @@ typedef struct msg {
     char *event;  /* NULL if none */
     char *data;   /* NUL-terminated, data_len bytes */
     size_t data_len;
-    int64_t ts_us; /* publish time, microseconds since the epoch */
-    int retry;     /* -1 if none */
-    char *frame;   /* the SSE frame, frame_len bytes (inside 'chunk') */
+    int64_t ts_us;     /* publish time, microseconds since the epoch */
+    int64_t src_ts_us; /* the publisher's own time (us), MSG_NO_SOURCE_TS if none */
+    int is_json;       /* 1: published as a JSON value that is no string (the data
+                          is its compact text), 0: as a string or a raw body */
+    int retry;         /* -1 if none */
+    char *frame;       /* the SSE frame, frame_len bytes (inside 'chunk') */
     size_t frame_len;
     char *chunk; /* the frame with HTTP/1.1 chunk framing around it, owned */
     size_t chunk_len;
@@ -43,7 +47,13 @@ typedef struct msg {
     const target_rec *tg;
 } msg;
 
-/* A new message with one reference; copies its inputs. NULL on OOM. */
+/* No source timestamp (msg.src_ts_us). A given one is 0..MSG_SOURCE_TS_MAX. */
+#define MSG_NO_SOURCE_TS INT64_MIN
+#define MSG_SOURCE_TS_MAX 9007199254740991LL /* 2^53 - 1: exact in JavaScript */
+
+/* A new message with one reference; copies its inputs. No source timestamp
+ * and not JSON: set src_ts_us and is_json before the message is shared. NULL
+ * on OOM. */
 msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
              int64_t ts_us, int retry);
 /* Hang the publication record 'pub' off 'm' (taken: freed with the message,
@@ -63,26 +73,39 @@ void msg_unref(msg *m);
  * made and freed on the event loop's thread only. */
 size_t msg_live_bytes(void);
 
+/* What 'm' counts for a history's byte bound (chan_opts.history_bytes): its
+ * data and its event type, in bytes. */
+static inline size_t msg_payload_bytes(const msg *m)
+{
+    return m->data_len + (m->event ? strlen(m->event) : 0);
+}
+
 /* Whether a receiver may have 'm' (targeted delivery, target.h). */
 static inline int msg_allows(const msg *m, const target_rcv *r)
 {
     return !m->tg || target_allows(m->tg, r);
 }
 
-/* The API form: {"id", "event" (or null), "data", "timestamp" [, "retry"]}.
+/* The API form: {"id", "event" (or null), "data", "timestamp"
+ * [, "source_timestamp"] [, "retry"]}.
  * Never the publication record. New reference, NULL on OOM. */
 json_t *msg_to_json(const msg *m);
 
 /* Make the message's enveloped frame (env_frame, env_chunk), once: the same
  * id, event type and retry, with the data a JSON envelope
- * {"channel": 'channel', "data": ..., "timestamp": ts_us}, where "data" is
- * the JSON value the data's text is (a JSON publish of non-string data stores
- * that text), else the text as a string. Shared by every stream that wants
- * the envelope and counted in msg_footprint. 0, or -1 on OOM. */
+ * {"channel": 'channel', "data": ..., "timestamp": ts_us
+ * [, "source_timestamp": src_ts_us]}, where "data" is msg_data_json().
+ * Shared by every stream that wants the envelope and counted in
+ * msg_footprint. 0, or -1 on OOM. */
 int msg_envelope(const msg *m, const char *channel);
 
+/* The data as published: the JSON value for a message published as one
+ * (is_json), else the text as a JSON string. New reference, NULL on OOM. */
+json_t *msg_data_json(const msg *m);
+
 /* The stored form as compact text: the API form with "pos" after "id" when
- * the position is known, and "publication" (target_to_json) last when the
+ * the position is known, "json": true after the timestamps for a message
+ * published as JSON, and "publication" (target_to_json) last when the
  * message has a record. Made once per message and kept with it (borrowed:
  * valid while the message is). NULL on OOM. */
 const char *msg_json_text(const msg *m, size_t *len);
@@ -125,6 +148,11 @@ char *msg_json_tail(const char *event, const char *data, size_t data_len, int64_
                     int retry, size_t *len);
 char *msg_json_tail_pub(const char *event, const char *data, size_t data_len,
                         int64_t ts_us, int retry, const target_rec *pub, size_t *len);
+/* The same with a source timestamp (MSG_NO_SOURCE_TS: none) and the JSON
+ * flag (msg.is_json). */
+char *msg_json_tail_src(const char *event, const char *data, size_t data_len,
+                        int64_t ts_us, int64_t src_ts_us, int is_json, int retry,
+                        const target_rec *pub, size_t *len);
 
 /* Rebuild a message from msg_to_json() text. NULL if the text is not one. */
 msg *msg_from_json(const char *text, size_t len);

@@ -10,6 +10,10 @@ void msgq_init(msgq *q, size_t limit)
     q->limit = limit;
     q->dropped = 0;
     q->gone = 0;
+    q->bytes = 0;
+    q->last_ts = q->last_src = 0;
+    q->ts_disorder = q->src_disorder = q->src_seen = 0;
+    q->nosrc = 0;
 }
 
 void msgq_free(msgq *q)
@@ -34,6 +38,8 @@ msg *msgq_shift(msgq *q)
     msg *m = q->v[q->head];
     q->head = (q->head + 1) % q->cap;
     q->len--;
+    q->bytes -= msg_payload_bytes(m);
+    q->nosrc -= m->src_ts_us == MSG_NO_SOURCE_TS;
     if (m->seq > q->gone)
         q->gone = m->seq;
     return m;
@@ -71,8 +77,20 @@ int msgq_push(msgq *q, msg *m)
         q->dropped++;
         dropped = 1;
     }
+    if (!q->len)
+        q->ts_disorder = q->src_disorder = q->src_seen = 0;
+    q->ts_disorder |= q->len && m->ts_us < q->last_ts;
+    q->last_ts = m->ts_us;
+    if (m->src_ts_us == MSG_NO_SOURCE_TS) {
+        q->nosrc++;
+    } else {
+        q->src_disorder |= q->src_seen && m->src_ts_us < q->last_src;
+        q->last_src = m->src_ts_us;
+        q->src_seen = 1;
+    }
     q->v[(q->head + q->len) % q->cap] = msg_ref(m);
     q->len++;
+    q->bytes += msg_payload_bytes(m);
     return dropped;
 }
 

@@ -16,6 +16,15 @@ typedef struct msgq {
     uint64_t dropped; /* messages dropped by the bound since creation */
     uint64_t gone;    /* the highest seq that left it from the front (dropped,
                          shifted, or never kept with 'limit' 0); 0: none */
+    size_t bytes;     /* msg_payload_bytes() of the messages it holds */
+    /* The order of its timestamps, for queries: whether a message was pushed
+     * with a timestamp (a source timestamp) below the one pushed before it
+     * since the queue was last empty, and how many it holds without a
+     * source timestamp. Without disorder a queue is sorted by that key as
+     * it is by id, and can be searched by it. */
+    int64_t last_ts, last_src;
+    int ts_disorder, src_disorder, src_seen;
+    size_t nosrc;
 } msgq;
 
 void msgq_init(msgq *q, size_t limit);

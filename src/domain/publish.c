@@ -132,10 +132,21 @@ static int parse_one(json_t *obj, pub_event *ev, long idx, const char **code, ch
                 goto out;
             }
             ev->retry = (int)json_integer_value(v);
+        } else if (strcmp(key, "source_timestamp") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                json_integer_value(v) > PUB_SOURCE_TS_MAX) {
+                pub_fail(code, err, errlen, "invalid_source_timestamp", idx,
+                         "'source_timestamp' must be an integer from 0 to %lld "
+                         "(microseconds since the epoch)",
+                         PUB_SOURCE_TS_MAX);
+                goto out;
+            }
+            ev->src_ts = (int64_t)json_integer_value(v);
+            ev->has_src_ts = 1;
         } else {
             pub_fail(code, err, errlen, "unknown_field", idx,
-                     "unknown field '%.64s' (allowed: data, event, retry and the "
-                     "targeting lists)",
+                     "unknown field '%.64s' (allowed: data, event, retry, "
+                     "source_timestamp and the targeting lists)",
                      key);
             goto out;
         }
@@ -161,6 +172,7 @@ static int parse_one(json_t *obj, pub_event *ev, long idx, const char **code, ch
         /* Strings inside are escaped, so the text holds no NUL. */
         ev->data = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
         ev->data_len = ev->data ? strlen(ev->data) : 0;
+        ev->is_json = 1;
     }
     if (!ev->data)
         goto oom;
@@ -312,6 +324,24 @@ int pub_batch_check_retry(const pub_batch *b, int max, const char **code, char *
                             b->is_array ? (long)i : -1,
                             "'retry' must be an integer from 0 to %d", max);
     return 0;
+}
+
+int pub_parse_source_ts(const char *s, int64_t *out)
+{
+    uint64_t v;
+    if (!s || parse_u64(s, &v) < 0 || v > (uint64_t)PUB_SOURCE_TS_MAX)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+void pub_batch_default_source_ts(pub_batch *b, int64_t src_ts)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (!b->ev[i].has_src_ts) {
+            b->ev[i].src_ts = src_ts;
+            b->ev[i].has_src_ts = 1;
+        }
 }
 
 void pub_batch_free(pub_batch *b)

@@ -426,6 +426,17 @@ static int publish_parse_body(http_ctx *c)
         reply_error(c, 400, code, err);
         return -1;
     }
+    const char *src = evhttp_find_header(&c->query, "source_timestamp");
+    int64_t src_ts;
+    if (src && pub_parse_source_ts(src, &src_ts) < 0) {
+        pub_batch_free(&c->batch);
+        reply_error(c, 400, "invalid_source_timestamp",
+                    "'source_timestamp' must be an integer from 0 to 9007199254740991 "
+                    "(microseconds since the epoch)");
+        return -1;
+    }
+    if (src)
+        pub_batch_default_source_ts(&c->batch, src_ts);
     /* The publisher is stored with each message (never sent to subscribers). */
     if (pub_batch_set_publisher(&c->batch, c->id.authid, c->id.authrole) < 0) {
         pub_batch_free(&c->batch);
@@ -821,8 +832,9 @@ static void history_json(http_ctx *c)
 {
     const char *after = evhttp_find_header(&c->query, "after");
     const char *limit_s = evhttp_find_header(&c->query, "limit");
+    const char *order = evhttp_find_header(&c->query, "order");
     uint64_t seq = 0, limit = HISTORY_LIMIT_MAX;
-    size_t from = 0, n = 0, max = c->o->max_response;
+    size_t from = 0, navail, n = 0, max = c->o->max_response;
     /* The head, the closing and room for "next", then the messages. */
     uint64_t bytes = sizeof(HIST_HEAD) - 1 + 3 + HIST_NEXT_MAX, total;
     hist_page *hp;
@@ -838,22 +850,37 @@ static void history_json(http_ctx *c)
         reply_error(c, 400, "invalid_id", "'after' must be a message id");
         return;
     }
+    broker_history_retain(c->b, ch); /* nothing older than its age is read */
     if (limit_s &&
         (parse_u64(limit_s, &limit) < 0 || limit < 1 || limit > HISTORY_LIMIT_MAX)) {
         reply_error(c, 400, "invalid_id", "'limit' must be an integer from 1 to 100000");
         return;
     }
-    if (after) {
-        long at = msgq_find(&ch->history, seq);
-        from = at >= 0 ? (size_t)at + 1 : 0; /* unknown id: everything */
+    if (order && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
+        reply_error(c, 400, "invalid_query", "'order' must be asc or desc");
+        return;
+    }
+    bool desc = order && strcmp(order, "desc") == 0;
+    if (desc) {
+        /* Newest first: 'after' is the last id of the previous page, and this
+         * one starts just below it. */
+        from = after && seq ? msgq_after(&ch->history, seq - 1) : ch->history.len;
+        navail = from;
+    } else {
+        if (after) {
+            long at = msgq_find(&ch->history, seq);
+            from = at >= 0 ? (size_t)at + 1 : 0; /* unknown id: everything */
+        }
+        navail = ch->history.len - from;
     }
     /* Size the page: up to 'limit' messages and 'max' bytes, at least one;
-     * it spans [from, stop) of the history. */
-    size_t stop = from;
-    for (size_t i = from; i < ch->history.len && n < limit; i++) {
-        msg *m = msgq_at(&ch->history, i);
+     * it spans the first 'stop' of the 'navail' messages in reading order. */
+#define HIST_AT(k) msgq_at(&ch->history, desc ? from - 1 - (k) : from + (k))
+    size_t stop = 0;
+    for (size_t k = 0; k < navail && n < limit; k++) {
+        msg *m = HIST_AT(k);
         if (!msg_allows(m, &reader)) {
-            stop = i + 1;
+            stop = k + 1;
             continue;
         }
         uint64_t len = msg_json_len_for(m, disclose) + (n > 0);
@@ -861,7 +888,7 @@ static void history_json(http_ctx *c)
             break;
         bytes += len;
         n++;
-        stop = i + 1;
+        stop = k + 1;
     }
     if (!(hp = calloc(1, sizeof(*hp))) || (n && !(hp->v = malloc(n * sizeof(msg *))))) {
         free(hp);
@@ -871,13 +898,14 @@ static void history_json(http_ctx *c)
     hp->req = c->req;
     hp->disclose = disclose;
     hp->cur.disclose = disclose;
-    for (size_t i = from; i < stop; i++)
-        if (msg_allows(msgq_at(&ch->history, i), &reader))
-            hp->v[hp->n++] = msg_ref(msgq_at(&ch->history, i));
+    for (size_t k = 0; k < stop; k++)
+        if (msg_allows(HIST_AT(k), &reader))
+            hp->v[hp->n++] = msg_ref(HIST_AT(k));
     hp->target = c->o->stream_buffer < HIST_TARGET ? c->o->stream_buffer : HIST_TARGET;
     bool more = false; /* is any the reader may see retained past the page? */
-    for (size_t i = stop; i < ch->history.len && !more; i++)
-        more = msg_allows(msgq_at(&ch->history, i), &reader);
+    for (size_t k = stop; k < navail && !more; k++)
+        more = msg_allows(HIST_AT(k), &reader);
+#undef HIST_AT
     if (more) {
         /* More is retained past the page: where the next one starts. */
         const char *next = hp->v[n - 1]->id;
@@ -947,6 +975,176 @@ static void h_events(http_ctx *c)
         return;
     }
     find(c, true, false, false, open_stream);
+}
+
+/* ---- GET /history and /history/latest: queries across channels ----
+ *
+ * The parameters (hquery.h) are all checked before anything is read: a bad
+ * one is a 400 that changes nothing. With access control a query returns
+ * only channels where the caller may both subscribe and read history (an
+ * exact name without those rights is a 403, as on /events; a pattern's
+ * channels are filtered), and, of targeted messages, only those it is
+ * eligible for. A page holds at most 'limit' events and about
+ * limits.max_response bytes (at least one event); "next" resumes after its
+ * last event. */
+
+typedef struct hist_reader {
+    http_ctx *c;
+    target_rcv rcv;
+} hist_reader;
+
+static bool hist_may_read(const char *name, void *arg)
+{
+    http_ctx *c = ((hist_reader *)arg)->c;
+    return !c->o->auth || allows(c, ACT_SUBSCRIBE | ACT_HISTORY, name);
+}
+
+static bool hist_may_see(const msg *m, void *arg)
+{
+    return msg_allows(m, &((hist_reader *)arg)->rcv);
+}
+
+/* Parse the query string into 'q'. Answers and returns -1 on bad input. */
+static int hist_parse(http_ctx *c, hquery *q, bool latest)
+{
+    const broker_opts *bo = broker_options(c->b);
+    struct evkeyval *kv;
+    const char *code = NULL;
+    char err[256];
+    int rc;
+
+    hquery_init(q);
+    TAILQ_FOREACH (kv, &c->query, next) {
+        if (strcmp(kv->key, "access_token") == 0)
+            continue; /* a credential (http_auth.c) */
+        rc = hquery_param(q, latest, kv->key, kv->value, &code, err, sizeof(err));
+        if (rc == 1) {
+            http_error(c->req, c->o, 400, "unknown_parameter",
+                       "unknown query parameter '%.64s'", kv->key);
+            return -1;
+        }
+        if (rc < 0) {
+            reply_error(c, 400, code, err);
+            return -1;
+        }
+    }
+    if (hquery_finish(q, (size_t)bo->max_query_results, &code, err, sizeof(err)) < 0) {
+        reply_error(c, 400, code, err);
+        return -1;
+    }
+    for (size_t i = 0; c->o->auth && i < q->nchans; i++) {
+        if (pattern_is_exact(q->chans[i]) &&
+            !allows(c, ACT_SUBSCRIBE | ACT_HISTORY, q->chans[i])) {
+            http_auth_refuse(c->req, c->o, c->id.authid ? AUTH_OK : AUTH_ANONYMOUS,
+                             "no subscribe and history rights on one of the channels");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The answer's form of one event. */
+static json_t *hist_event(const broker_hit *h)
+{
+    const msg *m = h->m;
+    return json_pack("{s:s, s:s, s:s?, s:o, s:I, s:o}", "id", m->id, "channel",
+                     h->ch->name, "event", m->event, "data", msg_data_json(m),
+                     "timestamp", (json_int_t)m->ts_us, "source_timestamp",
+                     m->src_ts_us == MSG_NO_SOURCE_TS ? json_null()
+                                                      : json_integer(m->src_ts_us));
+}
+
+/* Answer the 'n' hits: {"events", "more_follows"[, "next"]}, cut at about
+ * max_response bytes (then more follow). With 'q' (not latest), "next" is
+ * the cursor after the last event (or the one given, when none is). */
+static void hist_answer(http_ctx *c, const hquery *q, const broker_hit *v, size_t n,
+                        bool more)
+{
+    json_t *arr = json_array(), *o = NULL, *e;
+    size_t bytes = 64, i;
+    char next[HQUERY_CURSOR_LEN + 1];
+
+    for (i = 0; arr && i < n; i++) {
+        size_t len = msg_json_len(v[i].m) + strlen(v[i].ch->name) + 64;
+        if (i > 0 && bytes + len > c->o->max_response) {
+            more = true;
+            break;
+        }
+        bytes += len;
+        if (!(e = hist_event(&v[i])) || json_array_append_new(arr, e) < 0)
+            break;
+    }
+    if (arr && i == json_array_size(arr))
+        o = json_pack("{s:o, s:b}", "events", arr, "more_follows", more);
+    else
+        json_decref(arr);
+    if (o && q && i > 0) {
+        hquery_cursor(q, hquery_key(q, v[i - 1].m), v[i - 1].m->seq, next);
+        json_object_set_new(o, "next", json_string(next));
+    } else if (o && q) {
+        json_object_set_new(o, "next", q->after ? json_string(q->after) : json_null());
+    }
+    if (!o)
+        reply_error(c, 503, "out_of_memory", "out of memory");
+    else
+        http_json(c->req, c->o, 200, o);
+}
+
+static void hist_failed(http_ctx *c, int rc)
+{
+    if (rc == BROKER_ELIMIT)
+        http_error(c->req, c->o, 400, "query_too_broad",
+                   "the query would visit more than %d channels or read more than %d "
+                   "messages: narrow its channel patterns",
+                   BROKER_QUERY_CHANNELS_MAX, BROKER_QUERY_SCAN_MAX);
+    else
+        reply_error(c, 503, "out_of_memory", "out of memory");
+}
+
+static void h_history(http_ctx *c)
+{
+    hquery q;
+    hist_reader hr = {c, {NULL, c->id.authid, c->id.authrole}};
+    broker_reader rd = {hist_may_read, hist_may_see, &hr};
+    broker_hit *v;
+    size_t n;
+    bool more;
+    int rc;
+
+    if (hist_parse(c, &q, false) < 0)
+        return;
+    if (!(v = malloc((q.limit + 1) * sizeof(*v)))) {
+        reply_error(c, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    if ((rc = broker_history_query(c->b, &q, &rd, v, &n, &more)) < 0)
+        hist_failed(c, rc);
+    else
+        hist_answer(c, &q, v, n, more);
+    free(v);
+}
+
+static void h_history_latest(http_ctx *c)
+{
+    hquery q;
+    hist_reader hr = {c, {NULL, c->id.authid, c->id.authrole}};
+    broker_reader rd = {hist_may_read, hist_may_see, &hr};
+    size_t n, max = (size_t)broker_options(c->b)->max_query_results;
+    broker_hit *v;
+    bool more;
+    int rc;
+
+    if (hist_parse(c, &q, true) < 0)
+        return;
+    if (!(v = malloc(max * sizeof(*v)))) {
+        reply_error(c, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    if ((rc = broker_history_latest(c->b, &q, &rd, v, max, &n, &more)) < 0)
+        hist_failed(c, rc);
+    else
+        hist_answer(c, NULL, v, n, more);
+    free(v);
 }
 
 /* GET /events?channel=P&channel=P2...: one stream for many channels, by
@@ -1188,6 +1386,8 @@ static const route routes[] = {
     {"status", M_GET, h_status, NEED_NONE, ACC_BROKER},
     {"channels", M_GET, h_channels, NEED_NONE, ACC_BROKER},
     {"events", M_GET, h_topics, NEED_NONE, ACC_TOPICS},
+    {"history", M_GET, h_history, NEED_NONE, ACC_TOPICS},
+    {"history/latest", M_GET, h_history_latest, NEED_NONE, ACC_TOPICS},
     {"sessions", M_GET, h_sessions, NEED_NONE, ACC_BROKER},
     {"sessions/*", M_GET, h_session, NEED_ID, ACC_BROKER},
     {"traces", M_GET | M_POST, h_traces, NEED_NONE, ACC_BROKER},

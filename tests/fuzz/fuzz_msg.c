@@ -2,7 +2,8 @@
  * (src/msg.c), whose hot paths are written by hand: checked against jansson.
  *
  * 1. The input as stored text: whenever the fast reader takes it, jansson
- *    must read the same message from it (id, event, data, timestamp, retry).
+ *    must read the same message from it (id, event, data, timestamp, source
+ *    timestamp, the JSON flag, retry).
  * 2. The input split into an event and data (byte 0 says where; the data is
  *    used only when valid UTF-8, as publish guarantees): msg_json_tail() with
  *    its head must be byte for byte the text jansson writes for the message,
@@ -30,6 +31,7 @@
 static int same(const msg *a, const msg *b)
 {
     return a->seq == b->seq && a->pos == b->pos && a->ts_us == b->ts_us &&
+           a->src_ts_us == b->src_ts_us && a->is_json == b->is_json &&
            a->retry == b->retry && a->data_len == b->data_len &&
            memcmp(a->data, b->data, a->data_len) == 0 &&
            ((!a->event && !b->event) ||
@@ -58,10 +60,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t size)
     if (event && valid_utf8(data, dlen) && !memchr(data, '\0', dlen)) {
         size_t tl, rl;
         const char *ev = has_event ? event : NULL;
-        char *tail = msg_json_tail(ev, data, dlen, 1234567, buf[0] & 1 ? 7 : -1, &tl);
+        /* Byte 0 also picks a source timestamp and the JSON flag. */
+        int64_t src = buf[0] & 2 ? (int64_t)size * 1000003 : MSG_NO_SOURCE_TS;
+        int is_json = (buf[0] & 4) != 0;
+        char *tail = msg_json_tail_src(ev, data, dlen, 1234567, src, is_json,
+                                       buf[0] & 1 ? 7 : -1, NULL, &tl);
         msg *ref = msg_new(99, ev, data, dlen, 1234567, buf[0] & 1 ? 7 : -1);
-        if (ref)
+        if (ref) {
             ref->pos = size;
+            ref->src_ts_us = src;
+            ref->is_json = is_json;
+        }
         const char *want = ref ? msg_json_text(ref, &rl) : NULL;
         if (tail && want) {
             char head[64];

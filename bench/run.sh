@@ -22,7 +22,8 @@
 #   environment: SSEB_THREADS=N sets ssebroker's "threads" (default 0: a
 #            writer per CPU); compare 1 and 2 to see what they bring;
 #            SSEB_MAX_DELIVERY_LAG_MS=N sets limits.max_delivery_lag_ms
-#            (0: no backpressure, as before it existed)
+#            (0: no backpressure, as before it existed); SSEB_BROKER=PATH
+#            runs that broker binary instead (an A/B of two builds)
 #
 # Loopback only; every process it starts is stopped by PID on exit; every
 # client run is bounded in count and time (and by timeout(1) as well).
@@ -136,7 +137,7 @@ fi
     make -s -j2 >/dev/null 2>&1 || make -j2 >&2
 ) || { echo "run.sh: building ssebroker failed" >&2; exit 1; }
 make -s -C "$here" ssebench >/dev/null || { echo "run.sh: building ssebench failed" >&2; exit 1; }
-BROKER=$top/build-bench/ssebroker
+BROKER=${SSEB_BROKER:-$top/build-bench/ssebroker}
 SSEBENCH=$here/ssebench
 # --before REV: that commit's broker, for a "before" column in the connection
 # rows. Built from 'git archive' (no checkout, no change to the repository)
@@ -262,7 +263,7 @@ start_server_once() {
   "threads": ${SSEB_THREADS:-0},${BROKER_AUTH:+
   $BROKER_AUTH,}
   "limits": {"max_streams": 19500, "max_streams_per_channel": 19500,
-             "max_pattern_streams": 19500,$lagcf
+            $lagcf
              "max_channels": 1000000, "stream_buffer": 4194304}
 }
 EOF

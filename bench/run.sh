@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh - the benchmark of issue 6 in one command: installs what it needs
+# run.sh - the benchmarks of issues 6 and 18 in one command: installs what it needs
 # (Debian), builds ssebroker (-O2, out of tree in build-bench/) and
 # bench/ssebench, runs every workload against ssebroker (one process on the
 # memory store; Redis store for publishing; and --workers 2 on the Redis store,
@@ -8,9 +8,9 @@
 # medians of --runs runs and the ratios to each peer; then the durable
 # connection rows of issue 12 (ssebroker only, memory and Redis store).
 #
-#   bench/run.sh                 full run with Nchan, 3 runs per workload
+#   bench/run.sh                 full run with Nchan and Pushpin, 3 runs per workload
 #   bench/run.sh --quick         smaller counts, shorter runs, 1 run
-#   bench/run.sh --smoke         tiny counts, ssebroker only, < 30 s; exits 1 on any failure
+#   bench/run.sh --smoke         tiny counts, ssebroker only, < 1 min; exits 1 on any failure
 #   bench/run.sh --only conns --before REV   the connection rows, with a
 #                                "before" column: the broker built at git REV
 #   options: --runs N, --no-nchan, --no-pushpin, --no-workers (skip the
@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift ;;
     --keep) keep=1 ;;
     --before) before=$2; shift ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift

@@ -772,16 +772,25 @@ static void pub_pump_all(void)
 }
 
 /* The connection failed or closed: what was in flight is lost; reopen it. */
-static void pconn_lost(pconn *c)
+/* Close c and open it again. 'failed': it broke (at most 10,000 reopens,
+ * so a server that refuses does not spin us); else the server said
+ * Connection: close after an answer (Pushpin's control API does on each),
+ * which is not counted. */
+static void pconn_reopen(pconn *c, int failed)
 {
     st.errors += c->inflight;
     c->inflight = 0;
     bufferevent_free(c->bev);
     c->bev = NULL;
-    if (!stopping && reconnects++ < 10000)
+    if (!stopping && (!failed || reconnects++ < 10000))
         pconn_open(c);
     if (pub_done())
         event_base_loopbreak(base);
+}
+
+static void pconn_lost(pconn *c)
+{
+    pconn_reopen(c, 1);
 }
 
 static void pconn_response(pconn *c)
@@ -841,7 +850,7 @@ static void pconn_read(struct bufferevent *bev, void *arg)
         if (c->close) {
             if (!c->inflight) {
                 c->close = 0;
-                pconn_lost(c); /* nothing lost: reopen */
+                pconn_reopen(c, 0); /* nothing lost */
             }
             return;
         }

@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# run.sh - the benchmark of issue 6 in one command: installs what it needs
+# run.sh - the benchmarks of issues 6 and 18 in one command: installs what it needs
 # (Debian), builds ssebroker (-O2, out of tree in build-bench/) and
 # bench/ssebench, runs every workload against ssebroker (one process on the
 # memory store; Redis store for publishing; and --workers 2 on the Redis store,
-# every core) and against Nchan (nginx, 2 workers), and prints one table with
-# the medians of --runs runs and the ratios to Nchan; then the durable
+# every core) and against two peers, Nchan (nginx, 2 workers) and Pushpin
+# (Debian's, its own runner, condure and zurl), and prints one table with the
+# medians of --runs runs and the ratios to each peer; then the durable
 # connection rows of issue 12 (ssebroker only, memory and Redis store).
 #
-#   bench/run.sh                 full run with Nchan, 3 runs per workload
+#   bench/run.sh                 full run with Nchan and Pushpin, 3 runs per workload
 #   bench/run.sh --quick         smaller counts, shorter runs, 1 run
-#   bench/run.sh --smoke         tiny counts, ssebroker only, < 30 s; exits 1 on any failure
+#   bench/run.sh --smoke         tiny counts, ssebroker only, < 1 min; exits 1 on any failure
 #   bench/run.sh --only conns --before REV   the connection rows, with a
 #                                "before" column: the broker built at git REV
-#   options: --runs N, --no-nchan, --no-workers (skip the 2-worker column),
-#            --only w1,w2 (idle,pub,fan1k,fan100,fan10k,chan10k; conns =
+#   options: --runs N, --no-nchan, --no-pushpin, --no-workers (skip the
+#            2-worker column), --only w1,w2 (idle,pub,fan1k,fan100,fan10k,
+#            chan10k,open,jwt,pattern,pubconn; conns =
 #            conns_pub,conns_rss,conns_drain), --before REV (built from
 #            git archive in build-bench-before/),
 #            --out FILE (also write the table there), --keep (keep the temp dir)
 #   environment: SSEB_THREADS=N sets ssebroker's "threads" (default 0: a
-#            writer per CPU); compare 1 and 2 to see what they bring
+#            writer per CPU); compare 1 and 2 to see what they bring;
+#            SSEB_MAX_DELIVERY_LAG_MS=N sets limits.max_delivery_lag_ms
+#            (0: no backpressure, as before it existed); SSEB_BROKER=PATH
+#            runs that broker binary instead (an A/B of two builds)
 #
 # Loopback only; every process it starts is stopped by PID on exit; every
 # client run is bounded in count and time (and by timeout(1) as well).
@@ -26,7 +31,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-runs=3 mode=full nchan=1 workers=1 only="" out="" keep=0 before=""
+runs=3 mode=full nchan=1 pushpin=1 workers=1 only="" out="" keep=0 before=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --runs) runs=$2; shift ;;
@@ -34,19 +39,21 @@ while [ $# -gt 0 ]; do
     --smoke) mode=smoke ;;
     --nchan) nchan=1 ;;
     --no-nchan) nchan=0 ;;
+    --pushpin) pushpin=1 ;;
+    --no-pushpin) pushpin=0 ;;
     --no-workers) workers=0 ;;
     --only) only=$2; shift ;;
     --out) out=$2; shift ;;
     --keep) keep=1 ;;
     --before) before=$2; shift ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
 case "$mode" in
 quick) [ "$runs" = 3 ] && runs=1 ;;
-smoke) runs=1 nchan=0 ;;
+smoke) runs=1 nchan=0 pushpin=0 ;;
 esac
 
 # ---- sizes per mode -------------------------------------------------------
@@ -54,12 +61,12 @@ if [ "$mode" = full ]; then
     IDLE_N=10000 PUB_S=10 FAN1K_N=1000 FAN1K_M=1000 FAN100_S=10 FAN10K_N=10000
     FAN10K_S=10 CHAN_N=10000 QUIET_MS=5000 SETTLE_S=1 IDLE_WAIT_S=2
     CONN_NS="0 100 1000" CPUB_S=10 CRSS_N=1000 CRSS_M=1000 CDRAIN_M=1000 CWAIT_S=1
-    CDRAIN_TIMES=3
+    CDRAIN_TIMES=3 OPEN_N=10000 PAT_N=10000 PUBCONN_N=1000
 elif [ "$mode" = quick ]; then
     IDLE_N=2000 PUB_S=3 FAN1K_N=1000 FAN1K_M=200 FAN100_S=3 FAN10K_N=2000
     FAN10K_S=3 CHAN_N=2000 QUIET_MS=3000 SETTLE_S=1 IDLE_WAIT_S=2
     CONN_NS="0 100 1000" CPUB_S=3 CRSS_N=1000 CRSS_M=1000 CDRAIN_M=1000 CWAIT_S=1
-    CDRAIN_TIMES=3
+    CDRAIN_TIMES=3 OPEN_N=2000 PAT_N=2000 PUBCONN_N=1000
 else
     # Smoke checks that everything works, not the figures: shorter waits
     # for a few hundred subscribers (the broker has registered a subscriber
@@ -68,8 +75,14 @@ else
     FAN10K_S=1 CHAN_N=200 QUIET_MS=1000 SETTLE_S=0.3 IDLE_WAIT_S=0.5
     # The connection rows only have to keep working here: one N, no RSS row.
     CONN_NS="100" CPUB_S=0.5 CRSS_N=100 CRSS_M=100 CDRAIN_M=100 CWAIT_S=0.2
-    CDRAIN_TIMES=1
+    CDRAIN_TIMES=1 OPEN_N=200 PAT_N=200 PUBCONN_N=100
 fi
+# open: OPEN_N subscribers opened as fast as the client can (OPEN_BATCH
+# connecting at once per client process), alone and with a JWT (jwt: HS256
+# and ES256, ssebroker only); pattern: publish/s with PAT_N subscribers of
+# one pattern each against PAT_N of one exact name each; pubconn: publish/s
+# with PUBCONN_N durable connections on the channel.
+OPEN_BATCH=1000
 # Durable connections (issue 12): publish/s with each of CONN_NS connections
 # on the channel (none attached; 64 publisher connections for CPUB_S s, as
 # the pub row); broker RSS after CRSS_M x 1 KB published with 0 and CRSS_N
@@ -86,6 +99,10 @@ SUDO=""
 pkgs="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev
       libjansson-dev redis-server curl procps"
 [ "$nchan" = 1 ] && pkgs="$pkgs nginx libnginx-mod-nchan"
+# Pushpin's backend is a small nginx (pushpin-backend.conf); the JWT rows
+# mint their tokens with Node (tests/lib/jwt.mjs).
+[ "$pushpin" = 1 ] && pkgs="$pkgs nginx pushpin"
+[ "$mode" = smoke ] || pkgs="$pkgs nodejs"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -120,7 +137,7 @@ fi
     make -s -j2 >/dev/null 2>&1 || make -j2 >&2
 ) || { echo "run.sh: building ssebroker failed" >&2; exit 1; }
 make -s -C "$here" ssebench >/dev/null || { echo "run.sh: building ssebench failed" >&2; exit 1; }
-BROKER=$top/build-bench/ssebroker
+BROKER=${SSEB_BROKER:-$top/build-bench/ssebroker}
 SSEBENCH=$here/ssebench
 # --before REV: that commit's broker, for a "before" column in the connection
 # rows. Built from 'git archive' (no checkout, no change to the repository)
@@ -216,6 +233,7 @@ start_server() {
     for try in 1 2 3; do
         start_server_once "$1" && return 0
         stop_pid "$SRV_PID"
+        [ -z "$BACKEND_PID" ] || stop_pid "$BACKEND_PID"
         log "$1 did not start on port $SRV_PORT (try $try)"
     done
     echo "$1: the server did not start (see the logs with --keep)" >>"$WORK/notes"
@@ -224,12 +242,15 @@ start_server() {
 
 start_server_once() {
     local target=$1
-    SRV_PORT=$(free_port)
+    SRV_PORT=$(free_port) PUB_PORT="" PUB_ARGS=() BACKEND_PID="" SUB_BATCH=""
     case "$target" in
     sse-* | old-*)
         local store='{"type": "memory"}' args=() bin=$BROKER
         [ "$target" = sse-w2 ] && args=(--workers 2)
         [[ "$target" = old-* ]] && bin=$BROKER_OLD
+        local lagcf=""
+        [ -z "${SSEB_MAX_DELIVERY_LAG_MS:-}" ] ||
+            lagcf=" \"max_delivery_lag_ms\": $SSEB_MAX_DELIVERY_LAG_MS,"
         if [[ "$target" = *-redis || "$target" = sse-w2 ]]; then
             start_redis; redis-cli -p "$REDIS_PORT" flushall >/dev/null
             store="{\"type\": \"redis\", \"url\": \"redis://127.0.0.1:$REDIS_PORT/0\"}"
@@ -239,14 +260,42 @@ start_server_once() {
   "listen": "127.0.0.1:$SRV_PORT",
   "store": $store,
   "log_level": "warn",
-  "threads": ${SSEB_THREADS:-0},
+  "threads": ${SSEB_THREADS:-0},${BROKER_AUTH:+
+  $BROKER_AUTH,}
   "limits": {"max_streams": 19500, "max_streams_per_channel": 19500,
+            $lagcf
              "max_channels": 1000000, "stream_buffer": 4194304}
 }
 EOF
         "$bin" --config "$WORK/broker.json" "${args[@]}" 2>>"$WORK/broker.log" &
         SRV_PID=$!
         SUB_PATH='/channels/%s/events' PUB_PATH='/channels/%s/events'
+        ;;
+    pushpin)
+        # The backend first (an nginx answering the GRIP headers), then
+        # Pushpin's runner with a private runtime dir, on ports of its own.
+        local prefix=$WORK/pushpin user="" bport cport
+        rm -rf "$prefix"; mkdir -p "$prefix/run" "$prefix/log" "$prefix/backend"
+        [ "$(id -u)" -eq 0 ] && user="user root;"
+        bport=$(free_port) cport=$(free_port)
+        sed -e "s|@PREFIX@|$prefix/backend|g" -e "s|@PORT@|$bport|g" -e "s|@USER@|$user|" \
+            "$here/pushpin-backend.conf" >"$prefix/backend/nginx.conf"
+        nginx -p "$prefix/backend" -c "$prefix/backend/nginx.conf" \
+            -e "$prefix/backend/error.log" 2>>"$WORK/nginx.log" &
+        BACKEND_PID=$!
+        PIDS+=("$BACKEND_PID")
+        sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$SRV_PORT|g" -e "s|@CONTROL@|$cport|g" \
+            -e "s|@PUSH@|$(free_port)|g" -e "s|@SUB@|$(free_port)|g" \
+            -e "s|@COMMAND@|$(free_port)|g" "$here/pushpin.conf" >"$prefix/pushpin.conf"
+        echo "* 127.0.0.1:$bport" >"$prefix/routes"
+        wait_http "$bport" 10 || return 1
+        pushpin --config "$prefix/pushpin.conf" >>"$WORK/pushpin.log" 2>&1 &
+        SRV_PID=$!
+        SUB_PATH='/sub/%s' PUB_PATH='/publish/' PUB_PORT=$cport PUB_ARGS=(--grip)
+        # More than ~200 subscribers connecting at once get 500 and 502
+        # answers from Pushpin (its private zurl's queues, the runner's
+        # template): 100 at a time, in every row, its open row included.
+        SUB_BATCH=100
         ;;
     nchan-*)
         local prefix=$WORK/nginx storecf="" user=""
@@ -265,13 +314,15 @@ EOF
     esac
     PIDS+=("$SRV_PID")
     wait_http "$SRV_PORT" 10 && kill -0 "$SRV_PID" 2>/dev/null || return 1
+    [ "$target" = pushpin ] && { wait_http "$PUB_PORT" 10 || return 1; }
     # nginx's workers, ssebroker's --workers: the first to answer is not all
     # of them. One broker process is ready once it answers.
-    [[ "$target" = nchan-* || "$target" = sse-w2 ]] && sleep 0.3
+    [[ "$target" = nchan-* || "$target" = sse-w2 || "$target" = pushpin ]] && sleep 0.3
     return 0
 }
 
-# Resident memory (kB) of the server: the broker, or nginx's master + workers.
+# Resident memory (kB) of the server: the broker, nginx's master + workers, or
+# Pushpin's runner + condure, zurl, proxy and handler (not its backend).
 server_rss() {
     local total=0 p kb
     for p in $SRV_PID $(ps -o pid= --ppid "$SRV_PID" 2>/dev/null); do
@@ -298,10 +349,12 @@ stop_server() {
     if ! kill -0 "$SRV_PID" 2>/dev/null; then
         wait "$SRV_PID"
         echo "$2 [$1]: the server exited before the end of the run (status $?)" >>"$WORK/notes"
+        [ -z "$BACKEND_PID" ] || stop_pid "$BACKEND_PID"
         return
     fi
     [[ "$1" = sse-* || "$1" = old-* ]] && broker_notes "$2"
     stop_pid "$SRV_PID"
+    [ -z "$BACKEND_PID" ] || stop_pid "$BACKEND_PID"
 }
 
 # key=value from a client's output line.
@@ -310,6 +363,7 @@ kv() { tr ' ' '\n' <"$1" | awk -F= -v k="$2" '$1 == k {print $2; exit}'; }
 # Start the subscriber swarm in the background, wait (bounded) for every
 # subscriber to be connected. Output in $WORK/sub.out.
 SUB_PID=""
+SUB_ARGS=() # more options for the next start_subs (e.g. --batch, --header)
 start_subs() { # N CHANNELS CHANNEL EXPECT DURATION
     local n=$1 procs=1
     [ "$n" -ge 4000 ] && procs=2
@@ -317,7 +371,8 @@ start_subs() { # N CHANNELS CHANNEL EXPECT DURATION
     # timeout(1) itself is the child, so $! is its PID and TERM reaches ssebench.
     timeout -k 5 $(($5 + 30)) "$SSEBENCH" sub --port "$SRV_PORT" --path "$SUB_PATH" -n "$n" --procs $procs \
         --channels "$2" --channel "$3" --expect "$4" --quiet-ms "$QUIET_MS" --duration "$5" \
-        --ready "$WORK/ready" >"$WORK/sub.out" 2>>"$WORK/client.log" &
+        --ready "$WORK/ready" "${SUB_ARGS[@]}" ${SUB_BATCH:+--batch "$SUB_BATCH"} \
+        >"$WORK/sub.out" 2>>"$WORK/client.log" &
     SUB_PID=$!
     PIDS+=("$SUB_PID")
     for _ in $(seq 1200); do
@@ -332,9 +387,9 @@ start_subs() { # N CHANNELS CHANNEL EXPECT DURATION
 wait_subs() { wait "$SUB_PID" || true; }
 
 publish() { # COUNT CHANNELS CHANNEL CONNS RATE DURATION [PROCS [SIZE]]
-    timeout -k 5 $((${6%.*} + 30)) "$SSEBENCH" pub --port "$SRV_PORT" --path "$PUB_PATH" --count "$1" \
-        --channels "$2" --channel "$3" --conns "$4" --rate "$5" --duration "$6" \
-        --procs "${7:-1}" --size "${8:-100}" >"$WORK/pub.out" 2>>"$WORK/client.log" || true
+    timeout -k 5 $((${6%.*} + 30)) "$SSEBENCH" pub --port "${PUB_PORT:-$SRV_PORT}" --path "$PUB_PATH" \
+        --count "$1" --channels "$2" --channel "$3" --conns "$4" --rate "$5" --duration "$6" \
+        --procs "${7:-1}" --size "${8:-100}" "${PUB_ARGS[@]}" >"$WORK/pub.out" 2>>"$WORK/client.log" || true
 }
 
 # Record one figure: row, target (sse|nchan), value (none when empty).
@@ -455,6 +510,107 @@ w_chan10k() { # 10,000 channels with one subscriber each, one message each
         rec chan10k.lost "$2" "$lost"
     fi
     stop_server "$1" chan10k
+}
+
+# Open OPEN_N subscribers as fast as the client can; record ROW.sps (subscribers
+# per second: OPEN_N / the time from the first request until all are open).
+open_subs() { # ROW TARGET COLUMN [extra sub options...]
+    local row=$1 target=$2 col=$3 ms c
+    shift 3
+    SUB_ARGS=(--batch "$OPEN_BATCH" "$@")
+    if start_subs "$OPEN_N" 1 "$(tag)" 0 120; then
+        kill -TERM "$SUB_PID" 2>/dev/null || true
+    fi
+    wait_subs
+    SUB_ARGS=()
+    check_subs "$row" "$col" "$OPEN_N" "" >/dev/null
+    ms=$(kv "$WORK/sub.out" open_ms) c=$(kv "$WORK/sub.out" connected)
+    if [ -n "$ms" ] && [ "$ms" != -1.000 ]; then
+        rec "$row.sps" "$col" "$(awk -v n="$c" -v ms="$ms" 'BEGIN {printf "%.0f", n * 1000 / ms}')"
+    fi
+    log "  $target: ${c:-?} open in ${ms:-?} ms"
+}
+
+w_open() { # new subscribers per second, no credentials
+    start_server "$1" || return
+    open_subs open "$1" "$2"
+    stop_server "$1" open
+}
+
+# The same with a JWT in Authorization (ssebroker only: Nchan and Pushpin
+# have no JWT check of their own; they are n/a in the table). One token for
+# every subscriber, minted once with tests/lib/jwt.mjs: HS256 and ES256.
+w_jwt() {
+    local alg tok
+    command -v node >/dev/null || { check "node is missing: no JWT rows" "$2" jwt; return; }
+    [ -s "$WORK/jwt/HS256.tok" ] || mint_tokens || { check "minting tokens failed" "$2" jwt; return; }
+    for alg in HS256 ES256; do
+        tok=$(cat "$WORK/jwt/$alg.tok")
+        BROKER_AUTH=$(cat "$WORK/jwt/auth.json")
+        start_server "$1" || { BROKER_AUTH=""; continue; }
+        BROKER_AUTH=""
+        open_subs "jwt_$alg" "$1" "$2" --header "Authorization: Bearer $tok"
+        stop_server "$1" "jwt_$alg"
+    done
+}
+
+# Keys, tokens and the broker's auth section for w_jwt, in $WORK/jwt.
+mint_tokens() {
+    mkdir -p "$WORK/jwt"
+    (cd "$WORK/jwt" && node --input-type=module -e "
+        import fs from 'node:fs';
+        import { makeKeys, mint } from '$top/tests/lib/jwt.mjs';
+        const k = makeKeys();
+        fs.writeFileSync('hs.key', k.hs.secret);
+        fs.writeFileSync('es.pem', k.es.pem);
+        const exp = Math.floor(Date.now() / 1000) + 3600;
+        fs.writeFileSync('HS256.tok', mint(k.hs, { sub: 'bench', role: 'reader', exp }, { kid: 'hs' }));
+        fs.writeFileSync('ES256.tok', mint(k.es, { sub: 'bench', role: 'reader', exp }, { kid: 'es' }));
+        fs.writeFileSync('auth.json', JSON.stringify({ auth: {
+            roles: { reader: [{ match: '*', allow: ['subscribe', 'publish'] }] },
+            jwt: { keys: [{ kid: 'hs', alg: 'HS256', secret_file: process.cwd() + '/hs.key' },
+                          { kid: 'es', alg: 'ES256', public_key_file: process.cwd() + '/es.pem' }] } } }).slice(1, -1));
+    ") 2>>"$WORK/client.log"
+}
+
+# Publish/s while PAT_N subscribers each hold one pattern (dev.N.*, one
+# stream each) or one exact name (dev.N.t); the messages go to dev.N.t, N
+# in turn, so each is delivered once either way (ssebroker only: the peers
+# have no patterns).
+w_pattern() {
+    local kind ch ok bad err
+    for kind in pattern exact; do
+        ch=$(tag).
+        start_server "$1" || continue
+        if [ "$kind" = pattern ]; then SUB_PATH='/events?channel=%s.*'; else SUB_PATH='/events?channel=%s.t'; fi
+        PUB_PATH='/channels/%s.t/events'
+        if start_subs "$PAT_N" "$PAT_N" "$ch" 0 $((PUB_S + 120)); then
+            publish 100000000 "$PAT_N" "$ch" 64 0 "$PUB_S" 2
+            ok=$(kv "$WORK/pub.out" ok) bad=$(kv "$WORK/pub.out" non2xx) err=$(kv "$WORK/pub.out" errors)
+            [ "${bad:-1}" = 0 ] && [ "${err:-1}" = 0 ] && [ "${ok:-0}" -gt 0 ] ||
+                check "ok=${ok:-?} non2xx=${bad:-?} errors=${err:-?}" "$2" "pattern_$kind"
+            rec "pat_$kind.rps" "$2" "$(kv "$WORK/pub.out" req_s)"
+            wait_subs
+            check_subs "pattern_$kind" "$2" "$PAT_N" "${ok:-0}" >/dev/null
+        fi
+        stop_server "$1" "pattern_$kind"
+    done
+}
+
+# Publish/s with PUBCONN_N durable connections on the channel, none attached
+# (the conns_pub rows below, in the main table; ssebroker only).
+w_pubconn() {
+    local ch ok bad err
+    ch=$(tag)
+    start_server "$1" || return
+    if make_conns "$ch" "$PUBCONN_N" pubconn "$2"; then
+        publish 100000000 1 "$ch" 64 0 "$PUB_S" 2
+        ok=$(kv "$WORK/pub.out" ok) bad=$(kv "$WORK/pub.out" non2xx) err=$(kv "$WORK/pub.out" errors)
+        [ "${bad:-1}" = 0 ] && [ "${err:-1}" = 0 ] && [ "${ok:-0}" -gt 0 ] ||
+            check "ok=${ok:-?} non2xx=${bad:-?} errors=${err:-?}" "$2" pubconn
+        rec pubconn.rps "$2" "$(kv "$WORK/pub.out" req_s)"
+    fi
+    stop_server "$1" pubconn
 }
 
 # ---- durable connections (issue 12) ---------------------------------------
@@ -603,17 +759,23 @@ case "$mode" in full) budget=5400 ;; quick) budget=900 ;; *) budget=60 ;; esac
 set +e # from here on a failure is noted, not fatal
 # Interleave the servers run by run so drift on a shared machine hits both.
 for r in $(seq "$runs"); do
-    for w in idle pub fan1k fan100 fan10k chan10k conns_pub conns_rss conns_drain; do
+    for w in idle pub fan1k fan100 fan10k chan10k open jwt pattern pubconn \
+        conns_pub conns_rss conns_drain; do
         wanted "$w" || continue
         [ "$mode" = smoke ] && [ "$w" = conns_rss ] && continue
         targets="sse-mem"
         [ "$w" = pub ] && targets="$targets sse-redis"
         # Every core: two worker processes on the Redis store (not for the
-        # idle row, which the single process answers).
-        [ "$workers" = 1 ] && [ "$w" != idle ] && targets="$targets sse-w2"
-        if [ "$nchan" = 1 ]; then
-            targets="$targets nchan-mem"
-            [ "$w" = pub ] && targets="$targets nchan-redis"
+        # idle row, which the single process answers, nor the rows only
+        # ssebroker has).
+        [ "$workers" = 1 ] && [[ ! "$w" =~ ^(idle|jwt|pattern|pubconn)$ ]] && targets="$targets sse-w2"
+        if [[ ! "$w" =~ ^(jwt|pattern|pubconn)$ ]]; then
+            if [ "$nchan" = 1 ]; then
+                targets="$targets nchan-mem"
+                [ "$w" = pub ] && targets="$targets nchan-redis"
+            fi
+            # Pushpin has no store to choose: its row is the memory one.
+            [ "$pushpin" = 1 ] && targets="$targets pushpin"
         fi
         if [[ "$w" = conns_* ]]; then
             # Each broker before the same one at --before, so drift hits both.
@@ -632,6 +794,7 @@ for r in $(seq "$runs"); do
             log "run $r/$runs: $w on $t"
             col=sse
             [[ "$t" = nchan-* ]] && col=nchan
+            [ "$t" = pushpin ] && col=pushpin
             [ "$t" = sse-w2 ] && col=w2
             [[ "$w" = conns_* ]] && col=$t
             "w_$w" "$t" "$col"
@@ -647,7 +810,8 @@ done
 # workload | figure | ssebroker | Nchan | ssebroker/Nchan | target
 table() {
     awk -F'\t' -v idle="$IDLE_N" -v f1n="$FAN1K_N" -v f1m="$FAN1K_M" -v f100s="$FAN100_S" \
-        -v f10n="$FAN10K_N" -v f10r="$FAN10K_RATE" -v f10s="$FAN10K_S" -v chn="$CHAN_N" '
+        -v f10n="$FAN10K_N" -v f10r="$FAN10K_RATE" -v f10s="$FAN10K_S" -v chn="$CHAN_N" \
+        -v on="$OPEN_N" -v pn="$PAT_N" -v pcn="$PUBCONN_N" -v ps="$PUB_S" '
     function median(key,    n, i, j, t, a) {
         n = split(vals[key], a, " ")
         for (i = 2; i <= n; i++)       # insertion sort, n is small
@@ -672,13 +836,24 @@ table() {
         while (v ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", v)
         return v
     }
+    function ratio(a, b) { return (a != "" && b != "" && b + 0 != 0) ? sprintf("%.2f", a / b) : "-" }
     END {
         w_idle = sprintf("%s idle subscribers", num(idle))
         w_f1 = sprintf("fan-out %s subs, %s msgs", num(f1n), num(f1m))
         w_f100 = sprintf("fan-out 100 subs, as fast as possible, %d s", f100s)
         w_f10 = sprintf("fan-out %s subs, %d msg/s asked, %d s", num(f10n), f10r, f10s)
         w_ch = sprintf("%s channels x 1 sub, 1 msg each", num(chn))
-        nrows = split("idle.kb pub_mem.rps pub_redis.rps fan1k.dps fan1k.p99 fan1k.lost fan100.dps fan100.p99 fan100.lost fan10k.rate fan10k.dps fan10k.p50 fan10k.p99 fan10k.lost chan10k.dps chan10k.p99 chan10k.lost", rows, " ")
+        nrows = split("idle.kb pub_mem.rps pub_redis.rps fan1k.dps fan1k.p99 fan1k.lost fan100.dps fan100.p99 fan100.lost fan10k.rate fan10k.dps fan10k.p50 fan10k.p99 fan10k.lost chan10k.dps chan10k.p99 chan10k.lost open.sps jwt_HS256.sps jwt_ES256.sps pat_pattern.rps pat_exact.rps pubconn.rps", rows, " ")
+        w_open = sprintf("%s new subscribers, opened as fast as the client can", num(on))
+        name["open.sps"] = w_open "|subscribers/s|k|>= 1.5x"
+        name["jwt_HS256.sps"] = w_open ", JWT HS256|subscribers/s|k|"
+        name["jwt_ES256.sps"] = w_open ", JWT ES256|subscribers/s|k|"
+        name["pat_pattern.rps"] = sprintf("publish, 64 conns, %d s, %s subscribers of one pattern each (dev.N.*)", ps, num(pn)) "|req/s|k|"
+        name["pat_exact.rps"] = sprintf("publish, 64 conns, %d s, %s subscribers of one exact name each (dev.N.t)", ps, num(pn)) "|req/s|k|"
+        name["pubconn.rps"] = sprintf("publish, 64 conns, %d s, %s durable connections on the channel", ps, num(pcn)) "|req/s|k|"
+        # Rows only ssebroker has: the peers are n/a, not missing.
+        na["jwt_HS256.sps"] = na["jwt_ES256.sps"] = na["pat_pattern.rps"] = na["pat_exact.rps"] = na["pubconn.rps"] = 1
+        na2["pub_redis.rps"] = 1 # Pushpin has no store to choose
         name["idle.kb"] = w_idle "|memory per subscriber|kb|<= 0.3x"
         name["pub_mem.rps"] = "publish, 64 conns, 100 B, memory store|req/s|k|>= 1.5x"
         name["pub_redis.rps"] = "publish, 64 conns, 100 B, Redis store|req/s|k|>= 2x"
@@ -696,28 +871,36 @@ table() {
         name["chan10k.dps"] = w_ch "|deliveries/s|k|>= 1.5x"
         name["chan10k.p99"] = w_ch "|p99 latency|ms|"
         name["chan10k.lost"] = w_ch "|lost deliveries|n|0"
-        # A column for two worker processes (Redis store) when they ran.
-        w2 = 0
-        for (k in vals) if (k ~ (SUBSEP "w2$")) w2 = 1
-        if (w2) {
-            print "| workload | figure | ssebroker | ssebroker, 2 workers | Nchan | ssebroker/Nchan | 2 workers/Nchan | target |"
-            print "|---|---|---:|---:|---:|---:|---:|---|"
-        } else {
-            print "| workload | figure | ssebroker | Nchan | ssebroker/Nchan | target |"
-            print "|---|---|---:|---:|---:|---|"
+        # A column for two worker processes (Redis store), for Nchan and for
+        # Pushpin when they ran.
+        w2 = hn = hp = 0
+        for (k in vals) {
+            if (k ~ (SUBSEP "w2$")) w2 = 1
+            if (k ~ (SUBSEP "nchan$")) hn = 1
+            if (k ~ (SUBSEP "pushpin$")) hp = 1
         }
+        head = "| workload | figure | ssebroker"; sep = "|---|---|---:"
+        if (w2) { head = head " | ssebroker, 2 workers"; sep = sep "|---:" }
+        if (hn) { head = head " | Nchan"; sep = sep "|---:" }
+        if (hp) { head = head " | Pushpin"; sep = sep "|---:" }
+        if (hn) { head = head " | ssebroker/Nchan"; sep = sep "|---:" }
+        if (hp) { head = head " | ssebroker/Pushpin"; sep = sep "|---:" }
+        if (w2 && hn) { head = head " | 2 workers/Nchan"; sep = sep "|---:" }
+        print head " | target |"; print sep "|---|"
         for (i = 1; i <= nrows; i++) {
             r = rows[i]
-            if (!((r SUBSEP "sse") in vals) && !((r SUBSEP "nchan") in vals)) continue
+            if (!((r SUBSEP "sse") in vals) && !((r SUBSEP "nchan") in vals) && !((r SUBSEP "pushpin") in vals)) continue
             split(name[r], f, "|")
             s = median(r SUBSEP "sse"); n = median(r SUBSEP "nchan"); t = median(r SUBSEP "w2")
-            ratio = (s != "" && n != "" && n + 0 != 0) ? sprintf("%.2f", s / n) : "-"
-            ratio2 = (t != "" && n != "" && n + 0 != 0) ? sprintf("%.2f", t / n) : "-"
-            if (w2)
-                printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f[1], f[2], fmt(s, f[3]),
-                    fmt(t, f[3]), fmt(n, f[3]), ratio, ratio2, f[4]
-            else
-                printf "| %s | %s | %s | %s | %s | %s |\n", f[1], f[2], fmt(s, f[3]), fmt(n, f[3]), ratio, f[4]
+            p = median(r SUBSEP "pushpin")
+            out = "| " f[1] " | " f[2] " | " fmt(s, f[3])
+            if (w2) out = out " | " fmt(t, f[3])
+            if (hn) out = out " | " (na[r] ? "n/a" : fmt(n, f[3]))
+            if (hp) out = out " | " (na[r] || na2[r] ? "n/a" : fmt(p, f[3]))
+            if (hn) out = out " | " ratio(s, n)
+            if (hp) out = out " | " ratio(s, p)
+            if (w2 && hn) out = out " | " ratio(t, n)
+            print out " | " f[4] " |"
         }
     }' "$WORK/results.tsv"
 }

@@ -51,6 +51,7 @@ typedef struct stats {
     uint64_t deliveries, unique, dups, gaps, unparsed;
     uint64_t complete, disorder;       /* sub: reached --expect; older after newer */
     uint64_t req_ns, done_ns;          /* sub: first request sent, last one complete */
+    uint64_t open_ns;                  /* sub: the last subscriber's opening bytes */
     uint64_t sent, ok, non2xx, errors; /* pub */
     uint64_t first_ns, last_ns;        /* earliest send, latest receive */
     uint64_t max_us;
@@ -71,10 +72,12 @@ static struct {
     uint64_t expect;
     unsigned quiet_ms;
     const char *ready;
+    const char *header; /* one more request header line, e.g. Authorization */
     /* pub */
     unsigned conns, depth, size, lines;
     double rate;
     uint64_t count;
+    int grip; /* Pushpin: a JSON publish with an http-stream item, no %s */
 } opt = {
     .host = "127.0.0.1",
     .port = 8080,
@@ -375,11 +378,14 @@ static void sub_end(sub *s, const char *why)
     sub_check_done();
 }
 
-/* An event arrived: its data is "s=SEQ t=NS ...". */
+/* An event arrived: its data is "s=SEQ t=NS ...", or ssebroker's envelope
+ * (GET /events) {"channel": ..., "data": "s=SEQ t=NS ...", ...}. */
 static void sub_deliver(sub *s, char *d)
 {
     uint64_t now = mono_ns();
     char *e;
+    if (d[0] == '{' && (e = strstr(d, "\"data\":\"")) != NULL)
+        d = e + 8;
     if (d[0] != 's' || d[1] != '=')
         goto bad;
     uint64_t seq = strtoull(d + 2, &e, 10);
@@ -537,6 +543,7 @@ static void sub_read(struct bufferevent *bev, void *arg)
             /* The opening comment is here: the server has the subscriber. */
             s->opened = 1;
             st.connected++;
+            st.open_ns = mono_ns();
             bufferevent_set_timeouts(bev, NULL, NULL);
             sub_settle();
         }
@@ -608,9 +615,10 @@ static void sub_start(sub *s)
     bufferevent_enable(s->bev, EV_READ);
     channel_name(ch, sizeof(ch), s->gidx % opt.nchannels);
     evbuffer_add_printf(bufferevent_get_output(s->bev),
-                        "GET %s%s%s HTTP/1.1\r\nHost: %s:%d\r\n"
+                        "GET %s%s%s HTTP/1.1\r\nHost: %s:%d\r\n%s%s"
                         "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
-                        path_pre, ch, path_post, opt.host, opt.port);
+                        path_pre, ch, path_post, opt.host, opt.port,
+                        opt.header ? opt.header : "", opt.header ? "\r\n" : "");
     if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&server, sizeof(server)) <
         0)
         sub_end(s, "connect failed");
@@ -721,11 +729,29 @@ static void pconn_send(pconn *c)
     size_t blen = (unsigned)k > opt.size ? (size_t)k : opt.size;
     channel_name(ch, sizeof(ch), (unsigned)(i % opt.nchannels));
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_add_printf(out,
-                        "POST %s%s%s HTTP/1.1\r\nHost: %s:%d\r\n"
-                        "Content-Type: text/plain\r\nContent-Length: %zu\r\n\r\n",
-                        path_pre, ch, path_post, opt.host, opt.port, blen);
-    evbuffer_add(out, body, blen);
+    if (opt.grip) {
+        /* Pushpin's control API: the channel in the body, the payload as one
+         * SSE event (one line of plain characters: no JSON escaping). */
+        static char grip[sizeof(body) + 512];
+        int g = snprintf(grip, sizeof(grip),
+                         "{\"items\":[{\"channel\":\"%s\",\"formats\":{\"http-stream\":"
+                         "{\"content\":\"data: %.*s\\n\\n\"}}}]}",
+                         ch, (int)blen, body);
+        evbuffer_add_printf(
+            out,
+            "POST %s HTTP/1.1\r\nHost: %s:%d\r\n%s%s"
+            "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+            path_pre, opt.host, opt.port, opt.header ? opt.header : "",
+            opt.header ? "\r\n" : "", g);
+        evbuffer_add(out, grip, (size_t)g);
+    } else {
+        evbuffer_add_printf(out,
+                            "POST %s%s%s HTTP/1.1\r\nHost: %s:%d\r\n%s%s"
+                            "Content-Type: text/plain\r\nContent-Length: %zu\r\n\r\n",
+                            path_pre, ch, path_post, opt.host, opt.port,
+                            opt.header ? opt.header : "", opt.header ? "\r\n" : "", blen);
+        evbuffer_add(out, body, blen);
+    }
     c->sent_at[(c->head + c->inflight) % MAX_DEPTH] = now;
     c->inflight++;
     st.sent++;
@@ -746,16 +772,25 @@ static void pub_pump_all(void)
 }
 
 /* The connection failed or closed: what was in flight is lost; reopen it. */
-static void pconn_lost(pconn *c)
+/* Close c and open it again. 'failed': it broke (at most 10,000 reopens,
+ * so a server that refuses does not spin us); else the server said
+ * Connection: close after an answer (Pushpin's control API does on each),
+ * which is not counted. */
+static void pconn_reopen(pconn *c, int failed)
 {
     st.errors += c->inflight;
     c->inflight = 0;
     bufferevent_free(c->bev);
     c->bev = NULL;
-    if (!stopping && reconnects++ < 10000)
+    if (!stopping && (!failed || reconnects++ < 10000))
         pconn_open(c);
     if (pub_done())
         event_base_loopbreak(base);
+}
+
+static void pconn_lost(pconn *c)
+{
+    pconn_reopen(c, 1);
 }
 
 static void pconn_response(pconn *c)
@@ -815,7 +850,7 @@ static void pconn_read(struct bufferevent *bev, void *arg)
         if (c->close) {
             if (!c->inflight) {
                 c->close = 0;
-                pconn_lost(c); /* nothing lost: reopen */
+                pconn_reopen(c, 0); /* nothing lost */
             }
             return;
         }
@@ -1010,7 +1045,7 @@ static void merge(stats *into, const stats *s)
     uint64_t *a = (uint64_t *)into;
     const uint64_t *b = (const uint64_t *)s;
     uint64_t first = into->first_ns, last = into->last_ns, max = into->max_us;
-    uint64_t req = into->req_ns, done = into->done_ns;
+    uint64_t req = into->req_ns, done = into->done_ns, open = into->open_ns;
     for (size_t i = 0; i < sizeof(*s) / sizeof(uint64_t); i++)
         a[i] += b[i];
     into->first_ns = !first || (s->first_ns && s->first_ns < first) ? s->first_ns : first;
@@ -1018,6 +1053,7 @@ static void merge(stats *into, const stats *s)
     into->max_us = s->max_us > max ? s->max_us : max;
     into->req_ns = !req || (s->req_ns && s->req_ns < req) ? s->req_ns : req;
     into->done_ns = s->done_ns > done ? s->done_ns : done;
+    into->open_ns = s->open_ns > open ? s->open_ns : open;
 }
 
 /* Worker process 'idx': runs its share, writes 'R' when its subscribers are
@@ -1101,6 +1137,11 @@ static void report(int mode_sub, const stats *s, double wall)
                        ? (double)(s->done_ns - s->req_ns) / 1e6
                        : -1.0);
         }
+        /* From the first request to the last subscriber's opening bytes;
+         * -1 unless every one connected. */
+        printf(" open_ms=%.3f", s->connected == s->subs && s->open_ns > s->req_ns
+                                    ? (double)(s->open_ns - s->req_ns) / 1e6
+                                    : -1.0);
         printf(" window_s=%.3f deliveries_s=%.0f", window,
                window > 0 ? (double)s->deliveries / window : 0);
     } else {
@@ -1219,6 +1260,7 @@ static void usage(FILE *f)
         "  --channels N       channels NAME0..NAME<N-1> (1: just NAME)\n"
         "  --procs P          worker processes (1)\n"
         "  --duration S       hard time limit in seconds (30)\n"
+        "  --header LINE      one more request header, e.g. 'Authorization: Bearer T'\n"
         "sub: subscriber i takes channel i %% N and source address 127.0.0.(2 + i %% "
         "253)\n"
         "  -n N               subscribers (1)\n"
@@ -1227,6 +1269,7 @@ static void usage(FILE *f)
         "                     complete_ms: from the first request until then\n"
         "  --quiet-ms Q       stop Q ms after the last message (2000)\n"
         "  --ready FILE       create FILE once every subscriber is connected or failed\n"
+        "                     (open_ms: from the first request until all are open)\n"
         "pub: message i goes to channel i %% N\n"
         "  --conns K          keep-alive connections (1)\n"
         "  --depth D          requests in flight per connection, 1-%d (1)\n"
@@ -1234,31 +1277,22 @@ static void usage(FILE *f)
         "  --count M          messages in all, 0 = until --duration (0)\n"
         "  --size B           payload bytes (100); 0: an empty body, e.g. to create\n"
         "                     connections (--path '/channels/%%s/connections')\n"
-        "  --lines L          split the payload into L lines (1)\n",
+        "  --lines L          split the payload into L lines (1)\n"
+        "  --grip             Pushpin's control API: --path '/publish/' (no %%s), the\n"
+        "                     channel and an http-stream item in a JSON body\n",
         MAX_DEPTH);
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"host", 1, 0, 'H'},
-                                             {"port", 1, 0, 'p'},
-                                             {"path", 1, 0, 'P'},
-                                             {"channel", 1, 0, 'c'},
-                                             {"channels", 1, 0, 'C'},
-                                             {"procs", 1, 0, 'j'},
-                                             {"duration", 1, 0, 'd'},
-                                             {"batch", 1, 0, 'b'},
-                                             {"expect", 1, 0, 'e'},
-                                             {"quiet-ms", 1, 0, 'q'},
-                                             {"ready", 1, 0, 'r'},
-                                             {"conns", 1, 0, 'k'},
-                                             {"depth", 1, 0, 'D'},
-                                             {"rate", 1, 0, 'R'},
-                                             {"count", 1, 0, 'm'},
-                                             {"size", 1, 0, 's'},
-                                             {"lines", 1, 0, 'l'},
-                                             {"help", 0, 0, 'h'},
-                                             {0, 0, 0, 0}};
+    static const struct option longopts[] = {
+        {"host", 1, 0, 'H'},     {"port", 1, 0, 'p'},     {"path", 1, 0, 'P'},
+        {"channel", 1, 0, 'c'},  {"channels", 1, 0, 'C'}, {"procs", 1, 0, 'j'},
+        {"duration", 1, 0, 'd'}, {"batch", 1, 0, 'b'},    {"expect", 1, 0, 'e'},
+        {"quiet-ms", 1, 0, 'q'}, {"ready", 1, 0, 'r'},    {"conns", 1, 0, 'k'},
+        {"depth", 1, 0, 'D'},    {"rate", 1, 0, 'R'},     {"count", 1, 0, 'm'},
+        {"size", 1, 0, 's'},     {"lines", 1, 0, 'l'},    {"header", 1, 0, 'A'},
+        {"grip", 0, 0, 'G'},     {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
     if (argc == 2 && !strcmp(argv[1], "selftest"))
         return selftest();
     if (argc < 2 || (strcmp(argv[1], "sub") && strcmp(argv[1], "pub"))) {
@@ -1323,6 +1357,12 @@ int main(int argc, char **argv)
         case 'l':
             opt.lines = (unsigned)atoi(optarg);
             break;
+        case 'A':
+            opt.header = optarg;
+            break;
+        case 'G':
+            opt.grip = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1332,13 +1372,29 @@ int main(int argc, char **argv)
         }
     }
     const char *pct = strstr(opt.path, "%s");
-    if (!pct || strstr(pct + 2, "%") || (size_t)(pct - opt.path) >= sizeof(path_pre) ||
-        strlen(pct + 2) >= sizeof(path_post)) {
+    if (opt.grip && !pct) { /* the channel goes in the body */
+        if (mode_sub || opt.lines != 1 || strlen(opt.path) >= sizeof(path_pre) ||
+            strchr(opt.path, '%')) {
+            fprintf(stderr, "ssebench: --grip is for pub, one line, a path without %%\n");
+            return 2;
+        }
+        strcpy(path_pre, opt.path);
+        pct = NULL;
+    } else if (!pct || strstr(pct + 2, "%") ||
+               (size_t)(pct - opt.path) >= sizeof(path_pre) ||
+               strlen(pct + 2) >= sizeof(path_post)) {
         fprintf(stderr, "ssebench: --path needs exactly one %%s\n");
         return 2;
     }
-    memcpy(path_pre, opt.path, (size_t)(pct - opt.path));
-    strcpy(path_post, pct + 2);
+    if (pct) {
+        memcpy(path_pre, opt.path, (size_t)(pct - opt.path));
+        strcpy(path_post, pct + 2);
+    }
+    if (opt.header && (strchr(opt.header, '\r') || strchr(opt.header, '\n') ||
+                       !strchr(opt.header, ':'))) {
+        fprintf(stderr, "ssebench: --header takes one 'Name: value' line\n");
+        return 2;
+    }
     server.sin_family = AF_INET;
     server.sin_port = htons((uint16_t)opt.port);
     if (inet_pton(AF_INET, opt.host, &server.sin_addr) != 1 ||

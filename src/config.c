@@ -131,6 +131,7 @@ int config_init(config *c)
     c->http.idle_timeout_s = 30;
     c->http.backoff_ms = 5000;
     c->http.max_retry_ms = 60000;
+    c->http.max_delivery_lag_ms = 1000;
     c->broker.heartbeat_s = 15;
     c->broker.node_ttl_s = 300;
     c->broker.max_memory = (size_t)1 << 30;
@@ -511,6 +512,8 @@ static const cfg_field limit_fields[] = {
     {"max_memory", 1048576, 1099511627776LL, offsetof(config, broker.max_memory),
      FIELD_SIZE},
     {"max_retry_ms", 0, 86400000, offsetof(config, http.max_retry_ms), FIELD_INT},
+    {"max_delivery_lag_ms", 0, 3600000, offsetof(config, http.max_delivery_lag_ms),
+     FIELD_INT},
 };
 
 static int cfg_limits(const cfg_ctx *x, config *c, json_t *obj)

@@ -68,8 +68,9 @@ typedef struct config {
     /* The HTTP layer's part; http.cors_origin is owned here. Defaults: listen
      * 127.0.0.1:8080, max_body 1 MiB, max_headers 16 KiB, max_connections the
      * open-file limit less a reserve, idle_timeout_s 30, stream_buffer and max_response 1
-     * MiB, backoff_ms 5000, max_retry_ms 60000, cors_origin "*", threads 0: one per CPU
-     * this process may run on, or 1 under --workers (1..17 when set). */
+     * MiB, backoff_ms 5000, max_retry_ms 60000, max_delivery_lag_ms 1000, cors_origin
+     * "*", threads 0: one per CPU this process may run on, or 1 under --workers (1..17
+     * when set). */
     http_opts http;
     auth_cfg auth; /* access control; none (not present): open to all, on loopback only */
     /* "modules": the event-processing modules to load, in order; owned.

@@ -168,7 +168,7 @@ static void test_load_ok(void)
                d.broker.max_connections_per_channel == 10000 &&
                d.http.stream_buffer == 1048576 && d.http.idle_timeout_s == 30 &&
                d.http.backoff_ms == 5000 && d.http.max_retry_ms == 60000 &&
-               d.http.max_response == 1048576,
+               d.http.max_delivery_lag_ms == 1000 && d.http.max_response == 1048576,
            "limit defaults");
         ok(config_load_string(
                &d,
@@ -176,14 +176,14 @@ static void test_load_ok(void)
                "\"max_streams_per_channel\": 4, "
                "\"max_connections_per_channel\": 5, \"stream_buffer\": 4096, "
                "\"idle_timeout_s\": 1, \"backoff_ms\": 0, \"max_retry_ms\": 7, "
-               "\"max_response\": 8192}}",
+               "\"max_delivery_lag_ms\": 0, \"max_response\": 8192}}",
                "l.json", err, sizeof(err)) == 0 &&
                d.broker.max_channels == 2 && d.broker.max_streams == 3 &&
                d.broker.max_streams_per_channel == 4 &&
                d.broker.max_connections_per_channel == 5 &&
                d.http.stream_buffer == 4096 && d.http.idle_timeout_s == 1 &&
                d.http.backoff_ms == 0 && d.http.max_retry_ms == 7 &&
-               d.http.max_response == 8192,
+               d.http.max_delivery_lag_ms == 0 && d.http.max_response == 8192,
            "every limit loads (%s)", err);
         ok(config_load_string(&d, "{\"limits\": {\"stream_buffer\": 100}}", "l.json", err,
                               sizeof(err)) < 0 &&

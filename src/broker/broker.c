@@ -289,6 +289,7 @@ const char *broker_pub_name(int result)
         [BROKER_PUB_STORE_FULL] = "store_full",
         [BROKER_PUB_STORE_ERROR] = "store_error",
         [BROKER_PUB_SHUTDOWN] = "shutdown",
+        [BROKER_PUB_OVERLOADED] = "overloaded",
         [BROKER_PUB_ERROR] = "error"};
     return result >= 0 && result < BROKER_PUB_N ? names[result] : "unknown";
 }

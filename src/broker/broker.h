@@ -221,6 +221,8 @@ enum {
     BROKER_PUB_STORE_FULL,  /* the store is out of memory */
     BROKER_PUB_STORE_ERROR, /* the store failed or is unreachable */
     BROKER_PUB_SHUTDOWN,    /* the broker shuts down */
+    BROKER_PUB_OVERLOADED,  /* delivery is behind (limits.max_delivery_lag_ms: the
+                               transport) */
     BROKER_PUB_ERROR,       /* anything else (out of memory here) */
     BROKER_PUB_N
 };

@@ -357,6 +357,28 @@ static void published(int status, const uint64_t *ids_, size_t n, int64_t ts_us,
     ctx_free(c);
 }
 
+/* Backpressure: while the streams of this process hold output older than
+ * limits.max_delivery_lag_ms that the loop has not written yet, delivery is
+ * behind what is published, and a publish accepted now would only wait
+ * longer. Refuse it (503, Retry-After) before reading its body, and count
+ * it; returns true when refused. What was acknowledged is not touched. */
+static bool overloaded(http_ctx *c)
+{
+    char after[24];
+    int64_t lag;
+    if (c->o->max_delivery_lag_ms <= 0 ||
+        (lag = httpd_delivery_lag_ms(c->req)) < c->o->max_delivery_lag_ms)
+        return false;
+    broker_publish_refused(c->b, BROKER_PUB_OVERLOADED);
+    /* The backlog takes about as long again to write: come back after it. */
+    snprintf(after, sizeof(after), "%lld", (long long)(lag / 1000 + 1));
+    httpd_add_header(c->req, "Retry-After", after);
+    http_error(c->req, c->o, 503, "overloaded",
+               "delivery is %lld ms behind (limits.max_delivery_lag_ms %d): retry later",
+               (long long)lag, c->o->max_delivery_lag_ms);
+    return true;
+}
+
 /* Publish the parsed batch to c->ch, or to its connection c->cn. */
 static void publish_now(http_ctx *c)
 {
@@ -955,6 +977,8 @@ static int stream_envelope(http_ctx *c)
 static void h_events(http_ctx *c)
 {
     if (c->method == M_POST) {
+        if (overloaded(c))
+            return;
         if (publish_parse_body(c) == 0)
             find(c, true, false, false, publish_now);
         else
@@ -1316,6 +1340,8 @@ static void h_conn(http_ctx *c)
 static void h_conn_events(http_ctx *c)
 {
     if (c->method == M_POST) {
+        if (overloaded(c))
+            return;
         if (publish_parse_body(c) == 0)
             publish_now(c);
         else
@@ -1751,6 +1777,7 @@ int http_server_reload(http_server *h, const http_opts *o)
     h->o.max_response = o->max_response;
     h->o.backoff_ms = o->backoff_ms;
     h->o.max_retry_ms = o->max_retry_ms;
+    h->o.max_delivery_lag_ms = o->max_delivery_lag_ms;
     h->o.cors_origin = o->cors_origin;
     h->o.auth = o->auth;
     h->o.auth_cookie = o->auth_cookie;

@@ -25,6 +25,8 @@ typedef struct http_opts {
     size_t max_response;     /* bytes of one page of history (1 MiB) */
     int backoff_ms;          /* retry: sent to a subscriber refused by a limit (5000) */
     int max_retry_ms;        /* largest retry a publish may set (60000) */
+    int max_delivery_lag_ms; /* a publish is refused (503) while delivery is this far
+                                behind (httpd_delivery_lag_ms); 0: never (1000) */
     int threads;             /* threads that write streams, the loop's included (>= 1) */
     char *cors_origin;       /* Access-Control-Allow-Origin (default "*"); the config
                                 that filled it owns it, the server borrows it */

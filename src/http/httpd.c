@@ -99,6 +99,7 @@ struct httpd_req {
     TAILQ_ENTRY(httpd_req) timed; /* in srv->waiting or srv->lingering */
     TAILQ_ENTRY(httpd_req) dirt;  /* in srv->dirty */
     bool is_dirty;
+    int64_t dirty_us;       /* when it was put in srv->dirty (mono_us) */
     struct req_list *timer; /* which of those, or NULL */
     int64_t deadline_ms;
     unsigned char state, chunk_state;
@@ -122,6 +123,14 @@ struct httpd_req {
     void *on_drain_arg;
     int64_t t0_us; /* the request's first bytes arrived (the access log) */
 };
+
+/* A monotonic clock for the delivery lag (now_us may step). */
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static int64_t mono_ms(void)
 {
@@ -531,12 +540,21 @@ size_t httpd_pending(const httpd_req *r)
     return evbuffer_get_length(bufferevent_get_output(r->bev));
 }
 
+int64_t httpd_delivery_lag_ms(const httpd_req *r)
+{
+    /* The list is in the order streams were marked: its head is the oldest. */
+    const httpd_req *head = TAILQ_FIRST(&r->srv->dirty);
+    int64_t lag = head ? mono_us() - head->dirty_us : 0;
+    return lag > 0 ? lag / 1000 : 0;
+}
+
 void httpd_stream_dirty(httpd_req *r)
 {
     httpd *h = r->srv;
     if (r->is_dirty || r->state != S_STREAM)
         return;
     r->is_dirty = true;
+    r->dirty_us = mono_us();
     TAILQ_INSERT_TAIL(&h->dirty, r, dirt);
     if (TAILQ_FIRST(&h->dirty) == r) {
         /* A timeout, not an activation: it runs after everything this turn

@@ -137,6 +137,12 @@ struct evbuffer *httpd_stream_output(httpd_req *r);
 void httpd_stream_dirty(httpd_req *r);
 /* Bytes written to the stream and not yet taken by the socket. */
 size_t httpd_pending(const httpd_req *r);
+/* How far this server's delivery is behind, in ms: the age of the oldest
+ * stream output not yet handed to its socket (streams marked dirty and not
+ * written since), 0 when every stream has been written. A client that reads
+ * slowly does not count: what its socket does not take waits in its own
+ * buffer (limits.stream_buffer), not here. 'r' is any request of the server. */
+int64_t httpd_delivery_lag_ms(const httpd_req *r);
 /* Write what the socket takes now, without waiting for the loop. Returns the
  * bytes still pending. */
 size_t httpd_push(httpd_req *r);

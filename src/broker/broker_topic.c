@@ -318,7 +318,7 @@ void broker_topic_replay(broker *b, stream *s, const char *last_id)
         if (!topic_names_have(tp, ch->name) && !topic_pats_match(tp, ch->name))
             continue;
         if (!topic_may(tp, ch->name, ACT_SUBSCRIBE | ACT_HISTORY))
-            continue; /* live only, as a single stream without history */
+            continue;                 /* live only, as a single stream without history */
         broker_history_retain(b, ch); /* nothing older than its age replays */
         size_t from = broker_resume_at(b, ch, last_id, &g);
         const msg *oldest = msgq_at(&ch->history, 0);

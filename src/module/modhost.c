@@ -83,6 +83,8 @@ struct modhost {
     bool active;            /* ... and caught up: modules get events here */
     bool reading;           /* reading where the last holder stopped */
     bool stopped;           /* modhost_stop: no more lease */
+    bool sessions;          /* a module is told of sessions: SESSION_CHANNEL is
+                               caught up too */
     int64_t lease_until_ms; /* the lease is ours until then (our clock) */
     int64_t asked_ms;       /* when the write of the lease was sent */
     char lease_val[64];     /* what the store holds while we hold it */
@@ -400,6 +402,8 @@ static int held_cmp(const void *a, const void *b)
 
 static bool wanted(const modhost *mh, const char *name)
 {
+    if (mh->sessions && strcmp(name, SESSION_CHANNEL) == 0)
+        return true;
     for (size_t i = 0; i < mh->n; i++)
         if (mod_matches(mh->mods[i], name))
             return true;
@@ -735,14 +739,13 @@ static void sessions_open(modhost *mh)
     int why = 0;
     for (size_t i = 0; i < mh->n; i++) {
         const ssebroker_module_desc *d = mh->mods[i]->desc;
-        if (d->on_session_start || d->on_session_stop) {
-            if (!broker_chan_lookup(mh->b, SESSION_CHANNEL, true, &why, sessions_opened,
-                                    NULL) &&
-                why != BROKER_EPENDING)
-                sessions_opened(why, NULL, NULL);
-            return;
-        }
+        if (d->on_session_start || d->on_session_stop)
+            mh->sessions = true;
     }
+    if (mh->sessions &&
+        !broker_chan_lookup(mh->b, SESSION_CHANNEL, true, &why, sessions_opened, NULL) &&
+        why != BROKER_EPENDING)
+        sessions_opened(why, NULL, NULL);
 }
 
 int modhost_start(modhost *mh)
@@ -751,13 +754,13 @@ int modhost_start(modhost *mh)
                          (MODHOST_LEASE_TICK_MS % 1000) * 1000};
     if (!mh->n)
         return 0;
+    sessions_open(mh); /* first: the sessions' events count in start_seq */
     mh->start_seq = retained(mh, 0, NULL, NULL);
     if (!(mh->lease_ev = event_new(mh->base, -1, EV_PERSIST, lease_tick, mh)) ||
         !(mh->save_ev = evtimer_new(mh->base, save_cb, mh)) ||
         event_add(mh->lease_ev, &tv) < 0)
         return -1;
     broker_set_observer(mh->b, on_message, mh);
-    sessions_open(mh);
     lease_tick(-1, 0, mh); /* at once: a lone node runs its modules from the start */
     return 0;
 }

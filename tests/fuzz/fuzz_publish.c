@@ -28,9 +28,9 @@ static const char *const ctypes[] = {"application/json", "text/plain", NULL,
                                      "application/json; charset=utf-8"};
 
 static const char *const codes[] = {
-    "invalid_json",  "invalid_event",  "invalid_data",
-    "invalid_retry", "unknown_field",  "batch_too_large",
-    "empty_batch",   "invalid_target", "reserved_event_type"};
+    "invalid_json",        "invalid_event",           "invalid_data", "invalid_retry",
+    "unknown_field",       "batch_too_large",         "empty_batch",  "invalid_target",
+    "reserved_event_type", "invalid_source_timestamp"};
 
 static int known_code(const char *code)
 {
@@ -51,6 +51,9 @@ static void check_event(const pub_event *ev)
     CHECK(ev->data != NULL);
     CHECK(ev->data_len == strlen(ev->data)); /* so no NUL inside */
     CHECK(ev->retry == -1 || (ev->retry >= 0 && ev->retry <= 86400000));
+    CHECK(ev->has_src_ts == 0 || (ev->has_src_ts == 1 && ev->src_ts >= 0 &&
+                                  ev->src_ts <= (INT64_C(1) << 53) - 1));
+    CHECK(ev->is_json == 0 || ev->is_json == 1);
     if (ev->tg) {
         const target_rec *tg = ev->tg;
         CHECK(tg->lists && !tg->pub_authid && !tg->pub_authrole);

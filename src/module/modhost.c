@@ -59,7 +59,9 @@ typedef struct module {
     const ssebroker_module_desc *desc;
     void *state;
     struct timer_list timers;
-    size_t inflight;
+    size_t inflight;         /* its publishes under way (those waiting included) */
+    struct pub_list waiting; /* ... not yet handed to the broker, in the order
+                                made: the first one's channel is being looked up */
     modhost_stats st;
 } module;
 
@@ -105,9 +107,11 @@ struct modhost {
 
 /* A module's publish under way: the channel looked up, then the publish. */
 struct mod_pub {
-    TAILQ_ENTRY(mod_pub) link;
-    module *mod;  /* NULL once the host is gone */
-    uint64_t seq; /* the event it reacts to; 0: none (a timer's) */
+    TAILQ_ENTRY(mod_pub) link; /* the host's pubs */
+    TAILQ_ENTRY(mod_pub) wait; /* its module's waiting, until handed to the broker */
+    module *mod;               /* NULL once the host is gone */
+    uint64_t seq;              /* the event it reacts to; 0: none (a timer's) */
+    chan *ch;                  /* while waiting: its channel, found (a reference) */
     pub_batch batch;
     char channel[CHAN_NAME_MAX + 1];
 };
@@ -232,18 +236,45 @@ static int pub_start(mod_pub *mp, chan *ch)
     return rc;
 }
 
+/* A module's publishes go to the broker (which numbers them in the order it
+ * gets them) in the order the module made them: the first waiting once its
+ * channel is found, then each one behind it whose channel is found too. The
+ * first waiting is always one whose lookup is under way. */
+static void pub_pump(module *mod)
+{
+    mod_pub *mp;
+    while ((mp = TAILQ_FIRST(&mod->waiting)) && mp->ch) {
+        chan *ch = mp->ch;
+        TAILQ_REMOVE(&mod->waiting, mp, wait);
+        mp->ch = NULL;
+        if (ch->deleted) { /* while it waited for the one before */
+            mod_error(mod, "a publish to '%s' failed: %s", mp->channel,
+                      broker_strerror(BROKER_ENOCHAN));
+            pub_free(mp);
+        } else if (pub_start(mp, ch) < 0) {
+            pub_free(mp);
+        }
+        chan_unref(ch);
+    }
+}
+
 static void pub_found(int status, chan *ch, void *arg)
 {
     mod_pub *mp = arg;
-    if (!mp->mod) {
+    module *mod = mp->mod;
+    if (!mod) { /* the host is gone: it is on no list */
         pub_free(mp);
-    } else if (status < 0 || !ch) {
-        mod_error(mp->mod, "a publish to '%s' failed: %s", mp->channel,
-                  broker_strerror(status < 0 ? status : BROKER_ENOCHAN));
-        pub_free(mp);
-    } else if (pub_start(mp, ch) < 0) {
-        pub_free(mp);
+        return;
     }
+    if (status < 0 || !ch) {
+        mod_error(mod, "a publish to '%s' failed: %s", mp->channel,
+                  broker_strerror(status < 0 ? status : BROKER_ENOCHAN));
+        TAILQ_REMOVE(&mod->waiting, mp, wait);
+        pub_free(mp);
+    } else {
+        mp->ch = chan_ref(ch);
+    }
+    pub_pump(mod);
 }
 
 /* An event type a client could publish: 1..PUB_EVENT_MAX bytes, no CR, LF,
@@ -308,12 +339,17 @@ static int host_publish(const ssebroker_host *h, const char *channel, const char
     if (mp->seq)
         mh->reacting++;
     ch = broker_chan_lookup(mh->b, channel, true, &why, pub_found, mp);
-    if (ch) {
+    if (ch && TAILQ_EMPTY(&mod->waiting)) {
         if (pub_start(mp, ch) < 0) {
             pub_free(mp);
             return SSEBROKER_EFAIL;
         }
-    } else if (why != BROKER_EPENDING) {
+    } else if (ch) { /* behind one whose channel is being looked up */
+        mp->ch = chan_ref(ch);
+        TAILQ_INSERT_TAIL(&mod->waiting, mp, wait);
+    } else if (why == BROKER_EPENDING) {
+        TAILQ_INSERT_TAIL(&mod->waiting, mp, wait);
+    } else {
         mod_error(mod, "a publish to '%s' failed: %s", channel, broker_strerror(why));
         pub_free(mp);
         return SSEBROKER_EFAIL;
@@ -706,6 +742,7 @@ int modhost_load(modhost *mh, const module_spec *spec, const char **field, char 
         goto oom;
     mod->mh = mh;
     LIST_INIT(&mod->timers);
+    TAILQ_INIT(&mod->waiting);
     for (; mod->nmatch < spec->nmatch; mod->nmatch++)
         if (!(mod->match[mod->nmatch] = strdup(spec->match[mod->nmatch])))
             goto oom;
@@ -869,6 +906,22 @@ void modhost_free(modhost *mh)
     if (!mh)
         return;
     broker_set_observer(mh->b, NULL, NULL);
+    mh->stopped_cb = NULL; /* the loop is over: nobody waits */
+    mh->holder = false;    /* and nothing more is saved */
+    /* Publishes waiting behind a lookup with their channel found are
+     * dropped; those whose lookup is under way finish without their module
+     * (below). */
+    for (size_t i = 0; i < mh->n; i++) {
+        mod_pub *next;
+        for (mp = TAILQ_FIRST(&mh->mods[i]->waiting); mp; mp = next) {
+            next = TAILQ_NEXT(mp, wait);
+            if (mp->ch) {
+                TAILQ_REMOVE(&mh->mods[i]->waiting, mp, wait);
+                chan_unref(mp->ch);
+                pub_free(mp);
+            }
+        }
+    }
     if (mh->lease_ev)
         event_free(mh->lease_ev);
     if (mh->save_ev)

@@ -12,7 +12,8 @@
  * except the messages it published itself. What a module publishes carries
  * its name as source and its depth: one more than the message it was
  * reacting to (1 from a timer). A publish deeper than max_depth is refused
- * and counted as cut.
+ * and counted as cut. A module's publishes are numbered in the order it made
+ * them: one whose channel is being looked up holds those behind it.
  *
  * Once per event in a cluster: every node runs the modules' code (init,
  * timers), but only the node holding the lease (a compare-and-set record

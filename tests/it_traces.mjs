@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 
 import { startBroker, uniq, evPath, chPath, waitFor, checkError, STORE } from './lib/broker.mjs';
 import { startRedis } from './lib/redis.mjs';
-import { makeKeys, mint } from './lib/jwt.mjs';
+import { manageAuth, checkManageOnly } from './lib/access.mjs';
 
 const cleanups = [];
 after(async () => {
@@ -262,28 +262,15 @@ test('a config with bad trace bounds is refused, naming the field', async () => 
 });
 
 test('with access control: only manage uses traces; the publisher is recorded', async () => {
-    const keys = makeKeys();
-    const b = await broker({
-        auth: {
-            jwt: { keys: [{ alg: 'HS256', secret: keys.hs.secret }] },
-            roles: {
-                admin: [{ match: '*', allow: ['subscribe', 'publish', 'history', 'manage'] }],
-                user: [{ match: 'room.*', allow: ['subscribe', 'publish', 'manage'] }],
-            },
-        },
-    });
-    const bearer = (sub, role) => ({ Authorization: `Bearer ${mint(keys.hs, { sub, role }, { expIn: 600 })}` });
+    // manage on some channels is not manage on the broker
+    const { auth, bearer } = manageAuth([{ match: 'room.*', allow: ['subscribe', 'publish', 'manage'] }]);
+    const b = await broker({ auth });
     const admin = bearer('root', 'admin');
     const user = bearer('alice', 'user');
     const room = `room.${uniq('r')}`;
     const body = { id: 'acl', match: ['room.*'] };
-    const routes = [['POST', trPath(), body], ['GET', trPath()], ['GET', trPath('acl')],
-        ['GET', trPath('acl', '/data')], ['POST', trPath('acl', '/stop')], ['DELETE', trPath('acl')]];
-    for (const [m, path, bd] of routes) {
-        checkError(assert, await b.req(m, path, { body: bd }), 401, 'unauthorized', `${m} ${path} anonymous`);
-        // manage on some channels is not manage on the broker
-        checkError(assert, await b.req(m, path, { body: bd, headers: user }), 403, 'forbidden', `${m} ${path} user`);
-    }
+    await checkManageOnly(assert, b, [['POST', trPath(), body], ['GET', trPath()], ['GET', trPath('acl')],
+        ['GET', trPath('acl', '/data')], ['POST', trPath('acl', '/stop')], ['DELETE', trPath('acl')]], user);
     assert.deepEqual((await b.req('GET', trPath(), { headers: admin })).json.traces, [], 'nothing was created');
 
     await startTrace(b, body, admin);

@@ -45,14 +45,12 @@ make -s -C "$here" ssebench >/dev/null
 SSEBENCH=$here/ssebench
 [ -x "$broker" ] || { echo "patterns.sh: no broker at $broker" >&2; exit 1; }
 
+# free_port, stop_pid, wait_http, kv
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+
 WORK=$(mktemp -d /tmp/ssebench-patterns.XXXXXX)
 PIDS=()
-stop_pid() {
-    kill -TERM "$1" 2>/dev/null || return 0
-    for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
 cleanup() {
     local p
     for p in "${PIDS[@]}"; do stop_pid "$p"; done
@@ -60,16 +58,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-free_port() {
-    local p
-    while :; do
-        p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-}
-kv() { tr ' ' '\n' <"$1" | awk -F= -v k="$2" '$1 == k {print $2; exit}'; }
 
 # One figure: BIN KIND (exact|pattern|topic) LABEL; appends to $WORK/results.
 figure() {
@@ -89,10 +77,7 @@ EOF
     "$bin" --config "$WORK/broker.json" 2>>"$WORK/broker.log" &
     srv=$!
     PIDS+=("$srv")
-    for _ in $(seq 100); do
-        curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/" && break
-        sleep 0.1
-    done
+    wait_http "$port" 10 || true
     case "$kind" in
     exact) path='/channels/%s/events' ;;
     pattern) path='/events?channel=%s.*' ;;

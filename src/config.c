@@ -248,11 +248,11 @@ static int line_of(const char *t, size_t pos)
     return line;
 }
 
-/* The '{' of the value of 'key' among the members of the object at 'open',
- * or -1 (no such key, or its value is no object). '*line' is set to the key's
- * line when it is found. */
-static long value_object(const char *t, size_t len, size_t open, const char *key,
-                         size_t klen, int *line)
+/* The offset of the value of 'key' ('klen' bytes) among the members of the
+ * object at 'open', or -1. '*line' is set to the key's line when it is
+ * found. */
+static long value_of(const char *t, size_t len, size_t open, const char *key, size_t klen,
+                     int *line)
 {
     char k[128];
     if (klen >= sizeof(k))
@@ -267,21 +267,67 @@ static long value_object(const char *t, size_t len, size_t open, const char *key
     if (v >= len || t[v] != ':')
         return -1;
     v = skip_ws(t, len, v + 1);
-    return v < len && t[v] == '{' ? (long)v : -1;
+    return v < len ? (long)v : -1;
 }
 
-/* The line of 'key' inside 'parent' (a dotted path of objects from the top,
- * or NULL for the top), else of the deepest part of 'parent' found, else 1. */
+/* The offset of the i-th element of the array whose '[' is at 'open', or -1. */
+static long array_elem(const char *t, size_t len, size_t open, size_t i)
+{
+    int depth = 0;
+    for (size_t p = open + 1, n = 0; p < len; p++) {
+        char ch = t[p];
+        if (depth == 0 && n == i && !strchr(" \t\r\n,]", ch))
+            return (long)p;
+        if (ch == '"') {
+            p = skip_string(t, len, p) - 1;
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (depth-- == 0)
+                return -1;
+        } else if (ch == ',' && depth == 0) {
+            n++;
+        }
+    }
+    return -1;
+}
+
+/* The '{' of the object one part of a path names among the members of the
+ * object at 'open': "key" (the value of 'key'), or "key[i]" (the i-th element
+ * of the array 'key'); 'n' bytes. -1 when it is not there or is no object.
+ * '*line' is set to the line of the deepest of the key and the element
+ * found. */
+static long path_part(const char *t, size_t len, size_t open, const char *part, size_t n,
+                      int *line)
+{
+    const char *br = memchr(part, '[', n);
+    long v = value_of(t, len, open, part, br ? (size_t)(br - part) : n, line);
+    if (v < 0)
+        return -1;
+    if (br) {
+        char *end;
+        unsigned long i = strtoul(br + 1, &end, 10);
+        if (t[v] != '[' || end != part + n - 1 || *end != ']' ||
+            (v = array_elem(t, len, (size_t)v, i)) < 0)
+            return -1; /* '*line': the key's */
+        *line = line_of(t, (size_t)v);
+    }
+    return t[v] == '{' ? v : -1;
+}
+
+/* The line of 'key' inside 'parent' (a dotted path from the top of object
+ * keys, each maybe with an index: "modules[2]", "retention[0]"; NULL for
+ * the top), else of the deepest part of 'parent' found, else 1. */
 static int cfg_line(const cfg_ctx *x, const char *parent, const char *key)
 {
     const char *t = x->text;
     size_t len = x->len, top = skip_ws(t, len, 0);
-    long obj = top < len && t[top] == '{' ? (long)top : -1;
+    long obj = t && top < len && t[top] == '{' ? (long)top : -1;
     int line = 1;
 
     for (const char *p = parent; obj >= 0 && p && *p;) {
         size_t n = strcspn(p, ".");
-        obj = value_object(t, len, (size_t)obj, p, n, &line);
+        obj = path_part(t, len, (size_t)obj, p, n, &line);
         p += n + (p[n] == '.');
         if (obj < 0 && (p[0] || key))
             return line; /* a part is missing, or is no object */
@@ -602,7 +648,7 @@ static int cfg_retention(const cfg_ctx *x, config *c, json_t *list)
         long long n;
         snprintf(parent, sizeof(parent), "retention[%zu]", i);
         if (!json_is_object(rule))
-            return cfg_fail(x, NULL, parent, "must be an object");
+            return cfg_fail(x, parent, NULL, "must be an object");
         *r = (broker_retention){.history = -1, .history_age_s = -1, .history_bytes = -1};
         json_object_foreach (rule, key, v) {
             size_t k;
@@ -667,47 +713,13 @@ static int cfg_cors(const cfg_ctx *x, config *c, json_t *v)
 
 /* ---- modules ---- */
 
-/* The '{' of the i-th element of the top-level array 'key', or -1. */
-static long array_item(const char *t, size_t len, const char *key, size_t i)
-{
-    size_t top = skip_ws(t, len, 0), v;
-    long k;
-    int depth = 0;
-    if (top >= len || t[top] != '{' || (k = find_key(t, len, top, key)) < 0)
-        return -1;
-    v = skip_ws(t, len, skip_string(t, len, (size_t)k));
-    if (v >= len || t[v] != ':')
-        return -1;
-    v = skip_ws(t, len, v + 1);
-    if (v >= len || t[v] != '[')
-        return -1;
-    for (size_t p = v + 1, n = 0; p < len; p++) {
-        char ch = t[p];
-        if (ch == '"') {
-            p = skip_string(t, len, p) - 1;
-        } else if (ch == '{' || ch == '[') {
-            if (depth++ == 0 && n == i)
-                return ch == '{' ? (long)p : -1;
-        } else if (ch == '}' || ch == ']') {
-            if (depth-- == 0)
-                return -1;
-        } else if (ch == ',' && depth == 0) {
-            n++;
-        }
-    }
-    return -1;
-}
-
 /* The line of 'field' (NULL: the entry) of the i-th module, else of the
  * entry, else of "modules". */
 static int module_line(const char *t, size_t len, size_t i, const char *field)
 {
-    long open = t ? array_item(t, len, "modules", i) : -1, k;
-    if (open < 0)
-        return t ? cfg_line(&(cfg_ctx){.text = t, .len = len}, NULL, "modules") : 1;
-    if (field && (k = find_key(t, len, (size_t)open, field)) >= 0)
-        return line_of(t, (size_t)k);
-    return line_of(t, (size_t)open);
+    char parent[32];
+    snprintf(parent, sizeof(parent), "modules[%zu]", i);
+    return cfg_line(&(cfg_ctx){.text = t, .len = len}, parent, field);
 }
 
 static int module_fail(const cfg_ctx *x, size_t i, const char *field, const char *fmt,

@@ -70,6 +70,13 @@ static void on_drained(int status, void *arg)
     event_base_loopexit(a->base, &grace);
 }
 
+/* The modules are done with (modhost_stop): drain the broker. */
+static void on_modules_stopped(void *arg)
+{
+    app *a = arg;
+    broker_drain(a->b, on_drained, a);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     app *a = arg;
@@ -82,10 +89,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     log_info("signal %d: ending %zu stream(s), flushing the store, shutting down",
              (int)sig, st.streams);
     http_server_stop_accepting(a->http);
-    modhost_stop(a->mods); /* before the drain: it flushes what this writes */
     notify_send("STOPPING=1\nSTATUS=shutting down");
     event_base_loopexit(a->base, &deadline);
-    broker_drain(a->b, on_drained, a);
+    /* The modules first: their publishes under way are answered before the
+     * broker refuses more, and the drain flushes what the host writes. */
+    if (modhost_stop(a->mods, on_modules_stopped, a) == 0)
+        broker_drain(a->b, on_drained, a);
 }
 
 static int cpus_usable(int max);

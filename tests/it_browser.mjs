@@ -8,12 +8,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/browser.mjs';
 import http from 'node:http';
 import { startBroker, uniq, chPath, evPath, waitFor, HOST } from './lib/broker.mjs';
 import { makeKeys, mint, sha256hex } from './lib/jwt.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SRCDIR = process.env.TEST_SRCDIR || path.dirname(fileURLToPath(import.meta.url));
 const PAGE_FILE = path.resolve(SRCDIR, '..', 'examples', 'index.html');
 
@@ -22,12 +21,7 @@ let b, browser;
 before(async () => {
     // retry_ms applies to channels (re)created by autocreate too: fast reconnects.
     b = await startBroker({ config: { channel_defaults: { retry_ms: 500 } } });
-    browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-            '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-        timeout: 30000,
-    });
+    browser = await launchChromium();
 });
 
 after(async () => {

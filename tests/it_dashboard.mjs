@@ -8,21 +8,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/browser.mjs';
 import { startBroker, uniq, chPath, evPath, tmpDir, checkError, waitFor, sleep } from './lib/broker.mjs';
-import { makeKeys, mint } from './lib/jwt.mjs';
+import { manageAuth } from './lib/access.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const brokers = [];
 let browser;
 
 before(async () => {
-    browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-            '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-        timeout: 30000,
-    });
+    browser = await launchChromium();
 });
 
 after(async () => {
@@ -153,17 +147,8 @@ test('sys.stats costs nothing without a listener and is read-only', async () => 
 });
 
 test('with access control the dashboard needs manage, and its token reaches its stream', async () => {
-    const keys = makeKeys();
-    const b = await broker({
-        auth: {
-            jwt: { keys: [{ alg: 'HS256', secret: keys.hs.secret }] },
-            roles: {
-                admin: [{ match: '*', allow: ['subscribe', 'publish', 'history', 'manage'] }],
-                user: [{ match: '*', allow: ['subscribe', 'publish'] }],
-            },
-        },
-    });
-    const token = (sub, role) => mint(keys.hs, { sub, role }, { expIn: 600 });
+    const { auth, token } = manageAuth([{ match: '*', allow: ['subscribe', 'publish'] }]);
+    const b = await broker({ auth });
     checkError(assert, await b.req('GET', '/dashboard'), 401, 'unauthorized');
     checkError(assert, await b.req('GET', `/dashboard?access_token=${token('alice', 'user')}`), 403, 'forbidden');
     const page = await openDashboard(`${b.url}/dashboard?access_token=${token('root', 'admin')}`);

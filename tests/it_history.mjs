@@ -9,7 +9,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBroker, uniq, chPath, evPath, checkError, waitFor, STORE } from './lib/broker.mjs';
 import { startRedis } from './lib/redis.mjs';
-import { makeKeys, mint } from './lib/jwt.mjs';
+import { readerWriterAuth } from './lib/access.mjs';
 
 let b;
 before(async () => {
@@ -396,25 +396,17 @@ describe('GET /history/latest', () => {
 
 describe('access control on queries', () => {
     let ba;
-    const key = makeKeys().hs;
+    const { auth, W } = readerWriterAuth();
     before(async () => {
         ba = await startBroker({
             config: {
-                auth: {
-                    anonymous_role: 'reader',
-                    roles: {
-                        reader: [{ match: 'open.*', allow: ['subscribe', 'history'] }, { match: 'live.*', allow: ['subscribe'] }],
-                        writer: [{ match: '*', allow: ['publish'] }],
-                    },
-                    jwt: { keys: [{ alg: 'HS256', secret: key.secret }] },
-                },
+                auth,
             },
         });
     });
     after(async () => {
         if (ba) assert.equal(await ba.stop(), 0);
     });
-    const W = { Authorization: `Bearer ${mint(key, { sub: 'w', role: 'writer' }, { expIn: 3600 })}` };
 
     test('a query returns only channels with subscribe and history; targeted messages per reader', async () => {
         const o1 = (await publish(ba, 'open.a', { data: 'o1' }, { headers: W })).json.id;

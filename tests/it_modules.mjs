@@ -213,6 +213,29 @@ describe('module publishes', () => {
         assert.equal((await history(b, out)).length, 1);
     });
 
+    test('are numbered in the order the module made them, one waiting for its channel first', async () => {
+        const ch = uniq('in');
+        const fresh = uniq('fresh'); // looked up (created) when the module publishes
+        const known = uniq('known'); // this node holds it: found at once
+        const b = await broker({
+            modules: [{ name: 'r', path: RELAY, match: [ch], config: { to: fresh, also: known } }],
+        });
+        await publish(b, known, 'first');
+        const ids = [];
+        for (let i = 0; i < 3; i++) ids.push(await publish(b, ch, `e${i}`));
+        const got = await waitFor(async () => {
+            const f = await history(b, fresh);
+            const k = (await history(b, known)).slice(1);
+            return f.length === 3 && k.length === 3 && [f, k];
+        }, { what: 'every event relayed to both channels' });
+        const [f, k] = got;
+        assert.deepEqual(f.map((e) => e.data.split('|')[2]), ids);
+        assert.deepEqual(k.map((e) => e.data.split('|')[2]), ids);
+        // Each event's publish to 'fresh' was made first, so it has the lower id.
+        for (let i = 0; i < 3; i++)
+            assert.ok(BigInt(f[i].id) < BigInt(k[i].id), `event ${i}: ${f[i].id} before ${k[i].id}`);
+    });
+
     test('the publisher\'s identity reaches the module (access control)', async () => {
         const ch = uniq('who');
         const b = await broker({

@@ -6,12 +6,10 @@
 // channels, access control, bad input). Runs on both stores.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/browser.mjs';
 import { startBroker, uniq, chPath, evPath, checkError, sleep, STORE } from './lib/broker.mjs';
 import { startRedis } from './lib/redis.mjs';
-import { makeKeys, mint } from './lib/jwt.mjs';
-
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+import { readerWriterAuth } from './lib/access.mjs';
 
 let b;
 const open = new Set();
@@ -111,12 +109,7 @@ describe('the gap event', () => {
         const name = uniq('browsergap');
         assert.equal((await b.req('PUT', chPath(name), { body: '{"history": 2}' })).status, 201);
         const ids = await publishN(b, name, 4);
-        const browser = await chromium.launch({
-            executablePath: CHROMIUM,
-            args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-            timeout: 30000,
-        });
+        const browser = await launchChromium();
         try {
             const page = await browser.newPage();
             await page.goto(`${b.url}/health`, { timeout: 10000 });
@@ -356,18 +349,11 @@ describe('one stream for many channels', () => {
 
 describe('one stream for many channels, with access control', () => {
     let ba;
-    const key = makeKeys().hs;
+    const { auth, W } = readerWriterAuth();
     before(async () => {
         ba = await startBroker({
             config: {
-                auth: {
-                    anonymous_role: 'reader',
-                    roles: {
-                        reader: [{ match: 'open.*', allow: ['subscribe', 'history'] }, { match: 'live.*', allow: ['subscribe'] }],
-                        writer: [{ match: '*', allow: ['publish'] }],
-                    },
-                    jwt: { keys: [{ alg: 'HS256', secret: key.secret }] },
-                },
+                auth,
                 limits: { max_pattern_streams: 3 },
             },
         });
@@ -375,7 +361,6 @@ describe('one stream for many channels, with access control', () => {
     after(async () => {
         if (ba) assert.equal(await ba.stop(), 0);
     });
-    const W = { Authorization: `Bearer ${mint(key, { sub: 'w', role: 'writer' }, { expIn: 3600 })}` };
     const pubW = async (ch, data) => {
         const r = await ba.req('POST', evPath(ch), { body: JSON.stringify({ data }), headers: { ...W, 'Content-Type': 'application/json' } });
         assert.equal(r.status, 201, r.text);

@@ -1,7 +1,7 @@
 // it_traces.mjs - traces (POST/GET /traces, /traces/{id}, .../stop,
-// .../data): each message delivered on a matching channel is recorded with
-// its channel, id, type, size, publisher and the streams and connections it
-// reached on each node; pages go on with 'after'; a trace keeps its 'limit'
+// .../data): each message delivered on a matching channel, to all or to one
+// connection, is recorded with its channel, id, type, size, publisher, that
+// connection and the streams and connections it reached on each node; pages go on with 'after'; a trace keeps its 'limit'
 // newest records, ends at its time or when stopped, and is gone once deleted;
 // bad input is a 400 that changes nothing; only 'manage' may use them; on
 // Redis, every node sharing the store records, a node started later included.
@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 
 import { startBroker, uniq, evPath, chPath, waitFor, checkError, STORE } from './lib/broker.mjs';
 import { startRedis } from './lib/redis.mjs';
-import { makeKeys, mint } from './lib/jwt.mjs';
+import { manageAuth, checkManageOnly } from './lib/access.mjs';
 
 const cleanups = [];
 after(async () => {
@@ -103,6 +103,7 @@ test('a trace records each message on matching channels: what, who, how many str
     assert.deepEqual(recs.map((r) => r.size), [5, 10, 14]);
     assert.deepEqual(recs.map((r) => r.streams), [2, 2, 0], 'the streams it was written to');
     assert.deepEqual(recs.map((r) => r.connections), [0, 0, 0]);
+    assert.deepEqual(recs.map((r) => r.connection), [null, null, null], 'published to the channel');
     for (const r of recs) {
         assert.equal(r.node, node);
         assert.equal(r.authid, null, 'anonymous publisher');
@@ -121,26 +122,38 @@ test('a trace records each message on matching channels: what, who, how many str
     assert.equal(page2.json.next, undefined, 'the last page has no next');
     assert.equal((await allRecords(b, t.id, { limit: 1 })).length, 3, 'pages of one');
 
-    // A durable connection attached here counts as a connection.
+    // A durable connection attached here counts as a connection; a message
+    // published to it alone is traced too, with its id.
     const conn = await b.req('POST', `${chPath(`${p}.a`)}/connections`);
     assert.equal(conn.status, 201, conn.text);
     const cp = `${chPath(`${p}.a`)}/connections/${conn.json.id}`;
     const cs = await b.stream(`${cp}/events`);
     await cs.waitOpen();
-    // Once a message to the connection alone (not traced) has arrived, the
+    const toConn = async (data) => {
+        const res = await b.req('POST', `${cp}/events`, { body: data, headers: { 'Content-Type': 'text/plain' } });
+        assert.equal(res.status, 201, res.text);
+        return res.json.id;
+    };
+    // Once the first message to the connection alone has arrived, the
     // attach's catch-up read is over and what follows is delivered live: a
     // message the catch-up read brings is not a live delivery, not counted.
-    assert.equal((await b.req('POST', `${cp}/events`, { body: 'to the connection' })).status, 201);
+    ids.push(await toConn('to the connection'));
     await cs.waitEvents(1);
     ids.push(await publish(b, `${p}.a`, 'to all'));
     await cs.waitEvents(2);
-    const r4 = (await waitRecords(b, t.id, 4, 'the fourth'))[3];
-    assert.equal(r4.id, ids[3]);
-    assert.equal(r4.streams, 2);
-    assert.equal(r4.connections, 1);
+    ids.push(await toConn('to it again'));
+    await cs.waitEvents(3);
+    const [r4, r5, r6] = (await waitRecords(b, t.id, 6, 'the fourth to the sixth')).slice(3);
+    assert.deepEqual([r4.id, r5.id, r6.id], ids.slice(3));
+    assert.deepEqual([r4.connection, r5.connection, r6.connection], [conn.json.id, null, conn.json.id]);
+    assert.deepEqual([r4.channel, r5.channel, r6.channel], [`${p}.a`, `${p}.a`, `${p}.a`]);
+    assert.deepEqual([r4.size, r6.size], [17, 11]);
+    assert.deepEqual([r4.streams, r5.streams, r6.streams], [0, 2, 0], 'a plain stream gets none of its own');
+    assert.ok(r4.connections <= 1, 'counted if the catch-up read was over');
+    assert.deepEqual([r5.connections, r6.connections], [1, 1]);
 
     const listed = (await b.req('GET', trPath())).json.traces.find((x) => x.id === t.id);
-    assert.equal(listed.records, 4);
+    assert.equal(listed.records, 6);
     assert.equal(listed.state, 'running');
 
     // Stopped: it records no more. A second trace shows when the next message
@@ -155,7 +168,7 @@ test('a trace records each message on matching channels: what, who, how many str
     assert.equal(t2.duration_s, 60, 'the default duration');
     const after = await publish(b, `${p}.a`, 'after the stop');
     assert.equal((await waitRecords(b, t2.id, 1, 'the marker'))[0].id, after);
-    assert.equal((await allRecords(b, t.id)).length, 4, 'nothing recorded once stopped');
+    assert.equal((await allRecords(b, t.id)).length, 6, 'nothing recorded once stopped');
     assert.equal((await getTrace(b, t.id)).state, 'stopped');
     const again = await b.req('POST', trPath(t.id, '/stop'));
     assert.equal(again.status, 200, 'stopping a stopped trace changes nothing');
@@ -262,28 +275,15 @@ test('a config with bad trace bounds is refused, naming the field', async () => 
 });
 
 test('with access control: only manage uses traces; the publisher is recorded', async () => {
-    const keys = makeKeys();
-    const b = await broker({
-        auth: {
-            jwt: { keys: [{ alg: 'HS256', secret: keys.hs.secret }] },
-            roles: {
-                admin: [{ match: '*', allow: ['subscribe', 'publish', 'history', 'manage'] }],
-                user: [{ match: 'room.*', allow: ['subscribe', 'publish', 'manage'] }],
-            },
-        },
-    });
-    const bearer = (sub, role) => ({ Authorization: `Bearer ${mint(keys.hs, { sub, role }, { expIn: 600 })}` });
+    // manage on some channels is not manage on the broker
+    const { auth, bearer } = manageAuth([{ match: 'room.*', allow: ['subscribe', 'publish', 'manage'] }]);
+    const b = await broker({ auth });
     const admin = bearer('root', 'admin');
     const user = bearer('alice', 'user');
     const room = `room.${uniq('r')}`;
     const body = { id: 'acl', match: ['room.*'] };
-    const routes = [['POST', trPath(), body], ['GET', trPath()], ['GET', trPath('acl')],
-        ['GET', trPath('acl', '/data')], ['POST', trPath('acl', '/stop')], ['DELETE', trPath('acl')]];
-    for (const [m, path, bd] of routes) {
-        checkError(assert, await b.req(m, path, { body: bd }), 401, 'unauthorized', `${m} ${path} anonymous`);
-        // manage on some channels is not manage on the broker
-        checkError(assert, await b.req(m, path, { body: bd, headers: user }), 403, 'forbidden', `${m} ${path} user`);
-    }
+    await checkManageOnly(assert, b, [['POST', trPath(), body], ['GET', trPath()], ['GET', trPath('acl')],
+        ['GET', trPath('acl', '/data')], ['POST', trPath('acl', '/stop')], ['DELETE', trPath('acl')]], user);
     assert.deepEqual((await b.req('GET', trPath(), { headers: admin })).json.traces, [], 'nothing was created');
 
     await startTrace(b, body, admin);

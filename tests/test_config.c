@@ -354,6 +354,21 @@ static const struct err_case err_cases[] = {
      "1073741824"},
     {"{\"retention\": [{\"match\": \"a\", \"queue_limit\": 1}]}",
      "t.json:1: field 'retention[0].queue_limit': unknown key"},
+    /* inside retention[i]: the line of the field, else of the element */
+    {"{\"retention\": [\n {\"match\": \"a\"},\n {\"match\": \"b\",\n  \"history\": -1}]}",
+     "t.json:4: field 'retention[1].history': must be an integer from 0 to 100000"},
+    {"{\"retention\": [\n {\"match\": \"x.*\"},\n [1],\n {\"history\": 1,\n  \"match\": "
+     "\"a.*.b\"}]}",
+     "t.json:3: field 'retention[1]': must be an object"},
+    {"{\"retention\": [{\"match\": \"y\"}, {\"match\": \"a\"},\n {\"history\": 1}]}",
+     "t.json:2: field 'retention[2].match': is required"},
+    {"{\"retention\": [{\"match\": \"a\"},\n {\"match\": \"b\",\n  \"history_bytes\": "
+     "1,\n"
+     "  \"queue_limit\": 1}]}",
+     "t.json:4: field 'retention[1].queue_limit': unknown key"},
+    {"{\"retention\":\n [{\"match\": \"a\"},\n  {\"m\\u0061tch\": \"b.*.c\"}]}",
+     "t.json:3: field 'retention[1].match': must be a channel name or pattern ('?' for "
+     "one segment, '*' last for zero or more)"},
     {"{\"limits\": {\"max_query_results\": 0}}",
      "t.json:1: field 'limits.max_query_results': must be an integer from 1 to 100000"},
     /* limits */

@@ -128,7 +128,7 @@ static void test_record(void)
     const char *code = NULL;
     char err[100];
     msg_set_pub(m, target_new(NULL, "alice", "user", &code, err, sizeof(err)));
-    trace_seen sn = {"news", m, "0123456789abcdef", 456, 3, 1};
+    trace_seen sn = {"news", m, "0123456789abcdef", 456, 3, 1, NULL};
     size_t len = 0;
     char *tail = trace_record_tail(&sn, &len);
     char whole[1024];
@@ -147,7 +147,8 @@ static void test_record(void)
            strcmp(json_string_value(json_object_get(o, "authid")), "alice") == 0 &&
            strcmp(json_string_value(json_object_get(o, "authrole")), "user") == 0 &&
            json_integer_value(json_object_get(o, "streams")) == 3 &&
-           json_integer_value(json_object_get(o, "connections")) == 1,
+           json_integer_value(json_object_get(o, "connections")) == 1 &&
+           json_is_null(json_object_get(o, "connection")),
        "the record: %s", whole);
     json_decref(o);
     free(tail);
@@ -155,13 +156,15 @@ static void test_record(void)
 
     m = msg_new(18, NULL, "", 0, 1, -1);
     sn.m = m;
+    sn.connection = "c-42";
     tail = trace_record_tail(&sn, &len);
     snprintf(whole, sizeof(whole), "%s%d%s", TRACE_RECORD_HEAD, 6, tail ? tail : "");
     o = json_loads(whole, 0, NULL);
     ok(o && json_is_null(json_object_get(o, "event")) &&
            json_is_null(json_object_get(o, "authid")) &&
-           json_is_null(json_object_get(o, "authrole")),
-       "no type, an anonymous publisher: nulls");
+           json_is_null(json_object_get(o, "authrole")) &&
+           strcmp(json_string_value(json_object_get(o, "connection")), "c-42") == 0,
+       "no type, an anonymous publisher: nulls; published to one connection: its id");
     json_decref(o);
     free(tail);
     msg_unref(m);

@@ -897,7 +897,12 @@ static void conn_live(broker *b, conn *cn, msg *m)
 
 void broker_conn_deliver(broker *b, conn *cn, msg *m)
 {
+    unsigned long long d0 = b->m.messages_delivered;
     conn_live(b, cn, m);
+    /* Traced like a channel's message: by every node holding the
+     * connection, 'connections' 1 where its stream took it live. */
+    if (b->ntraces)
+        broker_trace_note(b, cn->ch, cn, m, 0, b->m.messages_delivered - d0);
 }
 
 void broker_chan_deliver(broker *b, chan *ch, msg *m)
@@ -930,7 +935,7 @@ void broker_chan_deliver(broker *b, chan *ch, msg *m)
         conn_live(b, cn, m);
     }
     if (b->ntraces)
-        broker_trace_note(b, ch, m, d1 - d0, b->m.messages_delivered - d1);
+        broker_trace_note(b, ch, NULL, m, d1 - d0, b->m.messages_delivered - d1);
     if (b->observer)
         b->observer(b->observer_arg, ch, m);
 }

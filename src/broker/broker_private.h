@@ -232,11 +232,12 @@ void broker_topics_free(broker *b);
 
 /* ---- broker_trace.c ---- */
 
-/* 'm' was delivered on 'ch' here to 'streams' live streams and the streams of
- * 'connections' durable connections: record it in every running trace that
- * matches. Called only while b->ntraces is not 0. */
-void broker_trace_note(broker *b, const chan *ch, const msg *m, uint64_t streams,
-                       uint64_t connections);
+/* 'm' was delivered on 'ch' here (published to the connection 'target'
+ * alone, or to the whole channel when NULL) to 'streams' live streams and the
+ * streams of 'connections' durable connections: record it in every running
+ * trace that matches. Called only while b->ntraces is not 0. */
+void broker_trace_note(broker *b, const chan *ch, const conn *target, const msg *m,
+                       uint64_t streams, uint64_t connections);
 /* Another node started, stopped or deleted the trace 'id': read it again. */
 void broker_trace_remote(broker *b, const char *id);
 /* Read every trace again (start-up, a subscription back). */

@@ -4,7 +4,8 @@
  * A trace's definition lives in the store (repo_trace) and every node keeps a
  * copy of those still running (b->traces), told of changes as it is of a
  * channel's (broker_announce, kind "x"), and reading them all again at
- * start-up and after a lost subscription. Delivery (broker_chan_deliver) asks
+ * start-up and after a lost subscription. Delivery (broker_chan_deliver, and
+ * broker_conn_deliver for a message to one connection) asks
  * broker_trace_note() only while that copy is not empty: one test of a count
  * when nothing is traced. A trace ends by itself at its time; a node drops its
  * copy the next time it looks. */
@@ -117,11 +118,12 @@ void broker_trace_remote(broker *b, const char *id)
 
 /* ---- recording ---- */
 
-void broker_trace_note(broker *b, const chan *ch, const msg *m, uint64_t streams,
-                       uint64_t connections)
+void broker_trace_note(broker *b, const chan *ch, const conn *target, const msg *m,
+                       uint64_t streams, uint64_t connections)
 {
     int64_t now = now_us();
-    trace_seen sn = {ch->name, m, b->node_id, now, streams, connections};
+    trace_seen sn = {
+        ch->name, m, b->node_id, now, streams, connections, target ? target->id : NULL};
     char *tail = NULL;
     size_t len = 0;
     for (size_t i = 0; i < b->ntraces;) {

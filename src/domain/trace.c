@@ -240,12 +240,13 @@ char *trace_record_tail(const trace_seen *sn, size_t *len)
     const msg *m = sn->m;
     const target_rec *pub = m->pub;
     json_t *o = json_pack(
-        "{s:I, s:s, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:I, s:I}", "time",
+        "{s:I, s:s, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:I, s:I, s:o}", "time",
         (json_int_t)sn->at, "node", sn->node, "channel", sn->channel, "id", m->id,
         "event", str_or_null(m->event), "timestamp", (json_int_t)m->ts_us, "size",
         (json_int_t)m->data_len, "authid", str_or_null(pub ? pub->pub_authid : NULL),
         "authrole", str_or_null(pub ? pub->pub_authrole : NULL), "streams",
-        (json_int_t)sn->streams, "connections", (json_int_t)sn->connections);
+        (json_int_t)sn->streams, "connections", (json_int_t)sn->connections, "connection",
+        str_or_null(sn->connection));
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     if (!s)

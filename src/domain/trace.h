@@ -70,16 +70,18 @@ void trace_free(trace *t);
 typedef struct trace_seen {
     const char *channel;
     const msg *m;
-    const char *node;     /* the node that delivered it */
-    int64_t at;           /* when (microseconds since the epoch) */
-    uint64_t streams;     /* live streams it was written to there */
-    uint64_t connections; /* durable connections' streams it was written to */
+    const char *node;       /* the node that delivered it */
+    int64_t at;             /* when (microseconds since the epoch) */
+    uint64_t streams;       /* live streams it was written to there */
+    uint64_t connections;   /* durable connections' streams it was written to */
+    const char *connection; /* published to this connection alone; NULL: to all */
 } trace_seen;
 
 /* The record of 'sn' as JSON text without its sequence number: the stored
  * record is "{\"seq\":" + number + the result, {"seq", "time", "node",
  * "channel", "id", "event", "timestamp", "size", "authid", "authrole",
- * "streams", "connections"} (event, authid, authrole null when absent).
+ * "streams", "connections", "connection"} (event, authid, authrole,
+ * connection null when absent).
  * Caller frees; NULL on OOM. */
 #define TRACE_RECORD_HEAD "{\"seq\":"
 char *trace_record_tail(const trace_seen *sn, size_t *len);

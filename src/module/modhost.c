@@ -45,7 +45,7 @@ struct ssebroker_timer {
 LIST_HEAD(timer_list, ssebroker_timer);
 
 typedef struct mod_pub mod_pub;
-LIST_HEAD(pub_list, mod_pub);
+TAILQ_HEAD(pub_list, mod_pub);
 
 /* One instance. 'host' comes first: the host table a module is handed is
  * the instance itself. */
@@ -59,7 +59,9 @@ typedef struct module {
     const ssebroker_module_desc *desc;
     void *state;
     struct timer_list timers;
-    size_t inflight;
+    size_t inflight;         /* its publishes under way (those waiting included) */
+    struct pub_list waiting; /* ... not yet handed to the broker, in the order
+                                made: the first one's channel is being looked up */
     modhost_stats st;
 } module;
 
@@ -71,9 +73,12 @@ struct modhost {
     module *mods[MODHOST_MAX];
     size_t n;
     struct pub_list pubs; /* module publishes under way */
+    size_t reacting;      /* ... of them made in reaction to an event */
     /* While a module's on_event runs: the depth of the message it reacts to
-     * (what it publishes goes one deeper). -1 outside on_event. */
+     * (what it publishes goes one deeper), -1 outside on_event; and its id
+     * (0 outside on_event). */
     int cur_depth;
+    uint64_t cur_seq;
 
     /* Once per event in a cluster: the lease (see modhost.h). */
     struct event *lease_ev; /* every MODHOST_LEASE_TICK_MS */
@@ -82,7 +87,7 @@ struct modhost {
     bool holder;            /* this node won the lease and did not lose it */
     bool active;            /* ... and caught up: modules get events here */
     bool reading;           /* reading where the last holder stopped */
-    bool stopped;           /* modhost_stop: no more lease */
+    bool stopped;           /* modhost_stop: no more events, no more lease */
     bool sessions;          /* a module is told of sessions: SESSION_CHANNEL is
                                caught up too */
     int64_t lease_until_ms; /* the lease is ours until then (our clock) */
@@ -92,12 +97,21 @@ struct modhost {
     uint64_t saved;         /* the last 'done' written to the store */
     uint64_t start_seq;     /* the newest event retained when we started */
     unsigned long long takeovers;
+
+    /* modhost_stop waiting for the publishes under way (MODHOST_STOP_MS at
+     * most), then calling stopped_cb (once). */
+    struct event *stop_ev;
+    modhost_stopped_cb stopped_cb;
+    void *stopped_arg;
 };
 
 /* A module's publish under way: the channel looked up, then the publish. */
 struct mod_pub {
-    LIST_ENTRY(mod_pub) link;
-    module *mod; /* NULL once the host is gone */
+    TAILQ_ENTRY(mod_pub) link; /* the host's pubs */
+    TAILQ_ENTRY(mod_pub) wait; /* its module's waiting, until handed to the broker */
+    module *mod;               /* NULL once the host is gone */
+    uint64_t seq;              /* the event it reacts to; 0: none (a timer's) */
+    chan *ch;                  /* while waiting: its channel, found (a reference) */
     pub_batch batch;
     char channel[CHAN_NAME_MAX + 1];
 };
@@ -183,11 +197,19 @@ static void host_error(const ssebroker_host *h, const char *fmt, ...)
     va_end(ap);
 }
 
+static void save_soon(modhost *mh);
+static void stop_soon(modhost *mh);
+
 static void pub_free(mod_pub *mp)
 {
     if (mp->mod) { /* else the host is gone, and took it off its list */
+        modhost *mh = mp->mod->mh;
         mp->mod->inflight--;
-        LIST_REMOVE(mp, link);
+        TAILQ_REMOVE(&mh->pubs, mp, link);
+        if (mp->seq && !--mh->reacting && mh->stopped_cb)
+            stop_soon(mh); /* modhost_stop was waiting for it */
+        else if (mp->seq)
+            save_soon(mh); /* 'done' may move on */
     }
     pub_batch_free(&mp->batch);
     free(mp);
@@ -214,18 +236,45 @@ static int pub_start(mod_pub *mp, chan *ch)
     return rc;
 }
 
+/* A module's publishes go to the broker (which numbers them in the order it
+ * gets them) in the order the module made them: the first waiting once its
+ * channel is found, then each one behind it whose channel is found too. The
+ * first waiting is always one whose lookup is under way. */
+static void pub_pump(module *mod)
+{
+    mod_pub *mp;
+    while ((mp = TAILQ_FIRST(&mod->waiting)) && mp->ch) {
+        chan *ch = mp->ch;
+        TAILQ_REMOVE(&mod->waiting, mp, wait);
+        mp->ch = NULL;
+        if (ch->deleted) { /* while it waited for the one before */
+            mod_error(mod, "a publish to '%s' failed: %s", mp->channel,
+                      broker_strerror(BROKER_ENOCHAN));
+            pub_free(mp);
+        } else if (pub_start(mp, ch) < 0) {
+            pub_free(mp);
+        }
+        chan_unref(ch);
+    }
+}
+
 static void pub_found(int status, chan *ch, void *arg)
 {
     mod_pub *mp = arg;
-    if (!mp->mod) {
+    module *mod = mp->mod;
+    if (!mod) { /* the host is gone: it is on no list */
         pub_free(mp);
-    } else if (status < 0 || !ch) {
-        mod_error(mp->mod, "a publish to '%s' failed: %s", mp->channel,
-                  broker_strerror(status < 0 ? status : BROKER_ENOCHAN));
-        pub_free(mp);
-    } else if (pub_start(mp, ch) < 0) {
-        pub_free(mp);
+        return;
     }
+    if (status < 0 || !ch) {
+        mod_error(mod, "a publish to '%s' failed: %s", mp->channel,
+                  broker_strerror(status < 0 ? status : BROKER_ENOCHAN));
+        TAILQ_REMOVE(&mod->waiting, mp, wait);
+        pub_free(mp);
+    } else {
+        mp->ch = chan_ref(ch);
+    }
+    pub_pump(mod);
 }
 
 /* An event type a client could publish: 1..PUB_EVENT_MAX bytes, no CR, LF,
@@ -283,16 +332,24 @@ static int host_publish(const ssebroker_host *h, const char *channel, const char
     ev->data_len = len;
     ev->retry = -1;
     mp->mod = mod;
+    mp->seq = mh->cur_seq;
     snprintf(mp->channel, sizeof(mp->channel), "%s", channel);
-    LIST_INSERT_HEAD(&mh->pubs, mp, link);
+    TAILQ_INSERT_TAIL(&mh->pubs, mp, link);
     mod->inflight++;
+    if (mp->seq)
+        mh->reacting++;
     ch = broker_chan_lookup(mh->b, channel, true, &why, pub_found, mp);
-    if (ch) {
+    if (ch && TAILQ_EMPTY(&mod->waiting)) {
         if (pub_start(mp, ch) < 0) {
             pub_free(mp);
             return SSEBROKER_EFAIL;
         }
-    } else if (why != BROKER_EPENDING) {
+    } else if (ch) { /* behind one whose channel is being looked up */
+        mp->ch = chan_ref(ch);
+        TAILQ_INSERT_TAIL(&mod->waiting, mp, wait);
+    } else if (why == BROKER_EPENDING) {
+        TAILQ_INSERT_TAIL(&mod->waiting, mp, wait);
+    } else {
         mod_error(mod, "a publish to '%s' failed: %s", channel, broker_strerror(why));
         pub_free(mp);
         return SSEBROKER_EFAIL;
@@ -329,8 +386,6 @@ static void sessions_tell(modhost *mh, const msg *m)
     }
 }
 
-static void save_soon(modhost *mh);
-
 /* Hand 'm' of 'ch' to every module that wants it. */
 static void deliver(modhost *mh, chan *ch, const msg *m)
 {
@@ -357,8 +412,10 @@ static void deliver(modhost *mh, chan *ch, const msg *m)
             continue;
         mod->st.events++;
         mh->cur_depth = source ? (int)pub->depth : 0;
+        mh->cur_seq = m->seq;
         int rc = mod->desc->on_event(mod->state, &ev);
         mh->cur_depth = -1;
+        mh->cur_seq = 0;
         if (rc < 0)
             mod_error(mod, "error %d on event %s of '%s'", rc, m->id, ch->name);
     }
@@ -568,15 +625,35 @@ static void lease_read(const kv_result *res, void *arg)
         mh->lease_busy = false;
 }
 
+/* The last event done with: handed over, and every publish the modules
+ * made in reaction to it and to the events before it answered. A publish
+ * under way may yet fail (the node stopping): the next holder hands its
+ * event over again. */
+static uint64_t done_safe(const modhost *mh)
+{
+    uint64_t d = mh->done;
+    const mod_pub *mp;
+    if (!mh->reacting)
+        return d;
+    /* Bounded by MODHOST_MAX * MODHOST_INFLIGHT_MAX, at most once per
+     * MODHOST_SAVE_MS. */
+    TAILQ_FOREACH (mp, &mh->pubs, link) {
+        if (mp->seq && mp->seq - 1 < d)
+            d = mp->seq - 1;
+    }
+    return d;
+}
+
 static void save_done(modhost *mh)
 {
     char text[32];
+    uint64_t d = done_safe(mh);
     int n;
-    if (!mh->holder || mh->done == mh->saved)
+    if (!mh->holder || d <= mh->saved)
         return;
-    n = snprintf(text, sizeof(text), "%llu", (unsigned long long)mh->done);
+    n = snprintf(text, sizeof(text), "%llu", (unsigned long long)d);
     if (kv_set(mh->kv, MODHOST_DONE_KEY, text, (size_t)n, NULL, NULL) == 0)
-        mh->saved = mh->done;
+        mh->saved = d;
 }
 
 static void save_cb(evutil_socket_t fd, short what, void *arg)
@@ -613,7 +690,7 @@ modhost *modhost_new(struct event_base *base, broker *b, int max_depth)
     mh->kv = broker_store(b);
     mh->max_depth = max_depth;
     mh->cur_depth = -1;
-    LIST_INIT(&mh->pubs);
+    TAILQ_INIT(&mh->pubs);
     return mh;
 }
 
@@ -665,6 +742,7 @@ int modhost_load(modhost *mh, const module_spec *spec, const char **field, char 
         goto oom;
     mod->mh = mh;
     LIST_INIT(&mod->timers);
+    TAILQ_INIT(&mod->waiting);
     for (; mod->nmatch < spec->nmatch; mod->nmatch++)
         if (!(mod->match[mod->nmatch] = strdup(spec->match[mod->nmatch])))
             goto oom;
@@ -765,16 +843,61 @@ int modhost_start(modhost *mh)
     return 0;
 }
 
-void modhost_stop(modhost *mh)
+/* Record what is done and give the lease up, so that another node takes
+ * over at its next tick and hands over the rest. */
+static void give_up(modhost *mh)
 {
-    if (!mh || mh->stopped)
-        return;
     save_done(mh);
     if (mh->holder)
         kv_del_if(mh->kv, MODHOST_LEASE_KEY, mh->lease_val, strlen(mh->lease_val), NULL,
                   NULL);
-    mh->stopped = true;
-    mh->holder = mh->active = false;
+    mh->holder = false;
+}
+
+/* The publishes modhost_stop waited for are answered, or it waited
+ * MODHOST_STOP_MS: give up, tell the caller (once). */
+static void stop_finish(evutil_socket_t fd, short what, void *arg)
+{
+    modhost *mh = arg;
+    modhost_stopped_cb cb = mh->stopped_cb;
+    if (!cb)
+        return;
+    mh->stopped_cb = NULL;
+    evtimer_del(mh->stop_ev);
+    if (mh->reacting)
+        log_warn("modules: stopping with %zu publish(es) still under way: the next "
+                 "node hands their events over again",
+                 mh->reacting);
+    give_up(mh);
+    cb(mh->stopped_arg);
+}
+
+/* The last publish waited for is answered: finish on a stack of its own (the
+ * caller's callback may drain the broker, which called us). */
+static void stop_soon(modhost *mh)
+{
+    event_active(mh->stop_ev, EV_TIMEOUT, 0);
+}
+
+int modhost_stop(modhost *mh, modhost_stopped_cb cb, void *arg)
+{
+    struct timeval tv = {MODHOST_STOP_MS / 1000, (MODHOST_STOP_MS % 1000) * 1000};
+    if (!mh || mh->stopped)
+        return 0;
+    mh->stopped = true; /* no more events, no more lease ticks */
+    mh->active = false;
+    if (mh->holder && mh->reacting &&
+        (mh->stop_ev = evtimer_new(mh->base, stop_finish, mh)) &&
+        evtimer_add(mh->stop_ev, &tv) == 0) {
+        log_info("modules: stopping: waiting for %zu publish(es) under way",
+                 mh->reacting);
+        mh->stopped_cb = cb;
+        mh->stopped_arg = arg;
+        save_done(mh); /* what is done already, should the wait be cut short */
+        return 1;
+    }
+    give_up(mh);
+    return 0;
 }
 
 void modhost_free(modhost *mh)
@@ -783,13 +906,31 @@ void modhost_free(modhost *mh)
     if (!mh)
         return;
     broker_set_observer(mh->b, NULL, NULL);
+    mh->stopped_cb = NULL; /* the loop is over: nobody waits */
+    mh->holder = false;    /* and nothing more is saved */
+    /* Publishes waiting behind a lookup with their channel found are
+     * dropped; those whose lookup is under way finish without their module
+     * (below). */
+    for (size_t i = 0; i < mh->n; i++) {
+        mod_pub *next;
+        for (mp = TAILQ_FIRST(&mh->mods[i]->waiting); mp; mp = next) {
+            next = TAILQ_NEXT(mp, wait);
+            if (mp->ch) {
+                TAILQ_REMOVE(&mh->mods[i]->waiting, mp, wait);
+                chan_unref(mp->ch);
+                pub_free(mp);
+            }
+        }
+    }
     if (mh->lease_ev)
         event_free(mh->lease_ev);
     if (mh->save_ev)
         event_free(mh->save_ev);
+    if (mh->stop_ev)
+        event_free(mh->stop_ev);
     /* Publishes still under way finish without their module. */
-    while ((mp = LIST_FIRST(&mh->pubs))) {
-        LIST_REMOVE(mp, link);
+    while ((mp = TAILQ_FIRST(&mh->pubs))) {
+        TAILQ_REMOVE(&mh->pubs, mp, link);
         mp->mod = NULL;
     }
     for (size_t i = mh->n; i-- > 0;)

@@ -12,7 +12,8 @@
  * except the messages it published itself. What a module publishes carries
  * its name as source and its depth: one more than the message it was
  * reacting to (1 from a timer). A publish deeper than max_depth is refused
- * and counted as cut.
+ * and counted as cut. A module's publishes are numbered in the order it made
+ * them: one whose channel is being looked up holds those behind it.
  *
  * Once per event in a cluster: every node runs the modules' code (init,
  * timers), but only the node holding the lease (a compare-and-set record
@@ -23,7 +24,10 @@
  * stopped renewing it, or gave it up at shutdown) first hands over every
  * event after that id its channels' histories retain, in id order, then the
  * live ones: nothing retained is skipped, and an event is handed over twice
- * only if the old holder died in the MODHOST_SAVE_MS after handing it over.
+ * only if the old holder died in the MODHOST_SAVE_MS after handing it over
+ * (or stopped with a publish made in reaction to it still under way).
+ * 'done' only moves past an event once every publish the modules made in
+ * reaction to it (and to those before it) is answered.
  * A holder whose lease runs out unrenewed (the store away) pauses, and if it
  * keeps the lease catches up from its own last id. */
 #ifndef MODHOST_H
@@ -49,6 +53,7 @@ typedef struct modhost modhost;
 #define MODHOST_LEASE_TICK_MS (NODE_HEARTBEAT_S * 1000) /* with the heartbeat */
 #define MODHOST_LEASE_MS (NODE_TTL_S * 1000)            /* a lease not renewed runs out */
 #define MODHOST_SAVE_MS 50                              /* 'done' written this soon */
+#define MODHOST_STOP_MS 2000 /* modhost_stop's longest wait (< SHUTDOWN_FLUSH_S) */
 
 /* One instance as the config file gives it. Everything owned by the config. */
 typedef struct module_spec {
@@ -83,9 +88,16 @@ int modhost_load(modhost *mh, const module_spec *spec, const char **field, char 
 /* Start: take part in the lease, and hand events to the modules loaded while
  * this node holds it. 0, or -1 on OOM. */
 int modhost_start(modhost *mh);
-/* Shutting down: write the last id handed over and give the lease up, so
- * that another node takes over at once. No more events after it. */
-void modhost_stop(modhost *mh);
+/* Shutting down: no more events are handed over. The node holding the
+ * lease waits for the publishes its modules made in reaction to events (at
+ * most MODHOST_STOP_MS), then writes the last id done with (an event whose
+ * publishes were all answered, and all before it) and gives the lease up, so
+ * that another node takes over at its next tick and hands over the rest.
+ * Returns 0 when that is done already (no callback), 1 when 'cb' will run
+ * once, later, on the loop. A publish still under way then may be lost, its
+ * event not: the next holder hands it over again. */
+typedef void (*modhost_stopped_cb)(void *arg);
+int modhost_stop(modhost *mh, modhost_stopped_cb cb, void *arg);
 /* Stop: every module's free, its timers cancelled, dlclose. NULL is fine. */
 void modhost_free(modhost *mh);
 

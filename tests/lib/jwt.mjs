@@ -6,6 +6,9 @@ import crypto from 'node:crypto';
 export const b64url = (buf) => Buffer.from(buf).toString('base64url');
 export const enc = (obj) => b64url(typeof obj === 'string' ? obj : JSON.stringify(obj));
 
+/** A fresh HS256 key: {alg, secret}. */
+export const hsKey = () => ({ alg: 'HS256', secret: crypto.randomBytes(32).toString('hex') });
+
 /** A key of each kind, made once per test file. */
 export function makeKeys() {
     const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -13,7 +16,7 @@ export function makeKeys() {
     const ed = crypto.generateKeyPairSync('ed25519');
     const pem = (k) => k.publicKey.export({ type: 'spki', format: 'pem' });
     return {
-        hs: { alg: 'HS256', secret: crypto.randomBytes(32).toString('hex') },
+        hs: hsKey(),
         rs: { alg: 'RS256', ...rsa, pem: pem(rsa) },
         es: { alg: 'ES256', ...ec, pem: pem(ec) },
         ed: { alg: 'EdDSA', ...ed, pem: pem(ed) },

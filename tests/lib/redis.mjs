@@ -262,3 +262,39 @@ export async function startRedis({ readyTimeout = 10000, unref = false, args = [
     };
     return r;
 }
+
+/**
+ * A TCP proxy on a free loopback port to the redis-server on 'port', that
+ * holds every chunk 'delay' ms (both ways, in order) once 'delay' is set:
+ * a store answering slowly, for one broker. Returns
+ *   {port, url, delay (settable, ms; 0: none), stop() - closes it and every connection}
+ */
+export async function startDelayProxy(port) {
+    const socks = new Set();
+    const pipe = (from, to, p) => from.on('data', (d) => {
+        if (p.delay > 0) setTimeout(() => to.write(d), p.delay);
+        else to.write(d);
+    });
+    const p = { delay: 0 };
+    const srv = net.createServer((client) => {
+        const up = net.connect(port, HOST);
+        for (const s of [client, up]) {
+            socks.add(s);
+            s.on('error', () => {});
+            s.on('close', () => { socks.delete(s); client.destroy(); up.destroy(); });
+        }
+        pipe(client, up, p);
+        pipe(up, client, p);
+    });
+    await new Promise((resolve, reject) => {
+        srv.on('error', reject);
+        srv.listen(0, HOST, resolve);
+    });
+    p.port = srv.address().port;
+    p.url = `redis://${HOST}:${p.port}/0`;
+    p.stop = () => new Promise((resolve) => {
+        for (const s of socks) s.destroy();
+        srv.close(() => resolve());
+    });
+    return p;
+}

@@ -2,7 +2,8 @@
  *
  * Config: {"to": CHANNEL, "event": TYPE (default "relayed"), "error": true
  * (on_event fails after publishing), "refuse": "reason" (init fails),
- * "identity": true (publish the publisher instead)}.
+ * "identity": true (publish the publisher instead), "also": CHANNEL (publish
+ * the same on it too, after 'to')}.
  * What it publishes on 'to' is "SOURCE|CHANNEL|ID|DATA" (SOURCE "-" for a
  * client's event), so that a test sees which module's event it reacted to;
  * with "identity", "AUTHID|AUTHROLE" ("-" for none).
@@ -20,7 +21,7 @@
 
 typedef struct relay {
     const ssebroker_host *h;
-    char *to, *event;
+    char *to, *event, *also;
     int error, identity;
 } relay;
 
@@ -31,6 +32,7 @@ static void *relay_init(const char *config, const ssebroker_host *h, char *err,
     const char *to = json_string_value(json_object_get(c, "to"));
     const char *ev = json_string_value(json_object_get(c, "event"));
     const char *refuse = json_string_value(json_object_get(c, "refuse"));
+    const char *also = json_string_value(json_object_get(c, "also"));
     relay *r = NULL;
 
     if (refuse) {
@@ -41,6 +43,7 @@ static void *relay_init(const char *config, const ssebroker_host *h, char *err,
         r->h = h;
         r->to = strdup(to);
         r->event = strdup(ev ? ev : "relayed");
+        r->also = also ? strdup(also) : NULL;
         r->error = json_is_true(json_object_get(c, "error"));
         r->identity = json_is_true(json_object_get(c, "identity"));
     }
@@ -63,6 +66,8 @@ static int relay_event(void *st, const ssebroker_event *ev)
         n = snprintf(text, len, "%s|%s|%s|%s", ev->source ? ev->source : "-", ev->channel,
                      ev->id, ev->data);
     rc = r->h->publish(r->h, r->to, r->event, text, (size_t)n);
+    if (rc == 0 && r->also)
+        rc = r->h->publish(r->h, r->also, r->event, text, (size_t)n);
     free(text);
     /* A publish cut by modules_max_depth is no error of this module. */
     return r->error ? -7 : rc == SSEBROKER_EDEPTH ? 0 : rc;
@@ -79,6 +84,7 @@ static void relay_free(void *st)
     relay *r = st;
     free(r->to);
     free(r->event);
+    free(r->also);
     free(r);
 }
 

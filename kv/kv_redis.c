@@ -317,7 +317,7 @@ typedef struct rop {
 typedef struct batch {
     struct batch *next;
     struct kv_redis *r;
-    rop *ops;
+    rop *ops, **ops_tail; /* a flush may join a batch in flight (redis_flush) */
     struct timeval sent;
     int oom; /* Redis refused to queue a command: at maxmemory */
 } batch;
@@ -348,7 +348,9 @@ typedef struct kv_redis {
 
     rop *pend, **pend_tail; /* the batch being filled */
     size_t npend;
-    batch *inflight, **inflight_tail;
+    batch *inflight, **inflight_tail, *inflight_last;
+    rop *ready, **ready_tail; /* flushes with nothing to wait for (redis_flush) */
+    struct event *ready_ev;   /* ... answered on the next loop turn */
     unsigned long long fails; /* operations failed so far (a flush compares) */
     int freeing;              /* kv_free() was called: no caller's callback runs */
     int hiredis_holds;        /* ... inside a hiredis callback: it holds the guard */
@@ -638,8 +640,10 @@ static void batch_done(redisAsyncContext *ac, void *reply, void *privdata)
     enter(r);
     /* Batches complete in order: this one is the head of the in-flight list. */
     r->inflight = b->next;
-    if (!r->inflight)
+    if (!r->inflight) {
         r->inflight_tail = &r->inflight;
+        r->inflight_last = NULL;
+    }
     struct timeval now;
     gettimeofday(&now, NULL);
     for (rop *o = b->ops; o; o = o->next)
@@ -807,6 +811,7 @@ static int send_batch(kv_redis *r, int probe)
         return r->pend ? fail_pending(r) : 0;
     b->r = r;
     b->ops = r->pend;
+    b->ops_tail = r->pend ? r->pend_tail : &b->ops;
     if (r->npend)
         prom_hist_observe(&r->base.metrics.batch_ops, (double)r->npend);
     gettimeofday(&b->sent, NULL);
@@ -818,7 +823,7 @@ static int send_batch(kv_redis *r, int probe)
 
     if (r->need_load)
         load_script(r); /* answered before the EXEC below */
-    redisAsyncCommand(r->ac, NULL, NULL, "MULTI");
+    redisAsyncFormattedCommand(r->ac, NULL, NULL, "*1\r\n$5\r\nMULTI\r\n", 15);
     /* One call per command: hiredis pairs each reply with one call. The
      * first command's answer (+QUEUED, or -OOM at maxmemory, which then
      * aborts the whole EXEC) tells why a batch fails. */
@@ -842,7 +847,8 @@ static int send_batch(kv_redis *r, int probe)
     b->next = NULL;
     *r->inflight_tail = b;
     r->inflight_tail = &b->next;
-    redisAsyncCommand(r->ac, batch_done, b, "EXEC");
+    r->inflight_last = b;
+    redisAsyncFormattedCommand(r->ac, batch_done, b, "*1\r\n$4\r\nEXEC\r\n", 14);
     return 0;
 }
 
@@ -1107,10 +1113,53 @@ static int redis_list_len(kv_store *kv, const char *key, kv_cb cb, void *arg)
     return rc;
 }
 
+/* The flushes that had nothing to wait for, answered KV_OK in issue order. */
+static void ready_cb(evutil_socket_t fd, short what, void *arg)
+{
+    kv_redis *r = arg;
+    rop *o = r->ready, *next;
+    r->ready = NULL;
+    r->ready_tail = &r->ready;
+    enter(r);
+    for (; o; o = next) {
+        next = o->next;
+        complete(r, o, KV_OK);
+        rop_free(o);
+    }
+    leave(r);
+}
+
+/* A flush waits for what was issued before it. With nothing waiting to be
+ * sent, that is only the batches in flight: it joins the last of them
+ * (answered after its EXEC, after everything before it), or, with none in
+ * flight, it is answered on the next loop turn. Either way it costs no round
+ * trip of its own: a publish's "stored and delivered" answer (store.sync)
+ * does not wait for one more batch. Otherwise (operations pending, or not
+ * connected) it waits in the pending batch like any operation. */
 static int redis_flush(kv_store *kv, kv_cb cb, void *arg)
 {
-    return op((kv_redis *)kv, OP_FLUSH, cb, arg, 1, 0, NULL, 0, NULL, NULL, 0, NULL,
-              NULL);
+    kv_redis *r = (kv_redis *)kv;
+    rop *o;
+
+    if (r->pend || !r->connected ||
+        (r->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
+        return op(r, OP_FLUSH, cb, arg, 1, 0, NULL, 0, NULL, NULL, 0, NULL, NULL);
+    if (!(o = calloc(1, sizeof(*o))))
+        return KV_ENOMEM;
+    o->kind = OP_FLUSH;
+    o->fails_at = r->fails;
+    o->cb = cb;
+    o->arg = arg;
+    gettimeofday(&o->t0, NULL);
+    if (r->inflight_last) {
+        *r->inflight_last->ops_tail = o;
+        r->inflight_last->ops_tail = &o->next;
+    } else {
+        *r->ready_tail = o;
+        r->ready_tail = &o->next;
+        event_active(r->ready_ev, EV_TIMEOUT, 0);
+    }
+    return 0;
 }
 
 static int redis_health(kv_store *kv)
@@ -1676,6 +1725,12 @@ static void redis_destroy(kv_redis *r)
         r->inflight = b->next;
         batch_free(b);
     }
+    for (o = r->ready; o; o = next) {
+        next = o->next;
+        rop_free(o);
+    }
+    if (r->ready_ev)
+        event_free(r->ready_ev);
     if (r->reconnect_ev)
         event_free(r->reconnect_ev);
     if (r->flush_ev)
@@ -1812,6 +1867,7 @@ kv_store *kv_redis_new(struct event_base *base, const kv_redis_opts *opts, char 
     kv_metrics_init(&r->base);
     r->pend_tail = &r->pend;
     r->inflight_tail = &r->inflight;
+    r->ready_tail = &r->ready;
     r->maxbuffer = opts->maxbuffer ? opts->maxbuffer : 100;
     r->buffertime_ms = opts->buffertime_ms;
     r->timeout_ms = timeout_ms;
@@ -1823,6 +1879,7 @@ kv_store *kv_redis_new(struct event_base *base, const kv_redis_opts *opts, char 
         !(r->reconnect_ev = evtimer_new(base, reconnect_cb, r)) ||
         !(r->flush_ev = evtimer_new(base, flush_timer_cb, r)) ||
         !(r->now_ev = event_new(base, -1, 0, flush_timer_cb, r)) ||
+        !(r->ready_ev = event_new(base, -1, 0, ready_cb, r)) ||
         !(r->watchdog = event_new(base, -1, EV_PERSIST, watchdog_cb, r)) ||
         event_add(r->watchdog, &tick) < 0)
         goto err;

@@ -299,9 +299,9 @@ typedef struct rop {
     size_t split;  /* length of the first command when there are two */
     size_t max;    /* list_push bound */
     size_t sha_at; /* script calls: where its SHA goes in 'cmds' (0: none) */
-    /* An append's 'cmds' holds its keys (the first command's arguments) and its
-     * record (the second's), which send_batch() joins with the appends next
-     * to it into one EVALSHA. */
+    /* An append's 'cmds' holds its keys, then (from 'split') its record, as
+     * RESP bulk strings, which send_group() joins with the appends next to it
+     * into one EVALSHA. */
     int nkeys;
     int group;  /* sent: the first of a group answers for this many appends, the
                    others hold 0 */
@@ -731,13 +731,6 @@ static void load_script(kv_redis *r)
     r->need_load = 0;
 }
 
-/* Where the arguments of a formatted command start: past its "*<argc>\r\n". */
-static size_t resp_args(const char *cmd, size_t len)
-{
-    const char *nl = memchr(cmd, '\n', len);
-    return nl ? (size_t)(nl - cmd) + 1 : len;
-}
-
 /* Send the appends that follow each other from 'o' on (at most
  * KV_REDIS_GROUP_MAX) as one EVALSHA of the script (see APPEND_LUA): the
  * first is marked with the group's size and the one reply it takes (ncmds 1),
@@ -752,9 +745,7 @@ static rop *send_group(kv_redis *r, rop *o, batch *b)
     char head[96], mid[48], *cmd;
 
     for (x = o; x && x->kind == OP_APPEND && m < KV_REDIS_GROUP_MAX; x = x->next) {
-        size_t k = resp_args(x->cmds, x->split);
-        size_t a = resp_args(x->cmds + x->split, x->cmdslen - x->split);
-        len += x->split - k + (x->cmdslen - x->split - a);
+        len += x->cmdslen;
         nkeys += (size_t)x->nkeys;
         args += 6 + (size_t)x->nkeys; /* a record: 6 + its keys (APPEND_LUA) */
         x->group = 0;
@@ -774,18 +765,16 @@ static rop *send_group(kv_redis *r, rop *o, batch *b)
     memcpy(cmd, head, (size_t)hl);
     at = (size_t)hl;
     for (x = o;; x = x->next) { /* the keys, in order */
-        size_t k = resp_args(x->cmds, x->split);
-        memcpy(cmd + at, x->cmds + k, x->split - k);
-        at += x->split - k;
+        memcpy(cmd + at, x->cmds, x->split);
+        at += x->split;
         if (x == last)
             break;
     }
     memcpy(cmd + at, mid, (size_t)ml);
     at += (size_t)ml;
     for (x = o;; x = x->next) { /* the records, in order */
-        size_t a = resp_args(x->cmds + x->split, x->cmdslen - x->split);
-        memcpy(cmd + at, x->cmds + x->split + a, x->cmdslen - x->split - a);
-        at += x->cmdslen - x->split - a;
+        memcpy(cmd + at, x->cmds + x->split, x->cmdslen - x->split);
+        at += x->cmdslen - x->split;
         if (x == last)
             break;
     }
@@ -1180,99 +1169,127 @@ static void sha_placeholder(char sha[KV_REDIS_SHA_LEN + 1])
     sha[KV_REDIS_SHA_LEN] = '\0';
 }
 
+/* An append's arguments as RESP bulk strings, written straight into its
+ * operation's buffer (no argv arrays, no formatting of whole commands:
+ * send_group() only copies them after its header). Each string is 'a' then
+ * 'b' (the store's prefix and a name, or one of them empty). */
+typedef struct resp_w {
+    char *p;
+    size_t len;
+} resp_w;
+
+static void bulk3(resp_w *w, const char *a, size_t alen, const char *b, size_t blen,
+                  const char *c, size_t clen)
+{
+    char num[24];
+    int n = 0;
+    size_t v = alen + blen + clen;
+    do
+        num[n++] = (char)('0' + v % 10);
+    while ((v /= 10));
+    w->p[w->len++] = '$';
+    while (n)
+        w->p[w->len++] = num[--n];
+    memcpy(w->p + w->len, "\r\n", 2);
+    w->len += 2;
+    if (alen)
+        memcpy(w->p + w->len, a, alen);
+    if (blen)
+        memcpy(w->p + w->len + alen, b, blen);
+    if (clen)
+        memcpy(w->p + w->len + alen + blen, c, clen);
+    w->len += alen + blen + clen;
+    memcpy(w->p + w->len, "\r\n", 2);
+    w->len += 2;
+}
+
+static void bulk(resp_w *w, const char *a, size_t alen, const char *b, size_t blen)
+{
+    bulk3(w, a, alen, b, blen, NULL, 0);
+}
+
+/* A number, in decimal, after 'sign' ("" or "-"). */
+static void bulk_num(resp_w *w, const char *sign, unsigned long long v)
+{
+    char t[32];
+    int n = snprintf(t, sizeof(t), "%s%llu", sign, v);
+    bulk(w, t, (size_t)n, NULL, 0);
+}
+
 static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *arg)
 {
     kv_redis *r = (kv_redis *)kv;
-    char *hash = NULL, *channel = NULL, *trims = NULL, **keys = NULL, *stream = NULL,
-         *end = NULL;
-    char nkeys[24], floortxt[24], ntxt[24], maxtxt[24], idletxt[24], *readers = NULL;
-    const char *field, **karg = NULL, **rec = NULL;
-    size_t n, nk, k = 0, j = 0, *klens = NULL, *rlens = NULL;
-    int rc;
+    const char *slash = a && a->counter ? strrchr(a->counter, '/') : NULL;
+    size_t n, nk, plen = strlen(r->prefix), cap, hlen;
+    resp_w w = {0};
+    rop *o;
 
     if (!a || (!a->head && a->head_len) || (!a->tail && a->tail_len) ||
         (!a->mid && a->mid_len) || (a->nlists && !a->lists) ||
         (a->topic && !valid_name(a->topic)) || (a->log && !valid_name(a->log)) ||
         a->floor == LLONG_MAX ||
-        (a->log_readers && (!a->log || !kv_valid_table(a->log_readers))))
+        (a->log_readers && (!a->log || !kv_valid_table(a->log_readers))) || !a->counter ||
+        !*a->counter || !slash || !slash[1] || a->nlists > INT_MAX / 4)
         return KV_EINVAL;
     n = a->nlists;
-    for (size_t i = 0; i < n; i++)
-        if (!valid_name(a->lists[i]))
-            return KV_EINVAL;
-    if ((rc = split_key(r, a->counter, &hash, &field)) < 0)
-        return rc;
-    rc = KV_ENOMEM;
+    hlen = (size_t)(slash - a->counter) + 1; /* the counter's hash: P"table/" */
     /* Its keys: hash lists... [stream end [readers]]; its record (APPEND_LUA):
      * nkeys field floor head tail channel n trims... [max mid [idle]], 6 +
-     * nkeys in all. send_batch() makes it part of one EVALSHA. */
-    int nlog = a->log ? 2 + (a->log_readers ? 1 : 0) : 0;
-    nk = 1 + n + (size_t)nlog;
-    if (n > ((size_t)INT_MAX - 20) / 2 || !(karg = calloc(nk, sizeof(*karg))) ||
-        !(klens = calloc(nk, sizeof(*klens))) || !(rec = calloc(6 + nk, sizeof(*rec))) ||
-        !(rlens = calloc(6 + nk, sizeof(*rlens))) ||
-        (n && (!(keys = calloc(n, sizeof(*keys))) || !(trims = malloc(n * 24)))) ||
-        (a->topic && !(channel = list_key(r, a->topic))) ||
-        (a->log && (!(stream = list_key(r, a->log)) || !(end = end_key(r, a->log)))) ||
-        (a->log_readers && !(readers = list_key(r, a->log_readers))))
-        goto out;
-    snprintf(nkeys, sizeof(nkeys), "%zu", nk);
-    snprintf(floortxt, sizeof(floortxt), "%lld", a->floor);
-    snprintf(ntxt, sizeof(ntxt), "%zu", n);
-    snprintf(maxtxt, sizeof(maxtxt), "%zu", a->log_max);
-    snprintf(idletxt, sizeof(idletxt), "%zu", a->log_idle);
-#define KEY(s_) (karg[k] = (s_), klens[k] = strlen(s_), k++)
-#define PUT(s_, len_) (rec[j] = (s_), rlens[j] = (len_), j++)
-    KEY(hash);
+     * nkeys in all. Room: every string, and per argument its framing
+     * ("$<len>\r\n...\r\n": at most 25 bytes), the prefix or a number (at
+     * most 21 bytes) and a '~'. */
+    nk = 1 + n + (a->log ? 2 + (a->log_readers ? 1 : 0) : 0);
+    cap = (nk + 6 + nk) * (48 + plen) + hlen + strlen(slash + 1) + a->head_len +
+          a->tail_len + a->mid_len + (a->topic ? strlen(a->topic) : 0) +
+          (a->log ? 2 * strlen(a->log) : 0) +
+          (a->log_readers ? strlen(a->log_readers) : 0);
     for (size_t i = 0; i < n; i++) {
-        if (!(keys[i] = list_key(r, a->lists[i])))
-            goto out;
-        KEY(keys[i]);
+        if (!valid_name(a->lists[i]))
+            return KV_EINVAL;
+        cap += strlen(a->lists[i]);
     }
+    if (!(o = calloc(1, sizeof(*o))) || !(w.p = malloc(cap))) {
+        free(o);
+        return KV_ENOMEM;
+    }
+    bulk(&w, r->prefix, plen, a->counter, hlen);
+    for (size_t i = 0; i < n; i++)
+        bulk(&w, r->prefix, plen, a->lists[i], strlen(a->lists[i]));
     if (a->log) {
-        KEY(stream);
-        KEY(end);
+        bulk(&w, r->prefix, plen, a->log, strlen(a->log));
+        bulk3(&w, r->prefix, plen, a->log, strlen(a->log), "~", 1); /* its end */
     }
-    if (readers)
-        KEY(readers);
-    PUT(nkeys, strlen(nkeys));
-    PUT(field, strlen(field));
-    PUT(floortxt, strlen(floortxt));
-    PUT(a->head ? a->head : "", a->head_len); /* may hold NULs */
-    PUT(a->tail ? a->tail : "", a->tail_len);
-    PUT(channel ? channel : "", channel ? strlen(channel) : 0);
-    PUT(ntxt, strlen(ntxt));
-    for (size_t i = 0; i < n; i++) {
+    if (a->log_readers)
+        bulk(&w, r->prefix, plen, a->log_readers, strlen(a->log_readers));
+    o->split = w.len;
+    bulk_num(&w, "", nk);
+    bulk(&w, slash + 1, strlen(slash + 1), NULL, 0);
+    bulk_num(&w, a->floor < 0 ? "-" : "",
+             a->floor < 0 ? 0ULL - (unsigned long long)a->floor
+                          : (unsigned long long)a->floor);
+    bulk(&w, a->head, a->head_len, NULL, 0); /* may hold NULs */
+    bulk(&w, a->tail, a->tail_len, NULL, 0);
+    bulk(&w, a->topic ? r->prefix : NULL, a->topic ? plen : 0, a->topic,
+         a->topic ? strlen(a->topic) : 0);
+    bulk_num(&w, "", n);
+    for (size_t i = 0; i < n; i++) { /* the LTRIM start: -max, 0 for none */
         size_t max = a->max ? a->max[i] : 0;
-        char *t = trims + 24 * i;
-        snprintf(t, 24, max ? "-%zu" : "0", max);
-        PUT(t, strlen(t));
+        bulk_num(&w, max ? "-" : "", max);
     }
     if (a->log) {
-        PUT(maxtxt, strlen(maxtxt));
-        PUT(a->mid ? a->mid : "", a->mid_len);
+        bulk_num(&w, "", a->log_max);
+        bulk(&w, a->mid, a->mid_len, NULL, 0);
     }
-    if (readers)
-        PUT(idletxt, strlen(idletxt));
-#undef KEY
-#undef PUT
-    rc = op(r, OP_APPEND, cb, arg, cb != NULL, 0, NULL, (int)k, karg, klens, (int)j, rec,
-            rlens);
-out:
-    for (size_t i = 0; keys && i < n; i++)
-        free(keys[i]);
-    free(keys);
-    free(trims);
-    free(channel);
-    free(readers);
-    free(stream);
-    free(end);
-    free(karg);
-    free(klens);
-    free(rec);
-    free(rlens);
-    free(hash);
-    return rc;
+    if (a->log_readers)
+        bulk_num(&w, "", a->log_idle);
+    o->cmds = w.p;
+    o->cmdslen = w.len;
+    o->nkeys = (int)nk; /* ncmds and group: when sent (send_group) */
+    o->kind = OP_APPEND;
+    o->fails_at = r->fails;
+    o->cb = cb;
+    o->arg = arg;
+    return enqueue(r, o, cb != NULL);
 }
 
 static int redis_log_range(kv_store *kv, const char *key, long long after, size_t count,

@@ -45,16 +45,19 @@
  * starts (topic NULL) can read.
  *
  * Append: one Lua script (APPEND_LUA) does the whole of kv_append() inside
- * Redis, which runs a script atomically: check the lists' types, HINCRBY the
- * counter's field (raised to the floor first), RPUSH + LTRIM the value built
- * with the id onto each list, PUBLISH it. Every (re)connection sends SCRIPT LOAD
- * before anything else, so the batches that follow call it by its SHA1 with
- * EVALSHA (one command per append, inside the MULTI like any write); a command
- * is formatted with a placeholder SHA that send_batch() fills in. If Redis lost
- * the script while connected (SCRIPT FLUSH), the EVALSHA fails with NOSCRIPT
- * having changed nothing: that append fails with KV_EIO and the script is loaded
- * again ahead of the next batch. (Retrying it would reorder it after operations
- * issued later that already ran.)
+ * Redis, which runs a script atomically: check the types, take the id from
+ * the counter's field (raised to the floor first), push the value built with
+ * the id onto each list and the log, PUBLISH it. Every (re)connection sends
+ * SCRIPT LOAD before anything else, so the batches that follow call it by its
+ * SHA1 with EVALSHA, inside the MULTI like any write: one EVALSHA for every
+ * run of appends that follow each other in a batch (send_group()), each
+ * append keeping its own reply, its own failure and its place in the order. A
+ * script call (mark, del_if, set_if) is formatted with a placeholder SHA that
+ * send_batch() fills in. If Redis lost the script while connected (SCRIPT
+ * FLUSH), the EVALSHA fails with NOSCRIPT having changed nothing: those
+ * appends fail with KV_EIO and the script is loaded again ahead of the next
+ * batch. (Retrying them would reorder them after operations issued later that
+ * already ran.)
  *
  * Notifications: kv_notify() is a PUBLISH of P"topic" inside the batch, so it
  * follows the writes issued before it; the subscription lives on a connection
@@ -86,31 +89,49 @@
 #define KV_REDIS_MAX_WAITING 100000 /* operations held while disconnected */
 #define KV_REDIS_PROBE_MS 1000      /* an idle connection is probed this often */
 #define KV_REDIS_SHA_LEN 40
+#define KV_REDIS_GROUP_MAX 100 /* appends joined into one script call, at most */
 
 /* The store's one script, loaded at every connection and called by its SHA1
- * with EVALSHA (one command per call, inside the MULTI like any write). ARGV[1]
- * picks what it does; each is one atomic step of Redis:
+ * with EVALSHA inside the MULTI like any write. ARGV[1] picks what it does;
+ * each is one atomic step of Redis:
  *
- * 'append' - kv_append(). KEYS[1]: the counter's hash; KEYS[2..1+n]: the
- * lists; then, with a log, the log's stream and its end, and, with readers,
- * their hash. ARGV: the counter's field, the floor, head, tail, the channel
- * to PUBLISH on ('' for none), n, per list its LTRIM start ('-max', '0' for
- * no bound), then with a log its bound ('0' for none) and the text put
- * between the id and the position ('' for none: the value is head id tail,
- * else head id mid pos tail), and, with readers, the bound while their hash
- * does not exist (trimmed exactly, MAXLEN =). Returns {id, pos}.
- * Types are checked before anything is written; HINCRBY fails, writing
- * nothing, on a counter that is no integer. One HINCRBY takes the id (an HSET
- * only when the floor lifts it). A log is a Redis Stream: entry id
- * "<id>-0" (ids increase, as XADD wants), fields p (position) and v (value),
- * trimmed with MAXLEN ~ (whole nodes at a time, so it keeps at least the
- * bound). A stream rather than a list because readers ask for "the entries
- * after id X" (XRANGE with an exclusive start) and "the newest N"
- * (XREVRANGE ... COUNT), both O(log n + N) by id, which is what connection
- * cursors and history queries need; a list could only be indexed by offset.
- * A log's end ("id pos" of its newest entry ever) is a string key beside its
- * stream, the stream's name with '~' after it: it outlives trimming, even to
- * nothing, and a DEL of both keys removes the log (kv_del).
+ * 'append' - kv_append(), for m appends in one call: send_batch() joins the
+ * appends that follow each other in a batch (at most KV_REDIS_GROUP_MAX) into
+ * one EVALSHA, because the call itself (its KEYS and ARGV tables, the Lua
+ * frame) costs Redis more than the commands one append runs. ARGV[2] is m;
+ * then each append's record, and its keys one after the other in KEYS: the
+ * counter's hash, its n lists, then, with a log, the log's stream and its end,
+ * and, with readers, their hash. A record: the number of its keys, the
+ * counter's field, the floor, head, tail, the channel to PUBLISH on ('' for
+ * none), n, per list its LTRIM start ('-max', '0' for no bound), then with a
+ * log its bound ('0' for none) and the text put between the id and the
+ * position ('' for none: the value is head id tail, else head id mid pos
+ * tail), and, with readers, the bound while their hash does not exist
+ * (trimmed exactly, MAXLEN =). Returns one reply per append, in order: {id,
+ * pos}, or the error that append met.
+ *
+ * Each append is atomic on its own and fails alone (it runs under pcall, so
+ * one that fails leaves the others be): types are checked before anything is
+ * written, and HINCRBY fails, writing nothing, on a counter that is no integer
+ * (or, at maxmemory, on OOM while the script has written nothing yet). One
+ * HINCRBY takes the first id of a counter in the call; the following appends
+ * count on in Lua and one HSET writes the counter back at the end (an HSET
+ * also when the floor lifts it). A log is a Redis Stream: entry id "<id>-0"
+ * (ids increase, as XADD wants), fields p (position) and v (value), trimmed
+ * once per call after its appends (MAXLEN ~, whole nodes at a time, so it
+ * keeps at least the bound; MAXLEN = while the readers' hash is gone). A
+ * stream rather than a list because readers ask for "the entries after id X"
+ * (XRANGE with an exclusive start) and "the newest N" (XREVRANGE ... COUNT),
+ * both O(log n + N) by id, which is what connection cursors and history
+ * queries need; a list could only be indexed by offset. A log's end ("id pos"
+ * of its newest entry ever) is a string key beside its stream, the stream's
+ * name with '~' after it: it outlives trimming, even to nothing, and a DEL of
+ * both keys removes the log (kv_del). The call reads a type, a log's end and
+ * whether readers exist once per key and writes each end once, at the end:
+ * nothing else writes them meanwhile (a script runs alone), so a batch of
+ * appends to one channel costs an XADD and a PUBLISH each and a few commands
+ * per call. Every append still PUBLISHes its own value: a node's subscription
+ * sees the messages one by one, in id order.
  *
  * 'mark' - kv_log_mark(): KEYS[1]: the log's end, KEYS[2]: the target's
  * table hash; ARGV[2]: the target's field. Writes the log's end there.
@@ -122,7 +143,7 @@
  * value it must hold ("" for none), ARGV[4]: the new one. Returns 1 if set.
  *
  * Lua numbers are doubles: ids are exact up to 2^53 (9e15: 285 years at a
- * million messages a second). */
+ * million messages a second); past that every id is taken with HINCRBY. */
 #define APPEND_LUA                                                                       \
     "local mode = ARGV[1]\n"                                                             \
     "if mode == 'mark' then\n"                                                           \
@@ -143,55 +164,109 @@
     "  end\n"                                                                            \
     "  return 0\n"                                                                       \
     "end\n"                                                                              \
-    "local n = tonumber(ARGV[7])\n"                                                      \
-    "local log = #KEYS > 1 + n\n"                                                        \
-    "for i = 2, 1 + n do\n"                                                              \
-    "  local t = redis.call('TYPE', KEYS[i]).ok\n"                                       \
-    "  if t ~= 'none' and t ~= 'list' then\n"                                            \
-    "    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds no list')\n"        \
+    "local lists, logs, ctrs, ends, readers, trims, last_of = {}, {}, {}, {}, {}, {}, "  \
+    "{}\n"                                                                               \
+    "local function typed(seen, key, want, what)\n"                                      \
+    "  if not seen[key] then\n"                                                          \
+    "    local t = redis.call('TYPE', key).ok\n"                                         \
+    "    if t ~= 'none' and t ~= want then\n"                                            \
+    "      return redis.error_reply('WRONGTYPE ' .. key .. ' holds no ' .. what)\n"      \
+    "    end\n"                                                                          \
+    "    seen[key] = true\n"                                                             \
     "  end\n"                                                                            \
     "end\n"                                                                              \
-    "if log then\n"                                                                      \
-    "  local t = redis.call('TYPE', KEYS[2 + n]).ok\n"                                   \
-    "  if t ~= 'none' and t ~= 'stream' then\n"                                          \
-    "    return redis.error_reply('WRONGTYPE ' .. KEYS[2 + n] .. ' holds no log')\n"     \
+    "local function append(j, k, a)\n"                                                   \
+    "  local nk, n = tonumber(ARGV[a]), tonumber(ARGV[a + 6])\n"                         \
+    "  local log, s, e = nk > 1 + n, KEYS[k + 1 + n], KEYS[k + 2 + n]\n"                 \
+    "  for i = k + 1, k + n do\n"                                                        \
+    "    local err = typed(lists, KEYS[i], 'list', 'list')\n"                            \
+    "    if err then return err end\n"                                                   \
+    "  end\n"                                                                            \
+    "  if log then\n"                                                                    \
+    "    local err = typed(logs, s, 'stream', 'log')\n"                                  \
+    "    if err then return err end\n"                                                   \
+    "  end\n"                                                                            \
+    "  local h, f, floor = KEYS[k], ARGV[a + 1], tonumber(ARGV[a + 2])\n"                \
+    "  ctrs[h] = ctrs[h] or {}\n"                                                        \
+    "  local c, id = ctrs[h][f]\n"                                                       \
+    "  if c and c.v < 9007199254740992 then\n"                                           \
+    "    id = c.v + 1\n"                                                                 \
+    "    c.dirty = true\n"                                                               \
+    "  else\n"                                                                           \
+    "    if c and c.dirty then redis.call('HSET', h, f, string.format('%.0f', c.v)) "    \
+    "end\n"                                                                              \
+    "    id = redis.call('HINCRBY', h, f, 1)\n"                                          \
+    "    c = {}\n"                                                                       \
+    "    ctrs[h][f] = c\n"                                                               \
+    "  end\n"                                                                            \
+    "  if id <= floor then\n"                                                            \
+    "    id = floor + 1\n"                                                               \
+    "    c.dirty = true\n"                                                               \
+    "  end\n"                                                                            \
+    "  c.v = id\n"                                                                       \
+    "  id = string.format('%.0f', id)\n"                                                 \
+    "  local pos, last = '0', 0\n"                                                       \
+    "  if log then\n"                                                                    \
+    "    if ends[e] then\n"                                                              \
+    "      last = ends[e].pos\n"                                                         \
+    "    else\n"                                                                         \
+    "      local t = redis.call('GET', e)\n"                                             \
+    "      last = t and tonumber(string.match(t, ' (%d+)$')) or 0\n"                     \
+    "    end\n"                                                                          \
+    "    pos = string.format('%.0f', last + 1)\n"                                        \
+    "  end\n"                                                                            \
+    "  local v\n"                                                                        \
+    "  if log and ARGV[a + 8 + n] ~= '' then\n"                                          \
+    "    v = ARGV[a + 3] .. id .. ARGV[a + 8 + n] .. pos .. ARGV[a + 4]\n"               \
+    "  else\n"                                                                           \
+    "    v = ARGV[a + 3] .. id .. ARGV[a + 4]\n"                                         \
+    "  end\n"                                                                            \
+    "  for i = 1, n do\n"                                                                \
+    "    redis.call('RPUSH', KEYS[k + i], v)\n"                                          \
+    "    if ARGV[a + 6 + i] ~= '0' then redis.call('LTRIM', KEYS[k + i], ARGV[a + 6 + "  \
+    "i], -1) end\n"                                                                      \
+    "  end\n"                                                                            \
+    "  if log then\n"                                                                    \
+    "    local t = ARGV[a + 7 + n] ~= '0' and {'MAXLEN', '~', ARGV[a + 7 + n]} or nil\n" \
+    "    if nk > 3 + n then\n"                                                           \
+    "      local r = KEYS[k + 3 + n]\n"                                                  \
+    "      if readers[r] == nil then readers[r] = redis.call('EXISTS', r) == 1 end\n"    \
+    "      if not readers[r] then t = {'MAXLEN', '=', ARGV[a + 9 + n]} end\n"            \
+    "    end\n"                                                                          \
+    "    if t and last_of[s] == j then\n"                                                \
+    "      redis.call('XADD', s, t[1], t[2], t[3], id .. '-0', 'p', pos, 'v', v)\n"      \
+    "      trims[s] = nil\n"                                                             \
+    "    else\n"                                                                         \
+    "      redis.call('XADD', s, id .. '-0', 'p', pos, 'v', v)\n"                        \
+    "      trims[s] = t\n"                                                               \
+    "    end\n"                                                                          \
+    "    ends[e] = {pos = last + 1, v = id .. ' ' .. pos}\n"                             \
+    "  end\n"                                                                            \
+    "  if ARGV[a + 5] ~= '' then redis.call('PUBLISH', ARGV[a + 5], v) end\n"            \
+    "  return {id, pos}\n"                                                               \
+    "end\n"                                                                              \
+    "local m, out, k, a = tonumber(ARGV[2]), {}, 1, 3\n"                                 \
+    "for j = 1, m do\n"                                                                  \
+    "  local nk, n = tonumber(ARGV[a]), tonumber(ARGV[a + 6])\n"                         \
+    "  if nk > 1 + n then last_of[KEYS[k + 1 + n]] = j end\n"                            \
+    "  k, a = k + nk, a + 6 + nk\n"                                                      \
+    "end\n"                                                                              \
+    "k, a = 1, 3\n"                                                                      \
+    "for j = 1, m do\n"                                                                  \
+    "  local ok, r = pcall(append, j, k, a)\n"                                           \
+    "  if type(r) ~= 'table' then r = redis.error_reply(tostring(r)) end\n"              \
+    "  out[j] = r\n"                                                                     \
+    "  local nk = tonumber(ARGV[a])\n"                                                   \
+    "  k, a = k + nk, a + 6 + nk\n"                                                      \
+    "end\n"                                                                              \
+    "for h, fs in pairs(ctrs) do\n"                                                      \
+    "  for f, c in pairs(fs) do\n"                                                       \
+    "    if c.dirty then redis.call('HSET', h, f, string.format('%.0f', c.v)) end\n"     \
     "  end\n"                                                                            \
     "end\n"                                                                              \
-    "local h, f = KEYS[1], ARGV[2]\n"                                                    \
-    "local id = redis.call('HINCRBY', h, f, 1)\n"                                        \
-    "if id <= tonumber(ARGV[3]) then\n"                                                  \
-    "  id = tonumber(ARGV[3]) + 1\n"                                                     \
-    "  redis.call('HSET', h, f, string.format('%.0f', id))\n"                            \
-    "end\n"                                                                              \
-    "id = string.format('%.0f', id)\n"                                                   \
-    "local pos = '0'\n"                                                                  \
-    "if log then\n"                                                                      \
-    "  local e = redis.call('GET', KEYS[3 + n])\n"                                       \
-    "  local last = e and tonumber(string.match(e, ' (%d+)$')) or 0\n"                   \
-    "  pos = string.format('%.0f', last + 1)\n"                                          \
-    "end\n"                                                                              \
-    "local v = ARGV[4] .. id .. ARGV[5]\n"                                               \
-    "if log and ARGV[9 + n] ~= '' then\n"                                                \
-    "  v = ARGV[4] .. id .. ARGV[9 + n] .. pos .. ARGV[5]\n"                             \
-    "end\n"                                                                              \
-    "for i = 1, n do\n"                                                                  \
-    "  redis.call('RPUSH', KEYS[1 + i], v)\n"                                            \
-    "  if ARGV[7 + i] ~= '0' then redis.call('LTRIM', KEYS[1 + i], ARGV[7 + i], -1) "    \
-    "end\n"                                                                              \
-    "end\n"                                                                              \
-    "if log then\n"                                                                      \
-    "  local x = {KEYS[2 + n]}\n"                                                        \
-    "  if #KEYS > 3 + n and redis.call('EXISTS', KEYS[4 + n]) == 0 then\n"               \
-    "    x = {KEYS[2 + n], 'MAXLEN', '=', ARGV[10 + n]}\n"                               \
-    "  elseif ARGV[8 + n] ~= '0' then\n"                                                 \
-    "    x = {KEYS[2 + n], 'MAXLEN', '~', ARGV[8 + n]}\n"                                \
-    "  end\n"                                                                            \
-    "  for _, e in ipairs({id .. '-0', 'p', pos, 'v', v}) do x[#x + 1] = e end\n"        \
-    "  redis.call('XADD', unpack(x))\n"                                                  \
-    "  redis.call('SET', KEYS[3 + n], id .. ' ' .. pos)\n"                               \
-    "end\n"                                                                              \
-    "if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], v) end\n"                      \
-    "return {id, pos}\n"
+    "for e, x in pairs(ends) do redis.call('SET', e, x.v) end\n"                         \
+    "for s, t in pairs(trims) do redis.call('XTRIM', s, t[1], t[2], t[3]) end\n"         \
+    "return out\n"
 
 enum {
     OP_GET,
@@ -224,6 +299,14 @@ typedef struct rop {
     size_t split;  /* length of the first command when there are two */
     size_t max;    /* list_push bound */
     size_t sha_at; /* script calls: where its SHA goes in 'cmds' (0: none) */
+    /* An append's 'cmds' holds its keys, then (from 'split') its record, as
+     * RESP bulk strings, which send_group() joins with the appends next to it
+     * into one EVALSHA. */
+    int nkeys;
+    int group;  /* sent: the first of a group answers for this many appends, the
+                   others hold 0 */
+    int status; /* sent: nonzero if the group could not be formatted (the
+                   appends fail with it, in order, when the batch is answered) */
     unsigned long long fails_at; /* flush: r->fails when it was issued */
     char *table;                 /* scan: the table, to rebuild full keys */
     struct timeval t0;           /* when it was issued (store latency) */
@@ -234,7 +317,7 @@ typedef struct rop {
 typedef struct batch {
     struct batch *next;
     struct kv_redis *r;
-    rop *ops;
+    rop *ops, **ops_tail; /* a flush may join a batch in flight (redis_flush) */
     struct timeval sent;
     int oom; /* Redis refused to queue a command: at maxmemory */
 } batch;
@@ -265,7 +348,9 @@ typedef struct kv_redis {
 
     rop *pend, **pend_tail; /* the batch being filled */
     size_t npend;
-    batch *inflight, **inflight_tail;
+    batch *inflight, **inflight_tail, *inflight_last;
+    rop *ready, **ready_tail; /* flushes with nothing to wait for (redis_flush) */
+    struct event *ready_ev;   /* ... answered on the next loop turn */
     unsigned long long fails; /* operations failed so far (a flush compares) */
     int freeing;              /* kv_free() was called: no caller's callback runs */
     int hiredis_holds;        /* ... inside a hiredis callback: it holds the guard */
@@ -472,16 +557,6 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
          * issued before it (and, conservatively, of any others in between). */
         res.status = r->fails > o->fails_at ? KV_EIO : KV_OK;
         break;
-    case OP_APPEND:
-        if (rep[0]->type != REDIS_REPLY_ARRAY || rep[0]->elements != 2 ||
-            rep[0]->element[0]->type != REDIS_REPLY_STRING ||
-            rep[0]->element[1]->type != REDIS_REPLY_STRING) {
-            complete(r, o, KV_EIO);
-            return;
-        }
-        res.num = res.id = strtoll(rep[0]->element[0]->str, NULL, 10);
-        res.pos = strtoll(rep[0]->element[1]->str, NULL, 10);
-        break;
     case OP_XRANGE:
     case OP_XREV:
         if ((res.status = log_entries(rep[0], o->kind == OP_XREV, &items, &res.n)) == 0)
@@ -503,6 +578,37 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
         o->cb(&res, o->arg);
     free(items);
     free(keys);
+}
+
+/* Hand the appends of the group 'o' starts their replies: 'rep' is the
+ * script's, one element per append ({id, pos} or its error), or an error for
+ * them all (NOSCRIPT); NULL with 'status' when the group was never sent. */
+static void dispatch_group(kv_redis *r, rop *o, redisReply *rep, int status)
+{
+    for (int i = 0, n = o->group; i < n && o; i++, o = o->next) {
+        const redisReply *e = rep;
+        kv_result res = {0};
+        if (status || !rep) {
+            complete(r, o, status ? status : KV_EIO);
+            continue;
+        }
+        if (rep->type == REDIS_REPLY_ARRAY)
+            e = (size_t)i < rep->elements ? rep->element[i] : NULL;
+        if (e && e->type == REDIS_REPLY_ERROR) {
+            complete(r, o, append_error(r, e->str));
+            continue;
+        }
+        if (!e || e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[1]->type != REDIS_REPLY_STRING) {
+            complete(r, o, KV_EIO);
+            continue;
+        }
+        res.num = res.id = strtoll(e->element[0]->str, NULL, 10);
+        res.pos = strtoll(e->element[1]->str, NULL, 10);
+        if (o->cb && !r->freeing)
+            o->cb(&res, o->arg);
+    }
 }
 
 static void batch_free(batch *b)
@@ -534,8 +640,10 @@ static void batch_done(redisAsyncContext *ac, void *reply, void *privdata)
     enter(r);
     /* Batches complete in order: this one is the head of the in-flight list. */
     r->inflight = b->next;
-    if (!r->inflight)
+    if (!r->inflight) {
         r->inflight_tail = &r->inflight;
+        r->inflight_last = NULL;
+    }
     struct timeval now;
     gettimeofday(&now, NULL);
     for (rop *o = b->ops; o; o = o->next)
@@ -553,11 +661,19 @@ static void batch_done(redisAsyncContext *ac, void *reply, void *privdata)
                 complete(r, o, b->oom ? KV_EFULL : KV_EIO);
     } else {
         for (rop *o = b->ops; o; o = o->next) {
+            if (o->kind == OP_APPEND && !o->group)
+                continue; /* answered with the first of its group */
             if (at + (size_t)o->ncmds > rep->elements) {
-                complete(r, o, KV_EIO);
+                if (o->kind == OP_APPEND)
+                    dispatch_group(r, o, NULL, KV_EIO);
+                else
+                    complete(r, o, KV_EIO);
                 continue;
             }
-            dispatch(r, o, o->ncmds ? rep->element + at : NULL);
+            if (o->kind == OP_APPEND)
+                dispatch_group(r, o, o->ncmds ? rep->element[at] : NULL, o->status);
+            else
+                dispatch(r, o, o->ncmds ? rep->element + at : NULL);
             at += (size_t)o->ncmds;
         }
     }
@@ -615,6 +731,59 @@ static void load_script(kv_redis *r)
     r->need_load = 0;
 }
 
+/* Send the appends that follow each other from 'o' on (at most
+ * KV_REDIS_GROUP_MAX) as one EVALSHA of the script (see APPEND_LUA): the
+ * first is marked with the group's size and the one reply it takes (ncmds 1),
+ * the others with none. When the command cannot be built, ncmds stays 0 and
+ * the caller fails the group when its batch is answered. Returns the group's
+ * last append. 'b' (the batch) when the group is the batch's first command. */
+static rop *send_group(kv_redis *r, rop *o, batch *b)
+{
+    size_t nkeys = 0, args = 0, len = 0, at;
+    int m = 0;
+    rop *last = o, *x;
+    char head[96], mid[48], *cmd;
+
+    for (x = o; x && x->kind == OP_APPEND && m < KV_REDIS_GROUP_MAX; x = x->next) {
+        len += x->cmdslen;
+        nkeys += (size_t)x->nkeys;
+        args += 6 + (size_t)x->nkeys; /* a record: 6 + its keys (APPEND_LUA) */
+        x->group = 0;
+        x->ncmds = 0;
+        last = x;
+        m++;
+    }
+    o->group = m;
+    int hl = snprintf(head, sizeof(head),
+                      "*%zu\r\n$7\r\nEVALSHA\r\n$%d\r\n%s\r\n$%d\r\n%zu\r\n",
+                      3 + nkeys + 2 + args, KV_REDIS_SHA_LEN, r->sha,
+                      snprintf(NULL, 0, "%zu", nkeys), nkeys);
+    int ml = snprintf(mid, sizeof(mid), "$6\r\nappend\r\n$%d\r\n%d\r\n",
+                      snprintf(NULL, 0, "%d", m), m);
+    if (!(cmd = malloc(len + (size_t)hl + (size_t)ml)))
+        return last;
+    memcpy(cmd, head, (size_t)hl);
+    at = (size_t)hl;
+    for (x = o;; x = x->next) { /* the keys, in order */
+        memcpy(cmd + at, x->cmds, x->split);
+        at += x->split;
+        if (x == last)
+            break;
+    }
+    memcpy(cmd + at, mid, (size_t)ml);
+    at += (size_t)ml;
+    for (x = o;; x = x->next) { /* the records, in order */
+        memcpy(cmd + at, x->cmds + x->split, x->cmdslen - x->split);
+        at += x->cmdslen - x->split;
+        if (x == last)
+            break;
+    }
+    redisAsyncFormattedCommand(r->ac, b ? on_queued : NULL, b, cmd, at);
+    free(cmd);
+    o->ncmds = 1;
+    return last;
+}
+
 /* Send the pending batch; with 'probe', an empty one when nothing is pending,
  * which only shows that Redis answers (its reply is timed like any batch's).
  * Returns 1 if a callback freed the store. */
@@ -631,6 +800,7 @@ static int send_batch(kv_redis *r, int probe)
         return r->pend ? fail_pending(r) : 0;
     b->r = r;
     b->ops = r->pend;
+    b->ops_tail = r->pend ? r->pend_tail : &b->ops;
     if (r->npend)
         prom_hist_observe(&r->base.metrics.batch_ops, (double)r->npend);
     gettimeofday(&b->sent, NULL);
@@ -642,11 +812,18 @@ static int send_batch(kv_redis *r, int probe)
 
     if (r->need_load)
         load_script(r); /* answered before the EXEC below */
-    redisAsyncCommand(r->ac, NULL, NULL, "MULTI");
+    redisAsyncFormattedCommand(r->ac, NULL, NULL, "*1\r\n$5\r\nMULTI\r\n", 15);
     /* One call per command: hiredis pairs each reply with one call. The
      * first command's answer (+QUEUED, or -OOM at maxmemory, which then
      * aborts the whole EXEC) tells why a batch fails. */
     for (rop *o = b->ops; o; o = o->next) {
+        if (o->kind == OP_APPEND) {
+            rop *first = o;
+            o = send_group(r, first, first == b->ops ? b : NULL);
+            if (!first->ncmds)
+                first->status = KV_ENOMEM;
+            continue;
+        }
         if (o->sha_at)
             memcpy(o->cmds + o->sha_at, r->sha, KV_REDIS_SHA_LEN);
         if (o->ncmds > 0)
@@ -659,7 +836,8 @@ static int send_batch(kv_redis *r, int probe)
     b->next = NULL;
     *r->inflight_tail = b;
     r->inflight_tail = &b->next;
-    redisAsyncCommand(r->ac, batch_done, b, "EXEC");
+    r->inflight_last = b;
+    redisAsyncFormattedCommand(r->ac, batch_done, b, "*1\r\n$4\r\nEXEC\r\n", 14);
     return 0;
 }
 
@@ -716,11 +894,12 @@ static int op(kv_redis *r, int kind, kv_cb cb, void *arg, int urgent, size_t max
         memcpy(o->cmds + l1, c2, (size_t)l2);
     o->cmdslen = (size_t)(l1 + l2);
     o->split = (size_t)l1;
-    if (kind == OP_APPEND || kind == OP_MARK || kind == OP_DELIF)
+    if (kind == OP_MARK || kind == OP_DELIF)
         /* "*<argc>\r\n$7\r\nEVALSHA\r\n$40\r\n" then the SHA */
         o->sha_at = (size_t)((char *)memchr(c1, '\n', (size_t)l1) - c1) + 1 +
                     strlen("$7\r\nEVALSHA\r\n$40\r\n");
     o->ncmds = (argc1 > 0) + (argc2 > 0);
+    o->nkeys = argc1;
     o->kind = kind;
     o->fails_at = r->fails;
     o->max = max;
@@ -923,10 +1102,53 @@ static int redis_list_len(kv_store *kv, const char *key, kv_cb cb, void *arg)
     return rc;
 }
 
+/* The flushes that had nothing to wait for, answered KV_OK in issue order. */
+static void ready_cb(evutil_socket_t fd, short what, void *arg)
+{
+    kv_redis *r = arg;
+    rop *o = r->ready, *next;
+    r->ready = NULL;
+    r->ready_tail = &r->ready;
+    enter(r);
+    for (; o; o = next) {
+        next = o->next;
+        complete(r, o, KV_OK);
+        rop_free(o);
+    }
+    leave(r);
+}
+
+/* A flush waits for what was issued before it. With nothing waiting to be
+ * sent, that is only the batches in flight: it joins the last of them
+ * (answered after its EXEC, after everything before it), or, with none in
+ * flight, it is answered on the next loop turn. Either way it costs no round
+ * trip of its own: a publish's "stored and delivered" answer (store.sync)
+ * does not wait for one more batch. Otherwise (operations pending, or not
+ * connected) it waits in the pending batch like any operation. */
 static int redis_flush(kv_store *kv, kv_cb cb, void *arg)
 {
-    return op((kv_redis *)kv, OP_FLUSH, cb, arg, 1, 0, NULL, 0, NULL, NULL, 0, NULL,
-              NULL);
+    kv_redis *r = (kv_redis *)kv;
+    rop *o;
+
+    if (r->pend || !r->connected ||
+        (r->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
+        return op(r, OP_FLUSH, cb, arg, 1, 0, NULL, 0, NULL, NULL, 0, NULL, NULL);
+    if (!(o = calloc(1, sizeof(*o))))
+        return KV_ENOMEM;
+    o->kind = OP_FLUSH;
+    o->fails_at = r->fails;
+    o->cb = cb;
+    o->arg = arg;
+    gettimeofday(&o->t0, NULL);
+    if (r->inflight_last) {
+        *r->inflight_last->ops_tail = o;
+        r->inflight_last->ops_tail = &o->next;
+    } else {
+        *r->ready_tail = o;
+        r->ready_tail = &o->next;
+        event_active(r->ready_ev, EV_TIMEOUT, 0);
+    }
+    return 0;
 }
 
 static int redis_health(kv_store *kv)
@@ -947,98 +1169,127 @@ static void sha_placeholder(char sha[KV_REDIS_SHA_LEN + 1])
     sha[KV_REDIS_SHA_LEN] = '\0';
 }
 
+/* An append's arguments as RESP bulk strings, written straight into its
+ * operation's buffer (no argv arrays, no formatting of whole commands:
+ * send_group() only copies them after its header). Each string is 'a' then
+ * 'b' (the store's prefix and a name, or one of them empty). */
+typedef struct resp_w {
+    char *p;
+    size_t len;
+} resp_w;
+
+static void bulk3(resp_w *w, const char *a, size_t alen, const char *b, size_t blen,
+                  const char *c, size_t clen)
+{
+    char num[24];
+    int n = 0;
+    size_t v = alen + blen + clen;
+    do
+        num[n++] = (char)('0' + v % 10);
+    while ((v /= 10));
+    w->p[w->len++] = '$';
+    while (n)
+        w->p[w->len++] = num[--n];
+    memcpy(w->p + w->len, "\r\n", 2);
+    w->len += 2;
+    if (alen)
+        memcpy(w->p + w->len, a, alen);
+    if (blen)
+        memcpy(w->p + w->len + alen, b, blen);
+    if (clen)
+        memcpy(w->p + w->len + alen + blen, c, clen);
+    w->len += alen + blen + clen;
+    memcpy(w->p + w->len, "\r\n", 2);
+    w->len += 2;
+}
+
+static void bulk(resp_w *w, const char *a, size_t alen, const char *b, size_t blen)
+{
+    bulk3(w, a, alen, b, blen, NULL, 0);
+}
+
+/* A number, in decimal, after 'sign' ("" or "-"). */
+static void bulk_num(resp_w *w, const char *sign, unsigned long long v)
+{
+    char t[32];
+    int n = snprintf(t, sizeof(t), "%s%llu", sign, v);
+    bulk(w, t, (size_t)n, NULL, 0);
+}
+
 static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *arg)
 {
     kv_redis *r = (kv_redis *)kv;
-    char *hash = NULL, *channel = NULL, *trims = NULL, **keys = NULL, *stream = NULL,
-         *end = NULL;
-    char nkeys[24], floortxt[24], ntxt[24], maxtxt[24], idletxt[24], *readers = NULL;
-    char sha[KV_REDIS_SHA_LEN + 1];
-    const char *field, **argv = NULL;
-    size_t n, argc, k = 0, *lens = NULL;
-    int rc;
+    const char *slash = a && a->counter ? strrchr(a->counter, '/') : NULL;
+    size_t n, nk, plen = strlen(r->prefix), cap, hlen;
+    resp_w w = {0};
+    rop *o;
 
     if (!a || (!a->head && a->head_len) || (!a->tail && a->tail_len) ||
         (!a->mid && a->mid_len) || (a->nlists && !a->lists) ||
         (a->topic && !valid_name(a->topic)) || (a->log && !valid_name(a->log)) ||
         a->floor == LLONG_MAX ||
-        (a->log_readers && (!a->log || !kv_valid_table(a->log_readers))))
+        (a->log_readers && (!a->log || !kv_valid_table(a->log_readers))) || !a->counter ||
+        !*a->counter || !slash || !slash[1] || a->nlists > INT_MAX / 4)
         return KV_EINVAL;
     n = a->nlists;
-    for (size_t i = 0; i < n; i++)
+    hlen = (size_t)(slash - a->counter) + 1; /* the counter's hash: P"table/" */
+    /* Its keys: hash lists... [stream end [readers]]; its record (APPEND_LUA):
+     * nkeys field floor head tail channel n trims... [max mid [idle]], 6 +
+     * nkeys in all. Room: every string, and per argument its framing
+     * ("$<len>\r\n...\r\n": at most 25 bytes), the prefix or a number (at
+     * most 21 bytes) and a '~'. */
+    nk = 1 + n + (a->log ? 2 + (a->log_readers ? 1 : 0) : 0);
+    cap = (nk + 6 + nk) * (48 + plen) + hlen + strlen(slash + 1) + a->head_len +
+          a->tail_len + a->mid_len + (a->topic ? strlen(a->topic) : 0) +
+          (a->log ? 2 * strlen(a->log) : 0) +
+          (a->log_readers ? strlen(a->log_readers) : 0);
+    for (size_t i = 0; i < n; i++) {
         if (!valid_name(a->lists[i]))
             return KV_EINVAL;
-    if ((rc = split_key(r, a->counter, &hash, &field)) < 0)
-        return rc;
-    rc = KV_ENOMEM;
-    /* EVALSHA sha numkeys hash lists... [stream end [readers]] + 7 ARGV + trims
-     * [+ max mid [idle]] */
-    int nlog = a->log ? 2 + (a->log_readers ? 1 : 0) : 0;
-    argc = 4 + n + (size_t)nlog + 7 + n + (size_t)nlog;
-    if (n > ((size_t)INT_MAX - 20) / 2 || !(argv = calloc(argc, sizeof(*argv))) ||
-        !(lens = calloc(argc, sizeof(*lens))) ||
-        (n && (!(keys = calloc(n, sizeof(*keys))) || !(trims = malloc(n * 24)))) ||
-        (a->topic && !(channel = list_key(r, a->topic))) ||
-        (a->log && (!(stream = list_key(r, a->log)) || !(end = end_key(r, a->log)))) ||
-        (a->log_readers && !(readers = list_key(r, a->log_readers))))
-        goto out;
-    sha_placeholder(sha);
-    snprintf(nkeys, sizeof(nkeys), "%zu", n + 1 + (size_t)nlog);
-    snprintf(floortxt, sizeof(floortxt), "%lld", a->floor);
-    snprintf(ntxt, sizeof(ntxt), "%zu", n);
-    snprintf(maxtxt, sizeof(maxtxt), "%zu", a->log_max);
-    snprintf(idletxt, sizeof(idletxt), "%zu", a->log_idle);
-#define PUT(s_, len_) (argv[k] = (s_), lens[k] = (len_), k++)
-    PUT("EVALSHA", 7);
-    PUT(sha, KV_REDIS_SHA_LEN);
-    PUT(nkeys, strlen(nkeys));
-    PUT(hash, strlen(hash));
-    for (size_t i = 0; i < n; i++) {
-        if (!(keys[i] = list_key(r, a->lists[i])))
-            goto out;
-        PUT(keys[i], strlen(keys[i]));
+        cap += strlen(a->lists[i]);
     }
+    if (!(o = calloc(1, sizeof(*o))) || !(w.p = malloc(cap))) {
+        free(o);
+        return KV_ENOMEM;
+    }
+    bulk(&w, r->prefix, plen, a->counter, hlen);
+    for (size_t i = 0; i < n; i++)
+        bulk(&w, r->prefix, plen, a->lists[i], strlen(a->lists[i]));
     if (a->log) {
-        PUT(stream, strlen(stream));
-        PUT(end, strlen(end));
+        bulk(&w, r->prefix, plen, a->log, strlen(a->log));
+        bulk3(&w, r->prefix, plen, a->log, strlen(a->log), "~", 1); /* its end */
     }
-    if (readers)
-        PUT(readers, strlen(readers));
-    PUT("append", 6);
-    PUT(field, strlen(field));
-    PUT(floortxt, strlen(floortxt));
-    PUT(a->head ? a->head : "", a->head_len); /* may hold NULs */
-    PUT(a->tail ? a->tail : "", a->tail_len);
-    PUT(channel ? channel : "", channel ? strlen(channel) : 0);
-    PUT(ntxt, strlen(ntxt));
-    for (size_t i = 0; i < n; i++) {
+    if (a->log_readers)
+        bulk(&w, r->prefix, plen, a->log_readers, strlen(a->log_readers));
+    o->split = w.len;
+    bulk_num(&w, "", nk);
+    bulk(&w, slash + 1, strlen(slash + 1), NULL, 0);
+    bulk_num(&w, a->floor < 0 ? "-" : "",
+             a->floor < 0 ? 0ULL - (unsigned long long)a->floor
+                          : (unsigned long long)a->floor);
+    bulk(&w, a->head, a->head_len, NULL, 0); /* may hold NULs */
+    bulk(&w, a->tail, a->tail_len, NULL, 0);
+    bulk(&w, a->topic ? r->prefix : NULL, a->topic ? plen : 0, a->topic,
+         a->topic ? strlen(a->topic) : 0);
+    bulk_num(&w, "", n);
+    for (size_t i = 0; i < n; i++) { /* the LTRIM start: -max, 0 for none */
         size_t max = a->max ? a->max[i] : 0;
-        char *t = trims + 24 * i;
-        snprintf(t, 24, max ? "-%zu" : "0", max);
-        PUT(t, strlen(t));
+        bulk_num(&w, max ? "-" : "", max);
     }
     if (a->log) {
-        PUT(maxtxt, strlen(maxtxt));
-        PUT(a->mid ? a->mid : "", a->mid_len);
+        bulk_num(&w, "", a->log_max);
+        bulk(&w, a->mid, a->mid_len, NULL, 0);
     }
-    if (readers)
-        PUT(idletxt, strlen(idletxt));
-#undef PUT
-    rc = op(r, OP_APPEND, cb, arg, cb != NULL, 0, NULL, (int)argc, argv, lens, 0, NULL,
-            NULL);
-out:
-    for (size_t i = 0; keys && i < n; i++)
-        free(keys[i]);
-    free(keys);
-    free(trims);
-    free(channel);
-    free(readers);
-    free(stream);
-    free(end);
-    free(argv);
-    free(lens);
-    free(hash);
-    return rc;
+    if (a->log_readers)
+        bulk_num(&w, "", a->log_idle);
+    o->cmds = w.p;
+    o->cmdslen = w.len;
+    o->nkeys = (int)nk; /* ncmds and group: when sent (send_group) */
+    o->kind = OP_APPEND;
+    o->fails_at = r->fails;
+    o->cb = cb;
+    o->arg = arg;
+    return enqueue(r, o, cb != NULL);
 }
 
 static int redis_log_range(kv_store *kv, const char *key, long long after, size_t count,
@@ -1491,6 +1742,12 @@ static void redis_destroy(kv_redis *r)
         r->inflight = b->next;
         batch_free(b);
     }
+    for (o = r->ready; o; o = next) {
+        next = o->next;
+        rop_free(o);
+    }
+    if (r->ready_ev)
+        event_free(r->ready_ev);
     if (r->reconnect_ev)
         event_free(r->reconnect_ev);
     if (r->flush_ev)
@@ -1627,6 +1884,7 @@ kv_store *kv_redis_new(struct event_base *base, const kv_redis_opts *opts, char 
     kv_metrics_init(&r->base);
     r->pend_tail = &r->pend;
     r->inflight_tail = &r->inflight;
+    r->ready_tail = &r->ready;
     r->maxbuffer = opts->maxbuffer ? opts->maxbuffer : 100;
     r->buffertime_ms = opts->buffertime_ms;
     r->timeout_ms = timeout_ms;
@@ -1638,6 +1896,7 @@ kv_store *kv_redis_new(struct event_base *base, const kv_redis_opts *opts, char 
         !(r->reconnect_ev = evtimer_new(base, reconnect_cb, r)) ||
         !(r->flush_ev = evtimer_new(base, flush_timer_cb, r)) ||
         !(r->now_ev = event_new(base, -1, 0, flush_timer_cb, r)) ||
+        !(r->ready_ev = event_new(base, -1, 0, ready_cb, r)) ||
         !(r->watchdog = event_new(base, -1, EV_PERSIST, watchdog_cb, r)) ||
         event_add(r->watchdog, &tick) < 0)
         goto err;

@@ -1237,6 +1237,70 @@ static void kvc_log_readers(kv_store *a, kv_store *b, struct event_base *base)
     kvc_drain(a, base);
 }
 
+/* Appends issued in one turn, which a Redis store sends as one script call:
+ * each is still its own atomic step. One that fails leaves the others be and
+ * takes no id (a list where a log should be, a counter that is no integer);
+ * ids follow each other through a floor, each log's positions
+ * and end count on, and a log without readers keeps exactly log_idle. */
+static void kvc_append_group(kv_store *kv, struct event_base *base)
+{
+    enum { N = 8 };
+    /* log, floor, status, id, pos (the log's count) */
+    static const struct {
+        const char *log;
+        long long floor;
+        int status;
+        long long id, pos;
+    } want[N] = {{"x/g1", 0, KV_OK, 1, 1},     {"x/g2", 0, KV_OK, 2, 1},
+                 {"x/gs", 0, KV_ETYPE, 0, 0},  {"x/g1", 0, KV_OK, 3, 2},
+                 {"x/g1", 10, KV_OK, 11, 3},   {"x/g1", 0, KV_OK, 12, 4},
+                 {"x/g2", 0, KV_EINVAL, 0, 0}, {"x/g2", 0, KV_OK, 13, 2}};
+    kvc_rec r[N], q;
+    int good = 1, base_done;
+
+    KVC_RUN(base, &q, kv_list_push(kv, "x/gs", "s", 1, 0, kvc_record, &q));
+    KVC_RUN(base, &q, kv_set(kv, "x/gbad", "abc", 3, kvc_record, &q));
+    memset(r, 0, sizeof(r));
+    base_done = kvc_completed;
+    for (int i = 0; i < N; i++) {
+        kv_append_args ap = {.counter = i == 6 ? "x/gbad" : "x/gc",
+                             .floor = want[i].floor,
+                             .head = "e",
+                             .head_len = 1,
+                             .log = want[i].log,
+                             .log_readers = "x/gr/",
+                             .log_idle = 2};
+        good &= KVC_CALL(kv_append(kv, &ap, kvc_record, &r[i])) == 0;
+    }
+    kvc_wait(base, base_done + N);
+    for (int i = 0; i < N; i++)
+        good &= kvc_is(&r[i], want[i].status) && r[i].order == base_done + 1 + i &&
+                (want[i].status || (r[i].id == want[i].id && r[i].pos == want[i].pos));
+    ok(good, "appends issued together: answered in order, each with its id and "
+             "position, the failed ones alone");
+    KVC_RUN(base, &q, kv_log_range(kv, "x/g1", 0, 10, 0, kvc_record, &q));
+    ok(kvc_is(&q, KV_OK) && kvc_entries(&q, 11, 12, -8),
+       "no reader: the log keeps exactly its 2 newest (%zu)", q.n);
+    KVC_RUN(base, &q, kv_log_end(kv, "x/g1", kvc_record, &q));
+    ok(kvc_is(&q, KV_OK) && q.id == 12 && q.num == 4, "its end is the last append's");
+    KVC_RUN(base, &q, kv_log_end(kv, "x/g2", kvc_record, &q));
+    ok(kvc_is(&q, KV_OK) && q.id == 13 && q.num == 2, "the other log's end too");
+    KVC_RUN(base, &q, kv_get(kv, "x/gc", kvc_record, &q));
+    ok(kvc_is(&q, KV_OK) && q.len == 2 && memcmp(q.val, "13", 2) == 0,
+       "the counter holds the last id");
+    KVC_RUN(base, &q, kv_get(kv, "x/gbad", kvc_record, &q));
+    ok(kvc_is(&q, KV_OK) && q.len == 3 && memcmp(q.val, "abc", 3) == 0,
+       "the counter that is no integer is untouched");
+    KVC_RUN(base, &q, kv_list_len(kv, "x/gs", kvc_record, &q));
+    ok(kvc_is(&q, KV_OK) && q.num == 1, "the list is untouched");
+    kv_del(kv, "x/g1", NULL, NULL);
+    kv_del(kv, "x/g2", NULL, NULL);
+    kv_del(kv, "x/gs", NULL, NULL);
+    kv_del(kv, "x/gc", NULL, NULL);
+    kv_del(kv, "x/gbad", NULL, NULL);
+    kvc_drain(kv, base);
+}
+
 static void kv_contract_nodes(kv_store *a, kv_store *b, struct event_base *base)
 {
     kvc_sub *sa = &kvc_sub_a, *sb = a == b ? &kvc_sub_a : &kvc_sub_b;
@@ -1252,6 +1316,7 @@ static void kv_contract_nodes(kv_store *a, kv_store *b, struct event_base *base)
     kvc_append_nodes(a, b, sa, sb, base);
     kvc_logs(a, b, base);
     kvc_log_readers(a, b, base);
+    kvc_append_group(a, base);
     ok(!kvc_timed_out, "no wait timed out");
 }
 

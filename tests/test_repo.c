@@ -540,6 +540,12 @@ static void session_suite(kv_store *kv)
            one.s.left_at == 2000001 && strcmp(one.s.node, "0000000000000001") == 0,
        "one session, every field back");
     session_clear(&one.s);
+    sess_get(rs, ids[4], &one);
+    ok(one.status == 0 && !one.s.authid && !one.s.authrole && !one.s.conn[0] &&
+           one.s.method == AUTHMETHOD_ANONYMOUS && one.s.left_at == 0 &&
+           strcmp(one.s.channel, "sport") == 0,
+       "an anonymous active session: its unset members back as unset");
+    session_clear(&one.s);
     sess_get(rs, "0123456789abcdef", &one);
     ok(one.status == KV_ENOTFOUND, "a missing one: KV_ENOTFOUND");
 

@@ -57,8 +57,9 @@ typedef struct http_stream {
     uint64_t added; /* bytes ever put in the output, the response head included */
     size_t extra;   /* the sum of 'extra' over refs */
     hs_ref *refs;   /* a ring, oldest first; its length is bounded since each
-                       entry counts HS_REF_COST against stream_buffer */
-    size_t refs_cap, refs_head, refs_len;
+                       entry counts HS_REF_COST against stream_buffer (and
+                       by UINT32_MAX: 4 TiB of references) */
+    uint32_t refs_cap, refs_head, refs_len; /* 32 bits: 96 bytes, not 112, a stream */
     struct event *expiry; /* ends the stream when its credentials expire */
 } http_stream;
 
@@ -112,11 +113,11 @@ static size_t hs_cost(http_stream *hs)
 static int hs_ref_push(http_stream *hs, hs_ref ref)
 {
     if (hs->refs_len == hs->refs_cap) {
-        size_t cap = hs->refs_cap ? 2 * hs->refs_cap : 16;
-        hs_ref *v = malloc(cap * sizeof(*v));
+        uint32_t cap = hs->refs_cap ? 2 * hs->refs_cap : 16;
+        hs_ref *v = cap > hs->refs_cap ? malloc((size_t)cap * sizeof(*v)) : NULL;
         if (!v)
             return -1;
-        for (size_t i = 0; i < hs->refs_len; i++)
+        for (uint32_t i = 0; i < hs->refs_len; i++)
             v[i] = hs->refs[(hs->refs_head + i) % hs->refs_cap];
         free(hs->refs);
         hs->refs = v;

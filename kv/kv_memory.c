@@ -155,12 +155,18 @@ static kv_node *seek(kv_memory *m, const char *key, size_t klen, kv_node **updat
     return x->next[0];
 }
 
-static kv_node *lookup(kv_memory *m, const char *key)
+/* The node at 'key' (of 'klen' bytes), or NULL; 'update' as seek() fills
+ * it, for an insert_at() of that key. */
+static kv_node *lookup_at(kv_memory *m, const char *key, size_t klen, kv_node **update)
 {
-    size_t klen = strlen(key);
-    kv_node *x = seek(m, key, klen, NULL);
+    kv_node *x = seek(m, key, klen, update);
 
     return x && key_cmp(node_key(x), x->klen, key, klen) == 0 ? x : NULL;
+}
+
+static kv_node *lookup(kv_memory *m, const char *key)
+{
+    return lookup_at(m, key, strlen(key), NULL);
 }
 
 /* What an allocation really takes: its usable size and the allocator's
@@ -202,12 +208,13 @@ static void set_string(kv_memory *m, kv_node *x, char *copy, size_t len)
     x->u.str = (kv_buf){copy, len};
 }
 
-/* Insert a new, empty node of 'kind' at 'key', which must not exist yet.
+/* Insert a new, empty node of 'kind' at 'key', which must not exist yet,
+ * after the nodes lookup_at() put in 'update' (nothing changed since).
  * Returns NULL on OOM. */
-static kv_node *insert(kv_memory *m, const char *key, int kind)
+static kv_node *insert_at(kv_memory *m, kv_node **update, const char *key, size_t klen,
+                          int kind)
 {
-    kv_node *update[KV_SKIP_MAXLEVEL], *x;
-    size_t klen = strlen(key);
+    kv_node *x;
     int level = random_level(m);
     char *kcopy;
 
@@ -218,7 +225,6 @@ static kv_node *insert(kv_memory *m, const char *key, int kind)
     }
     if (klen > UINT32_MAX)
         return NULL;
-    seek(m, key, klen, update);
     x = calloc(1, size);
     if (!x)
         return NULL;
@@ -239,6 +245,17 @@ static kv_node *insert(kv_memory *m, const char *key, int kind)
         update[i]->next[i] = x;
     }
     return x;
+}
+
+/* Insert a new, empty node of 'kind' at 'key', which must not exist yet.
+ * Returns NULL on OOM. */
+static kv_node *insert(kv_memory *m, const char *key, int kind)
+{
+    kv_node *update[KV_SKIP_MAXLEVEL];
+    size_t klen = strlen(key);
+
+    seek(m, key, klen, update);
+    return insert_at(m, update, key, klen, kind);
 }
 
 /* Unlink and free the node at 'key', if any. */
@@ -450,21 +467,24 @@ static int memory_set(kv_store *kv, const char *key, const char *val, size_t len
 {
     kv_memory *m = (kv_memory *)kv;
     kv_done *d = NULL;
-    kv_node *x;
+    kv_node *x, *update[KV_SKIP_MAXLEVEL];
     char *copy;
 
     if (!valid_key(key) || (!val && len) || len == SIZE_MAX)
         return KV_EINVAL;
+    size_t klen = strlen(key);
     if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
         return KV_ENOMEM;
-    x = lookup(m, key);
+    /* One walk of the list: the session archive sets two new keys for
+     * every stream that opens. */
+    x = lookup_at(m, key, klen, update);
     if (x && x->kind != KV_KIND_STRING) {
         defer(m, d, "set", key, KV_ETYPE);
         return 0;
     }
     if (!(copy = memdup_nul(val, len)))
         goto oom;
-    if (!x && !(x = insert(m, key, KV_KIND_STRING))) {
+    if (!x && !(x = insert_at(m, update, key, klen, KV_KIND_STRING))) {
         free(copy);
         goto oom;
     }

@@ -61,18 +61,26 @@ typedef struct kv_deque {
     long long end_id, end_pos;
 } kv_deque;
 
-/* A skip list node. The key is stored inline after the 'next' array. */
+/* A skip list node, one allocation: the struct, its 'level' links, the key
+ * (NUL-terminated), and for a list or a log its deque, aligned after the key.
+ * Small, as the store may hold a few records for every live stream (24 bytes
+ * and the links; the deque 48 more where there is one). */
 typedef struct kv_node {
-    const char *key;
-    size_t klen;
-    int kind;
+    uint32_t klen; /* insert() refuses longer keys */
+    unsigned char kind;
+    unsigned char level;
     union {
         kv_buf str;
-        kv_deque list;
+        kv_deque *list; /* inside the node's allocation */
     } u;
-    int level;
     struct kv_node *next[];
 } kv_node;
+
+/* The key of 'x' (not of the head, which has none). */
+static inline char *node_key(const kv_node *x)
+{
+    return (char *)&x->next[x->level];
+}
 
 /* A deferred callback with its own copy of the result. 'items' and the bytes
  * the result points to live in the same allocation, right after the struct. A
@@ -138,7 +146,8 @@ static kv_node *seek(kv_memory *m, const char *key, size_t klen, kv_node **updat
     kv_node *x = m->head;
 
     for (int i = m->level - 1; i >= 0; i--) {
-        while (x->next[i] && key_cmp(x->next[i]->key, x->next[i]->klen, key, klen) < 0)
+        while (x->next[i] &&
+               key_cmp(node_key(x->next[i]), x->next[i]->klen, key, klen) < 0)
             x = x->next[i];
         if (update)
             update[i] = x;
@@ -146,12 +155,18 @@ static kv_node *seek(kv_memory *m, const char *key, size_t klen, kv_node **updat
     return x->next[0];
 }
 
+/* The node at 'key' (of 'klen' bytes), or NULL; 'update' as seek() fills
+ * it, for an insert_at() of that key. */
+static kv_node *lookup_at(kv_memory *m, const char *key, size_t klen, kv_node **update)
+{
+    kv_node *x = seek(m, key, klen, update);
+
+    return x && key_cmp(node_key(x), x->klen, key, klen) == 0 ? x : NULL;
+}
+
 static kv_node *lookup(kv_memory *m, const char *key)
 {
-    size_t klen = strlen(key);
-    kv_node *x = seek(m, key, klen, NULL);
-
-    return x && key_cmp(x->key, x->klen, key, klen) == 0 ? x : NULL;
+    return lookup_at(m, key, strlen(key), NULL);
 }
 
 /* What an allocation really takes: its usable size and the allocator's
@@ -181,7 +196,7 @@ static void node_free(kv_memory *m, kv_node *x)
     if (x->kind == KV_KIND_STRING)
         counted_free(m, x->u.str.p);
     else
-        deque_clear(m, &x->u.list);
+        deque_clear(m, x->u.list);
     counted_free(m, x);
 }
 
@@ -193,26 +208,34 @@ static void set_string(kv_memory *m, kv_node *x, char *copy, size_t len)
     x->u.str = (kv_buf){copy, len};
 }
 
-/* Insert a new, empty node of 'kind' at 'key', which must not exist yet.
+/* Insert a new, empty node of 'kind' at 'key', which must not exist yet,
+ * after the nodes lookup_at() put in 'update' (nothing changed since).
  * Returns NULL on OOM. */
-static kv_node *insert(kv_memory *m, const char *key, int kind)
+static kv_node *insert_at(kv_memory *m, kv_node **update, const char *key, size_t klen,
+                          int kind)
 {
-    kv_node *update[KV_SKIP_MAXLEVEL], *x;
-    size_t klen = strlen(key);
+    kv_node *x;
     int level = random_level(m);
     char *kcopy;
 
-    seek(m, key, klen, update);
-    x = calloc(1, sizeof(*x) + (size_t)level * sizeof(kv_node *) + klen + 1);
+    size_t size = sizeof(*x) + (size_t)level * sizeof(kv_node *) + klen + 1, at = size;
+    if (kind != KV_KIND_STRING) {
+        at = (size + _Alignof(kv_deque) - 1) / _Alignof(kv_deque) * _Alignof(kv_deque);
+        size = at + sizeof(kv_deque);
+    }
+    if (klen > UINT32_MAX)
+        return NULL;
+    x = calloc(1, size);
     if (!x)
         return NULL;
     m->bytes += heap_size(x);
-    kcopy = (char *)&x->next[level];
+    x->klen = (uint32_t)klen;
+    x->kind = (unsigned char)kind;
+    x->level = (unsigned char)level;
+    kcopy = node_key(x);
     memcpy(kcopy, key, klen + 1);
-    x->key = kcopy;
-    x->klen = klen;
-    x->kind = kind;
-    x->level = level;
+    if (kind != KV_KIND_STRING)
+        x->u.list = (kv_deque *)((char *)x + at);
     for (int i = m->level; i < level; i++)
         update[i] = m->head;
     if (level > m->level)
@@ -224,6 +247,17 @@ static kv_node *insert(kv_memory *m, const char *key, int kind)
     return x;
 }
 
+/* Insert a new, empty node of 'kind' at 'key', which must not exist yet.
+ * Returns NULL on OOM. */
+static kv_node *insert(kv_memory *m, const char *key, int kind)
+{
+    kv_node *update[KV_SKIP_MAXLEVEL];
+    size_t klen = strlen(key);
+
+    seek(m, key, klen, update);
+    return insert_at(m, update, key, klen, kind);
+}
+
 /* Unlink and free the node at 'key', if any. */
 static void remove_key(kv_memory *m, const char *key)
 {
@@ -231,7 +265,7 @@ static void remove_key(kv_memory *m, const char *key)
     size_t klen = strlen(key);
     kv_node *x = seek(m, key, klen, update);
 
-    if (!x || key_cmp(x->key, x->klen, key, klen) != 0)
+    if (!x || key_cmp(node_key(x), x->klen, key, klen) != 0)
         return;
     for (int i = 0; i < x->level; i++)
         update[i]->next[i] = x->next[i];
@@ -433,21 +467,24 @@ static int memory_set(kv_store *kv, const char *key, const char *val, size_t len
 {
     kv_memory *m = (kv_memory *)kv;
     kv_done *d = NULL;
-    kv_node *x;
+    kv_node *x, *update[KV_SKIP_MAXLEVEL];
     char *copy;
 
     if (!valid_key(key) || (!val && len) || len == SIZE_MAX)
         return KV_EINVAL;
+    size_t klen = strlen(key);
     if (cb && !(d = done_new(cb, arg, 0, 0, NULL)))
         return KV_ENOMEM;
-    x = lookup(m, key);
+    /* One walk of the list: the session archive sets two new keys for
+     * every stream that opens. */
+    x = lookup_at(m, key, klen, update);
     if (x && x->kind != KV_KIND_STRING) {
         defer(m, d, "set", key, KV_ETYPE);
         return 0;
     }
     if (!(copy = memdup_nul(val, len)))
         goto oom;
-    if (!x && !(x = insert(m, key, KV_KIND_STRING))) {
+    if (!x && !(x = insert_at(m, update, key, klen, KV_KIND_STRING))) {
         free(copy);
         goto oom;
     }
@@ -482,9 +519,9 @@ static int scan_match(const kv_node *x, const char *table, size_t tlen, size_t *
     const char *slash;
 
     *deeper = 0;
-    slash = memchr(x->key + tlen, '/', x->klen - tlen);
+    slash = memchr(node_key(x) + tlen, '/', x->klen - tlen);
     if (slash) {
-        *deeper = (size_t)(slash - x->key) + 1;
+        *deeper = (size_t)(slash - node_key(x)) + 1;
         return 0;
     }
     return x->kind == KV_KIND_STRING;
@@ -492,15 +529,15 @@ static int scan_match(const kv_node *x, const char *table, size_t tlen, size_t *
 
 static int has_prefix(const kv_node *x, const char *table, size_t tlen)
 {
-    return x->klen >= tlen && memcmp(x->key, table, tlen) == 0;
+    return x->klen >= tlen && memcmp(node_key(x), table, tlen) == 0;
 }
 
 /* The first node after every key that starts with the deeper table
- * x->key[0..plen) (whose last byte is '/'): seek to that prefix with its '/'
+ * node_key(x)[0..plen) (whose last byte is '/'): seek to that prefix with its '/'
  * bumped to '0', the next byte value. Skips a whole subtree in O(log n). */
 static kv_node *skip_deeper(kv_memory *m, const kv_node *x, size_t plen, char *buf)
 {
-    memcpy(buf, x->key, plen);
+    memcpy(buf, node_key(x), plen);
     buf[plen - 1] = '/' + 1;
     return seek(m, buf, plen, NULL);
 }
@@ -564,7 +601,7 @@ static int memory_scan(kv_store *kv, const char *table, kv_cb cb, void *arg)
         if (scan_match(x, table, tlen, &deeper)) {
             kv_item *it = &items[d->res.n++];
 
-            it->key = put_bytes(&data, x->key, x->klen);
+            it->key = put_bytes(&data, node_key(x), x->klen);
             it->klen = x->klen;
             it->val = put_bytes(&data, x->u.str.p, x->u.str.len);
             it->vlen = x->u.str.len;
@@ -662,15 +699,15 @@ static int memory_list_push(kv_store *kv, const char *key, const char *val, size
         goto oom;
     if (!x && !(x = insert(m, key, KV_KIND_LIST)))
         goto oom_copy;
-    if (deque_reserve(m, &x->u.list) < 0) {
-        if (x->u.list.len == 0)
+    if (deque_reserve(m, x->u.list) < 0) {
+        if (x->u.list->len == 0)
             remove_key(m, key); /* do not leave the empty list just created */
         goto oom_copy;
     }
-    deque_push(m, &x->u.list, (kv_ent){copy, len, 0, 0});
-    if (max > 0 && x->u.list.len > max) {
-        dropped = x->u.list.len - max;
-        deque_drop(m, &x->u.list, dropped);
+    deque_push(m, x->u.list, (kv_ent){copy, len, 0, 0});
+    if (max > 0 && x->u.list->len > max) {
+        dropped = x->u.list->len - max;
+        deque_drop(m, x->u.list, dropped);
     }
     if (d)
         d->res.num = (long long)dropped;
@@ -705,8 +742,8 @@ static int memory_list_range(kv_store *kv, const char *key, size_t start, size_t
         defer(m, d, "list_range", key, KV_ETYPE);
         return 0;
     }
-    if (x && start < x->u.list.len) {
-        l = &x->u.list;
+    if (x && start < x->u.list->len) {
+        l = x->u.list;
         n = l->len - start < count ? l->len - start : count;
         for (size_t i = 0; i < n; i++)
             bytes += deque_at(l, start + i)->len + 1;
@@ -742,8 +779,8 @@ static int memory_list_trim(kv_store *kv, const char *key, size_t n, kv_cb cb, v
         return 0;
     }
     if (x) {
-        deque_drop(m, &x->u.list, n < x->u.list.len ? n : x->u.list.len);
-        left = x->u.list.len;
+        deque_drop(m, x->u.list, n < x->u.list->len ? n : x->u.list->len);
+        left = x->u.list->len;
         if (left == 0)
             remove_key(m, key); /* as in Redis, an empty list is no key at all */
     }
@@ -770,7 +807,7 @@ static int memory_list_len(kv_store *kv, const char *key, kv_cb cb, void *arg)
         defer(m, d, "list_len", key, KV_ETYPE);
         return 0;
     }
-    d->res.num = x ? (long long)x->u.list.len : 0;
+    d->res.num = x ? (long long)x->u.list->len : 0;
     defer(m, d, "list_len", key, KV_OK);
     return 0;
 }
@@ -935,7 +972,7 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
     char postext[32];
     size_t poslen = 0;
     if (a->log && a->mid)
-        poslen = (size_t)(fmt_i64(postext, (lg ? lg->u.list.end_pos : 0) + 1) - postext);
+        poslen = (size_t)(fmt_i64(postext, (lg ? lg->u.list->end_pos : 0) + 1) - postext);
     vlen = a->head_len + (size_t)idlen + (poslen ? a->mid_len + poslen : 0) + a->tail_len;
     if (!(val = malloc(vlen + 1)) || !(text = strdup(idtext)))
         goto oom;
@@ -963,7 +1000,7 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
                 goto oom;
             created[i] = 1;
         }
-        if (deque_reserve_n(m, &nodes[i]->u.list, times_named(a->lists, n, i)) < 0)
+        if (deque_reserve_n(m, nodes[i]->u.list, times_named(a->lists, n, i)) < 0)
             goto oom;
     }
     if (a->log) {
@@ -974,7 +1011,7 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
                 goto oom;
             log_created = 1;
         }
-        if (deque_reserve(m, &lg->u.list) < 0)
+        if (deque_reserve(m, lg->u.list) < 0)
             goto oom;
     }
     if (a->topic && (note = note_new(m, a->topic, val, vlen, &oom), oom))
@@ -985,7 +1022,7 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
         goto oom;
     set_string(m, ctr, text, (size_t)idlen);
     for (size_t i = 0; i < n; i++) {
-        kv_deque *l = &nodes[i]->u.list;
+        kv_deque *l = nodes[i]->u.list;
         size_t max = a->max ? a->max[i] : 0;
 
         deque_push(m, l, (kv_ent){copies[i], vlen, 0, 0});
@@ -993,7 +1030,7 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
             deque_drop(m, l, l->len - max);
     }
     if (lg) {
-        kv_deque *l = &lg->u.list;
+        kv_deque *l = lg->u.list;
 
         l->end_id = id;
         l->end_pos++;
@@ -1005,7 +1042,7 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
         defer(m, note, "append", a->topic, KV_OK);
     if (d) {
         d->res.num = d->res.id = id;
-        d->res.pos = lg ? lg->u.list.end_pos : 0;
+        d->res.pos = lg ? lg->u.list->end_pos : 0;
     }
     defer(m, d, "append", a->counter, KV_OK);
     free(copies);
@@ -1016,7 +1053,7 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
 
 oom:
     for (size_t i = 0; nodes && i < n; i++)
-        if (created[i] && nodes[i] && nodes[i]->u.list.len == 0)
+        if (created[i] && nodes[i] && nodes[i]->u.list->len == 0)
             remove_key(m, a->lists[i]); /* do not leave the empty lists created */
     if (log_created)
         remove_key(m, a->log);
@@ -1045,7 +1082,7 @@ static int find_log(kv_memory *m, const char *key, kv_deque **l)
     if (x && x->kind != KV_KIND_LOG)
         return KV_ETYPE;
     if (x)
-        *l = &x->u.list;
+        *l = x->u.list;
     return KV_OK;
 }
 

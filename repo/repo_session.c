@@ -26,7 +26,7 @@ static void session_kv_save(repo_session *r, const session *s)
 {
     repo_session_kv *k = (repo_session_kv *)r;
     char key[REPO_KEY_MAX], times[64];
-    char *rec = session_to_text(s);
+    char *rec = session_to_record(s);
     if (!rec) {
         kv_report(k->kv, KV_EV_FAILED, "repo: out of memory saving session %s", s->id);
         return;

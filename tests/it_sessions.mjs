@@ -2,7 +2,8 @@
 // first, GET /sessions and /sessions/{id} show it (with its identity when
 // access control is on), it ends with left_at, joins and leaves are published
 // on sys.sessions, clients cannot write sys.* channels, and the archive is
-// bounded by sessions.retention_s and sessions.max. Runs on both stores.
+// bounded by sessions.retention_s and sessions.max; what a stream keeps of
+// its session, compacted for memory, reads back whole. Runs on both stores.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -292,4 +293,82 @@ test('sessions.retention_s: ended sessions older than it are dropped, active one
     const rec = await getSession(b, keep.session);
     assert.equal(rec.left_at, null, 'the active one is still there');
     keep.close();
+});
+
+// What a live stream keeps of its session is compacted for memory (issue
+// 18: the archived record without its null members, the reader and the peer
+// as one string pair each); every member still reads back whole.
+const MEMBERS = ['authid', 'authmethod', 'authrole', 'channel', 'connection', 'id', 'joined_at',
+    'left_at', 'node', 'remote', 'user_agent'];
+
+test('an anonymous stream without a User-Agent: every member back, the unset ones null', async () => {
+    const b = await broker();
+    const mon = await open(b, evPath('sys.sessions'));
+    const name = uniq('rec');
+    const s = await open(b, evPath(name), { headers: { 'User-Agent': '' } });
+
+    const rec = await getSession(b, s.session);
+    assert.deepEqual(Object.keys(rec).sort(), MEMBERS, 'the API shows every member');
+    assert.equal(rec.authid, null);
+    assert.equal(rec.authrole, null);
+    assert.equal(rec.authmethod, 'anonymous');
+    assert.equal(rec.connection, null);
+    assert.equal(rec.user_agent, null);
+    assert.equal(rec.left_at, null);
+    assert.equal(rec.channel, name);
+    assert.match(rec.remote, /^127\.0\.0\.1:\d+$/, 'the address kept without a User-Agent');
+
+    // The joined event on sys.sessions is the full object, nulls included.
+    const joined = await mon.waitUntil(() => mon.events.find((e) => e.event === 'joined' &&
+        e.data.includes(s.session)), 5000, 'joined');
+    const ev = JSON.parse(joined.data);
+    assert.deepEqual(Object.keys(ev).sort(), MEMBERS, 'the event names every member');
+    for (const k of ['authid', 'authrole', 'connection', 'user_agent', 'left_at']) assert.equal(ev[k], null, k);
+    assert.equal(ev.authmethod, 'anonymous');
+    assert.equal(ev.remote, rec.remote);
+
+    s.close();
+    const ended = await waitFor(async () => {
+        const r = await getSession(b, s.session);
+        return r.left_at !== null && r;
+    }, { what: 'left_at set' });
+    assert.deepEqual(Object.keys(ended).sort(), MEMBERS);
+    assert.equal(ended.remote, rec.remote, 'the address is kept to the end');
+    assert.equal(ended.joined_at, rec.joined_at);
+    mon.close();
+});
+
+test('a JWT without a role: authid kept, authrole null, in the archive and for targeting', async () => {
+    const keys = makeKeys();
+    const b = await broker({
+        auth: {
+            jwt: { keys: [{ alg: 'HS256', secret: keys.hs.secret }] },
+            roles: { admin: [{ match: '*', allow: ['subscribe', 'publish', 'history', 'manage'] }] },
+        },
+    });
+    const admin = { Authorization: `Bearer ${mint(keys.hs, { sub: 'root', role: 'admin' }, { expIn: 600 })}` };
+    const room = uniq('room');
+    const carolTok = mint(keys.hs, { sub: 'carol', ssebroker: { subscribe: [room] } }, { expIn: 600 });
+    const ua = 'record-agent/2 (' + 'x'.repeat(100) + ')';
+    const carol = await open(b, evPath(room), { headers: { Authorization: `Bearer ${carolTok}`, 'User-Agent': ua } });
+
+    const rec = await getSession(b, carol.session, admin);
+    assert.deepEqual(Object.keys(rec).sort(), MEMBERS);
+    assert.equal(rec.authid, 'carol');
+    assert.equal(rec.authrole, null);
+    assert.equal(rec.authmethod, 'jwt');
+    assert.equal(rec.user_agent, ua, 'a long User-Agent kept whole beside the address');
+    assert.match(rec.remote, /^127\.0\.0\.1:\d+$/);
+
+    // Targeting reads the same identity: by authid she is eligible, by a
+    // role she has none of she is not.
+    const pub = async (body) => {
+        const r = await b.req('POST', evPath(room), { body, headers: admin });
+        assert.equal(r.status, 201, r.text);
+    };
+    await pub({ data: 'not-for-admins', eligible_authrole: ['admin'] });
+    await pub({ data: 'for-carol', eligible_authid: ['carol'] });
+    await carol.waitUntil(() => carol.events.some((e) => e.data === 'for-carol'), 5000, 'for-carol');
+    assert.deepEqual(carol.events.filter((e) => e.event !== 'session').map((e) => e.data), ['for-carol']);
+    carol.close();
 });

@@ -1,5 +1,6 @@
 /* test_repo.c - the repositories persist domain objects to a kv store and
  * rebuild the same objects from it. Runs against the in-memory store. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
@@ -540,6 +541,12 @@ static void session_suite(kv_store *kv)
            one.s.left_at == 2000001 && strcmp(one.s.node, "0000000000000001") == 0,
        "one session, every field back");
     session_clear(&one.s);
+    sess_get(rs, ids[4], &one);
+    ok(one.status == 0 && !one.s.authid && !one.s.authrole && !one.s.conn[0] &&
+           one.s.method == AUTHMETHOD_ANONYMOUS && one.s.left_at == 0 &&
+           strcmp(one.s.channel, "sport") == 0,
+       "an anonymous active session: its unset members back as unset");
+    session_clear(&one.s);
     sess_get(rs, "0123456789abcdef", &one);
     ok(one.status == KV_ENOTFOUND, "a missing one: KV_ENOTFOUND");
 
@@ -594,6 +601,64 @@ static void session_suite(kv_store *kv)
     repo_session_free(rs);
 }
 
+/* The archive's record, written by hand, is session_to_json() without its
+ * null members (and without authmethod "anonymous" and an empty remote),
+ * escapes included, and reads back whole. */
+static void record_suite(void)
+{
+    session s = {
+        .authid = (char *)"a\"b\\c",
+        .authrole = NULL,
+        .method = AUTHMETHOD_APIKEY,
+        .channel = (char *)"caf\xc3\xa9/\x01\t\n",
+        .agent = (char *)"Mozilla/5.0 (\"x\")",
+        .joined_at = 1764633600123456,
+    };
+    snprintf(s.id, sizeof(s.id), "0123456789abcdef");
+    snprintf(s.node, sizeof(s.node), "fedcba9876543210");
+    snprintf(s.remote, sizeof(s.remote), "[::1]:8080");
+    for (int round = 0; round < 3; round++) {
+        if (round == 1) { /* anonymous, ended, with a connection, no remote */
+            s.authid = NULL;
+            s.method = AUTHMETHOD_ANONYMOUS;
+            s.left_at = s.joined_at + 1;
+            s.remote[0] = '\0';
+            snprintf(s.conn, sizeof(s.conn), "00000000000000aa");
+        } else if (round == 2) { /* a User-Agent that is no UTF-8: left out */
+            s.agent = (char *)"bad \xff agent";
+        }
+        json_t *full = session_to_json(&s);
+        char *rec = session_to_record(&s);
+        json_t *got = rec ? json_loads(rec, 0, NULL) : NULL;
+        const char *key;
+        json_t *v, *tmp;
+        json_object_foreach_safe(full, tmp, key, v)
+        {
+            if (json_is_null(v) || (strcmp(key, "authmethod") == 0 && round) ||
+                (strcmp(key, "remote") == 0 && round))
+                json_object_del(full, key);
+        }
+        ok(got && json_equal(got, full), "record %d: session_to_json without nulls (%s)",
+           round, rec ? rec : "NULL");
+        ok(rec && !strstr(rec, "null"), "record %d: no null member", round);
+        session back = {0};
+        ok(rec && session_from_text(&back, rec, strlen(rec)) == 0 &&
+               back.method == s.method && back.left_at == s.left_at &&
+               strcmp(back.channel, s.channel) == 0 && !back.authrole &&
+               strcmp(back.remote, s.remote) == 0 && strcmp(back.conn, s.conn) == 0 &&
+               (round == 2 ? !back.agent : strcmp(back.agent, s.agent) == 0),
+           "record %d reads back", round);
+        session_clear(&back);
+        json_decref(full);
+        json_decref(got);
+        free(rec);
+    }
+    s.channel = (char *)"not \xfe utf-8";
+    char *bad = session_to_record(&s);
+    ok(!bad, "a channel that is no UTF-8: no record, as json_string() refuses it");
+    free(bad);
+}
+
 int main(void)
 {
     redis_server rs;
@@ -601,6 +666,7 @@ int main(void)
     kv_store *kv;
 
     base = event_base_new();
+    record_suite();
     diag("repositories on the memory store");
     kv = kv_memory_new(base);
     repo_suite(kv);

@@ -50,6 +50,30 @@ int valid_utf8(const char *s, size_t len)
     return 1;
 }
 
+int strpair_set(char **dst, const char *a, const char *b)
+{
+    size_t al = a ? strlen(a) : 0, bl = b ? strlen(b) : 0;
+    *dst = NULL;
+    if (!al && !bl)
+        return 0;
+    if (!(*dst = malloc(al + bl + 2)))
+        return -1;
+    memcpy(*dst, al ? a : "", al + 1);
+    memcpy(*dst + al + 1, bl ? b : "", bl + 1);
+    return 0;
+}
+
+const char *strpair_first(const char *p)
+{
+    return p && *p ? p : NULL;
+}
+
+const char *strpair_second(const char *p)
+{
+    p = p ? p + strlen(p) + 1 : NULL;
+    return p && *p ? p : NULL;
+}
+
 char *memdup_nul(const char *s, size_t len)
 {
     char *p = malloc(len + 1);

@@ -13,6 +13,15 @@ int valid_utf8(const char *s, size_t len);
  * OOM. */
 char *memdup_nul(const char *s, size_t len);
 
+/* Two strings kept in one allocation of their length ('a', NUL, 'b', NUL),
+ * for objects that hold a pair for long (a stream's reader, its client's
+ * address and User-Agent). Sets '*dst' (NULL when both are NULL or "").
+ * Returns 0, or -1 on OOM ('*dst' NULL). Free '*dst' with free(). */
+int strpair_set(char **dst, const char *a, const char *b);
+/* The first or the second string of a pair; NULL when it is "" or 'p' NULL. */
+const char *strpair_first(const char *p);
+const char *strpair_second(const char *p);
+
 /* Microseconds since the Unix epoch. */
 int64_t now_us(void);
 

@@ -54,21 +54,21 @@ static size_t sessions_max(const broker *b)
 
 void broker_session_peer(stream *s)
 {
-    char agent[SESSION_AGENT_MAX];
-    sink_peer(s->sk, s->remote, sizeof(s->remote), agent, sizeof(agent));
-    if (agent[0] && !(s->agent = strdup(agent)))
-        log_debug("session %s: out of memory keeping its User-Agent", s->session);
+    char remote[SESSION_REMOTE_MAX], agent[SESSION_AGENT_MAX];
+    sink_peer(s->sk, remote, sizeof(remote), agent, sizeof(agent));
+    if (strpair_set(&s->peer, remote, agent) < 0)
+        log_debug("session %s: out of memory keeping its address", s->session);
 }
 
 /* The record of 's', borrowing its strings (do not session_clear it). */
 static session record_of(broker *b, const stream *s, int64_t left_at)
 {
     session r = {
-        .authid = s->authid,
-        .authrole = s->authrole,
+        .authid = (char *)stream_authid(s),
+        .authrole = (char *)stream_authrole(s),
         .method = s->method,
         .channel = (char *)stream_channel(s),
-        .agent = s->agent,
+        .agent = (char *)stream_agent(s),
         .joined_at = s->joined_at,
         .left_at = left_at,
     };
@@ -76,7 +76,7 @@ static session record_of(broker *b, const stream *s, int64_t left_at)
     if (s->cn)
         memcpy(r.conn, s->cn->id, sizeof(r.conn));
     memcpy(r.node, b->node_id, sizeof(r.node));
-    memcpy(r.remote, s->remote, sizeof(r.remote));
+    snprintf(r.remote, sizeof(r.remote), "%s", stream_remote(s));
     return r;
 }
 

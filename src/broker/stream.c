@@ -17,9 +17,7 @@ stream *stream_open(broker *b, sink *sk, chan *ch, conn *cn, struct topic *tp,
         broker_topic_free(tp);
         return NULL;
     }
-    if (who && ((who->authid && !(s->authid = strdup(who->authid))) ||
-                (who->authrole && !(s->authrole = strdup(who->authrole))))) {
-        free(s->authid);
+    if (who && strpair_set(&s->reader, who->authid, who->authrole) < 0) {
         free(s);
         broker_topic_free(tp);
         return NULL;
@@ -52,6 +50,27 @@ stream *stream_open(broker *b, sink *sk, chan *ch, conn *cn, struct topic *tp,
     return s;
 }
 
+const char *stream_authid(const stream *s)
+{
+    return strpair_first(s->reader);
+}
+
+const char *stream_authrole(const stream *s)
+{
+    return strpair_second(s->reader);
+}
+
+const char *stream_remote(const stream *s)
+{
+    const char *r = strpair_first(s->peer);
+    return r ? r : "";
+}
+
+const char *stream_agent(const stream *s)
+{
+    return strpair_second(s->peer);
+}
+
 const char *stream_channel(const stream *s)
 {
     return s->ch ? s->ch->name : broker_topic_label(s->tp);
@@ -62,8 +81,8 @@ const char *stream_channel(const stream *s)
  * connection owner's. */
 static bool stream_eligible(const stream *s, const msg *m)
 {
-    target_rcv r = {s->session, s->cn ? s->cn->owner : s->authid,
-                    s->cn ? s->cn->owner_role : s->authrole};
+    target_rcv r = {s->session, s->cn ? s->cn->owner : stream_authid(s),
+                    s->cn ? s->cn->owner_role : stream_authrole(s)};
     return target_allows(m->tg, &r);
 }
 
@@ -119,7 +138,7 @@ static void stream_free(stream *s, bool flushed, int why)
             LOG_STR("channel", s->ch->name),
             LOG_STR("connection", s->cn ? s->cn->id : NULL),
             LOG_STR("session", s->session),
-            LOG_STR("remote", s->remote[0] ? s->remote : NULL),
+            LOG_STR("remote", strpair_first(s->peer)),
             LOG_NUM("lifetime_s", (double)(now_us() - s->joined_at) / 1e6),
             LOG_STR("reason", broker_end_name(why)),
         };
@@ -141,9 +160,8 @@ static void stream_free(stream *s, bool flushed, int why)
         s->ch->nstreams--;
     }
     chan_unref(s->ch);
-    free(s->authid);
-    free(s->authrole);
-    free(s->agent);
+    free(s->reader);
+    free(s->peer);
     free(s);
 }
 

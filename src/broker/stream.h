@@ -29,19 +29,22 @@ typedef struct stream {
     struct topic *tp;              /* a multi-channel stream's (owned), or NULL */
     conn *cn;                      /* NULL for a plain channel subscriber */
     uint64_t last_seq;             /* highest seq written: never write one twice */
-    bool envelope;                 /* write enveloped frames (msg_envelope) */
     struct resume_read *resume;    /* its resume waiting for the store (broker.c) */
-    char *authid, *authrole;       /* its reader (owned; NULL: anonymous, none) */
+    char *reader;                  /* owned strpair: authid, authrole; NULL: anonymous */
     int method;                    /* AUTHMETHOD_* */
+    bool envelope;                 /* write enveloped frames (msg_envelope) */
     char session[CONN_ID_LEN + 1]; /* its session id: random, unique cluster-wide */
     TAILQ_ENTRY(stream)
     link;                    /* in ch->streams (plain subscribers) */
     TAILQ_ENTRY(stream) all; /* in the broker's list of every stream */
 
-    /* Its session, as broker_session.c archives it. */
-    int64_t joined_at;               /* when it opened (us since the epoch) */
-    char remote[SESSION_REMOTE_MAX]; /* its client's address, as the sink says */
-    char *agent;                     /* its User-Agent (owned), or NULL */
+    /* Its session, as broker_session.c archives it. Every live stream has
+     * one, so it is kept small (136 bytes, malloc's 144-byte class): its
+     * reader's strings, and its client's address and User-Agent, are pairs
+     * in one allocation each (strpair_set, util.h), read with
+     * stream_authid() ... stream_agent(). */
+    int64_t joined_at; /* when it opened (us since the epoch) */
+    char *peer;        /* owned strpair: the address, the User-Agent; or NULL */
 } stream;
 
 /* Link a new stream on 'sk' into 'ch' (or attach it to 'cn's listener) and
@@ -51,6 +54,14 @@ typedef struct stream {
  * untouched). */
 stream *stream_open(struct broker *b, sink *sk, chan *ch, conn *cn, struct topic *tp,
                     const identity *who);
+
+/* Its reader's authid and authrole (NULL: anonymous, none), its client's
+ * address as the sink said it ("" when unknown), and its User-Agent (NULL
+ * when none). Borrowed from the stream. */
+const char *stream_authid(const stream *s);
+const char *stream_authrole(const stream *s);
+const char *stream_remote(const stream *s);
+const char *stream_agent(const stream *s);
 
 /* The channel a stream is on, as its session shows it: a topic stream's
  * exact names and patterns joined by ','. */

@@ -297,8 +297,7 @@ static size_t json_escape_len(const char *s, size_t len)
     return n;
 }
 
-/* 's' as a JSON string literal at 'p' (room: 6 * len + 2); returns the end. */
-static char *json_quote(char *p, const char *s, size_t len)
+char *msg_json_quote(char *p, const char *s, size_t len)
 {
     *p++ = '"';
     p = json_escape(p, s, len);
@@ -344,13 +343,13 @@ char *msg_json_tail_src(const char *event, const char *data, size_t data_len,
     memcpy(p, ",\"event\":", 9);
     p += 9;
     if (event) {
-        p = json_quote(p, event, elen);
+        p = msg_json_quote(p, event, elen);
     } else {
         memcpy(p, "null", 4);
         p += 4;
     }
     memcpy(p, ",\"data\":", 8);
-    p = json_quote(p + 8, data, data_len);
+    p = msg_json_quote(p + 8, data, data_len);
     memcpy(p, ",\"timestamp\":", 13);
     p = fmt_i64(p + 13, ts_us);
     if (src_ts_us != MSG_NO_SOURCE_TS)
@@ -397,7 +396,7 @@ static char *json_tail_fields(char *p, const msg *m, int disclose)
         p = fmt_u64(p + 9, (uint64_t)m->retry);
     }
     if (who)
-        p = json_quote(stpcpy(p, DISCLOSE_KEY), who, strlen(who));
+        p = msg_json_quote(stpcpy(p, DISCLOSE_KEY), who, strlen(who));
     *p++ = '}';
     return p;
 }
@@ -430,7 +429,7 @@ size_t msg_json_piece(const msg *m, msg_json_cursor *c, char *out, size_t room)
             return 0;
         p = stpcpy(stpcpy(stpcpy(p, "{\"id\":\""), m->id), "\",\"event\":");
         if (m->event) {
-            p = json_quote(p, m->event, el);
+            p = msg_json_quote(p, m->event, el);
         } else {
             memcpy(p, "null", 4);
             p += 4;

@@ -161,4 +161,9 @@ msg *msg_from_json(const char *text, size_t len);
 msg *msg_from_json_fast(const char *text, size_t len);
 msg *msg_from_json_jansson(const char *text, size_t len);
 
+/* 's' (its 'len' bytes) as a JSON string literal at 'p', escaped as
+ * json_dumps() does (room: 6 * len + 2); returns the end. For text written
+ * by hand on hot paths. */
+char *msg_json_quote(char *p, const char *s, size_t len);
+
 #endif

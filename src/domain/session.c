@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/base/util.h"
+#include "src/domain/msg.h"
 #include "src/domain/policy.h"
 
 void session_clear(session *s)
@@ -55,6 +57,64 @@ char *session_to_text(const session *s)
     json_t *o = session_to_json(s);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
+    return text;
+}
+
+/* ,"key":"value" at 'p' when 'v' is set (not NULL nor ""); returns the end. */
+static char *put_member(char *p, const char *key, const char *v)
+{
+    if (!v || !*v)
+        return p;
+    p = stpcpy(stpcpy(stpcpy(p, ",\""), key), "\":");
+    return msg_json_quote(p, v, strlen(v));
+}
+
+static int text_ok(const char *v)
+{
+    return !v || valid_utf8(v, strlen(v));
+}
+
+char *session_to_record(const session *s)
+{
+    /* Written by hand: it runs for every stream that opens and closes, and
+     * jansson made some fifty allocations of it. The members that are null
+     * are left out (an archived record is kept for every live stream: they
+     * were a third of it); session_from_text() reads a missing member as
+     * null, a missing remote as "" and a missing authmethod as anonymous.
+     * Strings that are not UTF-8 fail, as json_string() refuses them; a
+     * User-Agent that is not is left out, as session_to_json() does. */
+    const char *agent = text_ok(s->agent) ? s->agent : NULL;
+    /* Room: the keys, three ids of CONN_ID_LEN escaped at worst, two
+     * numbers, and each string escaped at worst with its key. */
+    size_t n = 512;
+    const char *strs[] = {s->authid, s->authrole, s->channel, s->remote, agent};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+        if (!text_ok(strs[i]))
+            return NULL;
+        n += strs[i] ? 6 * strlen(strs[i]) + 16 : 0;
+    }
+    char *text = malloc(n), *p = text;
+    if (!text)
+        return NULL;
+    p = stpcpy(p, "{\"id\":");
+    p = msg_json_quote(p, s->id, strlen(s->id));
+    p = put_member(p, "authid", s->authid);
+    p = put_member(p, "authrole", s->authrole);
+    if (s->method != AUTHMETHOD_ANONYMOUS)
+        p = put_member(p, "authmethod", policy_method_name(s->method));
+    p = stpcpy(p, ",\"channel\":");
+    p = msg_json_quote(p, s->channel ? s->channel : "",
+                       s->channel ? strlen(s->channel) : 0);
+    p = put_member(p, "connection", s->conn);
+    p = stpcpy(p, ",\"node\":");
+    p = msg_json_quote(p, s->node, strlen(s->node));
+    p = put_member(p, "remote", s->remote);
+    p = put_member(p, "user_agent", agent);
+    p = fmt_i64(stpcpy(p, ",\"joined_at\":"), s->joined_at);
+    if (s->left_at)
+        p = fmt_i64(stpcpy(p, ",\"left_at\":"), s->left_at);
+    *p++ = '}';
+    *p = '\0';
     return text;
 }
 

@@ -37,8 +37,12 @@ json_t *session_to_json(const session *s);
 /* The same as compact JSON text; caller frees. NULL on OOM. */
 char *session_to_text(const session *s);
 
-/* Fill 's' (cleared first) from session_to_json() text. 0, -1 on OOM, -2 if
- * the text is no session record. */
+/* The same without the members that are null: the archive's record, read
+ * back by session_from_text(). Caller frees. NULL on OOM. */
+char *session_to_record(const session *s);
+
+/* Fill 's' (cleared first) from session_to_json() or session_to_record() text. 0, -1 on
+ * OOM, -2 if the text is no session record. */
 int session_from_text(session *s, const char *text, size_t len);
 
 /* Which sessions a listing wants. Strings are borrowed. */

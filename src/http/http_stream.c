@@ -48,18 +48,26 @@ typedef struct hs_ref {
     size_t extra;
 } hs_ref;
 
+/* The references of a stream, oldest first: entry i at v[(head + i) % cap].
+ * Its length is bounded since each entry counts HS_REF_COST against
+ * stream_buffer (and by UINT32_MAX: 4 TiB of references). */
+typedef struct hs_ring {
+    uint32_t cap, head, len;
+    hs_ref v[];
+} hs_ring;
+
+/* Every idle subscriber has one: 72 bytes (malloc's 80-byte class), the
+ * ring's counters kept in the ring, which most streams never need. */
 typedef struct http_stream {
     sink base;
     httpd_req *req;
     const http_opts *o;
-    bool chunked;   /* HTTP/1.1: frames go out chunk-framed */
-    bool tail_ref;  /* the output ends in a reference chain */
-    uint64_t added; /* bytes ever put in the output, the response head included */
-    size_t extra;   /* the sum of 'extra' over refs */
-    hs_ref *refs;   /* a ring, oldest first; its length is bounded since each
-                       entry counts HS_REF_COST against stream_buffer */
-    size_t refs_cap, refs_head, refs_len;
+    uint64_t added;       /* bytes ever put in the output, the response head included */
+    size_t extra;         /* the sum of 'extra' over refs */
+    hs_ring *refs;        /* NULL until the first reference */
     struct event *expiry; /* ends the stream when its credentials expire */
+    bool chunked;         /* HTTP/1.1: frames go out chunk-framed */
+    bool tail_ref;        /* the output ends in a reference chain */
 } http_stream;
 
 static void hs_free(http_stream *hs)
@@ -101,29 +109,34 @@ static size_t hs_cost(http_stream *hs)
 {
     size_t len = httpd_pending(hs->req);
     uint64_t drained = hs->added - len;
-    while (hs->refs_len && hs->refs[hs->refs_head].end <= drained) {
-        hs->extra -= hs->refs[hs->refs_head].extra;
-        hs->refs_head = (hs->refs_head + 1) % hs->refs_cap;
-        hs->refs_len--;
+    hs_ring *r = hs->refs;
+    while (r && r->len && r->v[r->head].end <= drained) {
+        hs->extra -= r->v[r->head].extra;
+        r->head = (r->head + 1) % r->cap;
+        r->len--;
     }
     return len + hs->extra;
 }
 
 static int hs_ref_push(http_stream *hs, hs_ref ref)
 {
-    if (hs->refs_len == hs->refs_cap) {
-        size_t cap = hs->refs_cap ? 2 * hs->refs_cap : 16;
-        hs_ref *v = malloc(cap * sizeof(*v));
-        if (!v)
+    hs_ring *r = hs->refs;
+    if (!r || r->len == r->cap) {
+        uint32_t cap = r ? 2 * r->cap : 16;
+        hs_ring *n = !r || cap > r->cap
+                         ? malloc(sizeof(*n) + (size_t)cap * sizeof(n->v[0]))
+                         : NULL;
+        if (!n)
             return -1;
-        for (size_t i = 0; i < hs->refs_len; i++)
-            v[i] = hs->refs[(hs->refs_head + i) % hs->refs_cap];
-        free(hs->refs);
-        hs->refs = v;
-        hs->refs_cap = cap;
-        hs->refs_head = 0;
+        n->cap = cap;
+        n->head = 0;
+        n->len = r ? r->len : 0;
+        for (uint32_t i = 0; i < n->len; i++)
+            n->v[i] = r->v[(r->head + i) % r->cap];
+        free(r);
+        hs->refs = r = n;
     }
-    hs->refs[(hs->refs_head + hs->refs_len++) % hs->refs_cap] = ref;
+    r->v[(r->head + r->len++) % r->cap] = ref;
     hs->extra += ref.extra;
     return 0;
 }

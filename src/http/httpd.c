@@ -92,33 +92,36 @@ struct httpd {
     char date[40]; /* the Date header value, rebuilt once a second */
 };
 
+/* A connection. It stays for as long as a stream is open, so it is kept at
+ * 248 bytes, malloc's 256-byte class (flags in bits, no holes: a new flag
+ * has room beside them, a new field costs 16 bytes a stream). */
 struct httpd_req {
     httpd *srv;
     struct bufferevent *bev;
     TAILQ_ENTRY(httpd_req) link;  /* in srv->conns */
     TAILQ_ENTRY(httpd_req) timed; /* in srv->waiting or srv->lingering */
     TAILQ_ENTRY(httpd_req) dirt;  /* in srv->dirty */
-    bool is_dirty;
-    int64_t dirty_us;       /* when it was put in srv->dirty (mono_us) */
-    struct req_list *timer; /* which of those, or NULL */
+    int64_t dirty_us;             /* when it was put in srv->dirty (mono_us) */
+    struct req_list *timer;       /* which of those, or NULL */
     int64_t deadline_ms;
+    guard guard; /* held while the handler or a close callback runs */
     unsigned char state, chunk_state;
-    guard guard;      /* held while the handler or a close callback runs */
-    bool over;        /* accepted over max_connections */
-    bool close_after; /* close once the response is written */
-    bool unread_body; /* answered before reading the body: linger */
-    bool eof;         /* the client half-closed: serve what it sent, then close */
-    size_t scanned;   /* input scanned for the end of the head */
+    bool over : 1;        /* accepted over max_connections */
+    bool close_after : 1; /* close once the response is written */
+    bool unread_body : 1; /* answered before reading the body: linger */
+    bool eof : 1;         /* the client half-closed: serve what it sent, then close */
+    bool is_dirty : 1;    /* in srv->dirty */
+    bool sized : 1;       /* S_STREAM: a body of known length (httpd_body_start) */
+    size_t scanned;       /* input scanned for the end of the head */
     /* The current request: freed when it ends or its stream starts. */
     char *raw; /* the head, parsed in place, then its field array */
     httpd_head h;
     uint64_t body_left;
     struct evbuffer *body; /* NUL-terminated once complete */
     size_t body_len;
-    struct evbuffer *out_headers;
+    char *out_headers; /* lines httpd_add_header() added (NUL-terminated), or NULL */
     httpd_close_cb on_close;
     void *on_close_arg;
-    bool sized;              /* S_STREAM: a body of known length (httpd_body_start) */
     httpd_drain_cb on_drain; /* the output was all written (streams, bodies) */
     void *on_drain_arg;
     int64_t t0_us; /* the request's first bytes arrived (the access log) */
@@ -165,10 +168,8 @@ static void req_reset(httpd_req *r)
         evbuffer_free(r->body);
         r->body = NULL;
     }
-    if (r->out_headers) {
-        evbuffer_free(r->out_headers);
-        r->out_headers = NULL;
-    }
+    free(r->out_headers);
+    r->out_headers = NULL;
     r->on_close = NULL;
     r->on_close_arg = NULL;
     r->sized = false;
@@ -356,7 +357,7 @@ static void write_head(httpd_req *r, int status, const char *ctype, int64_t clen
     else if (r->srv->origins)
         cors_origin(r, out);
     if (r->out_headers)
-        evbuffer_add_buffer(out, r->out_headers);
+        evbuffer_add(out, r->out_headers, strlen(r->out_headers));
     evbuffer_add(out, "\r\n", 2);
 }
 
@@ -682,12 +683,19 @@ void httpd_on_close(httpd_req *r, httpd_close_cb cb, void *arg)
 
 void httpd_add_header(httpd_req *r, const char *name, const char *value)
 {
-    if (!r->out_headers && !(r->out_headers = evbuffer_new()))
-        return;
-    evbuffer_add(r->out_headers, name, strlen(name));
-    evbuffer_add(r->out_headers, ": ", 2);
-    evbuffer_add(r->out_headers, value, strlen(value));
-    evbuffer_add(r->out_headers, "\r\n", 2);
+    /* A string of their length, not an evbuffer: every stream adds two, and
+     * an evbuffer cost two allocations (1.1 KiB) per answer. */
+    size_t len = r->out_headers ? strlen(r->out_headers) : 0, nl = strlen(name),
+           vl = strlen(value);
+    char *p = realloc(r->out_headers, len + nl + vl + 5);
+    if (!p)
+        return; /* out of memory: the header is left out */
+    r->out_headers = p;
+    p += len;
+    memcpy(p, name, nl);
+    memcpy(p + nl, ": ", 2);
+    memcpy(p + nl + 2, value, vl);
+    memcpy(p + nl + 2 + vl, "\r\n", 3);
 }
 
 int httpd_method(const httpd_req *r)

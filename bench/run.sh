@@ -826,7 +826,7 @@ table() {
         # Rows only ssebroker has: the peers are n/a, not missing.
         na["jwt_HS256.sps"] = na["jwt_ES256.sps"] = na["pat_pattern.rps"] = na["pat_exact.rps"] = na["pubconn.rps"] = 1
         na2["pub_redis.rps"] = 1 # Pushpin has no store to choose
-        name["idle.kb"] = w_idle "|memory per subscriber|kb|<= 0.3x"
+        name["idle.kb"] = w_idle "|memory per subscriber|kb|<= 0.2x"
         name["pub_mem.rps"] = "publish, 64 conns, 100 B, memory store|req/s|k|>= 1.5x"
         name["pub_redis.rps"] = "publish, 64 conns, 100 B, Redis store|req/s|k|>= 2x"
         name["fan1k.dps"] = w_f1 "|deliveries/s|k|>= 1.5x"

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 
 import { startBroker, uniq, chPath, evPath, waitFor, checkError } from './lib/broker.mjs';
 import { manageAuth, checkManageOnly } from './lib/access.mjs';
+import { hsKey, mint } from './lib/jwt.mjs';
 
 const brokers = [];
 after(async () => {
@@ -339,16 +340,16 @@ test('an anonymous stream without a User-Agent: every member back, the unset one
 });
 
 test('a JWT without a role: authid kept, authrole null, in the archive and for targeting', async () => {
-    const keys = makeKeys();
+    const key = hsKey();
     const b = await broker({
         auth: {
-            jwt: { keys: [{ alg: 'HS256', secret: keys.hs.secret }] },
+            jwt: { keys: [{ alg: 'HS256', secret: key.secret }] },
             roles: { admin: [{ match: '*', allow: ['subscribe', 'publish', 'history', 'manage'] }] },
         },
     });
-    const admin = { Authorization: `Bearer ${mint(keys.hs, { sub: 'root', role: 'admin' }, { expIn: 600 })}` };
+    const admin = { Authorization: `Bearer ${mint(key, { sub: 'root', role: 'admin' }, { expIn: 600 })}` };
     const room = uniq('room');
-    const carolTok = mint(keys.hs, { sub: 'carol', ssebroker: { subscribe: [room] } }, { expIn: 600 });
+    const carolTok = mint(key, { sub: 'carol', ssebroker: { subscribe: [room] } }, { expIn: 600 });
     const ua = 'record-agent/2 (' + 'x'.repeat(100) + ')';
     const carol = await open(b, evPath(room), { headers: { Authorization: `Bearer ${carolTok}`, 'User-Agent': ua } });
 

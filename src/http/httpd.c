@@ -39,6 +39,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -81,9 +82,12 @@ struct httpd {
     int64_t last_flush_us;
     pfor *writers;            /* write a flush on every core; NULL: inline */
     struct flush_item *batch; /* a slice of a flush */
-    size_t nconns;
-    unsigned long long rejected;
-    unsigned long long accepted; /* sockets taken in (not closed at accept) */
+    size_t nconns;            /* this loop's */
+    httpd_shared *sh;         /* the process's figures: o.shared or own_sh */
+    httpd_shared own_sh;
+    httpd_keep_fn keep; /* set: a front loop, handing over what it does not keep */
+    httpd_give_fn give;
+    void *handover_arg;
     int port;
     char *cors; /* the CORS headers of "*" or of one origin, or NULL */
     size_t cors_len;
@@ -108,6 +112,7 @@ struct httpd_req {
     bool close_after; /* close once the response is written */
     bool unread_body; /* answered before reading the body: linger */
     bool eof;         /* the client half-closed: serve what it sent, then close */
+    bool handed;      /* handed over: another server counts it now */
     size_t scanned;   /* input scanned for the end of the head */
     /* The current request: freed when it ends or its stream starts. */
     char *raw; /* the head, parsed in place, then its field array */
@@ -135,6 +140,15 @@ static int64_t mono_us(void)
 static int64_t mono_ms(void)
 {
     return (int64_t)(now_us() / 1000);
+}
+
+/* The dirty list changed: publish the age of its head for the fronts
+ * (httpd_delivery_lag_ms reads it on any loop). */
+static void lag_mark(httpd *h)
+{
+    const httpd_req *head = TAILQ_FIRST(&h->dirty);
+    atomic_store_explicit(&h->sh->dirty_since_us, head ? head->dirty_us : 0,
+                          memory_order_relaxed);
 }
 
 /* ---- connections ---- */
@@ -185,10 +199,14 @@ static void client_destroy(httpd_req *r)
     httpd *h = r->srv;
     timed_off(r);
     req_reset(r);
-    if (r->is_dirty)
+    if (r->is_dirty) {
         TAILQ_REMOVE(&h->dirty, r, dirt);
+        lag_mark(h);
+    }
     TAILQ_REMOVE(&h->conns, r, link);
     h->nconns--;
+    if (!r->handed)
+        atomic_fetch_sub_explicit(&h->sh->conns, 1, memory_order_relaxed);
     bufferevent_free(r->bev);
     free(r);
 }
@@ -542,9 +560,11 @@ size_t httpd_pending(const httpd_req *r)
 
 int64_t httpd_delivery_lag_ms(const httpd_req *r)
 {
-    /* The list is in the order streams were marked: its head is the oldest. */
-    const httpd_req *head = TAILQ_FIRST(&r->srv->dirty);
-    int64_t lag = head ? mono_us() - head->dirty_us : 0;
+    /* The list is in the order streams were marked: its head is the oldest
+     * (the main loop's, kept in the shared figures for the front loops). */
+    int64_t since =
+        atomic_load_explicit(&r->srv->sh->dirty_since_us, memory_order_relaxed);
+    int64_t lag = since ? mono_us() - since : 0;
     return lag > 0 ? lag / 1000 : 0;
 }
 
@@ -557,6 +577,7 @@ void httpd_stream_dirty(httpd_req *r)
     r->dirty_us = mono_us();
     TAILQ_INSERT_TAIL(&h->dirty, r, dirt);
     if (TAILQ_FIRST(&h->dirty) == r) {
+        lag_mark(h);
         /* A timeout, not an activation: it runs after everything this turn
          * set off (a publish answers before its fan-out is written). At
          * once after a quiet spell; under load at most once per
@@ -604,6 +625,7 @@ static void flush_streams(evutil_socket_t fd, short what, void *arg)
         if (r->state == S_STREAM)
             h->batch[n++].r = r;
     }
+    lag_mark(h);
     /* More than a slice: the rest after the loop has had a turn, so that a
      * fan-out to many thousands of streams does not hold up requests (a
      * publish is answered within a slice), and what is published meanwhile
@@ -803,6 +825,30 @@ static void dispatch(httpd_req *r)
         stream_compact(r);
 }
 
+/* Give the connection, with what it sent and was not used, to the server
+ * that serves what this one does not keep. Its output is all written (a
+ * request head is read only then). */
+static void hand_over(httpd_req *r)
+{
+    struct evbuffer *in = bufferevent_get_input(r->bev);
+    size_t len = evbuffer_get_length(in);
+    char *bytes = malloc(len ? len : 1);
+    int fd = bytes ? dup(bufferevent_getfd(r->bev)) : -1;
+    if (fd >= 0)
+        evbuffer_copyout(in, bytes, len);
+    if (fd < 0 || r->srv->give(fd, r->over, bytes, len, r->srv->handover_arg) < 0) {
+        if (fd >= 0)
+            close(fd);
+        free(bytes);
+        httpd_add_header(r, "Retry-After", "1");
+        early_error(r, 503, "overloaded", "the server is busy: retry later");
+        return;
+    }
+    evbuffer_drain(in, len);
+    r->handed = true;
+    client_free(r);
+}
+
 /* The head is in 'in': copy it out, parse it, then read the body or dispatch.
  * Returns 1 to go on processing input, 0 to stop. */
 static int read_head(httpd_req *r)
@@ -844,6 +890,11 @@ static int read_head(httpd_req *r)
         else
             early_error(r, 431, "headers_too_large",
                         "the request headers are over the limit");
+        return 0;
+    }
+    /* A front loop decides on the bytes, before they are parsed in place. */
+    if (r->srv->keep && !r->srv->keep((const char *)p, end, r->srv->handover_arg)) {
+        hand_over(r);
         return 0;
     }
     /* One allocation: the text, then room for a field per line. */
@@ -1112,39 +1163,90 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     sweep_list(&h->lingering, now, 0);
 }
 
-static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+/* A connection on socket 'fd', counted in the shared figures by the caller;
+ * NULL on OOM (the socket is still the caller's). */
+static httpd_req *client_new(httpd *h, int fd, bool over)
 {
-    httpd *h = arg;
-    httpd_req *r;
     struct timeval wt = {HTTPD_WRITE_TIMEOUT_S, 0};
-    int one = 1;
-
-    if (h->nconns >= h->o.max_connections + OVERFLOW_CONNS ||
-        !(r = calloc(1, sizeof(*r)))) {
-        h->rejected++;
-        evutil_closesocket(fd);
-        return;
-    }
-    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    httpd_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
     if (!(r->bev = bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
         free(r);
-        h->rejected++;
-        evutil_closesocket(fd);
-        return;
+        return NULL;
     }
     r->srv = h;
-    r->over = h->nconns >= h->o.max_connections;
+    r->over = over;
     r->state = S_HEAD;
     TAILQ_INSERT_TAIL(&h->conns, r, link);
     h->nconns++;
-    h->accepted++;
     timed_on(r, &h->waiting, h->o.idle_timeout_s);
     bufferevent_setcb(r->bev, on_read, on_write, on_event, r);
     bufferevent_set_timeouts(r->bev, NULL, &wt);
     bufferevent_disable(r->bev, EV_WRITE); /* answers are written by out_kick */
     bufferevent_enable(r->bev, EV_READ);
+    return r;
+}
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    httpd *h = arg;
+    httpd_req *r;
+    int one = 1;
+
+    /* Counted across every loop of the process, before anything else. */
+    size_t open = atomic_fetch_add_explicit(&h->sh->conns, 1, memory_order_relaxed);
+    if (open >= h->o.max_connections + OVERFLOW_CONNS) {
+        atomic_fetch_sub_explicit(&h->sh->conns, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->sh->rejected, 1, memory_order_relaxed);
+        evutil_closesocket(fd);
+        return;
+    }
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!(r = client_new(h, fd, open >= h->o.max_connections))) {
+        atomic_fetch_sub_explicit(&h->sh->conns, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->sh->rejected, 1, memory_order_relaxed);
+        evutil_closesocket(fd);
+        return;
+    }
+    atomic_fetch_add_explicit(&h->sh->accepted, 1, memory_order_relaxed);
+}
+
+int httpd_adopt(httpd *h, int fd, bool over, char *bytes, size_t len)
+{
+    httpd_req *r = client_new(h, fd, over);
+    int rc = -1;
+    if (r) {
+        /* A socket bufferevent keeps its input's end frozen so that only it
+         * adds to it: thaw it for these bytes, read before it existed. */
+        struct evbuffer *in = bufferevent_get_input(r->bev);
+        evbuffer_unfreeze(in, 0);
+        rc = len ? evbuffer_add(in, bytes, len) : 0;
+        evbuffer_freeze(in, 0);
+    }
+    if (rc < 0) {
+        if (r)
+            client_free(r); /* counted: it closes the socket and the count */
+        else {
+            atomic_fetch_sub_explicit(&h->sh->conns, 1, memory_order_relaxed);
+            evutil_closesocket(fd);
+        }
+        free(bytes);
+        return -1;
+    }
+    free(bytes);
+    r->t0_us = now_us();
+    client_process(r);
+    return 0;
+}
+
+void httpd_set_handover(httpd *h, httpd_keep_fn keep, httpd_give_fn give, void *arg)
+{
+    h->keep = keep;
+    h->give = give;
+    h->handover_arg = arg;
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -1220,6 +1322,7 @@ httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler 
     }
     h->base = base;
     h->o = *opts;
+    h->sh = opts->shared ? opts->shared : &h->own_sh;
     h->o.cors_origin = NULL; /* borrowed by the caller: the copy is h->cors */
     h->handler = handler;
     h->arg = arg;
@@ -1312,15 +1415,15 @@ int httpd_port(const httpd *h)
 
 size_t httpd_connections(const httpd *h)
 {
-    return h->nconns;
+    return atomic_load_explicit(&h->sh->conns, memory_order_relaxed);
 }
 
 unsigned long long httpd_rejected(const httpd *h)
 {
-    return h->rejected;
+    return atomic_load_explicit(&h->sh->rejected, memory_order_relaxed);
 }
 
 unsigned long long httpd_accepted(const httpd *h)
 {
-    return h->accepted;
+    return atomic_load_explicit(&h->sh->accepted, memory_order_relaxed);
 }

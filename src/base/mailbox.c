@@ -56,6 +56,14 @@ static void run_list(mailbox *mb, mail *m)
     }
 }
 
+/* Make the eventfd readable (EAGAIN: its counter is full, so it is). */
+static void wake(mailbox *mb)
+{
+    uint64_t one = 1;
+    if (write(mb->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        return; /* cannot happen on an eventfd of ours */
+}
+
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     mailbox *mb = arg;
@@ -67,9 +75,10 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         return;
     run_list(mb, take(mb, MAILBOX_BATCH, &more));
     /* Left over: the queue is not empty, so no sender writes the eventfd;
-     * come back on the next turn, after the loop's sockets. */
+     * write it here, so that the rest runs on the next turn, after the
+     * loop's sockets (event_active would run it in this one). */
     if (more)
-        event_active(mb->ev, EV_READ, 0);
+        wake(mb);
 }
 
 mailbox *mailbox_new(struct event_base *base, size_t max, mailbox_fn fn, void *arg)
@@ -113,12 +122,8 @@ int mailbox_post(mailbox *mb, mail *m, size_t bytes)
     mb->n++;
     mb->bytes += bytes;
     pthread_mutex_unlock(&mb->mu);
-    if (was_empty) {
-        uint64_t one = 1;
-        /* EAGAIN: the counter is full, so the receiver is woken anyway. */
-        if (write(mb->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-            return 0; /* cannot happen on an eventfd we own; the job is queued */
-    }
+    if (was_empty)
+        wake(mb);
     return 0;
 }
 

@@ -17,7 +17,8 @@
  * (bounded by HTTP_FRONT_JOBS on their own), connections handed over and
  * refusals counted. Over it a hand-over is refused (503) and a count lost. */
 #define MAIN_JOBS_PER_FRONT (2 * HTTP_FRONT_JOBS)
-#define QUIT_WAIT_MS 10 /* the main loop's poll while the fronts close */
+#define QUIT_WAIT_MS 10  /* the main loop's poll while the fronts close */
+#define QUIT_MAX_MS 2000 /* then fronts still waiting for the broker are ended */
 
 enum {
     JOB_PUBLISH, /* to the main loop, then back to the front */
@@ -31,7 +32,8 @@ enum {
 typedef struct job {
     mail m; /* first */
     int kind;
-    http_front *f;
+    http_front *f;           /* NULL: orphaned (its front is gone: see below) */
+    struct job *prev, *next; /* JOB_PUBLISH: in the broker's hands (main loop) */
     /* JOB_PUBLISH: there */
     char *chan;
     pub_batch batch;
@@ -59,6 +61,8 @@ struct http_front {
     bool started;
     size_t waiting; /* publishes at the main loop (this thread's count) */
     bool quitting;
+    bool ended;           /* front_end() ran */
+    bool quitting_posted; /* the main loop's: a JOB_QUIT went (the next forces) */
 };
 
 struct http_fronts {
@@ -68,6 +72,7 @@ struct http_fronts {
     mailbox *mb; /* to the main loop */
     const http_front_hooks *hk;
     bool quitting;     /* the main loop's: no more publishing */
+    job *in_broker;    /* publishes the broker holds (their callbacks will come) */
     _Atomic int ended; /* fronts whose loop has ended */
     int n;
     http_front f[];
@@ -102,6 +107,35 @@ static job *job_new(int kind, http_front *f)
 
 /* ---- the main loop's side ---- */
 
+/* The broker holds the job from now on (until one of its callbacks). */
+static void held(job *j)
+{
+    http_fronts *fs = j->f->all;
+    j->prev = NULL;
+    j->next = fs->in_broker;
+    if (j->next)
+        j->next->prev = j;
+    fs->in_broker = j;
+}
+
+/* The broker called back: the job is the main loop's again. Returns false
+ * for an orphan (its fronts were freed while the broker held it: freed). */
+static bool unheld(job *j)
+{
+    if (!j->f) {
+        job_free(j);
+        return false;
+    }
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        j->f->all->in_broker = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    j->prev = j->next = NULL;
+    return true;
+}
+
 /* The result goes back to its front (whose mailbox takes every answer: the
  * front bounds how many it waits for). */
 static void pub_reply(job *j, int status)
@@ -113,6 +147,8 @@ static void pub_reply(job *j, int status)
 static void pub_done(int status, const uint64_t *ids, size_t n, int64_t ts_us, void *arg)
 {
     job *j = arg;
+    if (!unheld(j))
+        return;
     if (status >= 0 && n && !(j->ids = malloc(n * sizeof(*ids))))
         status = BROKER_ENOMEM;
     if (j->ids) {
@@ -127,13 +163,18 @@ static void pub_done(int status, const uint64_t *ids, size_t n, int64_t ts_us, v
 static void pub_found(int status, chan *ch, void *arg)
 {
     job *j = arg;
-    broker *b = j->f->all->b;
+    broker *b;
     int rc;
+    if (!unheld(j))
+        return;
+    b = j->f->all->b;
     if (!ch) {
         broker_publish_refused(b, broker_pub_result(status));
         pub_reply(j, status);
     } else if ((rc = broker_publish(b, ch, NULL, &j->batch, pub_done, j)) < 0) {
         pub_reply(j, rc);
+    } else {
+        held(j);
     }
 }
 
@@ -145,6 +186,8 @@ static void pub_start(job *j)
         pub_reply(j, BROKER_ECLOSING);
         return;
     }
+    /* pub_found() runs now, or later from the broker: held either way. */
+    held(j);
     ch = broker_chan_lookup(j->f->all->b, j->chan, true, &why, pub_found, j);
     if (ch)
         pub_found(0, ch, j);
@@ -179,6 +222,9 @@ static void main_job(mail *m, void *arg)
 
 static void front_end(http_front *f)
 {
+    if (f->ended)
+        return;
+    f->ended = true;
     atomic_fetch_add_explicit(&f->all->ended, 1, memory_order_release);
     event_base_loopbreak(f->base);
 }
@@ -207,9 +253,12 @@ static void front_job(mail *m, void *arg)
         if (f->srv)
             hk->free(f->srv); /* requests waiting for the main loop lose their client */
         f->srv = NULL;
-        f->quitting = true;
-        if (!f->waiting)
+        /* Forced (j->status): the broker holds publishes of this front past
+         * the bound (a store that does not answer): end without them; their
+         * requests, whose clients are gone, are not freed. */
+        if ((f->quitting && j->status) || (!f->quitting && !f->waiting))
             front_end(f);
+        f->quitting = true;
         break;
     }
     job_free(j);
@@ -362,6 +411,8 @@ static void post_all(http_fronts *fs, int kind, const http_opts *o)
                       kind == JOB_RELOAD ? "reload" : "stop");
             continue;
         }
+        j->status = fs->quitting && kind == JOB_QUIT && fs->f[i].quitting_posted;
+        fs->f[i].quitting_posted |= kind == JOB_QUIT;
         if (o) {
             j->o = *o;
             j->o.cors_origin = o->cors_origin ? strdup(o->cors_origin) : NULL;
@@ -394,7 +445,8 @@ void http_fronts_stop_accepting(http_fronts *fs)
 
 void http_fronts_free(http_fronts *fs)
 {
-    int started = 0;
+    int started = 0, waited = 0;
+    bool forced = false;
     if (!fs)
         return;
     fs->quitting = true;
@@ -403,11 +455,24 @@ void http_fronts_free(http_fronts *fs)
     if (started) {
         post_all(fs, JOB_QUIT, NULL);
         /* Each front closes its connections and ends once every publish it
-         * handed here is back: answer those meanwhile ("shutting down"). */
+         * handed here is back: answer those meanwhile ("shutting down").
+         * Publishes the broker still holds (the loop has stopped: a store
+         * that did not answer in time) end the wait after QUIT_MAX_MS. */
         while (atomic_load_explicit(&fs->ended, memory_order_acquire) < started) {
             mailbox_run(fs->mb);
             mailbox_wait(fs->mb, QUIT_WAIT_MS);
+            if (!forced && (waited += QUIT_WAIT_MS) >= QUIT_MAX_MS) {
+                forced = true;
+                post_all(fs, JOB_QUIT, NULL); /* marked forced below */
+            }
         }
+    }
+    /* The broker may still call back for what it holds: those jobs are
+     * orphans now, freed by the callback. */
+    for (job *j = fs->in_broker, *next; j; j = next) {
+        next = j->next;
+        j->f = NULL;
+        j->prev = j->next = NULL;
     }
     for (int i = 0; i < fs->n; i++) {
         http_front *f = &fs->f[i];

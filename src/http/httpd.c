@@ -60,6 +60,7 @@
 #define FLUSH_SLICE 256        /* streams written per loop turn, at most */
 #define FLUSH_PAR_MIN 16       /* streams in a flush worth waking the writers for */
 #define FLUSH_IOV 128          /* buffers per writev of a stream, as libevent's */
+#define HAND_OVER_PEEK 256     /* bytes a front peeks at on accept for a request line */
 
 enum { S_HEAD, S_BODY, S_BUSY, S_STREAM, S_FLUSH, S_LINGER };
 enum { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
@@ -1188,6 +1189,20 @@ static httpd_req *client_new(httpd *h, int fd, bool over)
     return r;
 }
 
+/* A front loop, at accept: when the request line has arrived already and
+ * it is not one this server keeps, hand the socket over at once, its bytes
+ * unread (a peek): no buffer, no event, no copy here. Returns true if it
+ * went; false to serve it here first (read_head decides again). */
+static bool early_hand_over(httpd *h, int fd, bool over)
+{
+    char peek[HAND_OVER_PEEK];
+    ssize_t n = recv(fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
+    if (n <= 0 || !memchr(peek, '\n', (size_t)n) ||
+        h->keep(peek, (size_t)n, h->handover_arg))
+        return false;
+    return h->give(fd, over, NULL, 0, h->handover_arg) == 0;
+}
+
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
@@ -1205,6 +1220,10 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     }
     if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (h->keep && early_hand_over(h, fd, open >= h->o.max_connections)) {
+        atomic_fetch_add_explicit(&h->sh->accepted, 1, memory_order_relaxed);
+        return;
+    }
     if (!(r = client_new(h, fd, open >= h->o.max_connections))) {
         atomic_fetch_sub_explicit(&h->sh->conns, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&h->sh->rejected, 1, memory_order_relaxed);

@@ -98,13 +98,15 @@ unsigned long long httpd_rejected(const httpd *h);
 unsigned long long httpd_accepted(const httpd *h);
 
 /* ---- handing connections over to another server (front loops) ---- */
-/* Looks at a request head before it is parsed (the bytes up to and with
- * the empty line, not NUL-terminated): true to serve it here, false to hand
+/* Looks at the start of a request before it is parsed (raw bytes, not
+ * NUL-terminated, holding at least the request line and its LF: a whole
+ * head, or what a peek at accept saw): true to serve it here, false to hand
  * the connection over. */
 typedef bool (*httpd_keep_fn)(const char *head, size_t len, void *arg);
 /* Takes a connection this server lets go of: its socket 'fd', whether it
  * came in over max_connections, and every byte read from it and not used
- * ('bytes', malloc'd, 'len' of them; the request head first). 0: both are
+ * ('bytes', malloc'd, 'len' of them, the request head first; NULL and 0
+ * when it is handed over at accept, its bytes unread). 0: both are
  * the callee's now; -1: it cannot take them (the server answers 503
  * overloaded and closes). */
 typedef int (*httpd_give_fn)(int fd, bool over, char *bytes, size_t len, void *arg);

@@ -1863,6 +1863,40 @@ static const http_front_hooks front_hooks = {
     .free = front_free,
 };
 
+/* Front 'fr''s server, on the main server's port. NULL with 'err' set. */
+static http_server *front_new(http_server *h, http_front *fr, const http_opts *o,
+                              char *err, size_t errlen)
+{
+    http_server *f = calloc(1, sizeof(*f));
+    httpd_opts ho = httpd_opts_of(o);
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    f->sh = h->sh;
+    f->front = fr;
+    f->o = *o;
+    f->o.modules = NULL;
+    /* Its own copies of these (front_take), none yet. */
+    f->o.cors_origin = NULL;
+    f->o.auth_cookie = NULL;
+    f->o.auth = NULL;
+    if (front_take(f, o) < 0) {
+        snprintf(err, errlen, "out of memory");
+        front_free(f);
+        return NULL;
+    }
+    ho.port = httpd_port(h->d);
+    ho.reuseport = true;
+    ho.threads = 1; /* the main loop's writers write every stream */
+    ho.shared = &h->sh->d;
+    if (!(f->d = httpd_new(http_front_base(fr), &ho, http_handle, f, err, errlen))) {
+        front_free(f);
+        return NULL;
+    }
+    return f;
+}
+
 /* threads - 1 front loops on the main server's port. 0, or -1 with 'err'. */
 static int fronts_start(http_server *h, struct event_base *base, const http_opts *o,
                         char *err, size_t errlen)
@@ -1874,30 +1908,16 @@ static int fronts_start(http_server *h, struct event_base *base, const http_opts
     }
     for (int i = 0; i < n; i++) {
         http_front *fr = http_fronts_get(h->fronts, i);
-        http_server *f = calloc(1, sizeof(*f));
-        httpd_opts ho = httpd_opts_of(o);
-        if (!f || (f->sh = h->sh, f->o = *o, f->o.cors_origin = NULL,
-                   f->o.auth_cookie = NULL, f->o.auth = NULL, front_take(f, o) < 0)) {
-            if (f)
-                front_free(f);
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        f->front = fr;
-        f->o.modules = NULL;
-        ho.port = httpd_port(h->d);
-        ho.reuseport = true;
-        ho.threads = 1; /* the main loop's writers write every stream */
-        ho.shared = &h->sh->d;
-        if (!(f->d = httpd_new(http_front_base(fr), &ho, http_handle, f, err, errlen))) {
-            front_free(f);
-            return -1;
-        }
+        http_server *f = front_new(h, fr, o, err, errlen);
+        if (!f)
+            return -1; /* the caller frees the fronts made so far */
         http_front_set(fr, f, f->d);
     }
-    return http_fronts_start(h->fronts) < 0
-               ? (snprintf(err, errlen, "cannot start the front loops"), -1)
-               : 0;
+    if (http_fronts_start(h->fronts) < 0) {
+        snprintf(err, errlen, "cannot start the front loops");
+        return -1;
+    }
+    return 0;
 }
 
 http_server *http_server_new(struct event_base *base, broker *b, const http_opts *o,

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 
-import { startBroker, uniq, evPath, waitFor, checkError, tempFile, STORE, HOST } from './lib/broker.mjs';
+import { startBroker, runBroker, uniq, evPath, waitFor, checkError, tempFile, STORE, HOST } from './lib/broker.mjs';
 import { startRedis } from './lib/redis.mjs';
 import { sha256hex, makeKeys, mint } from './lib/jwt.mjs';
 
@@ -251,6 +251,15 @@ test('access control on every loop; a reload reaches the fronts', async () => {
     for (let i = 0; i < CONNS; i++)
         checkError(assert, await b.req('POST', evPath(name), { body: 'x', headers: text({ 'X-API-Key': KEY_A }) }),
             403, 'forbidden');
+});
+
+test('the port is shared by the loops of one process only: a second broker on it fails', async () => {
+    const b = await start(await storeSection());
+    const r = await runBroker(['--listen', `${HOST}:${b.port}`,
+        '--config', tempFile('second.json', { threads: THREADS })]);
+    assert.notEqual(r.code, 0, 'the second broker exits');
+    assert.match(r.stderr, /cannot listen on [^\n]*: Address already in use/);
+    assert.equal((await b.req('POST', evPath('still'), { body: 'x', headers: text() })).status, 201);
 });
 
 test('max_connections counts the connections of every loop', async () => {

@@ -1934,8 +1934,7 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
     h->o = *o;
     h->sh = &h->own_sh;
     ho.shared = &h->sh->d;
-    if (o->threads > 1)
-        ho.reuseport = true; /* the front loops listen on the same port */
+    ho.share_port = o->threads > 1; /* the front loops listen on the same port */
     if (!(h->d = httpd_new(base, &ho, http_handle, h, err, errlen))) {
         free(h);
         return NULL;

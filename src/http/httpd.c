@@ -1324,6 +1324,37 @@ int httpd_reload(httpd *h, const httpd_opts *o)
     return 0;
 }
 
+/* The listening socket. SO_REUSEPORT before the bind lets other processes
+ * share the port (opts->reuseport); after it (opts->share_port), the bind
+ * has found the address free, and only this process's front loops, binding
+ * after it, join: a second broker started on the port still fails. NULL
+ * with errno set. */
+static struct evconnlistener *listen_on(struct event_base *base, httpd *h,
+                                        const httpd_opts *opts, const struct addrinfo *ai)
+{
+    int one = 1, e;
+    struct evconnlistener *lev;
+    evutil_socket_t fd =
+        socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (opts->reuseport &&
+         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+        (opts->share_port && !opts->reuseport &&
+         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+        !(lev = evconnlistener_new(base, on_accept, h,
+                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 4096,
+                                   fd))) {
+        e = errno;
+        evutil_closesocket(fd);
+        errno = e;
+        return NULL;
+    }
+    return lev;
+}
+
 httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler handler,
                  void *arg, char *err, size_t errlen)
 {
@@ -1377,11 +1408,7 @@ httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler 
                  gai_strerror(rc));
         goto fail;
     }
-    h->lev = evconnlistener_new_bind(base, on_accept, h,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-                                         LEV_OPT_REUSEABLE |
-                                         (opts->reuseport ? LEV_OPT_REUSEABLE_PORT : 0),
-                                     4096, ai->ai_addr, (int)ai->ai_addrlen);
+    h->lev = listen_on(base, h, opts, ai);
     freeaddrinfo(ai);
     if (!h->lev) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", opts->host, opts->port,

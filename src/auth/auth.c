@@ -2,6 +2,7 @@
  * their SHA-256 (libcrypto), claims into the identity's role and grants. */
 #include "src/auth/auth.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
@@ -20,6 +21,7 @@ struct auth {
     size_t max_bytes;
     auth_apikey *apikeys;
     size_t napikeys;
+    _Atomic int refs; /* the owner's and each front loop's (auth_ref) */
 };
 
 static int dup_opt(char **dst, const char *src)
@@ -33,6 +35,7 @@ auth *auth_new(policy *pol, jwt_keys *keys, const auth_jwt_opts *o)
     auth *a = calloc(1, sizeof(*a));
     if (!a)
         return NULL;
+    atomic_init(&a->refs, 1);
     if (dup_opt(&a->issuer, o ? o->issuer : NULL) < 0 ||
         dup_opt(&a->audience, o ? o->audience : NULL) < 0 ||
         dup_opt(&a->role_claim, o && o->role_claim ? o->role_claim : "role") < 0) {
@@ -49,9 +52,17 @@ auth *auth_new(policy *pol, jwt_keys *keys, const auth_jwt_opts *o)
     return a;
 }
 
+auth *auth_ref(const auth *a)
+{
+    auth *w = (auth *)a; /* the count is not the object's value */
+    if (w)
+        atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
+    return w;
+}
+
 void auth_free(auth *a)
 {
-    if (!a)
+    if (!a || atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) > 1)
         return;
     policy_free(&a->pol);
     jwt_keys_free(a->keys);

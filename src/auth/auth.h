@@ -40,6 +40,11 @@ typedef struct auth_jwt_opts {
 /* An auth with no keys; it takes 'pol' (moved: '*pol' is left empty) and
  * 'keys' (may be NULL: no JWT accepted). NULL on OOM (nothing taken then). */
 auth *auth_new(policy *pol, jwt_keys *keys, const auth_jwt_opts *o);
+/* One more holder (another thread's loop may use 'a' until it lets go with
+ * auth_free()); returns 'a'. NULL is fine. */
+auth *auth_ref(const auth *a);
+/* Let go of 'a': freed when the last holder lets go. NULL is fine. Safe
+ * from any thread; 'a' is read-only while shared. */
 void auth_free(auth *a);
 
 /* Accept the API key whose SHA-256 is 'sha256' as 'name' with 'role'

@@ -20,6 +20,7 @@
 #include "src/domain/pattern.h"
 #include "src/domain/publish.h"
 #include "src/http/http_auth.h"
+#include "src/http/http_front.h"
 #include "src/http/http_metrics.h"
 #include "src/http/http_reply.h"
 #include "src/http/http_sessions.h"
@@ -36,15 +37,28 @@ static const char dashboard_html[] =
 #define HISTORY_LIMIT_MAX 100000
 #define LAST_ID_MAX 128 /* longer Last-Event-IDs cannot be ours: replay all */
 
+/* The figures of every loop of the process (http_front.h), the main
+ * server's, which the fronts' point to. */
+typedef struct http_shared {
+    httpd_shared d;
+    _Atomic unsigned long long refused; /* requests refused for max_connections */
+    _Atomic unsigned long long
+        refused_streams; /* subscribers sent away here (not by the broker) */
+} http_shared;
+
+/* The main loop's server, or a front loop's (then 'front' is set, 'b' is
+ * NULL: a front never touches the broker, and its strings and auth in 'o'
+ * are its own copies). */
 struct http_server {
     httpd *d;
     node_reg *node; /* NULL once stopping */
     http_metrics *metrics;
     broker *b;
     http_opts o;
-    unsigned long long refused; /* requests refused for max_connections */
-    unsigned long long
-        refused_streams; /* subscribers sent away here (not by the broker) */
+    http_shared *sh;     /* own_sh, or the main server's */
+    http_shared own_sh;  /* the main server's */
+    http_fronts *fronts; /* the main server's front loops, or NULL */
+    http_front *front;   /* a front's: where its publishes go */
 };
 
 enum {
@@ -160,6 +174,16 @@ static void ctx_step_done(http_ctx *c)
 
 /* ---- helpers ---- */
 
+/* Count a publish refused here (a BROKER_PUB_* result): on a front, in a
+ * job to the main loop, which owns the broker's figures. */
+static void pub_refused(http_ctx *c, int result)
+{
+    if (c->h->front)
+        http_front_refused(c->h->front, result);
+    else
+        broker_publish_refused(c->b, result);
+}
+
 static void reply_error(http_ctx *c, int status, const char *code, const char *text)
 {
     http_error(c->req, c->o, status, code, "%s", text);
@@ -180,7 +204,7 @@ static const char *body(http_ctx *c, size_t *len)
  * on any status but 200). */
 static void refuse_stream(http_ctx *c, const char *why)
 {
-    c->h->refused_streams++;
+    atomic_fetch_add_explicit(&c->h->sh->refused_streams, 1, memory_order_relaxed);
     http_refuse_stream(c->req, c->o, why);
 }
 
@@ -277,7 +301,7 @@ static void publish_now(http_ctx *c);
 static void lookup_failed(http_ctx *c, int why)
 {
     if (c->then == publish_now)
-        broker_publish_refused(c->b, broker_pub_result(why));
+        pub_refused(c, broker_pub_result(why));
     broker_error(c, why, NULL);
 }
 
@@ -325,8 +349,10 @@ static void found_chan(int status, chan *ch, void *arg)
 
 /* ---- publishing: the reply waits for the store ---- */
 
-static void published(int status, const uint64_t *ids_, size_t n, int64_t ts_us,
-                      void *arg)
+/* The answer to a publish, from the main loop's broker or from a front's
+ * job coming back: the same bytes either way. */
+static void publish_answer(void *arg, int status, const uint64_t *ids_, size_t n,
+                           int64_t ts_us)
 {
     http_ctx *c = arg;
     json_t *ids;
@@ -357,6 +383,11 @@ static void published(int status, const uint64_t *ids_, size_t n, int64_t ts_us,
     ctx_free(c);
 }
 
+static void published(int status, const uint64_t *ids, size_t n, int64_t ts_us, void *arg)
+{
+    publish_answer(arg, status, ids, n, ts_us);
+}
+
 /* Backpressure: while the streams of this process hold output older than
  * limits.max_delivery_lag_ms that the loop has not written yet, delivery is
  * behind what is published, and a publish accepted now would only wait
@@ -369,7 +400,7 @@ static bool overloaded(http_ctx *c)
     if (c->o->max_delivery_lag_ms <= 0 ||
         (lag = httpd_delivery_lag_ms(c->req)) < c->o->max_delivery_lag_ms)
         return false;
-    broker_publish_refused(c->b, BROKER_PUB_OVERLOADED);
+    pub_refused(c, BROKER_PUB_OVERLOADED);
     /* The backlog takes about as long again to write: come back after it. */
     snprintf(after, sizeof(after), "%lld", (long long)(lag / 1000 + 1));
     httpd_add_header(c->req, "Retry-After", after);
@@ -390,6 +421,25 @@ static void publish_now(http_ctx *c)
         ctx_wait(c); /* the answer comes from published(), always later */
     else
         broker_error(c, rc, NULL);
+}
+
+/* On a front loop: hand the parsed batch to the main loop, which finds or
+ * creates the channel and publishes it as publish_now() would; the answer
+ * comes back to publish_answer(). */
+static void publish_relay(http_ctx *c)
+{
+    bool is_array = c->batch.is_array;
+    size_t len;
+    body(c, &len);
+    if (http_front_publish(c->h->front, c->arg[0], &c->batch, len, c) < 0) {
+        pub_refused(c, BROKER_PUB_OVERLOADED);
+        httpd_add_header(c->req, "Retry-After", "1");
+        reply_error(c, 503, "overloaded",
+                    "too many publishes are waiting for the store: retry later");
+        return;
+    }
+    c->batch.is_array = is_array; /* the batch went to the main loop: keep the shape */
+    ctx_wait(c);
 }
 
 /* The targeting lists of the query string (repeatable parameters named as
@@ -523,21 +573,22 @@ static void h_health(http_ctx *c)
     const broker_opts *bo = broker_options(c->b);
     broker_stats st;
     broker_stats_get(c->b, &st);
-    http_json(c->req, c->o, up ? 200 : 503,
-              json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
-                        "s:{s:I, s:I, s:s, s:I, s:I}}",
-                        "status", up ? "ok" : "degraded", "store", "type", kv_name(kv),
-                        "state", up ? "up" : "unreachable", "stats", "channels",
-                        (json_int_t)st.channels, "streams", (json_int_t)st.streams,
-                        "sockets", (json_int_t)httpd_connections(c->h->d),
-                        "slow_disconnects", (json_int_t)st.slow_closed, "refused_streams",
-                        (json_int_t)(st.refused + c->h->refused_streams),
-                        "refused_connections",
-                        (json_int_t)(c->h->refused + httpd_rejected(c->h->d)),
-                        "expired_channels", (json_int_t)st.expired, "memory", "used",
-                        (json_int_t)st.memory, "max", (json_int_t)bo->max_memory,
-                        "policy", broker_memory_policy_name(bo->memory_policy), "evicted",
-                        (json_int_t)st.evicted, "rejected", (json_int_t)st.rejected));
+    http_json(
+        c->req, c->o, up ? 200 : 503,
+        json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
+                  "s:{s:I, s:I, s:s, s:I, s:I}}",
+                  "status", up ? "ok" : "degraded", "store", "type", kv_name(kv), "state",
+                  up ? "up" : "unreachable", "stats", "channels", (json_int_t)st.channels,
+                  "streams", (json_int_t)st.streams, "sockets",
+                  (json_int_t)httpd_connections(c->h->d), "slow_disconnects",
+                  (json_int_t)st.slow_closed, "refused_streams",
+                  (json_int_t)(st.refused + atomic_load(&c->h->sh->refused_streams)),
+                  "refused_connections",
+                  (json_int_t)(atomic_load(&c->h->sh->refused) + httpd_rejected(c->h->d)),
+                  "expired_channels", (json_int_t)st.expired, "memory", "used",
+                  (json_int_t)st.memory, "max", (json_int_t)bo->max_memory, "policy",
+                  broker_memory_policy_name(bo->memory_policy), "evicted",
+                  (json_int_t)st.evicted, "rejected", (json_int_t)st.rejected));
 }
 
 static void h_metrics(http_ctx *c)
@@ -979,10 +1030,12 @@ static void h_events(http_ctx *c)
     if (c->method == M_POST) {
         if (overloaded(c))
             return;
-        if (publish_parse_body(c) == 0)
-            find(c, true, false, false, publish_now);
+        if (publish_parse_body(c) < 0)
+            pub_refused(c, BROKER_PUB_INVALID);
+        else if (c->h->front)
+            publish_relay(c);
         else
-            broker_publish_refused(c->b, BROKER_PUB_INVALID);
+            find(c, true, false, false, publish_now);
         return;
     }
     if (!c->sse || c->method == HTTPD_HEAD) {
@@ -1345,7 +1398,7 @@ static void h_conn_events(http_ctx *c)
         if (publish_parse_body(c) == 0)
             publish_now(c);
         else
-            broker_publish_refused(c->b, BROKER_PUB_INVALID);
+            pub_refused(c, BROKER_PUB_INVALID);
     } else if (c->method == HTTPD_HEAD) {
         show_conn(c);
     } else {
@@ -1450,7 +1503,7 @@ static int authorize(http_ctx *c)
     }
     if (rc == AUTH_EINVALID) {
         if (c->r->access == ACC_EVENTS && c->method == M_POST)
-            broker_publish_refused(c->b, BROKER_PUB_DENIED);
+            pub_refused(c, BROKER_PUB_DENIED);
         http_auth_refuse(c->req, c->o, rc, why);
         return -1;
     }
@@ -1486,7 +1539,7 @@ static int authorize(http_ctx *c)
     }
     if (!ok) {
         if (c->r->access == ACC_EVENTS && c->method == M_POST)
-            broker_publish_refused(c->b, BROKER_PUB_DENIED);
+            pub_refused(c, BROKER_PUB_DENIED);
         http_auth_refuse(c->req, c->o, rc, NULL);
         return -1;
     }
@@ -1630,7 +1683,7 @@ static int over_limit(http_ctx *c, const char *path)
 {
     if (!httpd_over_limit(c->req) || strcmp(path, "/health") == 0)
         return 0;
-    c->h->refused++;
+    atomic_fetch_add_explicit(&c->h->sh->refused, 1, memory_order_relaxed);
     if (c->method == M_GET && c->sse) {
         refuse_stream(c, "busy: the broker holds its limit of connections");
         return 1;
@@ -1714,15 +1767,31 @@ static void http_figures_get(void *arg, http_figures *f)
     http_server *h = arg;
     f->sockets = httpd_connections(h->d);
     f->accepted = httpd_accepted(h->d);
-    f->refused = h->refused + httpd_rejected(h->d);
-    f->refused_streams = h->refused_streams;
+    f->refused = atomic_load(&h->sh->refused) + httpd_rejected(h->d);
+    f->refused_streams = atomic_load(&h->sh->refused_streams);
 }
 
-http_server *http_server_new(struct event_base *base, broker *b, const http_opts *o,
-                             char *err, size_t errlen)
+/* What a reload changes, from 'o' into 'dst' (the strings and auth are
+ * borrowed as 'o' has them). */
+static void opts_reload(http_opts *dst, const http_opts *o)
 {
-    http_server *h = calloc(1, sizeof(*h));
-    httpd_opts ho = {
+    dst->max_body = o->max_body;
+    dst->max_headers = o->max_headers;
+    dst->max_connections = o->max_connections;
+    dst->idle_timeout_s = o->idle_timeout_s;
+    dst->stream_buffer = o->stream_buffer;
+    dst->max_response = o->max_response;
+    dst->backoff_ms = o->backoff_ms;
+    dst->max_retry_ms = o->max_retry_ms;
+    dst->max_delivery_lag_ms = o->max_delivery_lag_ms;
+    dst->cors_origin = o->cors_origin;
+    dst->auth = o->auth;
+    dst->auth_cookie = o->auth_cookie;
+}
+
+static httpd_opts httpd_opts_of(const http_opts *o)
+{
+    return (httpd_opts){
         .host = o->host,
         .port = o->port,
         .max_headers = o->max_headers,
@@ -1734,6 +1803,128 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
         .access_log = o->access_log,
         .cors_origin = o->cors_origin,
     };
+}
+
+/* ---- front loops (http_front.h): their servers, on their threads ---- */
+
+/* Let go of the front's copies (front_take). */
+static void front_opts_free(http_server *f)
+{
+    free(f->o.cors_origin);
+    free((char *)f->o.auth_cookie);
+    auth_free((auth *)f->o.auth);
+}
+
+/* A front keeps its own copies of what 'o' points to: the main loop's may
+ * go with a reload before the front has taken the next. 0, or -1 on OOM
+ * (then nothing changed). */
+static int front_take(http_server *f, const http_opts *o)
+{
+    char *cors = o->cors_origin ? strdup(o->cors_origin) : NULL;
+    char *cookie = o->auth_cookie ? strdup(o->auth_cookie) : NULL;
+    if ((o->cors_origin && !cors) || (o->auth_cookie && !cookie)) {
+        free(cors);
+        free(cookie);
+        return -1;
+    }
+    front_opts_free(f);
+    opts_reload(&f->o, o);
+    f->o.cors_origin = cors;
+    f->o.auth_cookie = cookie;
+    f->o.auth = auth_ref(o->auth);
+    return 0;
+}
+
+static void front_reload(void *srv, const http_opts *o)
+{
+    http_server *f = srv;
+    httpd_opts ho = httpd_opts_of(o);
+    if (httpd_reload(f->d, &ho) < 0 || front_take(f, o) < 0)
+        log_error("front loop: out of memory: the reload is not applied there");
+}
+
+static void front_stop_accepting(void *srv)
+{
+    httpd_stop_accepting(((http_server *)srv)->d);
+}
+
+static void front_free(void *srv)
+{
+    http_server *f = srv;
+    httpd_free(f->d);
+    front_opts_free(f);
+    free(f);
+}
+
+static const http_front_hooks front_hooks = {
+    .answer = publish_answer,
+    .reload = front_reload,
+    .stop_accepting = front_stop_accepting,
+    .free = front_free,
+};
+
+/* Front 'fr''s server, on the main server's port. NULL with 'err' set. */
+static http_server *front_new(http_server *h, http_front *fr, const http_opts *o,
+                              char *err, size_t errlen)
+{
+    http_server *f = calloc(1, sizeof(*f));
+    httpd_opts ho = httpd_opts_of(o);
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    f->sh = h->sh;
+    f->front = fr;
+    f->o = *o;
+    f->o.modules = NULL;
+    /* Its own copies of these (front_take), none yet. */
+    f->o.cors_origin = NULL;
+    f->o.auth_cookie = NULL;
+    f->o.auth = NULL;
+    if (front_take(f, o) < 0) {
+        snprintf(err, errlen, "out of memory");
+        front_free(f);
+        return NULL;
+    }
+    ho.port = httpd_port(h->d);
+    ho.reuseport = true;
+    ho.threads = 1; /* the main loop's writers write every stream */
+    ho.shared = &h->sh->d;
+    if (!(f->d = httpd_new(http_front_base(fr), &ho, http_handle, f, err, errlen))) {
+        front_free(f);
+        return NULL;
+    }
+    return f;
+}
+
+/* threads - 1 front loops on the main server's port. 0, or -1 with 'err'. */
+static int fronts_start(http_server *h, struct event_base *base, const http_opts *o,
+                        char *err, size_t errlen)
+{
+    int n = o->threads - 1;
+    if (!(h->fronts = http_fronts_new(base, h->b, h->d, n, &front_hooks))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        http_front *fr = http_fronts_get(h->fronts, i);
+        http_server *f = front_new(h, fr, o, err, errlen);
+        if (!f)
+            return -1; /* the caller frees the fronts made so far */
+        http_front_set(fr, f, f->d);
+    }
+    if (http_fronts_start(h->fronts) < 0) {
+        snprintf(err, errlen, "cannot start the front loops");
+        return -1;
+    }
+    return 0;
+}
+
+http_server *http_server_new(struct event_base *base, broker *b, const http_opts *o,
+                             char *err, size_t errlen)
+{
+    http_server *h = calloc(1, sizeof(*h));
+    httpd_opts ho = httpd_opts_of(o);
 
     if (!h) {
         snprintf(err, errlen, "out of memory");
@@ -1741,6 +1932,9 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
     }
     h->b = b;
     h->o = *o;
+    h->sh = &h->own_sh;
+    ho.shared = &h->sh->d;
+    ho.share_port = o->threads > 1; /* the front loops listen on the same port */
     if (!(h->d = httpd_new(base, &ho, http_handle, h, err, errlen))) {
         free(h);
         return NULL;
@@ -1755,6 +1949,10 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
         return NULL;
     }
     http_metrics_set_modules(h->metrics, o->modules);
+    if (o->threads > 1 && fronts_start(h, base, o, err, errlen) < 0) {
+        http_server_free(h);
+        return NULL;
+    }
     return h;
 }
 
@@ -1769,18 +1967,8 @@ int http_server_reload(http_server *h, const http_opts *o)
     };
     if (httpd_reload(h->d, &ho) < 0)
         return -1;
-    h->o.max_body = o->max_body;
-    h->o.max_headers = o->max_headers;
-    h->o.max_connections = o->max_connections;
-    h->o.idle_timeout_s = o->idle_timeout_s;
-    h->o.stream_buffer = o->stream_buffer;
-    h->o.max_response = o->max_response;
-    h->o.backoff_ms = o->backoff_ms;
-    h->o.max_retry_ms = o->max_retry_ms;
-    h->o.max_delivery_lag_ms = o->max_delivery_lag_ms;
-    h->o.cors_origin = o->cors_origin;
-    h->o.auth = o->auth;
-    h->o.auth_cookie = o->auth_cookie;
+    opts_reload(&h->o, o);
+    http_fronts_reload(h->fronts, o);
     broker_set_policy(h->b, o->auth ? auth_policy(o->auth) : NULL);
     return 0;
 }
@@ -1793,6 +1981,7 @@ void http_server_stop_accepting(http_server *h)
     http_metrics_free(h->metrics); /* the other workers stop showing this one */
     h->metrics = NULL;
     httpd_stop_accepting(h->d);
+    http_fronts_stop_accepting(h->fronts);
 }
 
 int http_server_port(const http_server *h)
@@ -1806,6 +1995,7 @@ void http_server_free(http_server *h)
         return;
     node_reg_free(h->node);
     http_metrics_free(h->metrics);
+    http_fronts_free(h->fronts); /* first: what they hand over goes to h->d */
     httpd_free(h->d);
     free(h);
 }

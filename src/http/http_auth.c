@@ -44,7 +44,7 @@ static const char *cookie_value(const char *header, const char *name, char *out,
 int http_auth_identify(httpd_req *req, const http_opts *o, const struct evkeyvalq *query,
                        identity *id, const char **why)
 {
-    static char cookie_buf[COOKIE_VALUE_MAX]; /* the loop's thread only */
+    static _Thread_local char cookie_buf[COOKIE_VALUE_MAX]; /* one per loop's thread */
     const char *authz = httpd_header(req, "Authorization");
     const char *cookie = httpd_header(req, "Cookie");
     auth_creds cr = {0};

@@ -39,6 +39,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -59,6 +60,7 @@
 #define FLUSH_SLICE 256        /* streams written per loop turn, at most */
 #define FLUSH_PAR_MIN 16       /* streams in a flush worth waking the writers for */
 #define FLUSH_IOV 128          /* buffers per writev of a stream, as libevent's */
+#define HAND_OVER_PEEK 256     /* bytes a front peeks at on accept for a request line */
 
 enum { S_HEAD, S_BODY, S_BUSY, S_STREAM, S_FLUSH, S_LINGER };
 enum { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
@@ -81,9 +83,12 @@ struct httpd {
     int64_t last_flush_us;
     pfor *writers;            /* write a flush on every core; NULL: inline */
     struct flush_item *batch; /* a slice of a flush */
-    size_t nconns;
-    unsigned long long rejected;
-    unsigned long long accepted; /* sockets taken in (not closed at accept) */
+    size_t nconns;            /* this loop's */
+    httpd_shared *sh;         /* the process's figures: o.shared or own_sh */
+    httpd_shared own_sh;
+    httpd_keep_fn keep; /* set: a front loop, handing over what it does not keep */
+    httpd_give_fn give;
+    void *handover_arg;
     int port;
     char *cors; /* the CORS headers of "*" or of one origin, or NULL */
     size_t cors_len;
@@ -112,6 +117,7 @@ struct httpd_req {
     bool eof : 1;         /* the client half-closed: serve what it sent, then close */
     bool is_dirty : 1;    /* in srv->dirty */
     bool sized : 1;       /* S_STREAM: a body of known length (httpd_body_start) */
+    bool handed : 1;      /* handed over: another server counts it now */
     size_t scanned;       /* input scanned for the end of the head */
     /* The current request: freed when it ends or its stream starts. */
     char *raw; /* the head, parsed in place, then its field array */
@@ -138,6 +144,15 @@ static int64_t mono_us(void)
 static int64_t mono_ms(void)
 {
     return (int64_t)(now_us() / 1000);
+}
+
+/* The dirty list changed: publish the age of its head for the fronts
+ * (httpd_delivery_lag_ms reads it on any loop). */
+static void lag_mark(httpd *h)
+{
+    const httpd_req *head = TAILQ_FIRST(&h->dirty);
+    atomic_store_explicit(&h->sh->dirty_since_us, head ? head->dirty_us : 0,
+                          memory_order_relaxed);
 }
 
 /* ---- connections ---- */
@@ -186,10 +201,14 @@ static void client_destroy(httpd_req *r)
     httpd *h = r->srv;
     timed_off(r);
     req_reset(r);
-    if (r->is_dirty)
+    if (r->is_dirty) {
         TAILQ_REMOVE(&h->dirty, r, dirt);
+        lag_mark(h);
+    }
     TAILQ_REMOVE(&h->conns, r, link);
     h->nconns--;
+    if (!r->handed)
+        atomic_fetch_sub_explicit(&h->sh->conns, 1, memory_order_relaxed);
     bufferevent_free(r->bev);
     free(r);
 }
@@ -543,9 +562,11 @@ size_t httpd_pending(const httpd_req *r)
 
 int64_t httpd_delivery_lag_ms(const httpd_req *r)
 {
-    /* The list is in the order streams were marked: its head is the oldest. */
-    const httpd_req *head = TAILQ_FIRST(&r->srv->dirty);
-    int64_t lag = head ? mono_us() - head->dirty_us : 0;
+    /* The list is in the order streams were marked: its head is the oldest
+     * (the main loop's, kept in the shared figures for the front loops). */
+    int64_t since =
+        atomic_load_explicit(&r->srv->sh->dirty_since_us, memory_order_relaxed);
+    int64_t lag = since ? mono_us() - since : 0;
     return lag > 0 ? lag / 1000 : 0;
 }
 
@@ -558,6 +579,7 @@ void httpd_stream_dirty(httpd_req *r)
     r->dirty_us = mono_us();
     TAILQ_INSERT_TAIL(&h->dirty, r, dirt);
     if (TAILQ_FIRST(&h->dirty) == r) {
+        lag_mark(h);
         /* A timeout, not an activation: it runs after everything this turn
          * set off (a publish answers before its fan-out is written). At
          * once after a quiet spell; under load at most once per
@@ -605,6 +627,7 @@ static void flush_streams(evutil_socket_t fd, short what, void *arg)
         if (r->state == S_STREAM)
             h->batch[n++].r = r;
     }
+    lag_mark(h);
     /* More than a slice: the rest after the loop has had a turn, so that a
      * fan-out to many thousands of streams does not hold up requests (a
      * publish is answered within a slice), and what is published meanwhile
@@ -811,6 +834,30 @@ static void dispatch(httpd_req *r)
         stream_compact(r);
 }
 
+/* Give the connection, with what it sent and was not used, to the server
+ * that serves what this one does not keep. Its output is all written (a
+ * request head is read only then). */
+static void hand_over(httpd_req *r)
+{
+    struct evbuffer *in = bufferevent_get_input(r->bev);
+    size_t len = evbuffer_get_length(in);
+    char *bytes = malloc(len ? len : 1);
+    int fd = bytes ? dup(bufferevent_getfd(r->bev)) : -1;
+    if (fd >= 0)
+        evbuffer_copyout(in, bytes, len);
+    if (fd < 0 || r->srv->give(fd, r->over, bytes, len, r->srv->handover_arg) < 0) {
+        if (fd >= 0)
+            close(fd);
+        free(bytes);
+        httpd_add_header(r, "Retry-After", "1");
+        early_error(r, 503, "overloaded", "the server is busy: retry later");
+        return;
+    }
+    evbuffer_drain(in, len);
+    r->handed = true;
+    client_free(r);
+}
+
 /* The head is in 'in': copy it out, parse it, then read the body or dispatch.
  * Returns 1 to go on processing input, 0 to stop. */
 static int read_head(httpd_req *r)
@@ -852,6 +899,11 @@ static int read_head(httpd_req *r)
         else
             early_error(r, 431, "headers_too_large",
                         "the request headers are over the limit");
+        return 0;
+    }
+    /* A front loop decides on the bytes, before they are parsed in place. */
+    if (r->srv->keep && !r->srv->keep((const char *)p, end, r->srv->handover_arg)) {
+        hand_over(r);
         return 0;
     }
     /* One allocation: the text, then room for a field per line. */
@@ -1120,39 +1172,108 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     sweep_list(&h->lingering, now, 0);
 }
 
-static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+/* A connection on socket 'fd', counted in the shared figures by the caller;
+ * NULL on OOM (the socket is still the caller's). */
+static httpd_req *client_new(httpd *h, int fd, bool over)
 {
-    httpd *h = arg;
-    httpd_req *r;
     struct timeval wt = {HTTPD_WRITE_TIMEOUT_S, 0};
-    int one = 1;
-
-    if (h->nconns >= h->o.max_connections + OVERFLOW_CONNS ||
-        !(r = calloc(1, sizeof(*r)))) {
-        h->rejected++;
-        evutil_closesocket(fd);
-        return;
-    }
-    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    httpd_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
     if (!(r->bev = bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
         free(r);
-        h->rejected++;
-        evutil_closesocket(fd);
-        return;
+        return NULL;
     }
     r->srv = h;
-    r->over = h->nconns >= h->o.max_connections;
+    r->over = over;
     r->state = S_HEAD;
     TAILQ_INSERT_TAIL(&h->conns, r, link);
     h->nconns++;
-    h->accepted++;
     timed_on(r, &h->waiting, h->o.idle_timeout_s);
     bufferevent_setcb(r->bev, on_read, on_write, on_event, r);
     bufferevent_set_timeouts(r->bev, NULL, &wt);
     bufferevent_disable(r->bev, EV_WRITE); /* answers are written by out_kick */
     bufferevent_enable(r->bev, EV_READ);
+    return r;
+}
+
+/* A front loop, at accept: when the request line has arrived already and
+ * it is not one this server keeps, hand the socket over at once, its bytes
+ * unread (a peek): no buffer, no event, no copy here. Returns true if it
+ * went; false to serve it here first (read_head decides again). */
+static bool early_hand_over(httpd *h, int fd, bool over)
+{
+    char peek[HAND_OVER_PEEK];
+    ssize_t n = recv(fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
+    if (n <= 0 || !memchr(peek, '\n', (size_t)n) ||
+        h->keep(peek, (size_t)n, h->handover_arg))
+        return false;
+    return h->give(fd, over, NULL, 0, h->handover_arg) == 0;
+}
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    httpd *h = arg;
+    httpd_req *r;
+    int one = 1;
+
+    /* Counted across every loop of the process, before anything else. */
+    size_t open = atomic_fetch_add_explicit(&h->sh->conns, 1, memory_order_relaxed);
+    if (open >= h->o.max_connections + OVERFLOW_CONNS) {
+        atomic_fetch_sub_explicit(&h->sh->conns, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->sh->rejected, 1, memory_order_relaxed);
+        evutil_closesocket(fd);
+        return;
+    }
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (h->keep && early_hand_over(h, fd, open >= h->o.max_connections)) {
+        atomic_fetch_add_explicit(&h->sh->accepted, 1, memory_order_relaxed);
+        return;
+    }
+    if (!(r = client_new(h, fd, open >= h->o.max_connections))) {
+        atomic_fetch_sub_explicit(&h->sh->conns, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->sh->rejected, 1, memory_order_relaxed);
+        evutil_closesocket(fd);
+        return;
+    }
+    atomic_fetch_add_explicit(&h->sh->accepted, 1, memory_order_relaxed);
+}
+
+int httpd_adopt(httpd *h, int fd, bool over, char *bytes, size_t len)
+{
+    httpd_req *r = client_new(h, fd, over);
+    int rc = -1;
+    if (r) {
+        /* A socket bufferevent keeps its input's end frozen so that only it
+         * adds to it: thaw it for these bytes, read before it existed. */
+        struct evbuffer *in = bufferevent_get_input(r->bev);
+        evbuffer_unfreeze(in, 0);
+        rc = len ? evbuffer_add(in, bytes, len) : 0;
+        evbuffer_freeze(in, 0);
+    }
+    if (rc < 0) {
+        if (r)
+            client_free(r); /* counted: it closes the socket and the count */
+        else {
+            atomic_fetch_sub_explicit(&h->sh->conns, 1, memory_order_relaxed);
+            evutil_closesocket(fd);
+        }
+        free(bytes);
+        return -1;
+    }
+    free(bytes);
+    r->t0_us = now_us();
+    client_process(r);
+    return 0;
+}
+
+void httpd_set_handover(httpd *h, httpd_keep_fn keep, httpd_give_fn give, void *arg)
+{
+    h->keep = keep;
+    h->give = give;
+    h->handover_arg = arg;
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -1211,6 +1332,37 @@ int httpd_reload(httpd *h, const httpd_opts *o)
     return 0;
 }
 
+/* The listening socket. SO_REUSEPORT before the bind lets other processes
+ * share the port (opts->reuseport); after it (opts->share_port), the bind
+ * has found the address free, and only this process's front loops, binding
+ * after it, join: a second broker started on the port still fails. NULL
+ * with errno set. */
+static struct evconnlistener *listen_on(struct event_base *base, httpd *h,
+                                        const httpd_opts *opts, const struct addrinfo *ai)
+{
+    int one = 1, e;
+    struct evconnlistener *lev;
+    evutil_socket_t fd =
+        socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (opts->reuseport &&
+         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+        (opts->share_port && !opts->reuseport &&
+         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+        !(lev = evconnlistener_new(base, on_accept, h,
+                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 4096,
+                                   fd))) {
+        e = errno;
+        evutil_closesocket(fd);
+        errno = e;
+        return NULL;
+    }
+    return lev;
+}
+
 httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler handler,
                  void *arg, char *err, size_t errlen)
 {
@@ -1228,6 +1380,7 @@ httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler 
     }
     h->base = base;
     h->o = *opts;
+    h->sh = opts->shared ? opts->shared : &h->own_sh;
     h->o.cors_origin = NULL; /* borrowed by the caller: the copy is h->cors */
     h->handler = handler;
     h->arg = arg;
@@ -1263,11 +1416,7 @@ httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler 
                  gai_strerror(rc));
         goto fail;
     }
-    h->lev = evconnlistener_new_bind(base, on_accept, h,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-                                         LEV_OPT_REUSEABLE |
-                                         (opts->reuseport ? LEV_OPT_REUSEABLE_PORT : 0),
-                                     4096, ai->ai_addr, (int)ai->ai_addrlen);
+    h->lev = listen_on(base, h, opts, ai);
     freeaddrinfo(ai);
     if (!h->lev) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", opts->host, opts->port,
@@ -1320,15 +1469,15 @@ int httpd_port(const httpd *h)
 
 size_t httpd_connections(const httpd *h)
 {
-    return h->nconns;
+    return atomic_load_explicit(&h->sh->conns, memory_order_relaxed);
 }
 
 unsigned long long httpd_rejected(const httpd *h)
 {
-    return h->rejected;
+    return atomic_load_explicit(&h->sh->rejected, memory_order_relaxed);
 }
 
 unsigned long long httpd_accepted(const httpd *h)
 {
-    return h->accepted;
+    return atomic_load_explicit(&h->sh->accepted, memory_order_relaxed);
 }

@@ -15,6 +15,7 @@
 #ifndef HTTPD_H
 #define HTTPD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +40,17 @@ enum {
 #define HTTPD_MAX_HEADER_LINES 100 /* header fields in one request */
 #define HTTPD_WRITE_TIMEOUT_S 60   /* a socket that takes nothing this long is closed */
 
+/* What the servers of one process share, each on its own loop and thread
+ * (the main loop's and the fronts': see http_front.h): the connection count
+ * that max_connections bounds, the figures /status shows, and how far the
+ * main loop's delivery is behind (the fronts refuse publishes on it). */
+typedef struct httpd_shared {
+    _Atomic size_t conns; /* client sockets open on every loop */
+    _Atomic unsigned long long accepted, rejected;
+    _Atomic int64_t dirty_since_us; /* the oldest unwritten stream output (a
+                                       monotonic clock), 0: none */
+} httpd_shared;
+
 typedef struct httpd_opts {
     const char *host;        /* address to bind (numeric or a name) */
     int port;                /* 0 picks a free one: see httpd_port() */
@@ -48,8 +60,12 @@ typedef struct httpd_opts {
                                 also how long a keep-alive connection may sit idle */
     size_t max_connections;  /* client sockets beyond it are flagged over the limit */
     bool reuseport;          /* SO_REUSEPORT: several processes share the port */
+    bool share_port;         /* this process's front loops will listen on the port
+                                too (SO_REUSEPORT once the bind found it free) */
     int threads;             /* threads that write streams, the loop's included (>= 1) */
     bool access_log;         /* log a line for each answer (log.h) */
+    httpd_shared *shared;    /* shared with the other servers of the process
+                                (borrowed: outlives the server); NULL: its own */
     const char *cors_origin; /* "*" or one origin: Access-Control-Allow-Origin
                                 on every response, the server's own errors
                                 included (with credentials allowed for an
@@ -76,11 +92,35 @@ void httpd_stop_accepting(httpd *h);
 /* Close every connection (close callbacks run) and free the server. NULL ok. */
 void httpd_free(httpd *h);
 int httpd_port(const httpd *h);
+/* The figures below are the process's: every server sharing httpd_shared. */
 size_t httpd_connections(const httpd *h);
 /* Connections closed at accept because even the over-limit reserve was full. */
 unsigned long long httpd_rejected(const httpd *h);
 /* Client sockets accepted so far (those closed at accept are not). */
 unsigned long long httpd_accepted(const httpd *h);
+
+/* ---- handing connections over to another server (front loops) ---- */
+/* Looks at the start of a request before it is parsed (raw bytes, not
+ * NUL-terminated, holding at least the request line and its LF: a whole
+ * head, or what a peek at accept saw): true to serve it here, false to hand
+ * the connection over. */
+typedef bool (*httpd_keep_fn)(const char *head, size_t len, void *arg);
+/* Takes a connection this server lets go of: its socket 'fd', whether it
+ * came in over max_connections, and every byte read from it and not used
+ * ('bytes', malloc'd, 'len' of them, the request head first; NULL and 0
+ * when it is handed over at accept, its bytes unread). 0: both are
+ * the callee's now; -1: it cannot take them (the server answers 503
+ * overloaded and closes). */
+typedef int (*httpd_give_fn)(int fd, bool over, char *bytes, size_t len, void *arg);
+/* Serve only the requests 'keep' accepts; hand every other connection over
+ * through 'give' when such a request is next on it (its earlier answers
+ * written). A connection handed over still counts in httpd_shared.conns:
+ * the server that adopts it does not count it again. */
+void httpd_set_handover(httpd *h, httpd_keep_fn keep, httpd_give_fn give, void *arg);
+/* Serve the connection 'fd' as if accepted here, its first 'len' bytes
+ * 'bytes' (malloc'd) already read: both are taken, even on failure. 0, or
+ * -1 (then the connection is closed). */
+int httpd_adopt(httpd *h, int fd, bool over, char *bytes, size_t len);
 
 /* ---- the request ---- */
 int httpd_method(const httpd_req *r);

@@ -1,10 +1,11 @@
-// it_threads.mjs - "threads": 4 runs three front loops beside the main one on
-// the same port (SO_REUSEPORT): a front answers publishes itself (the append
-// is handed to the main loop) and hands every other connection over to the
-// main loop. Many connections are opened so that several land on fronts:
+// it_threads.mjs - "threads": 4 runs three front loops beside the main one:
+// the main loop accepts every connection and gives the publishing ones to
+// the fronts in turn; a front answers publishes itself (the append is handed
+// to the main loop) and gives a connection whose next request is anything
+// else back. Many connections are opened so that every front gets some:
 // publishes from many connections all succeed with unique ids, in order per
 // connection, and reach a subscriber once each, in id order; every other
-// request works whichever loop took its connection, keep-alive and
+// request works whichever loop serves its connection, keep-alive and
 // pipelined ones included (publish first, then a GET); bad input, access
 // control, max_connections and a reload hold on every loop; at SIGTERM no
 // acknowledged publish is lost.
@@ -23,7 +24,7 @@ after(async () => {
 });
 
 const THREADS = 4;
-const CONNS = 24; // new connections per check: most land on fronts (3 of 4 loops)
+const CONNS = 24; // new connections per check: the publishing ones go to the 3 fronts in turn
 const text = (h = {}) => ({ 'Content-Type': 'text/plain', ...h });
 
 let redis = null;
@@ -253,7 +254,7 @@ test('access control on every loop; a reload reaches the fronts', async () => {
             403, 'forbidden');
 });
 
-test('the port is shared by the loops of one process only: a second broker on it fails', async () => {
+test('a second broker on the port fails (only the main loop listens)', async () => {
     const b = await start(await storeSection());
     const r = await runBroker(['--listen', `${HOST}:${b.port}`,
         '--config', tempFile('second.json', { threads: THREADS })]);
@@ -264,7 +265,8 @@ test('the port is shared by the loops of one process only: a second broker on it
 
 test('max_connections counts the connections of every loop', async () => {
     const b = await start({ ...(await storeSection()), limits: { max_connections: 8 } });
-    // Idle connections stay where the kernel put them: on every loop.
+    // Idle connections (no request yet) stay on the main loop, counted with
+    // the fronts' publishing ones.
     const idle = await Promise.all(Array.from({ length: 8 }, () => conn(b.port)));
     await waitFor(async () => (await b.req('GET', '/health')).json.stats.sockets >= 8,
         { what: '8 sockets open' });

@@ -1887,8 +1887,8 @@ static http_server *front_new(http_server *h, http_front *fr, const http_opts *o
         return NULL;
     }
     ho.port = httpd_port(h->d);
-    ho.reuseport = true;
-    ho.threads = 1; /* the main loop's writers write every stream */
+    ho.no_listen = true; /* the main loop accepts, and gives it its publishers */
+    ho.threads = 1;      /* the main loop's writers write every stream */
     ho.shared = &h->sh->d;
     if (!(f->d = httpd_new(http_front_base(fr), &ho, http_handle, f, err, errlen))) {
         front_free(f);
@@ -1934,7 +1934,6 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
     h->o = *o;
     h->sh = &h->own_sh;
     ho.shared = &h->sh->d;
-    ho.share_port = o->threads > 1; /* the front loops listen on the same port */
     if (!(h->d = httpd_new(base, &ho, http_handle, h, err, errlen))) {
         free(h);
         return NULL;

@@ -57,6 +57,7 @@ struct http_front {
     struct event_base *base;
     mailbox *mb; /* to this front */
     void *srv;   /* its server (http.c's), on its thread; NULL once quit */
+    httpd *d;    /* that server's httpd: publishing connections are adopted there */
     pthread_t tid;
     bool started;
     size_t waiting; /* publishes at the main loop (this thread's count) */
@@ -75,6 +76,7 @@ struct http_fronts {
     job *in_broker;    /* publishes the broker holds (their callbacks will come) */
     _Atomic int ended; /* fronts whose loop has ended */
     int n;
+    unsigned next; /* the main loop's: the front the next publisher goes to */
     http_front f[];
 };
 
@@ -207,12 +209,11 @@ static void main_job(mail *m, void *arg)
         broker_publish_refused(fs->b, j->status);
         break;
     case JOB_ADOPT:
-        if (!fs->quitting)
+        if (!fs->quitting) {
             httpd_adopt(fs->main_d, j->fd, j->over, j->bytes, j->len);
-        else
-            close(j->fd);
-        j->fd = -1;
-        j->bytes = NULL;
+            j->fd = -1; /* httpd_adopt took both */
+            j->bytes = NULL;
+        }
         break;
     }
     job_free(j);
@@ -240,6 +241,13 @@ static void front_job(mail *m, void *arg)
         hk->answer(j->ctx, j->status, j->ids, j->n, j->ts_us);
         if (f->quitting && !f->waiting)
             front_end(f);
+        break;
+    case JOB_ADOPT: /* a publishing connection, from the main loop */
+        if (f->srv && !f->quitting) {
+            httpd_adopt(f->d, j->fd, j->over, j->bytes, j->len);
+            j->fd = -1; /* httpd_adopt took both */
+            j->bytes = NULL;
+        }
         break;
     case JOB_RELOAD:
         if (f->srv)
@@ -315,6 +323,36 @@ static bool front_keeps(const char *p, size_t len, void *arg)
     return p[i] == ' ' || p[i] == '?';
 }
 
+/* The main loop's test: it serves everything but the publish route. */
+static bool main_keeps(const char *p, size_t len, void *arg)
+{
+    return !front_keeps(p, len, arg);
+}
+
+/* The main loop gives a publishing connection to the fronts in turn. A
+ * publisher keeps its connection open for many requests, so the hand-over
+ * (a dup and a copy of what it sent) is paid once for all of them. */
+static int main_give(int fd, bool over, char *bytes, size_t len, void *arg)
+{
+    http_fronts *fs = arg;
+    http_front *f;
+    job *j;
+    if (fs->quitting)
+        return -1;
+    f = &fs->f[fs->next++ % (unsigned)fs->n];
+    if (!(j = job_new(JOB_ADOPT, f)))
+        return -1;
+    j->fd = fd;
+    j->over = over;
+    j->bytes = bytes;
+    j->len = len;
+    if (mailbox_post(f->mb, &j->m, sizeof(*j) + len) < 0) {
+        free(j); /* fd and bytes stay the caller's */
+        return -1;
+    }
+    return 0;
+}
+
 static int front_give(int fd, bool over, char *bytes, size_t len, void *arg)
 {
     http_front *f = arg;
@@ -385,7 +423,9 @@ struct event_base *http_front_base(http_front *f)
 void http_front_set(http_front *f, void *srv, httpd *d)
 {
     f->srv = srv;
+    f->d = d;
     httpd_set_handover(d, front_keeps, front_give, f);
+    httpd_set_handover(f->all->main_d, main_keeps, main_give, f->all);
 }
 
 int http_fronts_start(http_fronts *fs)

@@ -1,16 +1,16 @@
 /* http_front.h - front loops: request handling on every core (threads > 1).
  *
  * With 'threads' N > 1 the process runs N-1 front loops, each on its own
- * thread with its own event base and its own httpd listening on the API's
- * address (SO_REUSEPORT: the kernel spreads new connections over every
- * loop, the main one's included). A front serves one kind of request
- * itself: the plain publish, POST /channels/{name}/events, which it parses,
- * authorizes and validates (the routes' own code, src/http/http.c), then
- * hands the append to the main loop in a job; the main loop, which owns the
+ * thread with its own event base and its own httpd, listening on nothing:
+ * the main loop accepts every connection and, on the raw bytes of a request
+ * head, gives a publishing connection (POST /channels/{name}/events) to the
+ * fronts in turn, with the bytes it read (a publisher pays this once for
+ * all its requests; a stream never). A front parses, authorizes and
+ * validates the publish (the routes' own code, src/http/http.c), then hands
+ * the append to the main loop in a job; the main loop, which owns the
  * broker and the store, publishes it as its own publishes and posts the
- * result back, and the front writes the answer. Every other request's
- * connection is handed over whole, with the bytes read from it, to the main
- * loop's httpd, which serves it from then on.
+ * result back, and the front writes the answer. A front's connection whose
+ * next request is anything else goes back to the main loop the same way.
  *
  * A job belongs to one thread at a time: the front never touches the broker,
  * the main loop never touches the front's request (the job carries an

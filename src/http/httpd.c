@@ -60,7 +60,6 @@
 #define FLUSH_SLICE 256        /* streams written per loop turn, at most */
 #define FLUSH_PAR_MIN 16       /* streams in a flush worth waking the writers for */
 #define FLUSH_IOV 128          /* buffers per writev of a stream, as libevent's */
-#define HAND_OVER_PEEK 256     /* bytes a front peeks at on accept for a request line */
 
 enum { S_HEAD, S_BODY, S_BUSY, S_STREAM, S_FLUSH, S_LINGER };
 enum { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
@@ -901,7 +900,8 @@ static int read_head(httpd_req *r)
                         "the request headers are over the limit");
         return 0;
     }
-    /* A front loop decides on the bytes, before they are parsed in place. */
+    /* With a hand-over, the bytes decide which loop serves them, before
+     * they are parsed in place. */
     if (r->srv->keep && !r->srv->keep((const char *)p, end, r->srv->handover_arg)) {
         hand_over(r);
         return 0;
@@ -1197,20 +1197,6 @@ static httpd_req *client_new(httpd *h, int fd, bool over)
     return r;
 }
 
-/* A front loop, at accept: when the request line has arrived already and
- * it is not one this server keeps, hand the socket over at once, its bytes
- * unread (a peek): no buffer, no event, no copy here. Returns true if it
- * went; false to serve it here first (read_head decides again). */
-static bool early_hand_over(httpd *h, int fd, bool over)
-{
-    char peek[HAND_OVER_PEEK];
-    ssize_t n = recv(fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
-    if (n <= 0 || !memchr(peek, '\n', (size_t)n) ||
-        h->keep(peek, (size_t)n, h->handover_arg))
-        return false;
-    return h->give(fd, over, NULL, 0, h->handover_arg) == 0;
-}
-
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
@@ -1228,10 +1214,6 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     }
     if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (h->keep && early_hand_over(h, fd, open >= h->o.max_connections)) {
-        atomic_fetch_add_explicit(&h->sh->accepted, 1, memory_order_relaxed);
-        return;
-    }
     if (!(r = client_new(h, fd, open >= h->o.max_connections))) {
         atomic_fetch_sub_explicit(&h->sh->conns, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&h->sh->rejected, 1, memory_order_relaxed);
@@ -1332,11 +1314,8 @@ int httpd_reload(httpd *h, const httpd_opts *o)
     return 0;
 }
 
-/* The listening socket. SO_REUSEPORT before the bind lets other processes
- * share the port (opts->reuseport); after it (opts->share_port), the bind
- * has found the address free, and only this process's front loops, binding
- * after it, join: a second broker started on the port still fails. NULL
- * with errno set. */
+/* The listening socket; SO_REUSEPORT (opts->reuseport) lets other
+ * processes share the port (--workers). NULL with errno set. */
 static struct evconnlistener *listen_on(struct event_base *base, httpd *h,
                                         const httpd_opts *opts, const struct addrinfo *ai)
 {
@@ -1350,8 +1329,6 @@ static struct evconnlistener *listen_on(struct event_base *base, httpd *h,
         (opts->reuseport &&
          setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
         bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-        (opts->share_port && !opts->reuseport &&
-         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
         !(lev = evconnlistener_new(base, on_accept, h,
                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 4096,
                                    fd))) {
@@ -1406,6 +1383,10 @@ httpd *httpd_new(struct event_base *base, const httpd_opts *opts, httpd_handler 
     if (opts->threads > 1 && !(h->writers = pfor_new(opts->threads - 1))) {
         snprintf(err, errlen, "cannot start %d writer threads", opts->threads - 1);
         goto fail;
+    }
+    if (opts->no_listen) {
+        h->port = opts->port;
+        return h;
     }
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

@@ -60,8 +60,8 @@ typedef struct httpd_opts {
                                 also how long a keep-alive connection may sit idle */
     size_t max_connections;  /* client sockets beyond it are flagged over the limit */
     bool reuseport;          /* SO_REUSEPORT: several processes share the port */
-    bool share_port;         /* this process's front loops will listen on the port
-                                too (SO_REUSEPORT once the bind found it free) */
+    bool no_listen;          /* listen on nothing: serve only connections given
+                                with httpd_adopt() ('port' is then only reported) */
     int threads;             /* threads that write streams, the loop's included (>= 1) */
     bool access_log;         /* log a line for each answer (log.h) */
     httpd_shared *shared;    /* shared with the other servers of the process

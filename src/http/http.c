@@ -1863,7 +1863,8 @@ static const http_front_hooks front_hooks = {
     .free = front_free,
 };
 
-/* Front 'fr''s server, on the main server's port. NULL with 'err' set. */
+/* Front 'fr''s server: it listens on nothing (the main loop gives it its
+ * publishing connections). NULL with 'err' set. */
 static http_server *front_new(http_server *h, http_front *fr, const http_opts *o,
                               char *err, size_t errlen)
 {
@@ -1897,7 +1898,7 @@ static http_server *front_new(http_server *h, http_front *fr, const http_opts *o
     return f;
 }
 
-/* threads - 1 front loops on the main server's port. 0, or -1 with 'err'. */
+/* threads - 1 front loops beside the main server. 0, or -1 with 'err'. */
 static int fronts_start(http_server *h, struct event_base *base, const http_opts *o,
                         char *err, size_t errlen)
 {

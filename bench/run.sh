@@ -31,10 +31,10 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-runs=3 mode=full nchan=1 pushpin=1 workers=1 only="" out="" keep=0 before=""
+runs=3 runs_set=0 mode=full nchan=1 pushpin=1 workers=1 only="" out="" keep=0 before=""
 while [ $# -gt 0 ]; do
     case "$1" in
-    --runs) runs=$2; shift ;;
+    --runs) runs=$2 runs_set=1; shift ;;
     --quick) mode=quick ;;
     --smoke) mode=smoke ;;
     --nchan) nchan=1 ;;
@@ -52,7 +52,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 case "$mode" in
-quick) [ "$runs" = 3 ] && runs=1 ;;
+quick) [ "$runs_set" = 1 ] || runs=1 ;; # --quick --runs 3 keeps its 3
 smoke) runs=1 nchan=0 pushpin=0 ;;
 esac
 

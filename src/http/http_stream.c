@@ -58,29 +58,52 @@ typedef struct hs_ring {
 
 /* Every idle subscriber has one: 72 bytes (malloc's 80-byte class), the
  * ring's counters kept in the ring, which most streams never need. */
+/* A stream whose credentials expire: only those have one. */
+struct hs_expiry {
+    struct event *ev;
+    int64_t at_us;
+};
+
 typedef struct http_stream {
     sink base;
     httpd_req *req;
     const http_opts *o;
-    uint64_t added;       /* bytes ever put in the output, the response head included */
-    size_t extra;         /* the sum of 'extra' over refs */
-    hs_ring *refs;        /* NULL until the first reference */
-    struct event *expiry; /* ends the stream when its credentials expire */
-    bool chunked;         /* HTTP/1.1: frames go out chunk-framed */
-    bool tail_ref;        /* the output ends in a reference chain */
+    uint64_t added; /* bytes ever put in the output, the response head included */
+    size_t extra;   /* the sum of 'extra' over refs */
+    hs_ring *refs;  /* NULL until the first reference */
+    struct hs_expiry *expiry; /* ends the stream when its credentials expire */
+    bool chunked;             /* HTTP/1.1: frames go out chunk-framed */
+    bool tail_ref;            /* the output ends in a reference chain */
 } http_stream;
 
 static void hs_free(http_stream *hs)
 {
-    if (hs->expiry)
-        event_free(hs->expiry);
+    if (hs->expiry) {
+        if (hs->expiry->ev)
+            event_free(hs->expiry->ev);
+        free(hs->expiry);
+    }
     free(hs->refs);
     free(hs);
+}
+
+/* Arm the timer for what is left until the expiry: 0, or -1. */
+static int hs_expiry_arm(http_stream *hs)
+{
+    int64_t in = hs->expiry->at_us - now_us();
+    struct timeval tv = {in > 0 ? in / 1000000 : 0, in > 0 ? in % 1000000 : 0};
+    return evtimer_add(hs->expiry->ev, &tv);
 }
 
 static void hs_expired(evutil_socket_t fd, short what, void *arg)
 {
     http_stream *hs = arg;
+    /* libevent counts from the loop's cached time, which may be behind by
+     * as long as the turn that armed it had run: early, wait out the rest,
+     * so that a client reconnecting at once with the same token is refused
+     * (its exp is past by then). */
+    if (hs->expiry->at_us > now_us() && hs_expiry_arm(hs) == 0)
+        return;
     /* The client reconnects (a 200 that ends), with fresh credentials. */
     broker_sink_finish(&hs->base, "the token expired: reconnect with a fresh one");
 }
@@ -88,10 +111,11 @@ static void hs_expired(evutil_socket_t fd, short what, void *arg)
 int http_stream_expire_at(sink *sk, int64_t at_us)
 {
     http_stream *hs = (http_stream *)sk;
-    int64_t in = at_us - now_us();
-    struct timeval tv = {in > 0 ? in / 1000000 : 0, in > 0 ? in % 1000000 : 0};
-    if (!(hs->expiry = evtimer_new(httpd_req_base(hs->req), hs_expired, hs)) ||
-        evtimer_add(hs->expiry, &tv) < 0)
+    if (!(hs->expiry = calloc(1, sizeof(*hs->expiry))))
+        return -1;
+    hs->expiry->at_us = at_us;
+    if (!(hs->expiry->ev = evtimer_new(httpd_req_base(hs->req), hs_expired, hs)) ||
+        hs_expiry_arm(hs) < 0)
         return -1;
     return 0;
 }

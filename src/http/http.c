@@ -1958,13 +1958,7 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
 
 int http_server_reload(http_server *h, const http_opts *o)
 {
-    httpd_opts ho = {
-        .max_headers = o->max_headers,
-        .max_body = o->max_body,
-        .idle_timeout_s = o->idle_timeout_s,
-        .max_connections = (size_t)o->max_connections,
-        .cors_origin = o->cors_origin,
-    };
+    httpd_opts ho = httpd_opts_of(o); /* httpd_reload takes what may change */
     if (httpd_reload(h->d, &ho) < 0)
         return -1;
     opts_reload(&h->o, o);

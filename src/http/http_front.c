@@ -332,30 +332,11 @@ static bool main_keeps(const char *p, size_t len, void *arg)
 /* The main loop gives a publishing connection to the fronts in turn. A
  * publisher keeps its connection open for many requests, so the hand-over
  * (a dup and a copy of what it sent) is paid once for all of them. */
-static int main_give(int fd, bool over, char *bytes, size_t len, void *arg)
+/* Post a connection to 'to' (a front's mailbox, or the main loop's) in a
+ * job of front 'f'. 0, or -1 with the fd and the bytes still the caller's. */
+static int post_adopt(http_front *f, mailbox *to, int fd, bool over, char *bytes,
+                      size_t len)
 {
-    http_fronts *fs = arg;
-    http_front *f;
-    job *j;
-    if (fs->quitting)
-        return -1;
-    f = &fs->f[fs->next++ % (unsigned)fs->n];
-    if (!(j = job_new(JOB_ADOPT, f)))
-        return -1;
-    j->fd = fd;
-    j->over = over;
-    j->bytes = bytes;
-    j->len = len;
-    if (mailbox_post(f->mb, &j->m, sizeof(*j) + len) < 0) {
-        free(j); /* fd and bytes stay the caller's */
-        return -1;
-    }
-    return 0;
-}
-
-static int front_give(int fd, bool over, char *bytes, size_t len, void *arg)
-{
-    http_front *f = arg;
     job *j = job_new(JOB_ADOPT, f);
     if (!j)
         return -1;
@@ -363,11 +344,27 @@ static int front_give(int fd, bool over, char *bytes, size_t len, void *arg)
     j->over = over;
     j->bytes = bytes;
     j->len = len;
-    if (mailbox_post(f->all->mb, &j->m, sizeof(*j) + len) < 0) {
-        free(j); /* fd and bytes stay the caller's */
+    if (mailbox_post(to, &j->m, sizeof(*j) + len) < 0) {
+        free(j); /* not job_free: fd and bytes stay the caller's */
         return -1;
     }
     return 0;
+}
+
+static int main_give(int fd, bool over, char *bytes, size_t len, void *arg)
+{
+    http_fronts *fs = arg;
+    http_front *f;
+    if (fs->quitting)
+        return -1;
+    f = &fs->f[fs->next++ % (unsigned)fs->n];
+    return post_adopt(f, f->mb, fd, over, bytes, len);
+}
+
+static int front_give(int fd, bool over, char *bytes, size_t len, void *arg)
+{
+    http_front *f = arg;
+    return post_adopt(f, f->all->mb, fd, over, bytes, len);
 }
 
 static void *front_main(void *arg)

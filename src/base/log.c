@@ -2,6 +2,7 @@
 #include "src/base/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,14 +12,17 @@
 
 #define LINE_MAX_BYTES 8192
 
-static int log_level = LOG_INFO;
+/* Written by SIGHUP's reload on the main loop while front loops (other
+ * threads) log: an atomic, read relaxed (a line may still see the old level
+ * for a moment; nothing else is ordered by it). */
+static _Atomic int log_level = LOG_INFO;
 static int log_format = LOG_TEXT;
 static char log_worker[32];
 static const char *const log_names[] = {"debug", "info", "warn", "error"};
 
 void log_set_level(int level)
 {
-    log_level = level;
+    atomic_store_explicit(&log_level, level, memory_order_relaxed);
 }
 
 int log_level_parse(const char *name)
@@ -182,7 +186,7 @@ static void log_vfields(int level, const log_field *f, size_t n, const char *fmt
     line l;
     size_t i;
 
-    if (level < log_level)
+    if (level < atomic_load_explicit(&log_level, memory_order_relaxed))
         return;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);

@@ -11,7 +11,8 @@ enum { LOG_TEXT, LOG_JSON };
 #define LOG_MESSAGE_MAX 1024 /* longer messages are cut */
 #define LOG_VALUE_MAX 512    /* longer field values are cut */
 
-/* Lines below 'level' are dropped. Default LOG_INFO. */
+/* Lines below 'level' are dropped. Default LOG_INFO. Any thread may call
+ * it while others log (SIGHUP's reload: the level is an atomic). */
 void log_set_level(int level);
 /* Parse "debug"/"info"/"warn"/"error"; -1 if none of them. */
 int log_level_parse(const char *name);

@@ -73,14 +73,18 @@ static int valid_cookie_name(const char *s)
     return *s != '\0';
 }
 
+/* Key i of "auth.jwt.keys": an error names the field inside it, on that
+ * field's line ("auth.jwt.keys[1].secret"), else the element's. */
 static int cfg_jwt_key(const cfg_ctx *x, auth_cfg *a, size_t i, json_t *o)
 {
     auth_key_cfg *k = &a->keys[i];
     const char *key, *alg;
     json_t *v;
     int sources = 0;
+    char parent[40];
+    snprintf(parent, sizeof(parent), "auth.jwt.keys[%zu]", i);
     if (!json_is_object(o))
-        return cfg_fail(x, "auth.jwt", "keys", "key %zu: must be an object", i);
+        return cfg_fail(x, parent, NULL, "must be an object");
     json_object_foreach (o, key, v) {
         if (strcmp(key, "alg") == 0) {
             alg = json_string_value(v);
@@ -88,60 +92,51 @@ static int cfg_jwt_key(const cfg_ctx *x, auth_cfg *a, size_t i, json_t *o)
             while (alg && n < NALGS && strcmp(alg, jwt_algs[n]) != 0)
                 n++;
             if (!alg || n == NALGS)
-                return cfg_fail(x, "auth.jwt", "keys",
-                                "key %zu: \"alg\" must be one of HS256, HS384, HS512, "
-                                "RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, "
-                                "ES512, EdDSA",
-                                i);
+                return cfg_fail(x, parent, key,
+                                "must be one of HS256, HS384, HS512, RS256, RS384, "
+                                "RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA");
             if (cfg_set_str(x, &k->alg, alg) < 0)
                 return -1;
         } else if (strcmp(key, "kid") == 0) {
             if (!plain_string(v, KID_MAX))
-                return cfg_fail(x, "auth.jwt", "keys",
-                                "key %zu: \"kid\" must be a string of 1 to %d bytes", i,
+                return cfg_fail(x, parent, key, "must be a string of 1 to %d bytes",
                                 KID_MAX);
             if (cfg_set_str(x, &k->kid, json_string_value(v)) < 0)
                 return -1;
         } else if (strcmp(key, "secret") == 0) {
             const char *s = plain_string(v, 4096);
             if (!s || strlen(s) < SECRET_MIN)
-                return cfg_fail(x, "auth.jwt", "keys",
-                                "key %zu: \"secret\" must be %d to 4096 bytes", i,
-                                SECRET_MIN);
+                return cfg_fail(x, parent, key, "must be %d to 4096 bytes", SECRET_MIN);
             if (cfg_set_str(x, &k->secret, s) < 0)
                 return -1;
             sources++;
         } else if (strcmp(key, "secret_file") == 0 ||
                    strcmp(key, "public_key_file") == 0) {
             if (!plain_string(v, 4096))
-                return cfg_fail(x, "auth.jwt", "keys", "key %zu: \"%s\" must be a path",
-                                i, key);
+                return cfg_fail(x, parent, key, "must be a path");
             if (cfg_set_str(x, &k->file, json_string_value(v)) < 0)
                 return -1;
             sources++;
         } else {
-            return cfg_fail(x, "auth.jwt", "keys", "key %zu: unknown key \"%.32s\"", i,
-                            key);
+            return cfg_fail(x, parent, key, "unknown key");
         }
     }
     if (!k->alg)
-        return cfg_fail(x, "auth.jwt", "keys", "key %zu: \"alg\" is required", i);
+        return cfg_fail(x, parent, "alg", "is required");
     bool hmac = k->alg[0] == 'H';
     if (sources != 1 || (hmac && json_object_get(o, "public_key_file")) ||
         (!hmac && !json_object_get(o, "public_key_file")))
-        return cfg_fail(
-            x, "auth.jwt", "keys", "key %zu: %s needs exactly one of %s", i, k->alg,
-            hmac ? "\"secret\" or \"secret_file\"" : "\"public_key_file\" (PEM)");
+        return cfg_fail(x, parent, NULL, "%s needs exactly one of %s", k->alg,
+                        hmac ? "\"secret\" or \"secret_file\""
+                             : "\"public_key_file\" (PEM)");
     size_t least = hmac ? (k->alg[2] == '2' ? 32 : k->alg[2] == '3' ? 48 : 64) : 0;
     if (k->secret && strlen(k->secret) < least)
-        return cfg_fail(
-            x, "auth.jwt", "keys",
-            "key %zu: a %s secret must be at least as long as its hash (%zu bytes)", i,
-            k->alg, least);
+        return cfg_fail(x, parent, "secret",
+                        "a %s secret must be at least as long as its hash (%zu bytes)",
+                        k->alg, least);
     for (size_t j = 0; k->kid && j < i; j++)
         if (a->keys[j].kid && strcmp(a->keys[j].kid, k->kid) == 0)
-            return cfg_fail(x, "auth.jwt", "keys", "key %zu: kid \"%s\" is used twice", i,
-                            k->kid);
+            return cfg_fail(x, parent, "kid", "\"%s\" is used twice", k->kid);
     return 0;
 }
 
@@ -203,10 +198,13 @@ static int hexval(int c)
                                   : -1;
 }
 
+/* "auth.api_keys": an error inside key i names "auth.api_keys[i]" (and its
+ * field when one is at fault), on that line. */
 static int cfg_apikeys(const cfg_ctx *x, auth_cfg *a, json_t *arr)
 {
     size_t i;
     json_t *o;
+    char parent[40];
     if (!json_is_array(arr) || json_array_size(arr) > 1000)
         return cfg_fail(x, "auth", "api_keys", "must be a list of at most 1000 keys");
     if (json_array_size(arr) &&
@@ -218,25 +216,22 @@ static int cfg_apikeys(const cfg_ctx *x, auth_cfg *a, json_t *arr)
         const char *role = plain_string(json_object_get(o, "role"), POLICY_NAME_MAX);
         const char *hex = json_string_value(json_object_get(o, "sha256"));
         a->napikeys = i + 1;
+        snprintf(parent, sizeof(parent), "auth.api_keys[%zu]", i);
         if (!json_is_object(o) || json_object_size(o) != 3 || !name || !role || !hex ||
             strlen(hex) != 64)
-            return cfg_fail(
-                x, "auth", "api_keys",
-                "key %zu: must be {\"name\": AUTHID, \"role\": ROLE, \"sha256\": "
-                "64 hex digits of the key's SHA-256}",
-                i);
+            return cfg_fail(x, parent, NULL,
+                            "must be {\"name\": AUTHID, \"role\": ROLE, \"sha256\": "
+                            "64 hex digits of the key's SHA-256}");
         for (int b = 0; b < 32; b++) {
             int hi = hexval(hex[2 * b]), lo = hexval(hex[2 * b + 1]);
             if (hi < 0 || lo < 0)
-                return cfg_fail(x, "auth", "api_keys", "key %zu: \"sha256\" must be hex",
-                                i);
+                return cfg_fail(x, parent, "sha256", "must be hex");
             k->sha256[b] = (unsigned char)(hi << 4 | lo);
         }
         for (size_t j = 0; j < i; j++)
             if (strcmp(a->apikeys[j].name, name) == 0 ||
                 memcmp(a->apikeys[j].sha256, k->sha256, 32) == 0)
-                return cfg_fail(x, "auth", "api_keys",
-                                "key %zu: a name and a key may be used once", i);
+                return cfg_fail(x, parent, NULL, "a name and a key may be used once");
         if (cfg_set_str(x, &k->name, name) < 0 || cfg_set_str(x, &k->role, role) < 0)
             return -1;
     }
@@ -286,8 +281,9 @@ int cfg_auth(const cfg_ctx *x, config *c, json_t *obj)
     }
     for (size_t i = 0; i < a.napikeys; i++)
         if (!policy_role_find(&a.pol, a.apikeys[i].role)) {
-            cfg_fail(x, "auth", "api_keys",
-                     "key %zu: role \"%s\" is not in \"auth.roles\"", i,
+            char parent[40];
+            snprintf(parent, sizeof(parent), "auth.api_keys[%zu]", i);
+            cfg_fail(x, parent, "role", "\"%s\" is not in \"auth.roles\"",
                      a.apikeys[i].role);
             goto fail;
         }
@@ -369,8 +365,7 @@ struct auth *config_auth_build(config *c, char *err, size_t errlen)
             goto oom;
         for (size_t i = 0; i < a->nkeys; i++)
             if (load_key(&a->keys[i], keys, why, sizeof(why)) < 0) {
-                snprintf(err, errlen, "%s: field 'auth.jwt.keys': key %zu: %s", name, i,
-                         why);
+                snprintf(err, errlen, "%s: field 'auth.jwt.keys[%zu]': %s", name, i, why);
                 goto fail;
             }
         if (a->jwks_file) {

@@ -458,11 +458,11 @@ describe('access control: configuration', () => {
         const cases = [
             [{ roles: { r: [{ match: 'a.*.b', allow: ['publish'] }] } }, /field 'auth.roles'/],
             [{ roles: ROLES, anonymous_role: 'nobody' }, /field 'auth.anonymous_role'/],
-            [{ roles: ROLES, jwt: { keys: [{ alg: 'HS256', secret: 'short' }] } }, /field 'auth.jwt.keys'/],
-            [{ roles: ROLES, jwt: { keys: [{ alg: 'none', secret: 'x'.repeat(40) }] } }, /field 'auth.jwt.keys'/],
+            [{ roles: ROLES, jwt: { keys: [{ alg: 'HS256', secret: 'short' }] } }, /field 'auth.jwt.keys\[0\]\.secret'/],
+            [{ roles: ROLES, jwt: { keys: [{ alg: 'none', secret: 'x'.repeat(40) }] } }, /field 'auth.jwt.keys\[0\]\.alg'/],
             [{ roles: ROLES, jwt: { keys: [{ alg: 'RS256', public_key_file: '/nonexistent/k.pem' }] } }, /k\.pem|public_key_file/],
-            [{ roles: ROLES, api_keys: [{ name: 'x', role: 'nope', sha256: sha256hex('k') }] }, /field 'auth.api_keys'/],
-            [{ roles: ROLES, api_keys: [{ name: 'x', role: 'backend', sha256: 'zz' }] }, /field 'auth.api_keys'/],
+            [{ roles: ROLES, api_keys: [{ name: 'x', role: 'nope', sha256: sha256hex('k') }] }, /field 'auth.api_keys\[0\]\.role'/],
+            [{ roles: ROLES, api_keys: [{ name: 'x', role: 'backend', sha256: 'zz' }] }, /field 'auth.api_keys\[0\]'/],
             [{ roles: ROLES, cookie: 'a b' }, /field 'auth.cookie'/],
             [{ roles: ROLES, surprise: 1 }, /field 'auth.surprise': unknown key/],
         ];

@@ -142,7 +142,7 @@ test('a bad file on SIGHUP is refused with its file, line and field; the old con
     bad.auth.api_keys[1].role = 'nobody';
     fs.writeFileSync(file, JSON.stringify(bad, null, 2));
     await hup(b, /reload refused/);
-    assert.match(b.stderr(), /reload refused: [^\n]*field 'auth.api_keys'/);
+    assert.match(b.stderr(), /reload refused: [^\n]*field 'auth.api_keys\[1\]\.role'/);
     // No auth and a non-loopback address would be refused too; the file is gone:
     fs.rmSync(file);
     await hup(b, /reload refused/);

@@ -261,6 +261,12 @@ struct err_case {
     const char *want; /* the whole message, or a prefix if it ends in '*' */
 };
 
+/* JSON strings for the auth cases: a 40-byte secret, SHA-256 hex digits. */
+#define S40 "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\""
+#define H64 "\"0000000000000000000000000000000000000000000000000000000000000000\""
+#define H64B "\"1111111111111111111111111111111111111111111111111111111111111111\""
+#define HZZ "\"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz\""
+
 static const struct err_case err_cases[] = {
     /* top-level integers */
     {"{\n  \"heartbeat_s\": 0\n}",
@@ -369,6 +375,48 @@ static const struct err_case err_cases[] = {
     {"{\"retention\":\n [{\"match\": \"a\"},\n  {\"m\\u0061tch\": \"b.*.c\"}]}",
      "t.json:3: field 'retention[1].match': must be a channel name or pattern ('?' for "
      "one segment, '*' last for zero or more)"},
+    /* inside auth.jwt.keys[i] and auth.api_keys[i]: the line of the field, else
+     * of the element */
+    {"{\"auth\": {\"jwt\": {\"keys\": [5]}}}",
+     "t.json:1: field 'auth.jwt.keys[0]': must be an object"},
+    {"{\"auth\": {\"jwt\": {\"keys\": [\n {\"alg\": \"HS256\", \"secret\": " S40 "},\n"
+     " {\"alg\": \"HS256\",\n  \"secret\": \"short\"}]}}}",
+     "t.json:4: field 'auth.jwt.keys[1].secret': must be 32 to 4096 bytes"},
+    {"{\"auth\": {\"jwt\": {\"keys\": [\n {\"alg\": \"HS256\", \"secret\": " S40 "},\n"
+     " {\"secret\": " S40 ",\n  \"alg\": \"none\"}]}}}",
+     "t.json:4: field 'auth.jwt.keys[1].alg': must be one of HS256, HS384, HS512, "
+     "RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA"},
+    {"{\"auth\": {\"jwt\":\n {\"keys\": [\n  {\"alg\": \"HS256\",\n   \"kid\": \"\"}]}}}",
+     "t.json:4: field 'auth.jwt.keys[0].kid': must be a string of 1 to 128 bytes"},
+    {"{\"auth\": {\"jwt\": {\"keys\": [{\"alg\": \"HS256\", \"secret\": " S40 "},\n"
+     " {\"alg\": \"HS256\",\n  \"pem\": \"x\"}]}}}",
+     "t.json:3: field 'auth.jwt.keys[1].pem': unknown key"},
+    {"{\"auth\": {\"jwt\": {\"keys\": [{\"alg\": \"HS256\", \"secret\": " S40 "},\n"
+     " {\"secret\": " S40 "}]}}}",
+     "t.json:2: field 'auth.jwt.keys[1].alg': is required"},
+    {"{\"auth\": {\"jwt\": {\"keys\": [{\"alg\": \"HS256\", \"secret\": " S40 "},\n"
+     " {\"alg\": \"RS256\",\n  \"secret\": " S40 "}]}}}",
+     "t.json:2: field 'auth.jwt.keys[1]': RS256 needs exactly one of \"public_key_file\" "
+     "(PEM)"},
+    {"{\"auth\": {\"jwt\": {\"keys\": [\n {\"alg\": \"HS512\",\n  \"secret\": " S40
+     "}]}}}",
+     "t.json:3: field 'auth.jwt.keys[0].secret': a HS512 secret must be at least as "
+     "long as its hash (64 bytes)"},
+    {"{\"auth\": {\"jwt\": {\"keys\": [\n {\"alg\": \"HS256\", \"kid\": \"a\", "
+     "\"secret\": " S40 "},\n {\"alg\": \"HS256\", \"secret\": " S40
+     ",\n  \"kid\": \"a\"}]}}}",
+     "t.json:4: field 'auth.jwt.keys[1].kid': \"a\" is used twice"},
+    {"{\"auth\": {\"api_keys\": [\n {\"name\": \"a\", \"role\": \"r\", \"sha256\": " H64
+     "},\n {\"name\": \"b\", \"role\": \"r\",\n  \"sha256\": " HZZ "}]}}",
+     "t.json:4: field 'auth.api_keys[1].sha256': must be hex"},
+    {"{\"auth\": {\"api_keys\": [\n {\"name\": \"a\", \"role\": \"r\", \"sha256\": " H64
+     "},\n {\"name\": \"b\"}]}}",
+     "t.json:3: field 'auth.api_keys[1]': must be {\"name\": AUTHID, \"role\": ROLE, "
+     "\"sha256\": 64 hex digits of the key's SHA-256}"},
+    {"{\"auth\": {\"roles\": {\"r\": [{\"match\": \"*\", \"allow\": [\"publish\"]}]},\n"
+     " \"api_keys\": [\n {\"name\": \"a\", \"role\": \"r\", \"sha256\": " H64 "},\n"
+     " {\"name\": \"b\", \"sha256\": " H64B ",\n  \"role\": \"nobody\"}]}}",
+     "t.json:5: field 'auth.api_keys[1].role': \"nobody\" is not in \"auth.roles\""},
     {"{\"limits\": {\"max_query_results\": 0}}",
      "t.json:1: field 'limits.max_query_results': must be an integer from 1 to 100000"},
     /* limits */

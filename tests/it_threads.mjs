@@ -8,9 +8,12 @@
 // request works whichever loop serves its connection, keep-alive and
 // pipelined ones included (publish first, then a GET); bad input, access
 // control, max_connections and a reload hold on every loop; at SIGTERM no
-// acknowledged publish is lost.
+// acknowledged publish is lost. /status ("fronts") and /metrics
+// (ssebroker_front_*) count the publishes the fronts handed to the main
+// loop; with threads 1 those figures are there and 0.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 
@@ -316,4 +319,64 @@ test('SIGTERM while publishing: every acknowledged message is kept and delivered
         const stored = new Set(h.json.events.map((e) => e.id));
         for (const id of acked) assert.ok(stored.has(id), `acknowledged ${id} is in the history`);
     }
+});
+
+/** /status's "fronts" and the ssebroker_front_* samples of /metrics (checked
+ * by promtool), as {status, metrics: {name: value}}. */
+async function frontFigures(b) {
+    const st = await b.req('GET', '/status');
+    assert.equal(st.status, 200, st.text);
+    const m = await b.req('GET', '/metrics');
+    assert.equal(m.status, 200, m.text);
+    const p = spawnSync('promtool', ['check', 'metrics'], { input: m.text, encoding: 'utf8', timeout: 20000 });
+    assert.equal(p.status, 0, `promtool check metrics: ${p.stdout}${p.stderr}`);
+    const metrics = {};
+    for (const [, name, v] of m.text.matchAll(/^(ssebroker_front_\w+) (\d+)$/gm)) metrics[name] = Number(v);
+    for (const name of ['loops', 'publishes_total', 'refused_total', 'waiting', 'waiting_max'])
+        assert.match(m.text, new RegExp(`^# TYPE ssebroker_front_${name} (gauge|counter)$`, 'm'), name);
+    return { status: st.json.node.fronts, metrics };
+}
+
+test('the fronts\' mailbox figures in /status and /metrics count the publishes they handed over', async () => {
+    const b = await start({ ...(await storeSection()) });
+    const before = await frontFigures(b);
+    assert.equal(before.status.loops, THREADS - 1);
+    assert.equal(before.status.limit, 4096);
+    assert.equal(before.metrics.ssebroker_front_loops, THREADS - 1);
+    const name = uniq('fig');
+    const M = 5;
+    // New connections: each publishing one goes to a front, which hands its
+    // publishes to the main loop one at a time (a connection waits for its
+    // answer before sending the next).
+    const conns = await Promise.all(Array.from({ length: CONNS }, () => conn(b.port)));
+    await Promise.all(conns.map(async (c, k) => {
+        for (let i = 0; i < M; i++) {
+            c.send(post(name, `f${k}-${i}`));
+            const r = await c.next();
+            assert.equal(r.status, 201, r.body);
+        }
+        c.close();
+    }));
+    const after_ = await frontFigures(b);
+    const st = after_.status;
+    assert.equal(st.publishes - before.status.publishes, CONNS * M, JSON.stringify(st));
+    assert.equal(st.refused, 0, 'none refused');
+    assert.equal(st.waiting, 0, 'every publish was answered: none waits');
+    assert.ok(st.waiting_max >= 1 && st.waiting_max <= st.limit, JSON.stringify(st));
+    // /metrics says the same (no publish in between).
+    assert.equal(after_.metrics.ssebroker_front_publishes_total, st.publishes);
+    assert.equal(after_.metrics.ssebroker_front_refused_total, 0);
+    assert.equal(after_.metrics.ssebroker_front_waiting, 0);
+    assert.equal(after_.metrics.ssebroker_front_waiting_max, st.waiting_max);
+});
+
+test('with threads 1 the fronts\' figures are there and 0', async () => {
+    const b = await start({ ...(await storeSection()), threads: 1 });
+    const name = uniq('one');
+    for (let i = 0; i < 5; i++)
+        assert.equal((await b.req('POST', evPath(name), { body: `o${i}`, headers: text() })).status, 201);
+    const { status, metrics } = await frontFigures(b);
+    assert.deepEqual(status, { loops: 0, limit: 4096, publishes: 0, refused: 0, waiting: 0, waiting_max: 0 });
+    assert.deepEqual(metrics, { ssebroker_front_loops: 0, ssebroker_front_publishes_total: 0,
+        ssebroker_front_refused_total: 0, ssebroker_front_waiting: 0, ssebroker_front_waiting_max: 0 });
 });

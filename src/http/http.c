@@ -611,6 +611,17 @@ static void nodes_closed(httpd_req *req, void *arg)
     ((held_nodes *)arg)->req = NULL;
 }
 
+/* The front loops' publishes (http_fronts_stats), zeros without any. */
+static json_t *fronts_status(http_fronts *fs)
+{
+    http_fronts_stats st;
+    http_fronts_stats_get(fs, &st);
+    return json_pack("{s:i, s:I, s:I, s:I, s:I, s:I}", "loops", st.loops, "limit",
+                     (json_int_t)st.limit, "publishes", (json_int_t)st.posted, "refused",
+                     (json_int_t)st.refused, "waiting", (json_int_t)st.waiting,
+                     "waiting_max", (json_int_t)st.waiting_max);
+}
+
 static void nodes_listed(int status, json_t *nodes, void *arg)
 {
     held_nodes *hn = arg;
@@ -645,6 +656,7 @@ static void nodes_listed(int status, json_t *nodes, void *arg)
                         json_string(kv_health(kv) == 0 ? "up" : "unreachable"));
     if (h->o.modules)
         json_object_set_new(self, "modules", modhost_status(h->o.modules));
+    json_object_set_new(self, "fronts", fronts_status(h->fronts));
     http_json(hn->req, &h->o, 200,
               json_pack("{s:o, s:{s:I, s:I, s:I, s:I}}", "node", self, "cluster", "nodes",
                         (json_int_t)json_array_size(nodes), "online", (json_int_t)online,
@@ -1769,6 +1781,7 @@ static void http_figures_get(void *arg, http_figures *f)
     f->accepted = httpd_accepted(h->d);
     f->refused = atomic_load(&h->sh->refused) + httpd_rejected(h->d);
     f->refused_streams = atomic_load(&h->sh->refused_streams);
+    http_fronts_stats_get(h->fronts, &f->fronts);
 }
 
 /* What a reload changes, from 'o' into 'dst' (the strings and auth are

@@ -61,6 +61,10 @@ struct http_front {
     pthread_t tid;
     bool started;
     size_t waiting; /* publishes at the main loop (this thread's count) */
+    /* Its figures (http_fronts_stats): written by its thread only, read by
+     * any (relaxed: each figure on its own). */
+    _Atomic unsigned long long posted, refused;
+    _Atomic size_t waiting_now, waiting_max;
     bool quitting;
     bool ended;           /* front_end() ran */
     bool quitting_posted; /* the main loop's: a JOB_QUIT went (the next forces) */
@@ -230,6 +234,14 @@ static void front_end(http_front *f)
     event_base_loopbreak(f->base);
 }
 
+/* f->waiting changed: the figures follow (on f's thread). */
+static void waiting_changed(http_front *f)
+{
+    atomic_store_explicit(&f->waiting_now, f->waiting, memory_order_relaxed);
+    if (f->waiting > atomic_load_explicit(&f->waiting_max, memory_order_relaxed))
+        atomic_store_explicit(&f->waiting_max, f->waiting, memory_order_relaxed);
+}
+
 static void front_job(mail *m, void *arg)
 {
     http_front *f = arg;
@@ -238,6 +250,7 @@ static void front_job(mail *m, void *arg)
     switch (j->kind) {
     case JOB_PUBLISH:
         f->waiting--;
+        waiting_changed(f);
         hk->answer(j->ctx, j->status, j->ids, j->n, j->ts_us);
         if (f->quitting && !f->waiting)
             front_end(f);
@@ -272,25 +285,34 @@ static void front_job(mail *m, void *arg)
     job_free(j);
 }
 
+/* A publish refused on f's thread (counted; 503 overloaded): -1. */
+static int pub_refuse(http_front *f)
+{
+    atomic_fetch_add_explicit(&f->refused, 1, memory_order_relaxed);
+    return -1;
+}
+
 int http_front_publish(http_front *f, const char *name, pub_batch *batch, size_t bytes,
                        void *ctx)
 {
     job *j;
     if (f->waiting >= HTTP_FRONT_JOBS || !(j = job_new(JOB_PUBLISH, f)))
-        return -1;
+        return pub_refuse(f);
     if (!(j->chan = strdup(name))) {
         job_free(j);
-        return -1;
+        return pub_refuse(f);
     }
     j->batch = *batch;
     j->ctx = ctx;
     if (mailbox_post(f->all->mb, &j->m, sizeof(*j) + bytes) < 0) {
         j->batch = (pub_batch){0};
         job_free(j);
-        return -1;
+        return pub_refuse(f);
     }
     *batch = (pub_batch){0};
     f->waiting++;
+    waiting_changed(f);
+    atomic_fetch_add_explicit(&f->posted, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -436,6 +458,21 @@ int http_fronts_start(http_fronts *fs)
         fs->f[i].started = true;
     }
     return 0;
+}
+
+void http_fronts_stats_get(http_fronts *fs, http_fronts_stats *st)
+{
+    *st = (http_fronts_stats){.limit = HTTP_FRONT_JOBS};
+    for (int i = 0; fs && i < fs->n; i++) {
+        http_front *f = &fs->f[i];
+        size_t max = atomic_load_explicit(&f->waiting_max, memory_order_relaxed);
+        st->loops++;
+        st->posted += atomic_load_explicit(&f->posted, memory_order_relaxed);
+        st->refused += atomic_load_explicit(&f->refused, memory_order_relaxed);
+        st->waiting += atomic_load_explicit(&f->waiting_now, memory_order_relaxed);
+        if (max > st->waiting_max)
+            st->waiting_max = max;
+    }
 }
 
 /* Post 'kind' to every front; a reload carries copies of 'o'. */

@@ -69,6 +69,20 @@ int http_front_publish(http_front *f, const char *name, pub_batch *batch, size_t
  * result) in the broker's figures. */
 void http_front_refused(http_front *f, int result);
 
+/* What the fronts did since the start, summed over them: publishes handed
+ * to the main loop, refused there (503 overloaded: the front had
+ * HTTP_FRONT_JOBS waiting, or the main loop's mailbox was full, or OOM),
+ * waiting at the main loop now, and the most one front had waiting at once.
+ * Each figure is read on its own (not one snapshot of all). */
+typedef struct http_fronts_stats {
+    int loops;    /* front loops: threads - 1, 0 without */
+    size_t limit; /* HTTP_FRONT_JOBS */
+    unsigned long long posted, refused;
+    size_t waiting, waiting_max;
+} http_fronts_stats;
+/* From any thread; 'fs' NULL (no fronts): every figure 0 but the limit. */
+void http_fronts_stats_get(http_fronts *fs, http_fronts_stats *st);
+
 /* On the main loop: give every front the reloadable part of 'o' (copied). */
 void http_fronts_reload(http_fronts *fs, const http_opts *o);
 /* On the main loop: the fronts stop accepting (their open connections are

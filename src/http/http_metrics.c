@@ -48,6 +48,11 @@ enum {
     F_MOD_PUBLISHED,
     F_MOD_CUT,
     F_MOD_DROPPED,
+    F_FRONTS,
+    F_FRONT_PUB,
+    F_FRONT_REFUSED,
+    F_FRONT_WAITING,
+    F_FRONT_WAITING_MAX,
     F_N
 };
 
@@ -113,6 +118,17 @@ static const struct family {
                    "Module publishes refused by modules_max_depth."},
     [F_MOD_DROPPED] = {"ssebroker_module_dropped_total", "counter",
                        "Module publishes refused: too many under way."},
+    [F_FRONTS] = {"ssebroker_front_loops", "gauge",
+                  "Front loops handling publishes (threads - 1; 0: none)."},
+    [F_FRONT_PUB] = {"ssebroker_front_publishes_total", "counter",
+                     "Publishes the front loops handed to the main loop."},
+    [F_FRONT_REFUSED] = {"ssebroker_front_refused_total", "counter",
+                         "Publishes a front loop refused (503 overloaded): its "
+                         "limit of them was waiting for the main loop."},
+    [F_FRONT_WAITING] = {"ssebroker_front_waiting", "gauge",
+                         "Publishes of the front loops waiting for the main loop."},
+    [F_FRONT_WAITING_MAX] = {"ssebroker_front_waiting_max", "gauge",
+                             "The most publishes one front loop had waiting at once."},
 };
 
 struct http_metrics {
@@ -198,6 +214,15 @@ static void write_own(http_metrics *hm, struct evbuffer *f[F_N])
     prom_sample_u(f[F_MEM_MAX], families[F_MEM_MAX].name, l,
                   broker_options(hm->b)->max_memory);
     prom_sample_u(f[F_EVICTED], families[F_EVICTED].name, l, st.evicted);
+    prom_sample_u(f[F_FRONTS], families[F_FRONTS].name, l,
+                  (unsigned long long)hf.fronts.loops);
+    prom_sample_u(f[F_FRONT_PUB], families[F_FRONT_PUB].name, l, hf.fronts.posted);
+    prom_sample_u(f[F_FRONT_REFUSED], families[F_FRONT_REFUSED].name, l,
+                  hf.fronts.refused);
+    prom_sample_u(f[F_FRONT_WAITING], families[F_FRONT_WAITING].name, l,
+                  hf.fronts.waiting);
+    prom_sample_u(f[F_FRONT_WAITING_MAX], families[F_FRONT_WAITING_MAX].name, l,
+                  hf.fronts.waiting_max);
     for (size_t i = 0; i < modhost_count(hm->mods); i++) {
         modhost_stats ms;
         modhost_stats_get(hm->mods, i, &ms);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "src/broker/broker.h"
+#include "src/http/http_front.h"
 #include "src/http/httpd.h"
 #include "src/module/modhost.h"
 
@@ -24,6 +25,7 @@ typedef struct http_figures {
     unsigned long long accepted;        /* sockets accepted */
     unsigned long long refused;         /* sockets refused past max_connections */
     unsigned long long refused_streams; /* subscribers sent away by a limit */
+    http_fronts_stats fronts;           /* the front loops' publishes */
 } http_figures;
 typedef void (*http_figures_fn)(void *arg, http_figures *f);
 

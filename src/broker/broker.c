@@ -67,6 +67,7 @@ broker *broker_new(struct event_base *base, const broker_opts *opts, kv_store *k
                    sizeof(pub_bounds) / sizeof(pub_bounds[0]));
     TAILQ_INIT(&b->all);
     TAILQ_INIT(&b->waiting);
+    TAILQ_INIT(&b->inflight);
     TAILQ_INIT(&b->dirty);
     broker_topics_init(b);
     b->held_tail = &b->held;

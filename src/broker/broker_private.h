@@ -65,6 +65,7 @@ struct broker {
     uint64_t max_seq;          /* highest message id seen: ids never go back */
     size_t publishing;         /* publishes in flight */
     struct pub_list waiting;   /* publishes stored, not yet delivered here */
+    struct pub_list inflight;  /* every publish in flight (broker_free answers them) */
     bool closing;              /* shutting down: no new publishes */
     broker_done_cb drained_cb; /* broker_drain's callback, once nothing is in flight */
     void *drained_arg;

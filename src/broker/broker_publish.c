@@ -26,7 +26,8 @@ struct pub_ctx {
     int status;
     broker_pub_cb cb;
     void *arg;
-    TAILQ_ENTRY(pub_ctx) link;
+    TAILQ_ENTRY(pub_ctx) link; /* in b->waiting */
+    TAILQ_ENTRY(pub_ctx) all;  /* in b->inflight */
 };
 
 static void drain_check(broker *b);
@@ -67,6 +68,7 @@ void broker_publish_refused(broker *b, int result)
 
 static void pub_free(pub_ctx *pc)
 {
+    TAILQ_REMOVE(&pc->b->inflight, pc, all);
     free(pc->ids);
     pub_batch_free(&pc->batch);
     chan_unref(pc->ch);
@@ -241,6 +243,7 @@ int broker_publish(broker *b, chan *ch, const char *conn_id, pub_batch *batch,
         return rc;
     }
     pc->b = b;
+    TAILQ_INSERT_TAIL(&b->inflight, pc, all);
     pc->ch = chan_ref(ch);
     pc->target = target;
     pc->batch = *batch;
@@ -297,7 +300,20 @@ int broker_publish_init(broker *b)
 
 void broker_publish_free(broker *b)
 {
+    pub_ctx *pc;
+    b->closing = true; /* a publisher's callback below cannot publish again */
     broker_pubs_release(b, true);
+    /* Still in flight: the store never answered (the loop ended at its
+     * deadline: a store that did not answer in time). Each publisher hears
+     * "shutting down" now, so that what it holds for the answer is freed;
+     * the store, freed after the broker, runs no callback then (kv_free). */
+    while ((pc = TAILQ_FIRST(&b->inflight))) {
+        if (pc->waiting_since)
+            TAILQ_REMOVE(&b->waiting, pc, link);
+        pc->cb(BROKER_ECLOSING, NULL, 0, pc->ts, pc->arg);
+        pub_free(pc);
+        b->publishing--;
+    }
     if (b->tick)
         event_free(b->tick);
     b->tick = NULL;

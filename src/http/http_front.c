@@ -276,7 +276,8 @@ static void front_job(mail *m, void *arg)
         f->srv = NULL;
         /* Forced (j->status): the broker holds publishes of this front past
          * the bound (a store that does not answer): end without them; their
-         * requests, whose clients are gone, are not freed. */
+         * requests, whose clients are gone, are freed by the main loop once
+         * this thread is joined (http_fronts_free). */
         if ((f->quitting && j->status) || (!f->quitting && !f->waiting))
             front_end(f);
         f->quitting = true;
@@ -541,13 +542,9 @@ void http_fronts_free(http_fronts *fs)
             }
         }
     }
-    /* The broker may still call back for what it holds: those jobs are
-     * orphans now, freed by the callback. */
-    for (job *j = fs->in_broker, *next; j; j = next) {
-        next = j->next;
-        j->f = NULL;
-        j->prev = j->next = NULL;
-    }
+    /* What a front posted before it ended and this loop has not taken yet:
+     * answered "shutting down" (into the fronts' mailboxes, run below). */
+    mailbox_run(fs->mb);
     for (int i = 0; i < fs->n; i++) {
         http_front *f = &fs->f[i];
         if (f->started)
@@ -555,7 +552,22 @@ void http_fronts_free(http_fronts *fs)
         else if (f->srv)
             fs->hk->free(f->srv); /* made but never run: free it here */
         f->srv = NULL;
-        mailbox_free(f->mb);
+    }
+    /* The broker still holds these (a forced end: a store that did not
+     * answer): orphans now, freed by its callback (broker_free answers what
+     * it still holds). Their requests are the fronts', whose threads are over
+     * and whose clients are gone (their servers were freed): answering them
+     * here frees them. */
+    for (job *j = fs->in_broker, *next; j; j = next) {
+        next = j->next;
+        fs->hk->answer(j->ctx, BROKER_ECLOSING, NULL, 0, 0);
+        j->ctx = NULL;
+        j->f = NULL;
+        j->prev = j->next = NULL;
+    }
+    for (int i = 0; i < fs->n; i++) {
+        http_front *f = &fs->f[i];
+        mailbox_free(f->mb); /* answers still queued there free their requests */
         if (f->base)
             event_base_free(f->base);
     }

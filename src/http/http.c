@@ -22,6 +22,7 @@
 #include "src/http/http_auth.h"
 #include "src/http/http_front.h"
 #include "src/http/http_metrics.h"
+#include "src/http/http_private.h"
 #include "src/http/http_reply.h"
 #include "src/http/http_sessions.h"
 #include "src/http/http_traces.h"
@@ -36,30 +37,6 @@ static const char dashboard_html[] =
 
 #define HISTORY_LIMIT_MAX 100000
 #define LAST_ID_MAX 128 /* longer Last-Event-IDs cannot be ours: replay all */
-
-/* The figures of every loop of the process (http_front.h), the main
- * server's, which the fronts' point to. */
-typedef struct http_shared {
-    httpd_shared d;
-    _Atomic unsigned long long refused; /* requests refused for max_connections */
-    _Atomic unsigned long long
-        refused_streams; /* subscribers sent away here (not by the broker) */
-} http_shared;
-
-/* The main loop's server, or a front loop's (then 'front' is set, 'b' is
- * NULL: a front never touches the broker, and its strings and auth in 'o'
- * are its own copies). */
-struct http_server {
-    httpd *d;
-    node_reg *node; /* NULL once stopping */
-    http_metrics *metrics;
-    broker *b;
-    http_opts o;
-    http_shared *sh;     /* own_sh, or the main server's */
-    http_shared own_sh;  /* the main server's */
-    http_fronts *fronts; /* the main server's front loops, or NULL */
-    http_front *front;   /* a front's: where its publishes go */
-};
 
 enum {
     M_GET = HTTPD_GET,
@@ -351,8 +328,8 @@ static void found_chan(int status, chan *ch, void *arg)
 
 /* The answer to a publish, from the main loop's broker or from a front's
  * job coming back: the same bytes either way. */
-static void publish_answer(void *arg, int status, const uint64_t *ids_, size_t n,
-                           int64_t ts_us)
+void http_publish_answer(void *arg, int status, const uint64_t *ids_, size_t n,
+                         int64_t ts_us)
 {
     http_ctx *c = arg;
     json_t *ids;
@@ -385,7 +362,7 @@ static void publish_answer(void *arg, int status, const uint64_t *ids_, size_t n
 
 static void published(int status, const uint64_t *ids, size_t n, int64_t ts_us, void *arg)
 {
-    publish_answer(arg, status, ids, n, ts_us);
+    http_publish_answer(arg, status, ids, n, ts_us);
 }
 
 /* Backpressure: while the streams of this process hold output older than
@@ -425,7 +402,7 @@ static void publish_now(http_ctx *c)
 
 /* On a front loop: hand the parsed batch to the main loop, which finds or
  * creates the channel and publishes it as publish_now() would; the answer
- * comes back to publish_answer(). */
+ * comes back to http_publish_answer(). */
 static void publish_relay(http_ctx *c)
 {
     bool is_array = c->batch.is_array;
@@ -1706,7 +1683,7 @@ static int over_limit(http_ctx *c, const char *path)
     return 1;
 }
 
-static void http_handle(httpd_req *req, void *arg)
+void http_handle(httpd_req *req, void *arg)
 {
     http_server *h = arg;
     http_ctx *c = calloc(1, sizeof(*c));
@@ -1786,7 +1763,7 @@ static void http_figures_get(void *arg, http_figures *f)
 
 /* What a reload changes, from 'o' into 'dst' (the strings and auth are
  * borrowed as 'o' has them). */
-static void opts_reload(http_opts *dst, const http_opts *o)
+void http_opts_reload(http_opts *dst, const http_opts *o)
 {
     dst->max_body = o->max_body;
     dst->max_headers = o->max_headers;
@@ -1802,7 +1779,7 @@ static void opts_reload(http_opts *dst, const http_opts *o)
     dst->auth_cookie = o->auth_cookie;
 }
 
-static httpd_opts httpd_opts_of(const http_opts *o)
+httpd_opts http_httpd_opts(const http_opts *o)
 {
     return (httpd_opts){
         .host = o->host,
@@ -1818,127 +1795,11 @@ static httpd_opts httpd_opts_of(const http_opts *o)
     };
 }
 
-/* ---- front loops (http_front.h): their servers, on their threads ---- */
-
-/* Let go of the front's copies (front_take). */
-static void front_opts_free(http_server *f)
-{
-    free(f->o.cors_origin);
-    free((char *)f->o.auth_cookie);
-    auth_free((auth *)f->o.auth);
-}
-
-/* A front keeps its own copies of what 'o' points to: the main loop's may
- * go with a reload before the front has taken the next. 0, or -1 on OOM
- * (then nothing changed). */
-static int front_take(http_server *f, const http_opts *o)
-{
-    char *cors = o->cors_origin ? strdup(o->cors_origin) : NULL;
-    char *cookie = o->auth_cookie ? strdup(o->auth_cookie) : NULL;
-    if ((o->cors_origin && !cors) || (o->auth_cookie && !cookie)) {
-        free(cors);
-        free(cookie);
-        return -1;
-    }
-    front_opts_free(f);
-    opts_reload(&f->o, o);
-    f->o.cors_origin = cors;
-    f->o.auth_cookie = cookie;
-    f->o.auth = auth_ref(o->auth);
-    return 0;
-}
-
-static void front_reload(void *srv, const http_opts *o)
-{
-    http_server *f = srv;
-    httpd_opts ho = httpd_opts_of(o);
-    if (httpd_reload(f->d, &ho) < 0 || front_take(f, o) < 0)
-        log_error("front loop: out of memory: the reload is not applied there");
-}
-
-static void front_stop_accepting(void *srv)
-{
-    httpd_stop_accepting(((http_server *)srv)->d);
-}
-
-static void front_free(void *srv)
-{
-    http_server *f = srv;
-    httpd_free(f->d);
-    front_opts_free(f);
-    free(f);
-}
-
-static const http_front_hooks front_hooks = {
-    .answer = publish_answer,
-    .reload = front_reload,
-    .stop_accepting = front_stop_accepting,
-    .free = front_free,
-};
-
-/* Front 'fr''s server: it listens on nothing (the main loop gives it its
- * publishing connections). NULL with 'err' set. */
-static http_server *front_new(http_server *h, http_front *fr, const http_opts *o,
-                              char *err, size_t errlen)
-{
-    http_server *f = calloc(1, sizeof(*f));
-    httpd_opts ho = httpd_opts_of(o);
-    if (!f) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    f->sh = h->sh;
-    f->front = fr;
-    f->o = *o;
-    f->o.modules = NULL;
-    /* Its own copies of these (front_take), none yet. */
-    f->o.cors_origin = NULL;
-    f->o.auth_cookie = NULL;
-    f->o.auth = NULL;
-    if (front_take(f, o) < 0) {
-        snprintf(err, errlen, "out of memory");
-        front_free(f);
-        return NULL;
-    }
-    ho.port = httpd_port(h->d);
-    ho.no_listen = true; /* the main loop accepts, and gives it its publishers */
-    ho.threads = 1;      /* the main loop's writers write every stream */
-    ho.shared = &h->sh->d;
-    if (!(f->d = httpd_new(http_front_base(fr), &ho, http_handle, f, err, errlen))) {
-        front_free(f);
-        return NULL;
-    }
-    return f;
-}
-
-/* threads - 1 front loops beside the main server. 0, or -1 with 'err'. */
-static int fronts_start(http_server *h, struct event_base *base, const http_opts *o,
-                        char *err, size_t errlen)
-{
-    int n = o->threads - 1;
-    if (!(h->fronts = http_fronts_new(base, h->b, h->d, n, &front_hooks))) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    for (int i = 0; i < n; i++) {
-        http_front *fr = http_fronts_get(h->fronts, i);
-        http_server *f = front_new(h, fr, o, err, errlen);
-        if (!f)
-            return -1; /* the caller frees the fronts made so far */
-        http_front_set(fr, f, f->d);
-    }
-    if (http_fronts_start(h->fronts) < 0) {
-        snprintf(err, errlen, "cannot start the front loops");
-        return -1;
-    }
-    return 0;
-}
-
 http_server *http_server_new(struct event_base *base, broker *b, const http_opts *o,
                              char *err, size_t errlen)
 {
     http_server *h = calloc(1, sizeof(*h));
-    httpd_opts ho = httpd_opts_of(o);
+    httpd_opts ho = http_httpd_opts(o);
 
     if (!h) {
         snprintf(err, errlen, "out of memory");
@@ -1962,7 +1823,7 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
         return NULL;
     }
     http_metrics_set_modules(h->metrics, o->modules);
-    if (o->threads > 1 && fronts_start(h, base, o, err, errlen) < 0) {
+    if (o->threads > 1 && http_server_fronts_start(h, base, o, err, errlen) < 0) {
         http_server_free(h);
         return NULL;
     }
@@ -1971,10 +1832,10 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
 
 int http_server_reload(http_server *h, const http_opts *o)
 {
-    httpd_opts ho = httpd_opts_of(o); /* httpd_reload takes what may change */
+    httpd_opts ho = http_httpd_opts(o); /* httpd_reload takes what may change */
     if (httpd_reload(h->d, &ho) < 0)
         return -1;
-    opts_reload(&h->o, o);
+    http_opts_reload(&h->o, o);
     http_fronts_reload(h->fronts, o);
     broker_set_policy(h->b, o->auth ? auth_policy(o->auth) : NULL);
     return 0;

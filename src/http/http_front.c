@@ -234,6 +234,14 @@ static void front_end(http_front *f)
     event_base_loopbreak(f->base);
 }
 
+/* Add one to a figure of f's (on f's thread, its only writer: a plain load
+ * and store, no locked instruction on the publish path). */
+static void count(_Atomic unsigned long long *n)
+{
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 /* f->waiting changed: the figures follow (on f's thread). */
 static void waiting_changed(http_front *f)
 {
@@ -289,7 +297,7 @@ static void front_job(mail *m, void *arg)
 /* A publish refused on f's thread (counted; 503 overloaded): -1. */
 static int pub_refuse(http_front *f)
 {
-    atomic_fetch_add_explicit(&f->refused, 1, memory_order_relaxed);
+    count(&f->refused);
     return -1;
 }
 
@@ -313,7 +321,7 @@ int http_front_publish(http_front *f, const char *name, pub_batch *batch, size_t
     *batch = (pub_batch){0};
     f->waiting++;
     waiting_changed(f);
-    atomic_fetch_add_explicit(&f->posted, 1, memory_order_relaxed);
+    count(&f->posted);
     return 0;
 }
 

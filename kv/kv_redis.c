@@ -45,24 +45,26 @@
  * starts (topic NULL) can read.
  *
  * Append: one Lua script (APPEND_LUA) does the whole of kv_append() inside
- * Redis, which runs a script atomically: check the types, take the id from
- * the counter's field (raised to the floor first), push the value built with
- * the id onto each list and the log, PUBLISH it. Every (re)connection sends
+ * Redis, which runs a script atomically: check the types, take the id from the
+ * counter's field (raised to the floor first), push the value built with the id
+ * onto each list and the log, PUBLISH it (joined with the values of the appends
+ * next to it on the same channel, see APPEND_LUA). Every (re)connection sends
  * SCRIPT LOAD before anything else, so the batches that follow call it by its
- * SHA1 with EVALSHA, inside the MULTI like any write: one EVALSHA for every
- * run of appends that follow each other in a batch (send_group()), each
- * append keeping its own reply, its own failure and its place in the order. A
- * script call (mark, del_if, set_if) is formatted with a placeholder SHA that
+ * SHA1 with EVALSHA, inside the MULTI like any write: one EVALSHA for every run
+ * of appends that follow each other in a batch (send_group()), each append
+ * keeping its own reply, its own failure and its place in the order. A script
+ * call (mark, del_if, set_if) is formatted with a placeholder SHA that
  * send_batch() fills in. If Redis lost the script while connected (SCRIPT
- * FLUSH), the EVALSHA fails with NOSCRIPT having changed nothing: those
- * appends fail with KV_EIO and the script is loaded again ahead of the next
- * batch. (Retrying them would reorder them after operations issued later that
- * already ran.)
+ * FLUSH), the EVALSHA fails with NOSCRIPT having changed nothing: those appends
+ * fail with KV_EIO and the script is loaded again ahead of the next batch.
+ * (Retrying them would reorder them after operations issued later that already
+ * ran.)
  *
  * Notifications: kv_notify() is a PUBLISH of P"topic" inside the batch, so it
- * follows the writes issued before it; the subscription lives on a connection
+ * follows the writes issued before it, its value framed as the append script
+ * frames its values (kv_private.h); the subscription lives on a connection
  * of its own (kv_redis_sub.c) with PSUBSCRIBE P"prefix"* (glob characters of
- * the prefixes escaped).
+ * the prefixes escaped), and splits each message back into its values.
  *
  * kv_free() from inside a callback: the store's guard (src/base/guard.h) is
  * held by every frame running callers' callbacks and, when hiredis was in a
@@ -122,16 +124,22 @@
  * keeps at least the bound; MAXLEN = while the readers' hash is gone). A
  * stream rather than a list because readers ask for "the entries after id X"
  * (XRANGE with an exclusive start) and "the newest N" (XREVRANGE ... COUNT),
- * both O(log n + N) by id, which is what connection cursors and history
- * queries need; a list could only be indexed by offset. A log's end ("id pos"
- * of its newest entry ever) is a string key beside its stream, the stream's
- * name with '~' after it: it outlives trimming, even to nothing, and a DEL of
- * both keys removes the log (kv_del). The call reads a type, a log's end and
- * whether readers exist once per key and writes each end once, at the end:
- * nothing else writes them meanwhile (a script runs alone), so a batch of
- * appends to one channel costs an XADD and a PUBLISH each and a few commands
- * per call. Every append still PUBLISHes its own value: a node's subscription
- * sees the messages one by one, in id order.
+ * both O(log n + N) by id, which is what connection cursors and history queries
+ * need; a list could only be indexed by offset. A log's end ("id pos" of its
+ * newest entry ever) is a string key beside its stream, the stream's name with
+ * '~' after it: it outlives trimming, even to nothing, and a DEL of both keys
+ * removes the log (kv_del). The call reads a type, a log's end and whether
+ * readers exist once per key and writes each end once, at the end: nothing else
+ * writes them meanwhile (a script runs alone), so a batch of appends to one
+ * channel costs an XADD each and a few commands per call. The values to PUBLISH
+ * are not published one by one: those of appends that follow each other on one
+ * channel go out as one PUBLISH at the end of the call, framed (kv_private.h:
+ * length-prefixed, at most KV_REDIS_PUB_MAX bytes a PUBLISH), and a node's
+ * subscription splits them back. A channel other than the last one's starts a
+ * new PUBLISH, so the notifications of all channels still follow the order of
+ * the ids. So a batch of appends to one channel costs one PUBLISH per call, not
+ * one each; a PUBLISH itself is cheap, but each one is a message every
+ * subscribed node reads and parses.
  *
  * 'mark' - kv_log_mark(): KEYS[1]: the log's end, KEYS[2]: the target's
  * table hash; ARGV[2]: the target's field. Writes the log's end there.
@@ -242,8 +250,12 @@
     "    end\n"                                                                          \
     "    ends[e] = {pos = last + 1, v = id .. ' ' .. pos}\n"                             \
     "  end\n"                                                                            \
-    "  if ARGV[a + 5] ~= '' then redis.call('PUBLISH', ARGV[a + 5], v) end\n"            \
-    "  return {id, pos}\n"                                                               \
+    "  return {id, pos}, ARGV[a + 5], v\n"                                               \
+    "end\n"                                                                              \
+    "local pch, pbuf, psz = '', {}, 0\n"                                                 \
+    "local function publish()\n"                                                         \
+    "  if pch ~= '' then redis.call('PUBLISH', pch, table.concat(pbuf)) end\n"           \
+    "  pch, pbuf, psz = '', {}, 0\n"                                                     \
     "end\n"                                                                              \
     "local m, out, k, a = tonumber(ARGV[2]), {}, 1, 3\n"                                 \
     "for j = 1, m do\n"                                                                  \
@@ -253,8 +265,15 @@
     "end\n"                                                                              \
     "k, a = 1, 3\n"                                                                      \
     "for j = 1, m do\n"                                                                  \
-    "  local ok, r = pcall(append, j, k, a)\n"                                           \
+    "  local ok, r, ch, v = pcall(append, j, k, a)\n"                                    \
     "  if type(r) ~= 'table' then r = redis.error_reply(tostring(r)) end\n"              \
+    "  if ok and ch and ch ~= '' then\n"                                                 \
+    "    local f = #v .. ':'\n"                                                          \
+    "    if ch ~= pch or psz + #f + #v > " KV_REDIS_PUB_MAX_STR " then publish() end\n"  \
+    "    pch, psz = ch, psz + #f + #v\n"                                                 \
+    "    pbuf[#pbuf + 1] = f\n"                                                          \
+    "    pbuf[#pbuf + 1] = v\n"                                                          \
+    "  end\n"                                                                            \
     "  out[j] = r\n"                                                                     \
     "  local nk = tonumber(ARGV[a])\n"                                                   \
     "  k, a = k + nk, a + 6 + nk\n"                                                      \
@@ -266,6 +285,7 @@
     "end\n"                                                                              \
     "for e, x in pairs(ends) do redis.call('SET', e, x.v) end\n"                         \
     "for s, t in pairs(trims) do redis.call('XTRIM', s, t[1], t[2], t[3]) end\n"         \
+    "publish()\n"                                                                        \
     "return out\n"
 
 enum {
@@ -1420,17 +1440,26 @@ static int redis_notify(kv_store *kv, const char *topic, const char *data, size_
                         kv_cb cb, void *arg)
 {
     kv_redis *r = (kv_redis *)kv;
-    char *channel;
-    int rc;
+    char *channel, *framed = NULL;
+    int rc, hl;
 
     if (!valid_name(topic) || (!data && len))
         return KV_EINVAL;
-    if (!(channel = list_key(r, topic)))
+    if (len > KV_REDIS_FRAME_MAX)
+        return KV_EINVAL;
+    if (!(channel = list_key(r, topic)) || !(framed = malloc(len + 24))) {
+        free(channel);
         return KV_ENOMEM;
-    const char **a = ARGV("PUBLISH", channel, data ? data : "");
-    size_t l[] = {7, strlen(channel), len};
+    }
+    /* One value, framed as the append script frames its (kv_private.h). */
+    hl = snprintf(framed, 24, "%zu:", len);
+    if (len)
+        memcpy(framed + hl, data, len);
+    const char **a = ARGV("PUBLISH", channel, framed);
+    size_t l[] = {7, strlen(channel), (size_t)hl + len};
     rc = op(r, OP_NOTIFY, cb, arg, 0, 0, NULL, 3, a, l, 0, NULL, NULL);
     free(channel);
+    free(framed);
     return rc;
 }
 

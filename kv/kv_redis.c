@@ -109,8 +109,9 @@
  * log its bound ('0' for none) and the text put between the id and the
  * position ('' for none: the value is head id tail, else head id mid pos
  * tail), and, with readers, the bound while their hash does not exist
- * (trimmed exactly, MAXLEN =). Returns one reply per append, in order: {id,
- * pos}, or the error that append met.
+ * (trimmed exactly, MAXLEN =). Returns one reply per append, in order: "id
+ * pos" (one string: a reply of one object is what hiredis parses fastest), or
+ * the error that append met.
  *
  * Each append is atomic on its own and fails alone (it runs under pcall, so
  * one that fails leaves the others be): types are checked before anything is
@@ -250,7 +251,7 @@
     "    end\n"                                                                          \
     "    ends[e] = {pos = last + 1, v = id .. ' ' .. pos}\n"                             \
     "  end\n"                                                                            \
-    "  return {id, pos}, ARGV[a + 5], v\n"                                               \
+    "  return id .. ' ' .. pos, ARGV[a + 5], v\n"                                        \
     "end\n"                                                                              \
     "local pch, pbuf, psz = '', {}, 0\n"                                                 \
     "local function publish()\n"                                                         \
@@ -266,7 +267,7 @@
     "k, a = 1, 3\n"                                                                      \
     "for j = 1, m do\n"                                                                  \
     "  local ok, r, ch, v = pcall(append, j, k, a)\n"                                    \
-    "  if type(r) ~= 'table' then r = redis.error_reply(tostring(r)) end\n"              \
+    "  if not ok and type(r) ~= 'table' then r = redis.error_reply(tostring(r)) end\n"   \
     "  if ok and ch and ch ~= '' then\n"                                                 \
     "    local f = #v .. ':'\n"                                                          \
     "    if ch ~= pch or psz + #f + #v > " KV_REDIS_PUB_MAX_STR " then publish() end\n"  \
@@ -601,13 +602,14 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
 }
 
 /* Hand the appends of the group 'o' starts their replies: 'rep' is the
- * script's, one element per append ({id, pos} or its error), or an error for
+ * script's, one element per append ("id pos" or its error), or an error for
  * them all (NOSCRIPT); NULL with 'status' when the group was never sent. */
 static void dispatch_group(kv_redis *r, rop *o, redisReply *rep, int status)
 {
     for (int i = 0, n = o->group; i < n && o; i++, o = o->next) {
         const redisReply *e = rep;
         kv_result res = {0};
+        char *sp;
         if (status || !rep) {
             complete(r, o, status ? status : KV_EIO);
             continue;
@@ -618,14 +620,13 @@ static void dispatch_group(kv_redis *r, rop *o, redisReply *rep, int status)
             complete(r, o, append_error(r, e->str));
             continue;
         }
-        if (!e || e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-            e->element[0]->type != REDIS_REPLY_STRING ||
-            e->element[1]->type != REDIS_REPLY_STRING) {
+        if (!e || e->type != REDIS_REPLY_STRING ||
+            (res.id = strtoll(e->str, &sp, 10), *sp != ' ')) {
             complete(r, o, KV_EIO);
             continue;
         }
-        res.num = res.id = strtoll(e->element[0]->str, NULL, 10);
-        res.pos = strtoll(e->element[1]->str, NULL, 10);
+        res.num = res.id;
+        res.pos = strtoll(sp + 1, NULL, 10);
         if (o->cb && !r->freeing)
             o->cb(&res, o->arg);
     }

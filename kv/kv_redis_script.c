@@ -256,12 +256,19 @@ static void bulk(resp_w *w, const char *a, size_t alen, const char *b, size_t bl
     bulk3(w, a, alen, b, blen, NULL, 0);
 }
 
-/* A number, in decimal, after 'sign' ("" or "-"). */
+/* A number, in decimal, after 'sign' ("" or "-"). By hand, not snprintf():
+ * an append writes 4 or more, and printf's machinery was half of the time
+ * an append took to encode (perf). */
 static void bulk_num(resp_w *w, const char *sign, unsigned long long v)
 {
-    char t[32];
-    int n = snprintf(t, sizeof(t), "%s%llu", sign, v);
-    bulk(w, t, (size_t)n, NULL, 0);
+    char t[24];
+    size_t n = sizeof(t);
+    do
+        t[--n] = (char)('0' + v % 10);
+    while ((v /= 10));
+    if (*sign)
+        t[--n] = '-';
+    bulk(w, t + n, sizeof(t) - n, NULL, 0);
 }
 
 int kv_redis_script_append(const char *prefix, const kv_append_args *a, kv_redis_rec *rec)

@@ -20,6 +20,22 @@ struct redisAsyncContext;
 #define KV_REDIS_BACKOFF_MIN_MS 100
 #define KV_REDIS_BACKOFF_MAX_MS 5000
 
+/* Notifications on Redis. Every PUBLISH of the store (kv_notify()'s, and the
+ * append script's) carries one or more values, each framed as its length in
+ * decimal (1 to 10 digits, no sign, no leading zero), ':', then its bytes:
+ * "5:hello3:abc". The append script joins the values of the appends that
+ * follow each other on one channel in a script call into one PUBLISH, at most
+ * KV_REDIS_PUB_MAX bytes of frames (a value longer than that goes alone); the
+ * subscription (kv_redis_sub.c) splits them back, in order, one notification
+ * each. Length-prefixed, so a value may hold any bytes; only appends next to
+ * each other are joined, so every subscriber still sees the notifications of
+ * all channels in the order the appends took their ids. A message not in this
+ * form (a node of an older build sharing the Redis) is reported as
+ * KV_EV_BAD_RECORD and dropped: the nodes of a cluster run the same build. */
+#define KV_REDIS_PUB_MAX 65536
+#define KV_REDIS_PUB_MAX_STR "65536"     /* the same, for the script's text */
+#define KV_REDIS_FRAME_MAX 9999999999ULL /* the longest value a frame holds */
+
 /* Where Redis is: a TCP host and port, or a unix socket path when 'path' is not
  * NULL; 'password' is sent with AUTH when not NULL. */
 typedef struct kv_redis_addr {

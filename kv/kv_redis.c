@@ -44,25 +44,27 @@
  * has no replies to time out), and when it comes back, the catch-up its caller
  * starts (topic NULL) can read.
  *
- * Append: one Lua script (APPEND_LUA) does the whole of kv_append() inside
- * Redis, which runs a script atomically: check the types, take the id from
- * the counter's field (raised to the floor first), push the value built with
- * the id onto each list and the log, PUBLISH it. Every (re)connection sends
+ * Append: one Lua script (kv_redis_script.c) does the whole of kv_append() inside
+ * Redis, which runs a script atomically: check the types, take the id from the
+ * counter's field (raised to the floor first), push the value built with the id
+ * onto each list and the log, PUBLISH it (joined with the values of the appends
+ * next to it on the same channel, see kv_redis_script.c). Every (re)connection sends
  * SCRIPT LOAD before anything else, so the batches that follow call it by its
- * SHA1 with EVALSHA, inside the MULTI like any write: one EVALSHA for every
- * run of appends that follow each other in a batch (send_group()), each
- * append keeping its own reply, its own failure and its place in the order. A
- * script call (mark, del_if, set_if) is formatted with a placeholder SHA that
+ * SHA1 with EVALSHA, inside the MULTI like any write: one EVALSHA for every run
+ * of appends that follow each other in a batch (send_group()), each append
+ * keeping its own reply, its own failure and its place in the order. A script
+ * call (mark, del_if, set_if) is formatted with a placeholder SHA that
  * send_batch() fills in. If Redis lost the script while connected (SCRIPT
- * FLUSH), the EVALSHA fails with NOSCRIPT having changed nothing: those
- * appends fail with KV_EIO and the script is loaded again ahead of the next
- * batch. (Retrying them would reorder them after operations issued later that
- * already ran.)
+ * FLUSH), the EVALSHA fails with NOSCRIPT having changed nothing: those appends
+ * fail with KV_EIO and the script is loaded again ahead of the next batch.
+ * (Retrying them would reorder them after operations issued later that already
+ * ran.)
  *
  * Notifications: kv_notify() is a PUBLISH of P"topic" inside the batch, so it
- * follows the writes issued before it; the subscription lives on a connection
+ * follows the writes issued before it, its value framed as the append script
+ * frames its values (kv_private.h); the subscription lives on a connection
  * of its own (kv_redis_sub.c) with PSUBSCRIBE P"prefix"* (glob characters of
- * the prefixes escaped).
+ * the prefixes escaped), and splits each message back into its values.
  *
  * kv_free() from inside a callback: the store's guard (src/base/guard.h) is
  * held by every frame running callers' callbacks and, when hiredis was in a
@@ -83,190 +85,12 @@
 
 #include "kv/kv.h"
 #include "kv/kv_private.h"
+#include "kv/kv_redis_script.h"
 #include "src/base/guard.h"
 
 #define KV_REDIS_DOWN_WAIT_MS 2000  /* how long operations wait for a reconnection */
 #define KV_REDIS_MAX_WAITING 100000 /* operations held while disconnected */
 #define KV_REDIS_PROBE_MS 1000      /* an idle connection is probed this often */
-#define KV_REDIS_SHA_LEN 40
-#define KV_REDIS_GROUP_MAX 100 /* appends joined into one script call, at most */
-
-/* The store's one script, loaded at every connection and called by its SHA1
- * with EVALSHA inside the MULTI like any write. ARGV[1] picks what it does;
- * each is one atomic step of Redis:
- *
- * 'append' - kv_append(), for m appends in one call: send_batch() joins the
- * appends that follow each other in a batch (at most KV_REDIS_GROUP_MAX) into
- * one EVALSHA, because the call itself (its KEYS and ARGV tables, the Lua
- * frame) costs Redis more than the commands one append runs. ARGV[2] is m;
- * then each append's record, and its keys one after the other in KEYS: the
- * counter's hash, its n lists, then, with a log, the log's stream and its end,
- * and, with readers, their hash. A record: the number of its keys, the
- * counter's field, the floor, head, tail, the channel to PUBLISH on ('' for
- * none), n, per list its LTRIM start ('-max', '0' for no bound), then with a
- * log its bound ('0' for none) and the text put between the id and the
- * position ('' for none: the value is head id tail, else head id mid pos
- * tail), and, with readers, the bound while their hash does not exist
- * (trimmed exactly, MAXLEN =). Returns one reply per append, in order: {id,
- * pos}, or the error that append met.
- *
- * Each append is atomic on its own and fails alone (it runs under pcall, so
- * one that fails leaves the others be): types are checked before anything is
- * written, and HINCRBY fails, writing nothing, on a counter that is no integer
- * (or, at maxmemory, on OOM while the script has written nothing yet). One
- * HINCRBY takes the first id of a counter in the call; the following appends
- * count on in Lua and one HSET writes the counter back at the end (an HSET
- * also when the floor lifts it). A log is a Redis Stream: entry id "<id>-0"
- * (ids increase, as XADD wants), fields p (position) and v (value), trimmed
- * once per call after its appends (MAXLEN ~, whole nodes at a time, so it
- * keeps at least the bound; MAXLEN = while the readers' hash is gone). A
- * stream rather than a list because readers ask for "the entries after id X"
- * (XRANGE with an exclusive start) and "the newest N" (XREVRANGE ... COUNT),
- * both O(log n + N) by id, which is what connection cursors and history
- * queries need; a list could only be indexed by offset. A log's end ("id pos"
- * of its newest entry ever) is a string key beside its stream, the stream's
- * name with '~' after it: it outlives trimming, even to nothing, and a DEL of
- * both keys removes the log (kv_del). The call reads a type, a log's end and
- * whether readers exist once per key and writes each end once, at the end:
- * nothing else writes them meanwhile (a script runs alone), so a batch of
- * appends to one channel costs an XADD and a PUBLISH each and a few commands
- * per call. Every append still PUBLISHes its own value: a node's subscription
- * sees the messages one by one, in id order.
- *
- * 'mark' - kv_log_mark(): KEYS[1]: the log's end, KEYS[2]: the target's
- * table hash; ARGV[2]: the target's field. Writes the log's end there.
- *
- * 'delif' - kv_del_if(): KEYS[1]: the hash; ARGV[2]: the field, ARGV[3]: the
- * value it must hold. Returns 1 if it removed it.
- *
- * 'setif' - kv_set_if(): KEYS[1]: the hash; ARGV[2]: the field, ARGV[3]: the
- * value it must hold ("" for none), ARGV[4]: the new one. Returns 1 if set.
- *
- * Lua numbers are doubles: ids are exact up to 2^53 (9e15: 285 years at a
- * million messages a second); past that every id is taken with HINCRBY. */
-#define APPEND_LUA                                                                       \
-    "local mode = ARGV[1]\n"                                                             \
-    "if mode == 'mark' then\n"                                                           \
-    "  local e = redis.call('GET', KEYS[1]) or '0 0'\n"                                  \
-    "  redis.call('HSET', KEYS[2], ARGV[2], e)\n"                                        \
-    "  return e\n"                                                                       \
-    "end\n"                                                                              \
-    "if mode == 'setif' then\n"                                                          \
-    "  if (redis.call('HGET', KEYS[1], ARGV[2]) or '') == ARGV[3] then\n"                \
-    "    redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])\n"                                \
-    "    return 1\n"                                                                     \
-    "  end\n"                                                                            \
-    "  return 0\n"                                                                       \
-    "end\n"                                                                              \
-    "if mode == 'delif' then\n"                                                          \
-    "  if redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[3] then\n"                        \
-    "    return redis.call('HDEL', KEYS[1], ARGV[2])\n"                                  \
-    "  end\n"                                                                            \
-    "  return 0\n"                                                                       \
-    "end\n"                                                                              \
-    "local lists, logs, ctrs, ends, readers, trims, last_of = {}, {}, {}, {}, {}, {}, "  \
-    "{}\n"                                                                               \
-    "local function typed(seen, key, want, what)\n"                                      \
-    "  if not seen[key] then\n"                                                          \
-    "    local t = redis.call('TYPE', key).ok\n"                                         \
-    "    if t ~= 'none' and t ~= want then\n"                                            \
-    "      return redis.error_reply('WRONGTYPE ' .. key .. ' holds no ' .. what)\n"      \
-    "    end\n"                                                                          \
-    "    seen[key] = true\n"                                                             \
-    "  end\n"                                                                            \
-    "end\n"                                                                              \
-    "local function append(j, k, a)\n"                                                   \
-    "  local nk, n = tonumber(ARGV[a]), tonumber(ARGV[a + 6])\n"                         \
-    "  local log, s, e = nk > 1 + n, KEYS[k + 1 + n], KEYS[k + 2 + n]\n"                 \
-    "  for i = k + 1, k + n do\n"                                                        \
-    "    local err = typed(lists, KEYS[i], 'list', 'list')\n"                            \
-    "    if err then return err end\n"                                                   \
-    "  end\n"                                                                            \
-    "  if log then\n"                                                                    \
-    "    local err = typed(logs, s, 'stream', 'log')\n"                                  \
-    "    if err then return err end\n"                                                   \
-    "  end\n"                                                                            \
-    "  local h, f, floor = KEYS[k], ARGV[a + 1], tonumber(ARGV[a + 2])\n"                \
-    "  ctrs[h] = ctrs[h] or {}\n"                                                        \
-    "  local c, id = ctrs[h][f]\n"                                                       \
-    "  if c and c.v < 9007199254740992 then\n"                                           \
-    "    id = c.v + 1\n"                                                                 \
-    "    c.dirty = true\n"                                                               \
-    "  else\n"                                                                           \
-    "    if c and c.dirty then redis.call('HSET', h, f, string.format('%.0f', c.v)) "    \
-    "end\n"                                                                              \
-    "    id = redis.call('HINCRBY', h, f, 1)\n"                                          \
-    "    c = {}\n"                                                                       \
-    "    ctrs[h][f] = c\n"                                                               \
-    "  end\n"                                                                            \
-    "  if id <= floor then\n"                                                            \
-    "    id = floor + 1\n"                                                               \
-    "    c.dirty = true\n"                                                               \
-    "  end\n"                                                                            \
-    "  c.v = id\n"                                                                       \
-    "  id = string.format('%.0f', id)\n"                                                 \
-    "  local pos, last = '0', 0\n"                                                       \
-    "  if log then\n"                                                                    \
-    "    if ends[e] then\n"                                                              \
-    "      last = ends[e].pos\n"                                                         \
-    "    else\n"                                                                         \
-    "      local t = redis.call('GET', e)\n"                                             \
-    "      last = t and tonumber(string.match(t, ' (%d+)$')) or 0\n"                     \
-    "    end\n"                                                                          \
-    "    pos = string.format('%.0f', last + 1)\n"                                        \
-    "  end\n"                                                                            \
-    "  local v\n"                                                                        \
-    "  if log and ARGV[a + 8 + n] ~= '' then\n"                                          \
-    "    v = ARGV[a + 3] .. id .. ARGV[a + 8 + n] .. pos .. ARGV[a + 4]\n"               \
-    "  else\n"                                                                           \
-    "    v = ARGV[a + 3] .. id .. ARGV[a + 4]\n"                                         \
-    "  end\n"                                                                            \
-    "  for i = 1, n do\n"                                                                \
-    "    redis.call('RPUSH', KEYS[k + i], v)\n"                                          \
-    "    if ARGV[a + 6 + i] ~= '0' then redis.call('LTRIM', KEYS[k + i], ARGV[a + 6 + "  \
-    "i], -1) end\n"                                                                      \
-    "  end\n"                                                                            \
-    "  if log then\n"                                                                    \
-    "    local t = ARGV[a + 7 + n] ~= '0' and {'MAXLEN', '~', ARGV[a + 7 + n]} or nil\n" \
-    "    if nk > 3 + n then\n"                                                           \
-    "      local r = KEYS[k + 3 + n]\n"                                                  \
-    "      if readers[r] == nil then readers[r] = redis.call('EXISTS', r) == 1 end\n"    \
-    "      if not readers[r] then t = {'MAXLEN', '=', ARGV[a + 9 + n]} end\n"            \
-    "    end\n"                                                                          \
-    "    if t and last_of[s] == j then\n"                                                \
-    "      redis.call('XADD', s, t[1], t[2], t[3], id .. '-0', 'p', pos, 'v', v)\n"      \
-    "      trims[s] = nil\n"                                                             \
-    "    else\n"                                                                         \
-    "      redis.call('XADD', s, id .. '-0', 'p', pos, 'v', v)\n"                        \
-    "      trims[s] = t\n"                                                               \
-    "    end\n"                                                                          \
-    "    ends[e] = {pos = last + 1, v = id .. ' ' .. pos}\n"                             \
-    "  end\n"                                                                            \
-    "  if ARGV[a + 5] ~= '' then redis.call('PUBLISH', ARGV[a + 5], v) end\n"            \
-    "  return {id, pos}\n"                                                               \
-    "end\n"                                                                              \
-    "local m, out, k, a = tonumber(ARGV[2]), {}, 1, 3\n"                                 \
-    "for j = 1, m do\n"                                                                  \
-    "  local nk, n = tonumber(ARGV[a]), tonumber(ARGV[a + 6])\n"                         \
-    "  if nk > 1 + n then last_of[KEYS[k + 1 + n]] = j end\n"                            \
-    "  k, a = k + nk, a + 6 + nk\n"                                                      \
-    "end\n"                                                                              \
-    "k, a = 1, 3\n"                                                                      \
-    "for j = 1, m do\n"                                                                  \
-    "  local ok, r = pcall(append, j, k, a)\n"                                           \
-    "  if type(r) ~= 'table' then r = redis.error_reply(tostring(r)) end\n"              \
-    "  out[j] = r\n"                                                                     \
-    "  local nk = tonumber(ARGV[a])\n"                                                   \
-    "  k, a = k + nk, a + 6 + nk\n"                                                      \
-    "end\n"                                                                              \
-    "for h, fs in pairs(ctrs) do\n"                                                      \
-    "  for f, c in pairs(fs) do\n"                                                       \
-    "    if c.dirty then redis.call('HSET', h, f, string.format('%.0f', c.v)) end\n"     \
-    "  end\n"                                                                            \
-    "end\n"                                                                              \
-    "for e, x in pairs(ends) do redis.call('SET', e, x.v) end\n"                         \
-    "for s, t in pairs(trims) do redis.call('XTRIM', s, t[1], t[2], t[3]) end\n"         \
-    "return out\n"
 
 enum {
     OP_GET,
@@ -338,7 +162,7 @@ typedef struct kv_redis {
     char setup_err[200];            /* its first refused set-up step, or "" */
     struct timeval last_sent;       /* the last batch went out */
     struct timeval down_since;      /* operations started waiting for a connection */
-    char sha[KV_REDIS_SHA_LEN + 1]; /* of APPEND_LUA, from SCRIPT LOAD */
+    char sha[KV_REDIS_SHA_LEN + 1]; /* of the script, from SCRIPT LOAD */
     int need_load;                  /* NOSCRIPT seen: load it before the next batch */
     kv_redis_sub *sub;
     struct event *reconnect_ev;
@@ -581,13 +405,14 @@ static void dispatch(kv_redis *r, rop *o, redisReply **rep)
 }
 
 /* Hand the appends of the group 'o' starts their replies: 'rep' is the
- * script's, one element per append ({id, pos} or its error), or an error for
+ * script's, one element per append ("id pos" or its error), or an error for
  * them all (NOSCRIPT); NULL with 'status' when the group was never sent. */
 static void dispatch_group(kv_redis *r, rop *o, redisReply *rep, int status)
 {
     for (int i = 0, n = o->group; i < n && o; i++, o = o->next) {
         const redisReply *e = rep;
         kv_result res = {0};
+        char *sp;
         if (status || !rep) {
             complete(r, o, status ? status : KV_EIO);
             continue;
@@ -598,14 +423,13 @@ static void dispatch_group(kv_redis *r, rop *o, redisReply *rep, int status)
             complete(r, o, append_error(r, e->str));
             continue;
         }
-        if (!e || e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-            e->element[0]->type != REDIS_REPLY_STRING ||
-            e->element[1]->type != REDIS_REPLY_STRING) {
+        if (!e || e->type != REDIS_REPLY_STRING ||
+            (res.id = strtoll(e->str, &sp, 10), *sp != ' ')) {
             complete(r, o, KV_EIO);
             continue;
         }
-        res.num = res.id = strtoll(e->element[0]->str, NULL, 10);
-        res.pos = strtoll(e->element[1]->str, NULL, 10);
+        res.num = res.id;
+        res.pos = strtoll(sp + 1, NULL, 10);
         if (o->cb && !r->freeing)
             o->cb(&res, o->arg);
     }
@@ -727,58 +551,34 @@ static void on_script(redisAsyncContext *ac, void *reply, void *privdata)
 
 static void load_script(kv_redis *r)
 {
-    redisAsyncCommand(r->ac, on_script, r, "SCRIPT LOAD %s", APPEND_LUA);
+    redisAsyncCommand(r->ac, on_script, r, "SCRIPT LOAD %s", kv_redis_script);
     r->need_load = 0;
 }
 
 /* Send the appends that follow each other from 'o' on (at most
- * KV_REDIS_GROUP_MAX) as one EVALSHA of the script (see APPEND_LUA): the
+ * KV_REDIS_GROUP_MAX) as one EVALSHA of the script (kv_redis_script.c): the
  * first is marked with the group's size and the one reply it takes (ncmds 1),
  * the others with none. When the command cannot be built, ncmds stays 0 and
  * the caller fails the group when its batch is answered. Returns the group's
  * last append. 'b' (the batch) when the group is the batch's first command. */
 static rop *send_group(kv_redis *r, rop *o, batch *b)
 {
-    size_t nkeys = 0, args = 0, len = 0, at;
+    kv_redis_rec recs[KV_REDIS_GROUP_MAX];
+    size_t len;
     int m = 0;
     rop *last = o, *x;
-    char head[96], mid[48], *cmd;
+    char *cmd;
 
     for (x = o; x && x->kind == OP_APPEND && m < KV_REDIS_GROUP_MAX; x = x->next) {
-        len += x->cmdslen;
-        nkeys += (size_t)x->nkeys;
-        args += 6 + (size_t)x->nkeys; /* a record: 6 + its keys (APPEND_LUA) */
+        recs[m++] = (kv_redis_rec){x->cmds, x->cmdslen, x->split, x->nkeys};
         x->group = 0;
         x->ncmds = 0;
         last = x;
-        m++;
     }
     o->group = m;
-    int hl = snprintf(head, sizeof(head),
-                      "*%zu\r\n$7\r\nEVALSHA\r\n$%d\r\n%s\r\n$%d\r\n%zu\r\n",
-                      3 + nkeys + 2 + args, KV_REDIS_SHA_LEN, r->sha,
-                      snprintf(NULL, 0, "%zu", nkeys), nkeys);
-    int ml = snprintf(mid, sizeof(mid), "$6\r\nappend\r\n$%d\r\n%d\r\n",
-                      snprintf(NULL, 0, "%d", m), m);
-    if (!(cmd = malloc(len + (size_t)hl + (size_t)ml)))
+    if (!(cmd = kv_redis_script_call(r->sha, recs, m, &len)))
         return last;
-    memcpy(cmd, head, (size_t)hl);
-    at = (size_t)hl;
-    for (x = o;; x = x->next) { /* the keys, in order */
-        memcpy(cmd + at, x->cmds, x->split);
-        at += x->split;
-        if (x == last)
-            break;
-    }
-    memcpy(cmd + at, mid, (size_t)ml);
-    at += (size_t)ml;
-    for (x = o;; x = x->next) { /* the records, in order */
-        memcpy(cmd + at, x->cmds + x->split, x->cmdslen - x->split);
-        at += x->cmdslen - x->split;
-        if (x == last)
-            break;
-    }
-    redisAsyncFormattedCommand(r->ac, b ? on_queued : NULL, b, cmd, at);
+    redisAsyncFormattedCommand(r->ac, b ? on_queued : NULL, b, cmd, len);
     free(cmd);
     o->ncmds = 1;
     return last;
@@ -1169,122 +969,23 @@ static void sha_placeholder(char sha[KV_REDIS_SHA_LEN + 1])
     sha[KV_REDIS_SHA_LEN] = '\0';
 }
 
-/* An append's arguments as RESP bulk strings, written straight into its
- * operation's buffer (no argv arrays, no formatting of whole commands:
- * send_group() only copies them after its header). Each string is 'a' then
- * 'b' (the store's prefix and a name, or one of them empty). */
-typedef struct resp_w {
-    char *p;
-    size_t len;
-} resp_w;
-
-static void bulk3(resp_w *w, const char *a, size_t alen, const char *b, size_t blen,
-                  const char *c, size_t clen)
-{
-    char num[24];
-    int n = 0;
-    size_t v = alen + blen + clen;
-    do
-        num[n++] = (char)('0' + v % 10);
-    while ((v /= 10));
-    w->p[w->len++] = '$';
-    while (n)
-        w->p[w->len++] = num[--n];
-    memcpy(w->p + w->len, "\r\n", 2);
-    w->len += 2;
-    if (alen)
-        memcpy(w->p + w->len, a, alen);
-    if (blen)
-        memcpy(w->p + w->len + alen, b, blen);
-    if (clen)
-        memcpy(w->p + w->len + alen + blen, c, clen);
-    w->len += alen + blen + clen;
-    memcpy(w->p + w->len, "\r\n", 2);
-    w->len += 2;
-}
-
-static void bulk(resp_w *w, const char *a, size_t alen, const char *b, size_t blen)
-{
-    bulk3(w, a, alen, b, blen, NULL, 0);
-}
-
-/* A number, in decimal, after 'sign' ("" or "-"). */
-static void bulk_num(resp_w *w, const char *sign, unsigned long long v)
-{
-    char t[32];
-    int n = snprintf(t, sizeof(t), "%s%llu", sign, v);
-    bulk(w, t, (size_t)n, NULL, 0);
-}
-
 static int redis_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *arg)
 {
     kv_redis *r = (kv_redis *)kv;
-    const char *slash = a && a->counter ? strrchr(a->counter, '/') : NULL;
-    size_t n, nk, plen = strlen(r->prefix), cap, hlen;
-    resp_w w = {0};
+    kv_redis_rec rec;
     rop *o;
+    int rc = kv_redis_script_append(r->prefix, a, &rec);
 
-    if (!a || (!a->head && a->head_len) || (!a->tail && a->tail_len) ||
-        (!a->mid && a->mid_len) || (a->nlists && !a->lists) ||
-        (a->topic && !valid_name(a->topic)) || (a->log && !valid_name(a->log)) ||
-        a->floor == LLONG_MAX ||
-        (a->log_readers && (!a->log || !kv_valid_table(a->log_readers))) || !a->counter ||
-        !*a->counter || !slash || !slash[1] || a->nlists > INT_MAX / 4)
-        return KV_EINVAL;
-    n = a->nlists;
-    hlen = (size_t)(slash - a->counter) + 1; /* the counter's hash: P"table/" */
-    /* Its keys: hash lists... [stream end [readers]]; its record (APPEND_LUA):
-     * nkeys field floor head tail channel n trims... [max mid [idle]], 6 +
-     * nkeys in all. Room: every string, and per argument its framing
-     * ("$<len>\r\n...\r\n": at most 25 bytes), the prefix or a number (at
-     * most 21 bytes) and a '~'. */
-    nk = 1 + n + (a->log ? 2 + (a->log_readers ? 1 : 0) : 0);
-    cap = (nk + 6 + nk) * (48 + plen) + hlen + strlen(slash + 1) + a->head_len +
-          a->tail_len + a->mid_len + (a->topic ? strlen(a->topic) : 0) +
-          (a->log ? 2 * strlen(a->log) : 0) +
-          (a->log_readers ? strlen(a->log_readers) : 0);
-    for (size_t i = 0; i < n; i++) {
-        if (!valid_name(a->lists[i]))
-            return KV_EINVAL;
-        cap += strlen(a->lists[i]);
-    }
-    if (!(o = calloc(1, sizeof(*o))) || !(w.p = malloc(cap))) {
-        free(o);
+    if (rc < 0)
+        return rc;
+    if (!(o = calloc(1, sizeof(*o)))) {
+        free(rec.p);
         return KV_ENOMEM;
     }
-    bulk(&w, r->prefix, plen, a->counter, hlen);
-    for (size_t i = 0; i < n; i++)
-        bulk(&w, r->prefix, plen, a->lists[i], strlen(a->lists[i]));
-    if (a->log) {
-        bulk(&w, r->prefix, plen, a->log, strlen(a->log));
-        bulk3(&w, r->prefix, plen, a->log, strlen(a->log), "~", 1); /* its end */
-    }
-    if (a->log_readers)
-        bulk(&w, r->prefix, plen, a->log_readers, strlen(a->log_readers));
-    o->split = w.len;
-    bulk_num(&w, "", nk);
-    bulk(&w, slash + 1, strlen(slash + 1), NULL, 0);
-    bulk_num(&w, a->floor < 0 ? "-" : "",
-             a->floor < 0 ? 0ULL - (unsigned long long)a->floor
-                          : (unsigned long long)a->floor);
-    bulk(&w, a->head, a->head_len, NULL, 0); /* may hold NULs */
-    bulk(&w, a->tail, a->tail_len, NULL, 0);
-    bulk(&w, a->topic ? r->prefix : NULL, a->topic ? plen : 0, a->topic,
-         a->topic ? strlen(a->topic) : 0);
-    bulk_num(&w, "", n);
-    for (size_t i = 0; i < n; i++) { /* the LTRIM start: -max, 0 for none */
-        size_t max = a->max ? a->max[i] : 0;
-        bulk_num(&w, max ? "-" : "", max);
-    }
-    if (a->log) {
-        bulk_num(&w, "", a->log_max);
-        bulk(&w, a->mid, a->mid_len, NULL, 0);
-    }
-    if (a->log_readers)
-        bulk_num(&w, "", a->log_idle);
-    o->cmds = w.p;
-    o->cmdslen = w.len;
-    o->nkeys = (int)nk; /* ncmds and group: when sent (send_group) */
+    o->cmds = rec.p;
+    o->cmdslen = rec.len;
+    o->split = rec.split;
+    o->nkeys = rec.nkeys; /* ncmds and group: when sent (send_group) */
     o->kind = OP_APPEND;
     o->fails_at = r->fails;
     o->cb = cb;
@@ -1420,17 +1121,26 @@ static int redis_notify(kv_store *kv, const char *topic, const char *data, size_
                         kv_cb cb, void *arg)
 {
     kv_redis *r = (kv_redis *)kv;
-    char *channel;
-    int rc;
+    char *channel, *framed = NULL;
+    int rc, hl;
 
     if (!valid_name(topic) || (!data && len))
         return KV_EINVAL;
-    if (!(channel = list_key(r, topic)))
+    if (len > KV_REDIS_FRAME_MAX)
+        return KV_EINVAL;
+    if (!(channel = list_key(r, topic)) || !(framed = malloc(len + 24))) {
+        free(channel);
         return KV_ENOMEM;
-    const char **a = ARGV("PUBLISH", channel, data ? data : "");
-    size_t l[] = {7, strlen(channel), len};
+    }
+    /* One value, framed as the append script frames its (kv_private.h). */
+    hl = snprintf(framed, 24, "%zu:", len);
+    if (len)
+        memcpy(framed + hl, data, len);
+    const char **a = ARGV("PUBLISH", channel, framed);
+    size_t l[] = {7, strlen(channel), (size_t)hl + len};
     rc = op(r, OP_NOTIFY, cb, arg, 0, 0, NULL, 3, a, l, 0, NULL, NULL);
     free(channel);
+    free(framed);
     return rc;
 }
 

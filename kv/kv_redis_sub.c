@@ -7,6 +7,9 @@
  * confirms it. Pub/sub ignores the database number, so no SELECT: the key prefix
  * is what separates brokers. When a live subscription drops, the next
  * confirmation is reported to the caller as a notification with topic NULL.
+ * A message may carry several values (the append script joins those of
+ * appends next to each other on one channel, kv_private.h): each is handed to
+ * the caller as a notification of its own, in order.
  *
  * No command follows the PSUBSCRIBE: hiredis 0.14 cannot pair the reply of a
  * PING in subscribed mode with its callback, so this connection has no reply
@@ -82,6 +85,55 @@ static void deliver(kv_redis_sub *s, const char *topic, const char *data, size_t
     guard_leave(&s->guard);
 }
 
+/* The frame at '*at' of a message of 'len' bytes (kv_private.h): its value at
+ * '*off', '*vlen' bytes; '*at' moves past it. Returns 0, or -1 if the bytes
+ * there are no frame (or one longer than the rest of the message). */
+static int frame_next(const char *p, size_t len, size_t *at, size_t *off, size_t *vlen)
+{
+    size_t i = *at, digits = 0;
+    unsigned long long v = 0;
+
+    for (; i < len && p[i] >= '0' && p[i] <= '9' && digits <= 10; i++, digits++)
+        v = v * 10 + (unsigned long long)(p[i] - '0');
+    if (!digits || digits > 10 || (digits > 1 && p[*at] == '0') || i >= len ||
+        p[i] != ':' || v > len - i - 1)
+        return -1;
+    *off = i + 1;
+    *vlen = (size_t)v;
+    *at = *off + *vlen;
+    return 0;
+}
+
+/* One message: its values, one notification each, in order. A message that
+ * does not split into whole frames delivers none of them. The callback may
+ * free or reset the subscription: the values after that are not delivered, as
+ * the messages behind this one in hiredis' buffer are not. */
+static void deliver_frames(kv_redis_sub *s, redisAsyncContext *ac, const char *topic,
+                           char *p, size_t len)
+{
+    size_t at = 0, off, vlen;
+
+    while (at < len)
+        if (frame_next(p, len, &at, &off, &vlen) < 0)
+            break;
+    if (at != len || !len) {
+        kv_report(s->kv, KV_EV_BAD_RECORD,
+                  "redis: a notification on '%s' is not in this build's framing (a "
+                  "node of another version?): dropped",
+                  topic);
+        return;
+    }
+    for (at = 0; at < len && !s->freeing && s->ac == ac;) {
+        frame_next(p, len, &at, &off, &vlen);
+        /* The callback's data ends with a NUL: the byte after the value (the
+         * next frame's, or hiredis' own NUL) is lent for it. */
+        char next = p[off + vlen];
+        p[off + vlen] = '\0';
+        deliver(s, topic, p + off, vlen);
+        p[off + vlen] = next;
+    }
+}
+
 /* Every reply of the subscription: Redis' confirmation, then the messages.
  * Called with no reply when the connection goes away. */
 static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
@@ -113,7 +165,7 @@ static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
     } else if (strcmp(e[0]->str, "pmessage") == 0 && rep->elements == 4 &&
                e[2]->type == REDIS_REPLY_STRING && e[3]->type == REDIS_REPLY_STRING &&
                e[2]->len >= s->strip) {
-        deliver(s, e[2]->str + s->strip, e[3]->str, e[3]->len);
+        deliver_frames(s, ac, e[2]->str + s->strip, e[3]->str, e[3]->len);
     }
 }
 

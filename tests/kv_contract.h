@@ -1301,6 +1301,91 @@ static void kvc_append_group(kv_store *kv, struct event_base *base)
     kvc_drain(kv, base);
 }
 
+/* ---------------------------------------------- notifications of a batch */
+
+#define KVC_NFRAMES 48   /* appends issued in one turn */
+#define KVC_BIGVAL 70000 /* longer than a Redis PUBLISH joins (64 KiB) */
+
+/* What append 'i' of kvc_append_frames() publishes on, and its tail: runs of
+ * x/f1 and x/f2, some tails long enough to split a run, one over the bound. */
+static const char *kvc_frame_topic(int i)
+{
+    return i % 7 < 4 || (i >= 30 && i < 40) ? "x/f1" : "x/f2";
+}
+
+static size_t kvc_frame_tail(int i, const char **tail)
+{
+    static char big[KVC_BIGVAL];
+
+    if (big[0] != ':') {
+        memset(big, 'p', sizeof(big));
+        memcpy(big, ":12:", 4); /* bytes that look like a frame's header */
+    }
+    *tail = big;
+    return i == 35 ? KVC_BIGVAL : i >= 30 && i < 40 ? 20000 : 4 + (size_t)(i % 3);
+}
+
+/* Many appends in one turn, to one channel and to several, with a notify among
+ * them, their values holding bytes a framing could mistake ('3:', NULs, a
+ * length and a colon), some long: every subscriber (the other node's too) gets
+ * each value once, whole, in the order of the ids, the notify in its place. A
+ * Redis store joins those values into few PUBLISHes and splits them back. */
+static void kvc_append_frames(kv_store *a, kv_store *b, kvc_sub *sa, kvc_sub *sb,
+                              struct event_base *base)
+{
+    static const char head[] = {'3', ':', 'a', '\0'};
+    static const char note[] = "7:notify:0:";
+    static kvc_rec r[KVC_NFRAMES];
+    int na = sa->n, nb = sb->n, start = kvc_completed, good = 1;
+
+    memset(r, 0, sizeof(r));
+    for (int i = 0; i < KVC_NFRAMES; i++) {
+        kv_append_args ap = {.counter = "x/fc",
+                             .head = head,
+                             .head_len = sizeof(head),
+                             .topic = kvc_frame_topic(i)};
+        ap.tail_len = kvc_frame_tail(i, &ap.tail);
+        good &= KVC_CALL(kv_append(a, &ap, kvc_record, &r[i])) == 0;
+        if (i == 20)
+            good &= kv_notify(a, "x/f1", note, sizeof(note) - 1, NULL, NULL) == 0;
+    }
+    kvc_wait(base, start + KVC_NFRAMES);
+    for (int i = 0; i < KVC_NFRAMES; i++)
+        good &= kvc_is(&r[i], KV_OK) && r[i].id == i + 1;
+    ok(good, "%d appends and a notify issued in one turn: ids 1..%d", KVC_NFRAMES,
+       KVC_NFRAMES);
+    for (int k = 0; k < (a == b ? 1 : 2); k++) {
+        kvc_sub *s = k ? sb : sa;
+        int from = k ? nb : na, got = kvc_mark(a, s, from, base), in_order = 1;
+
+        for (int i = 0, at = from; i < KVC_NFRAMES && got == KVC_NFRAMES + 1; i++, at++) {
+            char want[KVC_MAXVAL];
+            const char *tail;
+            size_t tl = kvc_frame_tail(i, &tail);
+            int idl = snprintf(want + sizeof(head), 24, "%d", i + 1);
+            size_t len = sizeof(head) + (size_t)idl + tl, cmp = len;
+
+            memcpy(want, head, sizeof(head));
+            memcpy(want + sizeof(head) + idl, tail,
+                   KVC_MAXVAL - sizeof(head) - (size_t)idl);
+            if (cmp > KVC_MAXVAL)
+                cmp = KVC_MAXVAL; /* what a note keeps */
+            in_order &= strcmp(kvc_note_at(s, at)->topic, kvc_frame_topic(i)) == 0 &&
+                        kvc_note_at(s, at)->len == len &&
+                        memcmp(kvc_note_at(s, at)->data, want, cmp) == 0;
+            if (i == 20)
+                in_order &= kvc_note_is(s, ++at, "x/f1", note, sizeof(note) - 1);
+        }
+        ok(got == KVC_NFRAMES + 1 && in_order,
+           "node %c's subscriber got every value once, whole, in id order, the notify "
+           "in its place (%d)",
+           k ? 'b' : 'a', got);
+    }
+    ok(!sa->bad && !sb->bad, "each value is NUL-terminated past its length");
+    kv_del(a, "x/fc", NULL, NULL);
+    kvc_drain(a, base);
+}
+
 static void kv_contract_nodes(kv_store *a, kv_store *b, struct event_base *base)
 {
     kvc_sub *sa = &kvc_sub_a, *sb = a == b ? &kvc_sub_a : &kvc_sub_b;
@@ -1317,6 +1402,7 @@ static void kv_contract_nodes(kv_store *a, kv_store *b, struct event_base *base)
     kvc_logs(a, b, base);
     kvc_log_readers(a, b, base);
     kvc_append_group(a, base);
+    kvc_append_frames(a, b, sa, sb, base);
     ok(!kvc_timed_out, "no wait timed out");
 }
 

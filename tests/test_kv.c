@@ -430,6 +430,18 @@ static void redis_free_checks(redis_server *rs, struct event_base *base)
     ok(freed_in_note == 1 && kv == NULL,
        "kv_free inside a notification: none runs after it");
 
+    /* Three appends in one call: one PUBLISH, freed at its first value. */
+    kv = kv_redis_new(base, &ro, err, sizeof(err));
+    freed_in_note = 0;
+    kv_subscribe(kv, "x/", free_in_note, &kv);
+    kvc_until(base, kvc_live, kv);
+    for (int i = 0; i < 3; i++)
+        kv_append(kv, &ap, NULL, NULL);
+    kvc_until(base, is_null, &kv);
+    spin(base, 200);
+    ok(freed_in_note == 1 && kv == NULL,
+       "kv_free at the first value of a joined PUBLISH: the others do not run");
+
     /* One operation per batch: several batches in flight when a callback frees. */
     ro.maxbuffer = 1;
     kv = kv_redis_new(base, &ro, err, sizeof(err));
@@ -841,6 +853,80 @@ static void redis_loading(redis_server *rs, struct event_base *base)
     kv_free(kv);
 }
 
+/* How many times Redis ran 'cmd' since its last CONFIG RESETSTAT; -1 if it
+ * could not be asked. */
+static long long redis_calls(const redis_server *rs, const char *cmd)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", rs->port, tv);
+    redisReply *r = c && !c->err ? redisCommand(c, "INFO commandstats") : NULL;
+    long long n = -1;
+    char key[64];
+
+    snprintf(key, sizeof(key), "cmdstat_%s:calls=", cmd);
+    if (r && r->type == REDIS_REPLY_STRING) {
+        const char *at = strstr(r->str, key);
+        n = at ? strtoll(at + strlen(key), NULL, 10) : 0;
+    }
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    return n;
+}
+
+/* The framing of notifications (kv_private.h): appends next to each other on
+ * one channel are one PUBLISH; a message in frames splits into its values;
+ * one that is not (a node of an older build) is reported and dropped whole. */
+static void redis_frames(kv_store *kv, redis_server *rs, struct event_base *base)
+{
+    static const char raw[] = {'1', ':', 'a', '0', ':', '3', ':', 'b', '\0', 'c'};
+    static const char *const bad[] = {"{\"id\":1}", "5:abc", "05:hello",
+                                      "1:a2",       "",      "12345678901:x"};
+    kv_append_args ap = {.counter = "x/pc", .head = "p", .head_len = 1, .topic = "x/p"};
+    kvc_sub *s = &kvc_sub_a;
+    reports rp;
+    kvc_rec r[50];
+    int start = kvc_completed, n = s->n, got, good = 1;
+    long long pubs;
+
+    ok(redis_server_cmd(rs, "CONFIG RESETSTAT") == 0, "CONFIG RESETSTAT");
+    memset(r, 0, sizeof(r));
+    for (int i = 0; i < 50; i++)
+        kv_append(kv, &ap, kvc_record, &r[i]);
+    kvc_wait(base, start + 50);
+    got = kvc_mark(kv, s, n, base);
+    for (int i = 0; i < 50; i++) {
+        char want[16];
+        int len = snprintf(want, sizeof(want), "p%d", i + 1);
+        good &= kvc_is(&r[i], KV_OK) && r[i].id == i + 1 &&
+                kvc_note_is(s, n + i, "x/p", want, (size_t)len);
+    }
+    pubs = redis_calls(rs, "publish");
+    ok(got == 50 && good, "50 appends in one turn: 50 notifications, in order (%d)", got);
+    ok(pubs >= 1 && pubs <= 2, "... from one PUBLISH (%lld with the marker's)", pubs);
+
+    memset(&rp, 0, sizeof(rp));
+    kv_set_report(kv, on_report, &rp);
+    n = s->n;
+    ok(redis_server_cmd(rs, "PUBLISH test:x/raw %b", raw, sizeof(raw)) == 0,
+       "a message of three frames, published by hand");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        redis_server_cmd(rs, "PUBLISH test:x/bad %s", bad[i]);
+    got = kvc_mark(kv, s, n, base);
+    ok(got == 3 && kvc_note_is(s, n, "x/raw", "a", 1) &&
+           kvc_note_is(s, n + 1, "x/raw", "", 0) &&
+           kvc_note_is(s, n + 2, "x/raw", "b\0c", 3),
+       "it gives its three values, in order, the empty one too (%d)", got);
+    ok(rp.n[KV_EV_BAD_RECORD] == (int)(sizeof(bad) / sizeof(bad[0])) &&
+           strstr(rp.last[KV_EV_BAD_RECORD], "x/bad"),
+       "each message not in frames is reported and gives nothing (%d: %s)",
+       rp.n[KV_EV_BAD_RECORD], rp.last[KV_EV_BAD_RECORD]);
+    kv_set_report(kv, NULL, NULL);
+    kv_del(kv, "x/pc", NULL, NULL);
+    kvc_drain(kv, base);
+}
+
 int main(void)
 {
     struct event_base *base = event_base_new();
@@ -884,6 +970,7 @@ int main(void)
         diag("two nodes on %s", rs.url);
         kv_contract_nodes(kv, kv2, base);
         redis_noscript(kv, &rs, base);
+        redis_frames(kv, &rs, base);
         redis_sub_loss(kv, kv2, &rs, base);
         redis_restart(kv, kv2, &rs, base);
         redis_free_checks(&rs, base);

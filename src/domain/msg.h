@@ -6,9 +6,9 @@
  *
  * Memory: a message is one allocation: the struct, then its data, its event
  * type and its chunk-framed frame, one after the other (a history of 100,000
- * messages is 100,000 allocations, not 400,000). What is made later, on first
- * use (the enveloped frame, the stored JSON text), is one allocation each,
- * hung off the message. */
+ * messages is 100,000 allocations, not three or four times that). What is
+ * made later, on first use (the enveloped frame, the stored JSON text), is
+ * one allocation each, hung off the message. */
 #ifndef MSG_H
 #define MSG_H
 

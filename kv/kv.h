@@ -115,6 +115,13 @@ typedef struct kv_append_args {
      * newest (0: none; the end stays). */
     const char *log_readers;
     size_t log_idle;
+    /* With log_idle_remote, those log_idle entries are kept only for other
+     * processes (other nodes sharing the store, or a later process after a
+     * restart): the caller keeps its own copy of what it reads itself. A
+     * store no other process can read (the memory store: one node, gone
+     * with its process) then keeps none of them, so what the caller mirrors
+     * is held once, not twice; a shared store keeps log_idle as above. */
+    int log_idle_remote;
     const char *topic; /* if not NULL, notify this topic with the same value */
 } kv_append_args;
 
@@ -305,7 +312,8 @@ static inline int kv_flush(kv_store *kv, kv_cb cb, void *arg)
  * the oldest items beyond a->max[i] when that is not 0; a list named twice gets
  * the value twice), append it to a->log as the entry (id, the log's end
  * position + 1), trimming the log to about a->log_max entries (exactly
- * a->log_idle when a->log_readers names a table without keys: the log's end
+ * a->log_idle when a->log_readers names a table without keys, or none at all
+ * with a->log_idle_remote on a store no other process reads: the log's end
  * stays, even when that empties it),
  * and, if a->topic is not NULL, notify that topic with the value. res->num and
  * res->id are the id, res->pos the entry's position in the log.

@@ -18,7 +18,10 @@
  * The store is a cluster of one node: kv_append() does its whole step at once
  * in the data, and a notification for the one subscription is a completion like
  * any other, queued where it was published, so it reaches the subscriber in
- * order with every other callback. The subscription never breaks.
+ * order with every other callback. The subscription never breaks. No other
+ * process ever reads it either: log entries an append keeps only for other
+ * processes (kv_append_args.log_idle_remote) are not kept at all, so a
+ * channel's history is held once, in the broker's mirror, not twice.
  */
 #include <errno.h>
 #include <limits.h>
@@ -927,7 +930,9 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
         return KV_EINVAL;
     if (a->log_readers && (readers = table_has_key(m, a->log_readers)) < 0)
         return KV_ENOMEM;
-    keep = readers ? a->log_max : a->log_idle;
+    /* One node, gone with this process: entries kept only for other
+     * processes (log_idle_remote) would never be read. */
+    keep = readers ? a->log_max : a->log_idle_remote ? 0 : a->log_idle;
     n = a->nlists;
     for (size_t i = 0; i < n; i++)
         if (!valid_key(a->lists[i]))
@@ -1004,7 +1009,8 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
             goto oom;
     }
     if (a->log) {
-        if (!(logcopy = memdup_nul(val, vlen)))
+        /* An entry kept by no bound is never made (the end still moves). */
+        if ((readers || keep > 0) && !(logcopy = memdup_nul(val, vlen)))
             goto oom;
         if (!lg) {
             if (!(lg = insert(m, a->log, KV_KIND_LOG)))
@@ -1034,7 +1040,8 @@ static int memory_append(kv_store *kv, const kv_append_args *a, kv_cb cb, void *
 
         l->end_id = id;
         l->end_pos++;
-        deque_push(m, l, (kv_ent){logcopy, vlen, id, l->end_pos});
+        if (logcopy)
+            deque_push(m, l, (kv_ent){logcopy, vlen, id, l->end_pos});
         if ((keep > 0 || !readers) && l->len > keep)
             deque_drop(m, l, l->len - keep);
     }

@@ -24,6 +24,8 @@
  *   g/{chan}          log     the channel's messages as JSON, at least
  *                             max(history, queue_limit) newest kept while
  *                             k/{chan}/ holds a cursor, else exactly history
+ *                             for other nodes and restarts (none in a store
+ *                             no other process reads: log_idle_remote)
  *   n/{chan}/{conn}   string  connection record JSON {"id", "owner"?, "owner_role"?}
  *   l/{chan}/{conn}   string  listener JSON {"running": bool}
  *   k/{chan}/{conn}   string  its cursor in g/{chan}: "<id> <pos>"

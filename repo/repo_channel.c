@@ -97,10 +97,14 @@ static int channel_kv_publish(repo_channel *r, const chan *ch, const conn *targe
                             target ? (size_t)ch->opts.queue_limit : chan_log_bound(ch),
                         .topic = topic};
     if (!target) {
-        /* Without connections (no cursor in k/), only the history is kept. */
+        /* Without connections (no cursor in k/), only the history is kept,
+         * and only for other nodes and restarts: this node reads its history
+         * from its mirror (chan.history), so a store in this process holds
+         * none of it (log_idle_remote): each message is held once. */
         snprintf(readers, sizeof(readers), "k/%s/", ch->name);
         a.log_readers = readers;
         a.log_idle = (size_t)ch->opts.history;
+        a.log_idle_remote = 1;
     }
     return kv_append(c->kv, &a, cb, arg);
 }

@@ -1054,6 +1054,16 @@ static int kvc_entries(const kvc_rec *r, long long from, long long to, long long
     return 1;
 }
 
+/* 'n' appends of 'ap' without callbacks, from either node in turn, all done. */
+static void kvc_appends(kv_store *a, kv_store *b, const kv_append_args *ap, int n,
+                        struct event_base *base)
+{
+    for (int i = 0; i < n; i++)
+        kv_append(i % 2 ? a : b, ap, NULL, NULL);
+    kvc_drain(a, base);
+    kvc_drain(b, base);
+}
+
 /* Logs, appended to from both nodes: ids and positions, ranges by id from
  * either end, trimming that keeps the end, marks and conditional deletes. */
 static void kvc_logs(kv_store *a, kv_store *b, struct event_base *base)
@@ -1150,10 +1160,7 @@ static void kvc_logs(kv_store *a, kv_store *b, struct event_base *base)
     ok(kvc_is(&r, KV_OK) && r.id == 7 && r.pos == 1,
        "a log deleted and appended to again starts at position 1 (ids go on)");
     ap.log_max = 0;
-    for (int i = 0; i < 4; i++)
-        kv_append(i % 2 ? a : b, &ap, NULL, NULL);
-    kvc_drain(a, base);
-    kvc_drain(b, base);
+    kvc_appends(a, b, &ap, 4, base);
     KVC_RUN(base, &r, kv_log_range(b, "x/lg", 0, 10, 0, kvc_record, &r));
     ok(kvc_is(&r, KV_OK) && kvc_entries(&r, 7, 11, -6),
        "appends without a callback, unbounded: 5 entries, positions 1 to 5");
@@ -1210,10 +1217,7 @@ static void kvc_log_readers(kv_store *a, kv_store *b, struct event_base *base)
        "no reader: the log keeps exactly log_idle (2) entries");
     KVC_RUN(base, &r, kv_set(a, "x/rd/deeper/not", "1", 1, kvc_record, &r));
     KVC_RUN(base, &r, kv_set(a, "x/rd/one", "1", 1, kvc_record, &r));
-    for (int i = 0; i < 4; i++)
-        kv_append(i % 2 ? a : b, &ap, NULL, NULL);
-    kvc_drain(a, base);
-    kvc_drain(b, base);
+    kvc_appends(a, b, &ap, 4, base);
     KVC_RUN(base, &r, kv_log_range(a, "x/rl", 0, 10, 0, kvc_record, &r));
     ok(kvc_is(&r, KV_OK) && kvc_entries(&r, 4, 9, 0),
        "a reader: the log keeps log_max (unbounded here)");
@@ -1226,6 +1230,27 @@ static void kvc_log_readers(kv_store *a, kv_store *b, struct event_base *base)
        "... and a log_idle of 0 keeps none (a deeper table is no reader)");
     KVC_RUN(base, &r, kv_log_end(a, "x/rl", kvc_record, &r));
     ok(kvc_is(&r, KV_OK) && r.id == 10 && r.num == 10, "its end stays");
+
+    /* Entries kept only for other processes: a store no other process reads
+     * (memory) keeps none; a shared one (Redis) keeps log_idle. A reader
+     * still keeps log_max either way. */
+    int shared = strcmp(kv_name(a), "memory") != 0;
+    ap.log_idle = 2;
+    ap.log_idle_remote = 1;
+    kvc_appends(a, b, &ap, 3, base);
+    KVC_RUN(base, &r, kv_log_range(a, "x/rl", 0, 10, 0, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && (shared ? kvc_entries(&r, 12, 13, 0) : r.n == 0),
+       "log_idle_remote, no reader: %s (%zu)",
+       shared ? "a shared store keeps log_idle" : "a private store keeps none", r.n);
+    KVC_RUN(base, &r, kv_log_end(b, "x/rl", kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && r.id == 13 && r.num == 13, "... and its end moves on");
+    KVC_RUN(base, &r, kv_set(a, "x/rd/two", "1", 1, kvc_record, &r));
+    kvc_appends(a, b, &ap, 3, base);
+    KVC_RUN(base, &r, kv_log_range(b, "x/rl", 13, 10, 0, kvc_record, &r));
+    ok(kvc_is(&r, KV_OK) && kvc_entries(&r, 14, 16, 0),
+       "log_idle_remote with a reader: the log keeps log_max");
+    KVC_RUN(base, &r, kv_del(b, "x/rd/two", kvc_record, &r));
+    ap.log_idle_remote = 0;
     ap.log_readers = "x/rd";
     ok(kv_append(a, &ap, kvc_record, &r) == KV_EINVAL, "readers must name a table");
     ap.log_readers = "x/rd/";

@@ -320,8 +320,42 @@ static void test_msg_source(void)
     }
 }
 
+/* A message is one allocation: its data, event type and chunk lie right after
+ * the struct, the chunk is the frame in HTTP/1.1 chunk framing, and the
+ * frame is sse_frame()'s; its envelope is one allocation more, framed alike. */
+#define ENV_HEAD "retry: 3\nid: 12345\nevent: tick\ndata: {\"channel\":\"c.x\""
+static void test_msg_layout(void)
+{
+    static const char data[] = "two\nlines";
+    msg *m = msg_new(12345, "tick", data, sizeof(data) - 1, 7, 3);
+    sse_event ev = {"12345", "tick", data, sizeof(data) - 1, 3};
+    size_t fl = 0;
+    char *f = sse_frame(&ev, &fl), head[24];
+    int hl = snprintf(head, sizeof(head), "%zx\r\n", fl);
+    ok(m && f && strcmp(m->data, data) == 0 && m->event == m->data + sizeof(data) &&
+           strcmp(m->event, "tick") == 0 && m->chunk == m->event + 5,
+       "a message is one allocation: struct, data, event type, chunk");
+    ok(m && f && m->frame_len == fl && memcmp(m->frame, f, fl) == 0 &&
+           m->frame == m->chunk + hl && memcmp(m->chunk, head, (size_t)hl) == 0 &&
+           m->chunk_len == (size_t)hl + fl + 2 &&
+           memcmp(m->chunk + hl + fl, "\r\n", 2) == 0,
+       "its chunk is the SSE frame in chunk framing");
+    ok(m && msg_envelope(m, "c.x") == 0 && m->env && m->env->frame_len > fl &&
+           m->env->frame == m->env->chunk + (m->env->chunk_len - m->env->frame_len - 2) &&
+           memcmp(m->env->frame, ENV_HEAD, sizeof(ENV_HEAD) - 1) == 0,
+       "its envelope is framed alike");
+    msg *bare = msg_new(1, NULL, "", 0, 1, -1);
+    ok(bare && !bare->event && bare->data_len == 0 && bare->chunk == bare->data + 1 &&
+           bare->frame_len == 14 && memcmp(bare->frame, "id: 1\ndata: \n\n", 14) == 0,
+       "no event type, empty data");
+    msg_unref(bare);
+    msg_unref(m);
+    free(f);
+}
+
 int main(void)
 {
+    test_msg_layout();
     test_msg_json();
     test_msg_source();
     test_msg_json_large();

@@ -105,7 +105,7 @@ int stream_send_on(stream *s, const chan *ch, msg *m)
         return -1;
     }
     s->b->m.messages_delivered++;
-    s->b->m.bytes_delivered += s->envelope ? m->env_frame_len : m->frame_len;
+    s->b->m.bytes_delivered += s->envelope ? m->env->frame_len : m->frame_len;
     s->last_seq = m->seq;
     return 0;
 }

@@ -61,7 +61,10 @@ TAILQ_HEAD(stream_list, stream);
 
 /* The ids of the messages a channel's stored log holds, as far as this node
  * has seen them, oldest first: what a global memory bound evicts, the oldest
- * across all channels first. 8 bytes a message. */
+ * across all channels first (from the log and the history mirror; a store no
+ * other process reads keeps nothing of a log without connections, see g/{chan}
+ * in repo/repo.h, and then the mirror alone holds them).
+ * 8 bytes a message. */
 typedef struct seqring {
     uint64_t *v;
     size_t cap, head, len;

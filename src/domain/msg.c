@@ -22,8 +22,7 @@ static size_t heap_size(const void *p)
 
 static size_t msg_bytes(const msg *m)
 {
-    return heap_size(m) + heap_size(m->event) + heap_size(m->data) + heap_size(m->chunk) +
-           heap_size(m->json) + heap_size(m->env_chunk) + heap_size(m->pub);
+    return heap_size(m) + heap_size(m->json) + heap_size(m->env) + heap_size(m->pub);
 }
 
 size_t msg_live_bytes(void)
@@ -31,65 +30,81 @@ size_t msg_live_bytes(void)
     return live_bytes;
 }
 
-/* 'ev' encoded as an SSE frame inside HTTP/1.1 chunk framing ("<hex
- * length>\r\n<frame>\r\n": a chunked stream takes it as it is). Returns the
- * chunk (malloc'd) and its length, and where the frame lies inside it; NULL
- * on OOM. */
-static char *chunk_frame(const sse_event *ev, size_t *chunk_len, char **frame_at,
-                         size_t *frame_len)
+/* The HTTP/1.1 chunk head of a 'len'-byte chunk ("<hex length>\r\n") into
+ * 'head' (room 18); returns its length. The chunk is head, the bytes, "\r\n":
+ * a chunked stream takes it as it is. */
+static size_t chunk_head(size_t len, char *head)
 {
-    size_t flen;
-    char *frame = sse_frame(ev, &flen), head[24], *chunk;
-    int hl = 0;
-    if (!frame)
-        return NULL;
+    size_t hl = 0;
     for (int shift = 60; shift >= 0; shift -= 4)
-        if ((flen >> shift) || hl || !shift)
-            head[hl++] = "0123456789abcdef"[(flen >> shift) & 15];
+        if ((len >> shift) || hl || !shift)
+            head[hl++] = "0123456789abcdef"[(len >> shift) & 15];
     head[hl++] = '\r';
     head[hl++] = '\n';
-    *chunk_len = (size_t)hl + flen + 2;
-    if (!(chunk = malloc(*chunk_len))) {
-        free(frame);
-        return NULL;
-    }
-    memcpy(chunk, head, (size_t)hl);
-    memcpy(chunk + hl, frame, flen);
-    memcpy(chunk + hl + flen, "\r\n", 2);
-    *frame_at = chunk + hl;
-    *frame_len = flen;
-    free(frame);
-    return chunk;
+    return hl;
+}
+
+/* 'ev' encoded as an SSE frame inside chunk framing: chunk_size() is the
+ * chunk's length (and the frame's, in '*frame_len'); chunk_write() writes the
+ * chunk at 'out' (room: that length) and says where the frame lies in it. */
+static size_t chunk_size(const sse_event *ev, size_t *frame_len)
+{
+    char head[18];
+    *frame_len = sse_frame_size(ev);
+    return chunk_head(*frame_len, head) + *frame_len + 2;
+}
+
+static void chunk_write(const sse_event *ev, size_t frame_len, char *out,
+                        const char **frame_at)
+{
+    size_t hl = chunk_head(frame_len, out);
+    *frame_at = out + hl;
+    sse_frame_write(ev, out + hl);
+    memcpy(out + hl + frame_len, "\r\n", 2);
+}
+
+/* The size of the allocation of a message with this data, event type and
+ * chunk. */
+static size_t msg_alloc_len(size_t data_len, size_t event_len, size_t chunk_len)
+{
+    return offsetof(msg, data) + data_len + 1 + event_len + chunk_len;
 }
 
 msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
              int64_t ts_us, int retry)
 {
-    msg *m = calloc(1, sizeof(*m));
+    char id[21];
+    size_t elen = event ? strlen(event) + 1 : 0, frame_len, chunk_len;
+    *fmt_u64(id, seq) = '\0';
+    sse_event ev = {id, event, data, data_len, retry};
+    chunk_len = chunk_size(&ev, &frame_len);
+
+    /* One allocation: the struct, the data, the event type, the chunk. */
+    msg *m = malloc(msg_alloc_len(data_len, elen, chunk_len));
     if (!m)
         return NULL;
-    m->refs = 1;
-    m->seq = seq;
-    *fmt_u64(m->id, seq) = '\0';
-    m->ts_us = ts_us;
-    m->src_ts_us = MSG_NO_SOURCE_TS;
-    m->retry = retry;
-    if (event && !(m->event = strdup(event)))
-        goto err;
-    if (!(m->data = memdup_nul(data, data_len)))
-        goto err;
-    m->data_len = data_len;
-
-    sse_event ev = {m->id, m->event, m->data, data_len, retry};
-    if (!(m->chunk = chunk_frame(&ev, &m->chunk_len, &m->frame, &m->frame_len)))
-        goto err;
+    *m = (msg){.refs = 1,
+               .retry = retry,
+               .seq = seq,
+               .ts_us = ts_us,
+               .src_ts_us = MSG_NO_SOURCE_TS,
+               .data_len = data_len,
+               .frame_len = frame_len,
+               .chunk_len = chunk_len};
+    memcpy(m->id, id, sizeof(id));
+    if (data_len)
+        memcpy(m->data, data, data_len);
+    m->data[data_len] = '\0';
+    char *p = m->data + data_len + 1;
+    if (event) {
+        m->event = memcpy(p, event, elen);
+        p += elen;
+    }
+    ev = (sse_event){m->id, m->event, m->data, data_len, retry};
+    chunk_write(&ev, frame_len, p, &m->frame);
+    m->chunk = p;
     live_bytes += msg_bytes(m);
     return m;
-err:
-    free(m->event);
-    free(m->data);
-    free(m);
-    return NULL;
 }
 
 void msg_set_pub(msg *m, target_rec *pub)
@@ -121,14 +136,12 @@ static size_t alloc_size(size_t n)
 
 size_t msg_footprint(const msg *m)
 {
-    size_t n =
-        alloc_size(sizeof(*m)) + alloc_size(m->data_len + 1) + alloc_size(m->chunk_len);
-    if (m->event)
-        n += alloc_size(strlen(m->event) + 1);
+    size_t n = alloc_size(
+        msg_alloc_len(m->data_len, m->event ? strlen(m->event) + 1 : 0, m->chunk_len));
     if (m->json)
-        n += alloc_size(m->json_len + 1);
-    if (m->env_chunk)
-        n += alloc_size(m->env_chunk_len);
+        n += alloc_size(strlen(m->json) + 1);
+    if (m->env)
+        n += alloc_size(sizeof(msg_env) + m->env->chunk_len);
     if (m->pub)
         n += alloc_size(m->pub->size);
     return n;
@@ -139,11 +152,8 @@ void msg_unref(msg *m)
     if (!m || --m->refs > 0)
         return;
     live_bytes -= msg_bytes(m);
-    free(m->event);
-    free(m->data);
-    free(m->chunk);
     free(m->json);
-    free(m->env_chunk);
+    free(m->env);
     target_free(m->pub);
     free(m);
 }
@@ -166,7 +176,7 @@ int msg_envelope(const msg *m, const char *channel)
     msg *mm = (msg *)m;
     json_t *o;
     char *text;
-    if (mm->env_chunk)
+    if (mm->env)
         return 0;
     o = json_pack("{s:s, s:o, s:I}", "channel", channel, "data", msg_data_json(m),
                   "timestamp", (json_int_t)m->ts_us);
@@ -180,12 +190,18 @@ int msg_envelope(const msg *m, const char *channel)
     if (!text)
         return -1;
     sse_event ev = {m->id, m->event, text, strlen(text), m->retry};
-    mm->env_chunk =
-        chunk_frame(&ev, &mm->env_chunk_len, &mm->env_frame, &mm->env_frame_len);
+    size_t frame_len, chunk_len = chunk_size(&ev, &frame_len);
+    msg_env *env = malloc(sizeof(*env) + chunk_len);
+    if (env) {
+        env->chunk_len = chunk_len;
+        env->frame_len = frame_len;
+        chunk_write(&ev, frame_len, env->chunk, &env->frame);
+    }
     free(text);
-    if (!mm->env_chunk)
+    if (!env)
         return -1;
-    live_bytes += heap_size(mm->env_chunk);
+    mm->env = env;
+    live_bytes += heap_size(env);
     return 0;
 }
 
@@ -229,11 +245,11 @@ const char *msg_json_text(const msg *m, size_t *len)
     if (!mm->json) {
         json_t *o = to_json(m, true);
         mm->json = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        mm->json_len = mm->json ? strlen(mm->json) : 0;
         live_bytes += heap_size(mm->json);
         json_decref(o);
     }
-    *len = mm->json_len;
+    /* Compact JSON text holds no NUL: its length is its strlen. */
+    *len = mm->json ? strlen(mm->json) : 0;
     return mm->json;
 }
 
@@ -578,7 +594,10 @@ static int take_int(const char **pp, const char *end, long long *v)
 msg *msg_from_json_fast(const char *text, size_t len)
 {
     const char *p = text, *end = text + len;
-    char *buf = malloc(len + 1), *event = NULL, *data;
+    /* A small message is unescaped on the stack: no allocation to free
+     * between the message's own (msg_new copies what it keeps). */
+    char small[1024];
+    char *buf = len < sizeof(small) ? small : malloc(len + 1), *event = NULL, *data;
     long long ts, retry = -1, pos = 0, src = MSG_NO_SOURCE_TS;
     long n, dn;
     uint64_t seq;
@@ -636,7 +655,8 @@ msg *msg_from_json_fast(const char *text, size_t len)
     }
 out:
     target_free(pub);
-    free(buf);
+    if (buf != small)
+        free(buf);
     return m;
 }
 

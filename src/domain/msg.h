@@ -2,7 +2,13 @@
  *
  * One message fanned out to N streams and queues is encoded once (its SSE frame,
  * already framed as an HTTP/1.1 chunk, is built in msg_new) and referenced N
- * times, never copied. */
+ * times, never copied.
+ *
+ * Memory: a message is one allocation: the struct, then its data, its event
+ * type and its chunk-framed frame, one after the other (a history of 100,000
+ * messages is 100,000 allocations, not three or four times that). What is
+ * made later, on first use (the enveloped frame, the stored JSON text), is
+ * one allocation each, hung off the message. */
 #ifndef MSG_H
 #define MSG_H
 
@@ -13,38 +19,44 @@
 
 #include "src/domain/target.h"
 
+/* msg_envelope(): the enveloped SSE frame, chunk-framed as a message's chunk
+ * is, in one allocation. */
+typedef struct msg_env {
+    size_t chunk_len, frame_len;
+    const char *frame; /* inside 'chunk' */
+    char chunk[];
+} msg_env;
+
 typedef struct msg {
     int refs;
-    uint64_t seq; /* numeric form of the id */
-    uint64_t pos; /* its position in its log (its channel's, or for a message to
-                     one connection, that connection's): 1 for the first, 0 if
-                     unknown */
-    int own;      /* 1: published to one connection (pos is in its own log) */
-    char id[21];  /* decimal id, what clients see */
-    char *event;  /* NULL if none */
-    char *data;   /* NUL-terminated, data_len bytes */
-    size_t data_len;
+    int retry;         /* -1 if none */
+    uint64_t seq;      /* numeric form of the id */
+    uint64_t pos;      /* its position in its log (its channel's, or for a message to
+                          one connection, that connection's): 1 for the first, 0 if
+                          unknown */
     int64_t ts_us;     /* publish time, microseconds since the epoch */
     int64_t src_ts_us; /* the publisher's own time (us), MSG_NO_SOURCE_TS if none */
-    int is_json;       /* 1: published as a JSON value that is no string (the data
-                          is its compact text), 0: as a string or a raw body */
-    int retry;         /* -1 if none */
-    char *frame;       /* the SSE frame, frame_len bytes (inside 'chunk') */
-    size_t frame_len;
-    char *chunk; /* the frame with HTTP/1.1 chunk framing around it, owned */
-    size_t chunk_len;
-    char *json; /* msg_json_text(), made on first use; owned */
-    size_t json_len;
-    /* msg_envelope(): the enveloped SSE frame, chunk-framed as 'chunk' is,
-     * made on first use; owned (env_frame lies inside it) */
-    char *env_chunk, *env_frame;
-    size_t env_chunk_len, env_frame_len;
+    const char *event; /* NULL if none; else inside the message's allocation */
+    const char *frame; /* the SSE frame, frame_len bytes (inside 'chunk') */
+    const char *chunk; /* the frame with HTTP/1.1 chunk framing around it, inside
+                          the message's allocation */
+    size_t data_len;
+    size_t frame_len, chunk_len;
+    char *json;   /* msg_json_text(), made on first use; owned */
+    msg_env *env; /* msg_envelope(), made on first use; owned */
     /* Its publication record (who published it, the targeting lists), owned,
      * NULL if there is none (anonymous and untargeted); 'tg' is the same
      * record when it names receivers, else NULL: the one test delivery makes
      * per receiver for an untargeted message. */
     target_rec *pub;
     const target_rec *tg;
+    unsigned char own;     /* 1: published to one connection (pos is in its own log) */
+    unsigned char is_json; /* 1: published as a JSON value that is no string (the
+                              data is its compact text), 0: as a string or a raw
+                              body */
+    char id[21];           /* decimal id, what clients see */
+    char data[];           /* data_len bytes, NUL-terminated; then the event type
+                              and the chunk */
 } msg;
 
 /* No source timestamp (msg.src_ts_us). A given one is 0..MSG_SOURCE_TS_MAX. */
@@ -60,10 +72,10 @@ msg *msg_new(uint64_t seq, const char *event, const char *data, size_t data_len,
  * even if 'm' is NULL), before the message is shared. */
 void msg_set_pub(msg *m, target_rec *pub);
 msg *msg_ref(msg *m);
-/* The bytes 'm' holds in memory: the struct and every buffer it owns (its
- * data, its chunk-framed frame, its JSON text and envelope once made, its
- * publication record), each with the allocator's header. What a reference
- * keeps alive if it is the last. */
+/* The bytes 'm' holds in memory: its allocation (the struct, its data, event
+ * type and chunk-framed frame) and every buffer it owns (its JSON text and
+ * envelope once made, its publication record), each with the allocator's
+ * header. What a reference keeps alive if it is the last. */
 size_t msg_footprint(const msg *m);
 /* Drop a reference; the last one frees. NULL is fine. */
 void msg_unref(msg *m);
@@ -91,11 +103,11 @@ static inline int msg_allows(const msg *m, const target_rcv *r)
  * Never the publication record. New reference, NULL on OOM. */
 json_t *msg_to_json(const msg *m);
 
-/* Make the message's enveloped frame (env_frame, env_chunk), once: the same
+/* Make the message's enveloped frame (m->env), once: the same
  * id, event type and retry, with the data a JSON envelope
  * {"channel": 'channel', "data": ..., "timestamp": ts_us
  * [, "source_timestamp": src_ts_us]}, where "data" is msg_data_json().
- * Shared by every stream that wants the envelope and counted in
+ * Shared by every stream that wants the envelope (m->env) and counted in
  * msg_footprint. 0, or -1 on OOM. */
 int msg_envelope(const msg *m, const char *channel);
 

@@ -47,52 +47,56 @@ static size_t sse_data_lines(const char *data, size_t len, char *out)
     return total;
 }
 
-char *sse_frame(const sse_event *ev, size_t *len)
+/* The "retry: N\n" line of 'ev' into 'buf' (room 32), its length (0: none). */
+static size_t sse_retry_line(const sse_event *ev, char *buf)
+{
+    return ev->retry >= 0 ? (size_t)snprintf(buf, 32, "retry: %d\n", ev->retry) : 0;
+}
+
+size_t sse_frame_size(const sse_event *ev)
 {
     char retry[32];
-    size_t retry_len = 0, id_len = 0, event_len = 0, size = 0, off = 0;
-    const char *data = ev->data ? ev->data : "";
-    size_t data_len = ev->data ? ev->data_len : 0;
+    size_t size = sse_retry_line(ev, retry);
 
-    if (ev->retry >= 0) {
-        retry_len = (size_t)snprintf(retry, sizeof(retry), "retry: %d\n", ev->retry);
-        size += retry_len;
-    }
+    if (ev->id)
+        size += 4 + strlen(ev->id) + 1; /* "id: " ... "\n" */
+    if (ev->event)
+        size += 7 + strlen(ev->event) + 1; /* "event: " ... "\n" */
+    size += sse_data_lines(ev->data ? ev->data : "", ev->data ? ev->data_len : 0, NULL);
+    return size + 1; /* the blank line that ends the event */
+}
+
+size_t sse_frame_write(const sse_event *ev, char *out)
+{
+    char retry[32];
+    size_t off = sse_retry_line(ev, retry);
+
+    memcpy(out, retry, off);
     if (ev->id) {
-        id_len = strlen(ev->id);
-        size += 4 + id_len + 1; /* "id: " ... "\n" */
-    }
-    if (ev->event) {
-        event_len = strlen(ev->event);
-        size += 7 + event_len + 1; /* "event: " ... "\n" */
-    }
-    size += sse_data_lines(data, data_len, NULL);
-    size += 1; /* the blank line that ends the event */
-
-    char *buf = malloc(size);
-    if (!buf)
-        return NULL;
-
-    if (retry_len) {
-        memcpy(buf + off, retry, retry_len);
-        off += retry_len;
-    }
-    if (ev->id) {
-        memcpy(buf + off, "id: ", 4);
-        memcpy(buf + off + 4, ev->id, id_len);
-        buf[off + 4 + id_len] = '\n';
+        size_t id_len = strlen(ev->id);
+        memcpy(out + off, "id: ", 4);
+        memcpy(out + off + 4, ev->id, id_len);
+        out[off + 4 + id_len] = '\n';
         off += 4 + id_len + 1;
     }
     if (ev->event) {
-        memcpy(buf + off, "event: ", 7);
-        memcpy(buf + off + 7, ev->event, event_len);
-        buf[off + 7 + event_len] = '\n';
+        size_t event_len = strlen(ev->event);
+        memcpy(out + off, "event: ", 7);
+        memcpy(out + off + 7, ev->event, event_len);
+        out[off + 7 + event_len] = '\n';
         off += 7 + event_len + 1;
     }
-    off += sse_data_lines(data, data_len, buf + off);
-    buf[off++] = '\n';
+    off +=
+        sse_data_lines(ev->data ? ev->data : "", ev->data ? ev->data_len : 0, out + off);
+    out[off++] = '\n';
+    return off;
+}
 
-    *len = off;
+char *sse_frame(const sse_event *ev, size_t *len)
+{
+    char *buf = malloc(sse_frame_size(ev));
+    if (buf)
+        *len = sse_frame_write(ev, buf);
     return buf;
 }
 

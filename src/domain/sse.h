@@ -23,6 +23,11 @@ typedef struct sse_event {
  * '*len', or NULL on OOM. */
 char *sse_frame(const sse_event *ev, size_t *len);
 
+/* The same frame written in place: sse_frame_size() is its length, and
+ * sse_frame_write() writes it at 'out' (room: that length) and returns it. */
+size_t sse_frame_size(const sse_event *ev);
+size_t sse_frame_write(const sse_event *ev, char *out);
+
 /* 1 if the 'len' bytes at 's' can be an id or event field: no CR, LF or NUL;
  * 0 otherwise. */
 int sse_valid_field(const char *s, size_t len);

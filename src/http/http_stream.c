@@ -231,8 +231,8 @@ static int hs_send(sink *sk, msg *m, bool envelope)
     const char *p = hs->chunked ? m->chunk : m->frame;
     size_t len = hs->chunked ? m->chunk_len : m->frame_len;
     if (envelope) {
-        p = hs->chunked ? m->env_chunk : m->env_frame;
-        len = hs->chunked ? m->env_chunk_len : m->env_frame_len;
+        p = hs->chunked ? m->env->chunk : m->env->frame;
+        len = hs->chunked ? m->env->chunk_len : m->env->frame_len;
     }
     if (len <= HS_COPY_MAX) {
         hs_copy(hs, p, len);

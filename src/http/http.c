@@ -1892,11 +1892,12 @@ static http_server *front_new(http_server *h, http_front *fr, const http_opts *o
     return f;
 }
 
-/* threads - 1 front loops beside the main server. 0, or -1 with 'err'. */
+/* The front loops beside the main server (http_front_loops). 0, or -1 with
+ * 'err'. */
 static int fronts_start(http_server *h, struct event_base *base, const http_opts *o,
                         char *err, size_t errlen)
 {
-    int n = o->threads - 1;
+    int n = http_front_loops(o->threads);
     if (!(h->fronts = http_fronts_new(base, h->b, h->d, n, &front_hooks))) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -1943,7 +1944,7 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
         return NULL;
     }
     http_metrics_set_modules(h->metrics, o->modules);
-    if (o->threads > 1 && fronts_start(h, base, o, err, errlen) < 0) {
+    if (http_front_loops(o->threads) && fronts_start(h, base, o, err, errlen) < 0) {
         http_server_free(h);
         return NULL;
     }

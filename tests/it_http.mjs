@@ -132,6 +132,39 @@ test('a chunked request body publishes like a sized one', async () => {
     c.close();
 });
 
+test('a body arriving in pieces, past 4 KiB, sized or chunked, publishes whole', async () => {
+    // The body is allocated as it arrives (httpd.c body_room): it grows
+    // across reads, a chunk's data split between segments included.
+    const b = await broker();
+    const name = uniq('pieces');
+    const c = rawConn(b.port);
+    const text = (n, seed) => Array.from({ length: n }, (_, i) => String.fromCharCode(97 + ((i * 7 + seed) % 26))).join('');
+    const sized = text(20000, 1), chunked = text(15000, 2);
+    const head = `POST ${evPath(name)} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n`;
+    c.sock.write(head + `Content-Length: ${sized.length}\r\n\r\n`);
+    for (let i = 0; i < sized.length; i += 3000) {
+        c.sock.write(sized.slice(i, i + 3000));
+        await sleep(10); // each piece in a segment of its own, most likely
+    }
+    c.sock.write(head + 'Transfer-Encoding: chunked\r\n\r\n');
+    let wire = '';
+    for (let i = 0; i < chunked.length; i += 1500)
+        wire += `${Math.min(1500, chunked.length - i).toString(16)}\r\n${chunked.slice(i, i + 1500)}\r\n`;
+    wire += '0\r\n\r\n';
+    for (let i = 0; i < wire.length; i += 2000) {
+        c.sock.write(wire.slice(i, i + 2000));
+        await sleep(10);
+    }
+    c.sock.write(`GET ${evPath(name)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const r = await c.wait(3);
+    assert.deepEqual(r.map((x) => x.status), [201, 201, 200], r.map((x) => x.text).join(' '));
+    const got = JSON.parse(r[2].text).events.map((e) => e.data);
+    assert.equal(got.length, 2);
+    assert.ok(got[0] === sized, 'the sized body whole');
+    assert.ok(got[1] === chunked, 'the chunked body whole');
+    c.close();
+});
+
 test('Expect: 100-continue gets 100 before the body is sent', async () => {
     const b = await broker();
     const name = uniq('expect');

@@ -344,18 +344,12 @@ void http_publish_answer(void *arg, int status, const uint64_t *ids_, size_t n,
             json_array_append_new(ids, json_sprintf("%llu", (unsigned long long)ids_[i]));
         http_json(c->req, c->o, 201, json_pack("{s:o}", "ids", ids));
     } else {
-        /* The common answer, written without building a JSON object. */
-        struct evbuffer *out = evbuffer_new();
-        if (!out) {
-            reply_error(c, 503, "out_of_memory", "out of memory");
-        } else {
-            char text[80], *e = text;
-            e = fmt_u64(stpcpy(e, "{\"id\":\""), ids_[0]);
-            e = stpcpy(fmt_i64(stpcpy(e, "\",\"timestamp\":"), ts_us), "}\n");
-            evbuffer_add(out, text, (size_t)(e - text));
-            httpd_reply(c->req, 201, "application/json", out);
-            evbuffer_free(out);
-        }
+        /* The common answer, written without building a JSON object (and
+         * sent without a buffer: httpd_reply_bytes). */
+        char text[80], *e = text;
+        e = fmt_u64(stpcpy(e, "{\"id\":\""), ids_[0]);
+        e = stpcpy(fmt_i64(stpcpy(e, "\",\"timestamp\":"), ts_us), "}\n");
+        httpd_reply_bytes(c->req, 201, "application/json", text, (size_t)(e - text));
     }
     ctx_free(c);
 }
@@ -1823,7 +1817,8 @@ http_server *http_server_new(struct event_base *base, broker *b, const http_opts
         return NULL;
     }
     http_metrics_set_modules(h->metrics, o->modules);
-    if (o->threads > 1 && http_server_fronts_start(h, base, o, err, errlen) < 0) {
+    if (http_front_loops(o->threads) &&
+        http_server_fronts_start(h, base, o, err, errlen) < 0) {
         http_server_free(h);
         return NULL;
     }

@@ -28,8 +28,8 @@ typedef struct http_opts {
     int max_delivery_lag_ms; /* a publish is refused (503) while delivery is this far
                                 behind (httpd_delivery_lag_ms); 0: never (1000) */
     int threads;             /* threads serving the process, the loop's included (>= 1):
-                                each one beyond it a front loop (http_front.h) and a
-                                writer of streams */
+                                each one beyond it a writer of streams and, from 3
+                                on, a front loop (http_front_loops) */
     char *cors_origin;       /* Access-Control-Allow-Origin (default "*"); the config
                                 that filled it owns it, the server borrows it */
     const struct auth *auth; /* access control (borrowed); NULL: open to all */

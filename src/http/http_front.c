@@ -433,6 +433,11 @@ fail:
     return NULL;
 }
 
+int http_front_loops(int threads)
+{
+    return threads >= HTTP_FRONT_MIN_THREADS ? threads - 1 : 0;
+}
+
 int http_fronts_count(const http_fronts *fs)
 {
     return fs ? fs->n : 0;

@@ -1,6 +1,6 @@
-/* http_front.h - front loops: request handling on every core (threads > 1).
+/* http_front.h - front loops: request handling on every core (threads >= 3).
  *
- * With 'threads' N > 1 the process runs N-1 front loops, each on its own
+ * With 'threads' N >= 3 the process runs N-1 front loops, each on its own
  * thread with its own event base and its own httpd, listening on nothing:
  * the main loop accepts every connection and, on the raw bytes of a request
  * head, gives a publishing connection (POST /channels/{name}/events) to the
@@ -30,7 +30,8 @@
 #include "src/http/http.h"
 #include "src/http/httpd.h"
 
-#define HTTP_FRONT_JOBS 4096 /* publishes one front may have at the main loop */
+#define HTTP_FRONT_JOBS 4096     /* publishes one front may have at the main loop */
+#define HTTP_FRONT_MIN_THREADS 3 /* 'threads' from which front loops run */
 
 typedef struct http_fronts http_fronts;
 typedef struct http_front http_front;
@@ -45,6 +46,12 @@ typedef struct http_front_hooks {
     void (*stop_accepting)(void *srv);
     void (*free)(void *srv);
 } http_front_hooks;
+
+/* How many front loops 'threads' runs: threads - 1 from HTTP_FRONT_MIN_THREADS
+ * on, else none. With two threads the second only writes streams: on two
+ * cores a publish handed to a front cost more than it saved (the load
+ * client shares them; README "Design", front loops). */
+int http_front_loops(int threads);
 
 /* Event bases and mailboxes for 'n' fronts of the main loop 'base' (whose
  * httpd 'main_d' adopts what they hand over); no thread yet. NULL on OOM. */

@@ -104,7 +104,7 @@ static http_server *front_new(http_server *h, http_front *fr, const http_opts *o
 int http_server_fronts_start(http_server *h, struct event_base *base, const http_opts *o,
                              char *err, size_t errlen)
 {
-    int n = o->threads - 1;
+    int n = http_front_loops(o->threads);
     if (!(h->fronts = http_fronts_new(base, h->b, h->d, n, &front_hooks))) {
         snprintf(err, errlen, "out of memory");
         return -1;

@@ -60,6 +60,8 @@
 #define FLUSH_SLICE 256        /* streams written per loop turn, at most */
 #define FLUSH_PAR_MIN 16       /* streams in a flush worth waking the writers for */
 #define FLUSH_IOV 128          /* buffers per writev of a stream, as libevent's */
+#define REPLY_DIRECT_MAX 2048  /* an answer up to this long is sent without a buffer */
+#define BODY_MIN 4096          /* a request body's first allocation, at most */
 
 enum { S_HEAD, S_BODY, S_BUSY, S_STREAM, S_FLUSH, S_LINGER };
 enum { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
@@ -120,12 +122,15 @@ struct httpd_req {
     bool is_dirty : 1;    /* in srv->dirty */
     bool sized : 1;       /* S_STREAM: a body of known length (httpd_body_start) */
     bool handed : 1;      /* handed over: another server counts it now */
-    size_t scanned;       /* input scanned for the end of the head */
+    union {
+        size_t scanned;  /* S_HEAD: input scanned for the end of the head */
+        size_t body_cap; /* S_BODY on: the bytes allocated at 'body' */
+    };
     /* The current request: freed when it ends or its stream starts. */
     char *raw; /* the head, parsed in place, then its field array */
     httpd_head h;
     uint64_t body_left;
-    struct evbuffer *body; /* NUL-terminated once complete */
+    char *body; /* 'body_len' bytes read, NUL-terminated once complete; or NULL */
     size_t body_len;
     char *out_headers; /* lines httpd_add_header() added (NUL-terminated), or NULL */
     httpd_close_cb on_close;
@@ -181,10 +186,8 @@ static void req_reset(httpd_req *r)
     free(r->raw);
     r->raw = NULL;
     memset(&r->h, 0, sizeof(r->h));
-    if (r->body) {
-        evbuffer_free(r->body);
-        r->body = NULL;
-    }
+    free(r->body);
+    r->body = NULL;
     free(r->out_headers);
     r->out_headers = NULL;
     r->on_close = NULL;
@@ -336,15 +339,16 @@ static char *put(char *p, const char *s, size_t n)
 }
 #define PUT(p, lit) put((p), (lit), sizeof(lit) - 1)
 
-static void write_head(httpd_req *r, int status, const char *ctype, int64_t clen,
-                       bool chunked)
+/* The status line and the fixed headers into 'head' (HEAD_FIXED_MAX bytes at
+ * least); returns their length. Built by hand: this runs for every answer. */
+#define HEAD_FIXED_MAX (320 + 128)
+static size_t head_fixed(httpd_req *r, int status, const char *ctype, int64_t clen,
+                         bool chunked, char *head)
 {
-    /* Built by hand: this runs for every answer. */
-    struct evbuffer *out = bufferevent_get_output(r->bev);
     bool keep = r->h.keepalive && !r->close_after;
     const char *why = reason(status), *date = http_date(r->srv);
     size_t ctl = ctype ? strlen(ctype) : 0;
-    char head[320 + 128], *p = head;
+    char *p = head;
     if (ctl > 128)
         ctl = 0, ctype = NULL; /* ours are short; never overflow */
     p = PUT(p, "HTTP/1.1 ");
@@ -370,7 +374,15 @@ static void write_head(httpd_req *r, int status, const char *ctype, int64_t clen
         p = PUT(p, "Connection: close\r\n");
     else if (r->h.minor == 0)
         p = PUT(p, "Connection: keep-alive\r\n");
-    evbuffer_add(out, head, (size_t)(p - head));
+    return (size_t)(p - head);
+}
+
+static void write_head(httpd_req *r, int status, const char *ctype, int64_t clen,
+                       bool chunked)
+{
+    struct evbuffer *out = bufferevent_get_output(r->bev);
+    char head[HEAD_FIXED_MAX];
+    evbuffer_add(out, head, head_fixed(r, status, ctype, clen, chunked, head));
     /* Here, not in the routes: the errors httpd answers itself carry it too,
      * or a page could not read them. */
     if (r->srv->cors)
@@ -459,47 +471,91 @@ static void finish(httpd_req *r)
                             BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
-void httpd_reply(httpd_req *r, int status, const char *ctype, struct evbuffer *body)
+/* An answer's head and body; 'ebody' (moved out) or 'body' (copied). */
+static void reply(httpd_req *r, int status, const char *ctype, struct evbuffer *ebody,
+                  const char *body, size_t len)
 {
-    size_t len = body ? evbuffer_get_length(body) : 0;
+    struct evbuffer *out = bufferevent_get_output(r->bev);
     bool nobody = status == 204 || status == 304 || status < 200;
+    bool send_body = !nobody && r->h.method != HTTPD_HEAD;
+    char buf[REPLY_DIRECT_MAX];
+    size_t n, extra;
     if (r->state != S_BUSY) {
         log_error("http: a reply to a request that is not waiting for one");
         return;
     }
-    write_head(r, status, nobody ? NULL : ctype, nobody ? -1 : (int64_t)len, false);
-    access_line(r, status, nobody || r->h.method == HTTPD_HEAD ? 0 : (int64_t)len);
-    if (body && !nobody && r->h.method != HTTPD_HEAD)
-        evbuffer_add_buffer(bufferevent_get_output(r->bev), body);
+    access_line(r, status, send_body ? (int64_t)len : 0);
+    if (nobody)
+        ctype = NULL;
+    /* A short answer to a connection with nothing else to write (a publish's,
+     * an error's): built here and sent in one write, without a buffer; only
+     * what the socket does not take waits in the output. */
+    extra = (r->srv->cors ? r->srv->cors_len : 0) +
+            (r->out_headers ? strlen(r->out_headers) : 0) + 2 + (send_body ? len : 0);
+    if (!ebody && !r->srv->origins && !evbuffer_get_length(out) &&
+        extra <= sizeof(buf) - HEAD_FIXED_MAX) {
+        char *p =
+            buf + head_fixed(r, status, ctype, nobody ? -1 : (int64_t)len, false, buf);
+        if (r->srv->cors)
+            p = put(p, r->srv->cors, r->srv->cors_len);
+        if (r->out_headers)
+            p = put(p, r->out_headers, strlen(r->out_headers));
+        p = PUT(p, "\r\n");
+        if (send_body && len)
+            p = put(p, body, len);
+        n = (size_t)(p - buf);
+        ssize_t w = send(bufferevent_getfd(r->bev), buf, n, MSG_NOSIGNAL);
+        /* A socket error is left for the bufferevent to find on its write. */
+        if (w < 0)
+            w = 0;
+        if ((size_t)w < n)
+            evbuffer_add(out, buf + w, n - (size_t)w);
+        finish(r);
+        return;
+    }
+    write_head(r, status, ctype, nobody ? -1 : (int64_t)len, false);
+    if (send_body && ebody)
+        evbuffer_add_buffer(out, ebody);
+    else if (send_body && len)
+        evbuffer_add(out, body, len);
     finish(r);
+}
+
+void httpd_reply(httpd_req *r, int status, const char *ctype, struct evbuffer *body)
+{
+    reply(r, status, ctype, body, NULL, body ? evbuffer_get_length(body) : 0);
+}
+
+void httpd_reply_bytes(httpd_req *r, int status, const char *ctype, const char *body,
+                       size_t len)
+{
+    reply(r, status, ctype, NULL, body, len);
 }
 
 void httpd_reply_error(httpd_req *r, int status, const char *code, const char *message,
                        bool close)
 {
-    struct evbuffer *body = evbuffer_new();
-    char *esc = NULL;
+    /* The message is ours; code is an identifier: escape only '"' and '\'. */
+    static const char pre[] = "{\"error\":{\"code\":\"", mid[] = "\",\"message\":\"",
+                      post[] = "\"}}\n";
+    size_t cl = strlen(code), ml = strlen(message);
+    char *text = malloc(sizeof(pre) + cl + sizeof(mid) + 2 * ml + sizeof(post)),
+         *p = text;
     if (close)
         r->close_after = true;
-    if (body) {
-        /* The message is ours; code is an identifier: escape only '"' and '\'. */
-        size_t n = strlen(message);
-        if ((esc = malloc(2 * n + 1))) {
-            char *p = esc;
-            for (size_t i = 0; i < n; i++) {
-                if (message[i] == '"' || message[i] == '\\')
-                    *p++ = '\\';
-                *p++ = message[i];
-            }
-            *p = '\0';
+    if (text) {
+        p = put(put(p, pre, sizeof(pre) - 1), code, cl);
+        p = put(p, mid, sizeof(mid) - 1);
+        for (size_t i = 0; i < ml; i++) {
+            if (message[i] == '"' || message[i] == '\\')
+                *p++ = '\\';
+            *p++ = message[i];
         }
-        evbuffer_add_printf(body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
-                            code, esc ? esc : "");
+        p = put(p, post, sizeof(post) - 1);
     }
-    free(esc);
-    httpd_reply(r, status, "application/json", body);
-    if (body)
-        evbuffer_free(body);
+    httpd_reply_bytes(r, status, "application/json", text ? text : "",
+                      (size_t)(p - text));
+    free(text);
 }
 
 struct evbuffer *httpd_stream_start(httpd_req *r, int status, const char *ctype)
@@ -801,7 +857,7 @@ const char *httpd_header(const httpd_req *r, const char *name)
 const char *httpd_body(httpd_req *r, size_t *len)
 {
     *len = r->body_len;
-    return r->body_len ? (const char *)evbuffer_pullup(r->body, -1) : "";
+    return r->body_len ? r->body : "";
 }
 
 /* Answer an error found before the handler, and close. */
@@ -838,10 +894,8 @@ static void dispatch(httpd_req *r)
 {
     timed_off(r);
     r->state = S_BUSY;
-    if (r->body) {
-        r->body_len = evbuffer_get_length(r->body);
-        evbuffer_add(r->body, "", 1); /* the NUL one past the end */
-    }
+    if (r->body)
+        r->body[r->body_len] = '\0'; /* one past the end: body_room keeps room */
     guard_enter(&r->guard);
     r->srv->handler(r, r->srv->arg);
     if (client_leave(r))
@@ -947,11 +1001,7 @@ static int read_head(httpd_req *r)
         return 0;
     }
     if (r->h.chunked || r->h.content_length > 0) {
-        if (!(r->body = evbuffer_new())) {
-            early_error(r, 503, "out_of_memory", "out of memory");
-            return 0;
-        }
-        r->state = S_BODY;
+        r->state = S_BODY; /* the body is allocated as it arrives (body_room) */
         r->chunk_state = CH_SIZE;
         r->body_left = r->h.chunked ? 0 : (uint64_t)r->h.content_length;
         if (r->h.expect_continue) {
@@ -984,6 +1034,31 @@ static int take_line(struct evbuffer *in, char *line, size_t max)
     return 1;
 }
 
+/* Room at r->body for 'n' more bytes and the NUL after them. It grows with
+ * what arrives (doubling, from BODY_MIN), never past what the request
+ * declares (its Content-Length, or max_body when chunked): a client that
+ * only announces a big body holds no more than twice what it sent. One
+ * allocation for a short body, read straight into it (no evbuffer, no
+ * pullup). 0, or -1 on OOM. */
+static int body_room(httpd_req *r, size_t n)
+{
+    size_t need = r->body_len + n + 1, cap, most;
+    char *p;
+    if (need <= r->body_cap)
+        return 0;
+    most = (r->h.chunked ? r->srv->o.max_body : (size_t)r->h.content_length) + 1;
+    cap = r->body_cap > BODY_MIN / 2 ? 2 * r->body_cap : BODY_MIN;
+    if (cap > most)
+        cap = most;
+    if (cap < need)
+        cap = need;
+    if (!(p = realloc(r->body, cap)))
+        return -1;
+    r->body = p;
+    r->body_cap = cap;
+    return 0;
+}
+
 /* Read the body. Returns 1 to go on processing input, 0 to stop. */
 static int read_body(httpd_req *r)
 {
@@ -995,8 +1070,14 @@ static int read_body(httpd_req *r)
         size_t avail = evbuffer_get_length(in);
         if (!r->h.chunked || r->chunk_state == CH_DATA) {
             size_t n = avail < r->body_left ? avail : (size_t)r->body_left;
-            if (n)
-                evbuffer_remove_buffer(in, r->body, n);
+            if (n) {
+                if (body_room(r, n) < 0) {
+                    early_error(r, 503, "out_of_memory", "out of memory");
+                    return 0;
+                }
+                evbuffer_remove(in, r->body + r->body_len, n);
+                r->body_len += n;
+            }
             r->body_left -= n;
             if (r->body_left)
                 return 0;
@@ -1047,7 +1128,7 @@ static int read_body(httpd_req *r)
             early_error(r, 400, "invalid_request", "a chunk size is not a hex number");
             return 0;
         }
-        if (size > r->srv->o.max_body - evbuffer_get_length(r->body)) {
+        if (r->body_len > r->srv->o.max_body || size > r->srv->o.max_body - r->body_len) {
             early_error(r, 413, "body_too_large", "the request body is over the limit");
             return 0;
         }

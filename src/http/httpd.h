@@ -144,6 +144,11 @@ void httpd_add_header(httpd_req *r, const char *name, const char *value);
 /* Answer with 'status' and 'body' (its contents are moved out; NULL for none),
  * typed 'ctype' (may be NULL). HEAD gets the headers only. */
 void httpd_reply(httpd_req *r, int status, const char *ctype, struct evbuffer *body);
+/* The same with a body of 'len' bytes at 'body' (borrowed; copied or written
+ * before it returns). A short answer goes to the socket in one write, with
+ * no buffer allocated on the way. */
+void httpd_reply_bytes(httpd_req *r, int status, const char *ctype, const char *body,
+                       size_t len);
 /* Answer {"error": {"code": code, "message": message}} and close the
  * connection afterwards when 'close' is set. */
 void httpd_reply_error(httpd_req *r, int status, const char *code, const char *message,

@@ -167,6 +167,9 @@ typedef struct kv_ops {
     int (*health)(kv_store *kv);
     /* Bytes its data takes in this process. */
     size_t (*used)(kv_store *kv);
+    /* Fail what is still owed and refuse what comes (kv_abandon); NULL: a
+     * store that owes nothing past the next loop turn. */
+    void (*abandon)(kv_store *kv);
     void (*free)(kv_store *kv);
 } kv_ops;
 
@@ -431,6 +434,23 @@ static inline int kv_health(kv_store *kv)
 static inline size_t kv_used(kv_store *kv)
 {
     return kv->ops->used ? kv->ops->used(kv) : 0;
+}
+
+/* Give up on the store (a forced exit: the shutdown's deadline passed with
+ * the store not answering). Every operation
+ * still owed a callback gets it now, KV_EIO (a flush with nothing to wait for:
+ * KV_OK), oldest first; every operation issued from then on, by those
+ * callbacks too, is refused (a negative code, no callback), and the
+ * subscription delivers nothing more. So whoever waited on the store (a
+ * lookup, a read, a publish, their requests) is answered and frees what it
+ * holds through its ordinary error path, while everything is still alive;
+ * only kv_free() is left to call. Not from inside one of the store's
+ * callbacks. A store that owes nothing past the next loop turn (the memory
+ * store) does nothing. kv_abandon(NULL) is a no-op. */
+static inline void kv_abandon(kv_store *kv)
+{
+    if (kv && kv->ops->abandon)
+        kv->ops->abandon(kv);
 }
 
 /* Free the store and its subscription. Callbacks still pending are not run, nor

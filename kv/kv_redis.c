@@ -176,6 +176,7 @@ typedef struct kv_redis {
     rop *ready, **ready_tail; /* flushes with nothing to wait for (redis_flush) */
     struct event *ready_ev;   /* ... answered on the next loop turn */
     unsigned long long fails; /* operations failed so far (a flush compares) */
+    int abandoned;            /* kv_abandon() was called: new operations are refused */
     int freeing;              /* kv_free() was called: no caller's callback runs */
     int hiredis_holds;        /* ... inside a hiredis callback: it holds the guard */
     guard guard;              /* frames running callers' callbacks, and hiredis */
@@ -649,7 +650,7 @@ static void flush_timer_cb(evutil_socket_t fd, short what, void *arg)
 /* Queue 'o' in the pending batch; 'urgent' sends it at the end of this turn. */
 static int enqueue(kv_redis *r, rop *o, int urgent)
 {
-    if (!r->connected && r->npend >= KV_REDIS_MAX_WAITING) {
+    if (r->abandoned || (!r->connected && r->npend >= KV_REDIS_MAX_WAITING)) {
         rop_free(o);
         return KV_EIO;
     }
@@ -1498,6 +1499,25 @@ static void redis_free(kv_store *kv)
         redis_destroy(r);
 }
 
+/* kv_abandon(): what is owed fails as when Redis stopped answering
+ * (drop_connection: the batches in flight and the operations waiting, KV_EIO),
+ * and the flushes that waited for nothing are answered; what the callbacks
+ * issue meanwhile, and anything after, is refused by enqueue(). No
+ * reconnection: the loop that would run it has ended. */
+static void redis_abandon(kv_store *kv)
+{
+    kv_redis *r = (kv_redis *)kv;
+    if (r->abandoned || r->freeing)
+        return;
+    r->abandoned = 1;
+    enter(r);
+    if (r->ac || r->pend)
+        drop_connection(r, 1);
+    evtimer_del(r->reconnect_ev);
+    ready_cb(-1, 0, r);
+    leave(r);
+}
+
 /* Parse "redis://[:password@]host[:port][/db]" or "unix:///path". */
 static int parse_url(kv_redis *r, const char *url, char *err, size_t errlen)
 {
@@ -1576,6 +1596,7 @@ static const kv_ops kv_redis_ops = {
     .notify = redis_notify,
     .subscribed = redis_subscribed,
     .health = redis_health,
+    .abandon = redis_abandon,
     .free = redis_free,
 };
 

@@ -70,6 +70,22 @@ static void on_drained(int status, void *arg)
     event_base_loopexit(a->base, &grace);
 }
 
+/* The store did not take everything within SHUTDOWN_FLUSH_S (frozen, cut
+ * off): give up on it (kv_abandon). What waits for it is answered now, 503
+ * store_unavailable (a lookup, a read, a publish, the requests behind them),
+ * and frees what it holds on its error path while everything is alive; the
+ * loop's next turns write those answers. The drain ends with it (its flush is
+ * refused: on_drained), and the loop after the grace; 'last' bounds that. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    app *a = arg;
+    struct timeval last = {1, 0};
+    log_warn("shutdown: the %s store did not answer within %d s: giving up on it",
+             kv_name(a->kv), SHUTDOWN_FLUSH_S);
+    kv_abandon(a->kv);
+    event_base_loopexit(a->base, &last);
+}
+
 /* The modules are done with (modhost_stop): drain the broker. */
 static void on_modules_stopped(void *arg)
 {
@@ -90,7 +106,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
              (int)sig, st.streams);
     http_server_stop_accepting(a->http);
     notify_send("STOPPING=1\nSTATUS=shutting down");
-    event_base_loopexit(a->base, &deadline);
+    if (event_base_once(a->base, -1, EV_TIMEOUT, on_deadline, a, &deadline) < 0)
+        event_base_loopexit(a->base, &deadline); /* out of memory: end there */
     /* The modules first: their publishes under way are answered before the
      * broker refuses more, and the drain flushes what the host writes. */
     if (modhost_stop(a->mods, on_modules_stopped, a) == 0)

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 
 import { startBroker, tmpDir, waitFor, req, sleep, HOST } from './lib/broker.mjs';
 import { startRedis } from './lib/redis.mjs';
+import { watchChild } from './lib/reaper.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const LISTEN_BIN = process.env.SSEB_NOTIFY_LISTEN ||
@@ -39,6 +40,7 @@ async function notifySocket({ abstract = false } = {}) {
     const addr = abstract ? `@ssebroker-it-${process.pid}-${++sockSeq}`
         : path.join(tmpDir(), `notify-${++sockSeq}.sock`);
     const proc = spawn(LISTEN_BIN, [addr, '120'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    watchChild(proc); // ends with this file, killed or not
     const msgs = [];
     let out = '', err = '', listening = false, exited = false;
     proc.on('close', () => { exited = true; });

@@ -4,7 +4,8 @@
  * store runs it as two nodes, two stores on one private redis-server, then goes
  * through losing its subscription, a Redis restart, a SCRIPT FLUSH and being
  * freed at awkward moments; and, on a redis-server of their own, a set-up
- * refused, a Redis frozen with SIGSTOP and one restarted slow to load. */
+ * refused, a Redis frozen with SIGSTOP (and a store abandoned on it, as at a
+ * forced exit) and one restarted slow to load. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -800,6 +801,65 @@ static void redis_frozen(redis_server *rs, struct event_base *base)
     kv_free(kv);
 }
 
+static kv_store *abandoned_kv; /* redis_abandoned's store */
+
+/* A callback that issues another operation, as a waiting caller's error path
+ * may: what kv_get returned, from inside a callback of an abandoned store. */
+static int reissued = 1;
+static kvc_rec reissued_rec;
+static void reissue(const kv_result *res, void *arg)
+{
+    kvc_record(res, arg);
+    reissued = kv_get(abandoned_kv, "x/ak", kvc_record, &reissued_rec);
+}
+
+/* kv_abandon() on a frozen Redis (a forced exit): a batch in flight and the
+ * operations waiting to be sent all call back at once, KV_EIO, in issue
+ * order; what their callbacks issue, and anything after, is refused with no
+ * callback; then kv_free(). The reply timeout is long: nothing fails by
+ * itself meanwhile. */
+static void redis_abandoned(redis_server *rs, struct event_base *base)
+{
+    kv_redis_opts ro = {
+        .url = rs->url, .prefix = "ab:", .buffertime_ms = 5, .timeout_ms = 600000};
+    char err[256];
+    kvc_rec set, get, fl, after;
+    kv_store *kv = kv_redis_new(base, &ro, err, sizeof(err));
+    int want;
+
+    ok(kv != NULL, "a store with a 600 s reply timeout (%s)", kv ? "" : err);
+    if (!kv)
+        return;
+    abandoned_kv = kv;
+    kvc_until(base, kvc_live, kv);
+    ok(kill(rs->pid, SIGSTOP) == 0, "SIGSTOP");
+    memset(&set, 0, sizeof(set));
+    memset(&get, 0, sizeof(get));
+    memset(&fl, 0, sizeof(fl));
+    memset(&after, 0, sizeof(after));
+    memset(&reissued_rec, 0, sizeof(reissued_rec));
+    ok(kv_set(kv, "x/ak", "v", 1, kvc_record, &set) == 0, "a set starts");
+    spin(base, 50); /* sent: in flight, never answered */
+    ok(set.calls == 0, "the set waits for the frozen Redis");
+    ok(kv_get(kv, "x/ak", kvc_record, &get) == 0 && kv_flush(kv, reissue, &fl) == 0,
+       "a get and a flush wait to be sent behind it");
+    want = kvc_completed + 3;
+    kv_abandon(kv);
+    ok(kvc_completed == want && set.calls == 1 && get.calls == 1 && fl.calls == 1,
+       "kv_abandon: every callback ran, at once");
+    ok(kvc_is(&set, KV_EIO) && kvc_is(&get, KV_EIO) && kvc_is(&fl, KV_EIO),
+       "all with KV_EIO (%d %d %d)", set.status, get.status, fl.status);
+    ok(set.order < get.order && get.order < fl.order, "in issue order");
+    ok(reissued < 0, "an operation issued from a callback is refused (%d)", reissued);
+    ok(kv_get(kv, "x/ak", kvc_record, &after) < 0, "and one issued after");
+    spin(base, 50);
+    ok(after.calls == 0 && reissued_rec.calls == 0, "neither calls back");
+    kv_abandon(kv); /* twice: nothing more */
+    kv_free(kv);
+    abandoned_kv = NULL;
+    ok(kill(rs->pid, SIGCONT) == 0, "SIGCONT");
+}
+
 static int saw_loading(const void *rp)
 {
     return strstr(((const reports *)rp)->last[KV_EV_RETRY], "LOADING") != NULL;
@@ -981,6 +1041,7 @@ int main(void)
         diag("faults on %s", fs.url);
         redis_refused(&fs, base);
         redis_frozen(&fs, base);
+        redis_abandoned(&fs, base);
         redis_loading(&fs, base);
         redis_server_stop(&fs);
         kv_free(kv2);

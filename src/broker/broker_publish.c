@@ -303,8 +303,9 @@ void broker_publish_free(broker *b)
     pub_ctx *pc;
     b->closing = true; /* a publisher's callback below cannot publish again */
     broker_pubs_release(b, true);
-    /* Still in flight: the store never answered (the loop ended at its
-     * deadline: a store that did not answer in time). Each publisher hears
+    /* Still in flight: the store never answered, and was not abandoned
+     * (main.c's kv_abandon answers what Redis owes first; here, the memory
+     * store's answers queued when the loop ended). Each publisher hears
      * "shutting down" now, so that what it holds for the answer is freed;
      * the store, freed after the broker, runs no callback then (kv_free). */
     while ((pc = TAILQ_FIRST(&b->inflight))) {

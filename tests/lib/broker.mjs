@@ -2,7 +2,9 @@
 // ssebroker on a free loopback port, plain HTTP requests, and a raw SSE reader
 // that parses the event stream itself so tests can assert the exact framing.
 //
-// Every wait is bounded; every process we start is tracked and stopped by PID.
+// Every wait is bounded; every process we start is tracked and stopped by PID,
+// and ends with this Node process even when no exit handler runs (the test
+// runner SIGKILLs the file at its timeout): see reaper.mjs.
 //
 // SSEB_STORE picks the store startBroker() runs a broker on when the test does
 // not choose one itself: unset or "memory", the in-memory store; "redis", the
@@ -15,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { fileURLToPath } from 'node:url';
+import { watchChild } from './reaper.mjs';
 import { startRedis } from './redis.mjs';
 
 // SSEBROKER_BIN (set by `make check`), else an in-tree or build/ binary next to tests/.
@@ -110,6 +113,7 @@ function withTimeout(promise, ms, what) {
 export async function runBroker(args, { timeout = 5000 } = {}) {
     const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(proc);
+    watchChild(proc);
     let stdout = '', stderr = '';
     proc.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
     proc.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
@@ -175,6 +179,7 @@ export async function startBroker({ config, args = [], readyTimeout = 10000, env
     }
     const proc = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: procEnv });
     live.add(proc);
+    watchChild(proc);
     let stderr = '', stdout = '';
     let exit = null; // {code, signal} once the process is gone
     let stopping = false;

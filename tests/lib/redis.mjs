@@ -7,49 +7,23 @@
 // an error (a test failure, not a skip).
 //
 // A server also ends with this Node process when no exit handler runs (the
-// test runner kills the file at its timeout, SIGKILL): beside each server a
-// detached `sh` watcher checks once a second (`kill -0`) that this process
-// and the server are alive; once this process is gone it SIGKILLs the server
-// by PID (SIGKILL: a server stopped with SIGSTOP ends too) and removes its
-// directory. It ends on its own within a second once the server is gone, and
-// is killed with its process group when the server closes or on exit.
+// test runner kills the file at its timeout, SIGKILL): reaper.mjs's watcher
+// SIGKILLs it by PID and removes its directory.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
+import { watchChild } from './reaper.mjs';
+
 export const REDIS_BIN = process.env.REDIS_SERVER || 'redis-server';
 const HOST = '127.0.0.1';
 
 const live = new Set(); // redis-server child processes still running
 const dirs = new Set(); // data directories to remove on exit
-const watchers = new Set(); // the watchers of those servers (see the top)
-
-// $1: this process's PID, $2: the server's, $3: its directory. Bounded by
-// the life of the two processes; one check a second.
-const WATCH = 'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done; ' +
-    'if ! kill -0 "$1" 2>/dev/null; then kill -KILL "$2" 2>/dev/null; rm -rf "$3"; fi';
-
-/** Start the watcher of server 'p' (data in 'dir'); stopped with p (see the top). */
-function watch(p, dir) {
-    const w = spawn('sh', ['-c', WATCH, 'redis-watch', String(process.pid), String(p.pid), dir],
-        { detached: true, stdio: 'ignore' });
-    w.on('error', () => {}); // no sh: the exit handler below still runs when it can
-    w.unref();
-    watchers.add(w);
-    const stop = () => {
-        if (!watchers.delete(w)) return;
-        try { process.kill(-w.pid, 'SIGKILL'); } catch { /* gone */ }
-    };
-    w.on('exit', () => watchers.delete(w));
-    p.on('close', stop);
-}
 
 process.on('exit', () => {
-    for (const w of watchers) {
-        try { process.kill(-w.pid, 'SIGKILL'); } catch { /* already gone */ }
-    }
     for (const p of live) {
         try { process.kill(p.pid, 'SIGKILL'); } catch { /* already gone */ }
     }
@@ -215,7 +189,7 @@ export async function startRedis({ readyTimeout = 10000, unref = false, args = [
         const p = spawn(REDIS_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
         proc = p;
         live.add(p);
-        if (p.pid) watch(p, dir);
+        watchChild(p, { dir });
         p.stdout.setEncoding('utf8').on('data', (d) => (log += d));
         p.stderr.setEncoding('utf8').on('data', (d) => (log += d));
         if (unref) {

@@ -15,6 +15,7 @@
 #include "kv/kv.h"
 #include "kv/kv_private.h"
 #include "kv/kv_redis_script.h"
+#include "src/base/util.h"
 
 /* The store's one script, loaded at every connection and called by its SHA1
  * with EVALSHA inside the MULTI like any write. ARGV[1] picks what it does;
@@ -256,19 +257,16 @@ static void bulk(resp_w *w, const char *a, size_t alen, const char *b, size_t bl
     bulk3(w, a, alen, b, blen, NULL, 0);
 }
 
-/* A number, in decimal, after 'sign' ("" or "-"). By hand, not snprintf():
+/* A number, in decimal, after 'sign' ("" or "-"), with fmt_u64, not snprintf():
  * an append writes 4 or more, and printf's machinery was half of the time
  * an append took to encode (perf). */
 static void bulk_num(resp_w *w, const char *sign, unsigned long long v)
 {
-    char t[24];
-    size_t n = sizeof(t);
-    do
-        t[--n] = (char)('0' + v % 10);
-    while ((v /= 10));
+    char t[24], *p = t;
     if (*sign)
-        t[--n] = '-';
-    bulk(w, t + n, sizeof(t) - n, NULL, 0);
+        *p++ = '-';
+    p = fmt_u64(p, v);
+    bulk(w, t, (size_t)(p - t), NULL, 0);
 }
 
 int kv_redis_script_append(const char *prefix, const kv_append_args *a, kv_redis_rec *rec)

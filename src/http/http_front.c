@@ -360,9 +360,6 @@ static bool main_keeps(const char *p, size_t len, void *arg)
     return !front_keeps(p, len, arg);
 }
 
-/* The main loop gives a publishing connection to the fronts in turn. A
- * publisher keeps its connection open for many requests, so the hand-over
- * (a dup and a copy of what it sent) is paid once for all of them. */
 /* Post a connection to 'to' (a front's mailbox, or the main loop's) in a
  * job of front 'f'. 0, or -1 with the fd and the bytes still the caller's. */
 static int post_adopt(http_front *f, mailbox *to, int fd, bool over, char *bytes,
@@ -382,6 +379,9 @@ static int post_adopt(http_front *f, mailbox *to, int fd, bool over, char *bytes
     return 0;
 }
 
+/* The main loop gives a publishing connection to the fronts in turn. A
+ * publisher keeps its connection open for many requests, so the hand-over
+ * (a dup and a copy of what it sent) is paid once for all of them. */
 static int main_give(int fd, bool over, char *bytes, size_t len, void *arg)
 {
     http_fronts *fs = arg;
@@ -392,6 +392,7 @@ static int main_give(int fd, bool over, char *bytes, size_t len, void *arg)
     return post_adopt(f, f->mb, fd, over, bytes, len);
 }
 
+/* A front gives back a connection whose next request is not a publish. */
 static int front_give(int fd, bool over, char *bytes, size_t len, void *arg)
 {
     http_front *f = arg;

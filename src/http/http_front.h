@@ -82,7 +82,7 @@ void http_front_refused(http_front *f, int result);
  * waiting at the main loop now, and the most one front had waiting at once.
  * Each figure is read on its own (not one snapshot of all). */
 typedef struct http_fronts_stats {
-    int loops;    /* front loops: threads - 1, 0 without */
+    int loops;    /* front loops: http_front_loops(threads), 0 without */
     size_t limit; /* HTTP_FRONT_JOBS */
     unsigned long long posted, refused;
     size_t waiting, waiting_max;

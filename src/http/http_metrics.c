@@ -118,8 +118,9 @@ static const struct family {
                    "Module publishes refused by modules_max_depth."},
     [F_MOD_DROPPED] = {"ssebroker_module_dropped_total", "counter",
                        "Module publishes refused: too many under way."},
-    [F_FRONTS] = {"ssebroker_front_loops", "gauge",
-                  "Front loops handling publishes (threads - 1; 0: none)."},
+    [F_FRONTS] =
+        {"ssebroker_front_loops", "gauge",
+         "Front loops handling publishes (threads - 1 from threads 3; 0: none)."},
     [F_FRONT_PUB] = {"ssebroker_front_publishes_total", "counter",
                      "Publishes the front loops handed to the main loop."},
     [F_FRONT_REFUSED] = {"ssebroker_front_refused_total", "counter",

@@ -56,7 +56,7 @@ void http_opts_reload(http_opts *dst, const http_opts *o);
 /* The httpd options of 'o' (its strings borrowed). */
 httpd_opts http_httpd_opts(const http_opts *o);
 
-/* threads - 1 front loops beside the main server 'h' (http_front_server.c),
+/* The front loops (http_front_loops) beside the main server 'h' (http_front_server.c),
  * started. 0, or -1 with 'err' (the caller frees what was made, with 'h'). */
 int http_server_fronts_start(http_server *h, struct event_base *base, const http_opts *o,
                              char *err, size_t errlen);

@@ -56,14 +56,14 @@ typedef struct hs_ring {
     hs_ref v[];
 } hs_ring;
 
-/* Every idle subscriber has one: 72 bytes (malloc's 80-byte class), the
- * ring's counters kept in the ring, which most streams never need. */
 /* A stream whose credentials expire: only those have one. */
 struct hs_expiry {
     struct event *ev;
     int64_t at_us;
 };
 
+/* Every idle subscriber has one: 72 bytes (malloc's 80-byte class), the
+ * ring's counters kept in the ring, which most streams never need. */
 typedef struct http_stream {
     sink base;
     httpd_req *req;
